@@ -1,0 +1,1 @@
+//! bgp-proto
