@@ -1,1 +1,36 @@
-//! lab
+//! `lab`: the one way Wren builds network topologies out of Linux network namespaces, for
+//! the integration tests of every crate, the benchmark harness and the `wren-lab` runner.
+//!
+//! Building blocks, each in its own module:
+//! - [`require!`] / [`require`]: skip (or, with `WREN_REQUIRE_LAB=1`, fail) a test whose
+//!   prerequisites (root, FRR, BIRD, ...) are missing;
+//! - [`Netns`]: a namespace guard (commands, closures, daemons inside; cleaned up on drop);
+//! - [`Veth`] and [`Iface`]: links, addresses, MTU, up/down, netem;
+//! - [`Daemon`]: a process-group guard with a log file and `wait_until` helpers;
+//! - [`Etcd`]: a throw-away etcd with kill and restart;
+//! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors.
+//!
+//! Every guard cleans up on drop, also when a test panics, and every name is unique
+//! (prefix + pid + counter) so tests run in parallel.
+
+mod command;
+mod daemon;
+mod error;
+mod etcd;
+mod link;
+mod names;
+pub mod netns;
+mod prereq;
+mod wait;
+
+pub use command::{display as command_line, run as run_command, run_json as run_command_json};
+pub use daemon::{Daemon, GRACE, tail};
+pub use error::{Error, Result};
+pub use etcd::Etcd;
+pub use link::{End, Iface, Veth};
+pub use names::{IFNAME_MAX, unique_ifname, unique_name, valid_ifname};
+pub use netns::Netns;
+pub use prereq::{
+    FRR_DIR, Prereq, REQUIRE_ENV, Ready, check, cni_dir, find_program, keep_files, require,
+};
+pub use wait::{TIMEOUT, wait_for, wait_until};
