@@ -1,0 +1,422 @@
+//! The request socket: batches of route requests in one sendmsg, their
+//! errors collected afterwards, and dumps.
+//!
+//! Calling contract: only the syncer task holds a `RequestSocket`. A batch
+//! asks the kernel to acknowledge only its last request; every other request
+//! answers only when it fails. The kernel handles a sendmsg to rtnetlink
+//! synchronously, so when `execute` returns all answers have been read. If
+//! answers were lost (ENOBUFS) `execute` fails and the caller must dump the
+//! kernel again to learn what happened.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use netlink_packet_core::{NLM_F_ACK, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::{AsyncSocket, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
+
+use crate::error::Error;
+
+/// Requests are sent in datagrams of about this size (the kernel allows up
+/// to the socket's send buffer, 208 KiB by default).
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+/// Receive buffer asked for with SO_RCVBUFFORCE (CAP_NET_ADMIN).
+pub(crate) const RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
+const RECV_SIZE: usize = 64 * 1024;
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_DUMP_INTR: u16 = 16;
+const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLMSGERR_ATTR_MSG: u16 = 1;
+const HEADER_LEN: usize = 16;
+
+/// The kernel's answer to one request of a batch that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// Position of the request in its batch.
+    pub index: usize,
+    pub errno: i32,
+    /// The kernel's extended ack message, if any.
+    pub detail: Option<String>,
+}
+
+/// A batch being filled: requests numbered from `first_seq`.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub buffer: Vec<u8>,
+    pub first_seq: u32,
+    pub count: usize,
+    last_offset: usize,
+}
+
+impl Batch {
+    pub(crate) fn new(first_seq: u32) -> Batch {
+        Batch {
+            buffer: Vec::with_capacity(BATCH_BYTES + 4096),
+            first_seq,
+            count: 0,
+            last_offset: 0,
+        }
+    }
+
+    /// Sequence number for the next request.
+    pub(crate) fn next_seq(&self) -> u32 {
+        self.first_seq.wrapping_add(self.count as u32)
+    }
+
+    /// Records that one request was appended at `offset`.
+    pub(crate) fn pushed(&mut self, offset: usize) {
+        self.last_offset = offset;
+        self.count += 1;
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.buffer.len() >= BATCH_BYTES
+    }
+
+    /// Asks the kernel to acknowledge the last request.
+    fn ack_last(&mut self) {
+        if let Some(flags) = self
+            .buffer
+            .get_mut(self.last_offset + 6..self.last_offset + 8)
+        {
+            let value = u16::from_ne_bytes([flags[0], flags[1]]) | NLM_F_ACK;
+            flags.copy_from_slice(&value.to_ne_bytes());
+        }
+    }
+}
+
+/// The netlink socket requests and dumps go through.
+pub(crate) struct RequestSocket {
+    socket: TokioSocket,
+    portid: u32,
+    seq: u32,
+    receive: Vec<u8>,
+}
+
+impl std::fmt::Debug for RequestSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSocket")
+            .field("portid", &self.portid)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestSocket {
+    /// Opens and binds a NETLINK_ROUTE socket (needs a tokio runtime).
+    pub(crate) fn open() -> Result<RequestSocket, Error> {
+        let socket = open_socket("opening the rtnetlink request socket")?;
+        let context = "setting options on the rtnetlink request socket";
+        let raw = socket.socket_ref();
+        raw.set_cap_ack(true).map_err(|e| Error::io(context, e))?;
+        raw.set_ext_ack(true).map_err(|e| Error::io(context, e))?;
+        raw.set_netlink_get_strict_chk(true)
+            .map_err(|e| Error::io(context, e))?;
+        let mut address = SocketAddr::new(0, 0);
+        raw.get_address(&mut address)
+            .map_err(|e| Error::io(context, e))?;
+        let portid = address.port_number();
+        Ok(RequestSocket {
+            socket,
+            portid,
+            seq: 1,
+            receive: Vec::with_capacity(RECV_SIZE),
+        })
+    }
+
+    /// The port id the kernel puts in notifications this socket caused.
+    pub(crate) fn portid(&self) -> u32 {
+        self.portid
+    }
+
+    /// A new batch with fresh sequence numbers.
+    pub(crate) fn batch(&mut self) -> Batch {
+        Batch::new(self.seq)
+    }
+
+    /// Sends a batch in one sendmsg and returns the requests that failed.
+    pub(crate) async fn execute(&mut self, mut batch: Batch) -> Result<Vec<Refusal>, Error> {
+        if batch.count == 0 {
+            return Ok(Vec::new());
+        }
+        batch.ack_last();
+        self.seq = batch.next_seq();
+        let last_seq = batch.next_seq().wrapping_sub(1);
+        self.send(&batch.buffer, "sending route requests").await?;
+        let mut refusals = Vec::new();
+        let context = "reading the kernel's answers to route requests";
+        loop {
+            self.receive_datagram(context).await?;
+            let mut finished = false;
+            for message in messages(&self.receive) {
+                if message.kind != NLMSG_ERROR {
+                    continue;
+                }
+                let index = message.seq.wrapping_sub(batch.first_seq) as usize;
+                if index >= batch.count {
+                    continue;
+                }
+                let (errno, detail) = parse_error(&message);
+                if errno != 0 {
+                    refusals.push(Refusal {
+                        index,
+                        errno,
+                        detail,
+                    });
+                }
+                finished |= message.seq == last_seq;
+            }
+            if finished {
+                return Ok(refusals);
+            }
+        }
+    }
+
+    /// Runs one dump; `on_message` sees every answer. Returns false when the
+    /// kernel says the dump was interrupted by a change (run it again).
+    pub(crate) async fn dump(
+        &mut self,
+        build: impl FnOnce(&mut Vec<u8>, u32),
+        mut on_message: impl FnMut(RouteNetlinkMessage),
+    ) -> Result<bool, Error> {
+        let context = "dumping the kernel's routes and links";
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let mut request = Vec::new();
+        build(&mut request, seq);
+        self.send(&request, context).await?;
+        let mut consistent = true;
+        loop {
+            self.receive_datagram(context).await?;
+            for message in messages(&self.receive) {
+                if message.seq != seq {
+                    continue;
+                }
+                consistent &= message.flags & NLM_F_DUMP_INTR == 0;
+                match message.kind {
+                    NLMSG_DONE => return Ok(consistent),
+                    NLMSG_ERROR => {
+                        let (errno, detail) = parse_error(&message);
+                        if errno == libc::EPERM || errno == libc::EACCES {
+                            return Err(Error::Permission { context });
+                        }
+                        return Err(Error::Kernel {
+                            context,
+                            message: format!(
+                                "{}{}",
+                                io::Error::from_raw_os_error(errno),
+                                detail.map(|d| format!(": {d}")).unwrap_or_default()
+                            ),
+                        });
+                    }
+                    _ => match NetlinkMessage::<RouteNetlinkMessage>::deserialize(message.bytes) {
+                        Ok(NetlinkMessage {
+                            payload: NetlinkPayload::InnerMessage(inner),
+                            ..
+                        }) => on_message(inner),
+                        Ok(_) => {}
+                        Err(error) => {
+                            return Err(Error::Decode {
+                                context,
+                                detail: error.to_string(),
+                            });
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    async fn send(&self, buffer: &[u8], context: &'static str) -> Result<(), Error> {
+        poll_fn(|cx| self.socket.poll_send(cx, buffer))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::io(context, e))
+    }
+
+    /// Reads one datagram into `self.receive`, waiting at most ANSWER_TIMEOUT.
+    async fn receive_datagram(&mut self, context: &'static str) -> Result<(), Error> {
+        self.receive.clear();
+        // The kernel answers during sendmsg, so the answer is usually there.
+        match self
+            .socket
+            .socket_ref()
+            .recv(&mut self.receive, libc::MSG_TRUNC)
+        {
+            Ok(length) => return check_length(length, self.receive.len(), context),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(Error::io(context, error)),
+        }
+        let (socket, receive) = (&self.socket, &mut self.receive);
+        let wait = poll_fn(|cx| {
+            receive.clear();
+            socket.poll_recv(cx, receive)
+        });
+        match tokio::time::timeout(ANSWER_TIMEOUT, wait).await {
+            Ok(Ok(())) if self.receive.len() == self.receive.capacity() => Err(Error::Decode {
+                context,
+                detail: format!(
+                    "a datagram filled the whole {}-byte buffer",
+                    self.receive.len()
+                ),
+            }),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(Error::io(context, error)),
+            Err(_) => Err(Error::Timeout {
+                context,
+                seconds: ANSWER_TIMEOUT.as_secs(),
+            }),
+        }
+    }
+}
+
+/// Opens a non-blocking NETLINK_ROUTE socket with a large receive buffer.
+pub(crate) fn open_socket(context: &'static str) -> Result<TokioSocket, Error> {
+    let mut socket = TokioSocket::new(NETLINK_ROUTE).map_err(|e| Error::io(context, e))?;
+    let raw = socket.socket_mut();
+    raw.bind_auto().map_err(|e| Error::io(context, e))?;
+    let size = RECEIVE_BUFFER;
+    if nix::sys::socket::setsockopt(&raw.as_fd(), nix::sys::socket::sockopt::RcvBufForce, &size)
+        .is_err()
+    {
+        // Without CAP_NET_ADMIN only up to net.core.rmem_max.
+        raw.set_rx_buf_sz(RECEIVE_BUFFER as libc::c_int)
+            .map_err(|e| Error::io(context, e))?;
+    }
+    Ok(socket)
+}
+
+/// A datagram longer than the buffer would have been cut.
+fn check_length(length: usize, kept: usize, context: &'static str) -> Result<(), Error> {
+    if length > kept {
+        return Err(Error::Decode {
+            context,
+            detail: format!("a {length}-byte datagram does not fit the {kept}-byte buffer"),
+        });
+    }
+    Ok(())
+}
+
+/// One netlink message inside a datagram.
+#[derive(Debug)]
+pub(crate) struct Message<'a> {
+    pub kind: u16,
+    pub flags: u16,
+    pub seq: u32,
+    /// The whole message, header included.
+    pub bytes: &'a [u8],
+}
+
+/// Splits a datagram into messages, stopping at the first malformed one.
+pub(crate) fn messages(datagram: &[u8]) -> impl Iterator<Item = Message<'_>> {
+    let mut rest = datagram;
+    std::iter::from_fn(move || {
+        let header = rest.get(..HEADER_LEN)?;
+        let length = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if length < HEADER_LEN || length > rest.len() {
+            rest = &[];
+            return None;
+        }
+        let message = Message {
+            kind: u16::from_ne_bytes([header[4], header[5]]),
+            flags: u16::from_ne_bytes([header[6], header[7]]),
+            seq: u32::from_ne_bytes([header[8], header[9], header[10], header[11]]),
+            bytes: &rest[..length],
+        };
+        rest = rest.get((length + 3) & !3..).unwrap_or(&[]);
+        Some(message)
+    })
+}
+
+/// The errno (positive, 0 for an ack) and extended ack text of NLMSG_ERROR.
+fn parse_error(message: &Message<'_>) -> (i32, Option<String>) {
+    let body = &message.bytes[HEADER_LEN..];
+    let Some(code) = body.get(..4) else {
+        return (libc::EIO, Some("truncated error message".into()));
+    };
+    let errno = -i32::from_ne_bytes([code[0], code[1], code[2], code[3]]);
+    if message.flags & NLM_F_ACK_TLVS == 0 {
+        return (errno, None);
+    }
+    // The request's header follows, alone when capped, else whole.
+    let request_length = match body.get(4..8) {
+        Some(l) if message.flags & NLM_F_CAPPED == 0 => {
+            u32::from_ne_bytes([l[0], l[1], l[2], l[3]]) as usize
+        }
+        _ => HEADER_LEN,
+    };
+    let mut tlvs = body.get(4 + ((request_length + 3) & !3)..).unwrap_or(&[]);
+    while tlvs.len() >= 4 {
+        let length = usize::from(u16::from_ne_bytes([tlvs[0], tlvs[1]]));
+        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]);
+        if length < 4 || length > tlvs.len() {
+            break;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = &tlvs[4..length];
+            let text = text.split(|b| *b == 0).next().unwrap_or(&[]);
+            return (errno, Some(String::from_utf8_lossy(text).into_owned()));
+        }
+        tlvs = tlvs.get((length + 3) & !3..).unwrap_or(&[]);
+    }
+    (errno, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_capped_error_with_extended_ack() {
+        // NLMSG_ERROR for seq 9 as the kernel sends it with NETLINK_CAP_ACK and
+        // NETLINK_EXT_ACK (net/netlink/af_netlink.c netlink_ack): nlmsghdr,
+        // error -17, the request's nlmsghdr, then NLMSGERR_ATTR_MSG "Nexthop has invalid gateway".
+        let text = b"Nexthop has invalid gateway\0";
+        let attribute_length = 4 + text.len();
+        let total = 16 + 4 + 16 + ((attribute_length + 3) & !3);
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&(total as u32).to_ne_bytes());
+        bytes.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        bytes.extend_from_slice(&(NLM_F_CAPPED | NLM_F_ACK_TLVS).to_ne_bytes());
+        bytes.extend_from_slice(&9u32.to_ne_bytes());
+        bytes.extend_from_slice(&77u32.to_ne_bytes());
+        bytes.extend_from_slice(&(-17i32).to_ne_bytes());
+        bytes.extend_from_slice(&[68, 0, 0, 0, 24, 0, 1, 6, 9, 0, 0, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&(attribute_length as u16).to_ne_bytes());
+        bytes.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
+        bytes.extend_from_slice(text);
+        bytes.resize(total, 0);
+        // A second message (an ack for seq 10) in the same datagram.
+        let mut ack = vec![36, 0, 0, 0, 2, 0, 0, 1, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        ack.extend_from_slice(&[68, 0, 0, 0, 24, 0, 1, 6, 10, 0, 0, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&ack);
+        let all: Vec<_> = messages(&bytes).collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].seq, 9);
+        assert_eq!(
+            parse_error(&all[0]),
+            (libc::EEXIST, Some("Nexthop has invalid gateway".into()))
+        );
+        assert_eq!(all[1].seq, 10);
+        assert_eq!(parse_error(&all[1]), (0, None));
+    }
+
+    #[test]
+    fn malformed_datagrams_end_iteration() {
+        assert_eq!(messages(&[1, 2, 3]).count(), 0);
+        assert_eq!(
+            messages(&[200, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]).count(),
+            0
+        );
+        assert_eq!(
+            messages(&[4, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]).count(),
+            0
+        );
+    }
+}
