@@ -1,1 +1,58 @@
-//! ipam
+//! ipam: block-based pod address management (Calico's model) on a datastore with
+//! compare-and-swap transactions (SQLite or etcd v3), and the `wren-ipam` CNI plugin.
+//!
+//! - [`pool`]: pools and block arithmetic; [`block`]: blocks and allocations;
+//!   [`records`]: affinities, handles, configuration, nodes.
+//! - [`store`]: the [`Datastore`] trait, its SQLite and etcd implementations, and
+//!   [`store::open`] to pick one from a URL.
+//! - [`Ipam`]: the operations — assign and release (`allocator.rs`, `claim.rs`,
+//!   `release.rs`), pools, configuration, node registry and what bgpd watches
+//!   (`registry.rs`), the audit (`check.rs`) and usage reports (`report.rs`).
+//! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary.
+//!
+//! Calling contract: every operation is safe to run concurrently from any number of
+//! processes and hosts on one store; each is retried internally on conflicts and either
+//! completes or leaves the store as it found it (a crash between the two phases of a
+//! block claim is repaired by the node's next operation).
+
+mod allocator;
+pub mod block;
+mod check;
+mod claim;
+pub mod cni;
+mod error;
+pub mod keys;
+pub mod pool;
+pub mod records;
+mod registry;
+mod release;
+mod report;
+pub mod store;
+
+pub use allocator::{Assigned, Ipam, MAX_ASSIGN, MAX_ATTEMPTS};
+pub use check::{CheckReport, Problem, ProblemKind};
+pub use error::IpamError;
+pub use pool::{Family, Pool};
+pub use records::{Affinity, AffinityState, HandleRecord, IpamConfig, Node, NodeAllocations};
+pub use release::{NodeRelease, Released};
+pub use report::{AddressInfo, Usage, UsageReport, with_percent};
+pub use store::{AnyStore, Datastore, StoreError};
+
+/// Opens the datastore a URL names and returns the IPAM operations on it.
+pub async fn connect(url: &str) -> Result<Ipam<AnyStore>, IpamError> {
+    Ok(Ipam::new(store::open(url).await?))
+}
+
+/// The environment variable naming a failpoint (tests only): when the named point is
+/// reached the process stops there, printing `failpoint NAME reached` to stderr, until
+/// it is killed. Points: `claim-pending` (between the two phases of a block claim).
+pub const FAILPOINT_ENV: &str = "WREN_IPAM_FAILPOINT";
+
+fn failpoint(name: &str) {
+    if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name} reached");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}

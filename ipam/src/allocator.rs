@@ -1,0 +1,506 @@
+//! Address assignment: [`Ipam::assign`] (N addresses for a handle on a node) and
+//! [`Ipam::assign_address`] (one given address), plus the read helpers and the retry
+//! policy every operation shares.
+//!
+//! An assignment takes addresses from the node's own blocks first, claims a new block
+//! when they are full (see `claim.rs`), and borrows single addresses from other nodes'
+//! blocks only when no block can be claimed and `strict_affinity` is off. Every write
+//! is a compare-and-swap on the block and the handle record together; a conflict
+//! re-reads and retries (up to [`MAX_ATTEMPTS`], with jittered backoff). When an
+//! assignment of several addresses fails part way, the addresses it took are released
+//! again, so a failed call leaves nothing behind.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::block::Block;
+use crate::error::IpamError;
+use crate::keys;
+use crate::pool::{Family, Pool};
+use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, encode};
+use crate::store::{Datastore, Entry, Expect, Outcome, Txn};
+
+/// Attempts an operation makes before giving up on contention (Calico's figure).
+pub const MAX_ATTEMPTS: u32 = 100;
+/// Most addresses one `assign` call hands out.
+pub const MAX_ASSIGN: u32 = 1024;
+
+/// The IPAM operations over one datastore. Cheap to clone when the store is.
+#[derive(Debug, Clone)]
+pub struct Ipam<S> {
+    pub(crate) store: S,
+}
+
+/// One assigned address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assigned {
+    pub address: IpAddr,
+    pub block: IpNet,
+    pub pool: IpNet,
+    /// The allocation's sequence number (pass it to `release_address` to release
+    /// exactly this allocation).
+    pub sequence: u64,
+    /// Taken from another node's block.
+    pub borrowed: bool,
+}
+
+impl<S: Datastore> Ipam<S> {
+    pub fn new(store: S) -> Ipam<S> {
+        Ipam { store }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Assigns `count` addresses of `family` to `handle` for a pod on `node`.
+    pub async fn assign(
+        &self,
+        node: &str,
+        handle: &str,
+        family: Family,
+        count: u32,
+    ) -> Result<Vec<Assigned>, IpamError> {
+        keys::validate_node(node)?;
+        keys::validate_handle(handle)?;
+        if count > MAX_ASSIGN {
+            return Err(IpamError::TooMany {
+                count,
+                max: MAX_ASSIGN,
+            });
+        }
+        let config = self.config().await?;
+        let mut done = Vec::new();
+        match self
+            .assign_loop(node, handle, family, count, &config, &mut done)
+            .await
+        {
+            Ok(()) => Ok(done),
+            Err(e) => {
+                for assigned in &done {
+                    // Best effort: the error that matters is `e`.
+                    let _ = self
+                        .release_address(assigned.address, Some(assigned.sequence))
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Assigns one given address to `handle` for `node`, claiming its block for the
+    /// node when nobody has it yet. Assigning an address the handle already holds
+    /// returns it again.
+    pub async fn assign_address(
+        &self,
+        node: &str,
+        handle: &str,
+        address: IpAddr,
+    ) -> Result<Assigned, IpamError> {
+        keys::validate_node(node)?;
+        keys::validate_handle(handle)?;
+        let pools = self.pools().await?;
+        let pool = pools
+            .iter()
+            .find(|p| p.cidr.contains(&address))
+            .ok_or(IpamError::NotInPool(address))?;
+        let cidr = pool
+            .block_containing(&address)
+            .ok_or(IpamError::NotInPool(address))?;
+        let mut backoff = Backoff::new(self.store.url());
+        loop {
+            let Some((entry, mut block)) = self.block(&cidr).await? else {
+                // Nobody has this block: claim it for the node, then allocate in it.
+                self.claim_cidr(node, cidr).await?;
+                backoff.wait().await?;
+                continue;
+            };
+            let ordinal = block
+                .ordinal(&address)
+                .ok_or(IpamError::NotInPool(address))?;
+            let sequence = match block.allocate_ordinal(ordinal, handle, Some(node)) {
+                Ok(sequence) => sequence,
+                Err(existing) if existing.handle == handle => {
+                    return Ok(Assigned {
+                        address,
+                        block: cidr,
+                        pool: pool.cidr,
+                        sequence: existing.sequence,
+                        borrowed: block.affinity.as_deref() != Some(node),
+                    });
+                }
+                Err(existing) => {
+                    return Err(IpamError::AddressInUse {
+                        address,
+                        handle: existing.handle.clone(),
+                    });
+                }
+            };
+            if self.write_allocation(&entry, &block, handle, 1).await? {
+                return Ok(Assigned {
+                    address,
+                    block: cidr,
+                    pool: pool.cidr,
+                    sequence,
+                    borrowed: block.affinity.as_deref() != Some(node),
+                });
+            }
+            backoff.wait().await?;
+        }
+    }
+
+    /// The addresses a handle holds (what a repeated CNI ADD returns).
+    pub async fn addresses_of(&self, handle: &str) -> Result<Vec<Assigned>, IpamError> {
+        keys::validate_handle(handle)?;
+        let Some((_, record)) = self.read::<HandleRecord>(&keys::handle(handle)).await? else {
+            return Ok(Vec::new());
+        };
+        let pools = self.pools().await?;
+        let mut out = Vec::new();
+        for cidr in record.blocks.keys() {
+            let Some((_, block)) = self.block(cidr).await? else {
+                continue;
+            };
+            let pool = pools.iter().find(|p| p.cidr.contains(&cidr.network()));
+            for (address, allocation) in block.addresses_of(handle) {
+                out.push(Assigned {
+                    address,
+                    block: *cidr,
+                    pool: pool.map_or(*cidr, |p| p.cidr),
+                    sequence: allocation.sequence,
+                    borrowed: allocation.borrower.is_some(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn assign_loop(
+        &self,
+        node: &str,
+        handle: &str,
+        family: Family,
+        count: u32,
+        config: &IpamConfig,
+        done: &mut Vec<Assigned>,
+    ) -> Result<(), IpamError> {
+        let mut backoff = Backoff::new(self.store.url());
+        while (done.len() as u32) < count {
+            let remaining = count - done.len() as u32;
+            let pools = self.usable_pools(node, family).await?;
+            if pools.is_empty() {
+                return Err(IpamError::NoPool {
+                    node: node.to_string(),
+                    family,
+                });
+            }
+            let affinities = self.node_affinities(node).await?;
+            if self.repair_pending(node, &affinities).await? {
+                continue;
+            }
+            // 1. The node's own blocks.
+            let mut own_blocks = 0;
+            let mut wrote = None;
+            for affinity in Self::confirmed(&affinities) {
+                if Family::of(&affinity.cidr) != family {
+                    continue;
+                }
+                own_blocks += 1;
+                let Some(pool) = pools
+                    .iter()
+                    .find(|p| p.cidr.contains(&affinity.cidr.network()))
+                else {
+                    continue;
+                };
+                let Some((entry, mut block)) = self.block(&affinity.cidr).await? else {
+                    continue;
+                };
+                if block.affinity.as_deref() != Some(node) || block.free() == 0 {
+                    continue;
+                }
+                let taken = block.allocate(handle, None, remaining);
+                let written = self
+                    .write_allocation(&entry, &block, handle, taken.len() as u32)
+                    .await?;
+                if written {
+                    done.extend(taken.into_iter().map(|(address, sequence)| Assigned {
+                        address,
+                        block: block.cidr,
+                        pool: pool.cidr,
+                        sequence,
+                        borrowed: false,
+                    }));
+                }
+                wrote = Some(written);
+                break;
+            }
+            match wrote {
+                Some(true) => continue,
+                Some(false) => {
+                    backoff.wait().await?;
+                    continue;
+                }
+                None => {}
+            }
+            // 2. Claim another block.
+            let refusal = if config.max_blocks_per_node != 0
+                && own_blocks >= config.max_blocks_per_node
+            {
+                format!(
+                    "node has max_blocks_per_node = {} blocks",
+                    config.max_blocks_per_node
+                )
+            } else {
+                match self.claim_block(node, &pools).await? {
+                    crate::claim::Claim::Claimed(_) => continue,
+                    crate::claim::Claim::Conflict => {
+                        backoff.wait().await?;
+                        continue;
+                    }
+                    crate::claim::Claim::Exhausted => String::from("the pools have no free block"),
+                }
+            };
+            // 3. Borrow from other nodes' blocks.
+            if config.strict_affinity {
+                return Err(IpamError::StrictAffinity {
+                    node: node.to_string(),
+                    family,
+                    reason: refusal,
+                });
+            }
+            match self.borrow(node, handle, remaining, &pools).await? {
+                Some(assigned) if !assigned.is_empty() => done.extend(assigned),
+                Some(_) => {
+                    return Err(IpamError::Exhausted {
+                        node: node.to_string(),
+                        family,
+                        handle: handle.to_string(),
+                    });
+                }
+                None => backoff.wait().await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes addresses from other nodes' blocks. `None` on a write conflict; an empty
+    /// list when no block has a free address.
+    async fn borrow(
+        &self,
+        node: &str,
+        handle: &str,
+        count: u32,
+        pools: &[Pool],
+    ) -> Result<Option<Vec<Assigned>>, IpamError> {
+        for (entry, mut block) in self.blocks().await? {
+            let Some(pool) = pools
+                .iter()
+                .find(|p| p.cidr.contains(&block.cidr.network()))
+            else {
+                continue;
+            };
+            if block.affinity.as_deref() == Some(node) || block.free() == 0 {
+                continue;
+            }
+            let taken = block.allocate(handle, Some(node), count);
+            if !self
+                .write_allocation(&entry, &block, handle, taken.len() as u32)
+                .await?
+            {
+                return Ok(None);
+            }
+            return Ok(Some(
+                taken
+                    .into_iter()
+                    .map(|(address, sequence)| Assigned {
+                        address,
+                        block: block.cidr,
+                        pool: pool.cidr,
+                        sequence,
+                        borrowed: true,
+                    })
+                    .collect(),
+            ));
+        }
+        Ok(Some(Vec::new()))
+    }
+
+    /// Writes a block that gained `added` allocations for `handle`, together with the
+    /// handle's record. False on a conflict.
+    pub(crate) async fn write_allocation(
+        &self,
+        entry: &Entry,
+        block: &Block,
+        handle: &str,
+        added: u32,
+    ) -> Result<bool, IpamError> {
+        let handle_key = keys::handle(handle);
+        let handle_entry = self.store.get(&handle_key).await?;
+        let mut record = match &handle_entry {
+            Some(e) => decode::<HandleRecord>(self.store.url(), e)?,
+            None => HandleRecord {
+                handle: handle.to_string(),
+                ..HandleRecord::default()
+            },
+        };
+        record.add(block.cidr, added);
+        let mut txn = Txn::new();
+        txn.put(
+            entry.key.clone(),
+            encode(block),
+            Expect::Revision(entry.revision),
+        );
+        txn.put(
+            handle_key,
+            encode(&record),
+            Expect::from_entry(handle_entry.as_ref()),
+        );
+        self.commit(txn).await
+    }
+
+    // ---- read helpers shared by every operation ----
+
+    /// Commits; true when applied, false on a conflict.
+    pub(crate) async fn commit(&self, txn: Txn) -> Result<bool, IpamError> {
+        Ok(matches!(
+            self.store.commit(txn).await?,
+            Outcome::Committed { .. }
+        ))
+    }
+
+    pub(crate) async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Entry, T)>, IpamError> {
+        match self.store.get(key).await? {
+            Some(entry) => {
+                let value = decode(self.store.url(), &entry)?;
+                Ok(Some((entry, value)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn read_all<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(Entry, T)>, IpamError> {
+        let entries = self.store.list(prefix).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let value = decode(self.store.url(), &entry)?;
+            out.push((entry, value));
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn block(&self, cidr: &IpNet) -> Result<Option<(Entry, Block)>, IpamError> {
+        match self.read::<Block>(&keys::block(cidr)).await? {
+            Some((entry, block)) if !block.is_valid() || block.cidr != *cidr => {
+                Err(IpamError::Corrupt {
+                    url: self.store.url().to_string(),
+                    key: entry.key,
+                    reason: String::from("not a valid block"),
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Every block, sorted by key.
+    pub(crate) async fn blocks(&self) -> Result<Vec<(Entry, Block)>, IpamError> {
+        let blocks = self.read_all::<Block>(keys::BLOCKS).await?;
+        if let Some((entry, _)) = blocks.iter().find(|(_, b)| !b.is_valid()) {
+            return Err(IpamError::Corrupt {
+                url: self.store.url().to_string(),
+                key: entry.key.clone(),
+                reason: String::from("not a valid block"),
+            });
+        }
+        Ok(blocks)
+    }
+
+    /// A node's affinities (pending and confirmed), sorted by CIDR.
+    pub(crate) async fn node_affinities(
+        &self,
+        node: &str,
+    ) -> Result<Vec<(Affinity, Entry)>, IpamError> {
+        let mut out: Vec<_> = self
+            .read_all::<Affinity>(&keys::node_affinities(node))
+            .await?
+            .into_iter()
+            .map(|(entry, affinity)| (affinity, entry))
+            .collect();
+        out.sort_by_key(|a| a.0.cidr);
+        Ok(out)
+    }
+
+    /// The enabled pools of a family whose selector matches the node's labels.
+    pub(crate) async fn usable_pools(
+        &self,
+        node: &str,
+        family: Family,
+    ) -> Result<Vec<Pool>, IpamError> {
+        let pools = self.pools().await?;
+        let needs_labels = pools.iter().any(|p| !p.node_selector.is_empty());
+        let labels = if needs_labels {
+            self.node(node).await?.map(|n| n.labels).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        Ok(pools
+            .into_iter()
+            .filter(|p| !p.disabled && p.family() == family && p.selects(&labels))
+            .collect())
+    }
+
+    /// Confirmed affinities only.
+    pub(crate) fn confirmed(affinities: &[(Affinity, Entry)]) -> impl Iterator<Item = &Affinity> {
+        affinities
+            .iter()
+            .filter(|(a, _)| a.state == AffinityState::Confirmed)
+            .map(|(a, _)| a)
+    }
+}
+
+/// Jittered exponential backoff between attempts lost to concurrent writers.
+pub(crate) struct Backoff {
+    url: String,
+    attempts: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    pub(crate) fn new(url: &str) -> Backoff {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Backoff {
+            url: url.to_string(),
+            attempts: 0,
+            seed: (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1,
+        }
+    }
+
+    /// Waits before the next attempt, or fails after [`MAX_ATTEMPTS`].
+    pub(crate) async fn wait(&mut self) -> Result<(), IpamError> {
+        self.attempts += 1;
+        if self.attempts >= MAX_ATTEMPTS {
+            return Err(IpamError::Contention {
+                url: self.url.clone(),
+                attempts: self.attempts,
+            });
+        }
+        // xorshift64
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let ceiling_us = 200u64 << self.attempts.min(8); // 0.4 ms .. 51 ms
+        let pause = Duration::from_micros(self.seed % ceiling_us);
+        tokio::time::sleep(pause).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! IP pools: the address ranges blocks are carved from, and the arithmetic that maps a
+//! pool's block index to a block CIDR and back (u128, so IPv6 pools of any size work).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
+
+use crate::error::IpamError;
+
+/// Block sizes (prefix lengths) allowed for IPv4 pools; at most 4096 addresses a block.
+pub const V4_BLOCK_SIZES: std::ops::RangeInclusive<u8> = 20..=32;
+/// Block sizes allowed for IPv6 pools.
+pub const V6_BLOCK_SIZES: std::ops::RangeInclusive<u8> = 116..=128;
+pub const DEFAULT_V4_BLOCK_SIZE: u8 = 26;
+pub const DEFAULT_V6_BLOCK_SIZE: u8 = 122;
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn of(cidr: &IpNet) -> Family {
+        match cidr {
+            IpNet::V4(_) => Family::Ipv4,
+            IpNet::V6(_) => Family::Ipv6,
+        }
+    }
+
+    pub fn of_addr(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        }
+    }
+
+    pub fn bits(self) -> u8 {
+        match self {
+            Family::Ipv4 => 32,
+            Family::Ipv6 => 128,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Ipv4 => "IPv4",
+            Family::Ipv6 => "IPv6",
+        })
+    }
+}
+
+/// An IP pool as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub cidr: IpNet,
+    /// Prefix length of the blocks carved from this pool.
+    pub block_size: u8,
+    /// A disabled pool hands out no new addresses; existing ones stay.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Labels a node must carry (all of them, equal values) to use this pool; empty
+    /// selects every node.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// Recorded for the data plane (masquerade traffic leaving the pool).
+    #[serde(default)]
+    pub nat_outgoing: bool,
+}
+
+impl Pool {
+    /// A pool with the family's default block size.
+    pub fn new(cidr: IpNet) -> Pool {
+        let block_size = match cidr {
+            IpNet::V4(_) => DEFAULT_V4_BLOCK_SIZE,
+            IpNet::V6(_) => DEFAULT_V6_BLOCK_SIZE,
+        };
+        Pool {
+            cidr,
+            block_size,
+            disabled: false,
+            node_selector: BTreeMap::new(),
+            nat_outgoing: false,
+        }
+    }
+
+    /// Parses a pool CIDR given by a user (`10.244.0.0/16`), with one clear error.
+    pub fn parse_cidr(text: &str) -> Result<IpNet, IpamError> {
+        let bad = |reason: String| IpamError::BadPool {
+            cidr: text.to_string(),
+            reason,
+        };
+        let cidr: IpNet = text.trim().parse().map_err(|_| {
+            bad(String::from(
+                "not a CIDR such as 10.244.0.0/16 or fd00:10:244::/56",
+            ))
+        })?;
+        if cidr.trunc() != cidr {
+            return Err(bad(format!(
+                "host bits are set (did you mean {}?)",
+                cidr.trunc()
+            )));
+        }
+        Ok(cidr)
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of(&self.cidr)
+    }
+
+    /// Checks the CIDR and block size.
+    pub fn validate(&self) -> Result<(), IpamError> {
+        let bad = |reason: String| IpamError::BadPool {
+            cidr: self.cidr.to_string(),
+            reason,
+        };
+        if self.cidr.trunc() != self.cidr {
+            return Err(bad(format!(
+                "host bits are set (did you mean {}?)",
+                self.cidr.trunc()
+            )));
+        }
+        let range = match self.family() {
+            Family::Ipv4 => V4_BLOCK_SIZES,
+            Family::Ipv6 => V6_BLOCK_SIZES,
+        };
+        if !range.contains(&self.block_size) {
+            return Err(bad(format!(
+                "block size {} is outside {}-{} for {}",
+                self.block_size,
+                range.start(),
+                range.end(),
+                self.family()
+            )));
+        }
+        if self.block_size < self.cidr.prefix_len() {
+            return Err(bad(format!(
+                "block size /{} is larger than the pool /{}",
+                self.block_size,
+                self.cidr.prefix_len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether two pools share any address.
+    pub fn overlaps(&self, other: &IpNet) -> bool {
+        self.cidr.contains(&other.network()) || other.contains(&self.cidr.network())
+    }
+
+    /// Whether this pool hands out addresses to a node with these labels.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.node_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// Number of addresses in the pool.
+    pub fn size(&self) -> u128 {
+        1u128 << (self.family().bits() - self.cidr.prefix_len()).min(127)
+    }
+
+    /// Number of blocks in the pool.
+    pub fn block_count(&self) -> u128 {
+        1u128 << (self.block_size - self.cidr.prefix_len()).min(127)
+    }
+
+    /// The block with this index (0 ..= block_count - 1).
+    pub fn block_at(&self, index: u128) -> IpNet {
+        let host_bits = self.family().bits() - self.block_size;
+        let base = to_u128(&self.cidr.network()) + (index << host_bits);
+        net_from(self.family(), base, self.block_size)
+    }
+
+    /// The block of this pool containing `addr`, if the pool contains it.
+    pub fn block_containing(&self, addr: &IpAddr) -> Option<IpNet> {
+        if !self.cidr.contains(addr) {
+            return None;
+        }
+        Some(net_from(self.family(), to_u128(addr), self.block_size))
+    }
+
+    /// The index of a block of this pool.
+    pub fn block_index(&self, block: &IpNet) -> u128 {
+        let host_bits = self.family().bits() - self.block_size;
+        (to_u128(&block.network()) - to_u128(&self.cidr.network())) >> host_bits
+    }
+}
+
+/// An address as an integer (IPv4 in the low 32 bits).
+pub(crate) fn to_u128(addr: &IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(*a)),
+        IpAddr::V6(a) => u128::from(*a),
+    }
+}
+
+pub(crate) fn addr_from(family: Family, value: u128) -> IpAddr {
+    match family {
+        Family::Ipv4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
+        Family::Ipv6 => IpAddr::V6(Ipv6Addr::from(value)),
+    }
+}
+
+/// The network of `prefix_len` bits containing the address `value`.
+fn net_from(family: Family, value: u128, prefix_len: u8) -> IpNet {
+    match addr_from(family, value) {
+        IpAddr::V4(a) => IpNet::V4(Ipv4Net::new_assert(a, prefix_len).trunc()),
+        IpAddr::V6(a) => IpNet::V6(Ipv6Net::new_assert(a, prefix_len).trunc()),
+    }
+}

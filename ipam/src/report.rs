@@ -1,0 +1,224 @@
+//! `show ipam`: pool and block usage (the table calicoctl prints with
+//! `ipam show --show-blocks`), borrowed addresses, and what one address is used for.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::Ipam;
+use crate::error::IpamError;
+use crate::store::Datastore;
+
+/// Usage of every pool and block (JSON: `pools`, `blocks`, `borrowed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageReport {
+    pub pools: Vec<Usage>,
+    pub blocks: Vec<Usage>,
+    pub borrowed: Vec<AddressInfo>,
+}
+
+/// One row: a pool or a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub cidr: IpNet,
+    pub total: u128,
+    pub in_use: u128,
+    pub free: u128,
+    /// The owner of a block (`None` for pools and ownerless blocks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Pools only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// What an allocated address belongs to (`show ipam --ip ADDR`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressInfo {
+    pub address: IpAddr,
+    pub handle: String,
+    /// The node using the address (its borrower, else the block's owner).
+    pub node: Option<String>,
+    pub block: IpNet,
+    pub block_owner: Option<String>,
+    pub borrowed: bool,
+    pub sequence: u64,
+}
+
+impl UsageReport {
+    /// The table: GROUPING, CIDR, IPS TOTAL, IPS IN USE, IPS FREE; pools, then blocks
+    /// when `blocks` is set. Cells look like calicoctl's: `6 (0%)`.
+    pub fn render_table(&self, blocks: bool) -> String {
+        let mut rows: Vec<[String; 5]> = Vec::new();
+        let mut add = |grouping: &str, usage: &Usage| {
+            rows.push([
+                grouping.to_string(),
+                usage.cidr.to_string(),
+                usage.total.to_string(),
+                with_percent(usage.in_use, usage.total),
+                with_percent(usage.free, usage.total),
+            ]);
+        };
+        for pool in &self.pools {
+            add("IP Pool", pool);
+        }
+        if blocks {
+            for block in &self.blocks {
+                add("Block", block);
+            }
+        }
+        render(
+            &["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"],
+            &rows,
+        )
+    }
+
+    /// The borrowed addresses as a table: IP, HANDLE, NODE (borrower), BLOCK, OWNER.
+    pub fn render_borrowed(&self) -> String {
+        let rows: Vec<[String; 5]> = self
+            .borrowed
+            .iter()
+            .map(|a| {
+                [
+                    a.address.to_string(),
+                    a.handle.clone(),
+                    a.node.clone().unwrap_or_default(),
+                    a.block.to_string(),
+                    a.block_owner
+                        .clone()
+                        .unwrap_or_else(|| String::from("(none)")),
+                ]
+            })
+            .collect();
+        render(&["IP", "HANDLE", "NODE", "BLOCK", "BLOCK OWNER"], &rows)
+    }
+}
+
+impl<S: Datastore> Ipam<S> {
+    /// Usage of every pool and block, and the borrowed addresses.
+    pub async fn usage(&self) -> Result<UsageReport, IpamError> {
+        let pools = self.pools().await?;
+        let blocks = self.blocks().await?;
+        let mut report = UsageReport {
+            pools: Vec::new(),
+            blocks: Vec::new(),
+            borrowed: Vec::new(),
+        };
+        for pool in &pools {
+            let in_use: u128 = blocks
+                .iter()
+                .filter(|(_, b)| pool.cidr.contains(&b.cidr.network()))
+                .map(|(_, b)| u128::from(b.in_use()))
+                .sum();
+            report.pools.push(Usage {
+                cidr: pool.cidr,
+                total: pool.size(),
+                in_use,
+                free: pool.size().saturating_sub(in_use),
+                node: None,
+                disabled: Some(pool.disabled),
+            });
+        }
+        let mut sorted: Vec<_> = blocks.iter().map(|(_, b)| b).collect();
+        sorted.sort_by_key(|a| a.cidr);
+        for block in sorted {
+            report.blocks.push(Usage {
+                cidr: block.cidr,
+                total: u128::from(block.size()),
+                in_use: u128::from(block.in_use()),
+                free: u128::from(block.free()),
+                node: block.affinity.clone(),
+                disabled: None,
+            });
+            for (ordinal, allocation) in &block.allocations {
+                if allocation.borrower.is_some() {
+                    report
+                        .borrowed
+                        .push(address_info(block, *ordinal, allocation));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// What an address is allocated to; `None` when it is free.
+    pub async fn address_info(&self, address: IpAddr) -> Result<Option<AddressInfo>, IpamError> {
+        let pools = self.pools().await?;
+        let cidr = pools
+            .iter()
+            .find_map(|p| p.block_containing(&address))
+            .ok_or(IpamError::NotInPool(address))?;
+        let Some((_, block)) = self.block(&cidr).await? else {
+            return Ok(None);
+        };
+        Ok(block.ordinal(&address).and_then(|ordinal| {
+            block
+                .allocations
+                .get(&ordinal)
+                .map(|allocation| address_info(&block, ordinal, allocation))
+        }))
+    }
+}
+
+fn address_info(
+    block: &crate::block::Block,
+    ordinal: u32,
+    allocation: &crate::block::Allocation,
+) -> AddressInfo {
+    AddressInfo {
+        address: block.address(ordinal),
+        handle: allocation.handle.clone(),
+        node: block.user_of(allocation).map(str::to_string),
+        block: block.cidr,
+        block_owner: block.affinity.clone(),
+        borrowed: allocation.borrower.is_some(),
+        sequence: allocation.sequence,
+    }
+}
+
+/// `6 (0%)`: a count and its share of the total, rounded as calicoctl's `%.0f`.
+pub fn with_percent(count: u128, total: u128) -> String {
+    let percent = if total == 0 {
+        0.0
+    } else {
+        count as f64 * 100.0 / total as f64
+    };
+    format!("{count} ({percent:.0}%)")
+}
+
+/// A bordered table, headers centered, numeric cells right-aligned.
+fn render<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = headers.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let rule: String = widths.iter().fold(String::from("+"), |mut s, w| {
+        s.push_str(&"-".repeat(w + 2));
+        s.push('+');
+        s
+    });
+    let mut out = format!("{rule}\n|");
+    for (header, width) in headers.iter().zip(widths) {
+        out.push_str(&format!(" {header:^width$} |"));
+    }
+    out.push('\n');
+    out.push_str(&rule);
+    out.push('\n');
+    for row in rows {
+        out.push('|');
+        for (cell, width) in row.iter().zip(widths) {
+            if !cell.is_empty() && cell.bytes().all(|b| b.is_ascii_digit()) {
+                out.push_str(&format!(" {cell:>width$} |"));
+            } else {
+                out.push_str(&format!(" {cell:<width$} |"));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&rule);
+    out.push('\n');
+    out
+}

@@ -1,0 +1,281 @@
+//! The datastore abstraction: a key-value store with a revision per key and atomic,
+//! compare-and-swap transactions.
+//!
+//! Every write the allocator makes goes through [`Datastore::commit`] with an expectation
+//! on each key it read (absent, or at a given revision); a transaction whose
+//! expectations do not hold changes nothing and returns [`Outcome::Conflict`], and the
+//! caller re-reads and retries. Revisions come from one store-wide counter that every
+//! committed transaction increments (etcd's `mod_revision`; a counter row in SQLite), so
+//! a [`Watch`] can report "something under this prefix changed at revision R".
+//!
+//! Two implementations: [`SqliteStore`] (one file, many processes) and [`EtcdStore`]
+//! (etcd v3). [`open`] picks one from a URL: `sqlite:///var/lib/wren/ipam.db` or
+//! `etcd://127.0.0.1:2379,10.0.0.2:2379`.
+
+mod etcd;
+mod sqlite;
+
+use std::future::Future;
+
+pub use etcd::EtcdStore;
+pub use sqlite::SqliteStore;
+
+/// One stored key with its value and the revision of its last change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub revision: u64,
+}
+
+/// What a transaction requires of a key before it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The key must not exist.
+    Absent,
+    /// The key must exist with exactly this revision.
+    Revision(u64),
+    /// No requirement (a blind write).
+    Any,
+}
+
+impl Expect {
+    /// The expectation that matches what a read returned: its revision, or absent.
+    pub fn from_entry(entry: Option<&Entry>) -> Expect {
+        entry.map_or(Expect::Absent, |e| Expect::Revision(e.revision))
+    }
+}
+
+/// One operation of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Put(Vec<u8>),
+    Delete,
+    /// Only check the expectation; write nothing.
+    Check,
+}
+
+/// An operation on one key with its expectation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub key: String,
+    pub expect: Expect,
+    pub action: Action,
+}
+
+/// An atomic set of operations: all apply, or (when any expectation fails) none.
+/// A key appears at most once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Txn {
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    pub fn new() -> Txn {
+        Txn::default()
+    }
+
+    pub fn put(&mut self, key: impl Into<String>, value: Vec<u8>, expect: Expect) -> &mut Txn {
+        self.push(key.into(), expect, Action::Put(value))
+    }
+
+    pub fn delete(&mut self, key: impl Into<String>, expect: Expect) -> &mut Txn {
+        self.push(key.into(), expect, Action::Delete)
+    }
+
+    pub fn check(&mut self, key: impl Into<String>, expect: Expect) -> &mut Txn {
+        self.push(key.into(), expect, Action::Check)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// A later operation on a key replaces an earlier one (keeping the earlier
+    /// expectation, which is the one that reflects what was read).
+    fn push(&mut self, key: String, expect: Expect, action: Action) -> &mut Txn {
+        if let Some(op) = self.ops.iter_mut().find(|op| op.key == key) {
+            if op.expect == Expect::Any {
+                op.expect = expect;
+            }
+            if action != Action::Check {
+                op.action = action;
+            }
+        } else {
+            self.ops.push(Op {
+                key,
+                expect,
+                action,
+            });
+        }
+        self
+    }
+}
+
+/// The result of [`Datastore::commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied; every written key now has this revision.
+    Committed { revision: u64 },
+    /// An expectation failed; nothing was written.
+    Conflict,
+}
+
+/// A datastore failure. Every message names the datastore URL.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "datastore URL {url:?} is not valid: {reason} (expected sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT...])"
+    )]
+    BadUrl { url: String, reason: String },
+    #[error("datastore {url} is unavailable: {reason}")]
+    Unavailable { url: String, reason: String },
+    #[error(
+        "datastore {url}: the outcome of a write is unknown after {attempts} attempts to re-read it: {reason}"
+    )]
+    OutcomeUnknown {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("datastore {url}: {reason}")]
+    Failed { url: String, reason: String },
+}
+
+/// The change notifications of a watched prefix. Drop it to stop watching.
+#[derive(Debug)]
+pub struct Watch {
+    receiver: tokio::sync::mpsc::Receiver<Result<u64, StoreError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    pub(crate) fn new(
+        receiver: tokio::sync::mpsc::Receiver<Result<u64, StoreError>>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Watch {
+        Watch { receiver, task }
+    }
+
+    /// Waits for the next change under the watched prefix and returns the store
+    /// revision it was seen at. Several changes may be reported as one: re-read the
+    /// state after each notification. An error means the watch has ended.
+    pub async fn changed(&mut self) -> Result<u64, StoreError> {
+        match self.receiver.recv().await {
+            Some(result) => result,
+            None => Err(StoreError::Failed {
+                url: String::from("(watch)"),
+                reason: String::from("the watch task ended"),
+            }),
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A key-value store with per-key revisions and compare-and-swap transactions.
+///
+/// Contract: `commit` is atomic (all operations or none) and linearizable with the
+/// reads; `list` returns the entries whose key starts with `prefix`, sorted by key.
+pub trait Datastore: Send + Sync + 'static {
+    /// The URL this store was opened from (named in every error).
+    fn url(&self) -> &str;
+
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send;
+
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
+
+    fn commit(&self, txn: Txn) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
+
+    /// The store's current revision (its change counter).
+    fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Notifications of changes to keys under `prefix` made after this call
+    /// (by any process). etcd: a native watch; SQLite: polling the change counter.
+    fn watch(&self, prefix: &str) -> impl Future<Output = Result<Watch, StoreError>> + Send;
+}
+
+/// A store chosen at run time from a URL.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Etcd(EtcdStore),
+}
+
+/// Opens the datastore a URL names, and checks that it answers.
+pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(AnyStore::Sqlite(SqliteStore::open(url).await?))
+    } else if url.starts_with("etcd:") {
+        Ok(AnyStore::Etcd(EtcdStore::open(url).await?))
+    } else {
+        Err(StoreError::BadUrl {
+            url: url.to_string(),
+            reason: String::from("unknown scheme"),
+        })
+    }
+}
+
+impl Datastore for AnyStore {
+    fn url(&self) -> &str {
+        match self {
+            AnyStore::Sqlite(s) => s.url(),
+            AnyStore::Etcd(s) => s.url(),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.get(key).await,
+            AnyStore::Etcd(s) => s.get(key).await,
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.list(prefix).await,
+            AnyStore::Etcd(s) => s.list(prefix).await,
+        }
+    }
+
+    async fn commit(&self, txn: Txn) -> Result<Outcome, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.commit(txn).await,
+            AnyStore::Etcd(s) => s.commit(txn).await,
+        }
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.revision().await,
+            AnyStore::Etcd(s) => s.revision().await,
+        }
+    }
+
+    async fn watch(&self, prefix: &str) -> Result<Watch, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.watch(prefix).await,
+            AnyStore::Etcd(s) => s.watch(prefix).await,
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (for range scans).
+pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}

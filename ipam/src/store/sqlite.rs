@@ -1,0 +1,344 @@
+//! The embedded datastore: one SQLite file shared by every process on a host (bgpd and
+//! concurrent `wren-ipam` invocations).
+//!
+//! WAL journal, a 30 s busy timeout and `BEGIN IMMEDIATE` transactions, so writers queue
+//! on the file lock instead of failing; a transaction checks every expectation and writes
+//! inside one SQLite transaction, so a process killed at any point leaves either all of a
+//! commit or none of it. Revisions come from a counter row; deleted keys leave a
+//! tombstone (pruned after a while) so that [`SqliteStore::watch`], which polls the
+//! largest revision under a prefix, also sees deletions.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+
+use super::{Action, Datastore, Entry, Expect, Outcome, StoreError, Txn, Watch, prefix_end};
+
+/// How long a writer waits for the file lock before reporting the store unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a watch polls the change counter.
+const WATCH_POLL: Duration = Duration::from_millis(20);
+/// Tombstones older than this many revisions are pruned.
+const TOMBSTONE_KEEP: u64 = 100_000;
+
+/// A SQLite-backed [`Datastore`]. Cheap to clone (the connection is shared).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    url: Arc<str>,
+    path: Arc<PathBuf>,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database a `sqlite:///ABSOLUTE/PATH` URL names.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let path = parse_url(url)?;
+        let url_owned = url.to_string();
+        let path_for_open = path.clone();
+        let conn =
+            tokio::task::spawn_blocking(move || open_connection(&url_owned, &path_for_open, true))
+                .await
+                .map_err(|e| unavailable(url, &e.to_string()))??;
+        Ok(SqliteStore {
+            url: Arc::from(url),
+            path: Arc::new(path),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the shared connection in the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let url = Arc::clone(&self.url);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| failed(&url, "connection lock poisoned"))?;
+            f(&mut guard, &url)
+        })
+        .await
+        .map_err(|e| failed(&self.url, &e.to_string()))?
+    }
+}
+
+impl Datastore for SqliteStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let key = key.to_string();
+        self.with_conn(move |conn, url| {
+            conn.prepare_cached("SELECT value, revision FROM kv WHERE key = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![key], |row| {
+                        Ok(Entry {
+                            key: key.clone(),
+                            value: row.get(0)?,
+                            revision: row.get::<_, i64>(1)? as u64,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(|e| sql_error(url, e))
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+        let start = prefix.to_string();
+        let end = text_prefix_end(prefix);
+        self.with_conn(move |conn, url| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, value, revision FROM kv \
+                     WHERE key >= ?1 AND key < ?2 ORDER BY key",
+                )
+                .map_err(|e| sql_error(url, e))?;
+            let rows = stmt
+                .query_map(params![start, end], |row| {
+                    Ok(Entry {
+                        key: row.get(0)?,
+                        value: row.get(1)?,
+                        revision: row.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .map_err(|e| sql_error(url, e))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(|e| sql_error(url, e))
+        })
+        .await
+    }
+
+    async fn commit(&self, txn: Txn) -> Result<Outcome, StoreError> {
+        self.with_conn(move |conn, url| commit_blocking(conn, &txn).map_err(|e| sql_error(url, e)))
+            .await
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn, url| current_revision(conn).map_err(|e| sql_error(url, e)))
+            .await
+    }
+
+    async fn watch(&self, prefix: &str) -> Result<Watch, StoreError> {
+        let url = self.url.to_string();
+        let path = PathBuf::clone(&self.path);
+        let start = prefix.to_string();
+        let end = text_prefix_end(prefix);
+        let (conn, mut last) = {
+            let url_inner = url.clone();
+            let (start, end) = (start.clone(), end.clone());
+            tokio::task::spawn_blocking(move || {
+                let conn = open_connection(&url_inner, &path, false)?;
+                let last = max_revision_under(&conn, &start, &end)
+                    .map_err(|e| sql_error(&url_inner, e))?;
+                Ok::<_, StoreError>((conn, last))
+            })
+            .await
+            .map_err(|e| failed(&url, &e.to_string()))??
+        };
+        let conn = Arc::new(Mutex::new(conn));
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(WATCH_POLL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let (conn, url2, start, end) =
+                    (Arc::clone(&conn), url.clone(), start.clone(), end.clone());
+                let polled = tokio::task::spawn_blocking(move || {
+                    let guard = conn
+                        .lock()
+                        .map_err(|_| failed(&url2, "connection lock poisoned"))?;
+                    max_revision_under(&guard, &start, &end).map_err(|e| sql_error(&url2, e))
+                })
+                .await
+                .unwrap_or_else(|e| Err(failed(&url, &e.to_string())));
+                match polled {
+                    Ok(revision) if revision > last => {
+                        last = revision;
+                        if sender.send(Ok(revision)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = sender.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Watch::new(receiver, task))
+    }
+}
+
+/// `sqlite:///abs/path` -> `/abs/path`.
+fn parse_url(url: &str) -> Result<PathBuf, StoreError> {
+    let bad = |reason: &str| StoreError::BadUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = url
+        .strip_prefix("sqlite://")
+        .ok_or_else(|| bad("a SQLite URL starts with sqlite://"))?;
+    if !rest.starts_with('/') {
+        return Err(bad(
+            "the path must be absolute (sqlite:///var/lib/wren/ipam.db)",
+        ));
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err(bad("query strings are not supported"));
+    }
+    Ok(PathBuf::from(rest))
+}
+
+fn open_connection(url: &str, path: &Path, create: bool) -> Result<Connection, StoreError> {
+    if create {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                unavailable(url, &format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+    }
+    let conn = Connection::open(path).map_err(|e| unavailable(url, &e.to_string()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sql_error(url, e))?;
+    // WAL lets readers run while one writer commits; NORMAL sync in WAL mode keeps
+    // every committed transaction across a process crash (not across power loss
+    // of the last few commits).
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        .map_err(|e| sql_error(url, e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| sql_error(url, e))?;
+    if create {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL,
+                 revision INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS tombstones (key TEXT PRIMARY KEY,
+                 revision INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)
+                 WITHOUT ROWID;
+             INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
+             COMMIT;",
+        )
+        .map_err(|e| sql_error(url, e))?;
+    }
+    Ok(conn)
+}
+
+fn commit_blocking(conn: &mut Connection, txn: &Txn) -> Result<Outcome, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for op in &txn.ops {
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT revision FROM kv WHERE key = ?1")?
+            .query_row(params![op.key], |row| row.get(0))
+            .optional()?;
+        let holds = match op.expect {
+            Expect::Any => true,
+            Expect::Absent => found.is_none(),
+            Expect::Revision(r) => found == Some(r as i64),
+        };
+        if !holds {
+            return Ok(Outcome::Conflict); // dropping `tx` rolls back
+        }
+    }
+    let mut revision = current_revision(&tx)?;
+    if txn.ops.iter().any(|op| op.action != Action::Check) {
+        revision += 1;
+        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")?
+            .execute(params![revision as i64])?;
+        for op in &txn.ops {
+            match &op.action {
+                Action::Put(value) => {
+                    tx.prepare_cached(
+                        "INSERT INTO kv (key, value, revision) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value, \
+                         revision = excluded.revision",
+                    )?
+                    .execute(params![op.key, value, revision as i64])?;
+                }
+                Action::Delete => {
+                    tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                        .execute(params![op.key])?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO tombstones (key, revision) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![op.key, revision as i64])?;
+                }
+                Action::Check => {}
+            }
+        }
+        if revision % 1024 == 0 {
+            tx.prepare_cached("DELETE FROM tombstones WHERE revision < ?1")?
+                .execute(params![revision.saturating_sub(TOMBSTONE_KEEP) as i64])?;
+        }
+    }
+    tx.commit()?;
+    Ok(Outcome::Committed { revision })
+}
+
+fn current_revision(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    conn.prepare_cached("SELECT value FROM meta WHERE name = 'revision'")?
+        .query_row([], |row| row.get::<_, i64>(0))
+        .map(|v| v as u64)
+}
+
+fn max_revision_under(conn: &Connection, start: &str, end: &str) -> Result<u64, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT MAX(IFNULL((SELECT MAX(revision) FROM kv \
+             WHERE key >= ?1 AND key < ?2), 0), \
+         IFNULL((SELECT MAX(revision) FROM tombstones \
+             WHERE key >= ?1 AND key < ?2), 0))",
+    )?
+    .query_row(params![start, end], |row| row.get::<_, i64>(0))
+    .map(|v| v as u64)
+}
+
+/// Keys are ASCII (the allocator validates every name it puts in one), so the range end
+/// of an ASCII prefix is ASCII too.
+fn text_prefix_end(prefix: &str) -> String {
+    String::from_utf8_lossy(&prefix_end(prefix)).into_owned()
+}
+
+fn sql_error(url: &str, error: rusqlite::Error) -> StoreError {
+    let down = matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::NotADatabase
+                | ErrorCode::DatabaseCorrupt
+        )
+    );
+    if down {
+        unavailable(url, &error.to_string())
+    } else {
+        failed(url, &error.to_string())
+    }
+}
+
+fn unavailable(url: &str, reason: &str) -> StoreError {
+    StoreError::Unavailable {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn failed(url: &str, reason: &str) -> StoreError {
+    StoreError::Failed {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
+}
