@@ -111,29 +111,38 @@ impl Daemon {
     /// SIGKILL to the process group, then reaps the process: the crash a fault test wants.
     pub fn kill(&self) -> Result<ExitStatus> {
         let _ = killpg(self.pgid(), Signal::SIGKILL);
-        self.lock()
+        let status = self
+            .lock()
             .wait()
-            .map_err(|e| Error::io(format!("waiting for {} (pid {})", self.name, self.pid), e))
+            .map_err(|e| Error::io(format!("waiting for {} (pid {})", self.name, self.pid), e))?;
+        self.kill_group();
+        Ok(status)
     }
 
     /// SIGTERM to the group, up to the grace period for the process to exit, then SIGKILL to
     /// whatever is left of the group. Returns the exit status.
     pub fn stop(&self) -> Result<ExitStatus> {
-        if let Some(status) = self.exit_status() {
-            let _ = killpg(self.pgid(), Signal::SIGKILL);
-            return Ok(status);
-        }
-        let _ = killpg(self.pgid(), Signal::SIGTERM);
-        let deadline = Instant::now() + self.grace;
-        while Instant::now() < deadline {
-            if let Some(status) = self.exit_status() {
-                // Children of the daemon that ignored SIGTERM.
-                let _ = killpg(self.pgid(), Signal::SIGKILL);
-                return Ok(status);
+        let status = match self.exit_status() {
+            Some(status) => status,
+            None => {
+                let _ = killpg(self.pgid(), Signal::SIGTERM);
+                let deadline = Instant::now() + self.grace;
+                loop {
+                    if let Some(status) = self.exit_status() {
+                        break status;
+                    }
+                    if Instant::now() >= deadline {
+                        let _ = killpg(self.pgid(), Signal::SIGKILL);
+                        break self.lock().wait().map_err(|e| {
+                            Error::io(format!("waiting for {} (pid {})", self.name, self.pid), e)
+                        })?;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill()
+        };
+        self.kill_group();
+        Ok(status)
     }
 
     /// Stops the process if it still runs and starts the same command again, appending to the
@@ -201,6 +210,16 @@ impl Daemon {
     pub fn detach(mut self) -> u32 {
         self.detached = true;
         self.pid
+    }
+
+    /// SIGKILL to what is left of the group (children that ignored SIGTERM or outlived the
+    /// leader), then waits up to 5 s until the group is gone, so that on return no process
+    /// of the daemon is left (their new parent reaps them).
+    fn kill_group(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while killpg(self.pgid(), Signal::SIGKILL).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn pgid(&self) -> Pid {

@@ -8,29 +8,41 @@
 //! - [`Veth`] and [`Iface`]: links, addresses, MTU, up/down, netem;
 //! - [`Daemon`]: a process-group guard with a log file and `wait_until` helpers;
 //! - [`Etcd`]: a throw-away etcd with kill and restart;
-//! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors.
+//! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
+//! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
+//!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]).
 //!
 //! Every guard cleans up on drop, also when a test panics, and every name is unique
 //! (prefix + pid + counter) so tests run in parallel.
 
+pub mod bird;
 mod command;
 mod daemon;
 mod error;
 mod etcd;
+pub mod exabgp;
+mod frr;
+mod gobgp;
 mod link;
 mod names;
 pub mod netns;
 mod prereq;
+mod route;
 mod wait;
 
+pub use bird::Bird;
 pub use command::{display as command_line, run as run_command, run_json as run_command_json};
 pub use daemon::{Daemon, GRACE, tail};
 pub use error::{Error, Result};
 pub use etcd::Etcd;
+pub use exabgp::ExaBgp;
+pub use frr::Frr;
+pub use gobgp::Gobgp;
 pub use link::{End, Iface, Veth};
 pub use names::{IFNAME_MAX, unique_ifname, unique_name, valid_ifname};
 pub use netns::Netns;
 pub use prereq::{
     FRR_DIR, Prereq, REQUIRE_ENV, Ready, check, cni_dir, find_program, keep_files, require,
 };
+pub use route::Family;
 pub use wait::{TIMEOUT, wait_for, wait_until};
