@@ -70,7 +70,7 @@ pub fn ip_json(args: &[&str]) -> Result<Vec<Value>> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    Ok(serde_json::from_str(&text).with_context(|| format!("parsing ip -j {}", args.join(" ")))?)
+    serde_json::from_str(&text).with_context(|| format!("parsing ip -j {}", args.join(" ")))
 }
 
 /// The routes with protocol `proto` in the main table for one family.
