@@ -1,0 +1,191 @@
+//! Installs then deletes N IPv4 /26 routes through route-sync and through
+//! `ip -batch` (one request per message, each acked) in fresh network
+//! namespaces, several runs each, and prints routes/s (median, min, max)
+//! and the time ratio of route-sync to `ip -batch`.
+//!
+//! Run as root:
+//! `CARGO_TARGET_DIR=... cargo bench -p route-sync --bench install`
+//! Environment: ROUTE_SYNC_BENCH_SIZES (default "100000,1000000"),
+//! ROUTE_SYNC_BENCH_RUNS (default 5).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ipnet::{IpNet, Ipv4Net};
+use route_sync::{Change, Config, Route};
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("install bench: skipped, needs root for network namespaces");
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("ROUTE_SYNC_BENCH_SIZES")
+        .unwrap_or_else(|_| "100000,1000000".into())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let runs: usize = std::env::var("ROUTE_SYNC_BENCH_RUNS")
+        .ok()
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(5);
+    for size in sizes {
+        let prefixes = prefixes(size);
+        let directory =
+            std::env::temp_dir().join(format!("route-sync-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let add_file = directory.join("add.txt");
+        let delete_file = directory.join("del.txt");
+        write_batch(&add_file, &prefixes, |p| {
+            format!("route add {p} via 10.0.0.2 dev d0 proto 196 metric 20")
+        });
+        write_batch(&delete_file, &prefixes, |p| {
+            format!("route del {p} proto 196 metric 20")
+        });
+        let mut ours = (Vec::new(), Vec::new());
+        let mut theirs = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            let prefixes = prefixes.clone();
+            let (install, delete) = in_netns(move || route_sync_run(prefixes));
+            ours.0.push(install);
+            ours.1.push(delete);
+            let (add, del) = (add_file.clone(), delete_file.clone());
+            let (install, delete) = in_netns(move || ip_batch_run(&add, &del, size));
+            theirs.0.push(install);
+            theirs.1.push(delete);
+            eprintln!(
+                "{size} routes, run {}: route-sync {:.2}/{:.2} s, ip -batch {:.2}/{:.2} s (install/delete)",
+                run + 1,
+                ours.0[run].as_secs_f64(),
+                ours.1[run].as_secs_f64(),
+                theirs.0[run].as_secs_f64(),
+                theirs.1[run].as_secs_f64()
+            );
+        }
+        std::fs::remove_dir_all(&directory).unwrap();
+        report(size, "install", &mut ours.0, &mut theirs.0);
+        report(size, "delete", &mut ours.1, &mut theirs.1);
+    }
+}
+
+/// N distinct /26 prefixes from 32.0.0.0 on.
+fn prefixes(size: usize) -> Vec<IpNet> {
+    (0..size as u32)
+        .map(|i| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x2000_0000 + i * 64), 26).unwrap()))
+        .collect()
+}
+
+fn write_batch(path: &std::path::Path, prefixes: &[IpNet], line: impl Fn(&IpNet) -> String) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for prefix in prefixes {
+        writeln!(file, "{}", line(prefix)).unwrap();
+    }
+}
+
+/// Runs `body` on a thread in a fresh network namespace with uplink d0.
+fn in_netns<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        for args in [
+            &["link", "add", "d0", "type", "veth", "peer", "name", "d0p"][..],
+            &["addr", "add", "10.0.0.1/24", "dev", "d0"],
+            &["link", "set", "d0p", "up"],
+            &["link", "set", "d0", "up"],
+        ] {
+            assert!(Command::new("ip").args(args).status().unwrap().success());
+        }
+        body()
+    })
+    .join()
+    .unwrap()
+}
+
+fn route_sync_run(prefixes: Vec<IpNet>) -> (Duration, Duration) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let gateway: IpAddr = "10.0.0.2".parse().unwrap();
+        let installs: Vec<Vec<Change>> = prefixes
+            .chunks(10_000)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|p| Change::Install(Route::via(*p, gateway)))
+                    .collect()
+            })
+            .collect();
+        let removes: Vec<Vec<Change>> = prefixes
+            .chunks(10_000)
+            .map(|chunk| chunk.iter().map(|p| Change::Remove(*p)).collect())
+            .collect();
+        let fib = route_sync::start(Config::default()).await.unwrap();
+        let start = Instant::now();
+        for changes in installs {
+            fib.apply(changes).await.unwrap();
+        }
+        fib.sync().await.unwrap();
+        let install = start.elapsed();
+        let snapshot = fib.snapshot().await.unwrap();
+        assert_eq!(snapshot.installed.len(), prefixes.len());
+        assert!(snapshot.failed.is_empty());
+        let start = Instant::now();
+        for changes in removes {
+            fib.apply(changes).await.unwrap();
+        }
+        fib.sync().await.unwrap();
+        let delete = start.elapsed();
+        assert_eq!(
+            fib.snapshot().await.unwrap().counters.deleted,
+            prefixes.len() as u64
+        );
+        fib.shutdown(false).await.unwrap();
+        (install, delete)
+    })
+}
+
+fn ip_batch_run(
+    add: &std::path::Path,
+    delete: &std::path::Path,
+    size: usize,
+) -> (Duration, Duration) {
+    let run = |file: &std::path::Path| {
+        let start = Instant::now();
+        let status = Command::new("ip").arg("-batch").arg(file).status().unwrap();
+        assert!(status.success());
+        start.elapsed()
+    };
+    let install = run(add);
+    let count = Command::new("ip")
+        .args(["-4", "route", "show", "proto", "196"])
+        .output()
+        .unwrap()
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert_eq!(count, size);
+    (install, run(delete))
+}
+
+fn report(size: usize, what: &str, ours: &mut [Duration], theirs: &mut [Duration]) {
+    ours.sort();
+    theirs.sort();
+    let rate = |d: Duration| size as f64 / d.as_secs_f64();
+    let median = |v: &[Duration]| v[v.len() / 2];
+    println!(
+        "{what:7} {size:>8} routes: route-sync median {:>8.0} routes/s (min {:>8.0}, max {:>8.0}); \
+         ip -batch median {:>8.0} routes/s (min {:>8.0}, max {:>8.0}); time ratio route-sync/ip-batch {:.2}",
+        rate(median(ours)),
+        rate(ours[ours.len() - 1]),
+        rate(ours[0]),
+        rate(median(theirs)),
+        rate(theirs[theirs.len() - 1]),
+        rate(theirs[0]),
+        median(ours).as_secs_f64() / median(theirs).as_secs_f64()
+    );
+}
