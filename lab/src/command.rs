@@ -16,6 +16,29 @@ pub fn run(command: &mut Command) -> Result<String> {
     }
 }
 
+/// Runs `command` with `input` on its stdin; returns stdout like [`run`].
+pub fn run_input(command: &mut Command, input: &[u8]) -> Result<String> {
+    use std::io::Write;
+    let line = display(command);
+    let what = || format!("running `{line}`");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(what(), e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that exits without reading its input is judged by its exit status.
+        let _ = stdin.write_all(input);
+    }
+    let output = child.wait_with_output().map_err(|e| Error::io(what(), e))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(failed(command, &output))
+    }
+}
+
 /// Runs `command` and parses its stdout as JSON.
 pub fn run_json(command: &mut Command) -> Result<serde_json::Value> {
     let stdout = run(command)?;

@@ -99,6 +99,13 @@ impl Frr {
         &self.daemons
     }
 
+    /// Leaves the daemons running after this guard is gone (for `wren-lab up`).
+    pub fn detach(mut self) {
+        for daemon in std::mem::take(&mut self.daemons) {
+            daemon.detach();
+        }
+    }
+
     /// Runs one vtysh command against this instance and returns its output.
     pub fn vtysh(&self, command: &str) -> Result<String> {
         self.vtysh_lines(&[command])

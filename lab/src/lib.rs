@@ -10,7 +10,9 @@
 //! - [`Etcd`]: a throw-away etcd with kill and restart;
 //! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
 //! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
-//!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]).
+//!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
+//! - [`topology`]: containerlab topology files deployed into namespaces ([`Topology`],
+//!   [`Lab`]), the library behind the `wren-lab` runner.
 //!
 //! Every guard cleans up on drop, also when a test panics, and every name is unique
 //! (prefix + pid + counter) so tests run in parallel.
@@ -28,6 +30,7 @@ mod names;
 pub mod netns;
 mod prereq;
 mod route;
+pub mod topology;
 mod wait;
 
 pub use bird::Bird;
@@ -45,4 +48,5 @@ pub use prereq::{
     FRR_DIR, Prereq, REQUIRE_ENV, Ready, check, cni_dir, find_program, keep_files, require,
 };
 pub use route::Family;
+pub use topology::{Lab, Topology};
 pub use wait::{TIMEOUT, wait_for, wait_until};

@@ -217,11 +217,16 @@ impl Netns {
 
     /// Leaves the namespace in place after the guard is gone (for `wren-lab up`).
     pub fn persist(mut self) -> String {
+        self.release();
+        self.name.clone()
+    }
+
+    /// Like [`Netns::persist`] for a guard held inside another guard.
+    pub(crate) fn release(&mut self) {
         self.owned = false;
         if let Scratch::Temp(dir) = &mut self.dir {
             dir.disable_cleanup(true);
         }
-        self.name.clone()
     }
 
     /// Kills every process inside and deletes the namespace, reporting errors (drop does the

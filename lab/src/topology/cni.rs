@@ -1,0 +1,235 @@
+//! Pods: extra namespaces attached to a node through CNI, as the kubelet's container runtime
+//! would do it. The node binds a CNI network config under /etc/cni/net.d/ (a `.conf` with one
+//! plugin, normally `ptp` with an `ipam` section naming `host-local` or `wren-ipam`, or a
+//! `.conflist`), and the label `wren.io/pods: "N"` asks for N pods. Each plugin runs in the
+//! node context (so `wren-ipam` reaches the node's own daemons) with the CNI environment
+//! (`CNI_COMMAND`, `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`, `CNI_PATH`) and the config on
+//! stdin. Dropping a [`Pod`] runs DEL (releasing its address) and deletes its namespace.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::command;
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+use crate::topology::node::{cni_path, find_wren_binary, node_command};
+
+/// The interface name of a pod's end of its link.
+pub const POD_IFNAME: &str = "eth0";
+
+/// A CNI network: its config file and parsed content.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub path: PathBuf,
+    name: String,
+    version: String,
+    plugins: Vec<Value>,
+}
+
+impl Network {
+    /// Reads a `.conf` or `.conflist`.
+    pub fn load(path: &Path) -> Result<Network> {
+        let what = || format!("CNI config {}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(what(), e))?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| Error::invalid(what(), e.to_string()))?;
+        let name = value["name"]
+            .as_str()
+            .ok_or_else(|| Error::invalid(what(), "no \"name\""))?
+            .to_owned();
+        let version = value["cniVersion"].as_str().unwrap_or("1.0.0").to_owned();
+        let plugins = match value["plugins"].as_array() {
+            Some(plugins) => plugins.clone(),
+            None => vec![value.clone()],
+        };
+        if plugins.is_empty() || plugins.iter().any(|p| p["type"].as_str().is_none()) {
+            return Err(Error::invalid(what(), "every plugin needs a \"type\""));
+        }
+        Ok(Network {
+            path: path.to_owned(),
+            name,
+            version,
+            plugins,
+        })
+    }
+
+    /// The network's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Where a pod runs: the node's namespace, directory and environment.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    pub netns: String,
+    pub dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+}
+
+/// A pod namespace attached to its node. See the module documentation.
+#[derive(Debug)]
+pub struct Pod {
+    network: Network,
+    node: NodeContext,
+    result: Value,
+    attached: bool,
+    // Last: the namespace goes after DEL has run.
+    netns: Netns,
+}
+
+impl Pod {
+    /// Creates namespace `name` (with scratch directory `dir`) and runs CNI ADD for it.
+    pub fn add(name: &str, dir: &Path, network: &Network, node: &NodeContext) -> Result<Pod> {
+        let netns = Netns::named(name, dir)?;
+        let mut pod = Pod {
+            network: network.clone(),
+            node: node.clone(),
+            result: Value::Null,
+            attached: true,
+            netns,
+        };
+        // From here a failure drops `pod`, which runs DEL for whatever ADD did.
+        let mut previous: Option<Value> = None;
+        for plugin in &network.plugins {
+            let config = pod.plugin_config(plugin, previous.as_ref());
+            let stdout = pod.invoke("ADD", plugin, &config)?;
+            previous = Some(command::parse_json(
+                &format!("CNI ADD {} for pod {name}", plugin["type"]),
+                &stdout,
+            )?);
+        }
+        pod.result = previous.unwrap_or(Value::Null);
+        Ok(pod)
+    }
+
+    /// The pod's namespace.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The CNI result of ADD (`ips`, `interfaces`, `routes`).
+    pub fn result(&self) -> &Value {
+        &self.result
+    }
+
+    /// The pod's addresses (without prefix length) from the CNI result.
+    pub fn addresses(&self) -> Vec<String> {
+        self.result["ips"]
+            .as_array()
+            .map(|ips| {
+                ips.iter()
+                    .filter_map(|ip| ip["address"].as_str())
+                    .map(|a| a.split('/').next().unwrap_or(a).to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The first address, if CNI gave one.
+    pub fn address(&self) -> Option<String> {
+        self.addresses().into_iter().next()
+    }
+
+    /// Runs CNI DEL and deletes the namespace, reporting errors.
+    pub fn delete(mut self) -> Result<()> {
+        let result = self.del();
+        self.attached = false;
+        result
+    }
+
+    /// Leaves the pod in place after the guard is gone (for `wren-lab up`); returns its
+    /// namespace name.
+    pub fn persist(mut self) -> String {
+        self.attached = false;
+        self.netns.release();
+        self.netns.name().to_owned()
+    }
+
+    fn del(&self) -> Result<()> {
+        let mut first_error = None;
+        for plugin in self.network.plugins.iter().rev() {
+            let config = self.plugin_config(plugin, None);
+            if let Err(error) = self.invoke("DEL", plugin, &config) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn plugin_config(&self, plugin: &Value, previous: Option<&Value>) -> Value {
+        let mut config = plugin.clone();
+        config["name"] = json!(self.network.name);
+        config["cniVersion"] = json!(self.network.version);
+        if let Some(previous) = previous {
+            config["prevResult"] = previous.clone();
+        }
+        config
+    }
+
+    fn invoke(&self, verb: &str, plugin: &Value, config: &Value) -> Result<String> {
+        let kind = plugin["type"].as_str().unwrap_or_default();
+        let path = cni_path();
+        let binary = path
+            .iter()
+            .map(|dir| dir.join(kind))
+            .find(|p| p.is_file())
+            .or_else(|| find_wren_binary(kind))
+            .ok_or_else(|| {
+                Error::invalid(
+                    format!("CNI plugin {kind}"),
+                    format!("not found in {path:?}"),
+                )
+            })?;
+        let cni_path =
+            std::env::join_paths(&path).map_err(|e| Error::invalid("CNI_PATH", e.to_string()))?;
+        let mut command = node_command(&self.node.netns, &self.node.dir, &self.node.env, &binary);
+        command
+            .env("CNI_COMMAND", verb)
+            .env("CNI_CONTAINERID", self.netns.name())
+            .env("CNI_NETNS", self.netns.path())
+            .env("CNI_IFNAME", POD_IFNAME)
+            .env("CNI_PATH", cni_path);
+        let input =
+            serde_json::to_vec(config).map_err(|e| Error::invalid("CNI config", e.to_string()))?;
+        command::run_input(&mut command, &input).map_err(|error| match error {
+            // Plugins report errors as JSON on stdout; run() already put stdout in the message
+            // when stderr was empty.
+            Error::Command { stderr, .. } => Error::invalid(
+                format!(
+                    "CNI {verb} {kind} for pod {} on {}",
+                    self.netns.name(),
+                    self.node.netns
+                ),
+                stderr,
+            ),
+            other => other,
+        })
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        if self.attached
+            && let Err(error) = self.del()
+        {
+            eprintln!("CNI DEL for pod {}: {error}", self.netns.name());
+        }
+    }
+}
+
+/// Runs CNI DEL for a pod of a deployed lab from another process (`wren-lab down`), without
+/// a guard. Errors are returned for the caller to report.
+pub fn del_detached(pod_netns: &str, network: &Network, node: &NodeContext) -> Result<()> {
+    let netns = Netns::open(pod_netns, &node.dir)?;
+    let pod = Pod {
+        network: network.clone(),
+        node: node.clone(),
+        result: Value::Null,
+        attached: false,
+        netns,
+    };
+    pod.del()
+}

@@ -1,0 +1,292 @@
+//! What a node is and how a command runs "inside" it.
+//!
+//! A node's role comes from its image, as a container would: `quay.io/frrouting/frr:*` is an
+//! FRR router (the host's FRR started with the bound /etc/frr/frr.conf and the daemons
+//! enabled in the bound /etc/frr/daemons), an image named `wren` (`wren:latest`,
+//! `ghcr.io/x/wren:1`) is a Wren node (`bgpd --config` the bound /etc/wren/bgpd.toml), and
+//! any other image is a plain Linux host that only runs its `exec:` commands.
+//!
+//! The node context: every process of a node (its daemons, its `exec:` commands, and
+//! `wren-lab exec`) runs in the node's namespace through `ip netns exec`, which gives it a
+//! private mount namespace; there the node's own directories are bind-mounted over
+//! `/run/frr` and `/run/wren`, so `vtysh` and `bgpctl` reach that node's daemons at their
+//! default paths without flags. `WREN_CONTROL_SOCKET` is set to the same socket, and the
+//! node's `env:` is added.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+use crate::prereq::{FRR_DIR, cni_dir, find_program};
+use crate::topology::file::Node;
+
+/// Where a Wren node's control socket is, inside the node context.
+pub const WREN_CONTROL_SOCKET: &str = "/run/wren/bgpd.sock";
+
+/// Container paths of the configs a node binds.
+pub const FRR_CONF: &str = "/etc/frr/frr.conf";
+pub const FRR_DAEMONS: &str = "/etc/frr/daemons";
+pub const BGPD_CONF: &str = "/etc/wren/bgpd.toml";
+/// CNI network configs are bound under this directory.
+pub const CNI_CONF_DIR: &str = "/etc/cni/net.d/";
+
+/// The label that asks for pods on a node: `wren.io/pods: "2"`.
+pub const PODS_LABEL: &str = "wren.io/pods";
+
+/// What runs in a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// FRR with this frr.conf and these daemons (besides zebra and staticd).
+    Frr {
+        config: PathBuf,
+        daemons: Vec<String>,
+    },
+    /// Wren: `bgpd --config CONFIG` when a bgpd.toml is bound.
+    Wren { bgpd_config: Option<PathBuf> },
+    /// Only the `exec:` commands.
+    Plain,
+}
+
+impl Role {
+    /// The role of `node`, from its kind, image and binds.
+    pub fn of(node: &Node) -> Result<Role> {
+        let what = |key: &str| format!("node {}: {key}", node.name);
+        if node.kind != "linux" {
+            return Err(Error::invalid(
+                what("kind"),
+                format!(
+                    "{:?} cannot run in a network namespace; use kind: linux",
+                    node.kind
+                ),
+            ));
+        }
+        let repository = node
+            .image
+            .rsplit_once(':')
+            .map_or(node.image.as_str(), |(r, tag)| {
+                // "host:5000/img" has a ':' in the registry part, not a tag.
+                if tag.contains('/') {
+                    node.image.as_str()
+                } else {
+                    r
+                }
+            });
+        let last = repository.rsplit('/').next().unwrap_or(repository);
+        if repository.ends_with("frrouting/frr") || last == "frr" {
+            let config = node
+                .bound(FRR_CONF)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        what("binds"),
+                        format!("an FRR node needs a bind to {FRR_CONF}"),
+                    )
+                })?
+                .to_owned();
+            let daemons = match node.bound(FRR_DAEMONS) {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        Error::io(
+                            format!("reading {} (node {})", path.display(), node.name),
+                            e,
+                        )
+                    })?;
+                    frr_daemons(&text)
+                }
+                None => vec!["bgpd".to_owned()],
+            };
+            return Ok(Role::Frr { config, daemons });
+        }
+        if last == "wren" {
+            return Ok(Role::Wren {
+                bgpd_config: node.bound(BGPD_CONF).map(Path::to_owned),
+            });
+        }
+        Ok(Role::Plain)
+    }
+}
+
+/// The daemons an FRR `daemons` file enables (`bgpd=yes`), other than zebra and staticd,
+/// that the host's FRR has.
+pub fn frr_daemons(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.trim().split_once('='))
+        .filter(|(name, value)| {
+            name.ends_with('d')
+                && !name.contains('_')
+                && value.trim().trim_matches('"') == "yes"
+                && *name != "zebra"
+                && *name != "staticd"
+        })
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| Path::new(FRR_DIR).join(name).is_file())
+        .collect()
+}
+
+/// The number of pods a node asks for with `wren.io/pods`.
+pub fn pod_count(node: &Node) -> Result<u32> {
+    match node.labels.get(PODS_LABEL) {
+        None => Ok(0),
+        Some(value) => value.trim().parse().map_err(|_| {
+            Error::invalid(
+                format!("node {}: labels.{PODS_LABEL}", node.name),
+                format!("{value:?} is not a number of pods"),
+            )
+        }),
+    }
+}
+
+/// A command that runs `program` in the node context (see the module documentation).
+pub fn node_command(
+    netns: &str,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    program: impl AsRef<OsStr>,
+) -> Command {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", netns, "sh", "-c"])
+        .arg(concat!(
+            "mkdir -p /run/frr /run/wren \"$0/frr\" \"$0/wren\"",
+            " && mount --bind \"$0/frr\" /run/frr",
+            " && mount --bind \"$0/wren\" /run/wren",
+            " && exec \"$@\""
+        ))
+        .arg(dir)
+        .arg(program)
+        .envs(env)
+        .env("WREN_CONTROL_SOCKET", WREN_CONTROL_SOCKET);
+    command
+}
+
+/// Finds one of Wren's binaries (bgpd, bgpctl, wren-ipam): in `WREN_BIN_DIR`, beside the
+/// running executable (wren-lab sits beside bgpd in the cargo target dir; test binaries one
+/// level below), in `CARGO_TARGET_DIR/{debug,release}`, in the workspace's
+/// `target/{debug,release}`, then in `PATH`.
+pub fn find_wren_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = std::env::var_os("WREN_BIN_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        dirs.push(dir.to_owned());
+        if dir.ends_with("deps")
+            && let Some(up) = dir.parent()
+        {
+            dirs.push(up.to_owned());
+        }
+    }
+    let profiles = |target: &Path| [target.join("debug"), target.join("release")];
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        dirs.extend(profiles(Path::new(&target)));
+    }
+    dirs.extend(profiles(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    ));
+    dirs.into_iter()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .or_else(|| find_program(name))
+}
+
+/// The directories searched for CNI plugins: Wren's binaries (for wren-ipam) first, then
+/// the system's CNI plugins.
+pub fn cni_path() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(ipam) = find_wren_binary("wren-ipam")
+        && let Some(dir) = ipam.parent()
+    {
+        dirs.push(dir.to_owned());
+    }
+    dirs.push(cni_dir());
+    dirs
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use crate::topology::file::Bind;
+
+    fn node(image: &str, binds: &[(&str, &str)]) -> Node {
+        Node {
+            name: "n".into(),
+            kind: "linux".into(),
+            image: image.into(),
+            binds: binds
+                .iter()
+                .map(|(s, t)| Bind {
+                    source: PathBuf::from(s),
+                    target: (*t).into(),
+                })
+                .collect(),
+            exec: Vec::new(),
+            env: BTreeMap::new(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn roles_from_images() {
+        assert_eq!(
+            Role::of(&node(
+                "quay.io/frrouting/frr:8.4.0",
+                &[("/x/frr.conf", FRR_CONF)]
+            ))
+            .unwrap(),
+            Role::Frr {
+                config: "/x/frr.conf".into(),
+                daemons: vec!["bgpd".into()]
+            }
+        );
+        assert_eq!(
+            Role::of(&node("wren:latest", &[("/x/bgpd.toml", BGPD_CONF)])).unwrap(),
+            Role::Wren {
+                bgpd_config: Some("/x/bgpd.toml".into())
+            }
+        );
+        assert_eq!(
+            Role::of(&node("registry:5000/wren", &[])).unwrap(),
+            Role::Wren { bgpd_config: None }
+        );
+        assert_eq!(Role::of(&node("alpine:3", &[])).unwrap(), Role::Plain);
+        let error = Role::of(&node("quay.io/frrouting/frr:8.4.0", &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(FRR_CONF), "{error}");
+        let mut srl = node("ghcr.io/nokia/srlinux", &[]);
+        srl.kind = "nokia_srlinux".into();
+        assert!(
+            Role::of(&srl)
+                .unwrap_err()
+                .to_string()
+                .contains("kind: linux")
+        );
+    }
+
+    #[test]
+    fn daemons_file() {
+        let daemons = frr_daemons(
+            "zebra=yes\nbgpd=yes\nospfd=no\nbfdd=yes\nvtysh_enable=yes\nbgpd_options=\"  -A 127.0.0.1\"\n",
+        );
+        assert!(daemons.contains(&"bgpd".to_owned()));
+        assert!(
+            !daemons
+                .iter()
+                .any(|d| d == "zebra" || d == "ospfd" || d.contains('_'))
+        );
+    }
+
+    #[test]
+    fn pod_label() {
+        let mut n = node("wren", &[]);
+        assert_eq!(pod_count(&n).unwrap(), 0);
+        n.labels.insert(PODS_LABEL.into(), "2".into());
+        assert_eq!(pod_count(&n).unwrap(), 2);
+        n.labels.insert(PODS_LABEL.into(), "two".into());
+        assert!(pod_count(&n).unwrap_err().to_string().contains("two"));
+    }
+}
