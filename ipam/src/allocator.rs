@@ -75,7 +75,17 @@ impl<S: Datastore> Ipam<S> {
         let config = self.config().await?;
         let mut done = Vec::new();
         match self
-            .assign_loop(node, handle, family, count, &config, &mut done)
+            .assign_loop(
+                Request {
+                    node,
+                    handle,
+                    family,
+                    count,
+                    once: false,
+                },
+                &config,
+                &mut done,
+            )
             .await
         {
             Ok(()) => Ok(done),
@@ -89,6 +99,34 @@ impl<S: Datastore> Ipam<S> {
                 Err(e)
             }
         }
+    }
+
+    /// The handle's addresses of `family`, assigning one when it has none. Concurrent
+    /// calls for one handle (a repeated CNI ADD, a node's gateway) assign one address:
+    /// the handle record is compared-and-swapped with the block.
+    pub async fn assign_once(
+        &self,
+        node: &str,
+        handle: &str,
+        family: Family,
+    ) -> Result<Vec<Assigned>, IpamError> {
+        keys::validate_node(node)?;
+        keys::validate_handle(handle)?;
+        let config = self.config().await?;
+        let mut done = Vec::new();
+        self.assign_loop(
+            Request {
+                node,
+                handle,
+                family,
+                count: 1,
+                once: true,
+            },
+            &config,
+            &mut done,
+        )
+        .await?;
+        Ok(done)
     }
 
     /// Assigns one given address to `handle` for `node`, claiming its block for the
@@ -139,7 +177,10 @@ impl<S: Datastore> Ipam<S> {
                     });
                 }
             };
-            if self.write_allocation(&entry, &block, handle, 1).await? {
+            if self
+                .write_allocation(&entry, &block, handle, 1, None)
+                .await?
+            {
                 return Ok(Assigned {
                     address,
                     block: cidr,
@@ -158,6 +199,15 @@ impl<S: Datastore> Ipam<S> {
         let Some((_, record)) = self.read::<HandleRecord>(&keys::handle(handle)).await? else {
             return Ok(Vec::new());
         };
+        self.addresses_in(handle, &record).await
+    }
+
+    /// The addresses of `handle` in the blocks its record names.
+    async fn addresses_in(
+        &self,
+        handle: &str,
+        record: &HandleRecord,
+    ) -> Result<Vec<Assigned>, IpamError> {
         let pools = self.pools().await?;
         let mut out = Vec::new();
         for cidr in record.blocks.keys() {
@@ -180,15 +230,40 @@ impl<S: Datastore> Ipam<S> {
 
     async fn assign_loop(
         &self,
-        node: &str,
-        handle: &str,
-        family: Family,
-        count: u32,
+        request: Request<'_>,
         config: &IpamConfig,
         done: &mut Vec<Assigned>,
     ) -> Result<(), IpamError> {
+        let Request {
+            node,
+            handle,
+            family,
+            count,
+            once,
+        } = request;
         let mut backoff = Backoff::new(self.store.url());
         while (done.len() as u32) < count {
+            // In `once` mode the handle record as read here is what every write below
+            // compares against, so two concurrent calls cannot both add an address.
+            let pinned = if once {
+                let entry = self.store.get(&keys::handle(handle)).await?;
+                if let Some(entry) = &entry {
+                    let record: HandleRecord = decode(self.store.url(), entry)?;
+                    let existing: Vec<Assigned> = self
+                        .addresses_in(handle, &record)
+                        .await?
+                        .into_iter()
+                        .filter(|a| Family::of_addr(&a.address) == family)
+                        .collect();
+                    if !existing.is_empty() {
+                        *done = existing;
+                        return Ok(());
+                    }
+                }
+                Some(entry)
+            } else {
+                None
+            };
             let remaining = count - done.len() as u32;
             let pools = self.usable_pools(node, family).await?;
             if pools.is_empty() {
@@ -223,7 +298,7 @@ impl<S: Datastore> Ipam<S> {
                 }
                 let taken = block.allocate(handle, None, remaining);
                 let written = self
-                    .write_allocation(&entry, &block, handle, taken.len() as u32)
+                    .write_allocation(&entry, &block, handle, taken.len() as u32, pinned.as_ref())
                     .await?;
                 if written {
                     done.extend(taken.into_iter().map(|(address, sequence)| Assigned {
@@ -254,7 +329,7 @@ impl<S: Datastore> Ipam<S> {
                     config.max_blocks_per_node
                 )
             } else {
-                match self.claim_block(node, &pools).await? {
+                match self.claim_block(node, &pools, &affinities).await? {
                     crate::claim::Claim::Claimed(_) => continue,
                     crate::claim::Claim::Conflict => {
                         backoff.wait().await?;
@@ -271,7 +346,10 @@ impl<S: Datastore> Ipam<S> {
                     reason: refusal,
                 });
             }
-            match self.borrow(node, handle, remaining, &pools).await? {
+            match self
+                .borrow(node, handle, remaining, &pools, pinned.as_ref())
+                .await?
+            {
                 Some(assigned) if !assigned.is_empty() => done.extend(assigned),
                 Some(_) => {
                     return Err(IpamError::Exhausted {
@@ -294,6 +372,7 @@ impl<S: Datastore> Ipam<S> {
         handle: &str,
         count: u32,
         pools: &[Pool],
+        pinned: Option<&Option<Entry>>,
     ) -> Result<Option<Vec<Assigned>>, IpamError> {
         for (entry, mut block) in self.blocks().await? {
             let Some(pool) = pools
@@ -307,7 +386,7 @@ impl<S: Datastore> Ipam<S> {
             }
             let taken = block.allocate(handle, Some(node), count);
             if !self
-                .write_allocation(&entry, &block, handle, taken.len() as u32)
+                .write_allocation(&entry, &block, handle, taken.len() as u32, pinned)
                 .await?
             {
                 return Ok(None);
@@ -336,9 +415,13 @@ impl<S: Datastore> Ipam<S> {
         block: &Block,
         handle: &str,
         added: u32,
+        pinned: Option<&Option<Entry>>,
     ) -> Result<bool, IpamError> {
         let handle_key = keys::handle(handle);
-        let handle_entry = self.store.get(&handle_key).await?;
+        let handle_entry = match pinned {
+            Some(entry) => entry.clone(),
+            None => self.store.get(&handle_key).await?,
+        };
         let mut record = match &handle_entry {
             Some(e) => decode::<HandleRecord>(self.store.url(), e)?,
             None => HandleRecord {
@@ -464,6 +547,17 @@ impl<S: Datastore> Ipam<S> {
             .filter(|(a, _)| a.state == AffinityState::Confirmed)
             .map(|(a, _)| a)
     }
+}
+
+/// What `assign_loop` is asked for.
+#[derive(Debug, Clone, Copy)]
+struct Request<'a> {
+    node: &'a str,
+    handle: &'a str,
+    family: Family,
+    count: u32,
+    /// Only when the handle has no address of the family yet.
+    once: bool,
 }
 
 /// Jittered exponential backoff between attempts lost to concurrent writers.

@@ -35,13 +35,25 @@ pub(crate) enum Claim {
 
 impl<S: Datastore> Ipam<S> {
     /// Claims a free block for `node` from the first of `pools` that has one.
-    pub(crate) async fn claim_block(&self, node: &str, pools: &[Pool]) -> Result<Claim, IpamError> {
+    /// `known` are the node's affinities the caller found full: when the node gained
+    /// another one since (a concurrent process claimed it), this returns `Conflict` so
+    /// that the caller uses that block instead of claiming yet another.
+    pub(crate) async fn claim_block(
+        &self,
+        node: &str,
+        pools: &[Pool],
+        known: &[(Affinity, Entry)],
+    ) -> Result<Claim, IpamError> {
         let mut taken = std::collections::HashSet::new();
         for entry in self.store.list(keys::BLOCKS).await? {
             taken.insert(crate::records::decode::<Block>(self.store.url(), &entry)?.cidr);
         }
         for entry in self.store.list(keys::AFFINITIES).await? {
-            taken.insert(crate::records::decode::<Affinity>(self.store.url(), &entry)?.cidr);
+            let affinity: Affinity = crate::records::decode(self.store.url(), &entry)?;
+            if affinity.node == node && !known.iter().any(|(k, _)| k.cidr == affinity.cidr) {
+                return Ok(Claim::Conflict);
+            }
+            taken.insert(affinity.cidr);
         }
         let seed = node_seed(node);
         for pool in pools {

@@ -260,7 +260,7 @@ impl<S: Datastore> Ipam<S> {
                 {
                     break;
                 }
-                match self.claim_block(node, &pools).await? {
+                match self.claim_block(node, &pools, &affinities).await? {
                     Claim::Claimed(_) => break,
                     Claim::Conflict => backoff.wait().await?,
                     Claim::Exhausted => {

@@ -1,0 +1,219 @@
+//! The plugin's inputs: the `CNI_*` environment and the network configuration on
+//! stdin, of which the plugin owns the `ipam` object (`type`, `datastore`, `node`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::code;
+use super::result::{CniError, SUPPORTED_VERSIONS};
+
+/// The datastore used when the configuration names none.
+pub const DEFAULT_DATASTORE: &str = "sqlite:///var/lib/wren/ipam.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Add,
+    Del,
+    Check,
+    Version,
+}
+
+/// The `CNI_*` environment variables the plugin reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CniEnv {
+    pub command: Command,
+    pub container_id: Option<String>,
+    pub ifname: Option<String>,
+}
+
+impl CniEnv {
+    /// Reads the environment of this process.
+    pub fn from_process() -> Result<CniEnv, CniError> {
+        CniEnv::from_map(&std::env::vars().collect())
+    }
+
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<CniEnv, CniError> {
+        let command = match vars.get("CNI_COMMAND").map(String::as_str) {
+            Some("ADD") => Command::Add,
+            Some("DEL") => Command::Del,
+            Some("CHECK") => Command::Check,
+            Some("VERSION") => Command::Version,
+            Some(other) => {
+                return Err(CniError::new(
+                    "1.0.0",
+                    code::INVALID_ENVIRONMENT,
+                    format!("CNI_COMMAND {other:?} is not ADD, DEL, CHECK or VERSION"),
+                ));
+            }
+            None => {
+                return Err(CniError::new(
+                    "1.0.0",
+                    code::INVALID_ENVIRONMENT,
+                    String::from("CNI_COMMAND is not set"),
+                ));
+            }
+        };
+        let get = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
+        Ok(CniEnv {
+            command,
+            container_id: get("CNI_CONTAINERID"),
+            ifname: get("CNI_IFNAME"),
+        })
+    }
+
+    /// `CONTAINERID.IFNAME`, the handle of the container's addresses.
+    pub fn handle(&self) -> Result<String, CniError> {
+        let missing = |name: &str| {
+            CniError::new(
+                "1.0.0",
+                code::INVALID_ENVIRONMENT,
+                format!("{name} is not set"),
+            )
+        };
+        let id = self
+            .container_id
+            .as_deref()
+            .ok_or_else(|| missing("CNI_CONTAINERID"))?;
+        let ifname = self
+            .ifname
+            .as_deref()
+            .ok_or_else(|| missing("CNI_IFNAME"))?;
+        let handle = format!("{id}.{ifname}");
+        crate::keys::validate_handle(&handle)
+            .map_err(|e| CniError::new("1.0.0", code::INVALID_ENVIRONMENT, e.to_string()))?;
+        Ok(handle)
+    }
+}
+
+/// The parts of the network configuration the plugin reads; the other keys belong to
+/// the main plugin and are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetConf {
+    #[serde(rename = "cniVersion")]
+    pub cni_version: String,
+    pub name: String,
+    pub ipam: IpamConf,
+    #[serde(rename = "prevResult", default)]
+    pub prev_result: Option<serde_json::Value>,
+}
+
+/// The `ipam` object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpamConf {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `sqlite:///PATH` or `etcd://HOST:PORT[,...]`.
+    #[serde(default = "default_datastore")]
+    pub datastore: String,
+    /// This node's name (default: the host name).
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+fn default_datastore() -> String {
+    DEFAULT_DATASTORE.to_string()
+}
+
+impl NetConf {
+    pub fn parse(stdin: &[u8]) -> Result<NetConf, CniError> {
+        // The version first, so that later errors carry it.
+        let version = serde_json::from_slice::<serde_json::Value>(stdin)
+            .ok()
+            .and_then(|v| {
+                v.get("cniVersion")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| String::from("1.0.0"));
+        let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| {
+            let code = if e.is_syntax() || e.is_eof() {
+                code::DECODE_FAILED
+            } else {
+                code::INVALID_CONFIG
+            };
+            CniError::new(
+                &version,
+                code,
+                format!("network configuration on stdin: {e}"),
+            )
+        })?;
+        if !SUPPORTED_VERSIONS.contains(&conf.cni_version.as_str()) {
+            return Err(CniError::new(
+                "1.0.0",
+                code::INCOMPATIBLE_VERSION,
+                format!(
+                    "cniVersion {:?} is not supported (supported: {})",
+                    conf.cni_version,
+                    SUPPORTED_VERSIONS.join(", ")
+                ),
+            ));
+        }
+        if conf.ipam.kind != "wren-ipam" {
+            return Err(CniError::new(
+                &conf.cni_version,
+                code::INVALID_CONFIG,
+                format!(
+                    "ipam type is {:?}, this plugin is \"wren-ipam\"",
+                    conf.ipam.kind
+                ),
+            ));
+        }
+        Ok(conf)
+    }
+
+    /// The addresses of `prevResult` (CHECK).
+    pub fn previous_addresses(&self) -> Result<Vec<IpAddr>, CniError> {
+        let Some(prev) = &self.prev_result else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for ip in prev
+            .get("ips")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let text = ip
+                .get("address")
+                .and_then(|a| a.as_str())
+                .unwrap_or_default();
+            let address = text
+                .split('/')
+                .next()
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| {
+                    CniError::new(
+                        &self.cni_version,
+                        code::INVALID_CONFIG,
+                        format!("prevResult address {text:?} is not ADDRESS/PREFIX"),
+                    )
+                })?;
+            out.push(address);
+        }
+        Ok(out)
+    }
+}
+
+impl IpamConf {
+    /// The configured node name, else the host name.
+    pub fn node_name(&self) -> Result<String, CniError> {
+        let name = match &self.node {
+            Some(node) => node.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .map_err(|e| {
+                    CniError::new(
+                        "1.0.0",
+                        code::INVALID_CONFIG,
+                        format!("ipam.node is not set and the host name cannot be read: {e}"),
+                    )
+                })?,
+        };
+        crate::keys::validate_node(&name)
+            .map_err(|e| CniError::new("1.0.0", code::INVALID_CONFIG, format!("ipam.node: {e}")))?;
+        Ok(name)
+    }
+}

@@ -1,0 +1,438 @@
+//! The `wren-ipam` binary as a runtime runs it: ADD, CHECK, DEL, VERSION, its errors,
+//! 200 concurrent ADDs from separate processes (one node on SQLite, three nodes on
+//! etcd), and processes killed with SIGKILL in the middle of a block claim.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ipam::store::Datastore;
+use ipam::{Family, Ipam, Pool};
+use serde_json::Value;
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_wren-ipam");
+
+fn netconf(datastore: &str, node: &str) -> String {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "wren-test",
+        "type": "ptp",
+        "ipMasq": false,
+        "ipam": { "type": "wren-ipam", "datastore": datastore, "node": node }
+    })
+    .to_string()
+}
+
+fn spawn(command: &str, container: &str, stdin: &str, extra: &[(&str, &str)]) -> Child {
+    let mut child = Command::new(PLUGIN)
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", container)
+        .env("CNI_NETNS", "/var/run/netns/none")
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/usr/lib/cni")
+        .envs(extra.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child
+}
+
+/// Runs the plugin; returns (success, stdout as JSON or Null when empty).
+fn plugin(command: &str, container: &str, stdin: &str) -> (bool, Value) {
+    finish(spawn(command, container, stdin, &[]))
+}
+
+fn finish(child: Child) -> (bool, Value) {
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (output.status.success(), json)
+}
+
+fn address_of(result: &Value) -> String {
+    result["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+async fn with_pool<S: Datastore>(store: S, cidr: &str) -> Ipam<S> {
+    let ipam = Ipam::new(store);
+    ipam.add_pool(Pool::new(cidr.parse().unwrap()))
+        .await
+        .unwrap();
+    ipam
+}
+
+#[test]
+fn version() {
+    let (ok, json) = plugin("VERSION", "", r#"{"cniVersion":"0.4.0"}"#);
+    assert!(ok);
+    assert_eq!(json["cniVersion"], "0.4.0");
+    let versions: Vec<&str> = json["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(versions.contains(&"1.0.0") && versions.contains(&"0.3.1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_check_del() {
+    let (store, guard) = support::sqlite().await.unwrap();
+    let ipam = with_pool(store, "10.244.0.0/16").await;
+    ipam.add_pool(Pool::new("fd00:10:244::/56".parse().unwrap()))
+        .await
+        .unwrap();
+    let conf = netconf(&guard.url, "node-a");
+    let (ok, first) = tokio::task::block_in_place(|| plugin("ADD", "c1", &conf));
+    assert!(ok, "{first}");
+    assert_eq!(first["cniVersion"], "1.0.0");
+    let ips = first["ips"].as_array().unwrap();
+    assert_eq!(ips.len(), 2, "{first}");
+    assert!(
+        ips[0]["address"].as_str().unwrap().ends_with("/16"),
+        "{first}"
+    );
+    assert!(
+        ips[1]["address"].as_str().unwrap().ends_with("/56"),
+        "{first}"
+    );
+    assert_eq!(first["routes"][0]["dst"], "0.0.0.0/0");
+    assert_eq!(first["routes"][0]["gw"], ips[0]["gateway"]);
+    assert_eq!(first["routes"][1]["dst"], "::/0");
+    // The address comes from node-a's block; the gateway is node-a's own address.
+    let address: std::net::IpAddr = address_of(&first).parse().unwrap();
+    let info = ipam.address_info(address).await.unwrap().unwrap();
+    assert_eq!(
+        (info.handle.as_str(), info.node.as_deref()),
+        ("c1.eth0", Some("node-a"))
+    );
+    let gateway: std::net::IpAddr = ips[0]["gateway"].as_str().unwrap().parse().unwrap();
+    let gw_info = ipam.address_info(gateway).await.unwrap().unwrap();
+    assert_eq!(gw_info.handle, "wren-gateway.node-a.ipv4");
+    assert_eq!(gw_info.block, info.block);
+
+    // ADD again: the same addresses.
+    let (ok, again) = tokio::task::block_in_place(|| plugin("ADD", "c1", &conf));
+    assert!(ok);
+    assert_eq!(again, first);
+    // CHECK with the previous result.
+    let mut check_conf: Value = serde_json::from_str(&conf).unwrap();
+    check_conf["prevResult"] = first.clone();
+    let (ok, out) = tokio::task::block_in_place(|| plugin("CHECK", "c1", &check_conf.to_string()));
+    assert!(ok, "{out}");
+    // A second container, then DEL of the first.
+    let (ok, second) = tokio::task::block_in_place(|| plugin("ADD", "c2", &conf));
+    assert!(ok);
+    assert_ne!(address_of(&second), address_of(&first));
+    let (ok, out) = tokio::task::block_in_place(|| plugin("DEL", "c1", &conf));
+    assert!(ok && out.is_null(), "{out}");
+    assert!(ipam.addresses_of("c1.eth0").await.unwrap().is_empty());
+    let (ok, out) = tokio::task::block_in_place(|| plugin("CHECK", "c1", &check_conf.to_string()));
+    assert!(!ok);
+    assert_eq!(out["code"], 101, "{out}");
+    // DEL is idempotent.
+    let (ok, _) = tokio::task::block_in_place(|| plugin("DEL", "c1", &conf));
+    assert!(ok);
+    // A 0.4.0 configuration gets a 0.4.0 result.
+    let old = conf.replace("\"1.0.0\"", "\"0.4.0\"");
+    let (ok, legacy) = tokio::task::block_in_place(|| plugin("ADD", "c3", &old));
+    assert!(ok);
+    assert_eq!(legacy["cniVersion"], "0.4.0");
+    assert_eq!(legacy["ips"][0]["version"], "4");
+    assert!(ipam.check().await.unwrap().is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_cni_error_objects() {
+    let (store, guard) = support::sqlite().await.unwrap();
+    let conf = netconf(&guard.url, "node-a");
+    let cases: Vec<(&str, String, &str, u64, &str)> = vec![
+        (
+            "ADD",
+            "{not json".to_string(),
+            "c",
+            6,
+            "network configuration on stdin",
+        ),
+        (
+            "ADD",
+            conf.replace("\"node\"", "\"nodes\""),
+            "c",
+            7,
+            "unknown field `nodes`",
+        ),
+        (
+            "ADD",
+            conf.replace("\"1.0.0\"", "\"9.9.9\""),
+            "c",
+            1,
+            "cniVersion \"9.9.9\" is not supported",
+        ),
+        (
+            "ADD",
+            conf.replace("\"wren-ipam\"", "\"host-local\""),
+            "c",
+            7,
+            "ipam type is \"host-local\"",
+        ),
+        ("ADD", conf.clone(), "", 4, "CNI_CONTAINERID is not set"),
+        (
+            "ADD",
+            conf.clone(),
+            "c",
+            100,
+            "no enabled IPv4 pool selects node node-a",
+        ),
+        (
+            "ADD",
+            netconf("sqlite:///proc/wren-ipam-test/ipam.db", "node-a"),
+            "c",
+            11,
+            "datastore sqlite:///proc/wren-ipam-test/ipam.db is unavailable",
+        ),
+        (
+            "ADD",
+            netconf("etcd://127.0.0.1:1", "node-a"),
+            "c",
+            11,
+            "datastore etcd://127.0.0.1:1 is unavailable",
+        ),
+        (
+            "ADD",
+            netconf("redis://x", "node-a"),
+            "c",
+            7,
+            "datastore URL \"redis://x\" is not valid",
+        ),
+    ];
+    for (command, stdin, container, code, needle) in cases {
+        let (ok, out) = tokio::task::block_in_place(|| plugin(command, container, &stdin));
+        assert!(!ok, "{stdin}: {out}");
+        assert_eq!(out["code"], code, "{stdin}: {out}");
+        assert!(
+            out["msg"].as_str().unwrap().contains(needle),
+            "{stdin}: {out}"
+        );
+        assert!(out["cniVersion"].is_string());
+    }
+    // Exhausted: a /32 pool holds the gateway and nothing for a pod.
+    let ipam = Ipam::new(store);
+    let mut tiny = Pool::new("10.9.9.9/32".parse().unwrap());
+    tiny.block_size = 32;
+    ipam.add_pool(tiny).await.unwrap();
+    let (ok, out) = tokio::task::block_in_place(|| plugin("ADD", "c", &conf));
+    assert!(!ok);
+    assert_eq!(out["code"], 100, "{out}");
+    assert!(out["msg"].as_str().unwrap().contains("exhausted"), "{out}");
+    assert!(ipam.addresses_of("c.eth0").await.unwrap().is_empty());
+    assert!(ipam.check().await.unwrap().is_clean());
+}
+
+/// Starts `count` ADDs at once, node `i % nodes`, and returns their addresses.
+fn concurrent_adds(url: &str, count: usize, nodes: usize) -> Vec<String> {
+    let children: Vec<Child> = (0..count)
+        .map(|i| {
+            spawn(
+                "ADD",
+                &format!("pod{i}"),
+                &netconf(url, &format!("node-{}", i % nodes)),
+                &[],
+            )
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let (ok, json) = finish(child);
+            assert!(ok, "{json}");
+            address_of(&json)
+        })
+        .collect()
+}
+
+async fn assert_distinct_and_clean<S: Datastore>(
+    ipam: &Ipam<S>,
+    addresses: &[String],
+    nodes: usize,
+) {
+    let distinct: HashSet<&String> = addresses.iter().collect();
+    assert_eq!(distinct.len(), addresses.len());
+    for i in 0..addresses.len() {
+        assert_eq!(
+            ipam.addresses_of(&format!("pod{i}.eth0"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    for n in 0..nodes {
+        let gateway = ipam::cni::gateway_handle(&format!("node-{n}"), Family::Ipv4);
+        assert_eq!(
+            ipam.addresses_of(&gateway).await.unwrap().len(),
+            1,
+            "one gateway per node"
+        );
+    }
+    let report = ipam.check().await.unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+    assert_eq!(report.addresses, addresses.len() + nodes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_adds_one_node_sqlite() {
+    let (store, guard) = support::sqlite().await.unwrap();
+    let ipam = with_pool(store, "10.244.0.0/16").await;
+    let url = guard.url.clone();
+    let addresses = tokio::task::spawn_blocking(move || concurrent_adds(&url, 200, 1))
+        .await
+        .unwrap();
+    assert_distinct_and_clean(&ipam, &addresses, 1).await;
+    // 201 addresses in /26 blocks: the node holds 4 blocks (a race may add one).
+    let blocks = ipam.node_allocations("node-0").await.unwrap().blocks.len();
+    assert!((4..=6).contains(&blocks), "{blocks} blocks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_adds_three_nodes_etcd() {
+    let Some((store, guard)) = support::etcd().await else {
+        return;
+    };
+    let ipam = with_pool(store, "10.244.0.0/16").await;
+    let url = guard.url.clone();
+    let addresses = tokio::task::spawn_blocking(move || concurrent_adds(&url, 200, 3))
+        .await
+        .unwrap();
+    assert_distinct_and_clean(&ipam, &addresses, 3).await;
+    // Each node's pods are in that node's blocks.
+    for (i, address) in addresses.iter().enumerate() {
+        let info = ipam
+            .address_info(address.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            info.node.as_deref(),
+            Some(format!("node-{}", i % 3).as_str())
+        );
+    }
+}
+
+/// Starts an ADD that stops between the two phases of its block claim, waits until it
+/// is there, and kills it with SIGKILL.
+fn kill_mid_claim(url: &str, container: &str) {
+    let mut child = spawn(
+        "ADD",
+        container,
+        &netconf(url, "node-k"),
+        &[(ipam::FAILPOINT_ENV, "claim-pending")],
+    );
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("failpoint claim-pending reached"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+async fn killed_mid_claim_then_repaired<S: Datastore>(ipam: Ipam<S>, url: String) {
+    let url2 = url.clone();
+    tokio::task::spawn_blocking(move || kill_mid_claim(&url2, "victim"))
+        .await
+        .unwrap();
+    let report = ipam.check().await.unwrap();
+    assert_eq!(report.problems, 1, "{}", report.render());
+    assert_eq!(
+        report.counts.get(&ipam::ProblemKind::AffinityWithoutBlock),
+        Some(&1)
+    );
+    // The next ADD on that node completes the claim and uses the block.
+    let (ok, json) =
+        tokio::task::block_in_place(|| plugin("ADD", "next", &netconf(&url, "node-k")));
+    assert!(ok, "{json}");
+    let report = ipam.check().await.unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+    assert_eq!(
+        ipam.node_allocations("node-k").await.unwrap().blocks.len(),
+        1
+    );
+    assert!(ipam.addresses_of("victim.eth0").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_claim_sqlite() {
+    let (store, guard) = support::sqlite().await.unwrap();
+    let ipam = with_pool(store, "10.244.0.0/16").await;
+    killed_mid_claim_then_repaired(ipam, guard.url.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_claim_etcd() {
+    let Some((store, guard)) = support::etcd().await else {
+        return;
+    };
+    let ipam = with_pool(store, "10.244.0.0/16").await;
+    killed_mid_claim_then_repaired(ipam, guard.url.clone()).await;
+}
+
+/// Processes killed at arbitrary points while 60 ADDs race: after one more ADD per
+/// node, the store checks clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_points_sqlite() {
+    let (store, guard) = support::sqlite().await.unwrap();
+    let ipam = with_pool(store, "10.244.0.0/22").await;
+    let url = guard.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut children: Vec<Child> = (0..60)
+            .map(|i| {
+                spawn(
+                    "ADD",
+                    &format!("k{i}"),
+                    &netconf(&url, &format!("node-{}", i % 2)),
+                    &[],
+                )
+            })
+            .collect();
+        for (i, child) in children.iter_mut().enumerate() {
+            std::thread::sleep(Duration::from_micros(300 * (i as u64 % 7)));
+            if i % 2 == 0 {
+                let _ = child.kill();
+            }
+        }
+        for child in children {
+            let _ = child.wait_with_output();
+        }
+        for node in ["node-0", "node-1"] {
+            let (ok, json) = plugin("ADD", &format!("after-{node}"), &netconf(&url, node));
+            assert!(ok, "{json}");
+        }
+    })
+    .await
+    .unwrap();
+    let report = ipam.check().await.unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+}
