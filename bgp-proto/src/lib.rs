@@ -51,7 +51,7 @@ pub use notification::Notification;
 pub use open::{AS_TRANS, Open, OpenLayout, check_hold_time};
 pub use route_refresh::RouteRefresh;
 pub use update::{
-    Ipv4Prefix, Ipv6Prefix, Layout, MpReach, MpUnreach, NextHop, Nlri, Prefix, Update,
+    Ipv4Prefix, Ipv6Prefix, Layout, MpReach, MpUnreach, NextHop, Nlri, Prefix, Update, UpdatePacker,
 };
 
 /// Serializes bytes as a lowercase hex string.
