@@ -61,7 +61,15 @@ impl Resolver {
     /// Applies a foreign route change; true if the mirror changed.
     pub(crate) fn update_route(&mut self, deleted: bool, route: KernelRoute) -> bool {
         let prefix = route.prefix;
-        let same = |r: &KernelRoute| r.table == route.table && r.metric == route.metric;
+        // IPv6 keeps one route per device for the same prefix and metric
+        // (fe80::/64 on every link); IPv4 one per prefix, metric and table.
+        let device = |r: &KernelRoute| match (&r.prefix, &r.kind) {
+            (IpNet::V6(_), KernelKind::Unicast(hops)) => hops.first().map(|h| h.ifindex),
+            _ => None,
+        };
+        let same = |r: &KernelRoute| {
+            r.table == route.table && r.metric == route.metric && device(r) == device(&route)
+        };
         let list = self.routes.entry(prefix).or_default();
         let before = list.len();
         let changed = if deleted {
@@ -92,7 +100,10 @@ impl Resolver {
         let changed = match &old {
             None => !link.deleted,
             Some(old) => {
-                link.deleted || old.up != link.up || (link.name.is_some() && old.name != link.name)
+                link.deleted
+                    || old.up != link.up
+                    || old.running != link.running
+                    || (link.name.is_some() && old.name != link.name)
             }
         };
         if !link.deleted {
@@ -143,6 +154,11 @@ impl Resolver {
 
     fn resolve_gateway(&self, gateway: IpAddr) -> Result<Vec<KernelNextHop>, HopFailure> {
         let unresolvable = |why: String| HopFailure::Unresolvable { gateway, why };
+        if let IpAddr::V6(v6) = gateway {
+            if v6.is_unicast_link_local() {
+                return Err(unresolvable("a link-local next hop needs a device".into()));
+            }
+        }
         let lengths = match gateway {
             IpAddr::V4(_) => &self.lengths_v4,
             IpAddr::V6(_) => &self.lengths_v6,
@@ -200,6 +216,8 @@ impl Resolver {
     }
 
     /// Links we have not heard of count as up (the kernel knows better).
+    /// Carrier is not looked at: the kernel marks routes of a link without
+    /// carrier linkdown itself, and still accepts routes through it.
     fn link_up(&self, index: u32) -> bool {
         self.links.get(&index).is_none_or(|l| l.up)
     }
@@ -239,6 +257,7 @@ mod tests {
             index,
             name: Some(name.into()),
             up,
+            running: up,
             deleted: false,
         }
     }
@@ -313,6 +332,30 @@ mod tests {
         assert_eq!(
             via_default.resolve(&gateway("198.51.100.1")),
             Ok(vec![hop("10.0.0.1", 3)])
+        );
+    }
+
+    #[test]
+    fn ipv6_routes_per_device_are_kept_apart() {
+        let mut resolver = Resolver::new(false);
+        resolver.update_route(false, route("fe80::/64", 256, &[(None, 3)]));
+        resolver.update_route(false, route("fe80::/64", 256, &[(None, 4)]));
+        resolver.update_route(false, route("2001:db8::/64", 256, &[(None, 3)]));
+        resolver.update_route(false, route("2001:db8:1::/64", 256, &[(None, 4)]));
+        assert_eq!(
+            resolver.routes[&"fe80::/64".parse::<IpNet>().unwrap()].len(),
+            2
+        );
+        assert!(resolver.resolve(&gateway("fe80::1")).is_err());
+        let linklocal = NextHop::Gateway {
+            address: "fe80::1".parse().unwrap(),
+            device: Some("eth1".into()),
+        };
+        resolver.update_link(link(4, "eth1", true));
+        assert_eq!(resolver.resolve(&linklocal), Ok(vec![hop("fe80::1", 4)]));
+        assert_eq!(
+            resolver.resolve(&gateway("2001:db8:1::9")),
+            Ok(vec![hop("2001:db8:1::9", 4)])
         );
     }
 

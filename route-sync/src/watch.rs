@@ -43,8 +43,12 @@ pub(crate) enum Event {
 pub(crate) struct Link {
     pub index: u32,
     pub name: Option<String>,
-    /// Administratively up and running (carrier).
+    /// Administratively up (IFF_UP); the kernel flushes IPv4 routes of a
+    /// link that goes down.
     pub up: bool,
+    /// Has carrier (IFF_RUNNING, set by the kernel's linkwatch a moment
+    /// after the link goes up); routes stay but are marked linkdown.
+    pub running: bool,
     pub deleted: bool,
 }
 
@@ -155,7 +159,8 @@ pub(crate) fn link_state(link: &LinkMessage, deleted: bool) -> Link {
     Link {
         index: link.header.index,
         name,
-        up: !deleted && flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::Running),
+        up: !deleted && flags.contains(LinkFlags::Up),
+        running: !deleted && flags.contains(LinkFlags::Running),
         deleted,
     }
 }

@@ -167,15 +167,21 @@ impl Monitor {
     }
 
     /// Adds a marker route (proto static) and waits until it is printed.
+    /// A new marker is added every second until one shows, because the
+    /// monitor may not have joined the multicast group when it started.
     pub async fn mark(&mut self) -> Result<()> {
-        self.markers += 1;
-        let marker = format!("198.18.255.{}", self.markers);
-        ip(&["route", "add", "blackhole", &marker, "proto", "static"])?;
-        let file = self.file.clone();
-        wait_for("ip monitor to print the marker route", async || {
-            Ok(std::fs::read_to_string(&file)?.contains(&marker))
-        })
-        .await
+        for _ in 0..60 {
+            self.markers += 1;
+            let marker = format!("198.18.{}.{}", self.markers / 250, self.markers % 250 + 1);
+            ip(&["route", "add", "blackhole", &marker, "proto", "static"])?;
+            for _ in 0..20 {
+                if std::fs::read_to_string(&self.file)?.contains(&format!("{marker} ")) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        bail!("ip monitor printed none of 60 marker routes in 60 s")
     }
 
     /// Every line printed so far.
