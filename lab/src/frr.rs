@@ -152,15 +152,11 @@ impl Frr {
         self.vtysh_json(&format!("show bgp {} json", family.frr()))
     }
 
-    /// The state of the session with `neighbor` (`Established`, `Active`, ...), from the
-    /// summary of the neighbor's address family.
+    /// The state of the session with `neighbor` (`Established`, `Active`, ...) from
+    /// `show bgp summary json`, looking in every address family the neighbor is active in
+    /// (an IPv6 neighbor may carry only IPv4 routes). `None` when FRR does not list it.
     pub fn neighbor_state(&self, neighbor: &str) -> Result<Option<String>> {
-        let summary = self.bgp_summary_json()?;
-        Ok(
-            summary[Family::of(neighbor).frr_summary_key()]["peers"][neighbor]["state"]
-                .as_str()
-                .map(str::to_owned),
-        )
+        Ok(neighbor_state_in(&self.bgp_summary_json()?, neighbor))
     }
 
     /// Waits until every session in `neighbors` is Established.
@@ -255,6 +251,22 @@ impl Drop for Frr {
     }
 }
 
+/// The state of `neighbor` in a `show bgp summary json` document: Established if it is
+/// Established in any family, else the state of the first family that lists it.
+pub fn neighbor_state_in(summary: &Value, neighbor: &str) -> Option<String> {
+    let states: Vec<&str> = summary
+        .as_object()
+        .into_iter()
+        .flat_map(|families| families.values())
+        .filter_map(|family| family["peers"][neighbor]["state"].as_str())
+        .collect();
+    states
+        .iter()
+        .find(|s| **s == "Established")
+        .or(states.first())
+        .map(|s| (*s).to_owned())
+}
+
 /// Makes `dir` owned by the `frr` user and `parent` traversable, so the daemons (which
 /// drop to user `frr`) can read the configuration and create sockets and pid files.
 fn prepare_dir(parent: &Path, dir: &Path) -> Result<()> {
@@ -271,4 +283,30 @@ fn prepare_dir(parent: &Path, dir: &Path) -> Result<()> {
         .ok_or_else(|| Error::invalid("user frr", "does not exist (apt-get install frr)"))?;
     std::os::unix::fs::chown(dir, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
         .map_err(|e| Error::io(format!("chown frr {}", dir.display()), e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbor_state_from_any_family() {
+        // Shape of FRR 8.4's `show bgp summary json`, trimmed.
+        let summary = serde_json::json!({
+            "ipv4Unicast": {"as": 65001, "peers": {"fd00::2": {"remoteAs": 65002, "state": "Established"}}},
+            "ipv6Unicast": {"as": 65001, "peers": {"fd00::2": {"remoteAs": 65002, "state": "Active"},
+                                                   "fd00::3": {"remoteAs": 65003, "state": "Connect"}}}
+        });
+        assert_eq!(
+            neighbor_state_in(&summary, "fd00::2").as_deref(),
+            Some("Established")
+        );
+        assert_eq!(
+            neighbor_state_in(&summary, "fd00::3").as_deref(),
+            Some("Connect")
+        );
+        assert_eq!(neighbor_state_in(&summary, "10.0.0.9"), None);
+        assert_eq!(neighbor_state_in(&serde_json::json!({}), "10.0.0.9"), None);
+    }
 }

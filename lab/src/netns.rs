@@ -23,7 +23,7 @@ use crate::command;
 use crate::daemon::Daemon;
 use crate::error::{Error, Result};
 use crate::names::unique_name;
-use crate::prereq::{keep_files, scratch_dir};
+use crate::prereq::{keep_files, open_dir, scratch_dir};
 
 /// Where `ip netns` keeps its namespace handles.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -61,8 +61,7 @@ impl Netns {
     /// namespace exists.
     pub fn named(name: &str, dir: &Path) -> Result<Netns> {
         validate_name(name)?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating directory {}", dir.display()), e))?;
+        open_dir(dir).map_err(|e| Error::io(format!("creating directory {}", dir.display()), e))?;
         Netns::create(name.to_owned(), Scratch::Fixed(dir.to_owned()))
     }
 

@@ -163,9 +163,19 @@ pub fn keep_files() -> bool {
     std::env::var("WREN_LAB_KEEP").is_ok_and(|v| v == "1")
 }
 
-/// Creates a scratch directory under the system temp dir.
+/// Creates a scratch directory under the system temp dir, mode 0755 whatever the umask:
+/// daemons that drop privileges (FRR runs as user `frr`) must reach their files inside.
 pub(crate) fn scratch_dir(prefix: &str) -> std::io::Result<TempDir> {
-    tempfile::Builder::new().prefix(prefix).tempdir()
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    open_dir(dir.path())?;
+    Ok(dir)
+}
+
+/// Creates `dir` (and missing parents) and sets it to mode 0755 whatever the umask.
+pub(crate) fn open_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
 }
 
 fn fail_or_skip<T>(test: &str, reason: &str) -> Option<T> {

@@ -96,6 +96,62 @@ protocol bgp frr {
 }
 
 #[test]
+fn frr_and_bird_exchange_ipv6_routes() {
+    let Some(_ready) = lab::require!(Root, Frr, Bird) else {
+        return;
+    };
+    let a = Netns::new("wl-f6a").unwrap();
+    let b = Netns::new("wl-f6b").unwrap();
+    let _link = Veth::new(&a, "eth1", &b, "eth1").unwrap();
+    a.iface("eth1").addr("fd00:5::1/64").unwrap();
+    b.iface("eth1").addr("fd00:5::2/64").unwrap();
+    let frr = Frr::start(
+        &a,
+        "frr defaults datacenter
+hostname r1
+ipv6 route fd00:201::/64 blackhole
+router bgp 65001
+ bgp router-id 10.0.5.1
+ no bgp ebgp-requires-policy
+ neighbor fd00:5::2 remote-as 65002
+ address-family ipv6 unicast
+  network fd00:201::/64
+  neighbor fd00:5::2 activate
+ exit-address-family
+",
+    )
+    .unwrap();
+    let bird = Bird::start(
+        &b,
+        "router id 10.0.5.2;
+protocol device {}
+protocol static s6 { ipv6; route fd00:202::/64 blackhole; }
+protocol bgp frr {
+  local fd00:5::2 as 65002;
+  neighbor fd00:5::1 as 65001;
+  connect retry time 2;
+  ipv6 { import all; export where proto = \"s6\"; };
+}
+",
+    )
+    .unwrap();
+    frr.wait_established(TIMEOUT, &["fd00:5::2"]).unwrap();
+    bird.wait_established(TIMEOUT, &["frr"]).unwrap();
+    let paths = frr.wait_route(TIMEOUT, "fd00:202::/64").unwrap();
+    assert_eq!(paths[0]["path"], "65002", "{paths:?}");
+    bird.wait_route(TIMEOUT, "fd00:201::/64").unwrap();
+    wait_until(TIMEOUT, "fd00:202::/64 in FRR's kernel table", || {
+        a.route("fd00:202::/64").unwrap().is_some()
+    })
+    .unwrap();
+    assert!(
+        frr.bgp_routes_json(Family::Ipv4).unwrap()["routes"]
+            .as_object()
+            .is_none_or(|r| r.is_empty())
+    );
+}
+
+#[test]
 fn frr_and_gobgp_exchange_routes() {
     let Some(_ready) = lab::require!(Root, Frr, Gobgp) else {
         return;

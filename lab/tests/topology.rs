@@ -287,3 +287,76 @@ fn runner_up_status_exec_down() {
         text(&status)
     );
 }
+
+#[test]
+fn runner_starts_wren_nodes_from_the_bin_dir() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let run = work.path().join("run");
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // A test double for Wren's bgpd: it checks its arguments and creates its control socket
+    // at the default path, which the node context maps to the node's own directory.
+    std::fs::write(
+        bin.join("bgpd"),
+        "#!/bin/sh\n[ \"$1\" = --config ] && [ -f \"$2\" ] || { echo \"usage: bgpd --config FILE\" >&2; exit 2; }\n\
+         touch /run/wren/bgpd.sock && exec sleep 100000\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("bgpd"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        work.path().join("n1.toml"),
+        "[control]\nsocket = \"/run/wren/bgpd.sock\"\n",
+    )
+    .unwrap();
+    let topology = work.path().join("wren.clab.yml");
+    std::fs::write(
+        &topology,
+        "name: wl-wren\ntopology:\n  nodes:\n    n1:\n      kind: linux\n      image: wren:latest\n      binds:\n        - n1.toml:/etc/wren/bgpd.toml\n",
+    )
+    .unwrap();
+    let topo = topology.to_str().unwrap();
+    let wren_lab = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wren-lab"))
+            .args(args)
+            .env("WREN_LAB_RUN_DIR", &run)
+            .env("WREN_BIN_DIR", &bin)
+            .output()
+            .unwrap()
+    };
+    let _down = Down(&run, topo);
+    let up = wren_lab(&["up", topo]);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("bgpd@clab-wl-wren-n1") && text(&up).contains("alive"),
+        "{}",
+        text(&up)
+    );
+    // Inside the node, the socket is at the default path and the environment names it.
+    let exec = wren_lab(&[
+        "exec",
+        topo,
+        "n1",
+        "--",
+        "sh",
+        "-c",
+        "test -e /run/wren/bgpd.sock && echo $WREN_CONTROL_SOCKET",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&exec.stdout).trim(),
+        "/run/wren/bgpd.sock",
+        "{}",
+        text(&exec)
+    );
+    // On the host, it is in the node's directory and nowhere else.
+    assert!(run.join("wl-wren/nodes/n1/wren/bgpd.sock").exists());
+    assert!(
+        !Path::new("/run/wren/bgpd.sock").exists() || Path::new("/run/wren/bgpd.sock").is_dir()
+    );
+    let down = wren_lab(&["down", topo]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(namespaces_with("clab-wl-wren-"), Vec::<String>::new());
+}

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::frr::Frr;
 use crate::link::Veth;
 use crate::netns::{NETNS_RUN_DIR, Netns};
-use crate::prereq::{keep_files, scratch_dir};
+use crate::prereq::{keep_files, open_dir, scratch_dir};
 use crate::topology::cni::{Network, NodeContext, Pod};
 use crate::topology::file::{Node, Topology};
 use crate::topology::node::{
@@ -101,6 +101,9 @@ impl Topology {
             nodes: Vec::new(),
             dir,
         };
+        let nodes_dir = lab.dir().join("nodes");
+        open_dir(&nodes_dir)
+            .map_err(|e| Error::io(format!("creating {}", nodes_dir.display()), e))?;
         for plan in &plans {
             let name = &plan.node.name;
             let node_dir = lab.dir().join("nodes").join(name);
