@@ -89,7 +89,21 @@ impl Netns {
             owned: true,
         };
         netns.lo_up()?;
+        netns.no_dad()?;
         Ok(netns)
+    }
+
+    /// Turns off IPv6 duplicate address detection for every interface made in the namespace
+    /// from now on, so link-local and global addresses are usable at once (FRR will not open
+    /// an IPv6 session until the link-local address has left the tentative state).
+    fn no_dad(&self) -> Result<()> {
+        self.enter(|| {
+            for scope in ["all", "default"] {
+                let path = format!("/proc/sys/net/ipv6/conf/{scope}/accept_dad");
+                std::fs::write(&path, "0").map_err(|e| Error::io(format!("writing {path}"), e))?;
+            }
+            Ok(())
+        })?
     }
 
     /// The namespace's name (as `ip netns list` shows it).

@@ -27,6 +27,13 @@ fn netns_is_created_used_and_removed() {
     let links = ns.ip_json(&["link", "show"]).unwrap();
     assert_eq!(links.as_array().unwrap().len(), 1, "{links}");
     assert_eq!(ns.exec(&["echo", "inside"]).unwrap().trim(), "inside");
+    // IPv6 addresses are usable at once: no duplicate address detection inside.
+    let dad = ns
+        .exec(&["cat", "/proc/sys/net/ipv6/conf/default/accept_dad"])
+        .unwrap();
+    assert_eq!(dad.trim(), "0");
+    let host_dad = std::fs::read_to_string("/proc/sys/net/ipv6/conf/default/accept_dad").unwrap();
+    assert_eq!(host_dad, host_dad_before, "the host's setting changed");
     // A process left running inside is killed when the namespace goes.
     let mut sleeper = ns.command("sleep").arg("1000").spawn().unwrap();
     wait_until(TIMEOUT, "sleep inside the namespace", || {
