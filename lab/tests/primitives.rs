@@ -15,6 +15,8 @@ fn netns_is_created_used_and_removed() {
     let Some(_ready) = lab::require!(Root) else {
         return;
     };
+    let host_dad_before =
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/default/accept_dad").unwrap();
     let ns = Netns::new("wl-t").unwrap();
     let name = ns.name().to_owned();
     assert!(lab::netns::list().unwrap().contains(&name));
