@@ -120,7 +120,7 @@ fn decode_attributes(
     errors: &mut Vec<DecodeError>,
 ) -> Attributes {
     let mut seen = CodeSet::default();
-    let mut recorder = LayoutRecorder::default();
+    let mut recorder = LayoutRecorder::new();
     let mut overrun = false;
     while !rest.is_empty() {
         let (header, length) = match rest {
@@ -448,24 +448,28 @@ fn check_next_hops(update: &Update, errors: &mut Vec<DecodeError>) {
 }
 
 /// Records attribute order and flags, allocating only when they differ from the
-/// standard layout (see [`Layout`]).
-#[derive(Default)]
+/// standard layout (see [`Layout`]) or there are more than 16 attributes.
 struct LayoutRecorder {
-    entries: Vec<(u8, u8)>,
     standard: bool,
-    started: bool,
     last_rank: u16,
     count: usize,
     first: [(u8, u8); 16],
+    more: Vec<(u8, u8)>,
 }
 
 impl LayoutRecorder {
+    fn new() -> LayoutRecorder {
+        LayoutRecorder {
+            standard: true,
+            last_rank: 0,
+            count: 0,
+            first: [(0, 0); 16],
+            more: Vec::new(),
+        }
+    }
+
     #[inline]
     fn record(&mut self, code: u8, flag_byte: u8, length: usize) {
-        if !self.started {
-            self.started = true;
-            self.standard = true;
-        }
         let rank = match code {
             t::MP_REACH_NLRI => 0,
             t::MP_UNREACH_NLRI => 1,
@@ -479,33 +483,28 @@ impl LayoutRecorder {
             } else {
                 0
             };
-        let in_order = self.count == 0 || rank > self.last_rank;
-        if self.standard && !(in_order && flag_byte == standard_flags) {
+        if (self.count > 0 && rank <= self.last_rank) || flag_byte != standard_flags {
             self.standard = false;
-            self.entries.reserve(self.count + 8);
-            self.entries
-                .extend_from_slice(&self.first[..self.count.min(self.first.len())]);
         }
-        if !self.standard {
-            self.entries.push((code, flag_byte));
-        } else if let Some(slot) = self.first.get_mut(self.count) {
+        if let Some(slot) = self.first.get_mut(self.count) {
             *slot = (code, flag_byte);
         } else {
-            // More attributes than the inline buffer holds: keep them on the heap.
-            self.standard = false;
-            self.entries.extend_from_slice(&self.first);
-            self.entries.push((code, flag_byte));
+            if self.more.is_empty() {
+                self.more.extend_from_slice(&self.first);
+            }
+            self.more.push((code, flag_byte));
         }
         self.last_rank = rank;
         self.count += 1;
     }
 
     fn finish(self) -> Layout {
-        if self.standard || !self.started {
-            return Layout::default();
+        if self.standard {
+            Layout::default()
+        } else if self.count <= self.first.len() {
+            Layout::from_entries(self.first[..self.count].to_vec())
+        } else {
+            Layout::from_entries(self.more)
         }
-        // A layout that spilled only for its size may still be standard; keeping it
-        // is harmless (encoding follows it to the same bytes).
-        Layout::from_entries(self.entries)
     }
 }
