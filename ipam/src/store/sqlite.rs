@@ -48,22 +48,27 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on the shared connection in the blocking pool.
+    /// Runs `f` on the shared connection. A statement takes microseconds, so it runs
+    /// on the calling thread: inside `block_in_place` on a multi-threaded runtime (the
+    /// worker's other tasks move elsewhere meanwhile), directly on a current-thread
+    /// runtime (the CNI plugin, which runs nothing else). Handing each statement to
+    /// the blocking pool instead cost two thread wake-ups per call.
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        let url = Arc::clone(&self.url);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
+        let run = || {
+            let mut guard = self
+                .conn
                 .lock()
-                .map_err(|_| failed(&url, "connection lock poisoned"))?;
-            f(&mut guard, &url)
-        })
-        .await
-        .map_err(|e| failed(&self.url, &e.to_string()))?
+                .map_err(|_| failed(&self.url, "connection lock poisoned"))?;
+            f(&mut guard, &self.url)
+        };
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => run(),
+        }
     }
 }
 
