@@ -32,10 +32,10 @@ pub mod store;
 pub use allocator::{Assigned, Ipam, MAX_ASSIGN, MAX_ATTEMPTS};
 pub use check::{CheckReport, Problem, ProblemKind};
 pub use error::IpamError;
-pub use pool::{Family, Pool};
+pub use pool::{Family, Pool, format_node_selector, parse_node_selector};
 pub use records::{Affinity, AffinityState, HandleRecord, IpamConfig, Node, NodeAllocations};
 pub use release::{NodeRelease, Released};
-pub use report::{AddressInfo, Usage, UsageReport, with_percent};
+pub use report::{AddressInfo, Usage, UsageReport, render_pools, with_percent};
 pub use store::{AnyStore, Datastore, StoreError};
 
 /// Opens the datastore a URL names and returns the IPAM operations on it.

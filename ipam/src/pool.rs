@@ -195,6 +195,37 @@ impl Pool {
     }
 }
 
+/// Parses `zone=a,rack=r1` (an empty text selects every node).
+pub fn parse_node_selector(text: &str) -> Result<BTreeMap<String, String>, IpamError> {
+    let mut labels = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| IpamError::BadPool {
+            cidr: String::from("(node selector)"),
+            reason: format!("{pair:?} is not LABEL=VALUE"),
+        })?;
+        if key.trim().is_empty() {
+            return Err(IpamError::BadPool {
+                cidr: String::from("(node selector)"),
+                reason: format!("{pair:?} has an empty label name"),
+            });
+        }
+        labels.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    Ok(labels)
+}
+
+/// The selector as `zone=a,rack=r1`, or `all()` when it selects every node.
+pub fn format_node_selector(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return String::from("all()");
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// An address as an integer (IPv4 in the low 32 bits).
 pub(crate) fn to_u128(addr: &IpAddr) -> u128 {
     match addr {

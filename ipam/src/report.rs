@@ -95,6 +95,48 @@ impl UsageReport {
     }
 }
 
+impl AddressInfo {
+    /// `show ipam --ip ADDR`: one `key: value` line each.
+    pub fn render(&self) -> String {
+        format!(
+            "IP:          {}\nHandle:      {}\nNode:        {}\nBlock:       {}\nBlock owner: {}\nBorrowed:    {}\nSequence:    {}\n",
+            self.address,
+            self.handle,
+            self.node.as_deref().unwrap_or("(none)"),
+            self.block,
+            self.block_owner.as_deref().unwrap_or("(none)"),
+            if self.borrowed { "yes" } else { "no" },
+            self.sequence,
+        )
+    }
+}
+
+/// `ipam pool list`: CIDR, BLOCK SIZE, DISABLED, NAT OUTGOING, NODE SELECTOR.
+pub fn render_pools(pools: &[crate::pool::Pool]) -> String {
+    let rows: Vec<[String; 5]> = pools
+        .iter()
+        .map(|p| {
+            [
+                p.cidr.to_string(),
+                p.block_size.to_string(),
+                p.disabled.to_string(),
+                p.nat_outgoing.to_string(),
+                crate::pool::format_node_selector(&p.node_selector),
+            ]
+        })
+        .collect();
+    render(
+        &[
+            "CIDR",
+            "BLOCK SIZE",
+            "DISABLED",
+            "NAT OUTGOING",
+            "NODE SELECTOR",
+        ],
+        &rows,
+    )
+}
+
 impl<S: Datastore> Ipam<S> {
     /// Usage of every pool and block, and the borrowed addresses.
     pub async fn usage(&self) -> Result<UsageReport, IpamError> {
