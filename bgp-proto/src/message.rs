@@ -229,25 +229,41 @@ pub fn decode_message(frame: &[u8], ctx: &SessionContext) -> Result<Decoded, Mal
                 )),
             }
         }
-        MessageType::Update => match decode_update(body, ctx) {
-            Ok((update, action, errors)) => Ok(Decoded {
-                message: Message::Update(update),
-                action,
-                errors,
-            }),
-            Err(errors) => {
-                let notification = errors
-                    .iter()
-                    .find(|error| error.action == Action::SessionReset)
-                    .and_then(|error| error.notification.clone())
-                    .unwrap_or_else(|| Notification::new(code::UPDATE_MESSAGE, 0, Vec::new()));
-                Err(Malformed {
-                    message_type: kind,
-                    notification,
-                    errors,
-                })
+        MessageType::Update => {
+            // Filled in place: an Update is a few hundred octets, and moving it through
+            // several return values costs more than decoding a small one.
+            let mut decoded = Decoded {
+                message: Message::Update(Update::default()),
+                action: Action::None,
+                errors: Vec::new(),
+            };
+            let Message::Update(update) = &mut decoded.message else {
+                return Err(header_error(
+                    header_subcode::BAD_MESSAGE_TYPE,
+                    "UPDATE".into(),
+                    &[kind],
+                ));
+            };
+            match decode_update(body, ctx, update) {
+                Ok((action, errors)) => {
+                    decoded.action = action;
+                    decoded.errors = errors;
+                    Ok(decoded)
+                }
+                Err(errors) => {
+                    let notification = errors
+                        .iter()
+                        .find(|error| error.action == Action::SessionReset)
+                        .and_then(|error| error.notification.clone())
+                        .unwrap_or_else(|| Notification::new(code::UPDATE_MESSAGE, 0, Vec::new()));
+                    Err(Malformed {
+                        message_type: kind,
+                        notification,
+                        errors,
+                    })
+                }
             }
-        },
+        }
     }
 }
 

@@ -29,12 +29,18 @@ use crate::error::{Action, DecodeError};
 use crate::family::{Afi, Family, Safi};
 use crate::notification::{code, update_subcode as sub};
 
-/// A decoded UPDATE with the strongest action and every problem, or (session reset)
-/// the problems, at least one of which is a reset.
-pub(crate) type UpdateOutcome = Result<(Update, Action, Vec<DecodeError>), Vec<DecodeError>>;
+/// The strongest action and every problem of a decoded UPDATE, or (session reset) the
+/// problems, at least one of which is a reset.
+pub(crate) type UpdateOutcome = Result<(Action, Vec<DecodeError>), Vec<DecodeError>>;
 
-/// Decodes an UPDATE body (the message without its 19-octet header; at least 4 octets).
-pub(crate) fn decode_update(body: &[u8], ctx: &SessionContext) -> UpdateOutcome {
+/// Decodes an UPDATE body (the message without its 19-octet header; at least 4 octets)
+/// into `update`, which must be empty (filled in place: an `Update` is large, and
+/// moving it costs more than decoding a small one).
+pub(crate) fn decode_update(
+    body: &[u8],
+    ctx: &SessionContext,
+    update: &mut Update,
+) -> UpdateOutcome {
     let reset = |subcode: u8, reason: &'static str| {
         vec![DecodeError::new(
             Action::SessionReset,
@@ -68,7 +74,6 @@ pub(crate) fn decode_update(body: &[u8], ctx: &SessionContext) -> UpdateOutcome 
     let nlri = &body[attributes_start + attributes_len..];
 
     let mut errors = Vec::new();
-    let mut update = Update::default();
     let add_path = ctx.add_path_receive.contains(Family::IPV4_UNICAST);
     match decode_ipv4(withdrawn, add_path) {
         Ok(prefixes) => update.withdrawn = prefixes,
@@ -79,7 +84,7 @@ pub(crate) fn decode_update(body: &[u8], ctx: &SessionContext) -> UpdateOutcome 
             format!("withdrawn routes: {error}"),
         )),
     }
-    let Attributes { seen, overrun } = decode_attributes(attributes, ctx, &mut update, &mut errors);
+    let Attributes { seen, overrun } = decode_attributes(attributes, ctx, update, &mut errors);
     match decode_ipv4(nlri, add_path) {
         Ok(prefixes) => update.nlri = prefixes,
         Err(error) => errors.push(DecodeError::new(
@@ -90,9 +95,9 @@ pub(crate) fn decode_update(body: &[u8], ctx: &SessionContext) -> UpdateOutcome 
         )),
     }
     if !overrun {
-        check_mandatory(&update, &seen, &mut errors);
+        check_mandatory(update, &seen, &mut errors);
     }
-    check_next_hops(&update, &mut errors);
+    check_next_hops(update, &mut errors);
 
     let action = errors
         .iter()
@@ -102,7 +107,7 @@ pub(crate) fn decode_update(body: &[u8], ctx: &SessionContext) -> UpdateOutcome 
     if action == Action::SessionReset {
         return Err(errors);
     }
-    Ok((update, action, errors))
+    Ok((action, errors))
 }
 
 /// What the attribute walk tells the checks after it.
