@@ -21,7 +21,7 @@ use crate::error::IpamError;
 use crate::keys;
 use crate::pool::{Family, Pool};
 use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, encode};
-use crate::store::{Datastore, Entry, Expect, Outcome, Txn};
+use crate::store::{Datastore, Entry, Expect, Outcome, Read, Txn};
 
 /// Attempts an operation makes before giving up on contention (Calico's figure).
 pub const MAX_ATTEMPTS: u32 = 100;
@@ -72,7 +72,6 @@ impl<S: Datastore> Ipam<S> {
                 max: MAX_ASSIGN,
             });
         }
-        let config = self.config().await?;
         let mut done = Vec::new();
         match self
             .assign_loop(
@@ -83,7 +82,6 @@ impl<S: Datastore> Ipam<S> {
                     count,
                     once: false,
                 },
-                &config,
                 &mut done,
             )
             .await
@@ -112,7 +110,6 @@ impl<S: Datastore> Ipam<S> {
     ) -> Result<Vec<Assigned>, IpamError> {
         keys::validate_node(node)?;
         keys::validate_handle(handle)?;
-        let config = self.config().await?;
         let mut done = Vec::new();
         self.assign_loop(
             Request {
@@ -122,7 +119,6 @@ impl<S: Datastore> Ipam<S> {
                 count: 1,
                 once: true,
             },
-            &config,
             &mut done,
         )
         .await?;
@@ -231,7 +227,6 @@ impl<S: Datastore> Ipam<S> {
     async fn assign_loop(
         &self,
         request: Request<'_>,
-        config: &IpamConfig,
         done: &mut Vec<Assigned>,
     ) -> Result<(), IpamError> {
         let Request {
@@ -243,11 +238,13 @@ impl<S: Datastore> Ipam<S> {
         } = request;
         let mut backoff = Backoff::new(self.store.url());
         while (done.len() as u32) < count {
-            // In `once` mode the handle record as read here is what every write below
-            // compares against, so two concurrent calls cannot both add an address.
-            let pinned = if once {
-                let entry = self.store.get(&keys::handle(handle)).await?;
-                if let Some(entry) = &entry {
+            // One snapshot: pools, the node's affinities, the configuration and the
+            // handle record. Every write below compares against this handle record, so
+            // in `once` mode two concurrent calls cannot both add an address.
+            let snapshot = self.snapshot(node, handle).await?;
+            let handle_entry = snapshot.handle;
+            if once {
+                if let Some(entry) = &handle_entry {
                     let record: HandleRecord = decode(self.store.url(), entry)?;
                     let existing: Vec<Assigned> = self
                         .addresses_in(handle, &record)
@@ -260,45 +257,57 @@ impl<S: Datastore> Ipam<S> {
                         return Ok(());
                     }
                 }
-                Some(entry)
-            } else {
-                None
-            };
+            }
+            let config = snapshot.config;
             let remaining = count - done.len() as u32;
-            let pools = self.usable_pools(node, family).await?;
+            let pools = self.select_pools(snapshot.pools, node, family).await?;
             if pools.is_empty() {
                 return Err(IpamError::NoPool {
                     node: node.to_string(),
                     family,
                 });
             }
-            let affinities = self.node_affinities(node).await?;
+            let affinities = snapshot.affinities;
             if self.repair_pending(node, &affinities).await? {
                 continue;
             }
-            // 1. The node's own blocks.
-            let mut own_blocks = 0;
+            // 1. The node's own blocks (read in one batch).
+            let own: Vec<&Affinity> = Self::confirmed(&affinities)
+                .filter(|a| Family::of(&a.cidr) == family)
+                .collect();
+            let own_blocks = own.len() as u32;
+            let candidates: Vec<(&Pool, IpNet)> = own
+                .iter()
+                .filter_map(|a| {
+                    pools
+                        .iter()
+                        .find(|p| p.cidr.contains(&a.cidr.network()))
+                        .map(|p| (p, a.cidr))
+                })
+                .collect();
+            let reads = candidates
+                .iter()
+                .map(|(_, cidr)| Read::Key(keys::block(cidr)))
+                .collect();
             let mut wrote = None;
-            for affinity in Self::confirmed(&affinities) {
-                if Family::of(&affinity.cidr) != family {
-                    continue;
-                }
-                own_blocks += 1;
-                let Some(pool) = pools
-                    .iter()
-                    .find(|p| p.cidr.contains(&affinity.cidr.network()))
-                else {
+            for ((pool, _), found) in candidates.iter().zip(self.store.read(reads).await?) {
+                let Some(entry) = found.into_iter().next() else {
                     continue;
                 };
-                let Some((entry, mut block)) = self.block(&affinity.cidr).await? else {
-                    continue;
-                };
-                if block.affinity.as_deref() != Some(node) || block.free() == 0 {
+                let mut block: Block = decode(self.store.url(), &entry)?;
+                if !block.is_valid() || block.affinity.as_deref() != Some(node) || block.free() == 0
+                {
                     continue;
                 }
                 let taken = block.allocate(handle, None, remaining);
                 let written = self
-                    .write_allocation(&entry, &block, handle, taken.len() as u32, pinned.as_ref())
+                    .write_allocation(
+                        &entry,
+                        &block,
+                        handle,
+                        taken.len() as u32,
+                        Some(&handle_entry),
+                    )
                     .await?;
                 if written {
                     done.extend(taken.into_iter().map(|(address, sequence)| Assigned {
@@ -347,7 +356,7 @@ impl<S: Datastore> Ipam<S> {
                 });
             }
             match self
-                .borrow(node, handle, remaining, &pools, pinned.as_ref())
+                .borrow(node, handle, remaining, &pools, Some(&handle_entry))
                 .await?
             {
                 Some(assigned) if !assigned.is_empty() => done.extend(assigned),
@@ -521,13 +530,57 @@ impl<S: Datastore> Ipam<S> {
         Ok(out)
     }
 
-    /// The enabled pools of a family whose selector matches the node's labels.
-    pub(crate) async fn usable_pools(
+    /// Pools, the node's affinities (sorted by CIDR), the configuration and a handle
+    /// record, read at one revision.
+    async fn snapshot(&self, node: &str, handle: &str) -> Result<Snapshot, IpamError> {
+        let url = self.store.url();
+        let mut results = self
+            .store
+            .read(vec![
+                Read::Prefix(keys::POOLS.to_string()),
+                Read::Prefix(keys::node_affinities(node)),
+                Read::Key(keys::CONFIG.to_string()),
+                Read::Key(keys::handle(handle)),
+            ])
+            .await?
+            .into_iter();
+        let mut next = || results.next().unwrap_or_default();
+        let (pool_entries, affinity_entries, config, handle) = (next(), next(), next(), next());
+        let mut pools = Vec::with_capacity(pool_entries.len());
+        for entry in &pool_entries {
+            let pool: Pool = decode(url, entry)?;
+            pool.validate().map_err(|e| IpamError::Corrupt {
+                url: url.to_string(),
+                key: entry.key.clone(),
+                reason: e.to_string(),
+            })?;
+            pools.push(pool);
+        }
+        let mut affinities = Vec::with_capacity(affinity_entries.len());
+        for entry in affinity_entries {
+            affinities.push((decode::<Affinity>(url, &entry)?, entry));
+        }
+        affinities.sort_by_key(|a| a.0.cidr);
+        let config = match config.first() {
+            Some(entry) => decode(url, entry)?,
+            None => IpamConfig::default(),
+        };
+        Ok(Snapshot {
+            pools,
+            affinities,
+            config,
+            handle: handle.into_iter().next(),
+        })
+    }
+
+    /// Of `pools`, the enabled ones of a family whose selector matches the node's
+    /// labels.
+    async fn select_pools(
         &self,
+        pools: Vec<Pool>,
         node: &str,
         family: Family,
     ) -> Result<Vec<Pool>, IpamError> {
-        let pools = self.pools().await?;
         let needs_labels = pools.iter().any(|p| !p.node_selector.is_empty());
         let labels = if needs_labels {
             self.node(node).await?.map(|n| n.labels).unwrap_or_default()
@@ -540,6 +593,16 @@ impl<S: Datastore> Ipam<S> {
             .collect())
     }
 
+    /// The enabled pools of a family whose selector matches the node's labels.
+    pub(crate) async fn usable_pools(
+        &self,
+        node: &str,
+        family: Family,
+    ) -> Result<Vec<Pool>, IpamError> {
+        let pools = self.pools().await?;
+        self.select_pools(pools, node, family).await
+    }
+
     /// Confirmed affinities only.
     pub(crate) fn confirmed(affinities: &[(Affinity, Entry)]) -> impl Iterator<Item = &Affinity> {
         affinities
@@ -547,6 +610,14 @@ impl<S: Datastore> Ipam<S> {
             .filter(|(a, _)| a.state == AffinityState::Confirmed)
             .map(|(a, _)| a)
     }
+}
+
+/// What one attempt of an assignment starts from.
+struct Snapshot {
+    pools: Vec<Pool>,
+    affinities: Vec<(Affinity, Entry)>,
+    config: IpamConfig,
+    handle: Option<Entry>,
 }
 
 /// What `assign_loop` is asked for.

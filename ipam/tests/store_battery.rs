@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipam::store::{Datastore, Expect, Outcome, Txn};
+use ipam::store::{Datastore, Expect, Outcome, Read, Txn};
 
 fn put(key: &str, value: &str, expect: Expect) -> Txn {
     let mut txn = Txn::new();
@@ -230,6 +230,33 @@ async fn shared_handles_see_each_other<S: Datastore + Clone>(s: &S) {
     assert_eq!(other.get("/t/a").await.unwrap().unwrap().value, b"one");
 }
 
+async fn batched_reads_of_keys_and_prefixes<S: Datastore>(s: &S) {
+    for key in ["/t/p/1", "/t/p/2", "/t/q"] {
+        revision_of(s.commit(put(key, key, Expect::Absent)).await.unwrap());
+    }
+    let results = s
+        .read(vec![
+            Read::Prefix("/t/p/".into()),
+            Read::Key("/t/q".into()),
+            Read::Key("/t/missing".into()),
+            Read::Prefix("/t/none/".into()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 4);
+    let keys = |i: usize| {
+        results[i]
+            .iter()
+            .map(|e| e.key.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(0), ["/t/p/1", "/t/p/2"]);
+    assert_eq!(keys(1), ["/t/q"]);
+    assert_eq!(results[1][0].value, b"/t/q");
+    assert!(results[2].is_empty() && results[3].is_empty());
+    assert!(s.read(Vec::new()).await.unwrap().is_empty());
+}
+
 macro_rules! battery {
     ($store:ident, $($test:ident),* $(,)?) => {
         mod $store {
@@ -265,4 +292,5 @@ batteries!(
     concurrent_increments_lose_nothing,
     watch_reports_puts_and_deletes_under_prefix,
     shared_handles_see_each_other,
+    batched_reads_of_keys_and_prefixes,
 );

@@ -14,7 +14,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, TxnOp, WatchOptions,
 };
 
-use super::{Action, Datastore, Entry, Expect, Outcome, StoreError, Txn, Watch};
+use super::{Action, Datastore, Entry, Expect, Outcome, Read, StoreError, Txn, Watch};
 
 /// Deadline of one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -198,6 +198,55 @@ impl Datastore for EtcdStore {
             }
             Err(e) => self.resolve(&txn, e).await,
         }
+    }
+
+    async fn read(&self, reads: Vec<Read>) -> Result<Vec<Vec<Entry>>, StoreError> {
+        let operations: Vec<TxnOp> = reads
+            .iter()
+            .map(|read| match read {
+                Read::Key(key) => TxnOp::get(key.as_str(), None),
+                Read::Prefix(prefix) => {
+                    TxnOp::get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+                }
+            })
+            .collect();
+        let response = self
+            .kv()
+            .txn(etcd_client::Txn::new().and_then(operations))
+            .await
+            .map_err(|e| unavailable(&self.url, &e))?;
+        let mut out = Vec::with_capacity(reads.len());
+        for op in response.op_responses() {
+            let etcd_client::TxnOpResponse::Get(get) = op else {
+                return Err(StoreError::Failed {
+                    url: self.url.to_string(),
+                    reason: String::from("a read transaction answered with a write"),
+                });
+            };
+            let mut entries = Vec::with_capacity(get.kvs().len());
+            for kv in get.kvs() {
+                entries.push(Entry {
+                    key: kv
+                        .key_str()
+                        .map_err(|e| StoreError::Failed {
+                            url: self.url.to_string(),
+                            reason: format!("a key is not UTF-8: {e}"),
+                        })?
+                        .to_string(),
+                    value: kv.value().to_vec(),
+                    revision: kv.mod_revision() as u64,
+                });
+            }
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            out.push(entries);
+        }
+        if out.len() != reads.len() {
+            return Err(StoreError::Failed {
+                url: self.url.to_string(),
+                reason: format!("{} reads answered with {} results", reads.len(), out.len()),
+            });
+        }
+        Ok(out)
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {

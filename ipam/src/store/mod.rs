@@ -116,6 +116,15 @@ impl Txn {
     }
 }
 
+/// One read of a [`Datastore::read`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// One key: zero or one entry.
+    Key(String),
+    /// Every key under a prefix, sorted by key.
+    Prefix(String),
+}
+
 /// The result of [`Datastore::commit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -195,6 +204,12 @@ pub trait Datastore: Send + Sync + 'static {
 
     fn commit(&self, txn: Txn) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
+    /// Several reads at one revision, in one round trip: one list of entries per read.
+    fn read(
+        &self,
+        reads: Vec<Read>,
+    ) -> impl Future<Output = Result<Vec<Vec<Entry>>, StoreError>> + Send;
+
     /// The store's current revision (its change counter).
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
@@ -250,6 +265,13 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.commit(txn).await,
             AnyStore::Etcd(s) => s.commit(txn).await,
+        }
+    }
+
+    async fn read(&self, reads: Vec<Read>) -> Result<Vec<Vec<Entry>>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.read(reads).await,
+            AnyStore::Etcd(s) => s.read(reads).await,
         }
     }
 

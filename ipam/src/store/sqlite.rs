@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use super::{Action, Datastore, Entry, Expect, Outcome, StoreError, Txn, Watch, prefix_end};
+use super::{Action, Datastore, Entry, Expect, Outcome, Read, StoreError, Txn, Watch, prefix_end};
 
 /// How long a writer waits for the file lock before reporting the store unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,51 +79,38 @@ impl Datastore for SqliteStore {
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let key = key.to_string();
-        self.with_conn(move |conn, url| {
-            conn.prepare_cached("SELECT value, revision FROM kv WHERE key = ?1")
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![key], |row| {
-                        Ok(Entry {
-                            key: key.clone(),
-                            value: row.get(0)?,
-                            revision: row.get::<_, i64>(1)? as u64,
-                        })
-                    })
-                    .optional()
-                })
-                .map_err(|e| sql_error(url, e))
-        })
-        .await
+        self.with_conn(move |conn, url| get_blocking(conn, &key).map_err(|e| sql_error(url, e)))
+            .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
-        let start = prefix.to_string();
-        let end = text_prefix_end(prefix);
-        self.with_conn(move |conn, url| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT key, value, revision FROM kv \
-                     WHERE key >= ?1 AND key < ?2 ORDER BY key",
-                )
-                .map_err(|e| sql_error(url, e))?;
-            let rows = stmt
-                .query_map(params![start, end], |row| {
-                    Ok(Entry {
-                        key: row.get(0)?,
-                        value: row.get(1)?,
-                        revision: row.get::<_, i64>(2)? as u64,
-                    })
-                })
-                .map_err(|e| sql_error(url, e))?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(|e| sql_error(url, e))
-        })
-        .await
+        let prefix = prefix.to_string();
+        self.with_conn(move |conn, url| list_blocking(conn, &prefix).map_err(|e| sql_error(url, e)))
+            .await
     }
 
     async fn commit(&self, txn: Txn) -> Result<Outcome, StoreError> {
         self.with_conn(move |conn, url| commit_blocking(conn, &txn).map_err(|e| sql_error(url, e)))
             .await
+    }
+
+    async fn read(&self, reads: Vec<Read>) -> Result<Vec<Vec<Entry>>, StoreError> {
+        self.with_conn(move |conn, url| {
+            // One read transaction, so every read sees the same revision.
+            let run = |conn: &mut Connection| -> Result<Vec<Vec<Entry>>, rusqlite::Error> {
+                let tx = conn.transaction()?;
+                let mut out = Vec::with_capacity(reads.len());
+                for read in &reads {
+                    out.push(match read {
+                        Read::Key(key) => get_blocking(&tx, key)?.into_iter().collect(),
+                        Read::Prefix(prefix) => list_blocking(&tx, prefix)?,
+                    });
+                }
+                Ok(out)
+            };
+            run(conn).map_err(|e| sql_error(url, e))
+        })
+        .await
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {
@@ -288,6 +275,32 @@ fn commit_blocking(conn: &mut Connection, txn: &Txn) -> Result<Outcome, rusqlite
     }
     tx.commit()?;
     Ok(Outcome::Committed { revision })
+}
+
+fn get_blocking(conn: &Connection, key: &str) -> Result<Option<Entry>, rusqlite::Error> {
+    conn.prepare_cached("SELECT value, revision FROM kv WHERE key = ?1")?
+        .query_row(params![key], |row| {
+            Ok(Entry {
+                key: key.to_string(),
+                value: row.get(0)?,
+                revision: row.get::<_, i64>(1)? as u64,
+            })
+        })
+        .optional()
+}
+
+fn list_blocking(conn: &Connection, prefix: &str) -> Result<Vec<Entry>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, revision FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key",
+    )?;
+    let rows = stmt.query_map(params![prefix, text_prefix_end(prefix)], |row| {
+        Ok(Entry {
+            key: row.get(0)?,
+            value: row.get(1)?,
+            revision: row.get::<_, i64>(2)? as u64,
+        })
+    })?;
+    rows.collect()
 }
 
 fn current_revision(conn: &Connection) -> Result<u64, rusqlite::Error> {
