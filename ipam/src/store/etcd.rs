@@ -14,7 +14,7 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KvClient, TxnOp, WatchOptions,
 };
 
-use super::{Action, Datastore, Entry, Expect, Outcome, Read, StoreError, Txn, Watch};
+use super::{Action, Datastore, Entry, Expect, Op, Outcome, Read, StoreError, Txn, Watch};
 
 /// Deadline of one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,9 +67,10 @@ impl EtcdStore {
             .max_encoding_message_size(MAX_MESSAGE)
     }
 
-    /// Decides whether a transaction whose response was lost was applied.
+    /// Decides whether a transaction whose response was lost was applied, by
+    /// re-reading its written keys (in one batch, retried while etcd is unreachable).
     async fn resolve(&self, txn: &Txn, first: etcd_client::Error) -> Result<Outcome, StoreError> {
-        let writes: Vec<_> = txn
+        let writes: Vec<&Op> = txn
             .ops
             .iter()
             .filter(|op| op.action != Action::Check)
@@ -77,38 +78,30 @@ impl EtcdStore {
         if writes.is_empty() {
             return Ok(Outcome::Conflict);
         }
+        let reads = writes
+            .iter()
+            .map(|op| Read::Key(op.key.clone()))
+            .collect::<Vec<_>>();
         let mut last = first.to_string();
         for attempt in 0..RESOLVE_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(RESOLVE_PAUSE).await;
             }
-            let mut applied = true;
-            let mut revision = 0;
-            let mut failed = None;
-            for op in &writes {
-                match self.get(&op.key).await {
-                    Ok(found) => match (&op.action, found) {
-                        (Action::Put(value), Some(entry)) if entry.value == *value => {
-                            revision = revision.max(entry.revision);
-                        }
-                        (Action::Delete, None) => {}
-                        _ => applied = false,
-                    },
-                    Err(e) => {
-                        failed = Some(e.to_string());
-                        break;
-                    }
+            match self.read(reads.clone()).await {
+                Ok(found) => {
+                    let found: Vec<Option<Entry>> = found
+                        .into_iter()
+                        .map(|entries| entries.into_iter().next())
+                        .collect();
+                    return Ok(match judge(&writes, &found) {
+                        Some(0) => Outcome::Committed {
+                            revision: self.revision().await?,
+                        },
+                        Some(revision) => Outcome::Committed { revision },
+                        None => Outcome::Conflict,
+                    });
                 }
-            }
-            match failed {
-                Some(reason) => last = reason,
-                None if applied => {
-                    if revision == 0 {
-                        revision = self.revision().await?;
-                    }
-                    return Ok(Outcome::Committed { revision });
-                }
-                None => return Ok(Outcome::Conflict),
+                Err(e) => last = e.to_string(),
             }
         }
         Err(StoreError::OutcomeUnknown {
@@ -117,6 +110,24 @@ impl EtcdStore {
             reason: last,
         })
     }
+}
+
+/// Whether re-read keys show a transaction's writes: every put key holds the value
+/// written and every deleted key is gone. `Some(revision)` (the largest revision of the
+/// put keys; 0 when it only deleted) when applied, `None` when not (or overwritten
+/// since, which the caller's re-read and retry handles).
+fn judge(writes: &[&Op], found: &[Option<Entry>]) -> Option<u64> {
+    let mut revision = 0;
+    for (op, entry) in writes.iter().zip(found) {
+        match (&op.action, entry) {
+            (Action::Put(value), Some(entry)) if entry.value == *value => {
+                revision = revision.max(entry.revision);
+            }
+            (Action::Delete, None) => {}
+            _ => return None,
+        }
+    }
+    (writes.len() == found.len()).then_some(revision)
 }
 
 impl Datastore for EtcdStore {
@@ -340,5 +351,52 @@ fn unavailable(url: &str, error: &etcd_client::Error) -> StoreError {
     StoreError::Unavailable {
         url: url.to_string(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(key: &str, action: Action) -> Op {
+        Op {
+            key: key.to_string(),
+            expect: Expect::Any,
+            action,
+        }
+    }
+
+    fn entry(key: &str, value: &[u8], revision: u64) -> Option<Entry> {
+        Some(Entry {
+            key: key.to_string(),
+            value: value.to_vec(),
+            revision,
+        })
+    }
+
+    #[test]
+    fn a_lost_response_is_judged_by_re_reading() {
+        let put_a = op("/a", Action::Put(b"new".to_vec()));
+        let put_b = op("/b", Action::Put(b"mine".to_vec()));
+        let del_c = op("/c", Action::Delete);
+        let writes = [&put_a, &put_b, &del_c];
+        // Applied: both values are ours, the deleted key is gone.
+        let seen = [entry("/a", b"new", 7), entry("/b", b"mine", 7), None];
+        assert_eq!(judge(&writes, &seen), Some(7));
+        // Not applied: a key still holds the old value.
+        let seen = [entry("/a", b"old", 3), entry("/b", b"mine", 7), None];
+        assert_eq!(judge(&writes, &seen), None);
+        // Not applied: the key to delete is still there.
+        let seen = [
+            entry("/a", b"new", 7),
+            entry("/b", b"mine", 7),
+            entry("/c", b"x", 2),
+        ];
+        assert_eq!(judge(&writes, &seen), None);
+        // A put key missing: not applied.
+        let seen = [None, entry("/b", b"mine", 7), None];
+        assert_eq!(judge(&writes, &seen), None);
+        // Delete only.
+        assert_eq!(judge(&[&del_c], &[None]), Some(0));
     }
 }
