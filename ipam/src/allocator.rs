@@ -269,6 +269,7 @@ impl<S: Datastore> Ipam<S> {
             }
             let affinities = snapshot.affinities;
             if self.repair_pending(node, &affinities).await? {
+                backoff.wait().await?;
                 continue;
             }
             // 1. The node's own blocks (read in one batch).

@@ -253,6 +253,7 @@ impl<S: Datastore> Ipam<S> {
                 }
                 let affinities = self.node_affinities(node).await?;
                 if self.repair_pending(node, &affinities).await? {
+                    backoff.wait().await?;
                     continue;
                 }
                 if Self::confirmed(&affinities)
