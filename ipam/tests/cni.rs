@@ -312,9 +312,10 @@ async fn two_hundred_concurrent_adds_one_node_sqlite() {
         .await
         .unwrap();
     assert_distinct_and_clean(&ipam, &addresses, 1).await;
-    // 201 addresses in /26 blocks: the node holds 4 blocks (a race may add one).
+    // 201 addresses in /26 blocks: the node holds 4 blocks; processes that found
+    // every block full at the same moment may each have claimed one more.
     let blocks = ipam.node_allocations("node-0").await.unwrap().blocks.len();
-    assert!((4..=6).contains(&blocks), "{blocks} blocks");
+    assert!((4..=8).contains(&blocks), "{blocks} blocks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
