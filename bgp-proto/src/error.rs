@@ -136,6 +136,41 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// The most problems listed for one message; the action still counts every problem.
+pub const MAX_LISTED_PROBLEMS: usize = 32;
+
+/// The problems found in one message, listed up to [`MAX_LISTED_PROBLEMS`] so that a
+/// hostile message cannot make the list grow with its length; the strongest action and
+/// the first session-reset problem are always kept.
+#[derive(Debug, Default)]
+pub(crate) struct Problems {
+    list: Vec<DecodeError>,
+    strongest: Action,
+}
+
+impl Problems {
+    pub(crate) fn push(&mut self, error: DecodeError) {
+        let reset = error.action == Action::SessionReset;
+        let first_reset = reset && self.strongest < Action::SessionReset;
+        self.strongest = self.strongest.max(error.action);
+        if self.list.len() < MAX_LISTED_PROBLEMS {
+            self.list.push(error);
+        } else if first_reset {
+            if let Some(last) = self.list.last_mut() {
+                *last = error;
+            }
+        }
+    }
+
+    pub(crate) fn strongest(&self) -> Action {
+        self.strongest
+    }
+
+    pub(crate) fn into_list(self) -> Vec<DecodeError> {
+        self.list
+    }
+}
+
 /// A framed message that must be answered with a NOTIFICATION and a session reset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

@@ -42,7 +42,7 @@ pub use capability::{
     AddPath, Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily,
 };
 pub use context::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN, SessionContext};
-pub use error::{Action, DecodeError, EncodeError, FramingError, Malformed};
+pub use error::{Action, DecodeError, EncodeError, FramingError, MAX_LISTED_PROBLEMS, Malformed};
 pub use family::{Afi, Family, FamilySet, Safi};
 pub use message::{
     Decoded, HEADER_LEN, MARKER, Message, MessageType, decode_message, frame_length,

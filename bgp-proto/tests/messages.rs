@@ -93,3 +93,40 @@ fn header_refusals_name_their_notification() {
         );
     }
 }
+
+#[test]
+fn problems_are_listed_up_to_a_bound_but_all_count() {
+    let ctx = SessionContext::default();
+    let origin = "40010100";
+    let update = |attributes: &str, nlri: &str| {
+        let attributes = hex(attributes);
+        let nlri = hex(nlri);
+        let mut body = vec![0, 0];
+        body.extend_from_slice(&u16::try_from(attributes.len()).unwrap().to_be_bytes());
+        body.extend_from_slice(&attributes);
+        body.extend_from_slice(&nlri);
+        let mut message = hex(MARKER);
+        message.extend_from_slice(&u16::try_from(19 + body.len()).unwrap().to_be_bytes());
+        message.push(2);
+        message.extend_from_slice(&body);
+        message
+    };
+    // 1000 duplicate ORIGINs: attribute discard, at most MAX_LISTED_PROBLEMS listed.
+    let duplicates = origin.repeat(1000);
+    let decoded = decode_message(&update(&duplicates, ""), &ctx).unwrap();
+    assert_eq!(decoded.action, Action::AttributeDiscard);
+    assert_eq!(decoded.errors.len(), MAX_LISTED_PROBLEMS);
+    // The same with a bad NLRI after them: the reset is still found and named.
+    let malformed = decode_message(&update(&duplicates, "21 0102030405"), &ctx).unwrap_err();
+    assert_eq!(
+        (malformed.notification.code, malformed.notification.subcode),
+        (3, 10)
+    );
+    assert!(malformed.errors.len() <= MAX_LISTED_PROBLEMS);
+    assert!(
+        malformed
+            .errors
+            .iter()
+            .any(|e| e.action == Action::SessionReset)
+    );
+}

@@ -24,7 +24,7 @@ use super::{
     flags, type_name,
 };
 use crate::context::SessionContext;
-use crate::error::{Action, DecodeError};
+use crate::error::{Action, DecodeError, Problems};
 use crate::notification::{code, update_subcode as sub};
 
 /// A malformed value: the UPDATE error subcode and why.
@@ -49,7 +49,7 @@ pub(crate) fn decode_attribute(
     raw: &[u8],
     ctx: &SessionContext,
     attrs: &mut PathAttributes,
-    errors: &mut Vec<DecodeError>,
+    errors: &mut Problems,
 ) {
     if !ctx.ibgp && matches!(code, t::LOCAL_PREF | t::ORIGINATOR_ID | t::CLUSTER_LIST) {
         errors.push(

@@ -25,7 +25,7 @@ use crate::attribute::decode::decode_attribute;
 use crate::attribute::encode::CodeSet;
 use crate::attribute::{attribute_type as t, expected_flags, flags};
 use crate::context::SessionContext;
-use crate::error::{Action, DecodeError};
+use crate::error::{Action, DecodeError, Problems};
 use crate::family::{Afi, Family, Safi};
 use crate::notification::{code, update_subcode as sub};
 
@@ -73,7 +73,7 @@ pub(crate) fn decode_update(
     let attributes = &body[attributes_start..attributes_start + attributes_len];
     let nlri = &body[attributes_start + attributes_len..];
 
-    let mut errors = Vec::new();
+    let mut errors = Problems::default();
     let add_path = ctx.add_path_receive.contains(Family::IPV4_UNICAST);
     match decode_ipv4(withdrawn, add_path) {
         Ok(prefixes) => update.withdrawn = prefixes,
@@ -99,15 +99,11 @@ pub(crate) fn decode_update(
     }
     check_next_hops(update, &mut errors);
 
-    let action = errors
-        .iter()
-        .map(|error| error.action)
-        .max()
-        .unwrap_or(Action::None);
+    let action = errors.strongest();
     if action == Action::SessionReset {
-        return Err(errors);
+        return Err(errors.into_list());
     }
-    Ok((action, errors))
+    Ok((action, errors.into_list()))
 }
 
 /// What the attribute walk tells the checks after it.
@@ -122,7 +118,7 @@ fn decode_attributes(
     mut rest: &[u8],
     ctx: &SessionContext,
     update: &mut Update,
-    errors: &mut Vec<DecodeError>,
+    errors: &mut Problems,
 ) -> Attributes {
     let mut seen = CodeSet::default();
     let mut recorder = LayoutRecorder::new();
@@ -217,7 +213,7 @@ fn decode_attributes(
     Attributes { seen, overrun }
 }
 
-fn check_mp_flags(flag_byte: u8, code: u8, raw: &[u8], errors: &mut Vec<DecodeError>) {
+fn check_mp_flags(flag_byte: u8, code: u8, raw: &[u8], errors: &mut Problems) {
     if Some(flag_byte & (flags::OPTIONAL | flags::TRANSITIVE)) != expected_flags(code) {
         errors.push(
             DecodeError::new(
@@ -233,7 +229,7 @@ fn check_mp_flags(flag_byte: u8, code: u8, raw: &[u8], errors: &mut Vec<DecodeEr
 }
 
 /// AFI and SAFI at the start of an MP attribute; a session reset when absent.
-fn mp_family(value: &[u8], raw: &[u8], code: u8, errors: &mut Vec<DecodeError>) -> Option<Family> {
+fn mp_family(value: &[u8], raw: &[u8], code: u8, errors: &mut Problems) -> Option<Family> {
     let [a0, a1, safi, ..] = *value else {
         errors.push(
             DecodeError::new(
@@ -267,7 +263,7 @@ fn decode_mp_reach(
     raw: &[u8],
     ctx: &SessionContext,
     update: &mut Update,
-    errors: &mut Vec<DecodeError>,
+    errors: &mut Problems,
 ) {
     let code = t::MP_REACH_NLRI;
     let Some(family) = mp_family(value, raw, code, errors) else {
@@ -351,7 +347,7 @@ fn decode_mp_unreach(
     raw: &[u8],
     ctx: &SessionContext,
     update: &mut Update,
-    errors: &mut Vec<DecodeError>,
+    errors: &mut Problems,
 ) {
     let code = t::MP_UNREACH_NLRI;
     let Some(family) = mp_family(value, raw, code, errors) else {
@@ -390,7 +386,7 @@ fn decode_nlri(
 }
 
 /// RFC 7606 3(d): well-known mandatory attributes when routes are announced.
-fn check_mandatory(update: &Update, seen: &CodeSet, errors: &mut Vec<DecodeError>) {
+fn check_mandatory(update: &Update, seen: &CodeSet, errors: &mut Problems) {
     let classic = !update.nlri.is_empty();
     if !classic && update.mp_reach.is_none() {
         return;
@@ -416,7 +412,7 @@ fn check_mandatory(update: &Update, seen: &CodeSet, errors: &mut Vec<DecodeError
 
 /// RFC 4271 6.3: a semantically wrong next hop makes the routes ignored, without a
 /// NOTIFICATION.
-fn check_next_hops(update: &Update, errors: &mut Vec<DecodeError>) {
+fn check_next_hops(update: &Update, errors: &mut Problems) {
     let bad_v4 =
         |addr: Ipv4Addr| addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast();
     if let (false, Some(next_hop)) = (update.nlri.is_empty(), update.attributes.next_hop) {
