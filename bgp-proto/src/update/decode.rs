@@ -19,7 +19,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::nlri::{decode_ipv4, decode_ipv6};
+use super::nlri::{decode_ipv4, decode_ipv4_into, decode_ipv6};
 use super::{Layout, MpReach, MpUnreach, NextHop, Nlri, Update};
 use crate::attribute::decode::decode_attribute;
 use crate::attribute::encode::CodeSet;
@@ -75,24 +75,22 @@ pub(crate) fn decode_update(
 
     let mut errors = Problems::default();
     let add_path = ctx.add_path_receive.contains(Family::IPV4_UNICAST);
-    match decode_ipv4(withdrawn, add_path) {
-        Ok(prefixes) => update.withdrawn = prefixes,
-        Err(error) => errors.push(DecodeError::new(
+    if let Err(error) = decode_ipv4_into(withdrawn, add_path, &mut update.withdrawn) {
+        errors.push(DecodeError::new(
             Action::SessionReset,
             code::UPDATE_MESSAGE,
             sub::INVALID_NETWORK_FIELD,
             format!("withdrawn routes: {error}"),
-        )),
+        ));
     }
     let Attributes { seen, overrun } = decode_attributes(attributes, ctx, update, &mut errors);
-    match decode_ipv4(nlri, add_path) {
-        Ok(prefixes) => update.nlri = prefixes,
-        Err(error) => errors.push(DecodeError::new(
+    if let Err(error) = decode_ipv4_into(nlri, add_path, &mut update.nlri) {
+        errors.push(DecodeError::new(
             Action::SessionReset,
             code::UPDATE_MESSAGE,
             sub::INVALID_NETWORK_FIELD,
             format!("NLRI: {error}"),
-        )),
+        ));
     }
     if !overrun {
         check_mandatory(update, &seen, &mut errors);

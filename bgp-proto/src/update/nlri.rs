@@ -235,8 +235,32 @@ pub enum NlriError {
 /// prefixes of four octets (five with a path id): exact for /17 to /24, a quarter too
 /// large for /25 to /32, grown once or twice for shorter ones.
 pub fn decode_ipv4(bytes: &[u8], add_path: bool) -> Result<Vec<Ipv4Prefix>, NlriError> {
+    let mut out = Vec::new();
+    decode_ipv4_into(bytes, add_path, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_ipv4`] appending to `out` (left empty on error). Decoding straight into
+/// the UPDATE saves moving the vector through a return value.
+pub(crate) fn decode_ipv4_into(
+    bytes: &[u8],
+    add_path: bool,
+    out: &mut Vec<Ipv4Prefix>,
+) -> Result<(), NlriError> {
+    let result = decode_ipv4_append(bytes, add_path, out);
+    if result.is_err() {
+        out.clear();
+    }
+    result
+}
+
+fn decode_ipv4_append(
+    bytes: &[u8],
+    add_path: bool,
+    out: &mut Vec<Ipv4Prefix>,
+) -> Result<(), NlriError> {
     let id_len = if add_path { 4 } else { 0 };
-    let mut out = Vec::with_capacity(bytes.len() / (4 + id_len));
+    out.reserve(bytes.len() / (4 + id_len));
     let mut at = 0;
     while at < bytes.len() {
         let start = at;
@@ -291,7 +315,7 @@ pub fn decode_ipv4(bytes: &[u8], add_path: bool) -> Result<Vec<Ipv4Prefix>, Nlri
         })?;
         out.push(Ipv4Prefix { path_id, net });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Decodes an IPv6 NLRI field (MP NLRI of AFI 2); sized for /64 prefixes (9 octets).
