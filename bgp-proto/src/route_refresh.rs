@@ -1,9 +1,11 @@
 //! ROUTE-REFRESH message (RFC 2918) with the Beginning- and End-of-RIB-Refresh
 //! subtypes of enhanced route refresh (RFC 7313).
 //!
-//! A subtype other than 0, 1 and 2 decodes (RFC 7313 says to ignore such a message;
-//! the session does that). A BoRR or EoRR whose body is not 4 octets is refused with
-//! ROUTE-REFRESH Message Error / Invalid Message Length (7/1) carrying the message.
+//! A subtype other than 0, 1 and 2 decodes whatever its length (RFC 7313 says to
+//! ignore such a message; the session does that, see [`RouteRefresh::is_ignorable`]).
+//! A request, BoRR or EoRR whose body is not 4 octets is refused with ROUTE-REFRESH
+//! Message Error / Invalid Message Length (7/1) carrying the message (this crate does
+//! not do ORF, RFC 5291, so a longer request is malformed too).
 
 use bytes::{BufMut, BytesMut};
 
