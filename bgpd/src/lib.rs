@@ -1,7 +1,13 @@
 //! bgpd: Wren's BGP speaker and its control tool `bgpctl`.
 //!
-//! Modules:
+//! The tasks and channels of the daemon are drawn in [`tasks`]. Modules:
+//! - [`config`]: the TOML configuration in typed structs.
+//! - [`tasks`]: the messages that travel between the daemon's tasks.
+//! - [`view`]: what `bgpctl show` prints (the JSON contract).
 //! - [`decode`]: `bgpctl decode`, BGP messages from hex dumps (FRR, BIRD and Wireshark
 //!   logs) to JSON with their RFC 7606 action.
 
+pub mod config;
 pub mod decode;
+pub mod tasks;
+pub mod view;

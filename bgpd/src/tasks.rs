@@ -1,0 +1,222 @@
+//! The daemon's tasks and the channels between them.
+//!
+//! Every resource has one owner task; tasks talk only over the bounded channels drawn
+//! here. A slow or failing neighbor can delay nothing but its own session.
+//!
+//! ```text
+//!            SIGHUP, `bgpctl reload`            bgpctl (Unix socket, JSON)
+//!                      |                                 |
+//!                      v                                 v
+//!   listener(s) --> supervisor <----- SupervisorQuery -- control server
+//!   (TcpStream)      |  owns the neighbor set,               |
+//!                    |  spawns and stops sessions            | RibQuery
+//!                    v                                       v
+//!        session task (1 per neighbor) ---RibInput---->  rib task  <---LocalChange--- local sources
+//!        owns the TCP stream and the bgp-proto fsm       owns adj_rib_in, loc_rib,    (config networks,
+//!                    ^                                   adj_rib_out, policy           IPAM blocks)
+//!                    +------- Outbound (per peer) -------+    |
+//!                                                             | FibChange (best routes)
+//!                                                             v
+//!                                                      fib task --> route-sync task --> kernel
+//! ```
+//!
+//! Channel rules:
+//! - `RibInput` is one bounded mpsc into the rib task; sessions `send().await` on it, so
+//!   a busy RIB slows the peers that feed it (TCP backpressure), never drops input.
+//! - `Outbound` is one bounded mpsc per established session, created by the session
+//!   and handed over in [`PeerUp`]. The rib task never blocks on it: it uses
+//!   `try_send`, keeps what did not fit as pending changes in that peer's
+//!   adj_rib_out, and resumes when the session reports [`RibInput::Drained`].
+//! - Replies to queries travel on `oneshot` channels carried inside the request.
+//!
+//! [`PeerId`] is stable for a neighbor's lifetime in the supervisor (across session
+//! restarts), so graceful restart can match a returning peer to its stale routes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp_proto::{Family, Notification, SessionContext, Update};
+use bytes::Bytes;
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::view::{RouteQuery, RouteView};
+
+/// Capacity of the channel into the rib task.
+pub const RIB_INPUT_CAPACITY: usize = 1024;
+/// Capacity of each session's outbound channel (in batches of encoded UPDATEs).
+pub const OUTBOUND_CAPACITY: usize = 64;
+/// Capacity of the channel from the rib task toward the FIB.
+pub const FIB_CAPACITY: usize = 1024;
+
+/// A neighbor's identity inside the daemon, stable across its session restarts.
+pub type PeerId = u32;
+
+/// Everything the rib task is told by sessions, local sources and the supervisor.
+#[derive(Debug)]
+pub enum RibInput {
+    /// A session reached Established.
+    PeerUp(PeerUp),
+    /// An UPDATE from an established session, already framed and decoded. With
+    /// `treat_as_withdraw` (RFC 7606) every prefix it announces is withdrawn instead.
+    Update {
+        peer: PeerId,
+        update: Box<Update>,
+        treat_as_withdraw: bool,
+    },
+    /// The peer sent End-of-RIB for a family.
+    EndOfRib { peer: PeerId, family: Family },
+    /// The peer asked for our routes again (ROUTE-REFRESH); re-send that family.
+    RouteRefresh { peer: PeerId, family: Family },
+    /// RFC 7606 AFI/SAFI disable: drop and ignore the peer's routes of this family.
+    DisableFamily { peer: PeerId, family: Family },
+    /// The session left Established. With `stale_for` (graceful restart helper,
+    /// RFC 4724) the peer's routes are kept, marked stale, for that long or until the
+    /// peer's End-of-RIB after it returns; otherwise they are withdrawn now.
+    PeerDown {
+        peer: PeerId,
+        stale_for: Option<Duration>,
+    },
+    /// The session's outbound channel has room again.
+    Drained { peer: PeerId },
+    /// Locally originated routes changed.
+    Local(LocalChange),
+    /// The configuration was (re)loaded: policies, max_paths, cluster id, per-peer
+    /// settings. Routes are re-evaluated against it (soft reconfiguration).
+    Reconfigure(Arc<crate::config::Config>),
+    /// A question from the control server.
+    Query(RibQuery),
+}
+
+/// A session that reached Established, as the rib task needs to know it.
+#[derive(Debug)]
+pub struct PeerUp {
+    pub peer: PeerId,
+    pub info: Arc<PeerInfo>,
+    /// Encoded UPDATEs for this session; see the channel rules above.
+    pub outbound: mpsc::Sender<Outbound>,
+}
+
+/// Facts about an established session that decision and export depend on.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// The neighbor's address (the TCP peer).
+    pub address: IpAddr,
+    /// Our end of the TCP connection: the next hop we advertise to eBGP peers and
+    /// with next_hop_self.
+    pub local_address: IpAddr,
+    /// Our IPv4 / IPv6 addresses for next hops of the other family (dual-stack
+    /// sessions), when known.
+    pub local_ipv4: Option<Ipv4Addr>,
+    pub local_ipv6: Option<Ipv6Addr>,
+    /// Our link-local IPv6 address on the session's interface, if any.
+    pub local_link_local: Option<Ipv6Addr>,
+    /// Our AS and the peer's (after AS_TRANS resolution).
+    pub local_asn: u32,
+    pub remote_asn: u32,
+    /// The peer's BGP identifier.
+    pub remote_router_id: Ipv4Addr,
+    /// The negotiated context every encode for this peer uses.
+    pub context: SessionContext,
+    /// The neighbor's config entry name (its address, or the listen range it came from).
+    pub neighbor: String,
+    /// The peer's graceful restart capability, if it sent one.
+    pub graceful_restart: Option<bgp_proto::GracefulRestart>,
+}
+
+/// What the rib task sends to one session.
+#[derive(Debug)]
+pub enum Outbound {
+    /// One or more complete, encoded UPDATE messages (including End-of-RIB).
+    Updates(Bytes),
+    /// Close the session with this NOTIFICATION (max_prefixes exceeded: Cease/1),
+    /// then stay idle for `idle_for` before connecting again (None: the usual backoff).
+    Close {
+        notification: Notification,
+        idle_for: Option<Duration>,
+    },
+}
+
+/// A change to locally originated routes. `source` keys the route together with the
+/// prefix, so two sources may originate one prefix and withdraw it independently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalChange {
+    Announce(LocalRoute),
+    Withdraw {
+        prefix: IpNet,
+        source: LocalSource,
+    },
+    /// Replace every route of this source with this set (used at start and after a
+    /// reload or an IPAM resynchronisation).
+    Replace {
+        source: LocalSource,
+        routes: Vec<LocalRoute>,
+    },
+}
+
+/// A route this node originates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalRoute {
+    pub prefix: IpNet,
+    pub source: LocalSource,
+    /// Communities to attach (RFC 1997 values).
+    pub communities: Vec<u32>,
+    /// Also install a blackhole route for it in the kernel (the node's own IPAM
+    /// blocks: addresses not handed out are dropped locally, not routed away).
+    pub blackhole: bool,
+}
+
+/// Where a local route comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LocalSource {
+    /// `[[bgp.network]]` in the config.
+    Config,
+    /// A block this node owns in IPAM.
+    IpamBlock,
+    /// A single address this node borrowed from another node's block.
+    IpamBorrowed,
+}
+
+/// Questions the control server asks the rib task.
+#[derive(Debug)]
+pub enum RibQuery {
+    /// Routes for `bgpctl show routes`.
+    Routes {
+        query: RouteQuery,
+        reply: oneshot::Sender<Vec<RouteView>>,
+    },
+    /// Prefix counters of one peer: (received, accepted, advertised).
+    PeerCounters {
+        peer: PeerId,
+        reply: oneshot::Sender<PeerCounters>,
+    },
+}
+
+/// Prefix counters of one peer, as the RIB sees them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PeerCounters {
+    /// Prefixes in the peer's adj_rib_in (before import policy).
+    pub received: u64,
+    /// Prefixes the import policy accepted.
+    pub accepted: u64,
+    /// Prefixes in the peer's adj_rib_out.
+    pub advertised: u64,
+}
+
+/// A change of best route that the FIB should follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FibChange {
+    /// Install or replace: forward `prefix` to these next hops (ECMP when several).
+    Install {
+        prefix: IpNet,
+        next_hops: Vec<IpAddr>,
+    },
+    /// Install a blackhole route for `prefix`.
+    Blackhole { prefix: IpNet },
+    /// Remove the route for `prefix`.
+    Remove { prefix: IpNet },
+    /// Every peer that was up at start has sent End-of-RIB (or the restart timer ran
+    /// out): the FIB may now remove routes nobody re-asserted.
+    Converged,
+}
