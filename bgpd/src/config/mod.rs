@@ -18,7 +18,12 @@
 //! socket = "/run/wren/bgpd.sock"
 //! ```
 
+pub mod check;
+pub mod error;
+pub mod fib;
 pub mod policy;
+#[cfg(test)]
+mod tests;
 pub mod types;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,11 +32,16 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use error::{ConfigError, ConfigErrors};
+pub use fib::FibConfig;
 pub use policy::{
     FilterAction, FilterConfig, FilterRule, PolicyConfig, PrefixListConfig, PrefixListRule,
     RouteSourceMatch,
 };
-pub use types::{Asn, CommunityValue, FamilyName, HoldTime, MaxPaths, MaxPrefixes};
+pub use types::{Asn, CommunityValue, FamilyName, FileMode, HoldTime, MaxPaths, MaxPrefixes};
+
+/// Where bgpd looks for its configuration when not told.
+pub const DEFAULT_PATH: &str = "/etc/wren/bgpd.toml";
 
 /// The whole configuration file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -44,6 +54,48 @@ pub struct Config {
     pub policy: PolicyConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub fib: FibConfig,
+}
+
+impl Config {
+    /// Reads and checks the configuration file at `path`: every problem found, each
+    /// naming the file, line and key.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigErrors(vec![
+                error::Locator::new(&file, "").file_error(format!("cannot read: {error}")),
+            ])
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Parses and checks a configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+        let locator = error::Locator::new(file, text);
+        let config: Config =
+            toml::from_str(text).map_err(|error| ConfigErrors(vec![locator.toml_error(&error)]))?;
+        let problems = check::check(&config, &locator);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    /// The neighbor configured for `address`, if any.
+    pub fn neighbor(&self, address: IpAddr) -> Option<&NeighborConfig> {
+        self.bgp.neighbors.iter().find(|n| n.address == address)
+    }
+
+    /// The listen range that holds `address`, if any (ranges never overlap).
+    pub fn listen_range(&self, address: IpAddr) -> Option<&ListenRangeConfig> {
+        self.bgp
+            .listen_ranges
+            .iter()
+            .find(|range| range.prefix.contains(&address))
+    }
 }
 
 /// `[bgp]`: the speaker.
@@ -67,6 +119,39 @@ pub struct BgpConfig {
     pub listen_ranges: Vec<ListenRangeConfig>,
     #[serde(default, rename = "network")]
     pub networks: Vec<NetworkConfig>,
+    /// Graceful restart (RFC 4724) for every session.
+    #[serde(default)]
+    pub graceful_restart: GracefulRestartConfig,
+}
+
+/// `[bgp.graceful_restart]`.
+///
+/// As helper: when a peer that advertised graceful restart goes down, its routes are
+/// kept (stale) for the restart time it announced, until it sends End-of-RIB again.
+/// As restarting speaker: bgpd announces the capability with `restart_time`; after a
+/// restart within that time it sets the Restart State bit and the Forwarding State
+/// flags, and the kernel routes it left behind stay until it has converged again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GracefulRestartConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds peers should keep our routes after our session drops (at most 4095).
+    #[serde(default = "default_restart_time")]
+    pub restart_time: u16,
+    /// Seconds we keep a restarting peer's routes at most, waiting for its End-of-RIB.
+    #[serde(default = "default_stale_routes_time")]
+    pub stale_routes_time: u32,
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        GracefulRestartConfig {
+            enabled: true,
+            restart_time: default_restart_time(),
+            stale_routes_time: default_stale_routes_time(),
+        }
+    }
 }
 
 /// `[[bgp.neighbor]]`: one configured peer.
@@ -170,17 +255,41 @@ pub struct NetworkConfig {
 }
 
 /// `[control]`: the control socket bgpctl talks to.
+///
+/// The socket file's `mode`, `owner` and `group` decide who can connect at all. When
+/// `group` or `read_only_group` is set, bgpd also checks each caller's credentials
+/// (SO_PEERCRED and the caller's groups): root, bgpd's own user, the socket's owner
+/// and members of `group` may use every command; members of `read_only_group` may
+/// use the `show` commands only; anyone else is refused. For viewers in
+/// `read_only_group` to reach the socket, give it a mode that lets them open it
+/// (e.g. `mode = 0o666`): the credential check then does the sorting.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
+    /// Permission bits of the socket (default 0660), as `0o660` or `"0660"`.
+    #[serde(default)]
+    pub mode: FileMode,
+    /// User owning the socket (name or number); default: bgpd's user.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Group owning the socket (name or number); default: bgpd's group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Members of this group (name or number) may use `show` commands only.
+    #[serde(default)]
+    pub read_only_group: Option<String>,
 }
 
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: default_socket(),
+            mode: FileMode::default(),
+            owner: None,
+            group: None,
+            read_only_group: None,
         }
     }
 }
@@ -218,6 +327,18 @@ fn default_port() -> u16 {
 
 fn default_connect_retry() -> u16 {
     5
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_restart_time() -> u16 {
+    120
+}
+
+fn default_stale_routes_time() -> u32 {
+    360
 }
 
 fn default_socket() -> PathBuf {

@@ -192,3 +192,51 @@ impl<'de> Deserialize<'de> for CommunityValue {
         text.parse().map_err(de::Error::custom)
     }
 }
+
+/// Permission bits of a file: `0o660` (a TOML octal integer) or `"0660"` (a string of
+/// octal digits). At most 0o777; a decimal integer such as 660 is refused, since it
+/// would mean 0o1224.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileMode(u32);
+
+impl FileMode {
+    pub const DEFAULT: FileMode = FileMode(0o660);
+    pub fn new(bits: u32) -> Option<FileMode> {
+        (bits <= 0o777).then_some(FileMode(bits))
+    }
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for FileMode {
+    fn default() -> Self {
+        FileMode::DEFAULT
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0{:o}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u32),
+            Text(String),
+        }
+        let hint = "mode must be permission bits such as 0o660 or \"0660\" (octal, at most 0777)";
+        let bits = match Raw::deserialize(deserializer).map_err(|_| de::Error::custom(hint))? {
+            Raw::Number(bits) => bits,
+            Raw::Text(text) => {
+                let digits = text.strip_prefix("0o").unwrap_or(&text);
+                u32::from_str_radix(digits, 8).map_err(|_| de::Error::custom(hint))?
+            }
+        };
+        FileMode::new(bits).ok_or_else(|| de::Error::custom(hint))
+    }
+}

@@ -1,0 +1,361 @@
+//! Checks that span several keys of a parsed configuration (references between
+//! sections, duplicates, settings that exclude each other). Each problem names the
+//! key to fix, placed in the text by the [`Locator`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::error::{ConfigError, Locator, Step, key_path};
+use super::{Config, FamilyName};
+
+/// RFC 2385 keys are at most 80 octets (TCP_MD5SIG_MAXKEYLEN).
+pub const MAX_PASSWORD_LEN: usize = 80;
+/// The restart time of the graceful restart capability has 12 bits.
+pub const MAX_RESTART_TIME: u16 = 4095;
+
+/// Every problem of `config`, in the order of the sections.
+pub fn check(config: &Config, locator: &Locator<'_>) -> Vec<ConfigError> {
+    let mut problems = Problems {
+        locator,
+        errors: Vec::new(),
+    };
+    check_bgp(config, &mut problems);
+    check_sessions(config, &mut problems);
+    check_policy(config, &mut problems);
+    check_log(config, &mut problems);
+    let mut errors = problems.errors;
+    errors.sort_by_key(|error| (error.line, error.column));
+    errors
+}
+
+struct Problems<'a, 'i> {
+    locator: &'a Locator<'i>,
+    errors: Vec<ConfigError>,
+}
+
+impl Problems<'_, '_> {
+    fn add(&mut self, path: Vec<Step>, message: impl Into<String>) {
+        self.errors.push(self.locator.error_at(&path, message));
+    }
+}
+
+fn check_bgp(config: &Config, problems: &mut Problems<'_, '_>) {
+    let bgp = &config.bgp;
+    if bgp.router_id.is_unspecified() {
+        problems.add(
+            key_path!["bgp", "router_id"],
+            "router_id 0.0.0.0 is not a valid BGP identifier",
+        );
+    }
+    if bgp.cluster_id.is_some_and(|id| id.is_unspecified()) {
+        problems.add(
+            key_path!["bgp", "cluster_id"],
+            "cluster_id 0.0.0.0 is not valid",
+        );
+    }
+    let mut listen = BTreeSet::new();
+    for (index, address) in bgp.listen.iter().enumerate() {
+        if !listen.insert(address) {
+            problems.add(
+                key_path!["bgp", "listen", index],
+                format!("{address} is listed twice"),
+            );
+        }
+    }
+    if bgp.graceful_restart.restart_time > MAX_RESTART_TIME {
+        problems.add(
+            key_path!["bgp", "graceful_restart", "restart_time"],
+            format!("restart_time must be at most {MAX_RESTART_TIME} seconds (12 bits)"),
+        );
+    }
+    let mut networks = BTreeMap::new();
+    for (index, network) in bgp.networks.iter().enumerate() {
+        let prefix = network.prefix;
+        if prefix.trunc() != prefix {
+            problems.add(
+                key_path!["bgp", "network", index, "prefix"],
+                format!(
+                    "{prefix} has host bits set; did you mean {}?",
+                    prefix.trunc()
+                ),
+            );
+        }
+        if let Some(first) = networks.insert(prefix, index) {
+            problems.add(
+                key_path!["bgp", "network", index, "prefix"],
+                format!("{prefix} is already originated by bgp.network[{first}]"),
+            );
+        }
+    }
+}
+
+/// The settings neighbors and listen ranges share.
+struct SessionKeys<'a> {
+    section: &'static str,
+    index: usize,
+    password: Option<&'a str>,
+    ttl_security: bool,
+    multihop: Option<u8>,
+    hold_time: u16,
+    keepalive: Option<u16>,
+    families: Option<&'a [FamilyName]>,
+    import: Option<&'a str>,
+    export: Option<&'a str>,
+}
+
+fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
+    let bgp = &config.bgp;
+    let mut addresses: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    for (index, neighbor) in bgp.neighbors.iter().enumerate() {
+        let address = neighbor.address;
+        if let Some(first) = addresses.insert(address, index) {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "address"],
+                format!("neighbor {address} is already configured as bgp.neighbor[{first}]"),
+            );
+        }
+        if !usable_peer_address(address) {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "address"],
+                format!("{address} cannot be a BGP neighbor"),
+            );
+        }
+        if let Some(local) = neighbor.local_address
+            && local.is_ipv4() != address.is_ipv4()
+        {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "local_address"],
+                format!("local_address {local} is not of the family of {address}"),
+            );
+        }
+        if neighbor.connect_retry == 0 {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "connect_retry"],
+                "connect_retry must be at least 1 second",
+            );
+        }
+        check_session(
+            config,
+            problems,
+            &SessionKeys {
+                section: "neighbor",
+                index,
+                password: neighbor.password.as_deref(),
+                ttl_security: neighbor.ttl_security,
+                multihop: neighbor.multihop,
+                hold_time: neighbor.hold_time.seconds(),
+                keepalive: neighbor.keepalive,
+                families: neighbor.families.as_deref(),
+                import: neighbor.import.as_deref(),
+                export: neighbor.export.as_deref(),
+            },
+        );
+    }
+    for (index, range) in bgp.listen_ranges.iter().enumerate() {
+        if range.prefix.trunc() != range.prefix {
+            problems.add(
+                key_path!["bgp", "listen_range", index, "prefix"],
+                format!(
+                    "{} has host bits set; did you mean {}?",
+                    range.prefix,
+                    range.prefix.trunc()
+                ),
+            );
+        }
+        for (other_index, other) in bgp.listen_ranges.iter().enumerate().take(index) {
+            if overlap(range.prefix, other.prefix) {
+                problems.add(
+                    key_path!["bgp", "listen_range", index, "prefix"],
+                    format!(
+                        "{} overlaps bgp.listen_range[{other_index}] ({})",
+                        range.prefix, other.prefix
+                    ),
+                );
+            }
+        }
+        if range.max_neighbors == Some(0) {
+            problems.add(
+                key_path!["bgp", "listen_range", index, "max_neighbors"],
+                "max_neighbors must be at least 1",
+            );
+        }
+        check_session(
+            config,
+            problems,
+            &SessionKeys {
+                section: "listen_range",
+                index,
+                password: range.password.as_deref(),
+                ttl_security: range.ttl_security,
+                multihop: range.multihop,
+                hold_time: range.hold_time.seconds(),
+                keepalive: range.keepalive,
+                families: range.families.as_deref(),
+                import: range.import.as_deref(),
+                export: range.export.as_deref(),
+            },
+        );
+    }
+}
+
+fn check_session(config: &Config, problems: &mut Problems<'_, '_>, keys: &SessionKeys<'_>) {
+    let at = |key: &str| key_path!["bgp", keys.section, keys.index, key];
+    if let Some(password) = keys.password {
+        if password.len() > MAX_PASSWORD_LEN {
+            problems.add(
+                at("password"),
+                format!(
+                    "password is {} bytes; TCP-MD5 keys are at most {MAX_PASSWORD_LEN}",
+                    password.len()
+                ),
+            );
+        }
+        if password.is_empty() {
+            problems.add(
+                at("password"),
+                "password is empty; remove the key for no TCP-MD5",
+            );
+        }
+    }
+    if keys.ttl_security && keys.multihop.is_some() {
+        problems.add(
+            at("ttl_security"),
+            "ttl_security (GTSM) and multihop exclude each other: GTSM accepts only directly connected peers",
+        );
+    }
+    if keys.multihop == Some(0) {
+        problems.add(at("multihop"), "multihop must be a TTL from 1 to 255");
+    }
+    if let Some(keepalive) = keys.keepalive {
+        if keys.hold_time == 0 && keepalive != 0 {
+            problems.add(
+                at("keepalive"),
+                "keepalive is set but hold_time is 0 (no keepalives)",
+            );
+        } else if keys.hold_time != 0 && (keepalive == 0 || keepalive >= keys.hold_time) {
+            problems.add(
+                at("keepalive"),
+                format!(
+                    "keepalive must be between 1 and hold_time ({}) - 1 seconds",
+                    keys.hold_time
+                ),
+            );
+        }
+    }
+    if let Some(families) = keys.families {
+        if families.is_empty() {
+            problems.add(
+                at("families"),
+                "families is empty; list \"ipv4\" and/or \"ipv6\"",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for family in families {
+            if !seen.insert(family) {
+                problems.add(at("families"), format!("{family:?} is listed twice"));
+            }
+        }
+    }
+    for (key, name) in [("import", keys.import), ("export", keys.export)] {
+        if let Some(name) = name
+            && !config.policy.filters.iter().any(|f| f.name == name)
+        {
+            problems.add(at(key), format!("no [[policy.filter]] is named {name:?}"));
+        }
+    }
+}
+
+fn check_policy(config: &Config, problems: &mut Problems<'_, '_>) {
+    let policy = &config.policy;
+    let mut names = BTreeMap::new();
+    for (index, list) in policy.prefix_lists.iter().enumerate() {
+        if let Some(first) = names.insert(list.name.as_str(), index) {
+            problems.add(
+                key_path!["policy", "prefix_list", index, "name"],
+                format!(
+                    "prefix list {:?} is already defined as policy.prefix_list[{first}]",
+                    list.name
+                ),
+            );
+        }
+        for (rule_index, rule) in list.rules.iter().enumerate() {
+            let at = key_path!["policy", "prefix_list", index, "rules", rule_index];
+            let length = rule.prefix.prefix_len();
+            let max = rule.prefix.max_prefix_len();
+            let ge = rule.ge.unwrap_or(length);
+            let le = rule
+                .le
+                .unwrap_or(if rule.ge.is_some() { max } else { length });
+            if ge < length || ge > max {
+                problems.add(
+                    at.clone(),
+                    format!("ge {ge} must be between the prefix length {length} and {max}"),
+                );
+            }
+            if le < ge || le > max {
+                problems.add(
+                    at.clone(),
+                    format!("le {le} must be between ge ({ge}) and {max}"),
+                );
+            }
+            if rule.prefix.trunc() != rule.prefix {
+                problems.add(
+                    at,
+                    format!(
+                        "{} has host bits set; did you mean {}?",
+                        rule.prefix,
+                        rule.prefix.trunc()
+                    ),
+                );
+            }
+        }
+    }
+    let mut filters = BTreeMap::new();
+    for (index, filter) in policy.filters.iter().enumerate() {
+        if let Some(first) = filters.insert(filter.name.as_str(), index) {
+            problems.add(
+                key_path!["policy", "filter", index, "name"],
+                format!(
+                    "filter {:?} is already defined as policy.filter[{first}]",
+                    filter.name
+                ),
+            );
+        }
+        for (rule_index, rule) in filter.rules.iter().enumerate() {
+            if let Some(list) = &rule.prefix_list
+                && !policy.prefix_lists.iter().any(|l| &l.name == list)
+            {
+                problems.add(
+                    key_path!["policy", "filter", index, "rule", rule_index, "prefix_list"],
+                    format!("no [[policy.prefix_list]] is named {list:?}"),
+                );
+            }
+        }
+    }
+}
+
+fn check_log(config: &Config, problems: &mut Problems<'_, '_>) {
+    if let Some(level) = &config.log.level
+        && let Err(error) = tracing_subscriber::EnvFilter::builder().parse(level)
+    {
+        problems.add(
+            key_path!["log", "level"],
+            format!("not a tracing filter such as \"info\" or \"bgpd=debug\": {error}"),
+        );
+    }
+}
+
+/// Unicast addresses a TCP session can reach.
+fn usable_peer_address(address: IpAddr) -> bool {
+    !(address.is_unspecified() || address.is_multicast() || is_broadcast(address))
+}
+
+fn is_broadcast(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V4(v4) if v4.is_broadcast())
+}
+
+fn overlap(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}

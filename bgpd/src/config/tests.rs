@@ -1,0 +1,337 @@
+//! Configuration parsing: defaults, and every kind of error naming file, line and key.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+const BASE: &str = r#"
+[bgp]
+asn = 64512
+router_id = "10.0.0.1"
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    match Config::parse(text, "test.toml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// The single error of `text`, checked to be on `line` and to name `key`.
+fn error(text: &str, line: usize, key: &str) -> String {
+    let all = match Config::parse(text, "test.toml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(errors) => errors,
+    };
+    assert_eq!(all.0.len(), 1, "{all}");
+    let error = &all.0[0];
+    assert_eq!(error.file, "test.toml");
+    assert_eq!((error.line, error.key.as_str()), (line, key), "{error}");
+    let text = error.to_string();
+    assert!(text.starts_with(&format!("test.toml:{line}:")), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+    text
+}
+
+#[test]
+fn the_documented_example_parses_with_defaults() {
+    let text = r#"
+[bgp]
+asn = 64512
+router_id = "10.0.0.1"
+listen = ["0.0.0.0:179", "[::]:179"]
+[[bgp.neighbor]]
+address = "10.0.0.2"
+remote_asn = 65001
+[[bgp.network]]
+prefix = "10.1.0.0/24"
+[control]
+socket = "/run/wren/bgpd.sock"
+"#;
+    let config = Config::parse(text, "x").unwrap();
+    let neighbor = &config.bgp.neighbors[0];
+    assert_eq!(neighbor.port, 179);
+    assert_eq!(neighbor.hold_time, HoldTime::DEFAULT);
+    assert_eq!(neighbor.connect_retry, 5);
+    assert!(config.bgp.graceful_restart.enabled);
+    assert_eq!(config.bgp.graceful_restart.restart_time, 120);
+    assert_eq!(config.bgp.graceful_restart.stale_routes_time, 360);
+    assert_eq!(config.control.mode.bits(), 0o660);
+    assert!(config.fib.enabled);
+    assert_eq!(config.fib.sync, route_sync::Config::default());
+    assert_eq!(
+        config
+            .neighbor("10.0.0.2".parse().unwrap())
+            .unwrap()
+            .remote_asn
+            .get(),
+        65001
+    );
+}
+
+#[test]
+fn every_key_of_every_section_parses() {
+    let text = r#"
+[bgp]
+asn = 4200000001
+router_id = "10.0.0.1"
+listen = []
+max_paths = 4
+cluster_id = "10.0.0.100"
+[bgp.graceful_restart]
+enabled = false
+restart_time = 30
+stale_routes_time = 60
+[[bgp.neighbor]]
+address = "fd00::2"
+remote_asn = 65001
+port = 1179
+passive = true
+hold_time = 9
+keepalive = 3
+connect_retry = 2
+password = "secret"
+ttl_security = true
+families = ["ipv4", "ipv6"]
+route_reflector_client = true
+next_hop_self = true
+max_prefixes = { limit = 100, restart = 5, warning_only = false }
+import = "in"
+export = "out"
+description = "tor-1"
+local_address = "fd00::1"
+shutdown = false
+[[bgp.listen_range]]
+prefix = "10.1.0.0/16"
+remote_asn = 64512
+multihop = 2
+max_neighbors = 50
+[[bgp.network]]
+prefix = "10.2.0.0/24"
+communities = ["65000:1", "no-export"]
+[control]
+socket = "/tmp/x.sock"
+mode = "0640"
+owner = "root"
+group = "wren"
+read_only_group = "wren-view"
+[log]
+format = "json"
+level = "bgpd=debug,info"
+[fib]
+enabled = true
+table = 100
+keep_on_shutdown = true
+[[policy.prefix_list]]
+name = "pods"
+rules = [{ prefix = "10.0.0.0/8", ge = 24, le = 32 }]
+[[policy.filter]]
+name = "in"
+[[policy.filter.rule]]
+prefix_list = "pods"
+action = "accept"
+[[policy.filter]]
+name = "out"
+default = "accept"
+"#;
+    let config = Config::parse(text, "x").unwrap();
+    assert_eq!(config.bgp.asn.get(), 4_200_000_001);
+    assert!(!config.bgp.graceful_restart.enabled);
+    assert_eq!(config.control.mode.bits(), 0o640);
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.fib.sync.table, 100);
+    assert!(config.fib.sync.keep_on_shutdown);
+    assert_eq!(config.bgp.listen_ranges[0].max_neighbors, Some(50));
+    assert!(config.listen_range("10.1.2.3".parse().unwrap()).is_some());
+    assert!(config.listen_range("10.3.2.3".parse().unwrap()).is_none());
+}
+
+#[test]
+fn syntax_errors_name_line_and_key() {
+    error(
+        &format!("{BASE}[[bgp.neighbor]]\naddress = 10.0.0.2\n"),
+        6,
+        "bgp.neighbor[0].address",
+    );
+    error(&format!("{BASE}[control\nsocket = \"x\"\n"), 5, "control");
+}
+
+#[test]
+fn type_errors_name_line_and_key() {
+    let text = format!(
+        "{BASE}[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\n\n[[bgp.neighbor]]\naddress = \"10.0.0.3\"\nremote_asn = 1\nhold_time = 2\n"
+    );
+    let message = error(&text, 12, "bgp.neighbor[1].hold_time");
+    assert!(
+        message.contains("hold time must be 0 or between 3"),
+        "{message}"
+    );
+
+    error(
+        &format!("{BASE}[[bgp.neighbor]]\naddress = \"10.0.0.300\"\nremote_asn = 1\n"),
+        6,
+        "bgp.neighbor[0].address",
+    );
+    error(&BASE.replace("64512", "0"), 3, "bgp.asn");
+    error(
+        &BASE.replace("\"10.0.0.1\"", "\"10.0.0\""),
+        4,
+        "bgp.router_id",
+    );
+    error(&format!("{BASE}[control]\nmode = 660\n"), 6, "control.mode");
+    error(&format!("{BASE}[log]\nformat = \"xml\"\n"), 6, "log.format");
+}
+
+#[test]
+fn unknown_and_missing_keys_name_the_key() {
+    let text = error(
+        &format!("{BASE}[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_as = 1\n"),
+        7,
+        "bgp.neighbor[0].remote_as",
+    );
+    assert!(text.contains("unknown field `remote_as`"), "{text}");
+    let text = error(
+        &format!("{BASE}[[bgp.neighbor]]\naddress = \"10.0.0.2\"\n"),
+        5,
+        "bgp.neighbor[0].remote_asn",
+    );
+    assert!(text.contains("missing field `remote_asn`"), "{text}");
+    error(&format!("{BASE}colour = 1\n"), 5, "bgp.colour");
+    error(&format!("{BASE}[fib]\ntabel = 100\n"), 6, "fib.tabel");
+    let text = error(
+        &format!("{BASE}[fib]\nmetric = 3\nprotocol = 2\n"),
+        7,
+        "fib.protocol",
+    );
+    assert!(text.contains("belongs to the kernel"), "{text}");
+    error(
+        &format!("{BASE}[bgp.graceful_restart]\nrestart = 5\n"),
+        6,
+        "bgp.graceful_restart.restart",
+    );
+}
+
+#[test]
+fn cross_reference_errors_name_line_and_key() {
+    let neighbor = |extra: &str| {
+        format!("{BASE}[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 65001\n{extra}")
+    };
+    let text = error(
+        &neighbor("import = \"nope\"\n"),
+        8,
+        "bgp.neighbor[0].import",
+    );
+    assert!(text.contains("\"nope\""), "{text}");
+    error(
+        &neighbor("export = \"nope\"\n"),
+        8,
+        "bgp.neighbor[0].export",
+    );
+    let text = error(
+        &neighbor(&format!("password = \"{}\"\n", "k".repeat(81))),
+        8,
+        "bgp.neighbor[0].password",
+    );
+    assert!(text.contains("81 bytes"), "{text}");
+    error(
+        &neighbor("ttl_security = true\nmultihop = 2\n"),
+        8,
+        "bgp.neighbor[0].ttl_security",
+    );
+    error(
+        &neighbor("hold_time = 9\nkeepalive = 9\n"),
+        9,
+        "bgp.neighbor[0].keepalive",
+    );
+    error(
+        &neighbor("local_address = \"fd00::1\"\n"),
+        8,
+        "bgp.neighbor[0].local_address",
+    );
+    error(&neighbor("families = []\n"), 8, "bgp.neighbor[0].families");
+    error(&BASE.replace("10.0.0.1", "0.0.0.0"), 4, "bgp.router_id");
+
+    let duplicate = format!(
+        "{}{}",
+        neighbor(""),
+        "[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 65002\n"
+    );
+    let text = error(&duplicate, 9, "bgp.neighbor[1].address");
+    assert!(text.contains("bgp.neighbor[0]"), "{text}");
+
+    let ranges = format!(
+        "{BASE}[[bgp.listen_range]]\nprefix = \"10.1.0.0/16\"\nremote_asn = 1\n[[bgp.listen_range]]\nprefix = \"10.1.2.0/24\"\nremote_asn = 1\n"
+    );
+    let text = error(&ranges, 9, "bgp.listen_range[1].prefix");
+    assert!(text.contains("overlaps"), "{text}");
+
+    let filter = format!(
+        "{BASE}[[policy.filter]]\nname = \"f\"\n[[policy.filter.rule]]\nprefix_list = \"missing\"\naction = \"accept\"\n"
+    );
+    error(&filter, 8, "policy.filter[0].rule[0].prefix_list");
+    let list = format!(
+        "{BASE}[[policy.prefix_list]]\nname = \"l\"\nrules = [{{ prefix = \"10.0.0.0/8\", ge = 4 }}]\n"
+    );
+    error(&list, 7, "policy.prefix_list[0].rules[0]");
+    error(
+        &format!("{BASE}[[bgp.network]]\nprefix = \"10.1.0.1/24\"\n"),
+        6,
+        "bgp.network[0].prefix",
+    );
+    error(
+        &format!("{BASE}[bgp.graceful_restart]\nrestart_time = 5000\n"),
+        6,
+        "bgp.graceful_restart.restart_time",
+    );
+    error(
+        &format!("{BASE}[log]\nlevel = \"bgpd=loud\"\n"),
+        6,
+        "log.level",
+    );
+}
+
+#[test]
+fn several_problems_are_all_reported_in_file_order() {
+    let text = format!(
+        "{}[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\nimport = \"x\"\npassword = \"\"\n",
+        BASE.replace("10.0.0.1", "0.0.0.0")
+    );
+    let all = errors(&text);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all[0].starts_with("test.toml:4:"), "{all:?}");
+    assert!(all[1].starts_with("test.toml:8:"), "{all:?}");
+    assert!(all[2].starts_with("test.toml:9:"), "{all:?}");
+}
+
+#[test]
+fn unreadable_file_names_it() {
+    let error = Config::load(std::path::Path::new("/nonexistent/bgpd.toml")).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.starts_with("/nonexistent/bgpd.toml: cannot read"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_example_config_parses() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let Ok(entries) = std::fs::read_dir(&examples) else {
+        return;
+    };
+    let mut checked = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Other components' examples (IPAM, lab topologies) live there too.
+        if path.extension().is_some_and(|e| e == "toml")
+            && text.lines().any(|l| l.trim() == "[bgp]")
+        {
+            if let Err(errors) = Config::load(&path) {
+                panic!("{errors}");
+            }
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} example configs parse");
+}
