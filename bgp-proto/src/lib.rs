@@ -27,6 +27,7 @@ pub mod codec;
 pub mod context;
 pub mod error;
 pub mod family;
+pub mod fsm;
 pub mod message;
 pub mod notification;
 pub mod open;

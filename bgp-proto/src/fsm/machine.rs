@@ -1,0 +1,751 @@
+//! The state machine of one connection: [`Fsm::handle`] takes an [`Event`] and returns
+//! the [`Action`]s, following RFC 4271 section 8.2.2 with the deviations listed in the
+//! module documentation of [`crate::fsm`].
+
+use std::time::Duration;
+
+use crate::context::SessionContext;
+use crate::error::{self, Malformed};
+use crate::fsm::action::{Action, CloseMode, ReceivedUpdate};
+use crate::fsm::config::{ConfigError, FamilyErrorPolicy, SessionConfig};
+use crate::fsm::event::Event;
+use crate::fsm::negotiated::Negotiated;
+use crate::fsm::open_check::check_open;
+use crate::fsm::reason::{DownReason, message_type_name};
+use crate::fsm::state::{Initiator, Role, State};
+use crate::fsm::timer::{Timer, TimerSet};
+use crate::message::{Decoded, Message, MessageType};
+use crate::notification::{Notification, cease_subcode, code, fsm_subcode};
+use crate::open::Open;
+
+/// The state machine of one connection to a peer (see the module documentation for
+/// the calling contract).
+#[derive(Clone, Debug)]
+pub struct Fsm {
+    config: SessionConfig,
+    local_open: Open,
+    state: State,
+    role: Role,
+    /// Administratively started (a manual start since the last manual stop).
+    enabled: bool,
+    /// Started passive: never connect.
+    passive: bool,
+    /// The connection in use, by who opened it.
+    connection: Option<Initiator>,
+    /// Our connection attempt is in flight.
+    connecting: bool,
+    timers: TimerSet,
+    /// Failures since the last manual start or stop (RFC 4271 ConnectRetryCounter).
+    connect_retry_counter: u32,
+    /// Failures since the session was last stable: the restart backoff exponent.
+    failures: u32,
+    negotiated: Option<Box<Negotiated>>,
+    last_error: Option<DownReason>,
+}
+
+/// What happens after the connection is torn down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Restart {
+    /// Restart after the backoff delay, and count a failure.
+    Backoff,
+    /// Restart after the initial backoff delay without counting a failure.
+    Initial,
+    /// Restart after this delay, and count a failure.
+    After(Duration),
+    /// Stay Idle.
+    Never,
+}
+
+impl Fsm {
+    /// A primary state machine in Idle, waiting for [`Event::ManualStart`].
+    pub fn new(config: SessionConfig) -> Result<Fsm, ConfigError> {
+        config.validate()?;
+        let local_open = config.local_open();
+        let passive = config.passive;
+        Ok(Fsm {
+            config,
+            local_open,
+            state: State::Idle,
+            role: Role::Primary,
+            enabled: false,
+            passive,
+            connection: None,
+            connecting: false,
+            timers: TimerSet::default(),
+            connect_retry_counter: 0,
+            failures: 0,
+            negotiated: None,
+            last_error: None,
+        })
+    }
+
+    /// A secondary state machine for a second connection of this peer: Active and
+    /// passive, with no timer armed; feed it [`Event::TcpConnected`] at once. It never
+    /// restarts: once Idle it is finished and can be dropped.
+    pub fn secondary(&self) -> Fsm {
+        Fsm {
+            config: self.config.clone(),
+            local_open: self.local_open.clone(),
+            state: State::Active,
+            role: Role::Secondary,
+            enabled: true,
+            passive: true,
+            connection: None,
+            connecting: false,
+            timers: TimerSet::default(),
+            connect_retry_counter: 0,
+            failures: 0,
+            negotiated: None,
+            last_error: None,
+        }
+    }
+
+    /// Makes this secondary the peer's primary state machine after the primary
+    /// `previous` lost a collision: it takes over the administrative state and the
+    /// restart backoff.
+    pub fn promote(&mut self, previous: &Fsm) {
+        self.role = Role::Primary;
+        self.enabled = previous.enabled;
+        self.passive = previous.passive;
+        self.connect_retry_counter = previous.connect_retry_counter;
+        self.failures = previous.failures;
+    }
+
+    /// Handles one event; returns the actions to execute, in order.
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.handle_into(event, &mut out);
+        out
+    }
+
+    /// Like [`Fsm::handle`], appending the actions to `out`.
+    pub fn handle_into(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::ManualStart => {
+                let passive = self.config.passive;
+                self.manual_start(passive, out);
+            }
+            Event::ManualStartPassive => self.manual_start(true, out),
+            Event::AutomaticStart => {
+                if self.state == State::Idle && self.enabled && self.role == Role::Primary {
+                    self.start(out);
+                }
+            }
+            Event::ManualStop { notification } => self.manual_stop(notification, out),
+            Event::AutomaticStop {
+                notification,
+                restart_after,
+            } => self.automatic_stop(notification, restart_after, out),
+            Event::TcpConnected(initiator) => self.connected(initiator, out),
+            Event::TcpFailed => self.connection_failed(out),
+            Event::Received(Ok(decoded)) => {
+                if self.connection.is_some() {
+                    self.received(decoded, out);
+                }
+            }
+            Event::Received(Err(malformed)) => {
+                if self.connection.is_some() {
+                    self.malformed(malformed, out);
+                }
+            }
+            Event::FramingError(error) => {
+                if self.connection.is_some() {
+                    let reason = match error.notification() {
+                        Some(notification) => DownReason::NotificationSent {
+                            notification,
+                            detail: error.to_string(),
+                        },
+                        None => DownReason::ConnectionClosed,
+                    };
+                    let notification = reason.notification_sent().cloned();
+                    self.tear_down(
+                        notification,
+                        CloseMode::Flush,
+                        reason,
+                        Restart::Backoff,
+                        out,
+                    );
+                }
+            }
+            Event::TimerExpired(timer) => {
+                if self.timers.stop(timer) {
+                    self.timer_expired(timer, out);
+                }
+            }
+            Event::OutputProgressed => {
+                if let Some(duration) = self.timers.get(Timer::SendHold) {
+                    self.arm(Timer::SendHold, duration, out);
+                }
+            }
+            Event::CollisionDump => self.collision_dump(out),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Primary or secondary.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The OPEN we send.
+    pub fn local_open(&self) -> &Open {
+        &self.local_open
+    }
+
+    /// True after a manual start, until a manual stop.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// True while a TCP connection is in use.
+    pub fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    /// Who opened the connection in use.
+    pub fn initiator(&self) -> Option<Initiator> {
+        self.connection
+    }
+
+    /// True when a connection opened by `initiator` should be given to this state
+    /// machine with [`Event::TcpConnected`]: in Connect only our own attempt's, in
+    /// Active any, and never when a connection is in use or in another state.
+    pub fn wants_connection(&self, initiator: Initiator) -> bool {
+        self.enabled
+            && self.connection.is_none()
+            && match self.state {
+                State::Connect => initiator == Initiator::Local,
+                State::Active => true,
+                _ => false,
+            }
+    }
+
+    /// True for a state machine with nothing left to do: Idle and no restart pending.
+    /// A finished secondary can be dropped.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Idle && !self.timers.is_armed(Timer::IdleHold)
+    }
+
+    /// What both OPENs settled (from OpenConfirm on).
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_deref()
+    }
+
+    /// The context to decode received messages and encode sent ones with: the
+    /// negotiated one once the peer's OPEN is accepted, before that one that only
+    /// allows 4096-octet messages (all that OPEN, KEEPALIVE and NOTIFICATION need).
+    pub fn codec_context(&self) -> SessionContext {
+        self.negotiated
+            .as_ref()
+            .map_or_else(SessionContext::default, |negotiated| negotiated.context)
+    }
+
+    /// The armed timers with the duration each was armed for.
+    pub fn armed_timers(&self) -> impl Iterator<Item = (Timer, Duration)> + '_ {
+        self.timers.armed()
+    }
+
+    /// Failures since the last manual start or stop (RFC 4271 ConnectRetryCounter).
+    pub fn connect_retry_counter(&self) -> u32 {
+        self.connect_retry_counter
+    }
+
+    /// The delay of the next automatic restart after a failure.
+    pub fn restart_delay(&self) -> Duration {
+        self.config.backoff.delay(self.failures)
+    }
+
+    /// Why the last connection went down.
+    pub fn last_error(&self) -> Option<&DownReason> {
+        self.last_error.as_ref()
+    }
+
+    // Transitions, by event.
+
+    fn manual_start(&mut self, passive: bool, out: &mut Vec<Action>) {
+        if self.state != State::Idle || self.role != Role::Primary {
+            return;
+        }
+        self.enabled = true;
+        self.passive = passive;
+        self.connect_retry_counter = 0;
+        self.failures = 0;
+        self.start(out);
+    }
+
+    /// Idle to Connect (connecting) or Active (listening).
+    fn start(&mut self, out: &mut Vec<Action>) {
+        if self.passive {
+            self.stop(Timer::IdleHold, out);
+            self.set_state(State::Active, None, out);
+        } else {
+            out.push(Action::Connect);
+            self.connecting = true;
+            self.stop(Timer::IdleHold, out);
+            self.arm(Timer::ConnectRetry, self.config.connect_retry, out);
+            self.set_state(State::Connect, None, out);
+        }
+    }
+
+    fn connect(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::Connect);
+        self.connecting = true;
+        self.arm(Timer::ConnectRetry, self.config.connect_retry, out);
+    }
+
+    fn manual_stop(&mut self, notification: Option<Notification>, out: &mut Vec<Action>) {
+        self.enabled = false;
+        self.connect_retry_counter = 0;
+        self.failures = 0;
+        if self.state == State::Idle {
+            self.stop(Timer::IdleHold, out);
+            return;
+        }
+        let notification = self.state.open_sent().then(|| {
+            notification.unwrap_or_else(|| {
+                Notification::new(
+                    code::CEASE,
+                    cease_subcode::ADMINISTRATIVE_SHUTDOWN,
+                    Vec::new(),
+                )
+            })
+        });
+        let reason = DownReason::Stopped {
+            notification: notification.clone(),
+        };
+        self.tear_down(notification, CloseMode::Flush, reason, Restart::Never, out);
+    }
+
+    fn automatic_stop(
+        &mut self,
+        notification: Notification,
+        restart_after: Option<Duration>,
+        out: &mut Vec<Action>,
+    ) {
+        if self.state == State::Idle {
+            return;
+        }
+        let notification = self.state.open_sent().then_some(notification);
+        let reason = DownReason::AutomaticStop {
+            notification: notification.clone(),
+        };
+        let restart = restart_after.map_or(Restart::Backoff, Restart::After);
+        self.tear_down(notification, CloseMode::Flush, reason, restart, out);
+    }
+
+    fn connected(&mut self, initiator: Initiator, out: &mut Vec<Action>) {
+        if !self.wants_connection(initiator) {
+            return;
+        }
+        self.connection = Some(initiator);
+        self.connecting = false;
+        match self.config.delay_open {
+            Some(delay) => {
+                self.stop(Timer::ConnectRetry, out);
+                self.arm(Timer::DelayOpen, delay, out);
+            }
+            None => self.send_open(out),
+        }
+    }
+
+    /// Sends our OPEN and waits for the peer's (OpenSent).
+    fn send_open(&mut self, out: &mut Vec<Action>) {
+        out.push(Action::Send(Box::new(Message::Open(
+            self.local_open.clone(),
+        ))));
+        self.stop(Timer::ConnectRetry, out);
+        self.arm(Timer::Hold, self.config.open_hold_time, out);
+        self.set_state(State::OpenSent, None, out);
+    }
+
+    fn connection_failed(&mut self, out: &mut Vec<Action>) {
+        match self.state {
+            State::Idle => {}
+            State::Connect | State::Active => {
+                if self.connection.is_none() && !self.connecting {
+                    return;
+                }
+                let reason = if self.connection.is_some() {
+                    DownReason::ConnectionClosed
+                } else {
+                    DownReason::ConnectFailed
+                };
+                if self.role == Role::Secondary {
+                    self.tear_down(None, CloseMode::Flush, reason, Restart::Never, out);
+                    return;
+                }
+                out.push(Action::Close(CloseMode::Flush));
+                self.connection = None;
+                self.connecting = false;
+                self.stop(Timer::DelayOpen, out);
+                if !self.passive {
+                    self.arm(Timer::ConnectRetry, self.config.connect_retry, out);
+                }
+                self.last_error = Some(reason.clone());
+                self.set_state(State::Active, Some(reason), out);
+            }
+            State::OpenSent | State::OpenConfirm | State::Established => {
+                let reason = DownReason::ConnectionClosed;
+                self.tear_down(None, CloseMode::Flush, reason, Restart::Backoff, out);
+            }
+        }
+    }
+
+    fn timer_expired(&mut self, timer: Timer, out: &mut Vec<Action>) {
+        match (timer, self.state) {
+            (Timer::ConnectRetry, State::Connect) => {
+                // The attempt took too long: abandon it and try again.
+                out.push(Action::Close(CloseMode::Flush));
+                self.connect(out);
+            }
+            (Timer::ConnectRetry, State::Active) => {
+                self.connect(out);
+                self.set_state(State::Connect, None, out);
+            }
+            (Timer::DelayOpen, State::Connect | State::Active) => self.send_open(out),
+            (Timer::Hold, State::OpenSent | State::OpenConfirm | State::Established) => {
+                let notification = Notification::hold_timer_expired();
+                let reason = DownReason::HoldTimerExpired;
+                self.tear_down(
+                    Some(notification),
+                    CloseMode::Flush,
+                    reason,
+                    Restart::Backoff,
+                    out,
+                );
+            }
+            (Timer::Keepalive, State::OpenConfirm | State::Established) => {
+                out.push(Action::Send(Box::new(Message::Keepalive)));
+                if let Some(negotiated) = &self.negotiated {
+                    let keepalive = Duration::from_secs(u64::from(negotiated.keepalive));
+                    self.arm(Timer::Keepalive, keepalive, out);
+                }
+            }
+            (Timer::SendHold, State::Established) => {
+                let notification = Notification::send_hold_timer_expired();
+                let reason = DownReason::SendHoldTimerExpired;
+                self.tear_down(
+                    Some(notification),
+                    CloseMode::Abort,
+                    reason,
+                    Restart::Backoff,
+                    out,
+                );
+            }
+            (Timer::IdleHold, State::Idle) if self.enabled => self.start(out),
+            (Timer::BackoffReset, State::Established) => self.failures = 0,
+            // A timer left armed in a state that does not use it: nothing to do.
+            _ => {}
+        }
+    }
+
+    fn received(&mut self, decoded: Decoded, out: &mut Vec<Action>) {
+        let message_type = decoded.message.message_type();
+        match (self.state, decoded.message) {
+            (_, Message::Notification(notification)) => {
+                let restart = if notification.code == code::CEASE
+                    && notification.subcode == cease_subcode::CONNECTION_COLLISION_RESOLUTION
+                {
+                    Restart::Initial
+                } else {
+                    Restart::Backoff
+                };
+                let reason = DownReason::received(notification);
+                self.tear_down(None, CloseMode::Flush, reason, restart, out);
+            }
+            (State::Connect | State::Active, Message::Open(open)) => {
+                // The peer's OPEN arrived while our delay open timer ran.
+                let Some(initiator) = self.connection else {
+                    return;
+                };
+                if let Some(negotiated) = self.accept_open(&open, initiator, out) {
+                    out.push(Action::Send(Box::new(Message::Open(
+                        self.local_open.clone(),
+                    ))));
+                    self.open_confirm(negotiated, out);
+                }
+            }
+            (State::Connect | State::Active, _) => {
+                let reason = DownReason::UnexpectedMessage {
+                    message: message_type,
+                    state: self.state,
+                };
+                self.tear_down(None, CloseMode::Flush, reason, Restart::Backoff, out);
+            }
+            (State::OpenSent, Message::Open(open)) => {
+                let Some(initiator) = self.connection else {
+                    return;
+                };
+                if let Some(negotiated) = self.accept_open(&open, initiator, out) {
+                    self.open_confirm(negotiated, out);
+                }
+            }
+            (State::OpenConfirm, Message::Keepalive) => self.establish(out),
+            (State::Established, Message::Keepalive) => self.restart_hold(out),
+            (State::Established, Message::Update(update)) => {
+                self.restart_hold(out);
+                self.deliver_update(update, decoded.action, decoded.errors, out);
+            }
+            (State::Established, Message::RouteRefresh(refresh)) => {
+                self.restart_hold(out);
+                let advertised = self.local_open.families().contains(&refresh.family);
+                if !refresh.is_ignorable() && advertised {
+                    out.push(Action::RouteRefresh(refresh));
+                }
+            }
+            (State::OpenSent | State::OpenConfirm | State::Established, _) => {
+                self.fsm_error(message_type, out);
+            }
+            (State::Idle, _) => {}
+        }
+    }
+
+    /// Checks the peer's OPEN; a refusal tears the connection down.
+    fn accept_open(
+        &mut self,
+        open: &Open,
+        initiator: Initiator,
+        out: &mut Vec<Action>,
+    ) -> Option<Negotiated> {
+        match check_open(&self.config, &self.local_open, open, initiator) {
+            Ok(negotiated) => Some(negotiated),
+            Err(refusal) => {
+                let reason = DownReason::NotificationSent {
+                    notification: refusal.notification.clone(),
+                    detail: refusal.detail,
+                };
+                let notification = Some(refusal.notification);
+                self.tear_down(
+                    notification,
+                    CloseMode::Flush,
+                    reason,
+                    Restart::Backoff,
+                    out,
+                );
+                None
+            }
+        }
+    }
+
+    /// The peer's OPEN is accepted: KEEPALIVE, negotiated timers, OpenConfirm.
+    fn open_confirm(&mut self, negotiated: Negotiated, out: &mut Vec<Action>) {
+        out.push(Action::Send(Box::new(Message::Keepalive)));
+        self.stop(Timer::DelayOpen, out);
+        if negotiated.hold_time == 0 {
+            self.stop(Timer::Hold, out);
+        } else {
+            let hold = Duration::from_secs(u64::from(negotiated.hold_time));
+            let keepalive = Duration::from_secs(u64::from(negotiated.keepalive));
+            self.arm(Timer::Hold, hold, out);
+            self.arm(Timer::Keepalive, keepalive, out);
+        }
+        self.negotiated = Some(Box::new(negotiated));
+        self.set_state(State::OpenConfirm, None, out);
+    }
+
+    fn establish(&mut self, out: &mut Vec<Action>) {
+        let Some(negotiated) = self.negotiated.clone() else {
+            return;
+        };
+        self.restart_hold(out);
+        if let Some(send_hold) = negotiated.send_hold_time {
+            self.arm(Timer::SendHold, send_hold, out);
+        }
+        self.arm(Timer::BackoffReset, self.config.backoff.reset_after, out);
+        self.set_state(State::Established, None, out);
+        out.push(Action::Established(negotiated));
+    }
+
+    fn restart_hold(&mut self, out: &mut Vec<Action>) {
+        if let Some(negotiated) = &self.negotiated {
+            if negotiated.hold_time != 0 {
+                let hold = Duration::from_secs(u64::from(negotiated.hold_time));
+                self.arm(Timer::Hold, hold, out);
+            }
+        }
+    }
+
+    fn deliver_update(
+        &mut self,
+        update: crate::update::Update,
+        action: error::Action,
+        errors: Vec<error::DecodeError>,
+        out: &mut Vec<Action>,
+    ) {
+        if action == error::Action::AfiSafiDisable
+            && self.config.family_errors == FamilyErrorPolicy::ResetSession
+        {
+            let problem = errors
+                .iter()
+                .find(|error| error.action == error::Action::AfiSafiDisable);
+            let notification = problem
+                .and_then(|error| error.notification.clone())
+                .unwrap_or_else(|| Notification::new(code::UPDATE_MESSAGE, 0, Vec::new()));
+            let detail = problem.map_or_else(
+                || String::from("AFI/SAFI disable"),
+                |error| error.to_string(),
+            );
+            let reason = DownReason::NotificationSent {
+                notification: notification.clone(),
+                detail,
+            };
+            self.tear_down(
+                Some(notification),
+                CloseMode::Flush,
+                reason,
+                Restart::Backoff,
+                out,
+            );
+            return;
+        }
+        out.push(Action::Update(Box::new(ReceivedUpdate {
+            update,
+            action,
+            errors,
+        })));
+    }
+
+    /// A message the state does not allow: FSM error with the RFC 6608 subcode.
+    fn fsm_error(&mut self, message_type: MessageType, out: &mut Vec<Action>) {
+        let subcode = match self.state {
+            State::OpenSent => fsm_subcode::UNEXPECTED_IN_OPEN_SENT,
+            State::OpenConfirm => fsm_subcode::UNEXPECTED_IN_OPEN_CONFIRM,
+            State::Established => fsm_subcode::UNEXPECTED_IN_ESTABLISHED,
+            _ => fsm_subcode::UNSPECIFIED,
+        };
+        let notification = Notification::new(code::FSM, subcode, Vec::new());
+        let reason = DownReason::NotificationSent {
+            notification: notification.clone(),
+            detail: format!(
+                "unexpected {} in {}",
+                message_type_name(message_type),
+                self.state
+            ),
+        };
+        self.tear_down(
+            Some(notification),
+            CloseMode::Flush,
+            reason,
+            Restart::Backoff,
+            out,
+        );
+    }
+
+    fn malformed(&mut self, malformed: Malformed, out: &mut Vec<Action>) {
+        let detail = malformed.to_string();
+        if malformed.message_type == MessageType::Notification as u8 {
+            // Never answer a NOTIFICATION with a NOTIFICATION (RFC 4271 6.4).
+            let reason = DownReason::InvalidNotification { detail };
+            self.tear_down(None, CloseMode::Flush, reason, Restart::Backoff, out);
+            return;
+        }
+        let reason = DownReason::NotificationSent {
+            notification: malformed.notification.clone(),
+            detail,
+        };
+        let notification = Some(malformed.notification);
+        self.tear_down(
+            notification,
+            CloseMode::Flush,
+            reason,
+            Restart::Backoff,
+            out,
+        );
+    }
+
+    fn collision_dump(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Idle {
+            self.stop(Timer::IdleHold, out);
+            return;
+        }
+        let notification = self.state.open_sent().then(|| {
+            Notification::new(
+                code::CEASE,
+                cease_subcode::CONNECTION_COLLISION_RESOLUTION,
+                Vec::new(),
+            )
+        });
+        let reason = DownReason::CollisionResolution;
+        self.tear_down(notification, CloseMode::Flush, reason, Restart::Never, out);
+    }
+
+    // Helpers.
+
+    /// Leaves the connection: NOTIFICATION (when connected), close, every timer
+    /// stopped, Idle, the session-down notice when it was Established, and the
+    /// automatic restart.
+    fn tear_down(
+        &mut self,
+        notification: Option<Notification>,
+        mode: CloseMode,
+        reason: DownReason,
+        restart: Restart,
+        out: &mut Vec<Action>,
+    ) {
+        if let (Some(notification), Some(_)) = (notification, self.connection) {
+            out.push(Action::Send(Box::new(Message::Notification(notification))));
+        }
+        if self.connection.is_some() || self.connecting {
+            out.push(Action::Close(mode));
+        }
+        self.connection = None;
+        self.connecting = false;
+        for timer in Timer::ALL {
+            self.stop(timer, out);
+        }
+        if restart != Restart::Never {
+            self.connect_retry_counter = self.connect_retry_counter.saturating_add(1);
+        }
+        if self.enabled && self.role == Role::Primary {
+            let delay = match restart {
+                Restart::Backoff => Some(self.config.backoff.delay(self.failures)),
+                Restart::Initial => Some(self.config.backoff.initial),
+                Restart::After(delay) => Some(delay),
+                Restart::Never => None,
+            };
+            if matches!(restart, Restart::Backoff | Restart::After(_)) {
+                self.failures = self.failures.saturating_add(1);
+            }
+            if let Some(delay) = delay {
+                self.arm(Timer::IdleHold, delay, out);
+            }
+        }
+        let was_established = self.state == State::Established;
+        self.negotiated = None;
+        self.last_error = Some(reason.clone());
+        if was_established {
+            self.set_state(State::Idle, Some(reason.clone()), out);
+            out.push(Action::SessionDown(reason));
+        } else {
+            self.set_state(State::Idle, Some(reason), out);
+        }
+    }
+
+    fn set_state(&mut self, to: State, reason: Option<DownReason>, out: &mut Vec<Action>) {
+        let from = self.state;
+        self.state = to;
+        if from != to {
+            out.push(Action::StateChanged { from, to, reason });
+        }
+    }
+
+    fn arm(&mut self, timer: Timer, duration: Duration, out: &mut Vec<Action>) {
+        self.timers.arm(timer, duration);
+        out.push(Action::ArmTimer { timer, duration });
+    }
+
+    fn stop(&mut self, timer: Timer, out: &mut Vec<Action>) {
+        if self.timers.stop(timer) {
+            out.push(Action::StopTimer(timer));
+        }
+    }
+}
