@@ -590,9 +590,12 @@ impl Fsm {
             let notification = problem
                 .and_then(|error| error.notification.clone())
                 .unwrap_or_else(|| Notification::new(code::UPDATE_MESSAGE, 0, Vec::new()));
-            let detail = problem.map_or_else(
-                || String::from("AFI/SAFI disable"),
-                |error| error.to_string(),
+            let family = problem
+                .and_then(|error| error.family)
+                .map_or_else(String::new, |family| format!(" of {family}"));
+            let detail = format!(
+                "AFI/SAFI disable{family}: {}",
+                problem.map_or_else(String::new, problem_detail)
             );
             let reason = DownReason::NotificationSent {
                 notification: notification.clone(),
@@ -641,7 +644,18 @@ impl Fsm {
     }
 
     fn malformed(&mut self, malformed: Malformed, out: &mut Vec<Action>) {
-        let detail = malformed.to_string();
+        let what = MessageType::from_code(malformed.message_type).map_or_else(
+            || format!("message of type {}", malformed.message_type),
+            |message| message_type_name(message).to_string(),
+        );
+        let detail = match malformed
+            .errors
+            .iter()
+            .find(|error| error.action == error::Action::SessionReset)
+        {
+            Some(error) => format!("malformed {what}: {}", problem_detail(error)),
+            None => format!("malformed {what}"),
+        };
         if malformed.message_type == MessageType::Notification as u8 {
             // Never answer a NOTIFICATION with a NOTIFICATION (RFC 4271 6.4).
             let reason = DownReason::InvalidNotification { detail };
@@ -747,5 +761,17 @@ impl Fsm {
         if self.timers.stop(timer) {
             out.push(Action::StopTimer(timer));
         }
+    }
+}
+
+/// A decode problem in words: the attribute concerned, then the reason.
+fn problem_detail(error: &error::DecodeError) -> String {
+    match error.attribute {
+        Some(attribute) => format!(
+            "{}: {}",
+            crate::attribute::type_name(attribute),
+            error.reason
+        ),
+        None => error.reason.to_string(),
     }
 }
