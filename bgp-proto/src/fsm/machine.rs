@@ -79,9 +79,10 @@ impl Fsm {
         })
     }
 
-    /// A secondary state machine for a second connection of this peer: Active and
-    /// passive, with no timer armed; feed it [`Event::TcpConnected`] at once. It never
-    /// restarts: once Idle it is finished and can be dropped.
+    /// A secondary state machine for a second connection of this peer, opened by the
+    /// peer: Active and passive, with no timer armed; feed it
+    /// `Event::TcpConnected(Initiator::Remote)` at once. It never restarts: once Idle
+    /// it is finished and can be dropped.
     pub fn secondary(&self) -> Fsm {
         Fsm {
             config: self.config.clone(),
@@ -217,15 +218,14 @@ impl Fsm {
     }
 
     /// True when a connection opened by `initiator` should be given to this state
-    /// machine with [`Event::TcpConnected`]: in Connect only our own attempt's, in
-    /// Active any, and never when a connection is in use or in another state.
+    /// machine with [`Event::TcpConnected`]: our own while our attempt is in flight
+    /// (Connect), the peer's while we wait for it (Active).
     pub fn wants_connection(&self, initiator: Initiator) -> bool {
         self.enabled
             && self.connection.is_none()
-            && match self.state {
-                State::Connect => initiator == Initiator::Local,
-                State::Active => true,
-                _ => false,
+            && match initiator {
+                Initiator::Local => self.connecting,
+                Initiator::Remote => self.state == State::Active,
             }
     }
 

@@ -70,10 +70,12 @@
 //! NOTIFICATION only if the socket takes it at once and no earlier message is half
 //! written, and closes without waiting.
 //!
-//! **Collisions (RFC 4271 section 6.8).** A connection goes to the primary when
-//! `primary.wants_connection(initiator)`; otherwise, if the primary is not Idle and
-//! there is no secondary yet, the driver makes one with [`Fsm::secondary`] and feeds
-//! it the connection (`Event::TcpConnected`); otherwise it closes the connection. Each
+//! **Collisions (RFC 4271 section 6.8).** Our connection attempt's connection always
+//! goes to the primary (it asked for it and waits in Connect). A peer's connection
+//! goes to the primary when `primary.wants_connection(Initiator::Remote)` (it waits
+//! in Active); otherwise, if the primary is not Idle and there is no secondary yet,
+//! the driver makes one with [`Fsm::secondary`] and feeds it the connection
+//! (`Event::TcpConnected(Initiator::Remote)`); otherwise it closes the connection. Each
 //! state machine has its own timers and actions (tag them by state machine). After
 //! every batch while both exist, the driver asks [`collision::decide`]: for
 //! [`Loser::Secondary`] it feeds the secondary [`Event::CollisionDump`] and drops it;
