@@ -108,7 +108,8 @@
 //!
 //! Files: `config` (the session configuration), `event`, `action`, `state`, `timer`,
 //! `reason` (why a session went down), `negotiated`, `open_check` (OPEN checks),
-//! `collision` (section 6.8), `machine` (the transitions).
+//! `collision` (section 6.8), `machine` (the state machine and its transitions),
+//! `receive` (the transitions on received messages).
 
 mod action;
 pub mod collision;
@@ -118,6 +119,7 @@ mod machine;
 mod negotiated;
 mod open_check;
 mod reason;
+mod receive;
 mod state;
 mod timer;
 
