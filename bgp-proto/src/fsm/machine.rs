@@ -59,22 +59,7 @@ impl Fsm {
     pub fn new(config: SessionConfig) -> Result<Fsm, ConfigError> {
         config.validate()?;
         let local_open = config.local_open();
-        let passive = config.passive;
-        Ok(Fsm {
-            config,
-            local_open,
-            state: State::Idle,
-            role: Role::Primary,
-            enabled: false,
-            passive,
-            connection: None,
-            connecting: false,
-            timers: TimerSet::default(),
-            connect_retry_counter: 0,
-            failures: 0,
-            negotiated: None,
-            last_error: None,
-        })
+        Ok(Fsm::idle(config, local_open))
     }
 
     /// A secondary state machine for a second connection of this peer, opened by the
@@ -83,19 +68,11 @@ impl Fsm {
     /// it is finished and can be dropped.
     pub fn secondary(&self) -> Fsm {
         Fsm {
-            config: self.config.clone(),
-            local_open: self.local_open.clone(),
             state: State::Active,
             role: Role::Secondary,
             enabled: true,
             passive: true,
-            connection: None,
-            connecting: false,
-            timers: TimerSet::default(),
-            connect_retry_counter: 0,
-            failures: 0,
-            negotiated: None,
-            last_error: None,
+            ..Fsm::idle(self.config.clone(), self.local_open.clone())
         }
     }
 
@@ -149,21 +126,13 @@ impl Fsm {
             }
             Event::FramingError(error) => {
                 if self.connection.is_some() {
-                    let reason = match error.notification() {
-                        Some(notification) => DownReason::NotificationSent {
-                            notification,
-                            detail: error.to_string(),
-                        },
-                        None => DownReason::ConnectionClosed,
-                    };
-                    let notification = reason.notification_sent().cloned();
-                    self.tear_down(
-                        notification,
-                        CloseMode::Flush,
-                        reason,
-                        Restart::Backoff,
-                        out,
-                    );
+                    match error.notification() {
+                        Some(notification) => self.fail(notification, error.to_string(), out),
+                        None => {
+                            let reason = DownReason::ConnectionClosed;
+                            self.tear_down(None, CloseMode::Flush, reason, Restart::Backoff, out);
+                        }
+                    }
                 }
             }
             Event::TimerExpired(timer) => {
@@ -268,6 +237,26 @@ impl Fsm {
     }
 
     // Transitions, by event.
+
+    /// A primary in Idle, not started.
+    fn idle(config: SessionConfig, local_open: Open) -> Fsm {
+        let passive = config.passive;
+        Fsm {
+            config,
+            local_open,
+            state: State::Idle,
+            role: Role::Primary,
+            enabled: false,
+            passive,
+            connection: None,
+            connecting: false,
+            timers: TimerSet::default(),
+            connect_retry_counter: 0,
+            failures: 0,
+            negotiated: None,
+            last_error: None,
+        }
+    }
 
     fn manual_start(&mut self, passive: bool, out: &mut Vec<Action>) {
         if self.state != State::Idle || self.role != Role::Primary {
@@ -467,6 +456,26 @@ impl Fsm {
     /// Leaves the connection: NOTIFICATION (when connected), close, every timer
     /// stopped, Idle, the session-down notice when it was Established, and the
     /// automatic restart.
+    /// We found an error: send `notification`, close, restart after the backoff.
+    pub(super) fn fail(
+        &mut self,
+        notification: Notification,
+        detail: String,
+        out: &mut Vec<Action>,
+    ) {
+        let reason = DownReason::NotificationSent {
+            notification: notification.clone(),
+            detail,
+        };
+        self.tear_down(
+            Some(notification),
+            CloseMode::Flush,
+            reason,
+            Restart::Backoff,
+            out,
+        );
+    }
+
     pub(super) fn tear_down(
         &mut self,
         notification: Option<Notification>,

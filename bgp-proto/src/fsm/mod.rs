@@ -33,8 +33,9 @@
 //! - [`Action::Send`]: encode with [`Fsm::codec_context`] and queue the message.
 //! - [`Action::Close`]: [`CloseMode::Flush`] writes what is queued (bounded by a few
 //!   seconds) then closes; [`CloseMode::Abort`] drops the queue and closes at once
-//!   (see "Send hold timer"). Also means: abandon a connection attempt in flight.
-//!   After a close, the driver reports no further event of that connection.
+//!   (see "Send hold timer"). Also means: abandon a connection attempt in flight,
+//!   and release a connection that already failed. After a close, the driver
+//!   reports no further event of that connection.
 //! - [`Action::ArmTimer`] / [`Action::StopTimer`]: (re)arm or cancel the timer.
 //! - [`Action::StateChanged`]: log it; `show neighbors` shows [`State::name`].
 //! - [`Action::Established`]: switch the codec to the negotiated context before
@@ -44,6 +45,30 @@
 //!   routes (or keeps them stale under graceful restart, deciding on the
 //!   [`DownReason`]).
 //! - [`Action::Update`], [`Action::RouteRefresh`]: pass to the speaker.
+//!
+//! A driver's loop, in outline (one task per peer, one connection shown):
+//!
+//! ```text
+//! let mut fsm = Fsm::new(config)?;
+//! run(fsm.handle(Event::ManualStart));
+//! loop {
+//!     let event = select! {
+//!         item = framed.next()           => match item {
+//!             Some(Ok(item))   => Event::Received(item),   // Result<Decoded, Malformed>
+//!             Some(Err(error)) => Event::FramingError(error),
+//!             None             => Event::TcpFailed,
+//!         },
+//!         result = connecting           => match result {
+//!             Ok(stream) => Event::TcpConnected(Initiator::Local),
+//!             Err(_)     => Event::TcpFailed,
+//!         },
+//!         timer = timers.next_expired() => Event::TimerExpired(timer),
+//!         ()    = writer.progressed()   => Event::OutputProgressed,
+//!         command = control.recv()      => command.into_event(),
+//!     };
+//!     run(fsm.handle(event));   // each action in order: see below
+//! }
+//! ```
 //!
 //! **Order within a batch.** Sends, then close, then connect, then timer actions,
 //! then the state change, then the notices for the speaker (established, session

@@ -89,18 +89,7 @@ impl Fsm {
         match check_open(&self.config, &self.local_open, open, initiator) {
             Ok(negotiated) => Some(negotiated),
             Err(refusal) => {
-                let reason = DownReason::NotificationSent {
-                    notification: refusal.notification.clone(),
-                    detail: refusal.detail,
-                };
-                let notification = Some(refusal.notification);
-                self.tear_down(
-                    notification,
-                    CloseMode::Flush,
-                    reason,
-                    Restart::Backoff,
-                    out,
-                );
+                self.fail(refusal.notification, refusal.detail, out);
                 None
             }
         }
@@ -167,17 +156,7 @@ impl Fsm {
                 "AFI/SAFI disable{family}: {}",
                 problem.map_or_else(String::new, problem_detail)
             );
-            let reason = DownReason::NotificationSent {
-                notification: notification.clone(),
-                detail,
-            };
-            self.tear_down(
-                Some(notification),
-                CloseMode::Flush,
-                reason,
-                Restart::Backoff,
-                out,
-            );
+            self.fail(notification, detail, out);
             return;
         }
         out.push(Action::Update(Box::new(ReceivedUpdate {
@@ -196,21 +175,12 @@ impl Fsm {
             _ => fsm_subcode::UNSPECIFIED,
         };
         let notification = Notification::new(code::FSM, subcode, Vec::new());
-        let reason = DownReason::NotificationSent {
-            notification: notification.clone(),
-            detail: format!(
-                "unexpected {} in {}",
-                message_type_name(message_type),
-                self.state
-            ),
-        };
-        self.tear_down(
-            Some(notification),
-            CloseMode::Flush,
-            reason,
-            Restart::Backoff,
-            out,
+        let detail = format!(
+            "unexpected {} in {}",
+            message_type_name(message_type),
+            self.state
         );
+        self.fail(notification, detail, out);
     }
 
     pub(super) fn malformed(&mut self, malformed: Malformed, out: &mut Vec<Action>) {
@@ -232,18 +202,7 @@ impl Fsm {
             self.tear_down(None, CloseMode::Flush, reason, Restart::Backoff, out);
             return;
         }
-        let reason = DownReason::NotificationSent {
-            notification: malformed.notification.clone(),
-            detail,
-        };
-        let notification = Some(malformed.notification);
-        self.tear_down(
-            notification,
-            CloseMode::Flush,
-            reason,
-            Restart::Backoff,
-            out,
-        );
+        self.fail(malformed.notification, detail, out);
     }
 }
 
