@@ -239,6 +239,19 @@ a > automatic-stop 6/6
     state Established -> Idle (stopped by the speaker, sent NOTIFICATION 6/6)
     session down (stopped by the speaker, sent NOTIFICATION 6/6)
 
+## automatic stop before the OPEN: no NOTIFICATION, restart after the backoff
+a >> manual-start
+a > automatic-stop 6/8
+    close
+    stop connect-retry
+    arm idle-hold 1s
+    state Connect -> Idle (stopped by the speaker)
+a > automatic-start
+    connect
+    stop idle-hold
+    arm connect-retry 5s
+    state Idle -> Connect
+
 ## restart backoff: doubles up to the cap, starts over after a stable session
 a >> manual-start
 a >> tcp-connected local

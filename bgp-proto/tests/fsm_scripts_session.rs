@@ -39,6 +39,11 @@ a > recv keepalive
 a = Established
 a ? timers hold 90s, keepalive 30s, send-hold 480s, backoff-reset 60s
 a ? counter 0
+a > manual-start
+a > manual-start-passive
+a > automatic-start
+a > tcp-connected remote
+a = Established
 
 ## passive open (manual start passive): waits for the peer, never connects
 a > manual-start-passive
@@ -90,6 +95,7 @@ a > tcp-failed
     arm connect-retry 5s
     state Connect -> Active (connection attempt failed)
 a ? wants remote yes
+a ? wants local no
 a ? last-error connection attempt failed
 a > expire connect-retry
     connect
@@ -348,6 +354,8 @@ a > recv keepalive
     established AS 65002 id 10.0.0.2 hold 0s keepalive 0s
 a > recv keepalive
 a > output-progressed
+a > recv update
+    deliver UPDATE none
 a ? timers backoff-reset 60s
 
 ## the peer's hold time 0 wins over ours
