@@ -9,5 +9,6 @@
 
 pub mod config;
 pub mod decode;
+pub mod socket;
 pub mod tasks;
 pub mod view;
