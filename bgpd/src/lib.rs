@@ -6,9 +6,16 @@
 //! - [`view`]: what `bgpctl show` prints (the JSON contract).
 //! - [`decode`]: `bgpctl decode`, BGP messages from hex dumps (FRR, BIRD and Wireshark
 //!   logs) to JSON with their RFC 7606 action.
+//! - [`rib`]: the RIB task (adj_rib_in, decision, loc_rib, adj_rib_out, route
+//!   reflection, UPDATE packing); [`policy`]: import/export filters;
+//!   [`local`]: locally originated routes; [`fib`]: best routes into the kernel.
 
 pub mod config;
 pub mod decode;
+pub mod fib;
+pub mod local;
+pub mod policy;
+pub mod rib;
 pub mod socket;
 pub mod tasks;
 pub mod view;

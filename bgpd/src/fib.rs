@@ -1,0 +1,233 @@
+//! The fib task: best routes from the rib task into the kernel, through route-sync.
+//!
+//! # Entry points (for `daemon.rs` and the control server)
+//!
+//! ```ignore
+//! let keep = config.fib.sync.keep_on_shutdown || config.bgp.graceful_restart.enabled;
+//! let (fib_sender, fib_view, fib_task) = bgpd::fib::spawn(config.fib.sync.clone(), keep).await?;
+//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib_sender));
+//! // `bgpctl show fib`: fib_view.snapshot().await -> route_sync::Snapshot (JSON as is),
+//! //                    bgpd::fib::render(&snapshot) for the table.
+//! // On exit: drop every RibInput sender, await rib_task, then await fib_task (which
+//! // shuts route-sync down, keeping the routes when `keep` was true).
+//! ```
+//!
+//! - [`spawn`] starts route-sync (which adopts the kernel's routes of our protocol
+//!   before it returns) and the fib task, and returns the sender for
+//!   [`FibChange`]s (capacity [`FIB_CAPACITY`]), a [`FibView`] for snapshots, and the
+//!   task's handle. The task ends when every sender is gone; it then shuts route-sync
+//!   down, keeping the routes in the kernel when `keep_routes` is true (graceful
+//!   restart or `keep_on_shutdown`).
+//! - Changes are applied in batches: the task takes what is queued (up to
+//!   [`MAX_FIB_BATCH`]) and hands it to route-sync in one `apply`.
+//! - `FibChange::Converged` (first full convergence, from the rib task) is passed on
+//!   as `end_of_initial_convergence` after every change before it: only then does
+//!   route-sync delete the routes it adopted at start that nobody asked for again.
+//! - The rib task never sends a route whose next hop is this node (locally
+//!   originated routes have none; a peer's route with one of our addresses as next
+//!   hop is ignored on receipt), so every `Install` here has real gateways.
+
+use route_sync::{Change, FibHandle, Route, Snapshot};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::tasks::{FIB_CAPACITY, FibChange};
+
+/// Most changes handed to route-sync in one `apply`.
+pub const MAX_FIB_BATCH: usize = 4096;
+
+/// What the control server needs of the fib task.
+#[derive(Clone, Debug)]
+pub struct FibView {
+    handle: FibHandle,
+}
+
+impl FibView {
+    /// What is installed, what failed and why (`bgpctl show fib`).
+    pub async fn snapshot(&self) -> Result<Snapshot, route_sync::Error> {
+        self.handle.snapshot().await
+    }
+
+    /// Waits until every change handed over so far reached the kernel.
+    pub async fn sync(&self) -> Result<(), route_sync::Error> {
+        self.handle.sync().await
+    }
+}
+
+/// Starts route-sync and the fib task.
+pub async fn spawn(
+    config: route_sync::Config,
+    keep_routes: bool,
+) -> Result<(mpsc::Sender<FibChange>, FibView, JoinHandle<()>), route_sync::Error> {
+    let handle = route_sync::start(config).await?;
+    let (sender, receiver) = mpsc::channel(FIB_CAPACITY);
+    let task = tokio::spawn(run(handle.clone(), receiver, keep_routes));
+    Ok((sender, FibView { handle }, task))
+}
+
+/// Runs the fib task until every sender of `changes` is gone.
+pub async fn run(handle: FibHandle, mut changes: mpsc::Receiver<FibChange>, keep_routes: bool) {
+    let mut batch = Vec::new();
+    while let Some(first) = changes.recv().await {
+        let mut next = Some(first);
+        while let Some(change) = next.take() {
+            match translate(change) {
+                Some(change) => batch.push(change),
+                None => {
+                    // Converged: everything before it first.
+                    apply(&handle, &mut batch).await;
+                    match handle.end_of_initial_convergence().await {
+                        Ok(deleted) => tracing::info!(
+                            deleted,
+                            "first convergence: stale kernel routes removed"
+                        ),
+                        Err(error) => tracing::error!("fib: marking convergence failed: {error}"),
+                    }
+                }
+            }
+            if batch.len() < MAX_FIB_BATCH {
+                next = changes.try_recv().ok();
+            }
+        }
+        apply(&handle, &mut batch).await;
+    }
+    if let Err(error) = handle.shutdown(keep_routes).await {
+        tracing::error!("fib: shutting route-sync down failed: {error}");
+    }
+}
+
+async fn apply(handle: &FibHandle, batch: &mut Vec<Change>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(error) = handle.apply(std::mem::take(batch)).await {
+        tracing::error!("fib: route-sync refused changes: {error}");
+    }
+}
+
+/// The route-sync change for a FIB change (None for `Converged`).
+pub fn translate(change: FibChange) -> Option<Change> {
+    Some(match change {
+        FibChange::Install { prefix, next_hops } if !next_hops.is_empty() => {
+            Change::Install(Route {
+                prefix,
+                target: route_sync::Target::Unicast(
+                    next_hops
+                        .into_iter()
+                        .map(route_sync::NextHop::gateway)
+                        .collect(),
+                ),
+            })
+        }
+        FibChange::Install { prefix, .. } | FibChange::Remove { prefix } => Change::Remove(prefix),
+        FibChange::Blackhole { prefix } => Change::Install(Route::blackhole(prefix)),
+        FibChange::Converged => return None,
+    })
+}
+
+/// `bgpctl show fib` as a table.
+pub fn render(snapshot: &Snapshot) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "Table {}, protocol {}, metric {}, {}",
+        snapshot.table,
+        snapshot.protocol,
+        snapshot.metric,
+        if snapshot.converged {
+            "converged"
+        } else {
+            "initial convergence in progress (adopted routes kept)"
+        }
+    );
+    let _ = writeln!(
+        text,
+        "{:<24} {:<10} {:<40} Note",
+        "Prefix", "Kind", "Next hops"
+    );
+    for route in &snapshot.installed {
+        let hops: Vec<String> = route
+            .next_hops
+            .iter()
+            .map(|hop| match hop.gateway {
+                Some(gateway) => format!("via {gateway} dev {}", hop.device),
+                None => format!("dev {}", hop.device),
+            })
+            .collect();
+        let mut note = String::new();
+        if route.adopted {
+            note.push_str("adopted");
+        }
+        if let Some(warning) = &route.warning {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(warning);
+        }
+        let _ = writeln!(
+            text,
+            "{:<24} {:<10} {:<40} {}",
+            route.prefix.to_string(),
+            route.kind,
+            hops.join(", "),
+            note
+        );
+    }
+    if !snapshot.failed.is_empty() {
+        let _ = writeln!(text, "\nNot installed:");
+        for failed in &snapshot.failed {
+            let _ = writeln!(text, "{:<24} {}", failed.prefix.to_string(), failed.reason);
+        }
+    }
+    let c = &snapshot.counters;
+    let _ = writeln!(
+        text,
+        "\nadopted {} added {} replaced {} deleted {} refused {} external changes {} resyncs {}",
+        c.adopted, c.added, c.replaced, c.deleted, c.refused, c.external_changes, c.resyncs
+    );
+    text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fib_changes_become_route_sync_changes() {
+        let prefix: ipnet::IpNet = "10.1.0.0/24".parse().unwrap();
+        let hops = vec!["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
+        assert_eq!(
+            translate(FibChange::Install {
+                prefix,
+                next_hops: hops.clone()
+            }),
+            Some(Change::Install(Route {
+                prefix,
+                target: route_sync::Target::Unicast(
+                    hops.iter()
+                        .copied()
+                        .map(route_sync::NextHop::gateway)
+                        .collect()
+                )
+            }))
+        );
+        assert_eq!(
+            translate(FibChange::Blackhole { prefix }),
+            Some(Change::Install(Route::blackhole(prefix)))
+        );
+        assert_eq!(
+            translate(FibChange::Remove { prefix }),
+            Some(Change::Remove(prefix))
+        );
+        assert_eq!(
+            translate(FibChange::Install {
+                prefix,
+                next_hops: vec![]
+            }),
+            Some(Change::Remove(prefix))
+        );
+        assert_eq!(translate(FibChange::Converged), None);
+    }
+}

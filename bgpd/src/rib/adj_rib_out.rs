@@ -1,0 +1,224 @@
+//! Adj-RIB-Out: sending each peer what is pending for it, packed into as few
+//! UPDATEs as the session allows, without ever waiting for a peer.
+//!
+//! A peer's adj_rib_out is two bitsets per family over the table's slots (see
+//! `peer::AdjRibOut`): `advertised` (what it has from us) and `pending` (what may
+//! have changed for it). [`Rib::flush`] turns pending slots into UPDATEs: for each it
+//! computes the export of the current best path (see `export`), groups the prefixes
+//! by outgoing attribute set and packs each group with bgp-proto's `UpdatePacker`;
+//! what stopped being exportable and was advertised is withdrawn. Each batch goes out
+//! as one `Outbound::Updates` through a reserved slot of the peer's bounded channel
+//! (`try_reserve`): when the channel is full the rest stays pending and the peer is
+//! resumed on `Drained`. Nothing is lost and nothing blocks. After the initial dump of
+//! a family (pending empty for the first time), End-of-RIB follows.
+
+use bgp_proto::{Family, Prefix, UpdatePacker};
+use bytes::BytesMut;
+use ipnet::{Ipv4Net, Ipv6Net};
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::attrs::AttrId;
+use super::loc_rib::Rib;
+use super::table::{Net, PeerIdx};
+use crate::tasks::Outbound;
+
+/// Pending prefixes examined per batch (one `Outbound::Updates`).
+const BATCH_PREFIXES: usize = 2048;
+
+impl Rib {
+    /// Sends every peer what is pending for it, as far as its channel takes it.
+    pub fn flush(&mut self) {
+        for idx in 0..self.peers.len() {
+            self.flush_peer(idx as PeerIdx);
+        }
+        self.collect_zombies::<Ipv4Net>();
+        self.collect_zombies::<Ipv6Net>();
+    }
+
+    /// True when some peer has something pending that it can take now.
+    pub fn has_pending(&self) -> bool {
+        self.peers.iter().flatten().any(|peer| {
+            peer.session.as_ref().is_some_and(|s| {
+                !s.blocked
+                    && !peer.closing
+                    && (peer.out.iter().any(|o| !o.pending.is_empty())
+                        || s.eor_due.iter().any(|&due| due))
+            })
+        })
+    }
+
+    fn flush_peer(&mut self, idx: PeerIdx) {
+        loop {
+            let Some(peer) = self.peer(idx) else {
+                return;
+            };
+            let Some(session) = &peer.session else {
+                return;
+            };
+            if session.blocked || peer.closing {
+                return;
+            }
+            let work = (0..2).any(|f| !peer.out[f].pending.is_empty() || session.eor_due[f]);
+            if !work {
+                return;
+            }
+            let permit = match session.outbound.clone().try_reserve_owned() {
+                Ok(permit) => permit,
+                Err(TrySendError::Full(_)) => {
+                    if let Some(session) = self.peer_mut(idx).and_then(|p| p.session.as_mut()) {
+                        session.blocked = true;
+                    }
+                    return;
+                }
+                // The session is going away; PeerDown follows.
+                Err(TrySendError::Closed(_)) => return,
+            };
+            let mut buf = BytesMut::new();
+            self.fill::<Ipv4Net>(idx, &mut buf);
+            if buf.len() < 16 * 1024 {
+                self.fill::<Ipv6Net>(idx, &mut buf);
+            }
+            if !buf.is_empty() {
+                permit.send(Outbound::Updates(buf.freeze()));
+            }
+        }
+    }
+
+    /// Appends UPDATEs for up to [`BATCH_PREFIXES`] pending prefixes of family `K`
+    /// (and End-of-RIB when the initial dump is complete).
+    fn fill<K: Net>(&mut self, idx: PeerIdx, buf: &mut BytesMut) {
+        let mut slots = std::mem::take(&mut self.scratch.slots);
+        slots.clear();
+        let Some(peer) = self.peer_mut(idx) else {
+            return;
+        };
+        let info = match peer.info.clone() {
+            Some(info) if peer.takes(K::FAMILY, K::INDEX) => info,
+            _ => {
+                peer.out[K::INDEX].pending.clear();
+                if let Some(session) = &mut peer.session {
+                    session.eor_due[K::INDEX] = false;
+                }
+                return;
+            }
+        };
+        peer.out[K::INDEX].pending.take(BATCH_PREFIXES, &mut slots);
+
+        // What each pending prefix is now: announced with an attribute set (retained
+        // until encoded), or withdrawn.
+        let mut announce: Vec<(AttrId, u32, bool)> = Vec::new();
+        let mut withdraw: Vec<Prefix> = Vec::new();
+        for &slot in &slots {
+            let entry = K::table(&self.tables).entry(slot);
+            let net = entry.net;
+            let export = entry
+                .best_path()
+                .and_then(|best| self.export::<K>(idx, net, best));
+            let Some(out) = self.peer_mut(idx).map(|p| &mut p.out[K::INDEX]) else {
+                break;
+            };
+            match export {
+                Some(attrs) => {
+                    let fresh = out.advertised.insert(slot);
+                    announce.push((attrs, slot, !fresh));
+                    self.attrs.retain(attrs);
+                }
+                None => {
+                    if out.advertised.remove(slot) {
+                        withdraw.push(net.wire());
+                    }
+                }
+            }
+        }
+        self.scratch.slots = slots;
+
+        let packer = UpdatePacker::new(&info.context);
+        announce.sort_unstable_by_key(|&(attrs, slot, _)| (attrs, slot));
+        let mut failed: Vec<(u32, bool)> = Vec::new();
+        let mut prefixes: Vec<Prefix> = Vec::new();
+        for group in announce.chunk_by(|a, b| a.0 == b.0) {
+            let attrs = self.attrs.get(group[0].0);
+            prefixes.clear();
+            prefixes.extend(
+                group
+                    .iter()
+                    .map(|&(_, slot, _)| K::table(&self.tables).entry(slot).net.wire()),
+            );
+            let result = match (K::FAMILY, attrs.next_hop.to_wire()) {
+                (Family::IPV4_UNICAST, Some(bgp_proto::NextHop::Ipv4(_))) => packer.announce_ipv4(
+                    &attrs.path,
+                    prefixes.iter().filter_map(|p| match p {
+                        Prefix::V4(p) => Some(*p),
+                        Prefix::V6(_) => None,
+                    }),
+                    buf,
+                ),
+                (family, Some(next_hop)) => packer.announce_mp(
+                    &attrs.path,
+                    family,
+                    &next_hop,
+                    prefixes.iter().copied(),
+                    buf,
+                ),
+                (_, None) => Err(bgp_proto::EncodeError::MissingNextHop),
+            };
+            if let Err(error) = result {
+                tracing::warn!(
+                    neighbor = %info.address,
+                    prefixes = group.len(),
+                    "routes not sent: {error}"
+                );
+                failed.extend(group.iter().map(|&(_, slot, was)| (slot, was)));
+            }
+        }
+        for &(attrs, _, _) in &announce {
+            self.attrs.release(attrs);
+        }
+        for (slot, was_advertised) in failed {
+            if let Some(peer) = self.peer_mut(idx) {
+                peer.out[K::INDEX].advertised.remove(slot);
+            }
+            if was_advertised {
+                withdraw.push(K::table(&self.tables).entry(slot).net.wire());
+            }
+        }
+        if !withdraw.is_empty() {
+            let result = match K::FAMILY {
+                Family::IPV4_UNICAST => packer.withdraw_ipv4(
+                    withdraw.iter().filter_map(|p| match p {
+                        Prefix::V4(p) => Some(*p),
+                        Prefix::V6(_) => None,
+                    }),
+                    buf,
+                ),
+                family => packer.withdraw_mp(family, withdraw.iter().copied(), buf),
+            };
+            if let Err(error) = result {
+                tracing::warn!(neighbor = %info.address, "withdrawals not sent: {error}");
+            }
+        }
+        let Some(peer) = self.peer_mut(idx) else {
+            return;
+        };
+        let done = peer.out[K::INDEX].pending.is_empty();
+        if let Some(session) = &mut peer.session
+            && done
+            && session.eor_due[K::INDEX]
+        {
+            session.eor_due[K::INDEX] = false;
+            if let Err(error) = packer.end_of_rib(K::FAMILY, buf) {
+                tracing::warn!(neighbor = %info.address, "End-of-RIB not sent: {error}");
+            }
+        }
+    }
+
+    /// Prefixes advertised to a peer, per family.
+    pub(super) fn advertised(&self, idx: PeerIdx) -> [u64; 2] {
+        self.peer(idx).map_or([0; 2], |p| {
+            [
+                p.out[0].advertised.len() as u64,
+                p.out[1].advertised.len() as u64,
+            ]
+        })
+    }
+}

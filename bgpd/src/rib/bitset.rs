@@ -1,0 +1,141 @@
+//! A growable set of table slots, one bit each: what a peer was sent (adj_rib_out)
+//! and what it still has to be sent (pending). A million slots cost 125 KiB.
+
+/// A set of `u32` slots.
+#[derive(Clone, Debug, Default)]
+pub struct Bitset {
+    words: Vec<u64>,
+    count: usize,
+    /// No word below this one has a bit set.
+    low: usize,
+}
+
+impl Bitset {
+    /// Adds `slot`; true when it was not there.
+    #[inline]
+    pub fn insert(&mut self, slot: u32) -> bool {
+        let (word, bit) = position(slot);
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let Some(value) = self.words.get_mut(word) else {
+            return false;
+        };
+        if *value & bit != 0 {
+            return false;
+        }
+        *value |= bit;
+        self.count += 1;
+        self.low = self.low.min(word);
+        true
+    }
+
+    /// Removes `slot`; true when it was there.
+    #[inline]
+    pub fn remove(&mut self, slot: u32) -> bool {
+        let (word, bit) = position(slot);
+        match self.words.get_mut(word) {
+            Some(value) if *value & bit != 0 => {
+                *value &= !bit;
+                self.count -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, slot: u32) -> bool {
+        let (word, bit) = position(slot);
+        self.words.get(word).is_some_and(|value| value & bit != 0)
+    }
+
+    /// Number of slots in the set.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Empties the set and gives its memory back.
+    pub fn clear(&mut self) {
+        *self = Bitset::default();
+    }
+
+    /// Removes up to `max` of the lowest slots, appending them to `out`.
+    pub fn take(&mut self, max: usize, out: &mut Vec<u32>) {
+        let mut taken = 0;
+        while taken < max && self.count > 0 {
+            let Some(value) = self.words.get_mut(self.low) else {
+                break;
+            };
+            while *value != 0 && taken < max {
+                let bit = value.trailing_zeros();
+                *value &= *value - 1;
+                // Slots fit in u32 by construction (they come from u32s).
+                out.push((self.low as u32) * 64 + bit);
+                self.count -= 1;
+                taken += 1;
+            }
+            if *value == 0 {
+                self.low += 1;
+            }
+        }
+        if self.count == 0 {
+            self.low = 0;
+        }
+    }
+
+    /// Every slot in the set, in order.
+    #[cfg(test)]
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words
+            .iter()
+            .enumerate()
+            .skip(self.low)
+            .flat_map(|(index, &word)| {
+                let mut bits = word;
+                std::iter::from_fn(move || {
+                    (bits != 0).then(|| {
+                        let bit = bits.trailing_zeros();
+                        bits &= bits - 1;
+                        (index as u32) * 64 + bit
+                    })
+                })
+            })
+    }
+}
+
+#[inline]
+fn position(slot: u32) -> (usize, u64) {
+    ((slot / 64) as usize, 1 << (slot % 64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_remove_take() {
+        let mut set = Bitset::default();
+        assert!(set.insert(200));
+        assert!(set.insert(3));
+        assert!(!set.insert(3));
+        assert!(set.insert(64));
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(64) && !set.contains(65));
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![3, 64, 200]);
+        let mut out = Vec::new();
+        set.take(2, &mut out);
+        assert_eq!(out, vec![3, 64]);
+        assert_eq!(set.len(), 1);
+        assert!(set.insert(1));
+        set.take(10, &mut out);
+        assert_eq!(out, vec![3, 64, 1, 200]);
+        assert!(set.is_empty());
+        assert!(!set.remove(200));
+        assert!(set.insert(7) && set.remove(7) && set.is_empty());
+    }
+}

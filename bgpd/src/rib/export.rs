@@ -1,0 +1,249 @@
+//! Export rules: which best routes a neighbor is sent, and with which attributes.
+//!
+//! Whether (in this order):
+//! - never back to the neighbor the route came from;
+//! - NO_ADVERTISE: to nobody; NO_EXPORT (and NO_EXPORT_SUBCONFED): to no eBGP neighbor;
+//! - eBGP neighbor without an export filter: only locally originated routes (a node
+//!   never becomes a transit path); with one, the filter decides;
+//! - iBGP neighbor: routes from eBGP and local routes always; routes from iBGP only
+//!   when reflecting (RFC 4456: from a client to everyone, from a non-client to
+//!   clients); then the export filter, if any.
+//!
+//! With which attributes:
+//! - to eBGP: our AS prepended (plus `prepend` of the filter), NEXT_HOP our session
+//!   address, no LOCAL_PREF, ORIGINATOR_ID or CLUSTER_LIST, MED only when we set it
+//!   (a local route or the filter) — never passed from one neighbor AS to another;
+//! - to iBGP: LOCAL_PREF (100 when absent), next hop unchanged unless the route is
+//!   local or `next_hop_self`; when reflecting, ORIGINATOR_ID (the source's router
+//!   id, when absent) and our cluster id prepended to CLUSTER_LIST.
+//!
+//! An IPv4 route whose next hop is IPv6 goes only to a neighbor that negotiated the
+//! extended next hop capability (RFC 8950); an IPv6 route needs an IPv6 next hop.
+//!
+//! Results are cached per neighbor and family, keyed by (source peer, accepted
+//! attributes, applied filter rules), so exporting a million prefixes that share
+//! attributes computes them once.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use bgp_proto::{AsPath, Family, Origin};
+
+use super::attrs::{AttrId, DEFAULT_LOCAL_PREF, Facts, NO_ATTR, RouteAttrs, RouteNextHop};
+use super::loc_rib::Rib;
+use super::peer::{FilterRef, Peer};
+use super::table::{Net, Path, PeerIdx};
+use crate::policy::{Applied, Candidate, Direction, RouteSource, Verdict};
+use crate::tasks::PeerInfo;
+
+/// Most entries of one export cache before it is emptied.
+const EXPORT_CACHE_MAX: usize = 4096;
+
+/// What export needs to know of the peer a route came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceFacts {
+    pub idx: PeerIdx,
+    pub source: RouteSource,
+    pub client: bool,
+}
+
+impl SourceFacts {
+    pub fn of(idx: PeerIdx, peer: &Peer) -> SourceFacts {
+        SourceFacts {
+            idx,
+            source: peer.source(),
+            client: peer.settings.route_reflector_client,
+        }
+    }
+}
+
+/// The cheap part of the export decision (no filter, no attributes built): false
+/// when `dest` is certainly not sent a route from `source` with these facts.
+pub fn may_export(dest_idx: PeerIdx, dest: &Peer, source: SourceFacts, facts: Facts) -> bool {
+    if dest_idx == source.idx || facts.no_advertise {
+        return false;
+    }
+    if dest.ebgp() {
+        if facts.no_export {
+            return false;
+        }
+        return match dest.settings.export {
+            FilterRef::None => source.source == RouteSource::Local,
+            FilterRef::Filter(_) => true,
+            FilterRef::Missing(_) => false,
+        };
+    }
+    match source.source {
+        RouteSource::Ibgp => source.client || dest.settings.route_reflector_client,
+        _ => true,
+    }
+}
+
+impl Rib {
+    /// The attributes `dest` is sent for `net` whose best path is `best`, or None.
+    pub(super) fn export<K: Net>(&mut self, dest: PeerIdx, net: K, best: Path) -> Option<AttrId> {
+        let source = SourceFacts::of(best.peer, self.peer(best.peer)?);
+        let facts = self.attrs.facts(best.accepted);
+        let peer = self.peer(dest)?;
+        if !may_export(dest, peer, source, facts) {
+            return None;
+        }
+        let applied = match &peer.settings.export {
+            FilterRef::None => Applied::NONE,
+            FilterRef::Missing(_) => return None,
+            FilterRef::Filter(filter) => {
+                let route = Candidate {
+                    prefix: net.ip_net(),
+                    communities: &self.attrs.get(best.accepted).path.communities,
+                    source: source.source,
+                };
+                match filter.evaluate(&route) {
+                    Verdict::Reject => return None,
+                    Verdict::Accept(applied) => applied,
+                }
+            }
+        };
+        let key = (best.peer, best.accepted, applied);
+        if let Some(&out) = peer.export_cache[K::INDEX].get(&key) {
+            return (out != NO_ATTR).then_some(out);
+        }
+        let (_, _, applied) = &key;
+        let out = self
+            .build_export(dest, K::FAMILY, source, best, applied)
+            .map_or(NO_ATTR, |attrs| self.attrs.intern(attrs));
+        // The new entry's references first: emptying a full cache must not free `out`.
+        self.attrs.retain(best.accepted);
+        self.attrs.retain(out);
+        if self
+            .peer(dest)
+            .is_some_and(|p| p.export_cache[K::INDEX].len() >= EXPORT_CACHE_MAX)
+        {
+            self.clear_export_cache(dest);
+        }
+        match self.peer_mut(dest) {
+            Some(peer) => {
+                peer.export_cache[K::INDEX].insert(key, out);
+            }
+            None => {
+                self.attrs.release(best.accepted);
+                self.attrs.release(out);
+                return None;
+            }
+        }
+        (out != NO_ATTR).then_some(out)
+    }
+
+    /// Builds the attributes for `dest`; None when no usable next hop exists.
+    fn build_export(
+        &self,
+        dest: PeerIdx,
+        family: Family,
+        source: SourceFacts,
+        best: Path,
+        applied: &Applied,
+    ) -> Option<RouteAttrs> {
+        let peer = self.peer(dest)?;
+        let info = peer.info.as_ref()?;
+        let mut out = self.attrs.get(best.accepted).clone();
+        out.blackhole = false;
+        let path = &mut out.path;
+        path.origin.get_or_insert(Origin::Igp);
+        let ebgp = peer.ebgp();
+        let mut next_hop = out.next_hop;
+        if ebgp {
+            path.local_pref = None;
+            path.originator_id = None;
+            path.cluster_list.clear();
+            if source.source != RouteSource::Local {
+                path.med = None;
+            }
+            path.as_path
+                .get_or_insert_with(AsPath::new)
+                .prepend(info.local_asn);
+            next_hop = self_next_hop(info, family)?;
+        } else {
+            path.as_path.get_or_insert_with(AsPath::new);
+            path.local_pref.get_or_insert(DEFAULT_LOCAL_PREF);
+            if source.source == RouteSource::Ibgp {
+                let source_id = self
+                    .peer(source.idx)
+                    .and_then(|p| p.info.as_ref())
+                    .map(|i| i.remote_router_id);
+                if path.originator_id.is_none() {
+                    path.originator_id = source_id;
+                }
+                path.cluster_list.insert(0, self.settings.cluster_id);
+            }
+            if source.source == RouteSource::Local
+                || peer.settings.next_hop_self
+                || next_hop == RouteNextHop::Local
+            {
+                next_hop = self_next_hop(info, family)?;
+            }
+        }
+        if let FilterRef::Filter(filter) = &peer.settings.export {
+            let direction = if ebgp {
+                Direction::ExportEbgp {
+                    local_asn: info.local_asn,
+                }
+            } else {
+                Direction::ExportIbgp
+            };
+            filter.apply(applied, path, direction);
+        }
+        let fits = match (family, next_hop) {
+            (Family::IPV4_UNICAST, RouteNextHop::V4(_)) => true,
+            (Family::IPV4_UNICAST, RouteNextHop::V6 { .. }) => {
+                info.context.extended_next_hop.contains(family)
+            }
+            (Family::IPV6_UNICAST, RouteNextHop::V6 { .. }) => true,
+            _ => false,
+        };
+        if !fits {
+            return None;
+        }
+        out.set_next_hop(next_hop);
+        Some(out)
+    }
+}
+
+/// Our next hop toward a neighbor for routes of `family`: the session's local
+/// address when of the family, else the other configured address of the family; for
+/// IPv6 with our link-local address as well. For IPv4 over an IPv6-only session with
+/// the extended next hop capability, our IPv6 address.
+pub fn self_next_hop(info: &PeerInfo, family: Family) -> Option<RouteNextHop> {
+    let v6 = || {
+        let global = match info.local_address {
+            IpAddr::V6(address) if !is_link_local(address) => Some(address),
+            _ => info.local_ipv6,
+        };
+        let link_local = info.local_link_local.or(match info.local_address {
+            IpAddr::V6(address) if is_link_local(address) => Some(address),
+            _ => None,
+        });
+        match (global, link_local) {
+            (Some(global), link_local) => Some(RouteNextHop::V6 { global, link_local }),
+            (None, Some(link_local)) => Some(RouteNextHop::V6 {
+                global: Ipv6Addr::UNSPECIFIED,
+                link_local: Some(link_local),
+            }),
+            (None, None) => None,
+        }
+    };
+    if family == Family::IPV4_UNICAST {
+        let v4 = match info.local_address {
+            IpAddr::V4(address) => Some(address),
+            IpAddr::V6(_) => info.local_ipv4,
+        };
+        match v4 {
+            Some(address) => Some(RouteNextHop::V4(address)),
+            None if info.context.extended_next_hop.contains(family) => v6(),
+            None => None,
+        }
+    } else {
+        v6()
+    }
+}
+
+fn is_link_local(address: Ipv6Addr) -> bool {
+    address.segments()[0] & 0xffc0 == 0xfe80
+}

@@ -1,0 +1,537 @@
+//! The Loc-RIB: the [`Rib`] state (tables, interned attributes, peers) and the one
+//! place where a path changes ([`Rib::change_path`]): the decision runs for that
+//! prefix, and when its selection changed, peers get the prefix marked pending in
+//! their adj_rib_out and the FIB gets a [`FibChange`].
+//!
+//! Nothing here does I/O or reads a clock: the rib task (see `task`) feeds inputs,
+//! flushes peers and hands the FIB changes on. Time comes in as arguments.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::attrs::{AttrTable, RouteAttrs};
+use super::decision::{Candidate, select};
+use super::export::{SourceFacts, may_export};
+use super::lifecycle::Convergence;
+use super::peer::{LOCAL_SOURCES, Peer, PeerSettings};
+use super::table::{Net, Path, PeerIdx, Tables};
+use crate::config::Config;
+use crate::policy::{Policy, RouteSource};
+use crate::tasks::{FibChange, PeerId};
+
+/// Settings of the whole RIB, from the configuration.
+#[derive(Debug)]
+pub struct Settings {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub cluster_id: Ipv4Addr,
+    pub max_paths: usize,
+    pub policy: Policy,
+    pub config: Arc<Config>,
+}
+
+impl Settings {
+    pub fn new(config: Arc<Config>) -> Settings {
+        Settings {
+            asn: config.bgp.asn.get(),
+            router_id: config.bgp.router_id,
+            cluster_id: config.bgp.cluster_id.unwrap_or(config.bgp.router_id),
+            max_paths: config.bgp.max_paths.get(),
+            policy: Policy::new(&config.policy),
+            config,
+        }
+    }
+}
+
+/// The RIB: adj_rib_in (the paths' received attributes), Loc-RIB (the paths and
+/// their selection) and adj_rib_out (per-peer bitsets) of both families.
+#[derive(Debug)]
+pub struct Rib {
+    pub(super) settings: Settings,
+    pub(super) attrs: AttrTable,
+    pub(super) tables: Tables,
+    pub(super) peers: Vec<Option<Peer>>,
+    pub(super) by_id: HashMap<PeerId, PeerIdx>,
+    /// FIB changes not yet handed on (None: no FIB).
+    pub(super) fib: Option<Vec<FibChange>>,
+    pub(super) convergence: Convergence,
+    pub(super) scratch: Scratch,
+}
+
+/// Buffers reused between calls so the per-prefix work does not allocate.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    pub before: Vec<Path>,
+    pub candidates: Vec<Candidate>,
+    pub eligible: Vec<usize>,
+    pub order: Vec<usize>,
+    pub reordered: Vec<Path>,
+    pub hops_before: Vec<IpAddr>,
+    pub hops_after: Vec<IpAddr>,
+    pub slots: Vec<u32>,
+}
+
+/// What the FIB should do for a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FibKind {
+    Nothing,
+    Blackhole,
+    Via,
+}
+
+impl Rib {
+    /// An empty RIB for `config`; `fib` says whether FIB changes are wanted.
+    /// The configured networks are originated at once (see [`crate::local`]).
+    pub fn new(config: Arc<Config>, fib: bool, now: Instant) -> Rib {
+        let mut rib = Rib {
+            settings: Settings::new(config.clone()),
+            attrs: AttrTable::new(),
+            tables: Tables::default(),
+            peers: LOCAL_SOURCES
+                .iter()
+                .map(|&source| Some(Peer::local(source)))
+                .collect(),
+            by_id: HashMap::new(),
+            fib: fib.then(Vec::new),
+            convergence: Convergence::new(&config, now),
+            scratch: Scratch::default(),
+        };
+        rib.local_change(crate::local::config_routes(&config));
+        rib.check_convergence(now);
+        rib
+    }
+
+    /// The FIB changes made since the last call, in order.
+    pub fn take_fib(&mut self) -> Vec<FibChange> {
+        self.fib.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.settings.config
+    }
+
+    /// Number of prefixes with at least one path, per family.
+    pub fn prefixes(&self) -> (usize, usize) {
+        (self.tables.v4.len(), self.tables.v6.len())
+    }
+
+    /// Distinct attribute sets in use.
+    pub fn attribute_sets(&self) -> usize {
+        self.attrs.len()
+    }
+
+    /// Octets held by the prefix tables (see `Table::memory`).
+    pub fn table_memory(&self) -> usize {
+        self.tables.v4.memory() + self.tables.v6.memory()
+    }
+
+    pub(super) fn peer(&self, idx: PeerIdx) -> Option<&Peer> {
+        self.peers.get(usize::from(idx)).and_then(Option::as_ref)
+    }
+
+    pub(super) fn peer_mut(&mut self, idx: PeerIdx) -> Option<&mut Peer> {
+        self.peers
+            .get_mut(usize::from(idx))
+            .and_then(Option::as_mut)
+    }
+
+    /// The index of a neighbor, creating its record when new.
+    pub(super) fn index_of(&mut self, id: PeerId) -> Option<PeerIdx> {
+        if let Some(&idx) = self.by_id.get(&id) {
+            return Some(idx);
+        }
+        let position = match self
+            .peers
+            .iter()
+            .skip(LOCAL_SOURCES.len())
+            .position(Option::is_none)
+        {
+            Some(free) => free + LOCAL_SOURCES.len(),
+            None => {
+                self.peers.push(None);
+                self.peers.len() - 1
+            }
+        };
+        let Ok(idx) = PeerIdx::try_from(position) else {
+            self.peers.truncate(usize::from(PeerIdx::MAX) + 1);
+            tracing::error!(
+                peer = id,
+                "more than 65535 neighbors: routes from this one are ignored"
+            );
+            return None;
+        };
+        self.peers[position] = Some(Peer::neighbor(id));
+        self.by_id.insert(id, idx);
+        Some(idx)
+    }
+
+    /// Forgets a neighbor that has neither a session nor routes.
+    pub(super) fn release_peer_if_unused(&mut self, idx: PeerIdx) {
+        let unused = self
+            .peer(idx)
+            .is_some_and(|p| p.local.is_none() && p.session.is_none() && p.routes() == 0);
+        if unused {
+            if let Some(peer) = self.peers.get_mut(usize::from(idx)).and_then(Option::take) {
+                if let Some(id) = peer.id {
+                    self.by_id.remove(&id);
+                }
+                self.drop_caches(peer);
+            }
+            // Export caches are keyed by source index, which may now be reused.
+            self.clear_export_caches();
+        }
+    }
+
+    /// Releases the references a peer's caches hold.
+    pub(super) fn drop_caches(&mut self, mut peer: Peer) {
+        for ((key, _), value) in peer.import_cache.drain() {
+            self.attrs.release(key);
+            self.attrs.release(value);
+        }
+        for cache in &mut peer.export_cache {
+            for ((_, key, _), value) in cache.drain() {
+                self.attrs.release(key);
+                self.attrs.release(value);
+            }
+        }
+    }
+
+    /// Empties every peer's export cache.
+    pub(super) fn clear_export_caches(&mut self) {
+        for idx in 0..self.peers.len() {
+            self.clear_export_cache(idx as PeerIdx);
+        }
+    }
+
+    pub(super) fn clear_export_cache(&mut self, idx: PeerIdx) {
+        let Some(peer) = self
+            .peers
+            .get_mut(usize::from(idx))
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let drained: Vec<_> = peer
+            .export_cache
+            .iter_mut()
+            .flat_map(|cache| cache.drain().collect::<Vec<_>>())
+            .collect();
+        for ((_, key, _), value) in drained {
+            self.attrs.release(key);
+            self.attrs.release(value);
+        }
+    }
+
+    pub(super) fn clear_import_cache(&mut self, idx: PeerIdx) {
+        let Some(peer) = self
+            .peers
+            .get_mut(usize::from(idx))
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        let drained: Vec<_> = peer.import_cache.drain().collect();
+        for ((key, _), value) in drained {
+            self.attrs.release(key);
+            self.attrs.release(value);
+        }
+    }
+
+    /// Sets (Some) or removes (None) the path of `peer` at `slot`, whose references
+    /// the call takes over; runs the decision and records what changed. Returns true
+    /// when the peer's accepted count for the family went up.
+    pub(super) fn change_path<K: Net>(
+        &mut self,
+        slot: u32,
+        peer: PeerIdx,
+        new: Option<Path>,
+    ) -> bool {
+        let entry = K::table_mut(&mut self.tables).entry_mut(slot);
+        let mut before = std::mem::take(&mut self.scratch.before);
+        before.clear();
+        before.extend_from_slice(entry.selected());
+        let position = entry.paths.find(peer);
+        let old = match (position, new) {
+            (Some(position), Some(path)) => {
+                let slot_path = &mut entry.paths.as_mut_slice()[position];
+                Some(std::mem::replace(slot_path, path))
+            }
+            (None, Some(path)) => {
+                entry.paths.push(path);
+                None
+            }
+            (Some(position), None) => entry.paths.remove(position),
+            (None, None) => {
+                self.scratch.before = before;
+                return false;
+            }
+        };
+        let mut accepted_up = false;
+        if let Some(counters) = self.peer_mut(peer).map(|p| &mut p.counters[K::INDEX]) {
+            if let Some(old) = old {
+                counters.received = counters.received.saturating_sub(1);
+                counters.accepted = counters.accepted.saturating_sub(u64::from(old.eligible()));
+            }
+            if let Some(new) = new {
+                counters.received += 1;
+                counters.accepted += u64::from(new.eligible());
+                accepted_up = new.eligible() && !old.is_some_and(|o| o.eligible());
+            }
+        }
+        self.decide::<K>(slot);
+        self.effects::<K>(slot, &before);
+        self.scratch.before = before;
+        // Only now: `effects` reads the old path's attributes.
+        if let Some(old) = old {
+            self.attrs.release(old.received);
+            self.attrs.release(old.accepted);
+        }
+        if K::table(&self.tables).entry(slot).paths.is_empty() {
+            self.retire::<K>(slot);
+        }
+        accepted_up
+    }
+
+    /// Runs the decision process for the entry at `slot`: the selected paths move to
+    /// the front, `best` counts them.
+    pub(super) fn decide<K: Net>(&mut self, slot: u32) {
+        let Rib {
+            tables,
+            peers,
+            attrs,
+            settings,
+            scratch,
+            ..
+        } = self;
+        let entry = K::table_mut(tables).entry_mut(slot);
+        let paths = match &mut entry.paths {
+            super::table::Paths::Many(paths) => paths,
+            other => {
+                entry.best = u8::from(other.as_slice().first().is_some_and(Path::eligible));
+                return;
+            }
+        };
+        scratch.candidates.clear();
+        scratch.eligible.clear();
+        for (position, path) in paths.iter().enumerate() {
+            if path.eligible() {
+                scratch
+                    .candidates
+                    .push(candidate(peers, attrs, settings, path));
+                scratch.eligible.push(position);
+            }
+        }
+        select(&scratch.candidates, settings.max_paths, &mut scratch.order);
+        scratch.reordered.clear();
+        for &chosen in &scratch.order {
+            scratch.reordered.push(paths[scratch.eligible[chosen]]);
+        }
+        for (position, path) in paths.iter().enumerate() {
+            let chosen = scratch
+                .order
+                .iter()
+                .any(|&chosen| scratch.eligible[chosen] == position);
+            if !chosen {
+                scratch.reordered.push(*path);
+            }
+        }
+        paths.copy_from_slice(&scratch.reordered);
+        entry.best = u8::try_from(scratch.order.len()).unwrap_or(u8::MAX);
+    }
+
+    /// After a change at `slot` whose selection was `before`: marks the prefix pending
+    /// for the peers that may see a difference, and records the FIB change.
+    fn effects<K: Net>(&mut self, slot: u32, before: &[Path]) {
+        let entry = K::table(&self.tables).entry(slot);
+        let after = entry.selected();
+        let same = |a: &[Path], b: &[Path]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.peer == y.peer && x.accepted == y.accepted)
+        };
+        if same(before, after) {
+            return;
+        }
+        let best_before = before.first().map(|p| (p.peer, p.accepted));
+        let best_after = entry.best_path();
+        let net = entry.net;
+        if best_before != best_after.map(|p| (p.peer, p.accepted)) {
+            self.mark_pending::<K>(slot, best_after);
+        }
+        if self.fib.is_some() {
+            let mut hops_before = std::mem::take(&mut self.scratch.hops_before);
+            let mut hops_after = std::mem::take(&mut self.scratch.hops_after);
+            let old = self.fib_target(before, &mut hops_before);
+            let after = K::table(&self.tables).entry(slot).selected();
+            let new = self.fib_target(after, &mut hops_after);
+            if (old, &hops_before) != (new, &hops_after) {
+                let prefix = net.ip_net();
+                let change = match new {
+                    FibKind::Via => Some(FibChange::Install {
+                        prefix,
+                        next_hops: hops_after.clone(),
+                    }),
+                    FibKind::Blackhole => Some(FibChange::Blackhole { prefix }),
+                    FibKind::Nothing if old != FibKind::Nothing => {
+                        Some(FibChange::Remove { prefix })
+                    }
+                    FibKind::Nothing => None,
+                };
+                if let (Some(change), Some(fib)) = (change, self.fib.as_mut()) {
+                    fib.push(change);
+                }
+            }
+            self.scratch.hops_before = hops_before;
+            self.scratch.hops_after = hops_after;
+        }
+    }
+
+    /// What the FIB should hold for a selection; next hops go to `hops`.
+    fn fib_target(&self, selected: &[Path], hops: &mut Vec<IpAddr>) -> FibKind {
+        hops.clear();
+        let Some(best) = selected.first() else {
+            return FibKind::Nothing;
+        };
+        if self.peer(best.peer).is_some_and(|p| p.local.is_some()) {
+            return if self.attrs.get(best.accepted).blackhole {
+                FibKind::Blackhole
+            } else {
+                FibKind::Nothing
+            };
+        }
+        for path in selected {
+            if let Some(address) = self.attrs.next_hop(path.accepted).address()
+                && !hops.contains(&address)
+                && hops.len() < self.settings.max_paths
+            {
+                hops.push(address);
+            }
+        }
+        if hops.is_empty() {
+            FibKind::Nothing
+        } else {
+            FibKind::Via
+        }
+    }
+
+    /// Marks `slot` pending for every peer that may be sent something new for it:
+    /// those the new best may be exported to, and those that have it advertised.
+    pub(super) fn mark_pending<K: Net>(&mut self, slot: u32, best: Option<Path>) {
+        let source = best.and_then(|b| {
+            let peer = self.peer(b.peer)?;
+            Some((
+                b,
+                SourceFacts::of(b.peer, peer),
+                self.attrs.facts(b.accepted),
+            ))
+        });
+        for (idx, peer) in self.peers.iter_mut().enumerate() {
+            let Some(peer) = peer else { continue };
+            if !peer.takes(K::FAMILY, K::INDEX) {
+                continue;
+            }
+            let wanted = source
+                .is_some_and(|(_, source, facts)| may_export(idx as PeerIdx, peer, source, facts));
+            let out = &mut peer.out[K::INDEX];
+            if wanted || out.advertised.contains(slot) {
+                out.pending.insert(slot);
+            }
+        }
+    }
+
+    /// An entry without paths: freed now, or kept until peers withdrew it.
+    fn retire<K: Net>(&mut self, slot: u32) {
+        let referenced = self.peers.iter().flatten().any(|peer| {
+            let out = &peer.out[K::INDEX];
+            out.advertised.contains(slot) || out.pending.contains(slot)
+        });
+        let table = K::table_mut(&mut self.tables);
+        if referenced {
+            table.zombies.push(slot);
+        } else {
+            table.release(slot);
+        }
+    }
+
+    /// Frees the entries without paths that no peer refers to any more.
+    pub(super) fn collect_zombies<K: Net>(&mut self) {
+        let zombies = std::mem::take(&mut K::table_mut(&mut self.tables).zombies);
+        let mut kept = Vec::new();
+        for slot in zombies {
+            if !K::table(&self.tables).entry(slot).paths.is_empty() {
+                continue; // announced again
+            }
+            let referenced = self.peers.iter().flatten().any(|peer| {
+                let out = &peer.out[K::INDEX];
+                out.advertised.contains(slot) || out.pending.contains(slot)
+            });
+            if referenced {
+                kept.push(slot);
+            } else {
+                K::table_mut(&mut self.tables).release(slot);
+            }
+        }
+        kept.sort_unstable();
+        kept.dedup();
+        K::table_mut(&mut self.tables).zombies = kept;
+    }
+
+    /// Re-runs the decision for every prefix (max_paths or identifiers changed).
+    pub(super) fn decide_all<K: Net>(&mut self) {
+        let mut slots = std::mem::take(&mut self.scratch.slots);
+        slots.clear();
+        slots.extend(K::table(&self.tables).iter().map(|(slot, _)| slot));
+        let mut before = Vec::new();
+        for &slot in &slots {
+            before.clear();
+            before.extend_from_slice(K::table(&self.tables).entry(slot).selected());
+            self.decide::<K>(slot);
+            self.effects::<K>(slot, &before);
+        }
+        self.scratch.slots = slots;
+    }
+
+    /// The interned attributes of a new local or received route.
+    pub(super) fn intern(&mut self, attrs: RouteAttrs) -> u32 {
+        self.attrs.intern(attrs)
+    }
+}
+
+/// The decision facts of one path.
+fn candidate(
+    peers: &[Option<Peer>],
+    attrs: &AttrTable,
+    settings: &Settings,
+    path: &Path,
+) -> Candidate {
+    let facts = attrs.facts(path.accepted);
+    let peer = peers.get(usize::from(path.peer)).and_then(Option::as_ref);
+    let info = peer.and_then(|p| p.info.as_ref());
+    let source = peer.map_or(RouteSource::Local, Peer::source);
+    Candidate {
+        local: source == RouteSource::Local,
+        local_pref: facts.local_pref,
+        as_path_len: facts.as_path_len,
+        origin: facts.origin,
+        med: facts.med,
+        neighbor_as: facts.neighbor_as,
+        ebgp: source == RouteSource::Ebgp,
+        peer_asn: info.map_or(settings.asn, |i| i.remote_asn),
+        router_id: facts
+            .originator_id
+            .or(info.map(|i| i.remote_router_id))
+            .unwrap_or(settings.router_id),
+        cluster_len: facts.cluster_len,
+        address: info.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |i| i.address),
+        tie: path.peer,
+    }
+}
+
+/// The settings of a neighbor at `address` under the RIB's configuration.
+pub(super) fn peer_settings(settings: &Settings, address: IpAddr) -> PeerSettings {
+    PeerSettings::from_config(&settings.config, &settings.policy, address)
+}

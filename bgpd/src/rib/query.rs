@@ -1,0 +1,217 @@
+//! Answers to the control server: `bgpctl show routes` (Loc-RIB, or one neighbor's
+//! received or advertised routes) and per-neighbor prefix counters.
+
+use std::net::IpAddr;
+
+use bgp_proto::Origin;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::attrs::{NO_ATTR, RouteAttrs};
+use super::loc_rib::Rib;
+use super::table::{Net, PeerIdx};
+use crate::config::FamilyName;
+use crate::tasks::{PeerCounters, PeerId};
+use crate::view::{RouteQuery, RouteTable, RouteView};
+
+impl Rib {
+    /// The routes a query asks for, sorted by prefix, best path first.
+    pub fn routes(&mut self, query: &RouteQuery) -> Vec<RouteView> {
+        let neighbor = match query.neighbor {
+            Some(address) => match self.index_by_address(address) {
+                Some(idx) => Some(idx),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let view = if neighbor.is_some() {
+            query.view
+        } else {
+            RouteTable::LocRib
+        };
+        let mut routes = Vec::new();
+        let (v4, v6) = match query.family {
+            None => (true, true),
+            Some(FamilyName::Ipv4) => (true, false),
+            Some(FamilyName::Ipv6) => (false, true),
+        };
+        match query.prefix {
+            Some(IpNet::V4(net)) if v4 => {
+                if let Some(slot) = self.longest_match(net) {
+                    self.views::<Ipv4Net>(slot, view, neighbor, &mut routes);
+                }
+            }
+            Some(IpNet::V6(net)) if v6 => {
+                if let Some(slot) = self.longest_match(net) {
+                    self.views::<Ipv6Net>(slot, view, neighbor, &mut routes);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if v4 {
+                    for slot in self.tables.v4.slots() {
+                        self.views::<Ipv4Net>(slot, view, neighbor, &mut routes);
+                    }
+                }
+                if v6 {
+                    for slot in self.tables.v6.slots() {
+                        self.views::<Ipv6Net>(slot, view, neighbor, &mut routes);
+                    }
+                }
+            }
+        }
+        routes.sort_by(|a, b| a.prefix.cmp(&b.prefix).then(b.best.cmp(&a.best)));
+        routes
+    }
+
+    /// Prefix counters of a neighbor.
+    pub fn counters(&self, peer: PeerId) -> PeerCounters {
+        let Some(&idx) = self.by_id.get(&peer) else {
+            return PeerCounters::default();
+        };
+        let Some(record) = self.peer(idx) else {
+            return PeerCounters::default();
+        };
+        PeerCounters {
+            received: record.counters.iter().map(|c| c.received).sum(),
+            accepted: record.counters.iter().map(|c| c.accepted).sum(),
+            advertised: self.advertised(idx).iter().sum(),
+        }
+    }
+
+    fn index_by_address(&self, address: IpAddr) -> Option<PeerIdx> {
+        self.peers
+            .iter()
+            .position(|p| {
+                p.as_ref()
+                    .is_some_and(|p| p.local.is_none() && p.address() == Some(address))
+            })
+            .and_then(|i| PeerIdx::try_from(i).ok())
+    }
+
+    /// The entry for `net` exactly, else the longest prefix covering it.
+    fn longest_match<K: LongestMatch>(&self, net: K) -> Option<u32> {
+        let table = K::table(&self.tables);
+        net.covering().find_map(|candidate| {
+            table
+                .find(candidate)
+                .filter(|&slot| !table.entry(slot).paths.is_empty())
+        })
+    }
+
+    fn views<K: Net>(
+        &mut self,
+        slot: u32,
+        view: RouteTable,
+        neighbor: Option<PeerIdx>,
+        routes: &mut Vec<RouteView>,
+    ) {
+        let entry = K::table(&self.tables).entry(slot);
+        let prefix = entry.net.ip_net();
+        let selected = usize::from(entry.best);
+        match view {
+            RouteTable::LocRib | RouteTable::Received => {
+                for (position, path) in entry.paths.as_slice().iter().enumerate() {
+                    if neighbor.is_some_and(|n| n != path.peer) {
+                        continue;
+                    }
+                    let attrs = if view == RouteTable::Received {
+                        path.received
+                    } else if path.accepted == NO_ATTR {
+                        continue; // rejected by import policy: not in the Loc-RIB
+                    } else {
+                        path.accepted
+                    };
+                    let source = self.source_name(path.peer);
+                    routes.push(route_view(
+                        prefix,
+                        self.attrs.get(attrs),
+                        position < selected,
+                        source,
+                    ));
+                }
+            }
+            RouteTable::Advertised => {
+                let Some(dest) = neighbor else {
+                    return;
+                };
+                let advertised = self
+                    .peer(dest)
+                    .is_some_and(|p| p.out[K::INDEX].advertised.contains(slot));
+                let (net, best) = (entry.net, entry.best_path());
+                if !advertised {
+                    return;
+                }
+                let Some(best) = best else {
+                    return;
+                };
+                if let Some(out) = self.export::<K>(dest, net, best)
+                    && let Some(attrs) = self.attrs.shared(out)
+                {
+                    let source = self.source_name(best.peer);
+                    routes.push(route_view(prefix, &attrs, true, source));
+                }
+            }
+        }
+    }
+
+    fn source_name(&self, idx: PeerIdx) -> String {
+        match self.peer(idx) {
+            Some(peer) if peer.local.is_none() => peer
+                .address()
+                .map_or_else(|| "unknown".into(), |a| a.to_string()),
+            _ => "local".into(),
+        }
+    }
+}
+
+/// A route as `bgpctl show routes` prints it.
+fn route_view(prefix: IpNet, attrs: &RouteAttrs, best: bool, source: String) -> RouteView {
+    let path = &attrs.path;
+    let communities = path
+        .communities
+        .iter()
+        .map(ToString::to_string)
+        .chain(path.large_communities.iter().map(ToString::to_string))
+        .collect();
+    RouteView {
+        prefix,
+        next_hops: attrs.next_hop.address().into_iter().collect(),
+        as_path: path
+            .as_path
+            .as_ref()
+            .map(|p| p.segments().flat_map(|s| s.asns.iter().copied()).collect())
+            .unwrap_or_default(),
+        origin: match path.origin {
+            Some(Origin::Igp) => "igp",
+            Some(Origin::Egp) => "egp",
+            Some(Origin::Incomplete) | None => "incomplete",
+        }
+        .into(),
+        local_pref: path.local_pref,
+        med: path.med,
+        communities,
+        best,
+        source,
+    }
+}
+
+/// Prefixes that can list the prefixes covering them, longest first.
+trait LongestMatch: Net {
+    fn covering(self) -> impl Iterator<Item = Self>;
+}
+
+impl LongestMatch for Ipv4Net {
+    fn covering(self) -> impl Iterator<Item = Self> {
+        (0..=self.prefix_len())
+            .rev()
+            .filter_map(move |len| Ipv4Net::new(self.addr(), len).ok().map(|n| n.trunc()))
+    }
+}
+
+impl LongestMatch for Ipv6Net {
+    fn covering(self) -> impl Iterator<Item = Self> {
+        (0..=self.prefix_len())
+            .rev()
+            .filter_map(move |len| Ipv6Net::new(self.addr(), len).ok().map(|n| n.trunc()))
+    }
+}

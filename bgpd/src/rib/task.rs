@@ -1,0 +1,101 @@
+//! The rib task: owns the [`Rib`], reads [`RibInput`], flushes peers and hands FIB
+//! changes on.
+//!
+//! Coalescing without delay: the task waits for one input, then takes whatever else
+//! is already queued (up to [`MAX_BATCH`] inputs) before it flushes peers and the
+//! FIB. A lone change is flushed at once; under backlog, many changes share one round
+//! of UPDATE packing and FIB batching. No timer ever delays a change.
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::loc_rib::Rib;
+use crate::tasks::{FibChange, RibInput, RibQuery};
+
+/// Inputs handled between two flushes at most.
+pub const MAX_BATCH: usize = 64;
+
+impl Rib {
+    /// Handles one input (`now` is the current time).
+    pub fn handle(&mut self, input: RibInput, now: Instant) {
+        match input {
+            RibInput::PeerUp(up) => self.peer_up(up, now),
+            RibInput::Update {
+                peer,
+                update,
+                treat_as_withdraw,
+            } => self.update(peer, *update, treat_as_withdraw),
+            RibInput::EndOfRib { peer, family } => self.end_of_rib(peer, family, now),
+            RibInput::RouteRefresh { peer, family } => self.route_refresh(peer, family),
+            RibInput::DisableFamily { peer, family } => self.disable_family(peer, family),
+            RibInput::PeerDown { peer, stale_for } => self.peer_down(peer, stale_for, now),
+            RibInput::Drained { peer } => self.drained(peer),
+            RibInput::Local(change) => self.local_change(change),
+            RibInput::Reconfigure(config) => self.reconfigure(config, now),
+            RibInput::Query(RibQuery::Routes { query, reply }) => {
+                // The asker may have given up; nothing to do then.
+                let _ = reply.send(self.routes(&query));
+            }
+            RibInput::Query(RibQuery::PeerCounters { peer, reply }) => {
+                let _ = reply.send(self.counters(peer));
+            }
+        }
+    }
+}
+
+/// Runs the rib task until every sender of `inputs` is gone.
+pub async fn run(
+    mut rib: Rib,
+    mut inputs: mpsc::Receiver<RibInput>,
+    mut fib: Option<mpsc::Sender<FibChange>>,
+) {
+    send_fib(&mut rib, &mut fib).await;
+    loop {
+        let deadline = rib.next_deadline();
+        let first = tokio::select! {
+            input = inputs.recv() => match input {
+                Some(input) => Some(input),
+                None => break,
+            },
+            () = sleep_until(deadline) => None,
+        };
+        if let Some(input) = first {
+            rib.handle(input, Instant::now());
+            for _ in 1..MAX_BATCH {
+                match inputs.try_recv() {
+                    Ok(input) => rib.handle(input, Instant::now()),
+                    Err(_) => break,
+                }
+            }
+        }
+        rib.on_timer(Instant::now());
+        rib.flush();
+        send_fib(&mut rib, &mut fib).await;
+    }
+    tracing::debug!("rib task: every input sender is gone, stopping");
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands the FIB changes made so far to the fib task (waiting for room: the fib task
+/// drains quickly, and the kernel is where a large table has to go anyway).
+async fn send_fib(rib: &mut Rib, fib: &mut Option<mpsc::Sender<FibChange>>) {
+    let changes = rib.take_fib();
+    let Some(sender) = fib else {
+        return;
+    };
+    for change in changes {
+        if sender.send(change).await.is_err() {
+            tracing::error!("the fib task stopped: best routes no longer reach the kernel");
+            *fib = None;
+            return;
+        }
+    }
+}
