@@ -1,0 +1,68 @@
+//! FRR 8.4 under test: bgpd with zebra installing into the kernel (staticd runs too, as
+//! the lab starts it, but is not counted). Generator peers are a passive peer group whose
+//! routes are accepted and never advertised back; the monitor gets everything with no
+//! minimum advertisement interval (BIRD and GoBGP have none either).
+
+use std::fmt::Write;
+
+use anyhow::Result;
+
+use super::{DUT_ASN, DutConfig, HOLD_TIME, MONITOR_ASN, PEER_ASN};
+use crate::topology::Slot;
+
+/// Starts zebra, staticd and bgpd in the slot's namespace.
+pub fn start(slot: &Slot, config: &DutConfig) -> Result<lab::Frr> {
+    Ok(lab::Frr::start(slot.netns(), &config_text(config))?)
+}
+
+/// The integrated frr.conf.
+pub fn config_text(config: &DutConfig) -> String {
+    let id = config.router_id;
+    let monitor = config.monitor;
+    let keepalive = HOLD_TIME / 3;
+    let mut text = format!(
+        "\
+frr defaults traditional
+hostname dut
+log stdout informational
+!
+route-map ALL permit 10
+exit
+route-map NONE deny 10
+exit
+!
+router bgp {DUT_ASN}
+ bgp router-id {id}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ no bgp default ipv4-unicast
+ timers bgp {keepalive} {HOLD_TIME}
+ neighbor GEN peer-group
+ neighbor GEN remote-as {PEER_ASN}
+ neighbor GEN passive
+ neighbor {monitor} remote-as {MONITOR_ASN}
+ neighbor {monitor} passive
+ neighbor {monitor} advertisement-interval 0
+"
+    );
+    for peer in &config.peers {
+        let _ = writeln!(text, " neighbor {peer} peer-group GEN");
+    }
+    let _ = write!(
+        text,
+        "\
+ !
+ address-family ipv4 unicast
+  neighbor GEN activate
+  neighbor GEN route-map ALL in
+  neighbor GEN route-map NONE out
+  neighbor {monitor} activate
+  neighbor {monitor} route-map NONE in
+  neighbor {monitor} route-map ALL out
+ exit-address-family
+exit
+!
+"
+    );
+    text
+}

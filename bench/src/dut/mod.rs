@@ -1,0 +1,314 @@
+//! The daemons under test: Wren's `bgpd`, BIRD 2, FRR 8.4 (bgpd + zebra) and GoBGP 3, each
+//! started in a slot's namespace with an equivalent configuration (see each module):
+//! AS 64512, every generator peer passive in AS 65000 with hold time 90 s and keepalive
+//! 30 s, routes from generator peers accepted and never sent back to them, everything
+//! exported to the monitor peer (AS 65100), FIB export on, no debug logging.
+//!
+//! A started daemon is pinned to the daemon CPU and is ready once it listens on port 179.
+//! [`Dut::table`] is where its routes are timed: the kernel table of its namespace, except
+//! for GoBGP, whose FIB integration (through FRR's zebra) does not work with FRR 8.4, so
+//! its RIB is timed through its gRPC watch stream instead (see `gobgp`).
+
+mod bird;
+mod frr;
+mod gobgp;
+mod wren;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::routelog::RouteLog;
+use crate::system::{self, Usage};
+use crate::topology::Slot;
+
+pub use wren::locate as locate_wren;
+
+/// The daemon's AS.
+pub const DUT_ASN: u32 = 64512;
+/// The AS of every generator peer.
+pub const PEER_ASN: u32 = 65000;
+/// The monitor peer's AS.
+pub const MONITOR_ASN: u32 = 65100;
+/// Hold time every session is configured with (keepalive: a third).
+pub const HOLD_TIME: u16 = 90;
+/// Time allowed for a daemon to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Wren,
+    Bird,
+    Frr,
+    Gobgp,
+}
+
+impl Kind {
+    /// Every daemon, Wren first (the table order).
+    pub const ALL: [Kind; 4] = [Kind::Wren, Kind::Bird, Kind::Frr, Kind::Gobgp];
+    /// The daemons Wren is compared with.
+    pub const ANCHORS: [Kind; 3] = [Kind::Bird, Kind::Frr, Kind::Gobgp];
+
+    /// The name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Wren => "Wren",
+            Kind::Bird => "BIRD",
+            Kind::Frr => "FRR",
+            Kind::Gobgp => "GoBGP",
+        }
+    }
+
+    /// The name in namespaces and on the command line.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::Wren => "wren",
+            Kind::Bird => "bird",
+            Kind::Frr => "frr",
+            Kind::Gobgp => "gobgp",
+        }
+    }
+
+    /// Parses a slug.
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.slug() == text)
+    }
+
+    /// Whether the daemon can run here; `Err` says why not.
+    pub fn available(self) -> Result<(), String> {
+        match self {
+            Kind::Wren => wren::locate().map(drop),
+            Kind::Bird => lab::check(lab::Prereq::Bird),
+            Kind::Frr => lab::check(lab::Prereq::Frr),
+            Kind::Gobgp => lab::check(lab::Prereq::Gobgp),
+        }
+    }
+
+    /// Where its routes are timed.
+    pub fn table_kind(self) -> TableKind {
+        match self {
+            Kind::Gobgp => TableKind::Rib,
+            _ => TableKind::Kernel,
+        }
+    }
+}
+
+/// What [`Dut::table`] observes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableKind {
+    /// The kernel's main table (netlink events).
+    Kernel,
+    /// The daemon's own RIB (its event API), for a daemon that cannot write the FIB here.
+    Rib,
+}
+
+/// What a daemon is configured with.
+#[derive(Clone, Debug)]
+pub struct DutConfig {
+    /// Its address and router id.
+    pub router_id: Ipv4Addr,
+    /// Generator peers (AS [`PEER_ASN`]).
+    pub peers: Vec<Ipv4Addr>,
+    /// The monitor peer (AS [`MONITOR_ASN`]).
+    pub monitor: Ipv4Addr,
+}
+
+impl DutConfig {
+    /// The configuration for a slot's peers and monitor.
+    pub fn for_slot(slot: &Slot) -> DutConfig {
+        DutConfig {
+            router_id: slot.daemon(),
+            peers: slot.peers(),
+            monitor: slot.monitor(),
+        }
+    }
+}
+
+/// The processes of a running daemon.
+#[derive(Debug)]
+enum Process {
+    Bird(lab::Bird),
+    Frr(lab::Frr),
+    Gobgp(gobgp::Running),
+    Wren(lab::Daemon),
+}
+
+/// A running daemon under test; dropping it stops it.
+#[derive(Debug)]
+pub struct Dut {
+    kind: Kind,
+    config: DutConfig,
+    process: Option<Process>,
+    table: Arc<RouteLog>,
+}
+
+impl Dut {
+    /// Starts `kind` in `slot` and waits until it listens on port 179.
+    pub fn start(kind: Kind, slot: &Slot, config: &DutConfig) -> Result<Dut> {
+        let (process, table) = launch(kind, slot, config)?;
+        let dut = Dut {
+            kind,
+            config: config.clone(),
+            process: Some(process),
+            table,
+        };
+        dut.ready(slot)?;
+        Ok(dut)
+    }
+
+    /// Which daemon.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Where its routes are timed (see the module documentation).
+    pub fn table(&self) -> &Arc<RouteLog> {
+        &self.table
+    }
+
+    /// Process ids counted for CPU and memory (FRR: zebra and bgpd).
+    pub fn pids(&self) -> Vec<u32> {
+        match &self.process {
+            Some(Process::Bird(bird)) => vec![bird.daemon().pid()],
+            Some(Process::Frr(frr)) => frr
+                .daemons()
+                .iter()
+                .filter(|d| d.name().starts_with("frr-zebra") || d.name().starts_with("frr-bgpd"))
+                .map(lab::Daemon::pid)
+                .collect(),
+            Some(Process::Gobgp(gobgp)) => vec![gobgp.pid()],
+            Some(Process::Wren(daemon)) => vec![daemon.pid()],
+            None => Vec::new(),
+        }
+    }
+
+    /// The BGP process alone (FRR's bgpd; the same as [`Dut::pids`] for the others).
+    pub fn bgp_pid(&self) -> Option<u32> {
+        match &self.process {
+            Some(Process::Frr(frr)) => frr
+                .daemons()
+                .iter()
+                .find(|d| d.name().starts_with("frr-bgpd"))
+                .map(lab::Daemon::pid),
+            _ => self.pids().first().copied(),
+        }
+    }
+
+    /// CPU and memory summed over [`Dut::pids`].
+    pub fn usage(&self) -> Result<Usage> {
+        system::usage_sum(&self.pids())
+            .with_context(|| format!("reading usage of {}", self.kind.name()))
+    }
+
+    /// CPU and memory of [`Dut::bgp_pid`].
+    pub fn bgp_usage(&self) -> Result<Usage> {
+        match self.bgp_pid() {
+            Some(pid) => system::usage(pid),
+            None => Ok(Usage::default()),
+        }
+    }
+
+    /// Fails when a process of the daemon has exited.
+    pub fn check_alive(&self) -> Result<()> {
+        let dead = |d: &lab::Daemon| {
+            (!d.is_alive()).then(|| format!("{} exited:\n{}", d.name(), d.log_tail(20)))
+        };
+        let problem = match &self.process {
+            Some(Process::Bird(bird)) => dead(bird.daemon()),
+            Some(Process::Frr(frr)) => frr.daemons().iter().find_map(dead),
+            Some(Process::Gobgp(gobgp)) => dead(gobgp.daemon()),
+            Some(Process::Wren(daemon)) => dead(daemon),
+            None => Some("not running".to_owned()),
+        };
+        match problem {
+            Some(problem) => anyhow::bail!("{}: {problem}", self.kind.name()),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the daemon gracefully (SIGTERM, as an operator's restart does) and starts it
+    /// again with the same configuration; waits until it listens again.
+    pub fn restart(&mut self, slot: &Slot) -> Result<()> {
+        if let Some(process) = self.process.take() {
+            drop(process);
+        }
+        let (process, table) = launch_again(self.kind, slot, &self.config, &self.table)?;
+        self.process = Some(process);
+        self.table = table;
+        self.ready(slot)
+    }
+
+    /// SIGKILL to every process: the quick way out after a run with a big table (a
+    /// graceful stop would delete every route one by one first).
+    pub fn kill(mut self) {
+        match self.process.take() {
+            Some(Process::Bird(bird)) => {
+                let _ = bird.daemon().kill();
+            }
+            Some(Process::Frr(frr)) => {
+                for daemon in frr.daemons() {
+                    let _ = daemon.kill();
+                }
+            }
+            Some(Process::Gobgp(gobgp)) => {
+                let _ = gobgp.daemon().kill();
+            }
+            Some(Process::Wren(daemon)) => {
+                let _ = daemon.kill();
+            }
+            None => {}
+        }
+    }
+
+    fn ready(&self, slot: &Slot) -> Result<()> {
+        let netns = slot.netns().name().to_owned();
+        let what = format!("{} to listen on port 179 in {netns}", self.kind.name());
+        let pids = self.pids();
+        lab::wait_for(START_TIMEOUT, &what, || {
+            self.check_alive()?;
+            if system::listening(&netns, crate::generator::BGP_PORT) {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("not listening yet"))
+            }
+        })?;
+        for pid in pids {
+            system::pin_process(pid, system::cpus().dut)?;
+        }
+        Ok(())
+    }
+}
+
+fn launch(kind: Kind, slot: &Slot, config: &DutConfig) -> Result<(Process, Arc<RouteLog>)> {
+    let kernel = slot.kernel().clone();
+    Ok(match kind {
+        Kind::Bird => (Process::Bird(bird::start(slot, config)?), kernel),
+        Kind::Frr => (Process::Frr(frr::start(slot, config)?), kernel),
+        Kind::Wren => (Process::Wren(wren::start(slot, config)?), kernel),
+        Kind::Gobgp => {
+            let log = Arc::new(RouteLog::new(format!("GoBGP RIB in {}", slot.name())));
+            let running = gobgp::start(slot, config, log.clone())?;
+            (Process::Gobgp(running), log)
+        }
+    })
+}
+
+fn launch_again(
+    kind: Kind,
+    slot: &Slot,
+    config: &DutConfig,
+    table: &Arc<RouteLog>,
+) -> Result<(Process, Arc<RouteLog>)> {
+    match kind {
+        Kind::Gobgp => {
+            // The RIB is empty after a restart; keep one log so marks stay valid.
+            table.record_reset();
+            let running = gobgp::start(slot, config, table.clone())?;
+            Ok((Process::Gobgp(running), table.clone()))
+        }
+        _ => launch(kind, slot, config),
+    }
+}
