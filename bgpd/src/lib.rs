@@ -16,6 +16,7 @@ pub mod fib;
 pub mod local;
 pub mod policy;
 pub mod rib;
+pub mod session;
 pub mod socket;
 pub mod tasks;
 pub mod view;

@@ -308,7 +308,11 @@ mod tests {
         let stream = stream.unwrap();
         let (accepted_stream, _) = accepted_stream.unwrap().unwrap();
         assert_eq!(SockRef::from(&stream).ttl_v4().unwrap(), 1);
-        accepted(&accepted_stream, &SessionOptions::new(true, true, None, None)).unwrap();
+        accepted(
+            &accepted_stream,
+            &SessionOptions::new(true, true, None, None),
+        )
+        .unwrap();
         assert_eq!(SockRef::from(&accepted_stream).ttl_v4().unwrap(), 255);
         let v6 = listen("[::1]:0".parse().unwrap()).unwrap();
         set_md5(&v6, "::1/128".parse().unwrap(), Some(b"k")).unwrap();

@@ -43,6 +43,12 @@ impl Problems<'_, '_> {
 
 fn check_bgp(config: &Config, problems: &mut Problems<'_, '_>) {
     let bgp = &config.bgp;
+    if bgp.asn.get() == u32::from(bgp_proto::AS_TRANS) {
+        problems.add(
+            key_path!["bgp", "asn"],
+            "AS 23456 is AS_TRANS (RFC 6793) and cannot be used",
+        );
+    }
     if bgp.router_id.is_unspecified() {
         problems.add(
             key_path!["bgp", "router_id"],
@@ -114,6 +120,12 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
             problems.add(
                 key_path!["bgp", "neighbor", index, "address"],
                 format!("neighbor {address} is already configured as bgp.neighbor[{first}]"),
+            );
+        }
+        if neighbor.remote_asn.get() == u32::from(bgp_proto::AS_TRANS) {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "remote_asn"],
+                "AS 23456 is AS_TRANS (RFC 6793) and cannot be a peer",
             );
         }
         if !usable_peer_address(address) {

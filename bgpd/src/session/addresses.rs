@@ -1,0 +1,93 @@
+//! Our addresses on a session's interface, for next hops of the other family
+//! (an IPv4 session carrying IPv6 routes needs our IPv6 address) and the IPv6
+//! link-local next hop.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Our addresses on the interface that holds a session's local address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalAddresses {
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub link_local: Option<Ipv6Addr>,
+}
+
+/// Finds the interface holding `local` and its other addresses. `local` itself is
+/// the answer for its own family; unknown interfaces give only `local`.
+pub fn local_addresses(local: IpAddr) -> LocalAddresses {
+    let local = canonical(local);
+    let mut found = LocalAddresses::default();
+    set(&mut found, local);
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return found;
+    };
+    let entries: Vec<(String, IpAddr)> = interfaces
+        .filter_map(|entry| {
+            let address = entry.address?;
+            let ip = if let Some(v4) = address.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else {
+                IpAddr::V6(address.as_sockaddr_in6()?.ip())
+            };
+            Some((entry.interface_name, ip))
+        })
+        .collect();
+    let Some(interface) = entries
+        .iter()
+        .find(|(_, ip)| *ip == local)
+        .map(|(name, _)| name.clone())
+    else {
+        return found;
+    };
+    for (_, ip) in entries.iter().filter(|(name, _)| *name == interface) {
+        match ip {
+            IpAddr::V4(v4) if found.ipv4.is_none() => found.ipv4 = Some(*v4),
+            IpAddr::V6(v6) if is_link_local(*v6) => {
+                found.link_local.get_or_insert(*v6);
+            }
+            IpAddr::V6(v6) if found.ipv6.is_none() => found.ipv6 = Some(*v6),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// An IPv4-mapped IPv6 address as IPv4.
+pub fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn set(found: &mut LocalAddresses, address: IpAddr) {
+    match address {
+        IpAddr::V4(v4) => found.ipv4 = Some(v4),
+        IpAddr::V6(v6) if is_link_local(v6) => found.link_local = Some(v6),
+        IpAddr::V6(v6) => found.ipv6 = Some(v6),
+    }
+}
+
+fn is_link_local(address: Ipv6Addr) -> bool {
+    address.segments()[0] & 0xffc0 == 0xfe80
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_found_with_its_interface() {
+        let found = local_addresses(
+            "127.0.0.1"
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        );
+        assert_eq!(found.ipv4, Some(Ipv4Addr::LOCALHOST));
+        let mapped: IpAddr = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
+        assert_eq!(canonical(mapped), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(is_link_local(
+            "fe80::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED)
+        ));
+    }
+}

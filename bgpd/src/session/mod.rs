@@ -1,0 +1,127 @@
+//! Sessions: one task per neighbor, driving bgp-proto's state machine over TCP.
+//!
+//! A session task owns its neighbor's connections (at most two while a collision is
+//! being resolved), the state machines for them ([`bgp_proto::fsm`]), their timers
+//! (tokio sleeps fed back as events) and the neighbor's end of the channels to the
+//! rib task. It follows the calling contract of `bgp_proto::fsm`: events in, the
+//! returned actions executed in order.
+//!
+//! # Calling contract
+//!
+//! - [`spawn`] starts a session for one neighbor and returns a [`SessionHandle`]: a
+//!   command sender ([`SessionCommand`]), the neighbor's [`NeighborStatus`] in a
+//!   watch channel and its message counters. The supervisor owns the handle.
+//! - Connections a listener accepted from the neighbor's address arrive as
+//!   [`SessionCommand::Incoming`]; the session decides whether its state machine
+//!   takes them, a second state machine resolves a collision, or they are closed.
+//! - To the rib task the session sends `PeerUp` (with its `Outbound` channel and the
+//!   [`PeerInfo`](crate::tasks::PeerInfo)), each UPDATE (RFC 7606 treat-as-withdraw
+//!   and family disable applied), `EndOfRib`, `RouteRefresh`, `Drained` and
+//!   `PeerDown` (with `stale_for` when the peer may keep forwarding through a
+//!   restart, RFC 4724).
+//! - [`SessionCommand::Stop`] sends the NOTIFICATION given, waits (bounded) until it
+//!   is written, and ends the task. A dynamic neighbor's task (from a listen range)
+//!   also ends by itself once its connection is gone, and says so on the `ended`
+//!   channel given to [`spawn`].
+//!
+//! Files: `settings` (config to state machine configuration), `connection` (reading
+//! and writing apart), `driver` (the task), `status`, `addresses` (our addresses on
+//! the session's interface).
+
+mod actions;
+pub mod addresses;
+pub mod connection;
+mod driver;
+pub mod settings;
+pub mod status;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp_proto::Notification;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use settings::{NeighborSettings, SpeakerSettings};
+pub use status::{MessageCounters, NeighborStatus};
+
+use crate::tasks::{PeerId, RibInput};
+
+/// Commands queued to one session.
+pub const COMMAND_CAPACITY: usize = 16;
+
+/// What the supervisor tells a session.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// A connection from the neighbor, accepted by a listener.
+    Incoming(TcpStream),
+    /// Administrative shutdown (Cease 6/2 with this shutdown communication) until
+    /// [`SessionCommand::Enable`].
+    Shutdown { message: Option<String> },
+    /// Start again after a shutdown.
+    Enable,
+    /// Drop the session (Cease 6/4 with this message) and start over at once.
+    Reset { message: Option<String> },
+    /// Ask the peer to send its routes again (ROUTE-REFRESH for every family).
+    Refresh {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// New settings (a reload). Changes to the OPEN or the connection restart the
+    /// session with Cease / Other Configuration Change (6/6); the rest apply in
+    /// place.
+    Reconfigure {
+        settings: NeighborSettings,
+        speaker: Arc<SpeakerSettings>,
+    },
+    /// Send `notification` (when the session got that far), close, and end the task;
+    /// `done` is answered when the NOTIFICATION is written or gave up on.
+    Stop {
+        notification: Notification,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The supervisor's hold on one session task.
+#[derive(Debug)]
+pub struct SessionHandle {
+    pub peer: PeerId,
+    pub commands: mpsc::Sender<SessionCommand>,
+    pub status: watch::Receiver<NeighborStatus>,
+    pub counters: Arc<MessageCounters>,
+    pub task: JoinHandle<()>,
+}
+
+/// Starts the session task of one neighbor; fails when the state machine refuses
+/// the settings (the config checks make that rare: a reserved AS, for example).
+pub fn spawn(
+    peer: PeerId,
+    settings: NeighborSettings,
+    speaker: Arc<SpeakerSettings>,
+    rib: mpsc::Sender<RibInput>,
+    ended: mpsc::UnboundedSender<(IpAddr, PeerId)>,
+) -> Result<SessionHandle, bgp_proto::fsm::ConfigError> {
+    let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
+    let counters = Arc::new(MessageCounters::default());
+    let (status_tx, status) = watch::channel(driver::initial_status(peer, &settings));
+    let driver = driver::Driver::new(
+        peer,
+        settings,
+        speaker,
+        rib,
+        receiver,
+        status_tx,
+        counters.clone(),
+        ended,
+    )?;
+    let task = tokio::spawn(driver.run());
+    Ok(SessionHandle {
+        peer,
+        commands,
+        status,
+        counters,
+        task,
+    })
+}

@@ -1,0 +1,465 @@
+//! The session task against a scripted peer over loopback TCP: open sequences in
+//! both directions, UPDATEs both ways, End-of-RIB, backpressure notices, route
+//! refresh, shutdown with a communication, graceful restart on a lost connection,
+//! and a collision.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp_proto::codec::BgpCodec;
+use bgp_proto::{
+    AsPath, Capability, Family, GracefulRestart, GracefulRestartFamily, Ipv4Prefix, Message,
+    Notification, Open, Origin, PathAttributes, RouteRefresh, SessionContext, UpdatePacker,
+};
+use bytes::BytesMut;
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+use super::*;
+use crate::config::{FamilyName, GracefulRestartConfig};
+use crate::tasks::{Outbound, RibInput};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn speaker() -> Arc<SpeakerSettings> {
+    Arc::new(SpeakerSettings {
+        local_asn: 64512,
+        router_id: Ipv4Addr::new(10, 0, 0, 1),
+        graceful_restart: GracefulRestartConfig::default(),
+        restarting_until: None,
+    })
+}
+
+fn settings(port: u16, passive: bool) -> NeighborSettings {
+    NeighborSettings {
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port,
+        remote_asn: 65001,
+        local_address: None,
+        passive,
+        hold_time: 9,
+        keepalive: None,
+        connect_retry: 1,
+        password: None,
+        ttl_security: false,
+        multihop: None,
+        families: vec![FamilyName::Ipv4],
+        description: Some("test peer".into()),
+        shutdown: false,
+        range: None,
+    }
+}
+
+fn peer_open(id: Ipv4Addr, graceful_restart: bool) -> Message {
+    let mut capabilities = vec![
+        Capability::Multiprotocol {
+            family: Family::IPV4_UNICAST,
+        },
+        Capability::RouteRefresh,
+        Capability::FourOctetAs { asn: 65001 },
+    ];
+    if graceful_restart {
+        capabilities.push(Capability::GracefulRestart(GracefulRestart {
+            flags: 0,
+            restart_time: 30,
+            families: vec![GracefulRestartFamily {
+                family: Family::IPV4_UNICAST,
+                flags: GracefulRestartFamily::FORWARDING_STATE,
+            }],
+        }));
+    }
+    Message::Open(Open::new(65001, 9, id, capabilities))
+}
+
+type Peer = Framed<TcpStream, BgpCodec>;
+
+async fn next_message(peer: &mut Peer) -> Message {
+    tokio::time::timeout(WAIT, peer.next())
+        .await
+        .expect("peer waited too long")
+        .expect("connection closed")
+        .expect("framing")
+        .expect("malformed")
+        .message
+}
+
+/// Reads until a message other than KEEPALIVE arrives.
+async fn next_non_keepalive(peer: &mut Peer) -> Message {
+    loop {
+        let message = next_message(peer).await;
+        if message != Message::Keepalive {
+            return message;
+        }
+    }
+}
+
+async fn next_rib(rib: &mut mpsc::Receiver<RibInput>) -> RibInput {
+    tokio::time::timeout(WAIT, rib.recv())
+        .await
+        .expect("rib waited too long")
+        .expect("session gone")
+}
+
+/// Opens the session from the peer's side of an accepted connection; returns the
+/// negotiated context.
+async fn open_session(peer: &mut Peer, graceful_restart: bool) -> SessionContext {
+    let ours = match next_message(peer).await {
+        Message::Open(open) => open,
+        other => panic!("expected OPEN, got {other:?}"),
+    };
+    assert_eq!(ours.asn(), 64512);
+    assert_eq!(ours.bgp_identifier, Ipv4Addr::new(10, 0, 0, 1));
+    let theirs = peer_open(Ipv4Addr::new(10, 0, 0, 2), graceful_restart);
+    peer.send(&theirs).await.unwrap();
+    peer.send(Message::Keepalive).await.unwrap();
+    assert_eq!(next_message(peer).await, Message::Keepalive);
+    let Message::Open(theirs) = theirs else {
+        unreachable!()
+    };
+    let context = SessionContext::negotiate(&theirs, &ours, false);
+    peer.codec_mut().set_context(context);
+    context
+}
+
+fn update(prefix: &str, context: &SessionContext) -> bytes::Bytes {
+    let attributes = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::from_sequence(&[65001])),
+        next_hop: Some(Ipv4Addr::LOCALHOST),
+        ..PathAttributes::default()
+    };
+    let mut out = BytesMut::new();
+    UpdatePacker::new(context)
+        .announce_ipv4(
+            &attributes,
+            [Ipv4Prefix::new(prefix.parse().unwrap())],
+            &mut out,
+        )
+        .unwrap();
+    out.freeze()
+}
+
+struct Harness {
+    handle: SessionHandle,
+    rib: mpsc::Receiver<RibInput>,
+    _ended: mpsc::UnboundedReceiver<(IpAddr, crate::tasks::PeerId)>,
+}
+
+fn start(settings: NeighborSettings) -> Harness {
+    let (rib_tx, rib) = mpsc::channel(64);
+    let (ended_tx, ended) = mpsc::unbounded_channel();
+    let handle = spawn(7, settings, speaker(), rib_tx, ended_tx).unwrap();
+    Harness {
+        handle,
+        rib,
+        _ended: ended,
+    }
+}
+
+async fn wait_state(handle: &SessionHandle, state: bgp_proto::fsm::State) {
+    let mut status = handle.status.clone();
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.state == state))
+        .await
+        .unwrap_or_else(|_| panic!("state {state} not reached"))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn active_session_carries_updates_both_ways() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    let context = open_session(&mut peer, false).await;
+
+    let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
+        panic!("expected PeerUp")
+    };
+    assert_eq!(up.peer, 7);
+    assert_eq!(up.info.remote_asn, 65001);
+    assert_eq!(up.info.local_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(up.info.local_ipv4, Some(Ipv4Addr::LOCALHOST));
+    assert!(!up.info.context.ibgp);
+    wait_state(&harness.handle, bgp_proto::fsm::State::Established).await;
+
+    // Peer to us: an UPDATE, then End-of-RIB.
+    peer.send(update("10.1.0.0/24", &context)).await.unwrap();
+    match next_rib(&mut harness.rib).await {
+        RibInput::Update {
+            peer: 7,
+            update,
+            treat_as_withdraw: false,
+        } => assert_eq!(update.nlri[0].net.to_string(), "10.1.0.0/24"),
+        other => panic!("expected Update, got {other:?}"),
+    }
+    peer.send(&Message::Update(bgp_proto::Update::end_of_rib(
+        Family::IPV4_UNICAST,
+    )))
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::EndOfRib { peer: 7, family } if family == Family::IPV4_UNICAST
+    ));
+
+    // Us to the peer: UPDATEs the rib encoded.
+    up.outbound
+        .send(Outbound::Updates(update("10.2.0.0/24", &context)))
+        .await
+        .unwrap();
+    match next_non_keepalive(&mut peer).await {
+        Message::Update(update) => assert_eq!(update.nlri[0].net.to_string(), "10.2.0.0/24"),
+        other => panic!("expected UPDATE, got {other:?}"),
+    }
+
+    // The peer asks for a refresh; we ask the peer for one.
+    peer.send(&Message::RouteRefresh(RouteRefresh::request(
+        Family::IPV4_UNICAST,
+    )))
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::RouteRefresh { peer: 7, .. }
+    ));
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Refresh { reply })
+        .await
+        .unwrap();
+    answer.await.unwrap().unwrap();
+    assert_eq!(
+        next_non_keepalive(&mut peer).await,
+        Message::RouteRefresh(RouteRefresh::request(Family::IPV4_UNICAST))
+    );
+
+    // Counters saw it all.
+    let sent = harness.handle.counters.sent();
+    assert!(
+        sent.open == 1 && sent.update == 1 && sent.route_refresh == 1,
+        "{sent:?}"
+    );
+    let received = harness.handle.counters.received();
+    assert!(
+        received.update == 2 && received.route_refresh == 1,
+        "{received:?}"
+    );
+
+    // Shutdown with a communication: Cease 6/2 carrying it, then PeerDown.
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Shutdown {
+            message: Some("maintenance".into()),
+        })
+        .await
+        .unwrap();
+    match next_non_keepalive(&mut peer).await {
+        Message::Notification(notification) => {
+            assert_eq!((notification.code, notification.subcode), (6, 2));
+            assert_eq!(
+                notification.shutdown_communication().unwrap().unwrap(),
+                "maintenance"
+            );
+        }
+        other => panic!("expected NOTIFICATION, got {other:?}"),
+    }
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::PeerDown {
+            peer: 7,
+            stale_for: None
+        }
+    ));
+    let status = harness.handle.status.borrow().clone();
+    assert!(status.admin_down);
+    assert!(status.last_error.unwrap().reason.contains("6/2"));
+}
+
+#[tokio::test]
+async fn passive_session_takes_the_peers_connection_and_keeps_routes_on_loss() {
+    let mut harness = start(settings(179, true));
+    wait_state(&harness.handle, bgp_proto::fsm::State::Active).await;
+    // The peer connects to "our listener": a connected pair, one end handed over.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (ours, theirs) = tokio::join!(
+        listener.accept(),
+        TcpStream::connect(listener.local_addr().unwrap())
+    );
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Incoming(ours.unwrap().0))
+        .await
+        .unwrap();
+    let mut peer = Framed::new(theirs.unwrap(), BgpCodec::new(SessionContext::default()));
+    open_session(&mut peer, true).await;
+    let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
+        panic!("expected PeerUp")
+    };
+    assert!(up.info.graceful_restart.is_some());
+    // The connection drops without a NOTIFICATION: graceful restart keeps the
+    // routes (the peer's 30 s plus our stale_routes_time).
+    drop(peer);
+    match next_rib(&mut harness.rib).await {
+        RibInput::PeerDown {
+            peer: 7,
+            stale_for: Some(stale),
+        } => assert_eq!(stale, Duration::from_secs(30 + 360)),
+        other => panic!("expected PeerDown with stale_for, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rib_close_and_drained() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    let context = open_session(&mut peer, false).await;
+    let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
+        panic!("expected PeerUp")
+    };
+    // Fill the outbound channel while the session is busy: it reports Drained.
+    let batch = update("10.3.0.0/24", &context);
+    let mut sent = 0;
+    while up
+        .outbound
+        .try_send(Outbound::Updates(batch.clone()))
+        .is_ok()
+    {
+        sent += 1;
+    }
+    assert_eq!(sent, crate::tasks::OUTBOUND_CAPACITY);
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::Drained { peer: 7 }
+    ));
+    // max_prefixes: the rib closes the session with Cease/1.
+    up.outbound
+        .send(Outbound::Close {
+            notification: Notification::new(6, 1, Vec::new()),
+            idle_for: Some(Duration::from_secs(60)),
+        })
+        .await
+        .unwrap();
+    loop {
+        match next_message(&mut peer).await {
+            Message::Notification(notification) => {
+                assert_eq!((notification.code, notification.subcode), (6, 1));
+                break;
+            }
+            Message::Update(_) | Message::Keepalive => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    loop {
+        if let RibInput::PeerDown { peer: 7, .. } = next_rib(&mut harness.rib).await {
+            break;
+        }
+    }
+    wait_state(&harness.handle, bgp_proto::fsm::State::Idle).await;
+}
+
+#[tokio::test]
+async fn stop_sends_the_notification_and_ends_the_task() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    open_session(&mut peer, false).await;
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::PeerUp(_)
+    ));
+    let (done, finished) = tokio::sync::oneshot::channel();
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Stop {
+            notification: Notification::new(6, 3, Vec::new()),
+            done,
+        })
+        .await
+        .unwrap();
+    match next_non_keepalive(&mut peer).await {
+        Message::Notification(n) => assert_eq!((n.code, n.subcode), (6, 3)),
+        other => panic!("expected NOTIFICATION, got {other:?}"),
+    }
+    tokio::time::timeout(WAIT, finished).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, harness.handle.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn collision_keeps_the_connection_of_the_higher_identifier() {
+    // The peer (10.0.0.2) has the higher identifier: its connection survives and
+    // ours is closed with Cease 6/7.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
+    let (ours_at_peer, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ours_at_peer = Framed::new(ours_at_peer, BgpCodec::new(SessionContext::default()));
+    assert!(matches!(
+        next_message(&mut ours_at_peer).await,
+        Message::Open(_)
+    ));
+    // Meanwhile the peer connects to us.
+    let pair = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (accepted, theirs) = tokio::join!(
+        pair.accept(),
+        TcpStream::connect(pair.local_addr().unwrap())
+    );
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Incoming(accepted.unwrap().0))
+        .await
+        .unwrap();
+    let mut theirs = Framed::new(theirs.unwrap(), BgpCodec::new(SessionContext::default()));
+    // The peer answers on both connections.
+    let open = peer_open(Ipv4Addr::new(10, 0, 0, 2), false);
+    ours_at_peer.send(&open).await.unwrap();
+    assert!(matches!(next_message(&mut theirs).await, Message::Open(_)));
+    theirs.send(&open).await.unwrap();
+    theirs.send(Message::Keepalive).await.unwrap();
+    // Our connection is dumped with 6/7.
+    loop {
+        match next_message(&mut ours_at_peer).await {
+            Message::Keepalive => continue,
+            Message::Notification(n) => {
+                assert_eq!((n.code, n.subcode), (6, 7));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The peer's connection becomes the session.
+    assert_eq!(next_message(&mut theirs).await, Message::Keepalive);
+    let RibInput::PeerUp(_) = next_rib(&mut harness.rib).await else {
+        panic!("expected PeerUp")
+    };
+    wait_state(&harness.handle, bgp_proto::fsm::State::Established).await;
+    let status = harness.handle.status.borrow().clone();
+    assert_eq!(status.connection.unwrap().initiator, "remote");
+}
