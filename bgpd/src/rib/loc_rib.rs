@@ -16,7 +16,7 @@ use super::decision::{Candidate, select};
 use super::export::{SourceFacts, may_export};
 use super::lifecycle::Convergence;
 use super::peer::{LOCAL_SOURCES, Peer, PeerSettings};
-use super::table::{Net, Path, PeerIdx, Tables};
+use super::table::{Net, Path, Paths, PeerIdx, Tables};
 use crate::config::Config;
 use crate::policy::{Policy, RouteSource};
 use crate::tasks::{FibChange, PeerId};
@@ -308,7 +308,8 @@ impl Rib {
         } = self;
         let entry = K::table_mut(tables).entry_mut(slot);
         let paths = match &mut entry.paths {
-            super::table::Paths::Many(paths) => paths,
+            Paths::Two(paths) => &mut paths[..],
+            Paths::Many(paths) => &mut paths[..],
             other => {
                 entry.best = u8::from(other.as_slice().first().is_some_and(Path::eligible));
                 return;

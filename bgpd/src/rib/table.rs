@@ -2,7 +2,8 @@
 //! indexed by `u32` slot, and a hash index of slots keyed by prefix.
 //!
 //! An entry is the prefix, the number of paths selected (best and ECMP, at the front
-//! of its paths) and its paths: one inline, more in one boxed vector. A path is
+//! of its paths) and its paths: one inline, two in one 24-octet box, more in a boxed
+//! vector. A path is
 //! 12 octets: the peer it came from, flags, and two interned attribute ids (as
 //! received, and as the import policy accepted it). So an IPv4 prefix with one path
 //! costs a 24-octet entry plus about 6-12 octets of index, and no allocation of its
@@ -117,8 +118,11 @@ pub enum Paths {
     /// No path (a zombie waiting for withdrawals to be sent).
     Empty,
     One(Path),
+    /// Two paths (a prefix heard from two neighbors, as from a pair of ToRs) in one
+    /// 24-octet allocation.
+    Two(Box<[Path; 2]>),
     /// Boxed so that `Paths` stays 16 octets (a thin pointer); prefixes with more than
-    /// one path are the exception.
+    /// two paths are the exception.
     #[allow(clippy::box_collection)]
     Many(Box<Vec<Path>>),
 }
@@ -128,6 +132,7 @@ impl Paths {
         match self {
             Paths::Free | Paths::Empty => &[],
             Paths::One(path) => std::slice::from_ref(path),
+            Paths::Two(paths) => &paths[..],
             Paths::Many(paths) => paths,
         }
     }
@@ -136,6 +141,7 @@ impl Paths {
         match self {
             Paths::Free | Paths::Empty => &mut [],
             Paths::One(path) => std::slice::from_mut(path),
+            Paths::Two(paths) => &mut paths[..],
             Paths::Many(paths) => paths,
         }
     }
@@ -153,7 +159,8 @@ impl Paths {
     pub fn push(&mut self, path: Path) {
         *self = match std::mem::take(self) {
             Paths::Free | Paths::Empty => Paths::One(path),
-            Paths::One(first) => Paths::Many(Box::new(vec![first, path])),
+            Paths::One(first) => Paths::Two(Box::new([first, path])),
+            Paths::Two(paths) => Paths::Many(Box::new(vec![paths[0], paths[1], path])),
             Paths::Many(mut paths) => {
                 paths.push(path);
                 Paths::Many(paths)
@@ -168,10 +175,15 @@ impl Paths {
                 *self = Paths::Empty;
                 Some(path)
             }
+            Paths::Two(paths) if position < 2 => {
+                *self = Paths::One(paths[1 - position]);
+                Some(paths[position])
+            }
             Paths::Many(mut paths) if position < paths.len() => {
                 let removed = paths.remove(position);
-                *self = match paths.len() {
-                    1 => Paths::One(paths[0]),
+                *self = match paths.as_slice() {
+                    [only] => Paths::One(*only),
+                    [first, second] => Paths::Two(Box::new([*first, *second])),
                     _ => Paths::Many(paths),
                 };
                 Some(removed)
@@ -321,8 +333,8 @@ impl<K: Net> Table<K> {
         self.index.len()
     }
 
-    /// Octets of memory the table holds (entries, index, free list; not the boxed
-    /// path vectors of multi-path prefixes).
+    /// Octets of memory the table holds (entries, index, free list; not the boxes of
+    /// multi-path prefixes).
     pub fn memory(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry<K>>()
             + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
@@ -358,9 +370,14 @@ mod tests {
         paths.push(path(1));
         assert!(matches!(paths, Paths::One(_)));
         paths.push(path(2));
+        assert!(matches!(paths, Paths::Two(_)));
         paths.push(path(3));
+        paths.push(path(4));
+        assert!(matches!(paths, Paths::Many(_)));
         assert_eq!(paths.find(3), Some(2));
+        assert_eq!(paths.remove(3).unwrap().peer, 4);
         assert_eq!(paths.remove(0).unwrap().peer, 1);
+        assert!(matches!(paths, Paths::Two(_)));
         assert_eq!(paths.remove(0).unwrap().peer, 2);
         assert!(matches!(paths, Paths::One(p) if p.peer == 3));
         assert!(paths.remove(1).is_none());

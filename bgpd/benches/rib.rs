@@ -1,0 +1,296 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! RIB speed and memory (issue 3 part 3, issue 7 "bulk"): IPv4 /26 to /32 prefixes in
+//! UPDATEs of 800 prefixes (a full 4096-octet UPDATE), fed through the RIB as the rib
+//! task does (`handle`, then `flush` and FIB changes taken every `MAX_BATCH` inputs).
+//!
+//! Scenarios:
+//! - `1M_one_peer`: 1,000,000 prefixes from one eBGP peer into the Loc-RIB and FIB;
+//! - `100k_two_peers`: the same 100,000 prefixes from each of two eBGP peers (the
+//!   second loses on AS path length, so every prefix has two paths);
+//! - `100k_to_ibgp`: 100,000 prefixes from one eBGP peer, exported to an iBGP peer
+//!   (UPDATE packing into its outbound channel included).
+//!
+//! Memory is measured first, each scenario in a fresh process (this binary again, with
+//! `WREN_RIB_MEMORY=<scenario>`, UPDATEs generated as they are fed): resident set size
+//! (VmRSS) before and after loading, and the peak (VmHWM), divided by the number of
+//! routes. Then criterion times each scenario's load (UPDATEs generated beforehand).
+//!
+//! `cargo bench -p bgpd --bench rib`
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bgp_proto::{AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, Update};
+use bgpd::config::Config;
+use bgpd::rib::{MAX_BATCH, Rib};
+use bgpd::tasks::{Outbound, PeerInfo, PeerUp, RibInput};
+use criterion::{BatchSize, Criterion, Throughput};
+use ipnet::Ipv4Net;
+use tokio::sync::mpsc;
+
+/// Prefixes per UPDATE: a 4096-octet UPDATE holds about 800 /26 prefixes.
+const PER_UPDATE: u32 = 800;
+const ASN: u32 = 64512;
+
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    OneMillionOnePeer,
+    TwoPeers,
+    ToIbgp,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [
+        Scenario::OneMillionOnePeer,
+        Scenario::TwoPeers,
+        Scenario::ToIbgp,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::OneMillionOnePeer => "1M_one_peer",
+            Scenario::TwoPeers => "100k_two_peers",
+            Scenario::ToIbgp => "100k_to_ibgp",
+        }
+    }
+
+    fn prefixes(self) -> u32 {
+        match self {
+            Scenario::OneMillionOnePeer => 1_000_000,
+            Scenario::TwoPeers | Scenario::ToIbgp => 100_000,
+        }
+    }
+
+    /// Routes (paths) the RIB holds when loaded.
+    fn routes(self) -> u64 {
+        match self {
+            Scenario::TwoPeers => 2 * u64::from(self.prefixes()),
+            _ => u64::from(self.prefixes()),
+        }
+    }
+}
+
+/// The loaded state: the RIB and the receivers that must stay alive.
+struct Loaded {
+    rib: Rib,
+    _outbound: Vec<mpsc::Receiver<Outbound>>,
+}
+
+/// A RIB with the scenario's sessions up, and the UPDATEs to feed it (generated as
+/// they are taken).
+fn setup(scenario: Scenario) -> (Loaded, Box<dyn Iterator<Item = RibInput>>) {
+    let config: Config = toml::from_str(&format!(
+        "[bgp]\nasn = {ASN}\nrouter_id = \"10.255.0.1\"\nlisten = []\n"
+    ))
+    .unwrap();
+    let now = Instant::now();
+    let mut rib = Rib::new(Arc::new(config), true, now);
+    let mut receivers = Vec::new();
+    let mut up = |rib: &mut Rib, id: u32, address: [u8; 4], remote_asn: u32| {
+        // Big enough for the whole export of `ToIbgp` (a few hundred batches).
+        let (sender, receiver) = mpsc::channel(4096);
+        receivers.push(receiver);
+        let info = PeerInfo {
+            address: IpAddr::from(address),
+            local_address: IpAddr::from([10, 0, 0, 1]),
+            local_ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            local_ipv6: None,
+            local_link_local: None,
+            local_asn: ASN,
+            remote_asn,
+            remote_router_id: Ipv4Addr::from(address),
+            context: SessionContext {
+                ibgp: remote_asn == ASN,
+                ..SessionContext::default()
+            },
+            neighbor: Ipv4Addr::from(address).to_string(),
+            graceful_restart: None,
+        };
+        rib.handle(
+            RibInput::PeerUp(PeerUp {
+                peer: id,
+                info: Arc::new(info),
+                outbound: sender,
+            }),
+            now,
+        );
+    };
+    up(&mut rib, 1, [10, 0, 0, 2], 65001);
+    let first = updates(1, 65001, [10, 0, 0, 2], scenario.prefixes(), 1);
+    let inputs: Box<dyn Iterator<Item = RibInput>> = match scenario {
+        Scenario::OneMillionOnePeer => Box::new(first),
+        Scenario::TwoPeers => {
+            up(&mut rib, 2, [10, 0, 0, 3], 65002);
+            // Interleaved, as two sessions would deliver them.
+            let second = updates(2, 65002, [10, 0, 0, 3], scenario.prefixes(), 2);
+            Box::new(first.zip(second).flat_map(|(a, b)| [a, b]))
+        }
+        Scenario::ToIbgp => {
+            up(&mut rib, 3, [10, 0, 0, 4], ASN);
+            Box::new(first)
+        }
+    };
+    rib.flush();
+    rib.take_fib();
+    (
+        Loaded {
+            rib,
+            _outbound: receivers,
+        },
+        inputs,
+    )
+}
+
+/// UPDATEs from `peer` announcing `count` prefixes (/26 to /32, distinct), AS path
+/// `asn` plus `extra` more ASes, with a hundred distinct attribute sets.
+fn updates(
+    peer: u32,
+    asn: u32,
+    next_hop: [u8; 4],
+    count: u32,
+    extra: u32,
+) -> impl Iterator<Item = RibInput> {
+    let prefix = |i: u32| {
+        let len = 26 + (i % 7) as u8;
+        Ipv4Prefix::new(Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 6)), len).unwrap())
+    };
+    (0..count.div_ceil(PER_UPDATE)).map(move |n| {
+        let mut path = vec![asn];
+        path.extend((0..extra).map(|_| asn));
+        path.push(65100 + n % 100);
+        let attributes = PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(&path)),
+            next_hop: Some(Ipv4Addr::from(next_hop)),
+            med: Some(0),
+            ..PathAttributes::default()
+        };
+        let first = n * PER_UPDATE;
+        let last = (first + PER_UPDATE).min(count);
+        RibInput::Update {
+            peer,
+            update: Box::new(Update {
+                attributes,
+                nlri: (first..last).map(prefix).collect(),
+                ..Update::default()
+            }),
+            treat_as_withdraw: false,
+        }
+    })
+}
+
+/// Feeds `inputs` as the rib task does; returns the FIB changes made.
+fn load(loaded: &mut Loaded, inputs: impl Iterator<Item = RibInput>) -> usize {
+    let now = Instant::now();
+    let mut fib = 0;
+    let mut inputs = inputs.peekable();
+    while inputs.peek().is_some() {
+        for input in inputs.by_ref().take(MAX_BATCH) {
+            loaded.rib.handle(input, now);
+        }
+        loaded.rib.flush();
+        fib += loaded.rib.take_fib().len();
+        for receiver in &mut loaded._outbound {
+            while receiver.try_recv().is_ok() {}
+        }
+        for id in [1, 2, 3] {
+            loaded.rib.handle(RibInput::Drained { peer: id }, now);
+        }
+        loaded.rib.flush();
+    }
+    fib
+}
+
+/// VmRSS and VmHWM of this process, in octets.
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap()
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// In a child process: load one scenario and print its memory figures.
+fn measure_memory(scenario: Scenario) {
+    let (before, _) = memory();
+    let (mut loaded, inputs) = setup(scenario);
+    let started = Instant::now();
+    let fib = load(&mut loaded, inputs);
+    let took = started.elapsed();
+    let (after, peak) = memory();
+    let routes = scenario.routes();
+    let per = |octets: u64| octets.saturating_sub(before) as f64 / routes as f64;
+    println!(
+        "{:<16} {:>9} routes  {:>7.1} MiB resident ({:>5.1} B/route)  peak {:>7.1} MiB ({:>5.1} B/route)  \
+         tables {:>5.1} B/route  {} attribute sets  {} FIB changes  load {:.2?}",
+        scenario.name(),
+        routes,
+        after.saturating_sub(before) as f64 / 1048576.0,
+        per(after),
+        peak.saturating_sub(before) as f64 / 1048576.0,
+        per(peak),
+        loaded.rib.table_memory() as f64 / routes as f64,
+        loaded.rib.attribute_sets(),
+        fib,
+        took,
+    );
+    black_box(&loaded.rib);
+}
+
+fn main() {
+    if let Ok(name) = std::env::var("WREN_RIB_MEMORY") {
+        if let Some(scenario) = Scenario::ALL.into_iter().find(|s| s.name() == name) {
+            measure_memory(scenario);
+        }
+        return;
+    }
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    if bench_mode {
+        println!("RIB memory, each scenario in a fresh process (RSS growth over the load):");
+        let exe = std::env::current_exe().unwrap();
+        for scenario in Scenario::ALL {
+            let output = std::process::Command::new(&exe)
+                .env("WREN_RIB_MEMORY", scenario.name())
+                .output()
+                .unwrap();
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+        }
+    }
+
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .configure_from_args();
+    let mut group = c.benchmark_group("rib");
+    for scenario in Scenario::ALL {
+        group.throughput(Throughput::Elements(scenario.routes()));
+        group.bench_function(scenario.name(), |b| {
+            b.iter_batched(
+                || {
+                    let (loaded, inputs) = setup(scenario);
+                    (loaded, inputs.collect::<Vec<_>>())
+                },
+                |(mut loaded, inputs)| {
+                    black_box(load(&mut loaded, inputs.into_iter()));
+                    loaded
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+    c.final_summary();
+}
