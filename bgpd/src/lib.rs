@@ -9,14 +9,23 @@
 //! - [`rib`]: the RIB task (adj_rib_in, decision, loc_rib, adj_rib_out, route
 //!   reflection, UPDATE packing); [`policy`]: import/export filters;
 //!   [`local`]: locally originated routes; [`fib`]: best routes into the kernel.
+//! - [`session`]: one task per neighbor driving bgp-proto's state machine;
+//!   [`socket`]: TCP-MD5, GTSM and TTL options; [`listener`]: accepting connections;
+//!   [`supervisor`]: the neighbor set, reloads, operator commands.
+//! - [`control`]: the control socket (server, JSON-lines protocol, bgpctl's client and
+//!   tables); [`daemon`]: wiring the tasks together, signals.
 
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod decode;
 pub mod fib;
+pub mod listener;
 pub mod local;
 pub mod policy;
 pub mod rib;
 pub mod session;
 pub mod socket;
+pub mod supervisor;
 pub mod tasks;
 pub mod view;

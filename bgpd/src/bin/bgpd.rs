@@ -1,0 +1,76 @@
+//! bgpd: Wren's BGP speaker. Parses the command line, reads the configuration and
+//! runs the daemon (see `bgpd::daemon`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bgpd::config::{Config, LogFormat};
+use clap::{Parser, ValueEnum};
+
+/// Wren's BGP speaker.
+#[derive(Debug, Parser)]
+#[command(name = "bgpd", version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short = 'c', value_name = "PATH", default_value = bgpd::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Check a configuration file and exit: 0 when valid, 1 with one line per error.
+    #[arg(long, value_name = "PATH", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
+    /// Log format (overrides `[log] format`).
+    #[arg(long, value_enum)]
+    log_format: Option<Format>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.check_config {
+        return match Config::load(path) {
+            Ok(_) => {
+                println!("{}: configuration is valid", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let format = match cli.log_format {
+        Some(Format::Text) => LogFormat::Text,
+        Some(Format::Json) => LogFormat::Json,
+        None => config.log.format,
+    };
+    bgpd::daemon::init_logging(format, config.log.level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bgpd: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bgpd::daemon::run(cli.config, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("bgpd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! The supervisor task: owns the neighbor set, the listeners and their TCP-MD5 keys.
+//!
+//! - Starts one session per configured neighbor, and one per address that connects
+//!   from a `[[bgp.listen_range]]` (dynamic neighbors; they go when their session
+//!   does). Connections from anywhere else are closed.
+//! - [`PeerId`]s are stable per address for the life of the process, so a neighbor
+//!   that restarts (graceful restart) meets its stale routes again.
+//! - Reload (`bgpctl reload`, SIGHUP): re-reads the file; adds, removes (Cease 6/3)
+//!   and changes neighbors. A change to what the OPEN or the connection depends on
+//!   restarts that session only; other changes apply in place, and policy changes
+//!   reach the rib task as `RibInput::Reconfigure`. A file with errors changes
+//!   nothing.
+//! - Shutdown: Cease / Administrative Shutdown to every peer, waiting (bounded) for
+//!   the NOTIFICATIONs to be written.
+//!
+//! Calling contract: [`spawn`] opens the listeners (failing if one cannot be opened)
+//! and returns a [`Supervisor`] handle; requests travel on a bounded channel with
+//! oneshot replies.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp_proto::Notification;
+use bgp_proto::notification::{cease_subcode, code};
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::listener::{Accepted, Listeners};
+use crate::session::addresses::canonical;
+use crate::session::status::MessageCount;
+use crate::session::{
+    self, NeighborSettings, NeighborStatus, SessionCommand, SessionHandle, SpeakerSettings,
+};
+use crate::tasks::{PeerId, RibInput};
+
+/// Requests queued to the supervisor.
+pub const REQUEST_CAPACITY: usize = 64;
+/// Longest a shutdown waits for the sessions' NOTIFICATIONs.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the control server and the daemon ask the supervisor.
+#[derive(Debug)]
+pub enum Request {
+    /// Every neighbor's status.
+    Neighbors {
+        reply: oneshot::Sender<Vec<NeighborSnapshot>>,
+    },
+    /// An operator command for one neighbor.
+    Neighbor {
+        address: IpAddr,
+        action: NeighborAction,
+        /// The shutdown communication of `shutdown` and `reset`.
+        message: Option<String>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Re-read the configuration file.
+    Reload {
+        reply: oneshot::Sender<Result<ReloadSummary, String>>,
+    },
+    /// Stop every session (Cease 6/2 with `message`) and end.
+    Shutdown {
+        message: String,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// `bgpctl neighbor ADDR ...`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeighborAction {
+    Reset,
+    Shutdown,
+    Enable,
+    Refresh,
+}
+
+/// A neighbor's status and counters at one moment.
+#[derive(Clone, Debug)]
+pub struct NeighborSnapshot {
+    pub status: NeighborStatus,
+    pub sent: MessageCount,
+    pub received: MessageCount,
+}
+
+/// What a reload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReloadSummary {
+    pub added: Vec<IpAddr>,
+    pub removed: Vec<IpAddr>,
+    /// Sessions restarted because their OPEN or connection settings changed.
+    pub reset: Vec<IpAddr>,
+    /// Sessions whose other settings changed in place.
+    pub updated: Vec<IpAddr>,
+    pub unchanged: usize,
+}
+
+/// The way to the supervisor task.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    requests: mpsc::Sender<Request>,
+}
+
+impl Supervisor {
+    pub async fn neighbors(&self) -> Vec<NeighborSnapshot> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Neighbors { reply })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    pub async fn neighbor(
+        &self,
+        address: IpAddr,
+        action: NeighborAction,
+        message: Option<String>,
+    ) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Neighbor {
+                address,
+                action,
+                message,
+                reply,
+            })
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?
+    }
+
+    pub async fn reload(&self) -> Result<ReloadSummary, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Reload { reply })
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?
+    }
+
+    pub async fn shutdown(&self, message: &str) {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Shutdown {
+            message: message.to_owned(),
+            reply,
+        };
+        if self.requests.send(request).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+}
+
+fn stopping() -> String {
+    "bgpd is stopping".to_owned()
+}
+
+/// Opens the listeners and starts the supervisor with the sessions of `config`.
+pub fn spawn(
+    config_path: Option<PathBuf>,
+    config: Arc<Config>,
+    speaker: Arc<SpeakerSettings>,
+    rib: mpsc::Sender<RibInput>,
+) -> anyhow::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
+    let (accepted_tx, accepted) = mpsc::channel(64);
+    let mut listeners = Listeners::open(&config.bgp.listen, &accepted_tx)
+        .map_err(|(address, error)| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
+    listeners.set_keys(md5_keys(&config));
+    let (requests_tx, requests) = mpsc::channel(REQUEST_CAPACITY);
+    let (ended_tx, ended) = mpsc::unbounded_channel();
+    let mut task = Task {
+        config_path,
+        config,
+        speaker,
+        rib,
+        neighbors: BTreeMap::new(),
+        ids: HashMap::new(),
+        next_id: 1,
+        listeners,
+        accepted_tx,
+        accepted,
+        requests,
+        ended_tx,
+        ended,
+    };
+    let configured: Vec<_> = task.config.bgp.neighbors.clone();
+    for neighbor in &configured {
+        task.start_session(NeighborSettings::from_neighbor(neighbor));
+    }
+    let handle = tokio::spawn(task.run());
+    Ok((
+        Supervisor {
+            requests: requests_tx,
+        },
+        handle,
+    ))
+}
+
+struct Task {
+    config_path: Option<PathBuf>,
+    config: Arc<Config>,
+    speaker: Arc<SpeakerSettings>,
+    rib: mpsc::Sender<RibInput>,
+    neighbors: BTreeMap<IpAddr, Neighbor>,
+    ids: HashMap<IpAddr, PeerId>,
+    next_id: PeerId,
+    listeners: Listeners,
+    accepted_tx: mpsc::Sender<Accepted>,
+    accepted: mpsc::Receiver<Accepted>,
+    requests: mpsc::Receiver<Request>,
+    ended_tx: mpsc::UnboundedSender<(IpAddr, PeerId)>,
+    ended: mpsc::UnboundedReceiver<(IpAddr, PeerId)>,
+}
+
+struct Neighbor {
+    settings: NeighborSettings,
+    handle: SessionHandle,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut sweep = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                request = self.requests.recv() => match request {
+                    Some(Request::Shutdown { message, reply }) => {
+                        self.shutdown(&message).await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(request) => self.request(request).await,
+                    None => {
+                        self.shutdown("bgpd is stopping").await;
+                        return;
+                    }
+                },
+                Some(accepted) = self.accepted.recv() => self.accepted(accepted),
+                Some(_) = self.ended.recv() => {
+                    tokio::task::yield_now().await;
+                    self.sweep();
+                }
+                _ = sweep.tick() => self.sweep(),
+            }
+        }
+    }
+
+    async fn request(&mut self, request: Request) {
+        match request {
+            Request::Neighbors { reply } => {
+                let list = self
+                    .neighbors
+                    .values()
+                    .map(|neighbor| NeighborSnapshot {
+                        status: neighbor.handle.status.borrow().clone(),
+                        sent: neighbor.handle.counters.sent(),
+                        received: neighbor.handle.counters.received(),
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Request::Neighbor {
+                address,
+                action,
+                message,
+                reply,
+            } => {
+                let result = self
+                    .neighbor_action(canonical(address), action, message)
+                    .await;
+                let _ = reply.send(result);
+            }
+            Request::Reload { reply } => {
+                let _ = reply.send(self.reload().await);
+            }
+            Request::Shutdown { .. } => {}
+        }
+    }
+
+    async fn neighbor_action(
+        &mut self,
+        address: IpAddr,
+        action: NeighborAction,
+        message: Option<String>,
+    ) -> Result<String, String> {
+        let neighbor = self
+            .neighbors
+            .get(&address)
+            .ok_or_else(|| format!("no neighbor {address}"))?;
+        let commands = neighbor.handle.commands.clone();
+        let send = |command| async {
+            commands
+                .send(command)
+                .await
+                .map_err(|_| format!("the session of {address} has ended"))
+        };
+        match action {
+            NeighborAction::Reset => {
+                send(SessionCommand::Reset { message }).await?;
+                Ok(format!("neighbor {address}: session reset"))
+            }
+            NeighborAction::Shutdown => {
+                send(SessionCommand::Shutdown { message }).await?;
+                Ok(format!("neighbor {address}: shut down"))
+            }
+            NeighborAction::Enable => {
+                send(SessionCommand::Enable).await?;
+                Ok(format!("neighbor {address}: enabled"))
+            }
+            NeighborAction::Refresh => {
+                let (reply, answer) = oneshot::channel();
+                send(SessionCommand::Refresh { reply }).await?;
+                answer
+                    .await
+                    .map_err(|_| format!("the session of {address} has ended"))??;
+                Ok(format!("neighbor {address}: route refresh requested"))
+            }
+        }
+    }
+
+    /// A connection a listener accepted: to its neighbor's session, to a new dynamic
+    /// neighbor, or closed.
+    fn accepted(&mut self, accepted: Accepted) {
+        let address = canonical(accepted.peer.ip());
+        if self
+            .neighbors
+            .get(&address)
+            .is_some_and(|n| n.settings.range.is_some() && n.handle.task.is_finished())
+        {
+            // A dynamic neighbor whose end is not processed yet.
+            self.neighbors.remove(&address);
+        }
+        if let Some(neighbor) = self.neighbors.get(&address) {
+            if neighbor
+                .handle
+                .commands
+                .try_send(SessionCommand::Incoming(accepted.stream))
+                .is_err()
+            {
+                tracing::warn!(neighbor = %address, "session busy: connection closed");
+            }
+            return;
+        }
+        let Some(range) = self.config.listen_range(address).cloned() else {
+            tracing::info!(peer = %accepted.peer, "connection from an address that is no neighbor: closed");
+            return;
+        };
+        if let Some(max) = range.max_neighbors {
+            let count = self
+                .neighbors
+                .values()
+                .filter(|n| n.settings.range == Some(range.prefix))
+                .count();
+            if count >= max as usize {
+                tracing::warn!(peer = %accepted.peer, range = %range.prefix, "listen range full ({max} neighbors): connection closed");
+                return;
+            }
+        }
+        let settings = NeighborSettings::from_range(&range, address);
+        if let Some(handle) = self.start_session(settings) {
+            tracing::info!(peer = %address, range = %range.prefix, "dynamic neighbor");
+            let _ = handle.try_send(SessionCommand::Incoming(accepted.stream));
+        }
+    }
+
+    /// Forgets dynamic neighbors whose session ended (told on the `ended` channel,
+    /// and swept now and then, since the message can arrive just before the task
+    /// has finished).
+    fn sweep(&mut self) {
+        self.neighbors.retain(|address, neighbor| {
+            let gone = neighbor.settings.range.is_some() && neighbor.handle.task.is_finished();
+            if gone {
+                tracing::info!(neighbor = %address, "dynamic neighbor gone");
+            }
+            !gone
+        });
+    }
+
+    /// Starts a session; returns its command sender.
+    fn start_session(
+        &mut self,
+        settings: NeighborSettings,
+    ) -> Option<mpsc::Sender<SessionCommand>> {
+        let address = settings.address;
+        let next = &mut self.next_id;
+        let peer = *self.ids.entry(address).or_insert_with(|| {
+            let id = *next;
+            *next += 1;
+            id
+        });
+        match session::spawn(
+            peer,
+            settings.clone(),
+            self.speaker.clone(),
+            self.rib.clone(),
+            self.ended_tx.clone(),
+        ) {
+            Ok(handle) => {
+                let commands = handle.commands.clone();
+                self.neighbors
+                    .insert(address, Neighbor { settings, handle });
+                Some(commands)
+            }
+            Err(error) => {
+                tracing::error!(neighbor = %address, "session not started: {error}");
+                None
+            }
+        }
+    }
+
+    async fn reload(&mut self) -> Result<ReloadSummary, String> {
+        let Some(path) = self.config_path.clone() else {
+            return Err("bgpd runs without a configuration file".into());
+        };
+        let config = Arc::new(Config::load(&path).map_err(|errors| errors.to_string())?);
+        let summary = self.apply(config).await;
+        tracing::info!(?summary, "configuration reloaded");
+        Ok(summary)
+    }
+
+    /// Makes the neighbor set match `config`.
+    async fn apply(&mut self, config: Arc<Config>) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let mut speaker = SpeakerSettings::from_config(&config);
+        speaker.restarting_until = self.speaker.restarting_until;
+        let speaker = Arc::new(speaker);
+        let speaker_changed = *speaker != *self.speaker;
+        self.speaker = speaker.clone();
+        self.config = config.clone();
+
+        let addresses: Vec<IpAddr> = self.neighbors.keys().copied().collect();
+        for address in addresses {
+            let new = NeighborSettings::lookup(&config, address);
+            let Some(neighbor) = self.neighbors.get_mut(&address) else {
+                continue;
+            };
+            match new {
+                None => {
+                    let neighbor = self.neighbors.remove(&address);
+                    if let Some(neighbor) = neighbor {
+                        stop(
+                            neighbor,
+                            Notification::new(
+                                code::CEASE,
+                                cease_subcode::PEER_DECONFIGURED,
+                                Vec::new(),
+                            ),
+                        );
+                    }
+                    summary.removed.push(address);
+                }
+                // A dynamic neighbor that is now configured (or the reverse) starts over.
+                Some(new) if new.range.is_some() != neighbor.settings.range.is_some() => {
+                    if let Some(old) = self.neighbors.remove(&address) {
+                        stop(
+                            old,
+                            Notification::new(
+                                code::CEASE,
+                                cease_subcode::OTHER_CONFIGURATION_CHANGE,
+                                Vec::new(),
+                            ),
+                        );
+                    }
+                    if new.range.is_none() {
+                        self.start_session(new);
+                    }
+                    summary.reset.push(address);
+                }
+                Some(new) => {
+                    let changed = new != neighbor.settings;
+                    if !changed && !speaker_changed {
+                        summary.unchanged += 1;
+                        continue;
+                    }
+                    if neighbor.settings.needs_new_open(&new) || speaker_changed {
+                        summary.reset.push(address);
+                    } else {
+                        summary.updated.push(address);
+                    }
+                    neighbor.settings = new.clone();
+                    let command = SessionCommand::Reconfigure {
+                        settings: new,
+                        speaker: speaker.clone(),
+                    };
+                    if neighbor.handle.commands.send(command).await.is_err() {
+                        tracing::warn!(neighbor = %address, "session ended before its reconfiguration");
+                    }
+                }
+            }
+        }
+        for neighbor in &config.bgp.neighbors {
+            if !self.neighbors.contains_key(&neighbor.address) {
+                self.start_session(NeighborSettings::from_neighbor(neighbor));
+                summary.added.push(neighbor.address);
+            }
+        }
+        self.listeners.update(&config.bgp.listen, &self.accepted_tx);
+        self.listeners.set_keys(md5_keys(&config));
+        if self.rib.send(RibInput::Reconfigure(config)).await.is_err() {
+            tracing::warn!("the rib task is gone");
+        }
+        summary
+    }
+
+    async fn shutdown(&mut self, message: &str) {
+        self.listeners.close();
+        let notification = Notification::shutdown(cease_subcode::ADMINISTRATIVE_SHUTDOWN, message);
+        let mut waits = Vec::new();
+        for (_, neighbor) in std::mem::take(&mut self.neighbors) {
+            let (done, finished) = oneshot::channel();
+            let command = SessionCommand::Stop {
+                notification: notification.clone(),
+                done,
+            };
+            if neighbor.handle.commands.send(command).await.is_ok() {
+                waits.push(finished);
+            }
+        }
+        let all = futures::future::join_all(waits);
+        if tokio::time::timeout(STOP_TIMEOUT, all).await.is_err() {
+            tracing::warn!("some sessions did not close within {STOP_TIMEOUT:?}");
+        }
+    }
+}
+
+/// Stops a session in the background (its NOTIFICATION is written while the
+/// supervisor goes on).
+fn stop(neighbor: Neighbor, notification: Notification) {
+    let commands = neighbor.handle.commands;
+    tokio::spawn(async move {
+        let (done, finished) = oneshot::channel();
+        if commands
+            .send(SessionCommand::Stop { notification, done })
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(STOP_TIMEOUT, finished).await;
+        }
+    });
+}
+
+/// The TCP-MD5 keys the listeners need: one per neighbor with a password, one per
+/// listen range with one.
+pub fn md5_keys(config: &Config) -> BTreeMap<IpNet, String> {
+    let mut keys = BTreeMap::new();
+    for range in &config.bgp.listen_ranges {
+        if let Some(password) = &range.password {
+            keys.insert(range.prefix.trunc(), password.clone());
+        }
+    }
+    for neighbor in &config.bgp.neighbors {
+        if let Some(password) = &neighbor.password {
+            keys.insert(IpNet::from(neighbor.address), password.clone());
+        }
+    }
+    keys
+}
