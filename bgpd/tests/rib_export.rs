@@ -351,3 +351,34 @@ fn ipv6_routes_get_an_ipv6_next_hop_and_ipv4_only_sessions_none() {
         .up(Session::v4("10.0.0.2", 65001).families(&[Family::IPV4_UNICAST, Family::IPV6_UNICAST]));
     assert!(h.received(no_v6).announced().is_empty());
 }
+
+#[test]
+fn reload_of_an_export_filter_re_exports_without_a_session_reset() {
+    let neighbor = r#"
+        [[bgp.neighbor]]
+        address = "10.0.0.2"
+        remote_asn = 65001
+    "#;
+    let with_filter = format!(
+        "{neighbor}export = \"all\"\n[[policy.filter]]\nname = \"all\"\ndefault = \"accept\"\n"
+    );
+    let mut h = Harness::new(config(neighbor));
+    let tor = h.up(Session::v4("10.0.0.2", 65001));
+    let ibgp = h.up(Session::v4("10.0.0.4", ASN));
+    h.received(tor);
+    let mut internal = attrs(&[], "10.0.0.4");
+    internal.as_path = Some(bgp_proto::AsPath::new());
+    internal.local_pref = Some(100);
+    h.update(ibgp, announce(&["10.8.0.0/24"], internal));
+    assert!(h.received(tor).updates.is_empty());
+
+    h.input(bgpd::tasks::RibInput::Reconfigure(config(&with_filter)));
+    let routes = announced(&mut h, tor);
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].0, net("10.8.0.0/24"));
+    assert_eq!(routes[0].1.as_path.as_ref().unwrap().to_string(), "64512");
+
+    h.input(bgpd::tasks::RibInput::Reconfigure(config(neighbor)));
+    assert_eq!(h.received(tor).withdrawn(), vec![net("10.8.0.0/24")]);
+    assert_eq!(h.rib.counters(tor).advertised, 0);
+}

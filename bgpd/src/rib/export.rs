@@ -247,3 +247,59 @@ pub fn self_next_hop(info: &PeerInfo, family: Family) -> Option<RouteNextHop> {
 fn is_link_local(address: Ipv6Addr) -> bool {
     address.segments()[0] & 0xffc0 == 0xfe80
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bgp_proto::{FamilySet, SessionContext};
+    use std::net::Ipv4Addr;
+
+    fn info(local: &str, v4: Option<&str>, v6: Option<&str>, ll: Option<&str>) -> PeerInfo {
+        PeerInfo {
+            address: "192.0.2.2".parse().unwrap(),
+            local_address: local.parse().unwrap(),
+            local_ipv4: v4.map(|a| a.parse().unwrap()),
+            local_ipv6: v6.map(|a| a.parse().unwrap()),
+            local_link_local: ll.map(|a| a.parse().unwrap()),
+            local_asn: 64512,
+            remote_asn: 65001,
+            remote_router_id: Ipv4Addr::new(192, 0, 2, 2),
+            context: SessionContext::default(),
+            neighbor: "192.0.2.2".into(),
+            graceful_restart: None,
+        }
+    }
+
+    #[test]
+    fn next_hop_self_per_family() {
+        let v4 = Family::IPV4_UNICAST;
+        let v6 = Family::IPV6_UNICAST;
+        let hop4 = |a: &str| Some(RouteNextHop::V4(a.parse().unwrap()));
+        let hop6 = |g: &str, l: Option<&str>| {
+            Some(RouteNextHop::V6 {
+                global: g.parse().unwrap(),
+                link_local: l.map(|l| l.parse().unwrap()),
+            })
+        };
+        // IPv4 session: IPv4 from the session, IPv6 from the configured addresses.
+        let dual = info(
+            "10.0.0.1",
+            Some("10.0.0.1"),
+            Some("fd00::1"),
+            Some("fe80::1"),
+        );
+        assert_eq!(self_next_hop(&dual, v4), hop4("10.0.0.1"));
+        assert_eq!(self_next_hop(&dual, v6), hop6("fd00::1", Some("fe80::1")));
+        // IPv6 session over link-local only: :: plus the link-local address.
+        let unnumbered = info("fe80::1", None, None, None);
+        assert_eq!(self_next_hop(&unnumbered, v6), hop6("::", Some("fe80::1")));
+        assert_eq!(self_next_hop(&unnumbered, v4), None);
+        // IPv4 routes over IPv6 with RFC 8950: the IPv6 next hop.
+        let mut enh = info("fd00::1", None, None, None);
+        enh.context.extended_next_hop = [v4].into_iter().collect::<FamilySet>();
+        assert_eq!(self_next_hop(&enh, v4), hop6("fd00::1", None));
+        // An IPv4-only session without an IPv6 address: no IPv6 next hop.
+        assert_eq!(self_next_hop(&info("10.0.0.1", None, None, None), v6), None);
+    }
+}
