@@ -1,0 +1,266 @@
+//! The fib task against a real kernel, in a private network namespace: FIB changes
+//! become routes of protocol 196 (ECMP, blackhole, removal), the snapshot `bgpctl show
+//! fib` reads, routes adopted from an earlier run stay until the first convergence,
+//! and the rib task's best routes reach the kernel end to end.
+
+#![allow(clippy::unwrap_used)]
+
+mod rib_support;
+
+use std::time::Duration;
+
+use bgpd::tasks::{FibChange, RibInput};
+use lab::Netns;
+use rib_support::*;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// A namespace with a veth pair, d0 holding 10.0.0.1/24 (gateways 10.0.0.x resolve).
+fn namespace() -> Netns {
+    let netns = Netns::new("ribfib").unwrap();
+    netns.lo_up().unwrap();
+    netns
+        .ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d0p"])
+        .unwrap();
+    netns
+        .ip(&["addr", "add", "10.0.0.1/24", "dev", "d0"])
+        .unwrap();
+    netns.ip(&["link", "set", "d0p", "up"]).unwrap();
+    netns.ip(&["link", "set", "d0", "up"]).unwrap();
+    netns
+}
+
+/// Routes of protocol 196 in the main table.
+fn ours(netns: &Netns) -> Vec<Value> {
+    netns
+        .ip_json(&["route", "show", "proto", "196"])
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The route for `prefix`, if installed.
+fn route(netns: &Netns, prefix: &str) -> Option<Value> {
+    ours(netns)
+        .into_iter()
+        .find(|r| r["dst"].as_str() == Some(prefix.trim_end_matches("/32")))
+}
+
+/// Gateways of a route (single or multipath), sorted.
+fn gateways(route: &Value) -> Vec<String> {
+    let mut hops: Vec<String> = match route["nexthops"].as_array() {
+        Some(hops) => hops
+            .iter()
+            .filter_map(|h| h["gateway"].as_str().map(String::from))
+            .collect(),
+        None => route["gateway"]
+            .as_str()
+            .map(String::from)
+            .into_iter()
+            .collect(),
+    };
+    hops.sort();
+    hops
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Polls `check` until it holds (generous timeout for a loaded machine).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn fib_changes_reach_the_kernel() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let netns = namespace();
+    netns
+        .enter(|| {
+            runtime().block_on(async {
+                let (fib, view, task) = bgpd::fib::spawn(route_sync::Config::default(), false)
+                    .await
+                    .unwrap();
+                fib.send(install("10.1.0.0/24", &["10.0.0.2", "10.0.0.3"]))
+                    .await
+                    .unwrap();
+                fib.send(FibChange::Blackhole {
+                    prefix: net("10.244.1.0/26"),
+                })
+                .await
+                .unwrap();
+                fib.send(install("10.2.0.0/24", &["10.0.0.4"]))
+                    .await
+                    .unwrap();
+                fib.send(FibChange::Remove {
+                    prefix: net("10.2.0.0/24"),
+                })
+                .await
+                .unwrap();
+                eventually("three changes applied", || {
+                    route(&netns, "10.1.0.0/24").is_some()
+                        && route(&netns, "10.244.1.0/26").is_some()
+                })
+                .await;
+                view.sync().await.unwrap();
+                assert_eq!(
+                    gateways(&route(&netns, "10.1.0.0/24").unwrap()),
+                    ["10.0.0.2", "10.0.0.3"]
+                );
+                assert_eq!(route(&netns, "10.244.1.0/26").unwrap()["type"], "blackhole");
+                assert!(route(&netns, "10.2.0.0/24").is_none());
+
+                let snapshot = view.snapshot().await.unwrap();
+                assert_eq!(snapshot.installed.len(), 2);
+                let table = bgpd::fib::render(&snapshot);
+                assert!(table.contains("10.1.0.0/24"), "{table}");
+                assert!(table.contains("blackhole"), "{table}");
+
+                // Every sender gone: route-sync shuts down and (keep_routes false)
+                // removes our routes.
+                drop(fib);
+                tokio::time::timeout(Duration::from_secs(30), task)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            })
+        })
+        .unwrap();
+    assert!(ours(&netns).is_empty(), "{:?}", ours(&netns));
+}
+
+#[test]
+fn adopted_routes_stay_until_the_first_convergence() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let netns = namespace();
+    // Left behind by an earlier run: one still wanted, one not.
+    for prefix in ["10.1.0.0/24", "10.9.0.0/24"] {
+        netns
+            .ip(&[
+                "route", "add", prefix, "via", "10.0.0.2", "proto", "196", "metric", "20",
+            ])
+            .unwrap();
+    }
+    netns
+        .enter(|| {
+            runtime().block_on(async {
+                let (fib, view, _task) = bgpd::fib::spawn(route_sync::Config::default(), true)
+                    .await
+                    .unwrap();
+                fib.send(install("10.1.0.0/24", &["10.0.0.2"]))
+                    .await
+                    .unwrap();
+                view.sync().await.unwrap();
+                let snapshot = view.snapshot().await.unwrap();
+                assert!(!snapshot.converged);
+                assert_eq!(snapshot.counters.adopted, 2);
+                assert_eq!(
+                    (snapshot.counters.added, snapshot.counters.replaced),
+                    (0, 0),
+                    "an unchanged route is not touched"
+                );
+                assert!(
+                    route(&netns, "10.9.0.0/24").is_some(),
+                    "kept until convergence"
+                );
+
+                fib.send(FibChange::Converged).await.unwrap();
+                eventually("the stale route removed", || {
+                    route(&netns, "10.9.0.0/24").is_none()
+                })
+                .await;
+                assert!(route(&netns, "10.1.0.0/24").is_some());
+                assert!(view.snapshot().await.unwrap().converged);
+            })
+        })
+        .unwrap();
+}
+
+#[test]
+fn best_routes_from_the_rib_task_reach_the_kernel() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let netns = namespace();
+    netns
+        .enter(|| {
+            runtime().block_on(async {
+                let (fib, _view, _fib_task) =
+                    bgpd::fib::spawn(route_sync::Config::default(), false)
+                        .await
+                        .unwrap();
+                let (rib, _rib_task) = bgpd::rib::spawn(config("max_paths = 4\n"), Some(fib));
+                let mut sessions = Vec::new();
+                for (id, address) in [(1, "10.0.0.2"), (2, "10.0.0.3")] {
+                    let (sender, receiver) = mpsc::channel(16);
+                    sessions.push(receiver);
+                    let info = std::sync::Arc::new(bgpd::tasks::PeerInfo {
+                        address: ip(address),
+                        local_address: ip("10.0.0.1"),
+                        local_ipv4: None,
+                        local_ipv6: None,
+                        local_link_local: None,
+                        local_asn: ASN,
+                        remote_asn: 65001,
+                        remote_router_id: address.parse().unwrap(),
+                        context: bgp_proto::SessionContext::default(),
+                        neighbor: address.into(),
+                        graceful_restart: None,
+                    });
+                    rib.send(RibInput::PeerUp(bgpd::tasks::PeerUp {
+                        peer: id,
+                        info,
+                        outbound: sender,
+                    }))
+                    .await
+                    .unwrap();
+                    rib.send(RibInput::Update {
+                        peer: id,
+                        update: Box::new(announce(&["10.5.0.0/24"], attrs(&[65001], address))),
+                        treat_as_withdraw: false,
+                    })
+                    .await
+                    .unwrap();
+                }
+                eventually("an ECMP route over both peers", || {
+                    route(&netns, "10.5.0.0/24")
+                        .is_some_and(|r| gateways(&r) == ["10.0.0.2", "10.0.0.3"])
+                })
+                .await;
+                rib.send(RibInput::PeerDown {
+                    peer: 1,
+                    stale_for: None,
+                })
+                .await
+                .unwrap();
+                eventually("the route through the remaining peer", || {
+                    route(&netns, "10.5.0.0/24").is_some_and(|r| gateways(&r) == ["10.0.0.3"])
+                })
+                .await;
+                rib.send(RibInput::PeerDown {
+                    peer: 2,
+                    stale_for: None,
+                })
+                .await
+                .unwrap();
+                eventually("the route gone", || route(&netns, "10.5.0.0/24").is_none()).await;
+            })
+        })
+        .unwrap();
+}
