@@ -203,9 +203,9 @@ impl Driver {
     }
 
     /// (How long the peer has to come back, how long its routes may stay stale in
-    /// all) when graceful restart applies to this loss: both sides negotiated it and
-    /// the connection ended without a NOTIFICATION (RFC 4724 4.2), or a new
-    /// connection of the peer replaced it.
+    /// all) when graceful restart applies to this loss: both sides negotiated it, the
+    /// peer listed families in its capability, and the connection ended without a
+    /// NOTIFICATION (RFC 4724 4.2) or a new connection of the peer replaced it.
     fn stale_times(
         &self,
         reason: &DownReason,
@@ -216,7 +216,8 @@ impl Driver {
             return None;
         }
         let peer = negotiated.peer_graceful_restart.as_ref()?;
-        if peer.restart_time == 0 {
+        // A capability without families (helper only) preserves nothing.
+        if peer.restart_time == 0 || peer.families.is_empty() {
             return None;
         }
         if !matches!(

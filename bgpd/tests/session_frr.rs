@@ -1,0 +1,362 @@
+//! bgpd against FRR 8.4 in network namespaces: eBGP and iBGP over IPv4 and IPv6,
+//! routes both ways, withdrawals when FRR withdraws, stops or the link goes down,
+//! TCP-MD5 (and a wrong key that never establishes), GTSM (and a peer sending with
+//! TTL 1 that never establishes). Sessions are checked from FRR's side too.
+//! Needs root and FRR (skips otherwise; fails with WREN_REQUIRE_LAB=1).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use lab::{Family, Frr};
+use support::{TIMEOUT, Wren, frr_config, frr_neighbor, pair, wren_config};
+
+/// How long a session that must not come up is watched.
+const NEVER: Duration = Duration::from_secs(20);
+
+fn neighbor(address: &str, asn: u32, extra: &str) -> String {
+    format!(
+        "[[bgp.neighbor]]\naddress = \"{address}\"\nremote_asn = {asn}\nhold_time = 9\nconnect_retry = 1\n{extra}\n"
+    )
+}
+
+#[test]
+fn ebgp_ipv4_routes_flow_both_ways_and_are_withdrawn() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-e4", "10.31.0", "fd00:31");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.31.0.1",
+            " neighbor 10.31.0.2 remote-as 64512",
+            "  network 10.100.1.0/24",
+            "",
+            &["10.100.1.0/24"],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.31.0.2",
+            &socket,
+            false,
+            &format!(
+                "{}[[bgp.network]]\nprefix = \"10.100.2.0/24\"\n",
+                neighbor("10.31.0.1", 65001, "description = \"tor-1\"")
+            ),
+        ),
+    );
+
+    // Established, seen from both sides.
+    frr.wait_established(TIMEOUT, &["10.31.0.2"]).unwrap();
+    wren.wait_established(&["10.31.0.1"]);
+    let seen = frr_neighbor(&frr, "10.31.0.2");
+    assert_eq!(seen["remoteAs"], 64512, "{seen}");
+    assert_eq!(seen["bgpState"], "Established", "{seen}");
+
+    // FRR's route reaches bgpd, ours reaches FRR with our AS.
+    let paths = wren.wait_route("10.100.1.0/24");
+    assert_eq!(paths[0]["as_path"], serde_json::json!([65001]));
+    assert_eq!(paths[0]["next_hops"], serde_json::json!(["10.31.0.1"]));
+    assert_eq!(paths[0]["source"], "10.31.0.1");
+    assert_eq!(paths[0]["best"], true);
+    let frr_paths = frr.wait_route(TIMEOUT, "10.100.2.0/24").unwrap();
+    assert_eq!(frr_paths[0]["path"], "64512", "{frr_paths:?}");
+
+    // The summary and detail tables.
+    let table = wren.bgpctl_ok(&["show", "neighbors"]);
+    let line = table
+        .lines()
+        .find(|line| line.starts_with("10.31.0.1"))
+        .unwrap_or_else(|| panic!("no neighbor line in\n{table}"));
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(columns[1..3], ["4", "65001"], "{line}");
+    assert_eq!(columns[6], "1", "State/PfxRcd: {line}");
+    assert_eq!(columns[8], "tor-1", "{line}");
+    let detail = wren.bgpctl_ok(&["show", "neighbor", "10.31.0.1"]);
+    assert!(detail.contains("BGP state = Established"), "{detail}");
+    assert!(detail.contains("external link"), "{detail}");
+    assert!(detail.contains("Peer router ID 10.31.0.1"), "{detail}");
+
+    // FRR withdraws: bgpd drops the route.
+    frr.vtysh_lines(&[
+        "configure terminal",
+        "router bgp 65001",
+        "address-family ipv4 unicast",
+        "no network 10.100.1.0/24",
+    ])
+    .unwrap();
+    wren.wait_no_route("10.100.1.0/24");
+
+    // FRR announces again, then stops: the route goes with the session.
+    frr.vtysh_lines(&[
+        "configure terminal",
+        "router bgp 65001",
+        "address-family ipv4 unicast",
+        "network 10.100.1.0/24",
+    ])
+    .unwrap();
+    wren.wait_route("10.100.1.0/24");
+    drop(frr);
+    wren.wait_no_route("10.100.1.0/24");
+    let state = wren.neighbor("10.31.0.1").unwrap()["state"].clone();
+    assert_ne!(state, "Established");
+}
+
+#[test]
+fn link_down_withdraws_after_the_hold_time() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-ld", "10.32.0", "fd00:32");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.32.0.1",
+            " neighbor 10.32.0.2 remote-as 64512",
+            "  network 10.101.1.0/24",
+            "",
+            &["10.101.1.0/24"],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.32.0.2",
+            &socket,
+            false,
+            &neighbor("10.32.0.1", 65001, ""),
+        ),
+    );
+    frr.wait_established(TIMEOUT, &["10.32.0.2"]).unwrap();
+    wren.wait_route("10.101.1.0/24");
+    net.b.iface("eth1").down().unwrap();
+    wren.wait_no_route("10.101.1.0/24");
+    let detail = wren.bgpctl_json(&["show", "neighbor", "10.32.0.1"]);
+    let error = detail["detail"]["last_error"]["reason"]
+        .as_str()
+        .unwrap_or("");
+    assert!(error.contains("hold timer"), "{detail}");
+    // The link comes back: so does the session.
+    net.b.iface("eth1").up().unwrap();
+    wren.wait_established(&["10.32.0.1"]);
+    wren.wait_route("10.101.1.0/24");
+}
+
+#[test]
+fn ibgp_with_frr() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-ib", "10.33.0", "fd00:33");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            64512,
+            "10.33.0.1",
+            " neighbor 10.33.0.2 remote-as 64512",
+            "  network 10.102.1.0/24",
+            "",
+            &["10.102.1.0/24"],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.33.0.2",
+            &socket,
+            false,
+            &format!(
+                "{}[[bgp.network]]\nprefix = \"10.102.2.0/24\"\n",
+                neighbor("10.33.0.1", 64512, "")
+            ),
+        ),
+    );
+    frr.wait_established(TIMEOUT, &["10.33.0.2"]).unwrap();
+    wren.wait_established(&["10.33.0.1"]);
+    let detail = wren.bgpctl_json(&["show", "neighbor", "10.33.0.1"]);
+    assert_eq!(detail["detail"]["negotiated"]["ibgp"], true, "{detail}");
+    let paths = wren.wait_route("10.102.1.0/24");
+    assert_eq!(paths[0]["as_path"], serde_json::json!([]));
+    assert_eq!(paths[0]["local_pref"], 100);
+    let frr_paths = frr.wait_route(TIMEOUT, "10.102.2.0/24").unwrap();
+    // iBGP: no AS prepended, LOCAL_PREF carried.
+    assert_eq!(frr_paths[0]["path"], "", "{frr_paths:?}");
+    assert_eq!(frr_paths[0]["locPrf"], 100, "{frr_paths:?}");
+}
+
+#[test]
+fn ebgp_ipv6_session_with_frr() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-e6", "10.34.0", "fd00:34");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.34.0.1",
+            " neighbor fd00:34::2 remote-as 64512",
+            "  no neighbor fd00:34::2 activate",
+            "  neighbor fd00:34::2 activate\n  network fd00:101::/64",
+            &["fd00:101::/64"],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.34.0.2",
+            &socket,
+            false,
+            &format!(
+                "{}[[bgp.network]]\nprefix = \"fd00:102::/64\"\n",
+                neighbor("fd00:34::1", 65001, "")
+            ),
+        ),
+    );
+    frr.wait_established(TIMEOUT, &["fd00:34::2"]).unwrap();
+    wren.wait_established(&["fd00:34::1"]);
+    let paths = wren.wait_route("fd00:101::/64");
+    assert_eq!(paths[0]["as_path"], serde_json::json!([65001]));
+    let frr_paths = frr.wait_route(TIMEOUT, "fd00:102::/64").unwrap();
+    assert_eq!(frr_paths[0]["path"], "64512", "{frr_paths:?}");
+    // Only IPv6 was negotiated.
+    let detail = wren.bgpctl_json(&["show", "neighbor", "fd00:34::1"]);
+    assert_eq!(
+        detail["detail"]["negotiated"]["families"],
+        serde_json::json!(["ipv6-unicast"]),
+        "{detail}"
+    );
+    assert!(
+        frr.bgp_routes_json(Family::Ipv4).unwrap()["routes"]
+            .as_object()
+            .is_none_or(|routes| routes.is_empty())
+    );
+}
+
+#[test]
+fn tcp_md5_with_frr_and_a_wrong_key_never_establishes() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-md", "10.35.0", "fd00:35");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.35.0.1",
+            " neighbor 10.35.0.2 remote-as 64512\n neighbor 10.35.0.2 password s3cret-key",
+            "",
+            "",
+            &[],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.35.0.2",
+            &socket,
+            false,
+            &neighbor("10.35.0.1", 65001, "password = \"s3cret-key\""),
+        ),
+    );
+    frr.wait_established(TIMEOUT, &["10.35.0.2"]).unwrap();
+    wren.wait_established(&["10.35.0.1"]);
+
+    // The wrong key: FRR keeps the right one, bgpd's reload switches to another key.
+    let config = std::fs::read_to_string(&wren.config_path).unwrap();
+    std::fs::write(&wren.config_path, config.replace("s3cret-key", "wrong-key")).unwrap();
+    let reload = wren.bgpctl_ok(&["reload"]);
+    assert!(reload.contains("restarted 10.35.0.1"), "{reload}");
+    let start = Instant::now();
+    while start.elapsed() < NEVER {
+        let state = frr.neighbor_state("10.35.0.2").unwrap();
+        assert_ne!(
+            state.as_deref(),
+            Some("Established"),
+            "FRR established with a wrong key"
+        );
+        let ours = wren.neighbor("10.35.0.1").unwrap();
+        assert_ne!(
+            ours["state"], "Established",
+            "bgpd established with a wrong key"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The key is changed back: the session returns.
+    let config = std::fs::read_to_string(&wren.config_path).unwrap();
+    std::fs::write(&wren.config_path, config.replace("wrong-key", "s3cret-key")).unwrap();
+    wren.bgpctl_ok(&["reload"]);
+    frr.wait_established(TIMEOUT, &["10.35.0.2"]).unwrap();
+    wren.wait_established(&["10.35.0.1"]);
+}
+
+#[test]
+fn gtsm_with_frr_and_a_peer_sending_ttl_1_never_establishes() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-tt", "10.36.0", "fd00:36");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.36.0.1",
+            " neighbor 10.36.0.2 remote-as 64512\n neighbor 10.36.0.2 ttl-security hops 1",
+            "",
+            "",
+            &[],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.36.0.2",
+            &socket,
+            false,
+            &neighbor("10.36.0.1", 65001, "ttl_security = true"),
+        ),
+    );
+    frr.wait_established(TIMEOUT, &["10.36.0.2"]).unwrap();
+    wren.wait_established(&["10.36.0.1"]);
+
+    // FRR without GTSM sends with TTL 1: bgpd drops every packet.
+    frr.vtysh_lines(&[
+        "configure terminal",
+        "router bgp 65001",
+        "no neighbor 10.36.0.2 ttl-security hops 1",
+    ])
+    .unwrap();
+    frr.vtysh("clear bgp 10.36.0.2").unwrap();
+    let start = Instant::now();
+    while start.elapsed() < NEVER {
+        let state = frr.neighbor_state("10.36.0.2").unwrap();
+        if start.elapsed() > Duration::from_secs(5) {
+            assert_ne!(
+                state.as_deref(),
+                Some("Established"),
+                "established without GTSM"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_ne!(wren.neighbor("10.36.0.1").unwrap()["state"], "Established");
+}
