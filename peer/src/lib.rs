@@ -1,0 +1,1 @@
+//! peer: a scriptable, deliberately misbehaving BGP peer for black-box tests of bgpd.
