@@ -486,11 +486,14 @@ description = \"{right_description}\"
             "10.54.0.9",
             &socket,
             false,
-            &neighbors(12, "right side")
-                .split("\n\n")
+            neighbors(12, "right side")
+                .split(
+                    "
+
+",
+                )
                 .next()
-                .unwrap()
-                .to_owned(),
+                .unwrap(),
         ),
     )
     .unwrap();
