@@ -486,14 +486,7 @@ description = \"{right_description}\"
             "10.54.0.9",
             &socket,
             false,
-            neighbors(12, "right side")
-                .split(
-                    "
-
-",
-                )
-                .next()
-                .unwrap(),
+            neighbors(12, "right side").split("\n\n").next().unwrap(),
         ),
     )
     .unwrap();
