@@ -4,6 +4,7 @@
 //!   routes, announces the restart (R bit) and FRR's stale routes are refreshed.
 //! - bgpd helping: FRR's bgpd is killed; bgpd keeps FRR's routes (in its RIB and the
 //!   kernel) for FRR's restart time, then removes them when FRR does not come back.
+//!
 //! Needs root and FRR (skips otherwise; fails with WREN_REQUIRE_LAB=1).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
