@@ -227,8 +227,8 @@ mod tests {
 
     /// RTM_NEWROUTE for 32.0.0.64/26 via 10.1.1.1 dev 2, table main, proto bird (12):
     /// assembled field by field from linux/rtnetlink.h (struct nlmsghdr, struct rtmsg,
-    /// then the attributes in the order Linux 6.x writes them). The `kernel_route_events`
-    /// test in tests/ checks the same parser against the real kernel.
+    /// then the attributes in the order Linux 6.x writes them). `kernel_route_events`
+    /// below checks the same parser against the real kernel.
     const NEW_ROUTE: &str = concat!(
         "44000000", "18000000", "00000000", "00000000", // nlmsghdr: len 68, RTM_NEWROUTE
         "02", "1a", "00", "00", "fe", "0c", "00", "01",
@@ -286,5 +286,63 @@ mod tests {
         parse(&two[..30], &mut out);
         parse(&[0xff; 7], &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn kernel_route_events() {
+        let Some(_ready) = lab::require!(Root) else {
+            return;
+        };
+        let netns = lab::Netns::new("wbfib").unwrap();
+        // A veth pair inside the namespace (kernels without the dummy module have veth).
+        let _link = lab::Veth::new(&netns, "d0", &netns, "d1").unwrap();
+        netns.iface("d0").addr("10.9.0.1/24").unwrap();
+        let watch = FibWatch::start(&netns, "test").unwrap();
+        let log = watch.log().clone();
+        let key = Key::of("32.0.0.64/26".parse().unwrap());
+        let mark = log.mark();
+        netns
+            .ip(&[
+                "route",
+                "add",
+                "32.0.0.64/26",
+                "via",
+                "10.9.0.2",
+                "proto",
+                "bird",
+            ])
+            .unwrap();
+        // Neither another table nor a connected route is watched.
+        netns
+            .ip(&[
+                "route",
+                "add",
+                "32.0.1.0/26",
+                "via",
+                "10.9.0.2",
+                "table",
+                "100",
+            ])
+            .unwrap();
+        netns.iface("d0").addr("10.9.1.1/24").unwrap();
+        log.wait_all_present(Duration::from_secs(30), &[key])
+            .unwrap();
+        netns.ip(&["route", "del", "32.0.0.64/26"]).unwrap();
+        log.wait_none_present(Duration::from_secs(30), &[key])
+            .unwrap();
+        // The two events, and only them, arrived: wait for a marker after the noise.
+        let marker = Key::of("32.0.2.0/26".parse().unwrap());
+        netns
+            .ip(&["route", "add", "32.0.2.0/26", "via", "10.9.0.2"])
+            .unwrap();
+        log.wait_all_present(Duration::from_secs(30), &[marker])
+            .unwrap();
+        assert_eq!(log.count_since(mark, |e| e.key == key && e.added), 1);
+        assert_eq!(log.count_since(mark, |e| e.key == key && !e.added), 1);
+        assert_eq!(
+            log.count_since(mark, |e| e.key != key && e.key != marker),
+            0
+        );
+        log.check_complete().unwrap();
     }
 }

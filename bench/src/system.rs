@@ -22,30 +22,39 @@ pub struct Cpus {
 
 static CPUS: OnceLock<Cpus> = OnceLock::new();
 
-/// Chooses the CPUs from the process's affinity at start (the first two allowed CPUs; one
-/// CPU for both on a single-CPU machine) and pins the calling thread, and so every thread
-/// and process started from it later, to the generator CPU. Call first thing in `main`.
+/// Pins the calling thread, and so every thread and process started from it later, to the
+/// generator CPU (see [`cpus`]). Call first thing in `main`.
 pub fn pin_harness() -> Result<Cpus> {
-    let allowed = sched_getaffinity(Pid::from_raw(0)).context("reading the CPU affinity")?;
-    let list: Vec<usize> = (0..CpuSet::count())
-        .filter(|&cpu| allowed.is_set(cpu).unwrap_or(false))
-        .collect();
-    let (dut, generator) = match list.as_slice() {
-        [] => bail!("the process may run on no CPU"),
-        [only] => (*only, *only),
-        [first, second, ..] => (*first, *second),
-    };
-    let cpus = Cpus { dut, generator };
-    let _ = CPUS.set(cpus);
+    let cpus = cpus();
     pin_current_thread(cpus.generator)?;
     Ok(cpus)
 }
 
-/// The CPUs chosen by [`pin_harness`] (CPU 0 and 1 if it was not called).
+/// The CPUs the harness uses: the first two CPUs the process was allowed when first asked
+/// (one CPU for both on a single-CPU machine).
 pub fn cpus() -> Cpus {
-    *CPUS.get_or_init(|| Cpus {
-        dut: 0,
-        generator: 1,
+    *CPUS.get_or_init(|| {
+        let allowed: Vec<usize> = sched_getaffinity(Pid::from_raw(0))
+            .map(|set| {
+                (0..CpuSet::count())
+                    .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match allowed.as_slice() {
+            [] => Cpus {
+                dut: 0,
+                generator: 0,
+            },
+            [only] => Cpus {
+                dut: *only,
+                generator: *only,
+            },
+            [first, second, ..] => Cpus {
+                dut: *first,
+                generator: *second,
+            },
+        }
     })
 }
 
@@ -194,6 +203,29 @@ pub fn ip_batch(netns: &str, lines: &[String], cpu: Option<usize>, dir: &Path) -
     Ok(took)
 }
 
+/// Connection attempts the namespace's listening sockets dropped because their accept
+/// queue was full (TcpExt ListenDrops of /proc/net/netstat, read inside the namespace): a
+/// dropped SYN is retransmitted after a second or more.
+pub fn listen_drops(netns: &str) -> Result<u64> {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", netns, "cat", "/proc/net/netstat"]);
+    let output = command
+        .output()
+        .with_context(|| format!("running {}", lab::command_line(&command)))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    netstat_value(&text, "TcpExt:", "ListenDrops")
+        .with_context(|| format!("no TcpExt ListenDrops in /proc/net/netstat of {netns}"))
+}
+
+/// A counter of /proc/net/netstat: a header line and a value line share a prefix.
+fn netstat_value(text: &str, prefix: &str, name: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with(prefix));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let index = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(index)?.parse().ok()
+}
+
 /// True when a TCP socket listens on `port` in namespace `netns` (`ss -Hltn`).
 pub fn listening(netns: &str, port: u16) -> bool {
     let output = Command::new("ip")
@@ -239,6 +271,15 @@ mod tests {
     fn own_usage_is_readable() {
         let usage = usage(std::process::id()).unwrap();
         assert!(usage.rss > 0 && usage.peak_rss >= usage.rss);
+    }
+
+    #[test]
+    fn netstat_counters() {
+        // /proc/net/netstat of Linux 6.x, trimmed.
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 12 14\nIpExt: InNoRoutes\nIpExt: 3\n";
+        assert_eq!(netstat_value(text, "TcpExt:", "ListenDrops"), Some(14));
+        assert_eq!(netstat_value(text, "IpExt:", "InNoRoutes"), Some(3));
+        assert_eq!(netstat_value(text, "TcpExt:", "Missing"), None);
     }
 
     #[test]

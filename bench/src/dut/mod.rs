@@ -312,3 +312,156 @@ fn launch_again(
         _ => launch(kind, slot, config),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::generator::{PeerSpec, check_nothing_received, updates, wait_all_established};
+    use crate::topology::Bench;
+
+    /// The same battery for every daemon: routes from two generator peers reach the table
+    /// and the monitor, nothing goes back to the generator peers, and a closed peer's
+    /// routes leave both.
+    fn battery(kind: Kind) {
+        let bench = Bench::new().unwrap();
+        let slot = bench.slot(kind.slug(), 2).unwrap();
+        let dut = Dut::start(kind, &slot, &DutConfig::for_slot(&slot)).unwrap();
+        let monitor_log = Arc::new(RouteLog::new("monitor"));
+        let _monitor = bench.generator().peer(PeerSpec {
+            local: slot.monitor(),
+            remote: slot.daemon(),
+            asn: MONITOR_ASN,
+            hold_time: HOLD_TIME,
+            initial: bytes::Bytes::new(),
+            reconnect: false,
+            monitor: Some(monitor_log.clone()),
+        });
+        let nets = [updates::prefixes(0..50), updates::prefixes(50..100)];
+        let peers: Vec<_> = nets
+            .iter()
+            .enumerate()
+            .map(|(p, nets)| {
+                bench.generator().peer(PeerSpec {
+                    local: slot.peer(p),
+                    remote: slot.daemon(),
+                    asn: PEER_ASN,
+                    hold_time: HOLD_TIME,
+                    initial: updates::announce(slot.peer(p), PEER_ASN, nets).unwrap(),
+                    reconnect: false,
+                    monitor: None,
+                })
+            })
+            .collect();
+        wait_all_established(&peers, Duration::from_secs(60)).unwrap();
+        let all: Vec<_> = nets.iter().flat_map(|n| updates::keys(n)).collect();
+        dut.table()
+            .wait_all_present(Duration::from_secs(60), &all)
+            .unwrap();
+        monitor_log
+            .wait_all_present(Duration::from_secs(60), &all)
+            .unwrap();
+        check_nothing_received(&peers).unwrap();
+        let usage = dut.usage().unwrap();
+        assert!(usage.rss > 0 && usage.peak_rss >= usage.rss);
+
+        peers[0].close();
+        let gone = updates::keys(&nets[0]);
+        dut.table()
+            .wait_none_present(Duration::from_secs(60), &gone)
+            .unwrap();
+        monitor_log
+            .wait_none_present(Duration::from_secs(60), &gone)
+            .unwrap();
+        dut.table()
+            .wait_all_present(Duration::from_secs(5), &updates::keys(&nets[1]))
+            .unwrap();
+        assert!(peers[1].state().established);
+        dut.check_alive().unwrap();
+        slot.kernel().check_complete().unwrap();
+    }
+
+    #[test]
+    fn bird_installs_and_readvertises() {
+        let Some(_ready) = lab::require!(Root, Bird) else {
+            return;
+        };
+        battery(Kind::Bird);
+    }
+
+    #[test]
+    fn frr_installs_and_readvertises() {
+        let Some(_ready) = lab::require!(Root, Frr) else {
+            return;
+        };
+        battery(Kind::Frr);
+    }
+
+    #[test]
+    fn gobgp_learns_and_readvertises() {
+        let Some(_ready) = lab::require!(Root, Gobgp) else {
+            return;
+        };
+        battery(Kind::Gobgp);
+    }
+
+    /// Wren runs the battery once its bgpd can (skipped with the reason until then).
+    #[test]
+    fn wren_installs_and_readvertises() {
+        let Some(_ready) = lab::require!(Root) else {
+            return;
+        };
+        if let Err(reason) = Kind::Wren.available() {
+            eprintln!("SKIPPED wren_installs_and_readvertises: {reason}");
+            return;
+        }
+        battery(Kind::Wren);
+    }
+
+    #[test]
+    fn configs_pass_the_daemons_own_checks() {
+        let Some(ready) = lab::require!(Bird, Frr, Gobgp) else {
+            return;
+        };
+        let config = DutConfig {
+            router_id: "10.1.0.1".parse().unwrap(),
+            peers: vec!["10.1.1.1".parse().unwrap(), "10.1.1.2".parse().unwrap()],
+            monitor: "10.1.250.1".parse().unwrap(),
+        };
+        let dir = ready.dir();
+        let checks: [(&str, String, Vec<&str>); 3] = [
+            (
+                "bird.conf",
+                bird::config_text(&config),
+                vec!["bird", "-p", "-c"],
+            ),
+            (
+                "frr.conf",
+                frr::config_text(&config),
+                vec!["vtysh", "--dryrun", "-f"],
+            ),
+            (
+                "gobgpd.toml",
+                gobgp::config_text(&config),
+                vec!["gobgpd", "-t", "toml", "-d", "-f"],
+            ),
+        ];
+        for (file, text, command) in checks {
+            let path = dir.join(file);
+            std::fs::write(&path, text).unwrap();
+            let output = std::process::Command::new(command[0])
+                .args(&command[1..])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{file}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}

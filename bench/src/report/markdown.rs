@@ -43,7 +43,9 @@ pub fn render(table: &Table) -> String {
         }
         for subject in &table.subjects {
             let mut text = cell_text(row, subject, &mut note);
-            if let Some(remark) = row.remarks.get(subject) {
+            if let (Some(Cell::Runs(_)), Some(remark)) =
+                (row.cells.get(subject), row.remarks.get(subject))
+            {
                 let _ = write!(text, " ({})", note(remark));
             }
             let _ = write!(out, " {text} |");

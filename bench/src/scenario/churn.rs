@@ -6,9 +6,10 @@
 //! the FIB held every route again, time until the FIB is clean after the kill and the CPU
 //! seconds that took.
 //!
-//! The flapping minute runs against every daemon at once (each in its own namespace, all
-//! pinned to the daemon CPU) to fit the time budget; its figure is CPU seconds, which each
-//! process accounts for alone. The kill is then timed one daemon at a time.
+//! The flapping minute runs against every daemon of every run at once (each in its own
+//! namespace, all pinned to the daemon CPU) to fit the time budget: its figure is CPU
+//! seconds, which each process accounts for alone, and all of them together use a fraction
+//! of the CPU. The kill is then timed one daemon at a time, the others idle.
 
 use std::time::{Duration, Instant};
 
@@ -41,43 +42,41 @@ pub fn run(context: &Context) -> Result<Table> {
         remark_table(&mut collector, figure);
     }
     let plan = Plan::new(routes, flap_seconds)?;
-    for run in 1..=context.runs() {
-        let mut prepared = Vec::new();
+    let runs = context.runs();
+    let mut prepared = Vec::new();
+    for run in 1..=runs {
         for &kind in &kinds {
             context.progress(format!(
-                "{} run {run}/{}: {} routes up",
-                kind.name(),
-                context.runs(),
-                routes
+                "{} run {run}/{runs}: {routes} routes up",
+                kind.name()
             ));
             if let Some(daemon) =
                 context.attempt(&mut collector, kind, || prepare(context, kind, &plan))?
             {
-                prepared.push(daemon);
+                prepared.push((run, daemon));
             }
         }
+    }
+    context.progress(format!(
+        "flapping against {} daemons (every run at once) for {flap_seconds} s",
+        prepared.len()
+    ));
+    let daemons: Vec<&Prepared> = prepared.iter().map(|(_, d)| d).collect();
+    let (last_announce, errors) = flap(&plan, &daemons);
+    for ((run, daemon), error) in prepared.into_iter().zip(errors) {
+        let kind = daemon.dut.kind();
         context.progress(format!(
-            "run {run}/{}: flapping against {} daemons for {flap_seconds} s",
-            context.runs(),
-            prepared.len()
+            "{} run {run}/{runs}: killing a peer with {half} routes",
+            kind.name()
         ));
-        let (last_announce, errors) = flap(&plan, &prepared);
-        for (daemon, error) in prepared.into_iter().zip(errors) {
-            let kind = daemon.dut.kind();
-            context.progress(format!(
-                "{} run {run}/{}: killing a peer with {half} routes",
-                kind.name(),
-                context.runs()
-            ));
-            let figures =
-                context.attempt(&mut collector, kind, || daemon.finish(last_announce, error))?;
-            if let Some(figures) = figures {
-                let subject = kind.name();
-                collector.add(&flap_cpu, Unit::CpuSeconds, subject, figures.flap_cpu);
-                collector.add(&lag, Unit::Seconds, subject, figures.lag);
-                collector.add(&clean, Unit::Seconds, subject, figures.clean);
-                collector.add(&clean_cpu, Unit::CpuSeconds, subject, figures.clean_cpu);
-            }
+        let figures =
+            context.attempt(&mut collector, kind, || daemon.finish(last_announce, error))?;
+        if let Some(figures) = figures {
+            let subject = kind.name();
+            collector.add(&flap_cpu, Unit::CpuSeconds, subject, figures.flap_cpu);
+            collector.add(&lag, Unit::Seconds, subject, figures.lag);
+            collector.add(&clean, Unit::Seconds, subject, figures.clean);
+            collector.add(&clean_cpu, Unit::CpuSeconds, subject, figures.clean_cpu);
         }
     }
     let (subjects, ratios) = daemon_columns();
@@ -90,9 +89,9 @@ pub fn run(context: &Context) -> Result<Table> {
         notes: vec![format!(
             "Two peers announce {half} routes each. Each second for {flap_seconds} s, 1% of \
              the routes ({} per peer) are withdrawn and re-announced half a second later, \
-             against every daemon at once (CPU seconds are per process). Then one peer's \
-             connection is closed and the time runs from the close to the netlink event of \
-             its last route leaving the FIB, one daemon at a time.",
+             against the daemons of every run at once (CPU seconds are per process). Then, \
+             one daemon at a time, one peer's connection is closed and the time runs from the \
+             close to the netlink event of its last route leaving the FIB.",
             plan.per_peer
         )],
         rows: collector.rows(&subjects, "does not apply"),
@@ -228,7 +227,7 @@ fn prepare(context: &Context, kind: Kind, plan: &Plan) -> Result<Prepared> {
 /// Flaps every prepared daemon at once; returns when the last re-announcement was
 /// written, and per daemon the first error its sessions had (a daemon that fails does not
 /// stop the others).
-fn flap(plan: &Plan, daemons: &[Prepared]) -> (Instant, Vec<Option<String>>) {
+fn flap(plan: &Plan, daemons: &[&Prepared]) -> (Instant, Vec<Option<String>>) {
     let start = Instant::now() + Duration::from_millis(100);
     let mut errors: Vec<Option<String>> = vec![None; daemons.len()];
     let mut pending: Vec<(usize, PendingSend)> = Vec::new();

@@ -24,14 +24,23 @@ pub fn run(context: &Context) -> Result<Table> {
     let idle = context.size(Duration::from_secs(60), Duration::from_secs(5));
     let mut collector = Collector::default();
     let kinds = context.daemons(&mut collector)?;
+    let (smallest, largest) = (sizes[0], sizes[sizes.len() - 1]);
+    let marginal = format!("RSS per extra peer, {smallest} → {largest} peers");
     for &size in &sizes {
         collector.chart(&fib_figure(size));
         collector.declare(&established_figure(size), Unit::Seconds);
         collector.declare(&fib_figure(size), Unit::Seconds);
+        collector.declare(&drops_figure(size), Unit::Count);
         remark_table(&mut collector, &fib_figure(size));
     }
-    let (smallest, largest) = (sizes[0], sizes[sizes.len() - 1]);
-    let marginal = format!("RSS per extra peer, {smallest} → {largest} peers");
+    for &size in &sizes {
+        collector.declare(&format!("{size} peers: RSS"), Unit::MiB);
+        collector.declare(&format!("{size} peers: RSS per peer"), Unit::MiB);
+    }
+    collector.declare(&marginal, Unit::MiB);
+    for &size in &sizes {
+        collector.declare(&idle_figure(size, idle), Unit::CpuSeconds);
+    }
     let mut idling: Vec<Idling> = Vec::new();
     for run in 1..=context.runs() {
         for &kind in &kinds {
@@ -66,6 +75,12 @@ pub fn run(context: &Context) -> Result<Table> {
                     subject,
                     mib(converged.rss) / size as f64,
                 );
+                collector.add(
+                    &drops_figure(size),
+                    Unit::Count,
+                    subject,
+                    converged.listen_drops as f64,
+                );
                 rss_by_size.push((size, converged.rss));
                 idling.push(converged.idling);
             }
@@ -83,12 +98,7 @@ pub fn run(context: &Context) -> Result<Table> {
     for entry in idling {
         let cpu = context.attempt(&mut collector, entry.dut.kind(), || entry.finish(idle))?;
         if let Some((kind, size, cpu)) = cpu {
-            collector.add(
-                &format!("{size} peers: idle CPU over {} s", idle.as_secs()),
-                Unit::CpuSeconds,
-                kind.name(),
-                cpu,
-            );
+            collector.add(&idle_figure(size, idle), Unit::CpuSeconds, kind.name(), cpu);
         }
     }
     let (subjects, ratios) = daemon_columns();
@@ -105,7 +115,9 @@ pub fn run(context: &Context) -> Result<Table> {
         notes: vec![format!(
             "The daemon is started and listening; then the generator opens every session at \
              once and each peer announces its routes as soon as it is Established. Times run \
-             from opening the sessions. RSS is VmRSS after convergence (FRR: bgpd + zebra). \
+             from opening the sessions; a connection attempt the daemon's accept queue \
+             dropped (counted from the namespace's TcpExt ListenDrops) is retried by TCP after \
+             a second or more. RSS is VmRSS after convergence (FRR: bgpd + zebra). \
              Idle CPU is user + system time in the {} s after convergence, sessions kept up by \
              keepalives (hold time 90 s). Converged daemons idle while the next is measured \
              (see bench/src/scenario/mesh.rs).",
@@ -116,6 +128,14 @@ pub fn run(context: &Context) -> Result<Table> {
         ratios,
         chart_axis: "seconds to every route in the FIB".into(),
     })
+}
+
+fn idle_figure(size: usize, idle: Duration) -> String {
+    format!("{size} peers: idle CPU over {} s", idle.as_secs())
+}
+
+fn drops_figure(size: usize) -> String {
+    format!("{size} peers: connections dropped by a full accept queue")
 }
 
 fn established_figure(size: usize) -> String {
@@ -161,6 +181,7 @@ impl Idling {
 
 struct Converged {
     established: f64,
+    listen_drops: u64,
     in_fib: f64,
     rss: u64,
     idling: Idling,
@@ -207,8 +228,10 @@ fn converge(context: &Context, kind: Kind, size: usize) -> Result<Converged> {
         .last_since(mark, |e| e.added)
         .ok_or_else(|| anyhow!("no route events"))?;
     let usage = dut.usage()?;
+    let listen_drops = crate::system::listen_drops(slot.netns().name())?;
     Ok(Converged {
         established: seconds(start, established),
+        listen_drops,
         in_fib: seconds(start, in_fib),
         rss: usage.rss,
         idling: Idling {

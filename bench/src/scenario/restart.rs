@@ -11,7 +11,7 @@
 //! each package ships.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, anyhow};
 
@@ -137,6 +137,5 @@ fn once(context: &Context, kind: Kind, routes: usize) -> Result<(usize, f64)> {
     drop(peer);
     drop(monitor);
     drop(dut);
-    let _ = Duration::ZERO;
     Ok((changes, seconds(stopped, back)))
 }
