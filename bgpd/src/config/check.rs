@@ -142,6 +142,17 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
                 format!("local_address {local} is not of the family of {address}"),
             );
         }
+        if let Some(send_hold) = neighbor.send_hold_time
+            && send_hold <= u32::from(neighbor.hold_time.seconds())
+        {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "send_hold_time"],
+                format!(
+                    "send_hold_time must exceed hold_time ({} s)",
+                    neighbor.hold_time.seconds()
+                ),
+            );
+        }
         if neighbor.connect_retry == 0 {
             problems.add(
                 key_path!["bgp", "neighbor", index, "connect_retry"],

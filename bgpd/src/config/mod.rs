@@ -173,6 +173,11 @@ pub struct NeighborConfig {
     /// Seconds before the first reconnection attempt; later ones back off up to 30 s.
     #[serde(default = "default_connect_retry")]
     pub connect_retry: u16,
+    /// RFC 9687 send hold time in seconds: a peer that reads nothing of ours for
+    /// that long is dropped. Default: the greater of 8 minutes and twice the hold
+    /// time. Must exceed `hold_time`.
+    #[serde(default)]
+    pub send_hold_time: Option<u32>,
     /// TCP-MD5 key (RFC 2385), at most 80 bytes.
     #[serde(default)]
     pub password: Option<String>,

@@ -90,6 +90,7 @@ passive = true
 hold_time = 9
 keepalive = 3
 connect_retry = 2
+send_hold_time = 60
 password = "secret"
 ttl_security = true
 families = ["ipv4", "ipv6"]
@@ -249,6 +250,11 @@ fn cross_reference_errors_name_line_and_key() {
         "bgp.neighbor[0].local_address",
     );
     error(&neighbor("families = []\n"), 8, "bgp.neighbor[0].families");
+    error(
+        &neighbor("hold_time = 9\nsend_hold_time = 9\n"),
+        9,
+        "bgp.neighbor[0].send_hold_time",
+    );
     error(&BASE.replace("10.0.0.1", "0.0.0.0"), 4, "bgp.router_id");
 
     let duplicate = format!(

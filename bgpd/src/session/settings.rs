@@ -27,6 +27,8 @@ pub struct NeighborSettings {
     pub hold_time: u16,
     pub keepalive: Option<u16>,
     pub connect_retry: u16,
+    /// RFC 9687 send hold time in seconds; `None`: the default.
+    pub send_hold_time: Option<u32>,
     pub password: Option<String>,
     pub ttl_security: bool,
     pub multihop: Option<u8>,
@@ -77,6 +79,7 @@ impl NeighborSettings {
             hold_time: neighbor.hold_time.seconds(),
             keepalive: neighbor.keepalive,
             connect_retry: neighbor.connect_retry,
+            send_hold_time: neighbor.send_hold_time,
             password: neighbor.password.clone(),
             ttl_security: neighbor.ttl_security,
             multihop: neighbor.multihop,
@@ -98,6 +101,7 @@ impl NeighborSettings {
             hold_time: range.hold_time.seconds(),
             keepalive: range.keepalive,
             connect_retry: 5,
+            send_hold_time: None,
             password: range.password.clone(),
             ttl_security: range.ttl_security,
             multihop: range.multihop,
@@ -157,6 +161,9 @@ impl NeighborSettings {
         config.keepalive = self.keepalive;
         config.connect_retry = Duration::from_secs(u64::from(self.connect_retry.max(1)));
         config.passive = self.passive;
+        config.send_hold_time = self
+            .send_hold_time
+            .map(|seconds| Duration::from_secs(u64::from(seconds)));
         // A restarted node must be back in seconds: the first retry after a failure
         // waits no longer than the connect retry time, later ones back off to 30 s.
         config.backoff = Backoff {

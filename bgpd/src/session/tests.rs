@@ -45,6 +45,7 @@ fn settings(port: u16, passive: bool) -> NeighborSettings {
         hold_time: 9,
         keepalive: None,
         connect_retry: 1,
+        send_hold_time: None,
         password: None,
         ttl_security: false,
         multihop: None,
@@ -462,4 +463,76 @@ async fn collision_keeps_the_connection_of_the_higher_identifier() {
     wait_state(&harness.handle, bgp_proto::fsm::State::Established).await;
     let status = harness.handle.status.borrow().clone();
     assert_eq!(status.connection.unwrap().initiator, "remote");
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_by_the_send_hold_timer() {
+    // The peer reads nothing after the OPEN exchange but keeps sending KEEPALIVEs:
+    // our reading goes on (the hold timer never fires) while our writes stall, and
+    // the send hold timer (RFC 9687) closes the session.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let mut settings = settings(listener.local_addr().unwrap().port(), false);
+    settings.send_hold_time = Some(10);
+    let mut harness = start(settings);
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    let context = open_session(&mut peer, false).await;
+    let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
+        panic!("expected PeerUp")
+    };
+    // Keepalives from the peer, every second, without reading anything.
+    let (_, mut sink) = {
+        let parts = peer.into_parts();
+        let (read, write) = parts.io.into_split();
+        (
+            read,
+            tokio_util::codec::FramedWrite::new(write, BgpCodec::new(context)),
+        )
+    };
+    let keepalives = tokio::spawn(async move {
+        loop {
+            if sink.send(Message::Keepalive).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    // The rib sends far more than the socket buffers hold.
+    let one = update("10.4.0.0/24", &context);
+    let mut batch = BytesMut::new();
+    while batch.len() < 1 << 20 {
+        batch.extend_from_slice(&one);
+    }
+    let batch = batch.freeze();
+    let feeder = tokio::spawn(async move {
+        for _ in 0..64 {
+            if up
+                .outbound
+                .send(Outbound::Updates(batch.clone()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    // The session goes down for the send hold timer, not the hold timer.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), harness.rib.recv()).await {
+            Ok(Some(RibInput::PeerDown { peer: 7, .. })) => break,
+            Ok(Some(RibInput::Drained { .. })) => continue,
+            other => panic!("expected PeerDown, got {other:?}"),
+        }
+    }
+    let status = harness.handle.status.borrow().clone();
+    let reason = status.last_error.unwrap().reason;
+    assert!(reason.contains("send hold timer expired"), "{reason}");
+    keepalives.abort();
+    feeder.abort();
 }
