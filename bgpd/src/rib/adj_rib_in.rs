@@ -5,8 +5,8 @@
 //! attributes are interned once (next hop included, so every prefix of the UPDATE
 //! shares one entry), checked once, and each prefix becomes a 12-octet path.
 //!
-//! Checks that make a route ignored (treated as withdrawn; logged; never a
-//! NOTIFICATION):
+//! Checks that make a route ignored (treated as withdrawn; logged, loops at debug
+//! level only; never a NOTIFICATION):
 //! - our AS in the AS path (loop);
 //! - ORIGINATOR_ID equal to our router id, or our cluster id in CLUSTER_LIST
 //!   (RFC 4456 loops);
@@ -433,11 +433,13 @@ fn next_hop_problem(info: &PeerInfo, next_hop: RouteNextHop) -> Option<String> {
     wrong.then(|| format!("next hop {next_hop:?} is unusable (RFC 4271 6.3)"))
 }
 
+/// Loops are ordinary (a neighbor may send our own routes back; FRR does unless told
+/// otherwise): logged at debug. Anything else is a peer's mistake: a warning.
 fn log_ignored(info: &PeerInfo, problem: Option<&str>, prefixes: usize) {
-    tracing::warn!(
-        neighbor = %info.address,
-        prefixes,
-        "routes ignored: {}",
-        problem.unwrap_or("next hop unusable")
-    );
+    let problem = problem.unwrap_or("next hop unusable");
+    if problem.contains("loop") {
+        tracing::debug!(neighbor = %info.address, prefixes, "routes ignored: {problem}");
+    } else {
+        tracing::warn!(neighbor = %info.address, prefixes, "routes ignored: {problem}");
+    }
 }
