@@ -360,3 +360,44 @@ fn gtsm_with_frr_and_a_peer_sending_ttl_1_never_establishes() {
     }
     assert_ne!(wren.neighbor("10.36.0.1").unwrap()["state"], "Established");
 }
+
+#[test]
+fn four_octet_as_numbers_with_frr() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-as", "10.37.0", "fd00:37");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            4_200_000_002,
+            "10.37.0.1",
+            " neighbor 10.37.0.2 remote-as 4200000001",
+            "  network 10.103.1.0/24",
+            "",
+            &["10.103.1.0/24"],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let config = wren_config(
+        "10.37.0.2",
+        &socket,
+        false,
+        &format!(
+            "{}[[bgp.network]]\nprefix = \"10.103.2.0/24\"\n",
+            neighbor("10.37.0.1", 4_200_000_002, "")
+        ),
+    )
+    .replace("asn = 64512", "asn = 4200000001");
+    let wren = Wren::start(&net.b, &config);
+    frr.wait_established(TIMEOUT, &["10.37.0.2"]).unwrap();
+    let paths = wren.wait_route("10.103.1.0/24");
+    assert_eq!(paths[0]["as_path"], serde_json::json!([4_200_000_002u32]));
+    let frr_paths = frr.wait_route(TIMEOUT, "10.103.2.0/24").unwrap();
+    assert_eq!(frr_paths[0]["path"], "4200000001", "{frr_paths:?}");
+    assert_eq!(
+        frr_neighbor(&frr, "10.37.0.2")["remoteAs"],
+        4_200_000_001u32
+    );
+}

@@ -403,13 +403,26 @@ impl Driver {
         });
     }
 
-    /// Publishes the state of the most advanced state machine.
+    /// Publishes the state of the most advanced state machine (only when something
+    /// shown changed: this runs after every message).
     pub(super) fn publish(&mut self) {
         let shown = match &self.secondary {
             Some(secondary) if secondary.fsm.state() > self.primary.fsm.state() => secondary,
             _ => &self.primary,
         };
         let state = shown.fsm.state();
+        let signature = Published {
+            state,
+            admin_down: self.admin_down,
+            up: self.up.is_some(),
+            negotiated: shown.fsm.negotiated().is_some(),
+            ends: shown.conn.as_ref().map(|conn| (conn.local, conn.remote)),
+            settings: self.settings_generation,
+        };
+        if self.published.as_ref() == Some(&signature) {
+            return;
+        }
+        self.published = Some(signature);
         let connection = shown.conn.as_ref().map(|conn| ConnectionInfo {
             local: conn.local,
             remote: conn.remote,
@@ -470,6 +483,17 @@ impl Driver {
             tracing::debug!("the rib task is gone");
         }
     }
+}
+
+/// What the published status depends on, to publish only changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Published {
+    state: State,
+    admin_down: bool,
+    up: bool,
+    negotiated: bool,
+    ends: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    settings: u64,
 }
 
 /// The number of BGP messages in a run of encoded messages.

@@ -52,6 +52,9 @@ pub(super) struct Driver {
     /// it comes back (then its End-of-RIB decides).
     pub(super) stale_deadline: Option<Instant>,
     pub(super) malformed_log: super::actions::RateLimit,
+    /// What was last published, and a counter of settings changes for it.
+    pub(super) published: Option<super::actions::Published>,
+    pub(super) settings_generation: u64,
 }
 
 /// One state machine with its connection and timers.
@@ -162,6 +165,8 @@ impl Driver {
             had_connection: false,
             stale_deadline: None,
             malformed_log: super::actions::RateLimit::default(),
+            published: None,
+            settings_generation: 0,
         })
     }
 
@@ -291,6 +296,7 @@ impl Driver {
             || speaker.graceful_restart != self.speaker.graceful_restart;
         let was_down = self.settings.shutdown;
         self.settings = settings;
+        self.settings_generation += 1;
         self.speaker = speaker;
         if self.settings.shutdown && !was_down {
             self.admin_down = true;

@@ -536,3 +536,56 @@ async fn a_peer_that_stops_reading_is_dropped_by_the_send_hold_timer() {
     keepalives.abort();
     feeder.abort();
 }
+
+#[tokio::test]
+async fn rfc7606_treat_as_withdraw_and_session_reset() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
+    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    let context = open_session(&mut peer, false).await;
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::PeerUp(_)
+    ));
+
+    // ORIGIN 3 (the FRR incident): treat-as-withdraw, the session stays.
+    let mut bad_origin = update("10.5.0.0/24", &context).to_vec();
+    // Header, withdrawn length, attributes length, then ORIGIN: flags, type, length, value.
+    assert_eq!(&bad_origin[23..26], &[0x40, 1, 1]);
+    bad_origin[26] = 3;
+    peer.send(bytes::Bytes::from(bad_origin)).await.unwrap();
+    match next_rib(&mut harness.rib).await {
+        RibInput::Update {
+            treat_as_withdraw: true,
+            update,
+            ..
+        } => assert_eq!(update.nlri[0].net.to_string(), "10.5.0.0/24"),
+        other => panic!("expected a treat-as-withdraw Update, got {other:?}"),
+    }
+    assert_eq!(
+        harness.handle.status.borrow().state,
+        bgp_proto::fsm::State::Established
+    );
+
+    // A prefix longer than 32 bits cannot be parsed: NOTIFICATION 3/10, session down.
+    let mut bad_nlri = update("10.6.0.0/24", &context).to_vec();
+    let at = bad_nlri.len() - 4;
+    assert_eq!(bad_nlri[at], 24);
+    bad_nlri[at] = 33;
+    peer.send(bytes::Bytes::from(bad_nlri)).await.unwrap();
+    match next_non_keepalive(&mut peer).await {
+        Message::Notification(n) => assert_eq!((n.code, n.subcode), (3, 10)),
+        other => panic!("expected NOTIFICATION 3/10, got {other:?}"),
+    }
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::PeerDown {
+            peer: 7,
+            stale_for: None
+        }
+    ));
+}
