@@ -386,6 +386,13 @@ impl Driver {
                 return;
             }
         };
+        if self.primary.fsm.state() == State::Idle
+            && self.primary.fsm.is_enabled()
+            && !self.admin_down
+        {
+            // Waiting out a restart delay: the peer is back, so are we.
+            self.feed(Which::Primary, Event::AutomaticStart).await;
+        }
         if self.primary.fsm.wants_connection(Initiator::Remote) && self.primary.conn.is_none() {
             self.had_connection = true;
             self.primary.conn = Some(conn);

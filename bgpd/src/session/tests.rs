@@ -589,3 +589,48 @@ async fn rfc7606_treat_as_withdraw_and_session_reset() {
         }
     ));
 }
+
+/// A connected pair: one end for the session (as if accepted), one for the peer.
+async fn accepted_pair() -> (TcpStream, Peer) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (ours, theirs) = tokio::join!(
+        listener.accept(),
+        TcpStream::connect(listener.local_addr().unwrap())
+    );
+    (
+        ours.unwrap().0,
+        Framed::new(theirs.unwrap(), BgpCodec::new(SessionContext::default())),
+    )
+}
+
+#[tokio::test]
+async fn a_returning_peer_cuts_the_restart_delay_short() {
+    let harness = start(settings(179, true));
+    wait_state(&harness.handle, bgp_proto::fsm::State::Active).await;
+    // First connection: the peer sends an OPEN with a bad AS; we refuse it (2/2)
+    // and wait out a restart delay in Idle.
+    let (ours, mut peer) = accepted_pair().await;
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Incoming(ours))
+        .await
+        .unwrap();
+    assert!(matches!(next_message(&mut peer).await, Message::Open(_)));
+    let wrong = Message::Open(Open::new(65099, 9, Ipv4Addr::new(10, 0, 0, 2), vec![]));
+    peer.send(&wrong).await.unwrap();
+    match next_message(&mut peer).await {
+        Message::Notification(n) => assert_eq!((n.code, n.subcode), (2, 2)),
+        other => panic!("expected NOTIFICATION 2/2, got {other:?}"),
+    }
+    wait_state(&harness.handle, bgp_proto::fsm::State::Idle).await;
+    // The peer connects again at once: the session takes it.
+    let (ours, mut peer) = accepted_pair().await;
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Incoming(ours))
+        .await
+        .unwrap();
+    assert!(matches!(next_message(&mut peer).await, Message::Open(_)));
+}
