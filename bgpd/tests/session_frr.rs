@@ -401,3 +401,45 @@ fn four_octet_as_numbers_with_frr() {
         4_200_000_001u32
     );
 }
+
+#[test]
+fn ipv6_routes_over_an_ipv4_session() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-ds", "10.38.0", "fd00:38");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.38.0.1",
+            " neighbor 10.38.0.2 remote-as 64512",
+            "  network 10.104.1.0/24",
+            "  neighbor 10.38.0.2 activate\n  network fd00:104:1::/64",
+            &["10.104.1.0/24", "fd00:104:1::/64"],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.38.0.2",
+            &socket,
+            false,
+            &format!(
+                "{}[[bgp.network]]\nprefix = \"fd00:104:2::/64\"\n",
+                neighbor("10.38.0.1", 65001, "families = [\"ipv4\", \"ipv6\"]")
+            ),
+        ),
+    );
+    frr.wait_established(TIMEOUT, &["10.38.0.2"]).unwrap();
+    wren.wait_route("10.104.1.0/24");
+    let paths = wren.wait_route("fd00:104:1::/64");
+    let next_hop = paths[0]["next_hops"][0].as_str().unwrap().to_owned();
+    assert!(next_hop.contains(':'), "IPv6 next hop expected: {paths:?}");
+    // FRR gets our IPv6 route with our IPv6 address on the link as next hop.
+    let frr_paths = frr.wait_route(TIMEOUT, "fd00:104:2::/64").unwrap();
+    let text = serde_json::to_string(&frr_paths).unwrap();
+    assert!(text.contains("fd00:38::2"), "{text}");
+}
