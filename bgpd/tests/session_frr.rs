@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use lab::{Family, Frr};
-use support::{TIMEOUT, Wren, frr_config, frr_neighbor, pair, wren_config};
+use support::{Pair, TIMEOUT, Wren, frr_config, frr_neighbor, pair, wren_config};
 
 /// How long a session that must not come up is watched.
 const NEVER: Duration = Duration::from_secs(20);
@@ -22,40 +22,107 @@ fn neighbor(address: &str, asn: u32, extra: &str) -> String {
     )
 }
 
+/// FRR at `NET.1` in `net.a` and bgpd at `NET.2` in `net.b`, peering over IPv4.
+struct Peering<'a> {
+    net: &'a str,
+    frr_as: u32,
+    wren_as: u32,
+    /// `router bgp` lines after the neighbor's `remote-as`.
+    frr_lines: &'a str,
+    frr_af4: &'a str,
+    frr_af6: &'a str,
+    frr_networks: &'a [&'a str],
+    /// Keys added to bgpd's neighbor, and TOML after it.
+    wren_neighbor: &'a str,
+    wren_rest: &'a str,
+}
+
+impl Default for Peering<'_> {
+    fn default() -> Self {
+        Peering {
+            net: "",
+            frr_as: 65001,
+            wren_as: 64512,
+            frr_lines: "",
+            frr_af4: "",
+            frr_af6: "",
+            frr_networks: &[],
+            wren_neighbor: "",
+            wren_rest: "",
+        }
+    }
+}
+
+impl Peering<'_> {
+    /// Starts both and waits until FRR sees the session Established.
+    fn start(&self, pair: &Pair) -> (Frr, Wren) {
+        let (frr_address, wren_address) = (format!("{}.1", self.net), format!("{}.2", self.net));
+        let frr = Frr::start(
+            &pair.a,
+            &frr_config(
+                self.frr_as,
+                &frr_address,
+                &format!(
+                    " neighbor {wren_address} remote-as {}\n{}",
+                    self.wren_as, self.frr_lines
+                ),
+                self.frr_af4,
+                self.frr_af6,
+                self.frr_networks,
+            ),
+        )
+        .unwrap();
+        let socket = Wren::socket_path(&pair.b);
+        let config = wren_config(
+            &wren_address,
+            &socket,
+            false,
+            &format!(
+                "{}{}",
+                neighbor(&frr_address, self.frr_as, self.wren_neighbor),
+                self.wren_rest
+            ),
+        )
+        .replace("asn = 64512", &format!("asn = {}", self.wren_as));
+        let wren = Wren::start(&pair.b, &config);
+        frr.wait_established(TIMEOUT, &[wren_address.as_str()])
+            .unwrap();
+        (frr, wren)
+    }
+}
+
+/// Watches for [`NEVER`] that neither side reaches Established (after `grace`, the
+/// time an old session may take to go).
+fn never_established(frr: &Frr, frr_sees: &str, wren: &Wren, wren_sees: &str, grace: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < NEVER {
+        if start.elapsed() > grace {
+            let state = frr.neighbor_state(frr_sees).unwrap();
+            assert_ne!(state.as_deref(), Some("Established"), "FRR established");
+            let ours = wren.neighbor(wren_sees).unwrap();
+            assert_ne!(ours["state"], "Established", "bgpd established");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn ebgp_ipv4_routes_flow_both_ways_and_are_withdrawn() {
     let Some(_ready) = lab::require!(Root, Frr) else {
         return;
     };
     let net = pair("wb-e4", "10.31.0", "fd00:31");
-    let frr = Frr::start(
-        &net.a,
-        &frr_config(
-            65001,
-            "10.31.0.1",
-            " neighbor 10.31.0.2 remote-as 64512",
-            "  network 10.100.1.0/24",
-            "",
-            &["10.100.1.0/24"],
-        ),
-    )
-    .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
-        &net.b,
-        &wren_config(
-            "10.31.0.2",
-            &socket,
-            false,
-            &format!(
-                "{}[[bgp.network]]\nprefix = \"10.100.2.0/24\"\n",
-                neighbor("10.31.0.1", 65001, "description = \"tor-1\"")
-            ),
-        ),
-    );
+    let (frr, wren) = Peering {
+        net: "10.31.0",
+        frr_af4: "  network 10.100.1.0/24",
+        frr_networks: &["10.100.1.0/24"],
+        wren_neighbor: "description = \"tor-1\"",
+        wren_rest: "[[bgp.network]]\nprefix = \"10.100.2.0/24\"\n",
+        ..Peering::default()
+    }
+    .start(&net);
 
     // Established, seen from both sides.
-    frr.wait_established(TIMEOUT, &["10.31.0.2"]).unwrap();
     wren.wait_established(&["10.31.0.1"]);
     let seen = frr_neighbor(&frr, "10.31.0.2");
     assert_eq!(seen["remoteAs"], 64512, "{seen}");
@@ -116,29 +183,13 @@ fn link_down_withdraws_after_the_hold_time() {
         return;
     };
     let net = pair("wb-ld", "10.32.0", "fd00:32");
-    let frr = Frr::start(
-        &net.a,
-        &frr_config(
-            65001,
-            "10.32.0.1",
-            " neighbor 10.32.0.2 remote-as 64512",
-            "  network 10.101.1.0/24",
-            "",
-            &["10.101.1.0/24"],
-        ),
-    )
-    .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
-        &net.b,
-        &wren_config(
-            "10.32.0.2",
-            &socket,
-            false,
-            &neighbor("10.32.0.1", 65001, ""),
-        ),
-    );
-    frr.wait_established(TIMEOUT, &["10.32.0.2"]).unwrap();
+    let (_frr, wren) = Peering {
+        net: "10.32.0",
+        frr_af4: "  network 10.101.1.0/24",
+        frr_networks: &["10.101.1.0/24"],
+        ..Peering::default()
+    }
+    .start(&net);
     wren.wait_route("10.101.1.0/24");
     net.b.iface("eth1").down().unwrap();
     wren.wait_no_route("10.101.1.0/24");
@@ -159,32 +210,15 @@ fn ibgp_with_frr() {
         return;
     };
     let net = pair("wb-ib", "10.33.0", "fd00:33");
-    let frr = Frr::start(
-        &net.a,
-        &frr_config(
-            64512,
-            "10.33.0.1",
-            " neighbor 10.33.0.2 remote-as 64512",
-            "  network 10.102.1.0/24",
-            "",
-            &["10.102.1.0/24"],
-        ),
-    )
-    .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
-        &net.b,
-        &wren_config(
-            "10.33.0.2",
-            &socket,
-            false,
-            &format!(
-                "{}[[bgp.network]]\nprefix = \"10.102.2.0/24\"\n",
-                neighbor("10.33.0.1", 64512, "")
-            ),
-        ),
-    );
-    frr.wait_established(TIMEOUT, &["10.33.0.2"]).unwrap();
+    let (frr, wren) = Peering {
+        net: "10.33.0",
+        frr_as: 64512,
+        frr_af4: "  network 10.102.1.0/24",
+        frr_networks: &["10.102.1.0/24"],
+        wren_rest: "[[bgp.network]]\nprefix = \"10.102.2.0/24\"\n",
+        ..Peering::default()
+    }
+    .start(&net);
     wren.wait_established(&["10.33.0.1"]);
     let detail = wren.bgpctl_json(&["show", "neighbor", "10.33.0.1"]);
     assert_eq!(detail["detail"]["negotiated"]["ibgp"], true, "{detail}");
@@ -254,29 +288,13 @@ fn tcp_md5_with_frr_and_a_wrong_key_never_establishes() {
         return;
     };
     let net = pair("wb-md", "10.35.0", "fd00:35");
-    let frr = Frr::start(
-        &net.a,
-        &frr_config(
-            65001,
-            "10.35.0.1",
-            " neighbor 10.35.0.2 remote-as 64512\n neighbor 10.35.0.2 password s3cret-key",
-            "",
-            "",
-            &[],
-        ),
-    )
-    .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
-        &net.b,
-        &wren_config(
-            "10.35.0.2",
-            &socket,
-            false,
-            &neighbor("10.35.0.1", 65001, "password = \"s3cret-key\""),
-        ),
-    );
-    frr.wait_established(TIMEOUT, &["10.35.0.2"]).unwrap();
+    let (frr, wren) = Peering {
+        net: "10.35.0",
+        frr_lines: " neighbor 10.35.0.2 password s3cret-key",
+        wren_neighbor: "password = \"s3cret-key\"",
+        ..Peering::default()
+    }
+    .start(&net);
     wren.wait_established(&["10.35.0.1"]);
 
     // The wrong key: FRR keeps the right one, bgpd's reload switches to another key.
@@ -284,21 +302,7 @@ fn tcp_md5_with_frr_and_a_wrong_key_never_establishes() {
     std::fs::write(&wren.config_path, config.replace("s3cret-key", "wrong-key")).unwrap();
     let reload = wren.bgpctl_ok(&["reload"]);
     assert!(reload.contains("restarted 10.35.0.1"), "{reload}");
-    let start = Instant::now();
-    while start.elapsed() < NEVER {
-        let state = frr.neighbor_state("10.35.0.2").unwrap();
-        assert_ne!(
-            state.as_deref(),
-            Some("Established"),
-            "FRR established with a wrong key"
-        );
-        let ours = wren.neighbor("10.35.0.1").unwrap();
-        assert_ne!(
-            ours["state"], "Established",
-            "bgpd established with a wrong key"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    never_established(&frr, "10.35.0.2", &wren, "10.35.0.1", Duration::ZERO);
     // The key is changed back: the session returns.
     let config = std::fs::read_to_string(&wren.config_path).unwrap();
     std::fs::write(&wren.config_path, config.replace("wrong-key", "s3cret-key")).unwrap();
@@ -313,29 +317,13 @@ fn gtsm_with_frr_and_a_peer_sending_ttl_1_never_establishes() {
         return;
     };
     let net = pair("wb-tt", "10.36.0", "fd00:36");
-    let frr = Frr::start(
-        &net.a,
-        &frr_config(
-            65001,
-            "10.36.0.1",
-            " neighbor 10.36.0.2 remote-as 64512\n neighbor 10.36.0.2 ttl-security hops 1",
-            "",
-            "",
-            &[],
-        ),
-    )
-    .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
-        &net.b,
-        &wren_config(
-            "10.36.0.2",
-            &socket,
-            false,
-            &neighbor("10.36.0.1", 65001, "ttl_security = true"),
-        ),
-    );
-    frr.wait_established(TIMEOUT, &["10.36.0.2"]).unwrap();
+    let (frr, wren) = Peering {
+        net: "10.36.0",
+        frr_lines: " neighbor 10.36.0.2 ttl-security hops 1",
+        wren_neighbor: "ttl_security = true",
+        ..Peering::default()
+    }
+    .start(&net);
     wren.wait_established(&["10.36.0.1"]);
 
     // FRR without GTSM sends with TTL 1: bgpd drops every packet.
@@ -346,19 +334,13 @@ fn gtsm_with_frr_and_a_peer_sending_ttl_1_never_establishes() {
     ])
     .unwrap();
     frr.vtysh("clear bgp 10.36.0.2").unwrap();
-    let start = Instant::now();
-    while start.elapsed() < NEVER {
-        let state = frr.neighbor_state("10.36.0.2").unwrap();
-        if start.elapsed() > Duration::from_secs(5) {
-            assert_ne!(
-                state.as_deref(),
-                Some("Established"),
-                "established without GTSM"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert_ne!(wren.neighbor("10.36.0.1").unwrap()["state"], "Established");
+    never_established(
+        &frr,
+        "10.36.0.2",
+        &wren,
+        "10.36.0.1",
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
@@ -367,31 +349,16 @@ fn four_octet_as_numbers_with_frr() {
         return;
     };
     let net = pair("wb-as", "10.37.0", "fd00:37");
-    let frr = Frr::start(
-        &net.a,
-        &frr_config(
-            4_200_000_002,
-            "10.37.0.1",
-            " neighbor 10.37.0.2 remote-as 4200000001",
-            "  network 10.103.1.0/24",
-            "",
-            &["10.103.1.0/24"],
-        ),
-    )
-    .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let config = wren_config(
-        "10.37.0.2",
-        &socket,
-        false,
-        &format!(
-            "{}[[bgp.network]]\nprefix = \"10.103.2.0/24\"\n",
-            neighbor("10.37.0.1", 4_200_000_002, "")
-        ),
-    )
-    .replace("asn = 64512", "asn = 4200000001");
-    let wren = Wren::start(&net.b, &config);
-    frr.wait_established(TIMEOUT, &["10.37.0.2"]).unwrap();
+    let (frr, wren) = Peering {
+        net: "10.37.0",
+        frr_as: 4_200_000_002,
+        wren_as: 4_200_000_001,
+        frr_af4: "  network 10.103.1.0/24",
+        frr_networks: &["10.103.1.0/24"],
+        wren_rest: "[[bgp.network]]\nprefix = \"10.103.2.0/24\"\n",
+        ..Peering::default()
+    }
+    .start(&net);
     let paths = wren.wait_route("10.103.1.0/24");
     assert_eq!(paths[0]["as_path"], serde_json::json!([4_200_000_002u32]));
     let frr_paths = frr.wait_route(TIMEOUT, "10.103.2.0/24").unwrap();
@@ -408,32 +375,16 @@ fn ipv6_routes_over_an_ipv4_session() {
         return;
     };
     let net = pair("wb-ds", "10.38.0", "fd00:38");
-    let frr = Frr::start(
-        &net.a,
-        &frr_config(
-            65001,
-            "10.38.0.1",
-            " neighbor 10.38.0.2 remote-as 64512",
-            "  network 10.104.1.0/24",
-            "  neighbor 10.38.0.2 activate\n  network fd00:104:1::/64",
-            &["10.104.1.0/24", "fd00:104:1::/64"],
-        ),
-    )
-    .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
-        &net.b,
-        &wren_config(
-            "10.38.0.2",
-            &socket,
-            false,
-            &format!(
-                "{}[[bgp.network]]\nprefix = \"fd00:104:2::/64\"\n",
-                neighbor("10.38.0.1", 65001, "families = [\"ipv4\", \"ipv6\"]")
-            ),
-        ),
-    );
-    frr.wait_established(TIMEOUT, &["10.38.0.2"]).unwrap();
+    let (frr, wren) = Peering {
+        net: "10.38.0",
+        frr_af4: "  network 10.104.1.0/24",
+        frr_af6: "  neighbor 10.38.0.2 activate\n  network fd00:104:1::/64",
+        frr_networks: &["10.104.1.0/24", "fd00:104:1::/64"],
+        wren_neighbor: "families = [\"ipv4\", \"ipv6\"]",
+        wren_rest: "[[bgp.network]]\nprefix = \"fd00:104:2::/64\"\n",
+        ..Peering::default()
+    }
+    .start(&net);
     wren.wait_route("10.104.1.0/24");
     let paths = wren.wait_route("fd00:104:1::/64");
     let next_hop = paths[0]["next_hops"][0].as_str().unwrap().to_owned();

@@ -170,15 +170,49 @@ async fn wait_state(handle: &SessionHandle, state: bgp_proto::fsm::State) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn active_session_carries_updates_both_ways() {
+/// Starts a session with `settings(port)` toward a scripted peer listening on
+/// `port`, and returns the peer's end of the session's connection.
+async fn connected(settings: impl FnOnce(u16) -> NeighborSettings) -> (Harness, Peer) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
+    let harness = start(settings(listener.local_addr().unwrap().port()));
     let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
         .await
         .unwrap()
         .unwrap();
-    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    (
+        harness,
+        Framed::new(stream, BgpCodec::new(SessionContext::default())),
+    )
+}
+
+/// A connected pair: one end for the session (as if accepted), one for the peer.
+async fn accepted_pair() -> (TcpStream, Peer) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (ours, theirs) = tokio::join!(
+        listener.accept(),
+        TcpStream::connect(listener.local_addr().unwrap())
+    );
+    (
+        ours.unwrap().0,
+        Framed::new(theirs.unwrap(), BgpCodec::new(SessionContext::default())),
+    )
+}
+
+/// The peer connects to the session (as if through a listener); returns its end.
+async fn peer_connects(harness: &Harness) -> Peer {
+    let (ours, peer) = accepted_pair().await;
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Incoming(ours))
+        .await
+        .unwrap();
+    peer
+}
+
+#[tokio::test]
+async fn active_session_carries_updates_both_ways() {
+    let (mut harness, mut peer) = connected(|port| settings(port, false)).await;
     let context = open_session(&mut peer, false).await;
 
     let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
@@ -292,18 +326,7 @@ async fn passive_session_takes_the_peers_connection_and_keeps_routes_on_loss() {
     let mut harness = start(settings(179, true));
     wait_state(&harness.handle, bgp_proto::fsm::State::Active).await;
     // The peer connects to "our listener": a connected pair, one end handed over.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (ours, theirs) = tokio::join!(
-        listener.accept(),
-        TcpStream::connect(listener.local_addr().unwrap())
-    );
-    harness
-        .handle
-        .commands
-        .send(SessionCommand::Incoming(ours.unwrap().0))
-        .await
-        .unwrap();
-    let mut peer = Framed::new(theirs.unwrap(), BgpCodec::new(SessionContext::default()));
+    let mut peer = peer_connects(&harness).await;
     open_session(&mut peer, true).await;
     let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
         panic!("expected PeerUp")
@@ -323,13 +346,7 @@ async fn passive_session_takes_the_peers_connection_and_keeps_routes_on_loss() {
 
 #[tokio::test]
 async fn rib_close_and_drained() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
-    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    let (mut harness, mut peer) = connected(|port| settings(port, false)).await;
     let context = open_session(&mut peer, false).await;
     let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
         panic!("expected PeerUp")
@@ -377,13 +394,7 @@ async fn rib_close_and_drained() {
 
 #[tokio::test]
 async fn stop_sends_the_notification_and_ends_the_task() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
-    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    let (mut harness, mut peer) = connected(|port| settings(port, false)).await;
     open_session(&mut peer, false).await;
     assert!(matches!(
         next_rib(&mut harness.rib).await,
@@ -414,30 +425,13 @@ async fn stop_sends_the_notification_and_ends_the_task() {
 async fn collision_keeps_the_connection_of_the_higher_identifier() {
     // The peer (10.0.0.2) has the higher identifier: its connection survives and
     // ours is closed with Cease 6/7.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
-    let (ours_at_peer, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut ours_at_peer = Framed::new(ours_at_peer, BgpCodec::new(SessionContext::default()));
+    let (mut harness, mut ours_at_peer) = connected(|port| settings(port, false)).await;
     assert!(matches!(
         next_message(&mut ours_at_peer).await,
         Message::Open(_)
     ));
     // Meanwhile the peer connects to us.
-    let pair = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (accepted, theirs) = tokio::join!(
-        pair.accept(),
-        TcpStream::connect(pair.local_addr().unwrap())
-    );
-    harness
-        .handle
-        .commands
-        .send(SessionCommand::Incoming(accepted.unwrap().0))
-        .await
-        .unwrap();
-    let mut theirs = Framed::new(theirs.unwrap(), BgpCodec::new(SessionContext::default()));
+    let mut theirs = peer_connects(&harness).await;
     // The peer answers on both connections.
     let open = peer_open(Ipv4Addr::new(10, 0, 0, 2), false);
     ours_at_peer.send(&open).await.unwrap();
@@ -539,13 +533,7 @@ async fn a_peer_that_stops_reading_is_dropped_by_the_send_hold_timer() {
 
 #[tokio::test]
 async fn rfc7606_treat_as_withdraw_and_session_reset() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut harness = start(settings(listener.local_addr().unwrap().port(), false));
-    let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut peer = Framed::new(stream, BgpCodec::new(SessionContext::default()));
+    let (mut harness, mut peer) = connected(|port| settings(port, false)).await;
     let context = open_session(&mut peer, false).await;
     assert!(matches!(
         next_rib(&mut harness.rib).await,
@@ -590,32 +578,13 @@ async fn rfc7606_treat_as_withdraw_and_session_reset() {
     ));
 }
 
-/// A connected pair: one end for the session (as if accepted), one for the peer.
-async fn accepted_pair() -> (TcpStream, Peer) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (ours, theirs) = tokio::join!(
-        listener.accept(),
-        TcpStream::connect(listener.local_addr().unwrap())
-    );
-    (
-        ours.unwrap().0,
-        Framed::new(theirs.unwrap(), BgpCodec::new(SessionContext::default())),
-    )
-}
-
 #[tokio::test]
 async fn a_returning_peer_cuts_the_restart_delay_short() {
     let harness = start(settings(179, true));
     wait_state(&harness.handle, bgp_proto::fsm::State::Active).await;
     // First connection: the peer sends an OPEN with a bad AS; we refuse it (2/2)
     // and wait out a restart delay in Idle.
-    let (ours, mut peer) = accepted_pair().await;
-    harness
-        .handle
-        .commands
-        .send(SessionCommand::Incoming(ours))
-        .await
-        .unwrap();
+    let mut peer = peer_connects(&harness).await;
     assert!(matches!(next_message(&mut peer).await, Message::Open(_)));
     let wrong = Message::Open(Open::new(65099, 9, Ipv4Addr::new(10, 0, 0, 2), vec![]));
     peer.send(&wrong).await.unwrap();
@@ -625,12 +594,6 @@ async fn a_returning_peer_cuts_the_restart_delay_short() {
     }
     wait_state(&harness.handle, bgp_proto::fsm::State::Idle).await;
     // The peer connects again at once: the session takes it.
-    let (ours, mut peer) = accepted_pair().await;
-    harness
-        .handle
-        .commands
-        .send(SessionCommand::Incoming(ours))
-        .await
-        .unwrap();
+    let mut peer = peer_connects(&harness).await;
     assert!(matches!(next_message(&mut peer).await, Message::Open(_)));
 }
