@@ -92,7 +92,9 @@ fn best_path_and_ecmp_between_two_frr_neighbors_reach_the_kernel() {
                 65001,
                 "10.81.2.1",
                 " neighbor 10.81.2.2 remote-as 64512\n neighbor 10.81.2.2 timers connect 1",
-                "  network 10.180.1.0/24\n  network 10.180.2.0/24\n  neighbor 10.81.2.2 route-map PREPEND out",
+                // allowas-in: without it FRR would drop a transited route for its
+                // own AS in the path, and the no-transit check below would prove nothing.
+                "  network 10.180.1.0/24\n  network 10.180.2.0/24\n  neighbor 10.81.2.2 route-map PREPEND out\n  neighbor 10.81.2.2 allowas-in",
                 "",
                 &["10.180.1.0/24", "10.180.2.0/24"],
             )
