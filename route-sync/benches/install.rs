@@ -1,28 +1,45 @@
-//! Installs then deletes N IPv4 /26 routes through route-sync and through
-//! `ip -batch` (one request per message, each acked) in fresh network
-//! namespaces, several runs each, and prints routes/s (median, min, max)
-//! and the time ratio of route-sync to `ip -batch`.
+//! Memory and speed of route-sync, as root in fresh network namespaces.
+//!
+//! - `memory`: for each size, IPv4 /26 and IPv6 /64 routes, each case in a
+//!   fresh process (this binary again, with ROUTE_SYNC_BENCH_MEMORY=family:N):
+//!   resident set size (VmRSS) before start, after N installs and after
+//!   their removal, and the peak (VmHWM), divided by N. Changes are
+//!   generated as they are fed, 4096 per `apply` (as bgpd's fib task hands
+//!   them over), so the figures are route-sync's own and not its input's.
+//! - `speed`: installs then deletes N IPv4 /26 routes through route-sync and
+//!   through `ip -batch` (one request per message, each acked), several runs
+//!   each, and prints routes/s (median, min, max) and the time ratio of
+//!   route-sync to `ip -batch`.
 //!
 //! Run as root:
 //! `CARGO_TARGET_DIR=... cargo bench -p route-sync --bench install`
 //! Environment: ROUTE_SYNC_BENCH_SIZES (default "100000,1000000"),
-//! ROUTE_SYNC_BENCH_RUNS (default 5).
+//! ROUTE_SYNC_BENCH_RUNS (default 5), ROUTE_SYNC_BENCH_PARTS (default
+//! "memory,speed").
 
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use route_sync::{Change, Config, Route};
+
+/// Changes per `apply` in the memory runs (bgpd's MAX_FIB_BATCH).
+const CHUNK: usize = 4096;
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("install bench: skipped, needs root for network namespaces");
         return;
     }
+    if let Ok(case) = std::env::var("ROUTE_SYNC_BENCH_MEMORY") {
+        memory_case(&case);
+        return;
+    }
+    let parts = std::env::var("ROUTE_SYNC_BENCH_PARTS").unwrap_or_else(|_| "memory,speed".into());
     let sizes: Vec<usize> = std::env::var("ROUTE_SYNC_BENCH_SIZES")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
@@ -32,6 +49,23 @@ fn main() {
         .ok()
         .map(|s| s.parse().unwrap())
         .unwrap_or(5);
+    if parts.contains("memory") {
+        println!(
+            "route-sync memory, each case in a fresh process (growth over the baseline before start):"
+        );
+        for &size in &sizes {
+            for family in ["ipv4", "ipv6"] {
+                let status = Command::new(std::env::current_exe().unwrap())
+                    .env("ROUTE_SYNC_BENCH_MEMORY", format!("{family}:{size}"))
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "memory case {family}:{size} failed");
+            }
+        }
+    }
+    if !parts.contains("speed") {
+        return;
+    }
     for size in sizes {
         let prefixes = prefixes(size);
         let directory =
@@ -69,6 +103,104 @@ fn main() {
         report(size, "install", &mut ours.0, &mut theirs.0);
         report(size, "delete", &mut ours.1, &mut theirs.1);
     }
+}
+
+/// VmRSS and VmHWM of this process, in octets.
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap()
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The i-th prefix of a family: IPv4 /26 from 32.0.0.0, IPv6 /64 from 2001:db8:100::.
+fn nth_prefix(ipv6: bool, i: usize) -> IpNet {
+    if ipv6 {
+        let base = u128::from(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0));
+        IpNet::V6(Ipv6Net::new(Ipv6Addr::from(base + ((i as u128) << 64)), 64).unwrap())
+    } else {
+        IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x2000_0000 + i as u32 * 64), 26).unwrap())
+    }
+}
+
+/// In a child process: one family and size, resident memory per route.
+fn memory_case(case: &str) {
+    let (family, size) = case.split_once(':').unwrap();
+    let ipv6 = family == "ipv6";
+    let size: usize = size.parse().unwrap();
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    for args in [
+        &["link", "add", "d0", "type", "veth", "peer", "name", "d0p"][..],
+        &["addr", "add", "10.0.0.1/24", "dev", "d0"],
+        &["-6", "addr", "add", "2001:db8::1/64", "dev", "d0", "nodad"],
+        &["link", "set", "d0p", "up"],
+        &["link", "set", "d0", "up"],
+    ] {
+        assert!(Command::new("ip").args(args).status().unwrap().success());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let gateway: IpAddr = if ipv6 {
+            "2001:db8::2".parse().unwrap()
+        } else {
+            "10.0.0.2".parse().unwrap()
+        };
+        let (before, _) = memory();
+        let fib = route_sync::start(Config::default()).await.unwrap();
+        let start = Instant::now();
+        for first in (0..size).step_by(CHUNK) {
+            let changes = (first..size.min(first + CHUNK))
+                .map(|i| Change::Install(Route::via(nth_prefix(ipv6, i), gateway)))
+                .collect();
+            fib.apply(changes).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        fib.sync().await.unwrap();
+        let install = start.elapsed();
+        let (installed, peak) = memory();
+        let start = Instant::now();
+        for first in (0..size).step_by(CHUNK) {
+            let changes = (first..size.min(first + CHUNK))
+                .map(|i| Change::Remove(nth_prefix(ipv6, i)))
+                .collect();
+            fib.apply(changes).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        fib.sync().await.unwrap();
+        let delete = start.elapsed();
+        let (removed, _) = memory();
+        let snapshot = fib.snapshot().await.unwrap();
+        assert!(snapshot.installed.is_empty() && snapshot.failed.is_empty());
+        assert_eq!(snapshot.counters.added, size as u64);
+        assert_eq!(snapshot.counters.deleted, size as u64);
+        fib.shutdown(false).await.unwrap();
+        let per = |octets: u64| octets.saturating_sub(before) as f64 / size as f64;
+        println!(
+            "memory  {family} {size:>8} routes: resident {:>6.1} B/route, peak {:>6.1} B/route, \
+             after removal {:>6.1} B/route ({:.1} MiB baseline); install {:>7.0} routes/s, delete {:>7.0} routes/s",
+            per(installed),
+            per(peak),
+            per(removed),
+            before as f64 / 1048576.0,
+            size as f64 / install.as_secs_f64(),
+            size as f64 / delete.as_secs_f64(),
+        );
+    });
 }
 
 /// N distinct /26 prefixes from 32.0.0.0 on.
