@@ -515,3 +515,74 @@ description = \"{right_description}\"
     assert!(stderr.contains("bgp.asn"), "{stderr}");
     assert!(wren.neighbor("10.54.1.1").is_some());
 }
+
+#[test]
+fn reload_with_a_new_import_filter_keeps_the_session() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-rf", "10.55.0", "fd00:55");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.55.0.1",
+            " neighbor 10.55.0.2 remote-as 64512",
+            "  network 10.132.1.0/24\n  network 10.132.2.0/24",
+            "",
+            &["10.132.1.0/24", "10.132.2.0/24"],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let neighbor = |import: &str| {
+        format!(
+            "[[bgp.neighbor]]
+address = \"10.55.0.1\"
+remote_asn = 65001
+hold_time = 9
+connect_retry = 1
+{import}
+
+[[policy.prefix_list]]
+name = \"first\"
+rules = [{{ prefix = \"10.132.1.0/24\" }}]
+
+[[policy.filter]]
+name = \"only-first\"
+[[policy.filter.rule]]
+prefix_list = \"first\"
+action = \"accept\"
+"
+        )
+    };
+    let wren = Wren::start(
+        &net.b,
+        &wren_config("10.55.0.2", &socket, false, &neighbor("")),
+    );
+    frr.wait_established(TIMEOUT, &["10.55.0.2"]).unwrap();
+    wren.wait_route("10.132.1.0/24");
+    wren.wait_route("10.132.2.0/24");
+    let connections = frr_neighbor(&frr, "10.55.0.2")["connectionsEstablished"].clone();
+
+    // The filter changes: routes are re-evaluated, the session is not touched.
+    std::fs::write(
+        &wren.config_path,
+        wren_config(
+            "10.55.0.2",
+            &socket,
+            false,
+            &neighbor("import = \"only-first\""),
+        ),
+    )
+    .unwrap();
+    let summary = wren.bgpctl_json(&["reload"]);
+    assert_eq!(summary["reset"], serde_json::json!([]), "{summary}");
+    wren.wait_no_route("10.132.2.0/24");
+    assert!(!wren.paths("10.132.1.0/24").is_empty());
+    assert_eq!(
+        frr_neighbor(&frr, "10.55.0.2")["connectionsEstablished"],
+        connections
+    );
+    assert_eq!(wren.neighbor("10.55.0.1").unwrap()["state"], "Established");
+}
