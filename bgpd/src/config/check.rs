@@ -153,6 +153,12 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
                 ),
             );
         }
+        if neighbor.passive && bgp.listen.is_empty() {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "passive"],
+                "a passive neighbor must connect to us, but bgp.listen is empty",
+            );
+        }
         if neighbor.connect_retry == 0 {
             problems.add(
                 key_path!["bgp", "neighbor", index, "connect_retry"],
@@ -197,6 +203,12 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
                     ),
                 );
             }
+        }
+        if bgp.listen.is_empty() {
+            problems.add(
+                key_path!["bgp", "listen_range", index, "prefix"],
+                "listen ranges accept connections, but bgp.listen is empty",
+            );
         }
         if range.max_neighbors == Some(0) {
             problems.add(

@@ -75,7 +75,7 @@ fn every_key_of_every_section_parses() {
 [bgp]
 asn = 4200000001
 router_id = "10.0.0.1"
-listen = []
+listen = ["[::]:1179"]
 max_paths = 4
 cluster_id = "10.0.0.100"
 [bgp.graceful_restart]
@@ -250,6 +250,11 @@ fn cross_reference_errors_name_line_and_key() {
         "bgp.neighbor[0].local_address",
     );
     error(&neighbor("families = []\n"), 8, "bgp.neighbor[0].families");
+    error(
+        &neighbor("passive = true\n").replace("[bgp]\n", "[bgp]\nlisten = []\n"),
+        9,
+        "bgp.neighbor[0].passive",
+    );
     error(
         &neighbor("hold_time = 9\nsend_hold_time = 9\n"),
         9,
