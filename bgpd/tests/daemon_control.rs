@@ -300,14 +300,6 @@ connect_retry = 1
     assert!(net.b.route("10.131.1.0/24").unwrap().is_none());
 }
 
-/// bgpctl copied where every user can run it.
-fn public_bgpctl(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("bgpctl");
-    std::fs::copy(env!("CARGO_BIN_EXE_bgpctl"), &path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
 /// Runs bgpctl as user `nobody` with `group` as its only group.
 fn bgpctl_as_nobody(
     bgpctl: &Path,
@@ -336,7 +328,7 @@ fn control_socket_refuses_outsiders_and_offers_read_only_access() {
         return;
     };
     let netns = Netns::new("wb-perm").unwrap();
-    let bgpctl = public_bgpctl(ready.dir());
+    let bgpctl = support::public_binary(Path::new(env!("CARGO_BIN_EXE_bgpctl")), ready.dir());
     std::fs::set_permissions(ready.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     // The default mode 0660, owned by root: nobody cannot even connect.

@@ -42,9 +42,7 @@ fn bgpd_runs_unprivileged_with_two_capabilities() {
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
     std::fs::set_permissions(net.b.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let binary = dir.join("bgpd");
-    std::fs::copy(env!("CARGO_BIN_EXE_bgpd"), &binary).unwrap();
-    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = support::public_binary(std::path::Path::new(env!("CARGO_BIN_EXE_bgpd")), &dir);
     let socket = dir.join("bgpd.sock");
     let config = dir.join("bgpd.toml");
     std::fs::write(

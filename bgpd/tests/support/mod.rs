@@ -243,3 +243,26 @@ pub fn frr_neighbor(frr: &lab::Frr, address: &str) -> Value {
         .unwrap()[address]
         .clone()
 }
+
+/// Copies a binary into `dir` (mode 0755) so that any user can run it, and waits
+/// until it can be executed: a process another test thread forked while the copy
+/// was open for writing holds it open until it execs, and until then running the
+/// copy fails with ETXTBSY.
+pub fn public_binary(source: &Path, dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let name = source.file_name().expect("binary name");
+    let path = dir.join(name);
+    std::fs::copy(source, &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    lab::wait_for(
+        TIMEOUT,
+        &format!("{} to be executable", path.display()),
+        || match Command::new(&path).arg("--version").output() {
+            Ok(output) if output.status.success() => Ok(()),
+            Ok(output) => Err(format!("{output:?}")),
+            Err(error) => Err(error.to_string()),
+        },
+    )
+    .unwrap();
+    path
+}
