@@ -6,6 +6,9 @@
 //!   their removal, and the peak (VmHWM), divided by N. Changes are
 //!   generated as they are fed, 4096 per `apply` (as bgpd's fib task hands
 //!   them over), so the figures are route-sync's own and not its input's.
+//!   Also printed: routes/s and CPU time per route (user and system, from
+//!   schedstat: the kernel's work on our requests counts, other processes'
+//!   load does not).
 //! - `speed`: installs then deletes N IPv4 /26 routes through route-sync and
 //!   through `ip -batch` (one request per message, each acked), several runs
 //!   each, and prints routes/s (median, min, max) and the time ratio of
@@ -125,6 +128,13 @@ fn memory() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time of the calling thread (user and system), from schedstat.
+fn cpu_time() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    let nanoseconds = text.split_whitespace().next().unwrap().parse().unwrap();
+    Duration::from_nanos(nanoseconds)
+}
+
 /// The i-th prefix of a family: IPv4 /26 from 32.0.0.0, IPv6 /64 from 2001:db8:100::.
 fn nth_prefix(ipv6: bool, i: usize) -> IpNet {
     if ipv6 {
@@ -163,6 +173,7 @@ fn memory_case(case: &str) {
         let (before, _) = memory();
         let fib = route_sync::start(Config::default()).await.unwrap();
         let start = Instant::now();
+        let cpu = cpu_time();
         for first in (0..size).step_by(CHUNK) {
             let changes = (first..size.min(first + CHUNK))
                 .map(|i| Change::Install(Route::via(nth_prefix(ipv6, i), gateway)))
@@ -172,8 +183,10 @@ fn memory_case(case: &str) {
         }
         fib.sync().await.unwrap();
         let install = start.elapsed();
+        let install_cpu = cpu_time() - cpu;
         let (installed, peak) = memory();
         let start = Instant::now();
+        let cpu = cpu_time();
         for first in (0..size).step_by(CHUNK) {
             let changes = (first..size.min(first + CHUNK))
                 .map(|i| Change::Remove(nth_prefix(ipv6, i)))
@@ -183,6 +196,7 @@ fn memory_case(case: &str) {
         }
         fib.sync().await.unwrap();
         let delete = start.elapsed();
+        let delete_cpu = cpu_time() - cpu;
         let (removed, _) = memory();
         let snapshot = fib.snapshot().await.unwrap();
         assert!(snapshot.installed.is_empty() && snapshot.failed.is_empty());
@@ -192,13 +206,16 @@ fn memory_case(case: &str) {
         let per = |octets: u64| octets.saturating_sub(before) as f64 / size as f64;
         println!(
             "memory  {family} {size:>8} routes: resident {:>6.1} B/route, peak {:>6.1} B/route, \
-             after removal {:>6.1} B/route ({:.1} MiB baseline); install {:>7.0} routes/s, delete {:>7.0} routes/s",
+             after removal {:>6.1} B/route ({:.1} MiB baseline); install {:>7.0} routes/s ({:.2} us CPU/route), \
+             delete {:>7.0} routes/s ({:.2} us CPU/route)",
             per(installed),
             per(peak),
             per(removed),
             before as f64 / 1048576.0,
             size as f64 / install.as_secs_f64(),
+            install_cpu.as_secs_f64() * 1e6 / size as f64,
             size as f64 / delete.as_secs_f64(),
+            delete_cpu.as_secs_f64() * 1e6 / size as f64,
         );
     });
 }

@@ -45,12 +45,14 @@
 
 pub mod config;
 pub mod error;
+mod intern;
 mod message;
 mod netlink;
 mod reconcile;
 mod resolve;
 pub mod route;
 pub mod snapshot;
+mod table;
 mod task;
 mod watch;
 

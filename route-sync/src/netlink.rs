@@ -55,15 +55,6 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    pub(crate) fn new(first_seq: u32) -> Batch {
-        Batch {
-            buffer: Vec::with_capacity(BATCH_BYTES + 4096),
-            first_seq,
-            count: 0,
-            last_offset: 0,
-        }
-    }
-
     /// Sequence number for the next request.
     pub(crate) fn next_seq(&self) -> u32 {
         self.first_seq.wrapping_add(self.count as u32)
@@ -97,6 +88,8 @@ pub(crate) struct RequestSocket {
     portid: u32,
     seq: u32,
     receive: Vec<u8>,
+    /// The buffer of the last batch, kept for the next one.
+    spare: Vec<u8>,
 }
 
 impl std::fmt::Debug for RequestSocket {
@@ -127,6 +120,7 @@ impl RequestSocket {
             portid,
             seq: 1,
             receive: Vec::with_capacity(RECV_SIZE),
+            spare: Vec::new(),
         })
     }
 
@@ -137,7 +131,20 @@ impl RequestSocket {
 
     /// A new batch with fresh sequence numbers.
     pub(crate) fn batch(&mut self) -> Batch {
-        Batch::new(self.seq)
+        let mut buffer = std::mem::take(&mut self.spare);
+        buffer.clear();
+        buffer.reserve(BATCH_BYTES + 4096);
+        Batch {
+            buffer,
+            first_seq: self.seq,
+            count: 0,
+            last_offset: 0,
+        }
+    }
+
+    /// Keeps the buffer of a batch that was not sent for the next one.
+    pub(crate) fn recycle(&mut self, batch: Batch) {
+        self.spare = batch.buffer;
     }
 
     /// Sends a batch in one sendmsg and returns the requests that failed.
@@ -149,6 +156,8 @@ impl RequestSocket {
         self.seq = batch.next_seq();
         let last_seq = batch.next_seq().wrapping_sub(1);
         self.send(&batch.buffer, "sending route requests").await?;
+        let (first_seq, count) = (batch.first_seq, batch.count);
+        self.recycle(batch);
         let mut refusals = Vec::new();
         let context = "reading the kernel's answers to route requests";
         loop {
@@ -158,8 +167,8 @@ impl RequestSocket {
                 if message.kind != NLMSG_ERROR {
                     continue;
                 }
-                let index = message.seq.wrapping_sub(batch.first_seq) as usize;
-                if index >= batch.count {
+                let index = message.seq.wrapping_sub(first_seq) as usize;
+                if index >= count {
                     continue;
                 }
                 let (errno, detail) = parse_error(&message);

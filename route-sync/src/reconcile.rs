@@ -2,40 +2,43 @@
 //! holds of ours, and the request that makes one equal to the other.
 //!
 //! Calling contract: the syncer task feeds desires, kernel events and dump
-//! results in, pulls requests out with `next_operation`, and reports each
-//! batch's outcome with `applied` or `refused_all`. Nothing here does I/O.
-//! A prefix whose kernel route already equals its resolved desire produces
-//! no request at all: that is what makes a restart free of churn.
+//! results in (a dump as `begin_dump`, `dumped` per route, `end_dump`),
+//! pulls requests out with `next_operation`, and reports each batch's
+//! outcome with `applied` or `refused_all`. Nothing here does I/O. A prefix
+//! whose kernel route already equals its resolved desire produces no
+//! request at all: that is what makes a restart free of churn.
+//!
+//! Memory: a route is one packed slot in [`Tables`] (see there); desired
+//! targets and kernel forms are interned (a million routes through the same
+//! gateway share one of each), and a target's kernel form is resolved once
+//! per address family, not per route. Problems are not stored per route:
+//! resolution problems are derived from the target when a snapshot is
+//! taken, and only refusals by the kernel are kept, in a map of their own.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use crate::error::{Operation as Verb, RouteError};
+use crate::intern::Interner;
 use crate::message::{KernelKind, KernelNextHop, KernelRoute, Placement, Request};
 use crate::netlink::Refusal;
 use crate::resolve::{HopFailure, Resolver};
 use crate::route::{NextHop, Route, Target};
 use crate::snapshot::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
+use crate::table::{CLAIMED, SEEN, Slot, Tables};
 
 /// One request handed to the kernel.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Operation {
     pub prefix: IpNet,
     pub request: Request,
     pub metric: u32,
-    pub kind: Option<KernelKind>,
-}
-
-#[derive(Debug, Default)]
-struct Entry {
-    desired: Option<Target>,
-    kernel: Option<KernelKind>,
-    problem: Option<RouteError>,
-    /// Desired at some point since start (so not merely adopted).
-    claimed: bool,
-    queued: bool,
+    /// The interned kernel form to install: one reference, given back (or
+    /// handed on) when the operation is settled.
+    pub kind: Option<u32>,
 }
 
 /// Desired and installed routes of one syncer.
@@ -46,15 +49,50 @@ pub(crate) struct State {
     pub counters: Counters,
     pub converged: bool,
     max_paths: usize,
-    entries: HashMap<IpNet, Entry>,
-    queue: VecDeque<IpNet>,
+    tables: Tables,
+    targets: Interner<Target>,
+    kinds: Interner<KernelKind>,
+    details: Interner<String>,
+    /// Kernel next hops per desired next hop.
+    hops: HashMap<NextHop, Result<Vec<KernelNextHop>, HopFailure>>,
+    /// Kernel form per desired target and family (IPv6: true).
+    resolutions: HashMap<(u32, bool), Resolution>,
     /// Our routes at another metric: removed after convergence.
     stale: Vec<(IpNet, u32)>,
     stale_queued: usize,
-    cache: HashMap<NextHop, Result<Vec<KernelNextHop>, HopFailure>>,
     /// Installed next hops per interface index.
     links_used: HashMap<u32, usize>,
-    refused: HashSet<IpNet>,
+    /// Requests the kernel refused, until the prefix is decided again.
+    refused: HashMap<IpNet, Refused>,
+}
+
+/// Why a desired target has no (complete) kernel form; the prefix is named
+/// when it is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    Hop(HopFailure),
+    FamilyMismatch(IpAddr),
+    NoNextHop,
+}
+
+/// A desired target in the kernel's terms.
+#[derive(Debug)]
+struct Resolution {
+    /// The interned kernel form (one reference held here).
+    kind: Result<u32, Failure>,
+    /// Set when only some next hops resolved.
+    warning: Option<Failure>,
+}
+
+/// A request the kernel refused.
+#[derive(Debug)]
+struct Refused {
+    request: Request,
+    /// Interned kernel form of the refused request (one reference).
+    kind: Option<u32>,
+    errno: i32,
+    /// Interned extended ack text (one reference).
+    detail: Option<u32>,
 }
 
 impl State {
@@ -65,32 +103,39 @@ impl State {
             counters: Counters::default(),
             converged: false,
             max_paths,
-            entries: HashMap::new(),
-            queue: VecDeque::new(),
+            tables: Tables::default(),
+            targets: Interner::default(),
+            kinds: Interner::default(),
+            details: Interner::default(),
+            hops: HashMap::new(),
+            resolutions: HashMap::new(),
             stale: Vec::new(),
             stale_queued: 0,
-            cache: HashMap::new(),
             links_used: HashMap::new(),
-            refused: HashSet::new(),
+            refused: HashMap::new(),
         }
     }
 
     /// Wants `route` in the kernel.
     pub(crate) fn desire(&mut self, route: Route) {
         let prefix = route.prefix.trunc();
-        let entry = self.entries.entry(prefix).or_default();
-        entry.desired = Some(route.target);
-        entry.claimed = true;
-        enqueue(&mut self.queue, prefix, entry);
+        let target = self.targets.intern(route.target);
+        let slot = self.tables.queued(prefix);
+        slot.set(CLAIMED, true);
+        if let Some(old) = slot.set_desired(Some(target)) {
+            self.release_target(old);
+        }
     }
 
     /// No longer wants a route for `prefix`.
     pub(crate) fn withdraw(&mut self, prefix: IpNet) {
         let prefix = prefix.trunc();
-        if let Some(entry) = self.entries.get_mut(&prefix) {
-            entry.desired = None;
-            entry.claimed = true;
-            enqueue(&mut self.queue, prefix, entry);
+        let old = self.tables.queued_existing(prefix).and_then(|slot| {
+            slot.set(CLAIMED, true);
+            slot.set_desired(None)
+        });
+        if let Some(old) = old {
+            self.release_target(old);
         }
     }
 
@@ -98,35 +143,44 @@ impl State {
     pub(crate) fn mark_converged(&mut self) {
         self.converged = true;
         self.stale_queued = self.stale.len();
-        for (prefix, entry) in &mut self.entries {
-            if entry.desired.is_none() && entry.kernel.is_some() {
-                enqueue(&mut self.queue, *prefix, entry);
-            }
-        }
+        self.tables
+            .visit(|_, slot| slot.desired().is_none() && slot.kernel().is_some());
     }
 
     /// Shutdown without keeping routes: everything of ours goes.
     pub(crate) fn remove_all(&mut self) {
         self.converged = true;
         self.stale_queued = self.stale.len();
-        for (prefix, entry) in &mut self.entries {
-            entry.desired = None;
-            entry.claimed = true;
-            enqueue(&mut self.queue, *prefix, entry);
+        let targets = &mut self.targets;
+        let mut freed = Vec::new();
+        self.tables.visit(|_, slot| {
+            slot.set(CLAIMED, true);
+            if let Some(old) = slot.set_desired(None) {
+                if targets.release(old) {
+                    freed.push(old);
+                }
+            }
+            true
+        });
+        for target in freed {
+            self.forget_resolutions(target);
         }
     }
 
     /// Tries routes the kernel refused again.
     pub(crate) fn retry_refused(&mut self) {
-        for prefix in std::mem::take(&mut self.refused) {
-            if let Some(entry) = self.entries.get_mut(&prefix) {
-                enqueue(&mut self.queue, prefix, entry);
+        let prefixes: Vec<IpNet> = self.refused.keys().copied().collect();
+        for prefix in prefixes {
+            if self.tables.queued_existing(prefix).is_none() {
+                if let Some(refused) = self.refused.remove(&prefix) {
+                    self.release_refused(refused);
+                }
             }
         }
     }
 
     pub(crate) fn has_work(&self) -> bool {
-        !self.queue.is_empty() || self.stale_queued > 0
+        self.tables.has_queued() || self.stale_queued > 0
     }
 
     /// The next request to send, if any prefix needs one.
@@ -142,58 +196,20 @@ impl State {
                 });
             }
         }
-        while let Some(prefix) = self.queue.pop_front() {
-            if let Some(operation) = self.decide(prefix) {
+        while let Some((prefix, slot)) = self.tables.next_queued() {
+            let Some(slot) = slot else {
+                continue;
+            };
+            if let Some(operation) = self.decide(prefix, slot) {
                 return Some(operation);
             }
         }
         None
     }
 
-    fn decide(&mut self, prefix: IpNet) -> Option<Operation> {
-        let State {
-            entries,
-            cache,
-            resolver,
-            max_paths,
-            placement,
-            converged,
-            ..
-        } = self;
-        let entry = entries.get_mut(&prefix)?;
-        entry.queued = false;
-        let operation = |request, kind| Operation {
-            prefix,
-            request,
-            metric: placement.metric,
-            kind,
-        };
-        match &entry.desired {
-            Some(target) => match resolve_target(cache, resolver, *max_paths, prefix, target) {
-                Ok((kind, warning)) => {
-                    entry.problem = warning;
-                    match &entry.kernel {
-                        Some(installed) if *installed == kind => None,
-                        Some(_) => Some(operation(Request::Replace, Some(kind))),
-                        None => Some(operation(Request::Add, Some(kind))),
-                    }
-                }
-                Err(error) => {
-                    entry.problem = Some(error);
-                    entry
-                        .kernel
-                        .is_some()
-                        .then(|| operation(Request::Delete, None))
-                }
-            },
-            None if entry.kernel.is_some() => {
-                (*converged || entry.claimed).then(|| operation(Request::Delete, None))
-            }
-            None => {
-                entries.remove(&prefix);
-                None
-            }
-        }
+    /// The kernel form an operation carries, for encoding it.
+    pub(crate) fn kernel_kind(&self, kind: Option<u32>) -> Option<&KernelKind> {
+        kind.and_then(|kind| self.kinds.get(kind))
     }
 
     /// Records a batch's outcome; `refusals` come sorted by index.
@@ -217,65 +233,15 @@ impl State {
         }
     }
 
-    fn settle(&mut self, operation: Operation, refusal: Option<Refusal>) {
-        let prefix = operation.prefix;
-        if operation.metric != self.placement.metric {
-            return; // a stale route: gone or not, it is not ours to track
+    /// A batch whose outcome is unknown (answers were lost): nothing is
+    /// recorded, the caller dumps the kernel again.
+    pub(crate) fn abandon(&mut self, operations: Vec<Operation>) {
+        for kind in operations.into_iter().filter_map(|o| o.kind) {
+            self.kinds.release(kind);
         }
-        let gone = matches!(&refusal, Some(r) if r.errno == libc::ESRCH)
-            && operation.request == Request::Delete;
-        if let Some(refusal) = refusal.filter(|_| !gone) {
-            self.counters.refused += 1;
-            let route = self.describe(prefix, operation.kind.as_ref());
-            let error = RouteError::Kernel {
-                operation: match operation.request {
-                    Request::Add => Verb::Add,
-                    Request::Replace => Verb::Replace,
-                    Request::Delete => Verb::Delete,
-                },
-                route,
-                table: self.placement.table,
-                metric: self.placement.metric,
-                errno: refusal.errno,
-                detail: refusal.detail,
-            };
-            tracing::warn!("route-sync: {error}");
-            self.refused.insert(prefix);
-            if let Some(entry) = self.entries.get_mut(&prefix) {
-                entry.problem = Some(error);
-            }
-            return;
-        }
-        let Some(entry) = self.entries.get_mut(&prefix) else {
-            return;
-        };
-        match operation.request {
-            Request::Add => self.counters.added += 1,
-            Request::Replace => self.counters.replaced += 1,
-            Request::Delete => self.counters.deleted += 1,
-        }
-        let old = std::mem::replace(&mut entry.kernel, operation.kind);
-        let new = entry.kernel.clone();
-        let remove = entry.desired.is_none() && entry.kernel.is_none();
-        if operation.request == Request::Delete && entry.desired.is_none() {
-            entry.problem = None;
-        }
-        if entry
-            .problem
-            .as_ref()
-            .is_some_and(|p| matches!(p, RouteError::Kernel { .. }))
-        {
-            entry.problem = None;
-        }
-        if remove {
-            self.entries.remove(&prefix);
-        }
-        self.refused.remove(&prefix);
-        self.count_links(old.as_ref(), new.as_ref());
     }
 
-    /// A route change made by someone else or by the kernel. Returns true
-    /// when the mirror of foreign routes changed.
+    /// A route change made by someone else or by the kernel.
     pub(crate) fn route_event(&mut self, deleted: bool, route: KernelRoute) {
         let ours = route.table == self.placement.table && route.protocol == self.placement.protocol;
         if ours && route.metric != self.placement.metric {
@@ -291,13 +257,9 @@ impl State {
         }
         if ours {
             self.counters.external_changes += 1;
-            let prefix = route.prefix;
-            let kind = (!deleted).then_some(route.kind);
-            let entry = self.entries.entry(prefix).or_default();
-            let old = std::mem::replace(&mut entry.kernel, kind);
-            let new = entry.kernel.clone();
-            enqueue(&mut self.queue, prefix, entry);
-            self.count_links(old.as_ref(), new.as_ref());
+            let kind = (!deleted).then(|| self.kinds.intern(route.kind));
+            let old = self.tables.queued(route.prefix).set_kernel(kind);
+            self.kernel_changed(old, kind);
             return;
         }
         let lookup =
@@ -308,10 +270,9 @@ impl State {
         if route.table == self.placement.table && route.metric == self.placement.metric && !deleted
         {
             // Another protocol took our slot (NLM_F_REPLACE): ours is gone.
-            if let Some(entry) = self.entries.get_mut(&route.prefix) {
-                let old = entry.kernel.take();
-                enqueue(&mut self.queue, route.prefix, entry);
-                self.count_links(old.as_ref(), None);
+            if let Some(slot) = self.tables.queued_existing(route.prefix) {
+                let old = slot.set_kernel(None);
+                self.kernel_changed(old, None);
             }
         }
         if self.resolver.update_route(deleted, route) {
@@ -334,7 +295,7 @@ impl State {
     /// Recomputes cached next hops; re-plans routes whose next hops moved.
     pub(crate) fn refresh_resolution(&mut self) {
         let mut moved = HashSet::new();
-        for (hop, result) in &mut self.cache {
+        for (hop, result) in &mut self.hops {
             let fresh = self.resolver.resolve(hop);
             if fresh != *result {
                 *result = fresh;
@@ -344,54 +305,102 @@ impl State {
         if moved.is_empty() {
             return;
         }
-        for (prefix, entry) in &mut self.entries {
-            if let Some(Target::Unicast(hops)) = &entry.desired {
-                if hops.iter().any(|hop| moved.contains(hop)) {
-                    enqueue(&mut self.queue, *prefix, entry);
+        let affected: HashSet<u32> = self
+            .targets
+            .iter()
+            .filter(|(_, target)| match target {
+                Target::Unicast(hops) => hops.iter().any(|hop| moved.contains(hop)),
+                Target::Blackhole => false,
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for &target in &affected {
+            self.forget_resolutions(target);
+        }
+        self.tables
+            .visit(|_, slot| slot.desired().is_some_and(|t| affected.contains(&t)));
+    }
+
+    /// Starts loading a dump of the kernel: no route of ours seen yet.
+    pub(crate) fn begin_dump(&mut self) {
+        self.tables.visit(|_, slot| {
+            slot.set(SEEN, false);
+            false
+        });
+        self.stale.clear();
+    }
+
+    /// One route of the dump under way (any protocol, from our table or
+    /// the main table, which are listed in `tables`).
+    pub(crate) fn dumped(&mut self, route: KernelRoute, tables: &[u32]) {
+        let placement = self.placement;
+        if route.table == placement.table && route.protocol == placement.protocol {
+            if route.metric == placement.metric {
+                let kind = self.kinds.intern(route.kind);
+                let slot = self.tables.queued(route.prefix);
+                slot.set(SEEN, true);
+                if let Some(old) = slot.set_kernel(Some(kind)) {
+                    self.kinds.release(old);
                 }
+            } else {
+                self.stale.push((route.prefix, route.metric));
             }
+        } else if tables.contains(&route.table) {
+            self.resolver.update_route(false, route);
         }
     }
 
-    /// Replaces the view of the kernel with a fresh dump of our routes.
-    pub(crate) fn load_dump(
-        &mut self,
-        mut ours: HashMap<IpNet, KernelKind>,
-        stale: Vec<(IpNet, u32)>,
-        initial: bool,
-    ) {
-        self.cache.clear();
+    /// The dump is complete: routes of ours it did not show are gone, and
+    /// every prefix is decided again against the fresh picture.
+    pub(crate) fn end_dump(&mut self, initial: bool) {
+        for (_, resolution) in std::mem::take(&mut self.resolutions) {
+            release_resolution(&mut self.kinds, resolution);
+        }
+        self.hops.clear();
         self.links_used.clear();
-        self.stale = stale;
         self.stale_queued = if self.converged { self.stale.len() } else { 0 };
-        for (prefix, entry) in &mut self.entries {
-            entry.kernel = ours.remove(prefix);
-            enqueue(&mut self.queue, *prefix, entry);
-        }
+        let (kinds, links_used) = (&mut self.kinds, &mut self.links_used);
+        let mut seen = 0;
+        self.tables.visit(|_, slot| {
+            if slot.has(SEEN) {
+                slot.set(SEEN, false);
+                seen += 1;
+            } else if let Some(old) = slot.set_kernel(None) {
+                kinds.release(old);
+            }
+            count_links(kinds, links_used, None, slot.kernel());
+            true
+        });
         if initial {
-            self.counters.adopted += ours.len() as u64;
+            self.counters.adopted += seen;
         }
-        for (prefix, kind) in ours {
-            let entry = self.entries.entry(prefix).or_default();
-            entry.kernel = Some(kind);
-            enqueue(&mut self.queue, prefix, entry);
-        }
-        let used: Vec<KernelKind> = self
-            .entries
-            .values()
-            .filter_map(|e| e.kernel.clone())
-            .collect();
-        for kind in &used {
-            self.count_links(None, Some(kind));
+    }
+
+    /// Gives memory back once many routes are gone.
+    pub(crate) fn shrink(&mut self) {
+        self.tables.shrink();
+        if self.refused.is_empty() {
+            self.refused.shrink_to_fit();
         }
     }
 
     /// The picture for `bgpctl show fib`.
-    pub(crate) fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&mut self) -> Snapshot {
+        // Resolutions of desired targets are normally cached already.
+        let missing: HashSet<(u32, bool)> = self
+            .tables
+            .iter()
+            .filter_map(|(prefix, slot)| Some((slot.desired()?, is_v6(prefix))))
+            .filter(|key| !self.resolutions.contains_key(key))
+            .collect();
+        for (target, v6) in missing {
+            self.resolve(target, v6);
+        }
         let mut installed = Vec::new();
         let mut failed = Vec::new();
-        for (prefix, entry) in &self.entries {
-            if let Some(kind) = &entry.kernel {
+        for (prefix, slot) in self.tables.iter() {
+            let problem = self.problem(prefix, slot);
+            if let Some(kind) = self.kernel_kind(slot.kernel()) {
                 let (kind_name, next_hops) = match kind {
                     KernelKind::Unicast(hops) => (
                         "unicast".to_string(),
@@ -406,15 +415,15 @@ impl State {
                     KernelKind::Other(kind) => (format!("type {kind}"), Vec::new()),
                 };
                 installed.push(InstalledRoute {
-                    prefix: *prefix,
+                    prefix,
                     kind: kind_name,
                     next_hops,
-                    adopted: !entry.claimed,
-                    warning: entry.problem.as_ref().map(ToString::to_string),
+                    adopted: !slot.has(CLAIMED),
+                    warning: problem.as_ref().map(ToString::to_string),
                 });
-            } else if let Some(problem) = &entry.problem {
+            } else if let Some(problem) = problem {
                 failed.push(FailedRoute {
-                    prefix: *prefix,
+                    prefix,
                     reason: problem.to_string(),
                 });
             }
@@ -429,6 +438,209 @@ impl State {
             installed,
             failed,
             counters: self.counters.clone(),
+        }
+    }
+
+    fn decide(&mut self, prefix: IpNet, slot: Slot) -> Option<Operation> {
+        if !self.refused.is_empty() {
+            if let Some(refused) = self.refused.remove(&prefix) {
+                self.release_refused(refused);
+            }
+        }
+        let metric = self.placement.metric;
+        let operation = |request, kind| Operation {
+            prefix,
+            request,
+            metric,
+            kind,
+        };
+        let kernel = slot.kernel();
+        match slot.desired() {
+            Some(target) => match self.resolve(target, is_v6(prefix)) {
+                Some(kind) if kernel == Some(kind) => None,
+                Some(kind) => {
+                    self.kinds.retain(kind);
+                    let request = match kernel {
+                        Some(_) => Request::Replace,
+                        None => Request::Add,
+                    };
+                    Some(operation(request, Some(kind)))
+                }
+                None => kernel.map(|_| operation(Request::Delete, None)),
+            },
+            None if kernel.is_some() => {
+                (self.converged || slot.has(CLAIMED)).then(|| operation(Request::Delete, None))
+            }
+            None => {
+                self.tables.remove(prefix);
+                None
+            }
+        }
+    }
+
+    /// The interned kernel form of a target for one family (cached), or
+    /// `None` when it cannot be installed.
+    fn resolve(&mut self, target: u32, v6: bool) -> Option<u32> {
+        if let Some(resolution) = self.resolutions.get(&(target, v6)) {
+            return resolution.kind.as_ref().ok().copied();
+        }
+        let resolution = match self.targets.get(target) {
+            Some(desired) => {
+                match resolve_target(&mut self.hops, &self.resolver, self.max_paths, v6, desired) {
+                    Ok((kind, warning)) => Resolution {
+                        kind: Ok(self.kinds.intern(kind)),
+                        warning,
+                    },
+                    Err(failure) => Resolution {
+                        kind: Err(failure),
+                        warning: None,
+                    },
+                }
+            }
+            None => Resolution {
+                kind: Err(Failure::NoNextHop),
+                warning: None,
+            },
+        };
+        let kind = resolution.kind.as_ref().ok().copied();
+        self.resolutions.insert((target, v6), resolution);
+        kind
+    }
+
+    fn settle(&mut self, operation: Operation, refusal: Option<Refusal>) {
+        let prefix = operation.prefix;
+        if operation.metric != self.placement.metric {
+            // A stale route: gone or not, it is not ours to track.
+            if let Some(kind) = operation.kind {
+                self.kinds.release(kind);
+            }
+            return;
+        }
+        let gone = matches!(&refusal, Some(r) if r.errno == libc::ESRCH)
+            && operation.request == Request::Delete;
+        if let Some(refusal) = refusal.filter(|_| !gone) {
+            self.counters.refused += 1;
+            let error = self.kernel_error(
+                prefix,
+                operation.request,
+                operation.kind,
+                refusal.errno,
+                refusal.detail.clone(),
+            );
+            tracing::warn!("route-sync: {error}");
+            if self.tables.get(prefix).is_none() {
+                if let Some(kind) = operation.kind {
+                    self.kinds.release(kind);
+                }
+                return;
+            }
+            let refused = Refused {
+                request: operation.request,
+                kind: operation.kind,
+                errno: refusal.errno,
+                detail: refusal.detail.map(|detail| self.details.intern(detail)),
+            };
+            if let Some(old) = self.refused.insert(prefix, refused) {
+                self.release_refused(old);
+            }
+            return;
+        }
+        let Some(slot) = self.tables.get_mut(prefix) else {
+            if let Some(kind) = operation.kind {
+                self.kinds.release(kind);
+            }
+            return;
+        };
+        match operation.request {
+            Request::Add => self.counters.added += 1,
+            Request::Replace => self.counters.replaced += 1,
+            Request::Delete => self.counters.deleted += 1,
+        }
+        let old = slot.set_kernel(operation.kind);
+        if slot.desired().is_none() && slot.kernel().is_none() {
+            self.tables.remove(prefix);
+        }
+        if !self.refused.is_empty() {
+            if let Some(refused) = self.refused.remove(&prefix) {
+                self.release_refused(refused);
+            }
+        }
+        self.kernel_changed(old, operation.kind);
+    }
+
+    /// Bookkeeping after a slot's kernel form changed from `old` (whose
+    /// reference the slot held) to `new` (whose reference it now holds).
+    fn kernel_changed(&mut self, old: Option<u32>, new: Option<u32>) {
+        count_links(&self.kinds, &mut self.links_used, old, new);
+        if let Some(old) = old {
+            self.kinds.release(old);
+        }
+    }
+
+    fn release_target(&mut self, target: u32) {
+        if self.targets.release(target) {
+            self.forget_resolutions(target);
+        }
+    }
+
+    fn forget_resolutions(&mut self, target: u32) {
+        for v6 in [false, true] {
+            if let Some(resolution) = self.resolutions.remove(&(target, v6)) {
+                release_resolution(&mut self.kinds, resolution);
+            }
+        }
+    }
+
+    fn release_refused(&mut self, refused: Refused) {
+        if let Some(kind) = refused.kind {
+            self.kinds.release(kind);
+        }
+        if let Some(detail) = refused.detail {
+            self.details.release(detail);
+        }
+    }
+
+    /// What is wrong with a route, if anything.
+    fn problem(&self, prefix: IpNet, slot: &Slot) -> Option<RouteError> {
+        if let Some(refused) = self.refused.get(&prefix) {
+            let detail = refused
+                .detail
+                .and_then(|detail| self.details.get(detail))
+                .cloned();
+            return Some(self.kernel_error(
+                prefix,
+                refused.request,
+                refused.kind,
+                refused.errno,
+                detail,
+            ));
+        }
+        let resolution = self.resolutions.get(&(slot.desired()?, is_v6(prefix)))?;
+        match &resolution.kind {
+            Err(failure) => Some(failure.at(prefix)),
+            Ok(_) => resolution.warning.as_ref().map(|w| w.at(prefix)),
+        }
+    }
+
+    fn kernel_error(
+        &self,
+        prefix: IpNet,
+        request: Request,
+        kind: Option<u32>,
+        errno: i32,
+        detail: Option<String>,
+    ) -> RouteError {
+        RouteError::Kernel {
+            operation: match request {
+                Request::Add => Verb::Add,
+                Request::Replace => Verb::Replace,
+                Request::Delete => Verb::Delete,
+            },
+            route: self.describe(prefix, self.kernel_kind(kind)),
+            table: self.placement.table,
+            metric: self.placement.metric,
+            errno,
+            detail,
         }
     }
 
@@ -459,42 +671,71 @@ impl State {
         }
         text
     }
+}
 
-    fn count_links(&mut self, old: Option<&KernelKind>, new: Option<&KernelKind>) {
-        if let Some(KernelKind::Unicast(hops)) = old {
-            for hop in hops {
-                if let Some(count) = self.links_used.get_mut(&hop.ifindex) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.links_used.remove(&hop.ifindex);
-                    }
+impl Failure {
+    fn at(&self, prefix: IpNet) -> RouteError {
+        match self.clone() {
+            Failure::Hop(HopFailure::Unresolvable { gateway, why }) => RouteError::Unresolvable {
+                prefix,
+                gateway,
+                why,
+            },
+            Failure::Hop(HopFailure::UnknownDevice(device)) => {
+                RouteError::UnknownDevice { prefix, device }
+            }
+            Failure::FamilyMismatch(gateway) => RouteError::FamilyMismatch { prefix, gateway },
+            Failure::NoNextHop => RouteError::NoNextHop { prefix },
+        }
+    }
+}
+
+fn is_v6(prefix: IpNet) -> bool {
+    matches!(prefix, IpNet::V6(_))
+}
+
+fn release_resolution(kinds: &mut Interner<KernelKind>, resolution: Resolution) {
+    if let Ok(kind) = resolution.kind {
+        kinds.release(kind);
+    }
+}
+
+/// Moves the installed next hops of a route from kernel form `old` to `new`.
+fn count_links(
+    kinds: &Interner<KernelKind>,
+    links_used: &mut HashMap<u32, usize>,
+    old: Option<u32>,
+    new: Option<u32>,
+) {
+    if old == new {
+        return;
+    }
+    if let Some(KernelKind::Unicast(hops)) = old.and_then(|old| kinds.get(old)) {
+        for hop in hops {
+            if let Some(count) = links_used.get_mut(&hop.ifindex) {
+                *count -= 1;
+                if *count == 0 {
+                    links_used.remove(&hop.ifindex);
                 }
             }
         }
-        if let Some(KernelKind::Unicast(hops)) = new {
-            for hop in hops {
-                *self.links_used.entry(hop.ifindex).or_default() += 1;
-            }
+    }
+    if let Some(KernelKind::Unicast(hops)) = new.and_then(|new| kinds.get(new)) {
+        for hop in hops {
+            *links_used.entry(hop.ifindex).or_default() += 1;
         }
     }
 }
 
-fn enqueue(queue: &mut VecDeque<IpNet>, prefix: IpNet, entry: &mut Entry) {
-    if !entry.queued {
-        entry.queued = true;
-        queue.push_back(prefix);
-    }
-}
-
-/// The kernel form of a desired target, with a warning when only some next
-/// hops resolved.
+/// The kernel form of a desired target for one family, with a warning when
+/// only some next hops resolved.
 fn resolve_target(
     cache: &mut HashMap<NextHop, Result<Vec<KernelNextHop>, HopFailure>>,
     resolver: &Resolver,
     max_paths: usize,
-    prefix: IpNet,
+    v6: bool,
     target: &Target,
-) -> Result<(KernelKind, Option<RouteError>), RouteError> {
+) -> Result<(KernelKind, Option<Failure>), Failure> {
     let hops = match target {
         Target::Blackhole => return Ok((KernelKind::Blackhole, None)),
         Target::Unicast(hops) => hops,
@@ -503,11 +744,8 @@ fn resolve_target(
     let mut first_error = None;
     for hop in hops {
         if let NextHop::Gateway { address, .. } = hop {
-            if address.is_ipv4() != matches!(prefix, IpNet::V4(_)) {
-                first_error.get_or_insert(RouteError::FamilyMismatch {
-                    prefix,
-                    gateway: *address,
-                });
+            if address.is_ipv6() != v6 {
+                first_error.get_or_insert(Failure::FamilyMismatch(*address));
                 continue;
             }
         }
@@ -520,16 +758,7 @@ fn resolve_target(
         match result {
             Ok(kernel_hops) => resolved.extend_from_slice(kernel_hops),
             Err(failure) => {
-                first_error.get_or_insert_with(|| match failure.clone() {
-                    HopFailure::Unresolvable { gateway, why } => RouteError::Unresolvable {
-                        prefix,
-                        gateway,
-                        why,
-                    },
-                    HopFailure::UnknownDevice(device) => {
-                        RouteError::UnknownDevice { prefix, device }
-                    }
-                });
+                first_error.get_or_insert_with(|| Failure::Hop(failure.clone()));
             }
         }
     }
@@ -537,7 +766,7 @@ fn resolve_target(
     resolved.dedup();
     resolved.truncate(max_paths);
     if resolved.is_empty() {
-        return Err(first_error.unwrap_or(RouteError::NoNextHop { prefix }));
+        return Err(first_error.unwrap_or(Failure::NoNextHop));
     }
     Ok((KernelKind::Unicast(resolved), first_error))
 }

@@ -3,15 +3,13 @@
 //! the watch socket, and after each round brings the kernel in line in
 //! batches before it answers waiting callers.
 
-use std::collections::HashMap;
-
 use ipnet::IpNet;
 use netlink_packet_route::RouteNetlinkMessage;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, TABLE_MAIN};
 use crate::error::Error;
-use crate::message::{self, KernelKind};
+use crate::message;
 use crate::netlink::RequestSocket;
 use crate::reconcile::State;
 use crate::route::Route;
@@ -130,7 +128,8 @@ impl Syncer {
                         let _ = reply.send(());
                     }
                     Waiter::Snapshot(reply) => {
-                        let _ = reply.send(self.state.snapshot());
+                        let snapshot = self.state.snapshot();
+                        let _ = reply.send(snapshot);
                     }
                     Waiter::Converged { reply, before } => {
                         let _ = reply.send(self.state.counters.deleted.saturating_sub(before));
@@ -213,7 +212,7 @@ impl Syncer {
     async fn flush(&mut self) {
         while self.state.has_work() {
             let mut batch = self.socket.batch();
-            let mut operations = Vec::new();
+            let mut operations = Vec::with_capacity(OPERATIONS_PER_BATCH);
             while !batch.is_full() && operations.len() < OPERATIONS_PER_BATCH {
                 let Some(operation) = self.state.next_operation() else {
                     break;
@@ -229,13 +228,14 @@ impl Syncer {
                     false,
                     placement,
                     operation.prefix,
-                    operation.kind.as_ref(),
+                    self.state.kernel_kind(operation.kind),
                 );
                 batch.pushed(offset);
                 operations.push(operation);
             }
             if operations.is_empty() {
-                return;
+                self.socket.recycle(batch);
+                break;
             }
             self.state.counters.batches += 1;
             match self.socket.execute(batch).await {
@@ -249,19 +249,30 @@ impl Syncer {
                 Err(Error::Permission { .. }) => self.state.refused_all(operations, libc::EPERM),
                 Err(error) => {
                     tracing::warn!("{error}; dumping the kernel again");
+                    self.state.abandon(operations);
                     self.resync_wanted = true;
                     return;
                 }
             }
         }
+        self.state.shrink();
     }
 
-    /// Dumps links and routes and reloads both mirrors.
+    /// Dumps links and routes and reloads both mirrors, route by route as
+    /// the dump arrives (a million routes are never held twice).
     async fn resync(&mut self, initial: bool) -> Result<(), Error> {
         self.resync_wanted = false;
         if !initial {
             self.state.counters.resyncs += 1;
         }
+        let result = self.dump(initial).await;
+        if result.is_err() {
+            self.resync_wanted = true;
+        }
+        result
+    }
+
+    async fn dump(&mut self, initial: bool) -> Result<(), Error> {
         let placement = self.state.placement;
         let mut tables = vec![placement.table];
         if placement.table != TABLE_MAIN {
@@ -269,7 +280,6 @@ impl Syncer {
         }
         for attempt in 1..=DUMP_ATTEMPTS {
             let mut links = Vec::new();
-            let mut routes = Vec::new();
             let mut consistent = self
                 .socket
                 .dump(message::dump_links, |message| {
@@ -278,15 +288,24 @@ impl Syncer {
                     }
                 })
                 .await?;
+            self.state.resolver.clear_links();
+            for link in links {
+                self.state.resolver.update_link(link);
+            }
+            self.state.resolver.clear_routes();
+            self.state.begin_dump();
             for ipv6 in [false, true] {
                 for &table in &tables {
+                    let state = &mut self.state;
                     consistent &= self
                         .socket
                         .dump(
                             |out, seq| message::dump_routes(out, seq, ipv6, table),
                             |message| {
                                 if let RouteNetlinkMessage::NewRoute(route) = message {
-                                    routes.extend(message::decode(&route));
+                                    if let Some(route) = message::decode(&route) {
+                                        state.dumped(route, &tables);
+                                    }
                                 }
                             },
                         )
@@ -296,25 +315,7 @@ impl Syncer {
             if !consistent && attempt < DUMP_ATTEMPTS {
                 continue;
             }
-            self.state.resolver.clear_links();
-            for link in links {
-                self.state.resolver.update_link(link);
-            }
-            self.state.resolver.clear_routes();
-            let mut ours: HashMap<IpNet, KernelKind> = HashMap::new();
-            let mut stale = Vec::new();
-            for route in routes {
-                if route.table == placement.table && route.protocol == placement.protocol {
-                    if route.metric == placement.metric {
-                        ours.insert(route.prefix, route.kind);
-                    } else {
-                        stale.push((route.prefix, route.metric));
-                    }
-                } else if tables.contains(&route.table) {
-                    self.state.resolver.update_route(false, route);
-                }
-            }
-            self.state.load_dump(ours, stale, initial);
+            self.state.end_dump(initial);
             return Ok(());
         }
         Ok(())
