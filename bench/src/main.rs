@@ -97,6 +97,9 @@ fn run(cli: Cli) -> Result<()> {
         })
     });
     lab::check(lab::Prereq::Root).map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    if cli.quick {
+        dut::accept_debug_builds();
+    }
     let cpus = system::pin_harness()?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let machine = report::machine::describe(cpus);

@@ -3,8 +3,8 @@
 //!
 //! Slot `k` (1..=250, reused once free) uses 10.k.0.0/16: the daemon is 10.k.0.1 on `d0`; the generator's
 //! simulated peers are 10.k.(1 + i/250).(1 + i%250) and the monitor peer 10.k.250.1, all
-//! on the generator's `gk`. Every slot has a [`FibWatch`] on its kernel table from the
-//! moment it exists. Several slots can live at once (the mesh scenario keeps idle daemons
+//! on the generator's `gk`, each with a permanent neighbour entry in the daemon's
+//! namespace. Every slot has a [`FibWatch`] on its kernel table from the moment it exists. Several slots can live at once (the mesh scenario keeps idle daemons
 //! while the next one converges).
 
 use std::net::Ipv4Addr;
@@ -77,6 +77,19 @@ impl Bench {
             monitor_address(index)
         ));
         crate::system::ip_batch(self.netns.name(), &lines, None, netns.dir())?;
+        // Permanent neighbour entries for every peer: the kernel's ARP table is shared by
+        // all namespaces and holds at most gc_thresh3 (1024) learned entries, which the
+        // mesh scenario's idle daemons would exceed; permanent entries do not count.
+        let mac = self.netns.iface(&gen_if).show()?["address"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no MAC address on {gen_if}"))?;
+        let neighbours: Vec<String> = (0..peers)
+            .map(|i| peer_address(index, i))
+            .chain([monitor_address(index)])
+            .map(|addr| format!("neigh replace {addr} lladdr {mac} dev d0 nud permanent"))
+            .collect();
+        crate::system::ip_batch(netns.name(), &neighbours, None, netns.dir())?;
         let fib = FibWatch::start(&netns, name)?;
         Ok(Slot {
             index,

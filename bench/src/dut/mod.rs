@@ -24,7 +24,7 @@ use crate::routelog::RouteLog;
 use crate::system::{self, Usage};
 use crate::topology::Slot;
 
-pub use wren::locate as locate_wren;
+pub use wren::{accept_debug_builds, locate as locate_wren};
 
 /// The daemon's AS.
 pub const DUT_ASN: u32 = 64512;

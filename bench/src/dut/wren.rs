@@ -4,11 +4,13 @@
 //! Where `bgpd` is looked for, in order: `$WREN_BIN_DIR/bgpd`; next to the running bench
 //! binary (`cargo build --release -p bgpd -p bench` puts both in one target directory);
 //! `$CARGO_TARGET_DIR/release/bgpd`; the workspace's `target/release/bgpd`. A debug build
-//! is refused: its figures would say nothing about Wren.
+//! is refused for measurements (its figures would say nothing about Wren), but accepted
+//! for `--quick` runs, which only keep the harness working (see [`accept_debug_builds`]).
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, anyhow, bail};
 
@@ -17,6 +19,14 @@ use crate::topology::Slot;
 
 /// Environment variable naming the directory holding `bgpd`.
 pub const BIN_DIR_ENV: &str = "WREN_BIN_DIR";
+
+static DEBUG_OK: AtomicBool = AtomicBool::new(false);
+
+/// Lets [`locate`] return a debug build of bgpd (and look in `debug/` directories): for
+/// `--quick` runs, whose figures nobody reads.
+pub fn accept_debug_builds() {
+    DEBUG_OK.store(true, Ordering::Relaxed);
+}
 
 /// The `bgpd` binary to benchmark, or why there is none.
 pub fn locate() -> Result<PathBuf, String> {
@@ -34,14 +44,22 @@ pub fn locate() -> Result<PathBuf, String> {
     {
         candidates.push(dir.join("bgpd"));
     }
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(Path::new(&dir).join("release").join("bgpd"));
-    }
+    let debug_ok = DEBUG_OK.load(Ordering::Relaxed);
+    let profiles: &[&str] = if debug_ok {
+        &["release", "debug"]
+    } else {
+        &["release"]
+    };
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    candidates.push(workspace.join("target").join("release").join("bgpd"));
+    for profile in profiles {
+        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+            candidates.push(Path::new(&dir).join(profile).join("bgpd"));
+        }
+        candidates.push(workspace.join("target").join(profile).join("bgpd"));
+    }
     for candidate in &candidates {
         if candidate.is_file() {
-            if candidate.parent().and_then(Path::file_name) == Some("debug".as_ref()) {
+            if !debug_ok && candidate.parent().and_then(Path::file_name) == Some("debug".as_ref()) {
                 return Err(format!(
                     "only a debug build at {} (build with --release)",
                     candidate.display()

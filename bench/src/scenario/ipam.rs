@@ -19,8 +19,8 @@ const ETCD: &str = "etcd";
 
 pub fn run(context: &Context) -> Result<Table> {
     let mut collector = Collector::default();
-    let sqlite_pairs = context.size(3000, 100);
-    let etcd_pairs = context.size(600, 40);
+    let sqlite_pairs = context.size(2000, 100);
+    let etcd_pairs = context.size(400, 40);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
