@@ -174,11 +174,23 @@ impl RouteMonitor {
         let daemon = netns
             .spawn("ip-monitor", &["ip", "monitor", "route"])
             .unwrap();
-        // A change of our own, seen in the log, proves the monitor listens.
-        netns
-            .ip(&["route", "add", "10.201.0.1/32", "dev", "eth1"])
-            .unwrap();
-        daemon.wait_log(TIMEOUT, "10.201.0.1").unwrap();
+        // A change of our own, seen in the log, proves the monitor listens. `ip
+        // monitor` may not have subscribed yet when the first change is made, so the
+        // change is repeated (a route added and deleted) until one is seen.
+        poll(TIMEOUT, "ip monitor sees a route change", || {
+            netns
+                .ip(&["route", "replace", "10.201.0.1/32", "dev", "eth1"])
+                .unwrap();
+            netns
+                .ip(&["route", "del", "10.201.0.1/32", "dev", "eth1"])
+                .unwrap();
+            Ok(if daemon.log().contains("10.201.0.1") {
+                Ok(())
+            } else {
+                Err(String::from("no change seen yet"))
+            })
+        })
+        .unwrap();
         RouteMonitor { daemon }
     }
 
