@@ -3,8 +3,10 @@
 //! deploy or a panicking test).
 //!
 //! Order of deployment: a namespace per node (named as containerlab names the container),
-//! the links as named in the file, each node's `exec:` commands (addresses, routes), the
-//! node's daemons (FRR or Wren), then its pods. Tear-down runs in reverse.
+//! the management network (when nodes name `mgmt-ipv4`/`mgmt-ipv6` addresses), the links as
+//! named in the file, each node's `exec:` commands (addresses, routes), the daemons (etcd
+//! nodes first, then FRR, then Wren, so each finds what it needs), then every node's pods.
+//! Tear-down runs in reverse.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -18,11 +20,13 @@ use crate::error::{Error, Result};
 use crate::frr::Frr;
 use crate::link::Veth;
 use crate::netns::{NETNS_RUN_DIR, Netns};
-use crate::prereq::{keep_files, open_dir, scratch_dir};
+use crate::prereq::{find_program, keep_files, open_dir, scratch_dir};
 use crate::topology::cni::{Network, NodeContext, Pod};
 use crate::topology::file::{Node, Topology};
+use crate::topology::mgmt::Mgmt;
 use crate::topology::node::{
-    BGPD_CONF, CNI_CONF_DIR, Role, WREN_CONTROL_SOCKET, find_wren_binary, node_command, pod_count,
+    BGPD_CONF, CNI_CONF_DIR, Role, WREN_CONTROL_SOCKET, etcd_client_url, find_wren_binary,
+    node_command, pod_count,
 };
 use crate::topology::state::{DaemonState, LinkState, NodeState, PodState, State};
 use crate::wait::TIMEOUT;
@@ -33,6 +37,8 @@ pub struct Lab {
     topology: Topology,
     links: Vec<Veth>,
     nodes: Vec<LabNode>,
+    // After the nodes: its namespace holds the other ends of their eth0.
+    mgmt: Option<Mgmt>,
     // Last: removed after everything inside it has stopped.
     dir: LabDir,
 }
@@ -99,6 +105,7 @@ impl Topology {
             topology: self.clone(),
             links: Vec::new(),
             nodes: Vec::new(),
+            mgmt: None,
             dir,
         };
         let nodes_dir = lab.dir().join("nodes");
@@ -122,6 +129,9 @@ impl Topology {
                 netns,
             });
         }
+        let node_netns: Vec<&Netns> = lab.nodes.iter().map(|n| &n.netns).collect();
+        let mgmt = Mgmt::build(self, &node_netns, &lab.dir().join("mgmt"))?;
+        lab.mgmt = mgmt;
         for link in &self.links {
             let a = lab.node(&link.a.0)?;
             let b = lab.node(&link.b.0)?;
@@ -139,8 +149,12 @@ impl Topology {
                 })?;
             }
         }
+        let mut order: Vec<usize> = (0..lab.nodes.len()).collect();
+        order.sort_by_key(|&index| lab.nodes[index].role.start_rank());
+        for index in order {
+            lab.nodes[index].start_services()?;
+        }
         for (plan, node) in plans.iter().zip(lab.nodes.iter_mut()) {
-            node.start_services()?;
             if let Some(network) = &plan.network {
                 for index in 1..=plan.pods {
                     let pod_name = pod_netns_name(&node.context.netns, index);
@@ -231,6 +245,11 @@ impl Lab {
         Ok(&self.node(node)?.netns)
     }
 
+    /// The management network's namespace, when the topology has one.
+    pub fn mgmt_netns(&self) -> Option<&Netns> {
+        self.mgmt.as_ref().map(Mgmt::netns)
+    }
+
     /// A node's FRR (for FRR nodes).
     pub fn frr(&self, node: &str) -> Result<&Frr> {
         self.node(node)?
@@ -261,6 +280,11 @@ impl Lab {
                     b_netns: self.topology.netns_name(&link.b.0),
                     b_interface: link.b.1.clone(),
                 })
+                .chain(
+                    self.mgmt
+                        .iter()
+                        .flat_map(|m| m.link_states().iter().cloned()),
+                )
                 .collect(),
         };
         state.write()?;
@@ -269,6 +293,9 @@ impl Lab {
         }
         for node in self.nodes.drain(..) {
             node.persist();
+        }
+        if let Some(mgmt) = self.mgmt.take() {
+            mgmt.persist();
         }
         if let LabDir::Temp(dir) = &mut self.dir {
             dir.disable_cleanup(true);
@@ -283,6 +310,7 @@ impl Drop for Lab {
         while let Some(node) = self.nodes.pop() {
             drop(node);
         }
+        drop(self.mgmt.take());
         if let LabDir::Temp(dir) = &mut self.dir
             && keep_files()
         {
@@ -373,6 +401,28 @@ impl LabNode {
                 }
                 self.daemons.push(daemon);
             }
+            Role::Etcd => {
+                let etcd = find_program("etcd").ok_or_else(|| {
+                    Error::invalid(
+                        format!("node {}", self.name),
+                        "etcd not found (apt-get install etcd-server)",
+                    )
+                })?;
+                let mut command = self.command(&etcd);
+                command.arg("--data-dir").arg(self.context.dir.join("etcd"));
+                let daemon = self.netns.spawn_command("etcd", command)?;
+                let url = etcd_client_url(&self.context.env);
+                daemon.wait_for(TIMEOUT, &format!("etcd healthy at {url}"), || {
+                    command::run(self.command("etcdctl").args([
+                        "--endpoints",
+                        &url,
+                        "--command-timeout=2s",
+                        "endpoint",
+                        "health",
+                    ]))
+                })?;
+                self.daemons.push(daemon);
+            }
             Role::Wren { bgpd_config: None } | Role::Plain => {}
         }
         Ok(())
@@ -390,12 +440,7 @@ impl LabNode {
             name: self.name.clone(),
             netns: self.context.netns.clone(),
             dir: self.context.dir.clone(),
-            role: match &self.role {
-                Role::Frr { .. } => "frr",
-                Role::Wren { .. } => "wren",
-                Role::Plain => "linux",
-            }
-            .to_owned(),
+            role: self.role.name().to_owned(),
             daemons,
             pods: self
                 .pods
@@ -478,8 +523,12 @@ pub fn teardown(topology: &Topology, dir: &Path) -> Result<Vec<String>> {
             }
         }
     }
-    for node in &topology.nodes {
-        let netns = topology.netns_name(&node.name);
+    let names = topology
+        .nodes
+        .iter()
+        .map(|node| topology.netns_name(&node.name))
+        .chain([topology.mgmt_netns_name()]);
+    for netns in names {
         if exists(&netns) {
             match crate::netns::delete(&netns) {
                 Ok(()) => removed.push(format!("namespace {netns}")),

@@ -7,6 +7,7 @@
 //! `topology.kinds`, else `topology.defaults`; `env` and `labels` maps are merged key by key.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -22,9 +23,28 @@ pub struct File {
     /// Container name prefix: `clab` by default (names are `clab-LAB-NODE`), `""` for bare
     /// node names, `__lab-name` for `LAB-NODE`.
     pub prefix: Option<String>,
-    /// Containerlab's management network: not used by namespaces.
-    pub mgmt: Option<serde_yaml_ng::Value>,
+    /// Containerlab's management network; the runner builds it as a bridge that every
+    /// node with a `mgmt-ipv4` / `mgmt-ipv6` address joins on `eth0` (see [`super::mgmt`]).
+    pub mgmt: Option<MgmtConfig>,
     pub topology: Section,
+}
+
+/// `mgmt:`, containerlab's management network. The subnets give the prefix length of the
+/// nodes' `eth0` addresses (default 172.20.20.0/24 and a /64); the other keys only matter to
+/// Docker.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MgmtConfig {
+    pub network: Option<String>,
+    pub bridge: Option<String>,
+    pub ipv4_subnet: Option<String>,
+    pub ipv6_subnet: Option<String>,
+    pub ipv4_gw: Option<String>,
+    pub ipv6_gw: Option<String>,
+    pub ipv4_range: Option<String>,
+    pub ipv6_range: Option<String>,
+    pub mtu: Option<u32>,
+    pub external_access: Option<bool>,
 }
 
 /// `topology:`.
@@ -118,6 +138,9 @@ pub struct Node {
     pub exec: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    /// The node's address on the management network (`eth0`), with the subnet's length.
+    pub mgmt_ipv4: Option<(Ipv4Addr, u8)>,
+    pub mgmt_ipv6: Option<(Ipv6Addr, u8)>,
 }
 
 /// A bind: a host file or directory shown at `target` in the container.
@@ -154,6 +177,8 @@ pub struct Topology {
     pub path: PathBuf,
     pub nodes: Vec<Node>,
     pub links: Vec<Link>,
+    /// The management network's MTU, when the file sets one.
+    pub mgmt_mtu: Option<u32>,
 }
 
 impl Topology {
@@ -177,16 +202,37 @@ impl Topology {
         let what = |key: &str| format!("topology {}: {key}", path.display());
         check_name(&file.name).map_err(|detail| Error::invalid(what("name"), detail))?;
 
+        let mgmt = file.mgmt.clone().unwrap_or_default();
+        let subnets =
+            Subnets::of(&mgmt).map_err(|(key, detail)| Error::invalid(what(key), detail))?;
         let mut nodes = Vec::new();
         for (name, config) in &file.topology.nodes {
             check_name(name).map_err(|detail| {
                 Error::invalid(what(&format!("topology.nodes.{name}")), detail)
             })?;
-            nodes.push(merge(name, config, &file.topology, base, &what)?);
+            let mut node = merge(name, config, &file.topology, base, &what)?;
+            let key = |k: &str| what(&format!("topology.nodes.{name}.{k}"));
+            if let Some(text) = &config.mgmt_ipv4 {
+                let address = subnets
+                    .v4_address(text)
+                    .map_err(|detail| Error::invalid(key("mgmt-ipv4"), detail))?;
+                node.mgmt_ipv4 = Some(address);
+            }
+            if let Some(text) = &config.mgmt_ipv6 {
+                let address = subnets
+                    .v6_address(text)
+                    .map_err(|detail| Error::invalid(key("mgmt-ipv6"), detail))?;
+                node.mgmt_ipv6 = Some(address);
+            }
+            nodes.push(node);
         }
+        let mut used: Vec<(String, String)> = nodes
+            .iter()
+            .filter(|n| n.mgmt_ipv4.is_some() || n.mgmt_ipv6.is_some())
+            .map(|n| (n.name.clone(), MGMT_IFNAME.to_owned()))
+            .collect();
 
         let mut links = Vec::new();
-        let mut used: Vec<(String, String)> = Vec::new();
         for (index, link) in file.topology.links.iter().enumerate() {
             let key = what(&format!("topology.links[{index}].endpoints"));
             let [a, b] = link.endpoints.as_slice() else {
@@ -199,10 +245,12 @@ impl Topology {
             let b = endpoint(b, &nodes).map_err(|detail| Error::invalid(key.clone(), detail))?;
             for end in [&a, &b] {
                 if used.contains(end) {
-                    return Err(Error::invalid(
-                        key,
-                        format!("{}:{} is used by two links", end.0, end.1),
-                    ));
+                    let detail = if end.1 == MGMT_IFNAME {
+                        format!("{}:{} is the node's management interface", end.0, end.1)
+                    } else {
+                        format!("{}:{} is used by two links", end.0, end.1)
+                    };
+                    return Err(Error::invalid(key, detail));
                 }
                 used.push(end.clone());
             }
@@ -219,6 +267,7 @@ impl Topology {
             path: path.to_owned(),
             nodes,
             links,
+            mgmt_mtu: mgmt.mtu,
         })
     }
 
@@ -306,7 +355,74 @@ fn merge(
         exec: pick(&|c| c.exec.clone()),
         env,
         labels,
+        mgmt_ipv4: None,
+        mgmt_ipv6: None,
     })
+}
+
+/// The interface of a node on the management network, as in containerlab.
+pub const MGMT_IFNAME: &str = "eth0";
+
+/// The management subnets' prefix lengths and the checks of node addresses against them.
+struct Subnets {
+    v4: (Ipv4Addr, u8),
+    v6: Option<(Ipv6Addr, u8)>,
+}
+
+impl Subnets {
+    fn of(mgmt: &MgmtConfig) -> Result<Subnets, (&'static str, String)> {
+        let v4 = match &mgmt.ipv4_subnet {
+            Some(text) => cidr::<Ipv4Addr>(text, 32).map_err(|d| ("mgmt.ipv4-subnet", d))?,
+            None => (Ipv4Addr::new(172, 20, 20, 0), 24),
+        };
+        let v6 = match &mgmt.ipv6_subnet {
+            Some(text) => Some(cidr::<Ipv6Addr>(text, 128).map_err(|d| ("mgmt.ipv6-subnet", d))?),
+            None => None,
+        };
+        Ok(Subnets { v4, v6 })
+    }
+
+    fn v4_address(&self, text: &str) -> Result<(Ipv4Addr, u8), String> {
+        let address: Ipv4Addr = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IPv4 address"))?;
+        let (net, len) = self.v4;
+        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        if u32::from(address) & mask != u32::from(net) & mask {
+            return Err(format!(
+                "{address} is outside the management subnet {net}/{len}"
+            ));
+        }
+        Ok((address, len))
+    }
+
+    fn v6_address(&self, text: &str) -> Result<(Ipv6Addr, u8), String> {
+        let address: Ipv6Addr = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IPv6 address"))?;
+        let Some((net, len)) = self.v6 else {
+            return Ok((address, 64));
+        };
+        let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+        if u128::from(address) & mask != u128::from(net) & mask {
+            return Err(format!(
+                "{address} is outside the management subnet {net}/{len}"
+            ));
+        }
+        Ok((address, len))
+    }
+}
+
+/// `ADDRESS/LENGTH`.
+fn cidr<A: std::str::FromStr>(text: &str, max: u8) -> Result<(A, u8), String> {
+    let bad = || format!("{text:?} is not ADDRESS/LENGTH");
+    let (address, len) = text.split_once('/').ok_or_else(bad)?;
+    let address = address.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    if len > max {
+        return Err(bad());
+    }
+    Ok((address, len))
 }
 
 fn endpoint(text: &str, nodes: &[Node]) -> Result<(String, String), String> {

@@ -4,7 +4,9 @@
 //! FRR router (the host's FRR started with the bound /etc/frr/frr.conf and the daemons
 //! enabled in the bound /etc/frr/daemons), an image named `wren` (`wren:latest`,
 //! `ghcr.io/x/wren:1`) is a Wren node (`bgpd --config` the bound /etc/wren/bgpd.toml), and
-//! any other image is a plain Linux host that only runs its `exec:` commands.
+//! an etcd image (`quay.io/coreos/etcd:v3.5.17`) is the host's etcd configured by the node's
+//! `env:` (`ETCD_*` variables, as the image reads them), and any other image is a plain Linux
+//! host that only runs its `exec:` commands.
 //!
 //! The node context: every process of a node (its daemons, its `exec:` commands, and
 //! `wren-lab exec`) runs in the node's namespace through `ip netns exec`, which gives it a
@@ -38,6 +40,10 @@ pub const PODS_LABEL: &str = "wren.io/pods";
 /// What runs in a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
+    /// etcd (the host's /usr/bin/etcd for an etcd image such as `quay.io/coreos/etcd`),
+    /// configured by the node's `env:` (`ETCD_LISTEN_CLIENT_URLS`, ...) as the image is; its
+    /// data directory is the node's own.
+    Etcd,
     /// FRR with this frr.conf and these daemons (besides zebra and staticd).
     Frr {
         config: PathBuf,
@@ -98,6 +104,9 @@ impl Role {
             };
             return Ok(Role::Frr { config, daemons });
         }
+        if last == "etcd" {
+            return Ok(Role::Etcd);
+        }
         if last == "wren" {
             return Ok(Role::Wren {
                 bgpd_config: node.bound(BGPD_CONF).map(Path::to_owned),
@@ -122,6 +131,38 @@ pub fn frr_daemons(text: &str) -> Vec<String> {
         .map(|(name, _)| name.to_owned())
         .filter(|name| Path::new(FRR_DIR).join(name).is_file())
         .collect()
+}
+
+impl Role {
+    /// The order in which roles start: the datastore first, then routers, then Wren nodes
+    /// (which need both), then plain hosts.
+    pub fn start_rank(&self) -> u8 {
+        match self {
+            Role::Etcd => 0,
+            Role::Frr { .. } => 1,
+            Role::Wren { .. } => 2,
+            Role::Plain => 3,
+        }
+    }
+
+    /// The role's name in the lab's state and status (`etcd`, `frr`, `wren`, `linux`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Etcd => "etcd",
+            Role::Frr { .. } => "frr",
+            Role::Wren { .. } => "wren",
+            Role::Plain => "linux",
+        }
+    }
+}
+
+/// etcd's client URL as the node's environment sets it (the first of
+/// `ETCD_ADVERTISE_CLIENT_URLS`), else etcd's default.
+pub fn etcd_client_url(env: &BTreeMap<String, String>) -> String {
+    env.get("ETCD_ADVERTISE_CLIENT_URLS")
+        .and_then(|urls| urls.split(',').map(str::trim).find(|u| !u.is_empty()))
+        .unwrap_or("http://localhost:2379")
+        .to_owned()
 }
 
 /// The number of pods a node asks for with `wren.io/pods`.
@@ -226,6 +267,8 @@ mod tests {
             exec: Vec::new(),
             env: BTreeMap::new(),
             labels: BTreeMap::new(),
+            mgmt_ipv4: None,
+            mgmt_ipv6: None,
         }
     }
 
@@ -253,6 +296,10 @@ mod tests {
             Role::Wren { bgpd_config: None }
         );
         assert_eq!(Role::of(&node("alpine:3", &[])).unwrap(), Role::Plain);
+        assert_eq!(
+            Role::of(&node("quay.io/coreos/etcd:v3.5.17", &[])).unwrap(),
+            Role::Etcd
+        );
         let error = Role::of(&node("quay.io/frrouting/frr:8.4.0", &[]))
             .unwrap_err()
             .to_string();
