@@ -5,7 +5,7 @@
 //! in the kernel are adopted, and with graceful restart configured their presence
 //! makes this a restart: sessions set the Restart State bit and the Forwarding State
 //! flags for `restart_time`), the rib task, the supervisor (listeners and sessions),
-//! the control socket.
+//! the IPAM task (with `[ipam]`), the control socket.
 //!
 //! Signals: SIGHUP reloads the configuration file (like `bgpctl reload`).
 //! SIGTERM and SIGINT stop: the rib task goes first (with graceful restart or
@@ -87,10 +87,20 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         Arc::new(speaker),
         rib.clone(),
     )?;
+    let ipam = match crate::ipam::Settings::from_config(&config) {
+        Ok(Some(settings)) => Some(crate::ipam::spawn(
+            settings,
+            rib.clone(),
+            supervisor.clone(),
+        )),
+        Ok(None) => None,
+        Err(error) => anyhow::bail!("{error}"),
+    };
     let handler = Arc::new(Handler {
         supervisor: supervisor.clone(),
         rib: rib.clone(),
         fib: fib_view,
+        ipam: ipam.as_ref().map(|(handle, _)| handle.clone()),
     });
     let control = crate::control::server::spawn(&config.control, handler)?;
     drop(rib);
@@ -116,6 +126,10 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     }
 
     tracing::info!("stopping");
+    if let Some((_, task)) = ipam {
+        task.abort();
+        let _ = task.await;
+    }
     // The rib first: from now on nothing changes in the kernel but what route-sync
     // does at its own shutdown (keep or remove every route of ours).
     rib_task.abort();

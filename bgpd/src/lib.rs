@@ -12,6 +12,8 @@
 //! - [`session`]: one task per neighbor driving bgp-proto's state machine;
 //!   [`socket`]: TCP-MD5, GTSM and TTL options; [`listener`]: accepting connections;
 //!   [`supervisor`]: the neighbor set, reloads, operator commands.
+//! - [`ipam`]: the node's IPAM blocks and borrowed addresses as local routes, the
+//!   node registry and mesh, and bgpctl's `ipam` commands.
 //! - [`control`]: the control socket (server, JSON-lines protocol, bgpctl's client and
 //!   tables); [`daemon`]: wiring the tasks together, signals.
 
@@ -20,6 +22,7 @@ pub mod control;
 pub mod daemon;
 pub mod decode;
 pub mod fib;
+pub mod ipam;
 pub mod listener;
 pub mod local;
 pub mod policy;

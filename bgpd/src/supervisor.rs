@@ -10,6 +10,10 @@
 //!   restarts that session only; other changes apply in place, and policy changes
 //!   reach the rib task as `RibInput::Reconfigure`. A file with errors changes
 //!   nothing.
+//! - Node mesh (`[bgp] node_mesh`): the IPAM task hands over the neighbors the node
+//!   registry asks for ([`Supervisor::set_mesh`]); they join the configured ones
+//!   (a neighbor configured in the file wins) and go through the same add, change
+//!   and remove (Cease 6/3) as a reload, with stable PeerIds.
 //! - Shutdown: Cease / Administrative Shutdown to every peer, waiting (bounded) for
 //!   the NOTIFICATIONs to be written.
 //!
@@ -28,7 +32,7 @@ use bgp_proto::notification::{cease_subcode, code};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::Config;
+use crate::config::{Config, NeighborConfig};
 use crate::listener::{Accepted, Listeners};
 use crate::session::addresses::canonical;
 use crate::session::status::MessageCount;
@@ -60,6 +64,11 @@ pub enum Request {
     /// Re-read the configuration file.
     Reload {
         reply: oneshot::Sender<Result<ReloadSummary, String>>,
+    },
+    /// The node mesh's neighbors changed (the whole set).
+    Mesh {
+        neighbors: Vec<NeighborConfig>,
+        reply: oneshot::Sender<ReloadSummary>,
     },
     /// Stop every session (Cease 6/2 with `message`) and end.
     Shutdown {
@@ -146,6 +155,16 @@ impl Supervisor {
         answer.await.map_err(|_| stopping())?
     }
 
+    /// Replaces the node mesh's neighbors (ignored while `[bgp] node_mesh` is off).
+    pub async fn set_mesh(&self, neighbors: Vec<NeighborConfig>) -> Result<ReloadSummary, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Mesh { neighbors, reply })
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())
+    }
+
     pub async fn shutdown(&self, message: &str) {
         let (reply, answer) = oneshot::channel();
         let request = Request::Shutdown {
@@ -177,6 +196,8 @@ pub fn spawn(
     let (ended_tx, ended) = mpsc::unbounded_channel();
     let mut task = Task {
         config_path,
+        file_config: config.clone(),
+        mesh: Vec::new(),
         config,
         speaker,
         rib,
@@ -205,6 +226,11 @@ pub fn spawn(
 
 struct Task {
     config_path: Option<PathBuf>,
+    /// The configuration as the file has it.
+    file_config: Arc<Config>,
+    /// The node mesh's neighbors.
+    mesh: Vec<NeighborConfig>,
+    /// In force: the file's configuration plus the node mesh's neighbors.
     config: Arc<Config>,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
@@ -278,6 +304,26 @@ impl Task {
             }
             Request::Reload { reply } => {
                 let _ = reply.send(self.reload().await);
+            }
+            Request::Mesh { neighbors, reply } => {
+                if neighbors == self.mesh {
+                    let _ = reply.send(ReloadSummary::default());
+                    return;
+                }
+                self.mesh = neighbors;
+                let summary = self.apply(with_mesh(&self.file_config, &self.mesh)).await;
+                if !(summary.added.is_empty()
+                    && summary.removed.is_empty()
+                    && summary.reset.is_empty())
+                {
+                    tracing::info!(
+                        added = ?summary.added,
+                        removed = ?summary.removed,
+                        changed = ?summary.reset,
+                        "node mesh changed"
+                    );
+                }
+                let _ = reply.send(summary);
             }
             Request::Shutdown { .. } => {}
         }
@@ -419,7 +465,8 @@ impl Task {
             return Err("bgpd runs without a configuration file".into());
         };
         let config = Arc::new(Config::load(&path).map_err(|errors| errors.to_string())?);
-        let summary = self.apply(config).await;
+        self.file_config = config.clone();
+        let summary = self.apply(with_mesh(&config, &self.mesh)).await;
         tracing::info!(?summary, "configuration reloaded");
         Ok(summary)
     }
@@ -527,6 +574,21 @@ impl Task {
             tracing::warn!("some sessions did not close within {STOP_TIMEOUT:?}");
         }
     }
+}
+
+/// The configuration in force: the file's, plus the node mesh's neighbors when
+/// `node_mesh` is on (a neighbor the file configures keeps the file's settings).
+fn with_mesh(file: &Arc<Config>, mesh: &[NeighborConfig]) -> Arc<Config> {
+    if mesh.is_empty() || !file.node_mesh() {
+        return file.clone();
+    }
+    let mut config = Config::clone(file);
+    for neighbor in mesh {
+        if config.neighbor(neighbor.address).is_none() {
+            config.bgp.neighbors.push(neighbor.clone());
+        }
+    }
+    Arc::new(config)
 }
 
 /// Stops a session in the background (its NOTIFICATION is written while the

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Ipam;
 use crate::error::IpamError;
@@ -19,7 +19,7 @@ use crate::records::{Affinity, AffinityState, HandleRecord};
 use crate::store::Datastore;
 
 /// The kinds of inconsistency `check` looks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// An allocated address that no handle record accounts for (leaked).
@@ -59,7 +59,7 @@ impl ProblemKind {
 }
 
 /// One inconsistency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     pub kind: ProblemKind,
     /// The address, handle, block or affinity concerned.
@@ -68,7 +68,7 @@ pub struct Problem {
 }
 
 /// The result of a check (JSON: `problems` is the count, `items` the list).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckReport {
     pub problems: usize,
     pub counts: BTreeMap<ProblemKind, usize>,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Ipam;
 use crate::allocator::Backoff;
@@ -22,14 +22,14 @@ use crate::store::{Datastore, Entry, Expect, Txn};
 const HANDLES_PER_TXN: usize = 100;
 
 /// A released address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {
     pub address: IpAddr,
     pub handle: String,
 }
 
 /// What [`Ipam::release_node`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRelease {
     pub node: String,
     /// Blocks deleted with the node's affinity.

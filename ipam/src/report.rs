@@ -4,14 +4,14 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Ipam;
 use crate::error::IpamError;
 use crate::store::Datastore;
 
 /// Usage of every pool and block (JSON: `pools`, `blocks`, `borrowed`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageReport {
     pub pools: Vec<Usage>,
     pub blocks: Vec<Usage>,
@@ -19,7 +19,7 @@ pub struct UsageReport {
 }
 
 /// One row: a pool or a block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub cidr: IpNet,
     pub total: u128,
@@ -34,7 +34,7 @@ pub struct Usage {
 }
 
 /// What an allocated address belongs to (`show ipam --ip ADDR`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressInfo {
     pub address: IpAddr,
     pub handle: String,

@@ -25,6 +25,9 @@ enum Command {
     Neighbor(NeighborArgs),
     /// Re-read the configuration file (like SIGHUP).
     Reload,
+    /// IPAM: audit, release addresses or nodes, manage pools (through bgpd, or
+    /// with --datastore URL directly).
+    Ipam(bgpd::ipam::cli::IpamArgs),
     /// Decode BGP messages given in hex; print one JSON object per message.
     ///
     /// Exit status: 0 when every message is well-formed, 1 when an RFC 7606 / RFC 4271
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Show(show) => cli::show(&cli.connection, show),
         Command::Neighbor(args) => cli::neighbor(&cli.connection, args),
         Command::Reload => cli::reload(&cli.connection),
+        Command::Ipam(args) => bgpd::ipam::cli::run(&cli.connection, args),
         Command::Decode(args) => bgpd::decode::run(args),
     }
 }

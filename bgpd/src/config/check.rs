@@ -25,6 +25,7 @@ pub fn check(config: &Config, locator: &Locator<'_>) -> Vec<ConfigError> {
     check_sessions(config, &mut problems);
     check_policy(config, &mut problems);
     check_log(config, &mut problems);
+    check_ipam(config, &mut problems);
     let mut errors = problems.errors;
     errors.sort_by_key(|error| (error.line, error.column));
     errors
@@ -379,6 +380,77 @@ fn check_log(config: &Config, problems: &mut Problems<'_, '_>) {
             key_path!["log", "level"],
             format!("not a tracing filter such as \"info\" or \"bgpd=debug\": {error}"),
         );
+    }
+}
+
+fn check_ipam(config: &Config, problems: &mut Problems<'_, '_>) {
+    let Some(ipam) = &config.ipam else {
+        if config.bgp.node_mesh == Some(true) {
+            problems.add(
+                key_path!["bgp", "node_mesh"],
+                "node_mesh follows the node registry of [ipam]; configure [ipam] or remove node_mesh",
+            );
+        }
+        return;
+    };
+    if let Some(node) = &ipam.node
+        && let Err(error) = ipam::keys::validate_node(node)
+    {
+        problems.add(key_path!["ipam", "node"], error.to_string());
+    }
+    if let Err(error) = ipam::store::validate_url(&ipam.datastore) {
+        problems.add(key_path!["ipam", "datastore"], error.to_string());
+    }
+    let mut addresses = BTreeSet::new();
+    for (index, address) in ipam.node_addresses.iter().enumerate() {
+        if !usable_peer_address(*address) || address.is_loopback() {
+            problems.add(
+                key_path!["ipam", "node_addresses", index],
+                format!("{address} cannot be a node's peering address"),
+            );
+        }
+        if !addresses.insert(address) {
+            problems.add(
+                key_path!["ipam", "node_addresses", index],
+                format!("{address} is listed twice"),
+            );
+        }
+    }
+    for key in ipam.node_labels.keys() {
+        if key.is_empty() {
+            problems.add(key_path!["ipam", "node_labels"], "a label name is empty");
+        }
+    }
+    if ipam.resync_interval == 0 {
+        problems.add(
+            key_path!["ipam", "resync_interval"],
+            "resync_interval must be at least 1 second",
+        );
+    }
+    for (index, pool) in ipam.pools.iter().enumerate() {
+        let at = |key: &str| key_path!["ipam", "pool", index, key];
+        if let Err(error) = pool.to_pool().validate() {
+            let key = if pool.cidr.trunc() == pool.cidr {
+                "block_size"
+            } else {
+                "cidr"
+            };
+            problems.add(at(key), error.to_string());
+        }
+        if pool.node_selector.keys().any(String::is_empty) {
+            problems.add(at("node_selector"), "a label name is empty");
+        }
+        for (other_index, other) in ipam.pools.iter().enumerate().take(index) {
+            if overlap(pool.cidr, other.cidr) {
+                problems.add(
+                    at("cidr"),
+                    format!(
+                        "{} overlaps ipam.pool[{other_index}] ({})",
+                        pool.cidr, other.cidr
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod check;
 pub mod error;
 pub mod fib;
+pub mod ipam;
 pub mod policy;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ use serde::Deserialize;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use fib::FibConfig;
+pub use ipam::{IpamConfig, PoolConfig};
 pub use policy::{
     FilterAction, FilterConfig, FilterRule, PolicyConfig, PrefixListConfig, PrefixListRule,
     RouteSourceMatch,
@@ -56,6 +58,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub fib: FibConfig,
+    /// Pod address management (see [`ipam`]); none: bgpd advertises no IPAM blocks.
+    #[serde(default)]
+    pub ipam: Option<IpamConfig>,
 }
 
 impl Config {
@@ -87,6 +92,12 @@ impl Config {
     /// The neighbor configured for `address`, if any.
     pub fn neighbor(&self, address: IpAddr) -> Option<&NeighborConfig> {
         self.bgp.neighbors.iter().find(|n| n.address == address)
+    }
+
+    /// Whether bgpd peers with every node of the registry: `[bgp] node_mesh`, by
+    /// default on when `[ipam]` is configured.
+    pub fn node_mesh(&self) -> bool {
+        self.bgp.node_mesh.unwrap_or(self.ipam.is_some())
     }
 
     /// The listen range that holds `address`, if any (ranges never overlap).
@@ -122,6 +133,11 @@ pub struct BgpConfig {
     /// Graceful restart (RFC 4724) for every session.
     #[serde(default)]
     pub graceful_restart: GracefulRestartConfig,
+    /// Peer with every other node of the IPAM node registry (iBGP with nodes of our
+    /// AS, eBGP with the others), following joins and leaves. Default: on when
+    /// `[ipam]` is configured; needs `[ipam]`.
+    #[serde(default)]
+    pub node_mesh: Option<bool>,
 }
 
 /// `[bgp.graceful_restart]`.

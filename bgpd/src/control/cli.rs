@@ -38,6 +38,9 @@ pub enum Show {
     Routes(RoutesArgs),
     /// Routes in the kernel and those that failed to install.
     Fib,
+    /// IPAM pools and blocks with their usage (GROUPING, CIDR, IPS TOTAL, IPS IN
+    /// USE, IPS FREE), borrowed addresses, or one address (--ip).
+    Ipam(crate::ipam::cli::ShowArgs),
 }
 
 /// `bgpctl show routes [PREFIX] [--family F] [--neighbor ADDR --received|--advertised]`.
@@ -94,6 +97,7 @@ pub fn show(connection: &Connection, show: &Show) -> ExitCode {
             Err(message) => return fail(&message),
         },
         Show::Fib => Request::ShowFib,
+        Show::Ipam(args) => return crate::ipam::cli::show(connection, args),
     };
     let value = match ask(connection, &request) {
         Ok(value) => value,
@@ -121,6 +125,7 @@ pub fn show(connection: &Connection, show: &Show) -> ExitCode {
         Show::Fib => {
             serde_json::from_value::<route_sync::Snapshot>(value).map(|s| crate::fib::render(&s))
         }
+        Show::Ipam(_) => return ExitCode::SUCCESS,
     };
     match text {
         Ok(text) => {

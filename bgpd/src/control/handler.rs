@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::protocol::{NeighborEntry, Request, Response};
 use crate::fib::FibView;
+use crate::ipam::IpamHandle;
+use crate::ipam::ops::IpamRequest;
 use crate::session::addresses::canonical;
 use crate::supervisor::{NeighborSnapshot, Supervisor};
 use crate::tasks::{PeerCounters, RibInput, RibQuery};
@@ -21,6 +23,8 @@ pub struct Handler {
     pub rib: mpsc::Sender<RibInput>,
     /// `None` when `[fib] enabled = false`.
     pub fib: Option<FibView>,
+    /// `None` without `[ipam]`.
+    pub ipam: Option<IpamHandle>,
 }
 
 impl Handler {
@@ -70,7 +74,28 @@ impl Handler {
                 .await
                 .map(Value::String),
             Request::Reload => to_value(&self.supervisor.reload().await?),
+            Request::Ipam { request } => self.ipam(&request).await,
+            Request::IpamChanged => {
+                if let Some(ipam) = &self.ipam {
+                    ipam.notify();
+                }
+                Ok(Value::Null)
+            }
         }
+    }
+
+    /// An IPAM command against bgpd's datastore; a change also makes the IPAM task
+    /// re-read at once.
+    async fn ipam(&self, request: &IpamRequest) -> Result<Value, String> {
+        let ipam = self.ipam.as_ref().ok_or(
+            "IPAM is not configured in bgpd (no [ipam] section); give bgpctl --datastore URL",
+        )?;
+        let client = ipam.client().await.map_err(|e| e.to_string())?;
+        let answer = crate::ipam::ops::execute(&client, request).await;
+        if !request.is_read_only() {
+            ipam.notify();
+        }
+        answer.map(Value::String).map_err(|e| e.to_string())
     }
 
     async fn routes(&self, query: RouteQuery) -> Result<Value, String> {

@@ -8,18 +8,22 @@
 //! {"command":"show-fib"}
 //! {"command":"neighbor","address":"10.0.0.2","action":"shutdown","message":"maintenance"}
 //! {"command":"reload"}
+//! {"command":"ipam","request":{"op":"usage"}}
+//! {"command":"ipam-changed"}
 //! ```
 //!
 //! Values: `show-neighbors` gives a list of [`NeighborEntry`] (the fields of
 //! [`NeighborView`] plus message counters and description), `show-neighbor` one
 //! entry with `detail`, `show-routes` a list of [`RouteView`](crate::view::RouteView),
-//! `show-fib` route-sync's `Snapshot`, the others a line of text (reload: the
-//! summary object).
+//! `show-fib` route-sync's `Snapshot`, `ipam` the JSON text of its answer (see
+//! [`crate::ipam::ops`]), `ipam-changed` (sent by the `wren-ipam` CNI plugin after
+//! each ADD and DEL) null, the others a line of text (reload: the summary object).
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ipam::ops::IpamRequest;
 use crate::supervisor::NeighborAction;
 use crate::view::{NeighborView, RouteQuery};
 
@@ -46,6 +50,12 @@ pub enum Request {
         message: Option<String>,
     },
     Reload,
+    /// An IPAM command, run against bgpd's datastore.
+    Ipam {
+        request: IpamRequest,
+    },
+    /// IPAM changed (a CNI ADD or DEL): re-read the node's allocations now.
+    IpamChanged,
 }
 
 impl Request {
@@ -57,7 +67,7 @@ impl Request {
                 | Request::ShowNeighbor { .. }
                 | Request::ShowRoutes { .. }
                 | Request::ShowFib
-        )
+        ) || matches!(self, Request::Ipam { request } if request.is_read_only())
     }
 }
 

@@ -19,31 +19,54 @@ use crate::config::Config;
 use crate::tasks::{FibChange, PeerId, PeerUp};
 
 /// The first full convergence: every configured neighbor (not shut down) came up
-/// and sent End-of-RIB for each family it negotiated, or our graceful restart time
-/// (`[bgp.graceful_restart] restart_time`, default 120 s) passed.
+/// and sent End-of-RIB for each family it negotiated, and with `[ipam]` the IPAM
+/// task made its first synchronisation (the node's blocks, as the first
+/// `LocalChange::Replace` of `LocalSource::IpamBlock`); or our graceful restart time
+/// (`[bgp.graceful_restart] restart_time`, default 120 s) passed. Neighbors added
+/// before then (the node mesh, a reload) are waited for too.
 #[derive(Debug)]
 pub struct Convergence {
     pub done: bool,
     deadline: Instant,
     waiting: HashSet<IpAddr>,
+    /// Every neighbor address ever waited for (so a reconfiguration does not wait
+    /// again for one that has already converged).
+    known: HashSet<IpAddr>,
     /// Families (IPv4, IPv6) still owing End-of-RIB, per neighbor address.
     families: HashMap<IpAddr, [bool; 2]>,
+    /// The IPAM task has not synchronised yet.
+    ipam_pending: bool,
 }
 
 impl Convergence {
     pub fn new(config: &Config, now: Instant) -> Convergence {
+        let waiting: HashSet<IpAddr> = config
+            .bgp
+            .neighbors
+            .iter()
+            .filter(|n| !n.shutdown)
+            .map(|n| n.address)
+            .collect();
         Convergence {
             done: false,
             deadline: now
                 + Duration::from_secs(u64::from(config.bgp.graceful_restart.restart_time)),
-            waiting: config
-                .bgp
-                .neighbors
-                .iter()
-                .filter(|n| !n.shutdown)
-                .map(|n| n.address)
-                .collect(),
+            known: waiting.clone(),
+            waiting,
             families: HashMap::new(),
+            ipam_pending: config.ipam.is_some(),
+        }
+    }
+
+    /// Before the first convergence, neighbors new in `config` are waited for too.
+    fn add_neighbors(&mut self, config: &Config) {
+        if self.done {
+            return;
+        }
+        for neighbor in config.bgp.neighbors.iter().filter(|n| !n.shutdown) {
+            if self.known.insert(neighbor.address) {
+                self.waiting.insert(neighbor.address);
+            }
         }
     }
 
@@ -280,6 +303,14 @@ impl Rib {
             self.dump::<Ipv6Net>(idx);
         }
         self.local_change(crate::local::config_routes(&config));
+        self.convergence.add_neighbors(&config);
+        self.check_convergence(now);
+    }
+
+    /// The IPAM task's first synchronisation is in: the first convergence no longer
+    /// waits for it.
+    pub fn ipam_synced(&mut self, now: Instant) {
+        self.convergence.ipam_pending = false;
         self.check_convergence(now);
     }
 
@@ -316,7 +347,8 @@ impl Rib {
     /// Marks the first full convergence when it is reached.
     pub(super) fn check_convergence(&mut self, now: Instant) {
         let convergence = &mut self.convergence;
-        if convergence.done || !(convergence.waiting.is_empty() || now >= convergence.deadline) {
+        let complete = convergence.waiting.is_empty() && !convergence.ipam_pending;
+        if convergence.done || !(complete || now >= convergence.deadline) {
             return;
         }
         convergence.done = true;
@@ -325,6 +357,9 @@ impl Rib {
                 waiting = convergence.waiting.len(),
                 "first convergence: timeout while waiting for End-of-RIB"
             );
+        }
+        if convergence.ipam_pending {
+            tracing::info!("first convergence: timeout while waiting for the IPAM datastore");
         }
         if let Some(fib) = self.fib.as_mut() {
             fib.push(FibChange::Converged);

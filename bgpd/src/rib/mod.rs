@@ -19,7 +19,9 @@
 //!   `LocalSource::Config`; other sources send `RibInput::Local`.
 //! - FIB changes go to `fib` (see [`crate::fib`]); `FibChange::Converged` is sent
 //!   once every configured neighbor that is not shut down has sent End-of-RIB for
-//!   each family it negotiated, or after `[bgp.graceful_restart] restart_time`.
+//!   each family it negotiated (neighbors the node mesh adds before then too) and,
+//!   with `[ipam]`, the IPAM task's first `Replace` of `LocalSource::IpamBlock` is
+//!   in; or after `[bgp.graceful_restart] restart_time`.
 //! - Outbound UPDATEs go to each session's `Outbound` channel with `try_reserve`
 //!   only; a full channel makes the peer wait for `RibInput::Drained`, so a session
 //!   must send `Drained` when it takes something off a channel that was full

@@ -11,7 +11,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::loc_rib::Rib;
-use crate::tasks::{FibChange, RibInput, RibQuery};
+use crate::tasks::{FibChange, LocalChange, LocalSource, RibInput, RibQuery};
 
 /// Inputs handled between two flushes at most.
 pub const MAX_BATCH: usize = 64;
@@ -31,7 +31,21 @@ impl Rib {
             RibInput::DisableFamily { peer, family } => self.disable_family(peer, family),
             RibInput::PeerDown { peer, stale_for } => self.peer_down(peer, stale_for, now),
             RibInput::Drained { peer } => self.drained(peer),
-            RibInput::Local(change) => self.local_change(change),
+            RibInput::Local(change) => {
+                // The first replacement of the node's IPAM blocks is the IPAM task's
+                // first synchronisation (see `Convergence`).
+                let ipam_sync = matches!(
+                    &change,
+                    LocalChange::Replace {
+                        source: LocalSource::IpamBlock,
+                        ..
+                    }
+                );
+                self.local_change(change);
+                if ipam_sync {
+                    self.ipam_synced(now);
+                }
+            }
             RibInput::Reconfigure(config) => self.reconfigure(config, now),
             RibInput::Query(RibQuery::Routes { query, reply }) => {
                 // The asker may have given up; nothing to do then.

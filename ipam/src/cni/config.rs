@@ -111,6 +111,10 @@ pub struct IpamConf {
     /// This node's name (default: the host name).
     #[serde(default)]
     pub node: Option<String>,
+    /// bgpd's control socket, told after each ADD and DEL (default
+    /// `/run/wren/bgpd.sock`; `""`: tell nobody).
+    #[serde(default)]
+    pub control_socket: Option<String>,
 }
 
 fn default_datastore() -> String {
@@ -198,6 +202,15 @@ impl NetConf {
 }
 
 impl IpamConf {
+    /// The control socket to notify after a change, if any.
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        match self.control_socket.as_deref() {
+            None => Some(std::path::Path::new(super::notify::DEFAULT_CONTROL_SOCKET)),
+            Some("") => None,
+            Some(path) => Some(std::path::Path::new(path)),
+        }
+    }
+
     /// The configured node name, else the host name.
     pub fn node_name(&self) -> Result<String, CniError> {
         let name = match &self.node {

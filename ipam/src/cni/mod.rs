@@ -13,8 +13,12 @@
 //!   side of every pod's veth. Each address is returned with the longest prefix that
 //!   holds both it and the gateway (at most the pool's), so the gateway is on-link when
 //!   the routes are installed; the default route points at the gateway.
+//! - After an ADD or DEL the plugin tells bgpd through its control socket
+//!   (`"control_socket"` in the `ipam` object, default `/run/wren/bgpd.sock`, `""` for
+//!   none), best effort: see [`notify`].
 
 mod config;
+pub mod notify;
 mod result;
 
 use std::net::IpAddr;
@@ -55,7 +59,7 @@ pub async fn run(env: &CniEnv, stdin: &[u8]) -> Result<String, CniError> {
     let ipam = crate::connect(&conf.ipam.datastore)
         .await
         .map_err(|e| from_ipam(&version, e))?;
-    match env.command {
+    let outcome = match env.command {
         Command::Add => add(&ipam, &conf, &node, &handle).await,
         Command::Del => {
             ipam.release_handle(&handle)
@@ -63,9 +67,14 @@ pub async fn run(env: &CniEnv, stdin: &[u8]) -> Result<String, CniError> {
                 .map_err(|e| from_ipam(&version, e))?;
             Ok(String::new())
         }
-        Command::Check => check(&ipam, &conf, &handle).await.map(|()| String::new()),
-        Command::Version => Ok(VersionResult::new(stdin).to_json()),
+        Command::Check => return check(&ipam, &conf, &handle).await.map(|()| String::new()),
+        Command::Version => return Ok(VersionResult::new(stdin).to_json()),
+    };
+    // ADD and DEL tell bgpd (best effort), so it advertises the change at once.
+    if let Some(socket) = conf.ipam.control_socket() {
+        notify::ipam_changed(socket);
     }
+    outcome
 }
 
 /// The name of a node's gateway handle for a family.

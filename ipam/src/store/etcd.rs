@@ -304,7 +304,7 @@ impl Datastore for EtcdStore {
 }
 
 /// `etcd://a:2379,b:2379` -> `["http://a:2379", "http://b:2379"]`.
-fn parse_url(url: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn parse_url(url: &str) -> Result<Vec<String>, StoreError> {
     let bad = |reason: &str| StoreError::BadUrl {
         url: url.to_string(),
         reason: reason.to_string(),

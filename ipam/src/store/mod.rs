@@ -225,6 +225,20 @@ pub enum AnyStore {
     Etcd(EtcdStore),
 }
 
+/// Checks a datastore URL's form without connecting (for configuration checks).
+pub fn validate_url(url: &str) -> Result<(), StoreError> {
+    if url.starts_with("sqlite:") {
+        sqlite::parse_url(url).map(drop)
+    } else if url.starts_with("etcd:") {
+        etcd::parse_url(url).map(drop)
+    } else {
+        Err(StoreError::BadUrl {
+            url: url.to_string(),
+            reason: String::from("unknown scheme"),
+        })
+    }
+}
+
 /// Opens the datastore a URL names, and checks that it answers.
 pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
     if url.starts_with("sqlite:") {

@@ -172,7 +172,7 @@ impl Datastore for SqliteStore {
 }
 
 /// `sqlite:///abs/path` -> `/abs/path`.
-fn parse_url(url: &str) -> Result<PathBuf, StoreError> {
+pub(super) fn parse_url(url: &str) -> Result<PathBuf, StoreError> {
     let bad = |reason: &str| StoreError::BadUrl {
         url: url.to_string(),
         reason: reason.to_string(),

@@ -1,0 +1,152 @@
+//! IPAM in bgpd (issue 4): the node's pod address blocks as local routes, the node
+//! registry and the node-to-node mesh, and the `ipam` commands of bgpctl.
+//!
+//! - [`source`]: the IPAM task. It connects to the datastore of `[ipam]` (retrying
+//!   while it is down, with one error line per outage), creates the configured
+//!   pools, registers the node (name, addresses, ASN, labels), claims a block per
+//!   family (`ensure_blocks`), and keeps the rib task's `IpamBlock` routes (one per
+//!   block the node owns, blackholed in the kernel) and `IpamBorrowed` routes (one
+//!   host route per address borrowed from another node's block) equal to the
+//!   datastore's. It re-reads on a control-socket notification (`ipam-changed`,
+//!   sent by `wren-ipam` after each ADD and DEL), on the datastore watch, and every
+//!   `resync_interval` seconds. Its first `Replace` of `IpamBlock` is what the first
+//!   convergence waits for (no kernel route churn across a restart).
+//! - [`mesh`]: the neighbors the registry asks for, handed to the supervisor.
+//! - [`ops`]: the operator commands (`show ipam`, `ipam check`, release, pools) as
+//!   one request type run against a datastore, by bgpd for bgpctl or by bgpctl
+//!   itself with `--datastore URL`; [`cli`]: their command line and output.
+//!
+//! Calling contract: [`spawn`] starts the task and returns an [`IpamHandle`] for the
+//! control server; the task runs until aborted (the daemon aborts it at stop). It
+//! never withdraws what it advertised because the datastore is unreachable: the
+//! last known blocks stay advertised until the datastore says otherwise.
+
+pub mod cli;
+pub mod mesh;
+pub mod ops;
+pub mod source;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipam::{AnyStore, Ipam};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::supervisor::Supervisor;
+use crate::tasks::RibInput;
+
+/// What the IPAM task works from (the `[ipam]` section, resolved).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub node: String,
+    pub datastore: String,
+    pub asn: u32,
+    pub addresses: Vec<IpAddr>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub pools: Vec<ipam::Pool>,
+    pub strict_affinity: Option<bool>,
+    pub max_blocks_per_node: Option<u32>,
+    pub resync_interval: Duration,
+    /// Follow the node registry with the mesh (`[bgp] node_mesh`).
+    pub mesh: bool,
+}
+
+impl Settings {
+    /// The settings of `config`'s `[ipam]` section; `Ok(None)` without one, `Err`
+    /// when the node name cannot be found (no `node` and no usable host name).
+    pub fn from_config(config: &Config) -> Result<Option<Settings>, String> {
+        let Some(section) = &config.ipam else {
+            return Ok(None);
+        };
+        Ok(Some(Settings {
+            node: section.node_name()?,
+            datastore: section.datastore.clone(),
+            asn: config.bgp.asn.get(),
+            addresses: section.addresses(config.bgp.router_id),
+            labels: section.node_labels.clone(),
+            pools: section.pools.iter().map(|p| p.to_pool()).collect(),
+            strict_affinity: section.strict_affinity,
+            max_blocks_per_node: section.max_blocks_per_node,
+            resync_interval: Duration::from_secs(u64::from(section.resync_interval.max(1))),
+            mesh: config.node_mesh(),
+        }))
+    }
+}
+
+/// The control server's way to the IPAM task and its datastore.
+#[derive(Clone, Debug)]
+pub struct IpamHandle {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    node: String,
+    url: String,
+    /// The task's datastore client, once connected.
+    client: Mutex<Option<Ipam<AnyStore>>>,
+    /// Wakes the task to re-read now (a CNI ADD or DEL, an operator's release).
+    changed: Notify,
+}
+
+impl IpamHandle {
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.shared.node
+    }
+
+    /// The datastore URL.
+    pub fn url(&self) -> &str {
+        &self.shared.url
+    }
+
+    /// Asks the task to re-read the node's allocations now (coalesced: several
+    /// notifications before it wakes make one re-read).
+    pub fn notify(&self) {
+        self.shared.changed.notify_one();
+    }
+
+    /// A datastore client: the task's, else a new connection (which fails with the
+    /// datastore's own one-line error while it is down).
+    pub async fn client(&self) -> Result<Ipam<AnyStore>, ipam::IpamError> {
+        let existing = self
+            .shared
+            .client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match existing {
+            Some(client) => Ok(client),
+            None => ipam::connect(&self.shared.url).await,
+        }
+    }
+
+    fn set_client(&self, client: Option<Ipam<AnyStore>>) {
+        *self
+            .shared
+            .client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = client;
+    }
+}
+
+/// Starts the IPAM task: local routes to `rib`, mesh neighbors to `supervisor`.
+pub fn spawn(
+    settings: Settings,
+    rib: mpsc::Sender<RibInput>,
+    supervisor: Supervisor,
+) -> (IpamHandle, JoinHandle<()>) {
+    let handle = IpamHandle {
+        shared: Arc::new(Shared {
+            node: settings.node.clone(),
+            url: settings.datastore.clone(),
+            client: Mutex::new(None),
+            changed: Notify::new(),
+        }),
+    };
+    let task = tokio::spawn(source::run(settings, handle.clone(), rib, supervisor));
+    (handle, task)
+}

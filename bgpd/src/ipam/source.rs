@@ -1,0 +1,352 @@
+//! The IPAM task: the node's blocks and borrowed addresses as local routes, and the
+//! node registry as mesh neighbors (see the module above for the whole picture).
+//!
+//! A connection's life: connect, set up (pools, cluster settings, the node's
+//! registration, a block per family), start the watches, synchronise, then
+//! synchronise again on every wake-up: a notification through the control socket,
+//! the datastore watch of the IPAM keys (and of the registry for the mesh), or the
+//! resynchronisation timer. Any datastore error ends the connection: one error line
+//! (repeated only when the error changes, or once a minute), the advertised routes
+//! stay as they are, and the task connects again with a backoff.
+//!
+//! Routes to the rib task: the first synchronisation sends the whole set (a
+//! `Replace` of `IpamBorrowed`, then of `IpamBlock`: the first convergence waits for
+//! the latter); later ones send what changed (`Announce` and `Withdraw`), so a pod
+//! starting costs the RIB one prefix, not a scan of its table.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use ipam::store::Watch;
+use ipam::{AnyStore, Datastore, Ipam, IpamError, Node, StoreError};
+use ipnet::IpNet;
+use tokio::sync::mpsc;
+
+use super::{IpamHandle, Settings, mesh};
+use crate::config::NeighborConfig;
+use crate::local::{ipam_block, ipam_borrowed};
+use crate::supervisor::Supervisor;
+use crate::tasks::{LocalChange, LocalSource, RibInput};
+
+/// First pause before connecting again after a datastore error.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// Longest pause between connection attempts.
+const RETRY_MAX: Duration = Duration::from_secs(10);
+/// An unchanged error is logged again after this long.
+const REPEAT_ERROR: Duration = Duration::from_secs(60);
+
+/// Runs the IPAM task until aborted.
+pub async fn run(
+    settings: Settings,
+    handle: IpamHandle,
+    rib: mpsc::Sender<RibInput>,
+    supervisor: Supervisor,
+) {
+    let mut source = Source {
+        settings,
+        handle,
+        rib,
+        supervisor,
+        advertised: None,
+        mesh: None,
+        revision: None,
+        failing: None,
+    };
+    let mut retry = RETRY_FIRST;
+    loop {
+        let started = Instant::now();
+        let error = source.connection().await;
+        source.handle.set_client(None);
+        source.revision = None;
+        if source.rib.is_closed() {
+            return;
+        }
+        source.report(&error);
+        if started.elapsed() > RETRY_MAX {
+            retry = RETRY_FIRST;
+        }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(RETRY_MAX);
+    }
+}
+
+/// What the rib task has of ours.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Advertised {
+    blocks: BTreeSet<IpNet>,
+    borrowed: BTreeSet<IpAddr>,
+}
+
+struct Source {
+    settings: Settings,
+    handle: IpamHandle,
+    rib: mpsc::Sender<RibInput>,
+    supervisor: Supervisor,
+    /// None until the first synchronisation.
+    advertised: Option<Advertised>,
+    /// The mesh neighbors last handed to the supervisor.
+    mesh: Option<Vec<NeighborConfig>>,
+    /// The store revision of the last synchronisation (a re-read at the same
+    /// revision is skipped).
+    revision: Option<u64>,
+    /// The error being reported, and when it was last logged.
+    failing: Option<(String, Instant)>,
+}
+
+impl Source {
+    /// One connection, from connecting to the error that ends it.
+    async fn connection(&mut self) -> IpamError {
+        match self.serve().await {
+            Ok(never) => match never {},
+            Err(error) => error,
+        }
+    }
+
+    async fn serve(&mut self) -> Result<std::convert::Infallible, IpamError> {
+        let ipam = ipam::connect(&self.settings.datastore).await?;
+        self.setup(&ipam).await?;
+        // Watches first, then the first read: no change falls in between.
+        let mut changes = ipam.watch().await?;
+        let mut nodes = if self.settings.mesh {
+            Some(ipam.watch_nodes().await?)
+        } else {
+            None
+        };
+        self.sync(&ipam).await?;
+        self.sync_mesh(&ipam).await?;
+        self.handle.set_client(Some(ipam.clone()));
+        if let Some((error, _)) = self.failing.take() {
+            tracing::info!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
+        }
+        let mut resync = tokio::time::interval(self.settings.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await;
+        loop {
+            let mut mesh_changed = false;
+            tokio::select! {
+                changed = changes.changed() => { changed?; }
+                changed = next(&mut nodes) => { changed?; mesh_changed = true; }
+                () = self.handle.shared.changed.notified() => {}
+                _ = resync.tick() => mesh_changed = true,
+            }
+            // Coalesce what else is already queued into this one re-read.
+            while let Some(changed) = changes.changed().now_or_never() {
+                changed?;
+            }
+            if let Some(watch) = nodes.as_mut() {
+                while let Some(changed) = watch.changed().now_or_never() {
+                    changed?;
+                    mesh_changed = true;
+                }
+            }
+            self.sync(&ipam).await?;
+            if mesh_changed {
+                self.sync_mesh(&ipam).await?;
+            }
+        }
+    }
+
+    /// Pools, cluster settings, the node's registration and its blocks.
+    async fn setup(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
+        let settings = &self.settings;
+        for pool in &settings.pools {
+            self.ensure_pool(ipam, pool).await?;
+        }
+        if settings.strict_affinity.is_some() || settings.max_blocks_per_node.is_some() {
+            let stored = ipam.config().await?;
+            let mut wanted = stored.clone();
+            if let Some(strict) = settings.strict_affinity {
+                wanted.strict_affinity = strict;
+            }
+            if let Some(max) = settings.max_blocks_per_node {
+                wanted.max_blocks_per_node = max;
+            }
+            if wanted != stored {
+                ipam.set_config(&wanted).await?;
+                tracing::info!(
+                    strict_affinity = wanted.strict_affinity,
+                    max_blocks_per_node = wanted.max_blocks_per_node,
+                    "ipam: cluster settings written"
+                );
+            }
+        }
+        let node = Node {
+            name: settings.node.clone(),
+            addresses: settings.addresses.clone(),
+            asn: settings.asn,
+            labels: settings.labels.clone(),
+        };
+        if ipam.node(&node.name).await?.as_ref() != Some(&node) {
+            ipam.register_node(&node).await?;
+            tracing::info!(node = %node.name, addresses = ?node.addresses, asn = node.asn, "ipam: node registered");
+        }
+        let blocks = ipam.ensure_blocks(&settings.node).await?;
+        tracing::info!(node = %settings.node, blocks = ?blocks, "ipam: the node's blocks");
+        Ok(())
+    }
+
+    /// Adds a configured pool that the datastore lacks; a stored pool that differs
+    /// is kept (and said so), except `disabled`, which follows the configuration.
+    async fn ensure_pool(&self, ipam: &Ipam<AnyStore>, pool: &ipam::Pool) -> Result<(), IpamError> {
+        match ipam.add_pool(pool.clone()).await {
+            Ok(()) => {
+                tracing::info!(pool = %pool.cidr, block_size = pool.block_size, "ipam: pool added");
+                Ok(())
+            }
+            Err(IpamError::PoolExists(cidr)) => {
+                let Some(stored) = ipam.pools().await?.into_iter().find(|p| p.cidr == cidr) else {
+                    return Ok(());
+                };
+                if stored.disabled != pool.disabled {
+                    ipam.set_pool_disabled(cidr, pool.disabled).await?;
+                    tracing::info!(pool = %cidr, disabled = pool.disabled, "ipam: pool enabled or disabled as configured");
+                }
+                let mut compared = stored.clone();
+                compared.disabled = pool.disabled;
+                if compared != *pool {
+                    tracing::warn!(
+                        pool = %cidr,
+                        "ipam: the stored pool differs from [[ipam.pool]] (stored: block_size {}, nat_outgoing {}, node_selector {}); the stored one stays in force (bgpctl ipam pool delete, then add, to change it)",
+                        stored.block_size,
+                        stored.nat_outgoing,
+                        ipam::format_node_selector(&stored.node_selector),
+                    );
+                }
+                Ok(())
+            }
+            Err(error @ (IpamError::Store(_) | IpamError::Contention { .. })) => Err(error),
+            Err(error) => {
+                // Overlapping another stored pool: a configuration problem that a
+                // retry will not fix. Said once per connection; the rest goes on.
+                tracing::error!("ipam: [[ipam.pool]] {} not added: {error}", pool.cidr);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes the rib task's IPAM routes equal to the node's allocations.
+    async fn sync(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
+        let revision = ipam.store().revision().await?;
+        if self.revision == Some(revision) && self.advertised.is_some() {
+            return Ok(());
+        }
+        let allocations = ipam.node_allocations(&self.settings.node).await?;
+        let wanted = Advertised {
+            blocks: allocations.blocks,
+            borrowed: allocations.borrowed,
+        };
+        self.advertise(wanted).await;
+        self.revision = Some(allocations.revision);
+        Ok(())
+    }
+
+    async fn advertise(&mut self, wanted: Advertised) {
+        let mut changes = Vec::new();
+        match &self.advertised {
+            None => {
+                tracing::info!(
+                    blocks = ?wanted.blocks,
+                    borrowed = wanted.borrowed.len(),
+                    "ipam: advertising the node's blocks"
+                );
+                changes.push(LocalChange::Replace {
+                    source: LocalSource::IpamBorrowed,
+                    routes: wanted
+                        .borrowed
+                        .iter()
+                        .map(|a| ipam_borrowed(*a, Vec::new()))
+                        .collect(),
+                });
+                // Last: the first convergence waits for this one.
+                changes.push(LocalChange::Replace {
+                    source: LocalSource::IpamBlock,
+                    routes: wanted
+                        .blocks
+                        .iter()
+                        .map(|b| ipam_block(*b, Vec::new()))
+                        .collect(),
+                });
+            }
+            Some(old) if *old == wanted => return,
+            Some(old) => {
+                for block in old.blocks.difference(&wanted.blocks) {
+                    tracing::info!(block = %block, "ipam: block released; withdrawing it");
+                    changes.push(LocalChange::Withdraw {
+                        prefix: *block,
+                        source: LocalSource::IpamBlock,
+                    });
+                }
+                for address in old.borrowed.difference(&wanted.borrowed) {
+                    tracing::debug!(address = %address, "ipam: borrowed address released");
+                    changes.push(LocalChange::Withdraw {
+                        prefix: IpNet::from(*address),
+                        source: LocalSource::IpamBorrowed,
+                    });
+                }
+                for block in wanted.blocks.difference(&old.blocks) {
+                    tracing::info!(block = %block, "ipam: new block; advertising it");
+                    changes.push(LocalChange::Announce(ipam_block(*block, Vec::new())));
+                }
+                for address in wanted.borrowed.difference(&old.borrowed) {
+                    tracing::debug!(address = %address, "ipam: borrowed address; advertising it");
+                    changes.push(LocalChange::Announce(ipam_borrowed(*address, Vec::new())));
+                }
+            }
+        }
+        for change in changes {
+            if self.rib.send(RibInput::Local(change)).await.is_err() {
+                return;
+            }
+        }
+        self.advertised = Some(wanted);
+    }
+
+    /// Hands the supervisor the mesh neighbors the registry asks for.
+    async fn sync_mesh(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
+        if !self.settings.mesh {
+            return Ok(());
+        }
+        let nodes = ipam.nodes().await?;
+        let wanted = mesh::neighbors(&self.settings.node, &self.settings.addresses, &nodes);
+        if self.mesh.as_ref() == Some(&wanted) {
+            return Ok(());
+        }
+        match self.supervisor.set_mesh(wanted.clone()).await {
+            Ok(summary) => {
+                tracing::debug!(?summary, "ipam: node mesh handed to the supervisor");
+                self.mesh = Some(wanted);
+            }
+            Err(error) => tracing::warn!("ipam: node mesh not applied: {error}"),
+        }
+        Ok(())
+    }
+
+    /// Logs a datastore error: once, again when it changes, and once a minute.
+    fn report(&mut self, error: &IpamError) {
+        let text = error.to_string();
+        let now = Instant::now();
+        let repeat = match &self.failing {
+            Some((last, at)) => *last != text || now.duration_since(*at) >= REPEAT_ERROR,
+            None => true,
+        };
+        if repeat {
+            let what = if self.advertised.is_some() {
+                "the last known blocks stay advertised"
+            } else {
+                "no IPAM block is advertised yet"
+            };
+            tracing::error!("ipam: {text}; {what}; retrying");
+            self.failing = Some((text, now));
+        }
+    }
+}
+
+/// The next notification of an optional watch (never, without one).
+async fn next(watch: &mut Option<Watch>) -> Result<u64, StoreError> {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
+}
