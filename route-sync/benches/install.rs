@@ -4,11 +4,11 @@
 //!   fresh process (this binary again, with ROUTE_SYNC_BENCH_MEMORY=family:N):
 //!   resident set size (VmRSS) before start, after N installs and after
 //!   their removal, and the peak (VmHWM), divided by N. Changes are
-//!   generated as they are fed, 4096 per `apply` (as bgpd's fib task hands
-//!   them over), so the figures are route-sync's own and not its input's.
-//!   Also printed: routes/s and CPU time per route (user and system, from
-//!   schedstat: the kernel's work on our requests counts, other processes'
-//!   load does not).
+//!   generated as they are fed by another task, 4096 per `apply` (as
+//!   bgpd's fib task hands them over), so the figures are route-sync's own
+//!   plus what waits in its command channel. Also printed: routes/s and CPU
+//!   time per route (user and system of the process: the kernel's work on
+//!   our requests counts, other processes' load does not).
 //! - `speed`: installs then deletes N IPv4 /26 routes through route-sync and
 //!   through `ip -batch` (one request per message, each acked), several runs
 //!   each, and prints routes/s (median, min, max) and the time ratio of
@@ -128,11 +128,16 @@ fn memory() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// CPU time of the calling thread (user and system), from schedstat.
+/// CPU time of this process (user and system, all threads).
 fn cpu_time() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-    let nanoseconds = text.split_whitespace().next().unwrap().parse().unwrap();
-    Duration::from_nanos(nanoseconds)
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which ends with the last ')'):
+    // state is field 3, utime 14 and stime 15, in ticks of 1/100 s.
+    let fields: Vec<&str> = text[text.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
 }
 
 /// The i-th prefix of a family: IPv4 /26 from 32.0.0.0, IPv6 /64 from 2001:db8:100::.
@@ -160,7 +165,8 @@ fn memory_case(case: &str) {
     ] {
         assert!(Command::new("ip").args(args).status().unwrap().success());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
@@ -174,26 +180,17 @@ fn memory_case(case: &str) {
         let fib = route_sync::start(Config::default()).await.unwrap();
         let start = Instant::now();
         let cpu = cpu_time();
-        for first in (0..size).step_by(CHUNK) {
-            let changes = (first..size.min(first + CHUNK))
-                .map(|i| Change::Install(Route::via(nth_prefix(ipv6, i), gateway)))
-                .collect();
-            fib.apply(changes).await.unwrap();
-            tokio::task::yield_now().await;
-        }
+        feed(&fib, size, move |i| {
+            Change::Install(Route::via(nth_prefix(ipv6, i), gateway))
+        })
+        .await;
         fib.sync().await.unwrap();
         let install = start.elapsed();
         let install_cpu = cpu_time() - cpu;
         let (installed, peak) = memory();
         let start = Instant::now();
         let cpu = cpu_time();
-        for first in (0..size).step_by(CHUNK) {
-            let changes = (first..size.min(first + CHUNK))
-                .map(|i| Change::Remove(nth_prefix(ipv6, i)))
-                .collect();
-            fib.apply(changes).await.unwrap();
-            tokio::task::yield_now().await;
-        }
+        feed(&fib, size, move |i| Change::Remove(nth_prefix(ipv6, i))).await;
         fib.sync().await.unwrap();
         let delete = start.elapsed();
         let delete_cpu = cpu_time() - cpu;
@@ -218,6 +215,24 @@ fn memory_case(case: &str) {
             delete_cpu.as_secs_f64() * 1e6 / size as f64,
         );
     });
+}
+
+/// Hands `size` changes to route-sync from another task, CHUNK per
+/// `apply`, as fast as it takes them (as bgpd's fib task does).
+async fn feed(
+    fib: &route_sync::FibHandle,
+    size: usize,
+    change: impl Fn(usize) -> Change + Send + 'static,
+) {
+    let fib = fib.clone();
+    tokio::spawn(async move {
+        for first in (0..size).step_by(CHUNK) {
+            let changes = (first..size.min(first + CHUNK)).map(&change).collect();
+            fib.apply(changes).await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
 }
 
 /// N distinct /26 prefixes from 32.0.0.0 on.

@@ -70,8 +70,11 @@ use reconcile::State;
 use resolve::Resolver;
 use task::{Command, Syncer};
 
-/// Commands queued to the syncer task before senders wait.
-pub const COMMAND_CAPACITY: usize = 1024;
+/// Commands queued to the syncer task before senders wait. Few, because
+/// one command may carry thousands of changes: the syncer takes commands
+/// between batches, so changes wait in its packed table (about 20 octets a
+/// route) rather than in the channel as `Change` values (over 100).
+pub const COMMAND_CAPACITY: usize = 4;
 
 /// Starts a syncer in the current tokio runtime and returns its handle.
 ///

@@ -60,6 +60,14 @@ enum Waiter {
     },
 }
 
+/// Where commands that arrive while batches are being sent go: they are
+/// taken between batches, so that callers' changes wait in the packed
+/// table rather than in the channel as `Change` values.
+struct Intake<'a> {
+    commands: &'a mut mpsc::Receiver<Command>,
+    waiting: &'a mut Vec<Waiter>,
+}
+
 /// Everything the task owns.
 #[derive(Debug)]
 pub(crate) struct Syncer {
@@ -83,7 +91,7 @@ impl Syncer {
             resync_wanted: false,
         };
         syncer.resync(true).await?;
-        syncer.flush().await;
+        syncer.flush(None).await;
         Ok(syncer)
     }
 
@@ -121,7 +129,11 @@ impl Syncer {
                 }
                 _ = retry.tick() => self.state.retry_refused(),
             }
-            self.settle().await;
+            let mut intake = Intake {
+                commands: &mut commands,
+                waiting: &mut waiting,
+            };
+            self.settle(Some(&mut intake)).await;
             for waiter in waiting.drain(..) {
                 match waiter {
                     Waiter::Sync(reply) => {
@@ -184,8 +196,27 @@ impl Syncer {
         }
     }
 
-    /// Resyncs if needed, then sends every pending request.
-    async fn settle(&mut self) {
+    /// Takes the commands queued in the channel (after a shutdown, no
+    /// more).
+    fn absorb(&mut self, intake: &mut Intake<'_>) {
+        for _ in 0..COMMANDS_PER_ROUND {
+            if intake
+                .waiting
+                .iter()
+                .any(|w| matches!(w, Waiter::Shutdown { .. }))
+            {
+                return;
+            }
+            match intake.commands.try_recv() {
+                Ok(command) => self.command(command, intake.waiting),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Resyncs if needed, then sends every pending request (and those of
+    /// commands arriving meanwhile, when there is an intake).
+    async fn settle(&mut self, mut intake: Option<&mut Intake<'_>>) {
         for _ in 0..3 {
             if self.resync_wanted {
                 if let Err(error) = self.resync(false).await {
@@ -193,7 +224,7 @@ impl Syncer {
                     return;
                 }
             }
-            self.flush().await;
+            self.flush(intake.as_deref_mut()).await;
             if !self.resync_wanted {
                 return;
             }
@@ -201,15 +232,16 @@ impl Syncer {
     }
 
     async fn shutdown(&mut self, keep_routes: bool) {
-        self.settle().await;
+        self.settle(None).await;
         if !keep_routes {
             self.state.remove_all();
-            self.flush().await;
+            self.flush(None).await;
         }
     }
 
-    /// Sends batches until no prefix needs a request.
-    async fn flush(&mut self) {
+    /// Sends batches until no prefix needs a request; with an intake,
+    /// takes the commands that arrived after each batch.
+    async fn flush(&mut self, mut intake: Option<&mut Intake<'_>>) {
         while self.state.has_work() {
             let mut batch = self.socket.batch();
             let mut operations = Vec::with_capacity(OPERATIONS_PER_BATCH);
@@ -253,6 +285,9 @@ impl Syncer {
                     self.resync_wanted = true;
                     return;
                 }
+            }
+            if let Some(intake) = intake.as_deref_mut() {
+                self.absorb(intake);
             }
         }
         self.state.shrink();
