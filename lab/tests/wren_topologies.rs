@@ -1,0 +1,481 @@
+//! The shipped Wren topologies (containerlab/mesh, tor and rr), each deployed by the library
+//! the `wren-lab` runner uses, under a unique prefix so they run beside other tests, and
+//! checked from the peers' side:
+//! - every BGP session is Established: FRR's `show bgp summary json` on the ToRs, and each
+//!   Wren node's `bgpctl --json show neighbors` with the expected number of neighbors;
+//! - every node's kernel routes every other node's blocks (the blocks and their owners read
+//!   from the IPAM datastore), through the owner itself on a shared segment;
+//! - every node's `bgpctl --json show routes` agrees with its kernel;
+//! - a pod on every node pings a pod on every other node (across racks for `tor`);
+//! - after tear-down no namespace, link or process of the lab is left, also when a check
+//!   fails midway (the checks run under `catch_unwind`, and one test fails on purpose).
+//!
+//! Needs root, FRR, etcd, the CNI plugins and Wren's binaries (bgpd, bgpctl, wren-ipam built
+//! in the target dir); skips otherwise, fails with WREN_REQUIRE_LAB=1.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lab::topology::{Role, find_wren_binary};
+use lab::{Lab, Topology, wait_for, wait_until};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// What one topology must show once converged.
+struct Expect {
+    file: &'static str,
+    /// BGP sessions each node must have Established (FRR nodes and Wren nodes).
+    sessions: &'static [(&'static str, usize)],
+    /// Nodes on one segment reach each other's blocks directly (next hop: the owner).
+    direct: bool,
+}
+
+const MESH: Expect = Expect {
+    file: "containerlab/mesh.clab.yml",
+    sessions: &[("node1", 2), ("node2", 2), ("node3", 2)],
+    direct: true,
+};
+
+const TOR: Expect = Expect {
+    file: "containerlab/tor.clab.yml",
+    sessions: &[
+        ("rack1-tor", 3),
+        ("rack2-tor", 3),
+        ("rack1-node1", 1),
+        ("rack1-node2", 1),
+        ("rack2-node1", 1),
+        ("rack2-node2", 1),
+    ],
+    direct: false,
+};
+
+const RR: Expect = Expect {
+    file: "containerlab/rr.clab.yml",
+    sessions: &[
+        ("rr1", 3),
+        ("rr2", 3),
+        ("node1", 2),
+        ("node2", 2),
+        ("node3", 2),
+    ],
+    direct: true,
+};
+
+#[test]
+fn mesh_topology_converges_and_leaves_nothing_behind() {
+    run(&MESH);
+}
+
+#[test]
+fn tor_topology_converges_and_leaves_nothing_behind() {
+    run(&TOR);
+}
+
+#[test]
+fn rr_topology_converges_and_leaves_nothing_behind() {
+    run(&RR);
+}
+
+/// A check failing midway (here: on purpose, once the lab is up and peering) still leaves
+/// nothing behind.
+#[test]
+fn a_failure_midway_leaves_nothing_behind() {
+    let Some(bgpctl) = ready() else {
+        return;
+    };
+    let (lab, prefix) = deploy(&MESH);
+    let left = Leftovers::record(&lab, &prefix);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        wait_sessions(&lab, &bgpctl, &[("node1", 2)]);
+        panic!("failing on purpose with the lab up");
+    }));
+    drop(lab);
+    left.assert_gone();
+    let payload = outcome.unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<&str>().copied(),
+        Some("failing on purpose with the lab up")
+    );
+}
+
+/// Deploys `expect.file`, runs every check, tears down and checks nothing is left (also
+/// when a check failed, whose panic is then passed on).
+fn run(expect: &Expect) {
+    let Some(bgpctl) = ready() else {
+        return;
+    };
+    let (lab, prefix) = deploy(expect);
+    let left = Leftovers::record(&lab, &prefix);
+    let outcome = catch_unwind(AssertUnwindSafe(|| check(&lab, &bgpctl, expect)));
+    drop(lab);
+    left.assert_gone();
+    if let Err(panic) = outcome {
+        resume_unwind(panic);
+    }
+}
+
+/// The prerequisites, and bgpctl's path (bgpd and wren-ipam are found the same way by the
+/// lab); `None` (after printing why) when something is missing and the lab is not required.
+fn ready() -> Option<PathBuf> {
+    lab::require!(Root, Frr, Etcd, Cni)?;
+    let missing: Vec<&str> = ["bgpd", "bgpctl", "wren-ipam"]
+        .into_iter()
+        .filter(|name| find_wren_binary(name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let reason = format!(
+            "Wren binaries not built: {missing:?} (cargo build --workspace --bins, or set WREN_BIN_DIR)"
+        );
+        assert!(
+            std::env::var(lab::REQUIRE_ENV).as_deref() != Ok("1"),
+            "{reason}"
+        );
+        eprintln!("SKIPPED: {reason}");
+        return None;
+    }
+    find_wren_binary("bgpctl")
+}
+
+/// Deploys a shipped topology under a prefix unique to this test (namespaces
+/// `PREFIX-NAME-NODE`), so it runs beside anything else, this same topology included.
+fn deploy(expect: &Expect) -> (Lab, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(expect.file);
+    let mut topology = Topology::load(&path).unwrap();
+    let prefix = lab::unique_name("wt");
+    topology.prefix = Some(prefix.clone());
+    match topology.deploy() {
+        Ok(lab) => (lab, prefix),
+        Err(error) => {
+            // A failed deploy removes what it made.
+            let left = namespaces_with(&prefix);
+            assert!(left.is_empty(), "failed deploy left {left:?}");
+            panic!("deploying {}: {error}", expect.file);
+        }
+    }
+}
+
+fn check(lab: &Lab, bgpctl: &Path, expect: &Expect) {
+    wait_sessions(lab, bgpctl, expect.sessions);
+
+    // The blocks and their owners, from the datastore (through the first pod node's bgpd).
+    let pod_nodes: Vec<&str> = lab
+        .nodes()
+        .iter()
+        .filter(|n| !n.pods().is_empty())
+        .map(|n| n.name())
+        .collect();
+    assert!(pod_nodes.len() >= 3, "pod nodes: {pod_nodes:?}");
+    let blocks: BTreeMap<String, String> = wait_for(TIMEOUT, "a block for every pod node", || {
+        let ipam = json(lab, pod_nodes[0], bgpctl, &["show", "ipam", "--blocks"])?;
+        let blocks: BTreeMap<String, String> = ipam["blocks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                Some((
+                    b["cidr"].as_str()?.to_owned(),
+                    b["node"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let owners: BTreeSet<&str> = blocks.values().map(String::as_str).collect();
+        match pod_nodes.iter().find(|n| !owners.contains(**n)) {
+            None => Ok(blocks),
+            Some(node) => Err(format!("{node} owns no block yet: {blocks:?}")),
+        }
+    })
+    .unwrap();
+
+    // Every pod address lies in a block of its own node.
+    for node in lab.nodes().iter().filter(|n| !n.pods().is_empty()) {
+        for pod in node.pods() {
+            let address: Ipv4Addr = pod.address().unwrap().parse().unwrap();
+            let owner = blocks.iter().find(|(cidr, _)| contains(cidr, address));
+            assert_eq!(
+                owner.map(|(_, node)| node.as_str()),
+                Some(node.name()),
+                "pod {} at {address}: blocks {blocks:?}",
+                pod.netns().name()
+            );
+        }
+    }
+
+    // Every node's kernel routes every other node's blocks (through the owner on a shared
+    // segment), and its bgpctl says the same.
+    for &node in &pod_nodes {
+        let netns = lab.netns(node).unwrap();
+        for (block, owner) in blocks.iter().filter(|(_, owner)| owner.as_str() != node) {
+            let route = wait_for(
+                TIMEOUT,
+                &format!("{block} of {owner} in {node}'s kernel"),
+                || match netns.route(block) {
+                    Ok(Some(route)) if route["gateway"].is_string() => Ok(route),
+                    Ok(other) => Err(format!("route {other:?}")),
+                    Err(error) => Err(error.to_string()),
+                },
+            )
+            .unwrap();
+            let gateway = route["gateway"].as_str().unwrap().to_owned();
+            if expect.direct {
+                assert_eq!(
+                    gateway,
+                    eth1_address(lab, owner),
+                    "{node}'s route to {block}: {route}"
+                );
+            }
+            let routes = json(lab, node, bgpctl, &["show", "routes", block]).unwrap();
+            let best: Vec<&Value> = routes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["prefix"] == block.as_str() && r["best"] == true)
+                .collect();
+            assert_eq!(
+                best.len(),
+                1,
+                "{node}: bgpctl show routes {block}: {routes}"
+            );
+            assert_eq!(
+                best[0]["next_hops"],
+                serde_json::json!([gateway]),
+                "{node}: bgpctl and the kernel disagree on {block}"
+            );
+        }
+        // Its own blocks are local routes in bgpctl, and bgpctl has nothing else.
+        let routes = json(lab, node, bgpctl, &["show", "routes"]).unwrap();
+        let best: BTreeMap<String, String> = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["best"] == true)
+            .map(|r| {
+                (
+                    r["prefix"].as_str().unwrap().to_owned(),
+                    r["source"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            best.keys().collect::<BTreeSet<_>>(),
+            blocks.keys().collect::<BTreeSet<_>>(),
+            "{node}: bgpctl show routes: {routes}"
+        );
+        for (block, owner) in &blocks {
+            assert_eq!(
+                best[block] == "local",
+                owner == node,
+                "{node}: {block} of {owner} has source {}",
+                best[block]
+            );
+        }
+    }
+
+    // FRR routers carry every block.
+    for node in lab
+        .nodes()
+        .iter()
+        .filter_map(|n| n.frr().map(|f| (n.name(), f)))
+    {
+        for block in blocks.keys() {
+            node.1.wait_route(TIMEOUT, block).unwrap();
+        }
+    }
+
+    // A pod of every node pings a pod of every other node.
+    for from in lab.nodes().iter().filter(|n| !n.pods().is_empty()) {
+        for (index, to) in lab
+            .nodes()
+            .iter()
+            .filter(|n| !n.pods().is_empty() && n.name() != from.name())
+            .enumerate()
+        {
+            let source = &from.pods()[0];
+            let target = &to.pods()[index % to.pods().len()];
+            let address = target.address().unwrap();
+            wait_until(
+                TIMEOUT,
+                &format!(
+                    "pod {} ({}) to ping pod {} ({address})",
+                    source.netns().name(),
+                    from.name(),
+                    target.netns().name()
+                ),
+                || source.netns().ping(&address),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Waits until each listed node has exactly that many sessions, all Established: FRR's
+/// `show bgp summary json` on FRR nodes, `bgpctl --json show neighbors` on Wren nodes.
+fn wait_sessions(lab: &Lab, bgpctl: &Path, sessions: &[(&str, usize)]) {
+    for &(node, count) in sessions {
+        let what = format!("{count} Established sessions on {node}");
+        let lab_node = lab.node(node).unwrap();
+        wait_for(TIMEOUT, &what, || {
+            let states: Vec<String> = match lab_node.frr() {
+                Some(frr) => {
+                    let summary = frr.bgp_summary_json().map_err(|e| e.to_string())?;
+                    summary["ipv4Unicast"]["peers"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(peer, v)| format!("{peer} {}", v["state"].as_str().unwrap_or("?")))
+                        .collect()
+                }
+                None => {
+                    assert!(matches!(lab_node.role(), Role::Wren { .. }), "{node}");
+                    json(lab, node, bgpctl, &["show", "neighbors"])?
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|n| format!("{} {}", n["address"], n["state"].as_str().unwrap_or("?")))
+                        .collect()
+                }
+            };
+            if states.len() == count && states.iter().all(|s| s.ends_with(" Established")) {
+                Ok(())
+            } else {
+                Err(format!("{states:?}"))
+            }
+        })
+        .unwrap();
+    }
+}
+
+/// `bgpctl --json ARGS` in a node (reaching the node's own bgpd without flags).
+fn json(lab: &Lab, node: &str, bgpctl: &Path, args: &[&str]) -> Result<Value, String> {
+    let mut all = vec![bgpctl.to_str().unwrap(), "--json"];
+    all.extend_from_slice(args);
+    let out = lab.exec(node, &all).map_err(|e| e.to_string())?;
+    serde_json::from_str(&out).map_err(|e| format!("bgpctl {args:?} on {node}: {e}: {out}"))
+}
+
+/// A node's address on its eth1 (its address on the segment).
+fn eth1_address(lab: &Lab, node: &str) -> String {
+    let addresses = lab
+        .netns(node)
+        .unwrap()
+        .ip_json(&["-4", "addr", "show", "dev", "eth1"])
+        .unwrap();
+    addresses[0]["addr_info"][0]["local"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn contains(cidr: &str, address: Ipv4Addr) -> bool {
+    let (network, len) = cidr.split_once('/').unwrap();
+    let network: Ipv4Addr = network.parse().unwrap();
+    let len: u32 = len.parse().unwrap();
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    u32::from(address) & mask == u32::from(network) & mask
+}
+
+fn namespaces_with(prefix: &str) -> Vec<String> {
+    lab::netns::list()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with(prefix) || n.contains(&format!(".{prefix}.")))
+        .collect()
+}
+
+/// What a lab made, recorded while it is up, to check after tear-down that it is gone.
+struct Leftovers {
+    prefix: String,
+    namespaces: Vec<String>,
+    pids: Vec<i32>,
+    /// Interface names inside the lab's namespaces other than the usual ones (the pods'
+    /// host-side veths, named by the ptp plugin).
+    interfaces: BTreeSet<String>,
+}
+
+impl Leftovers {
+    fn record(lab: &Lab, prefix: &str) -> Leftovers {
+        let mut namespaces: Vec<String> = Vec::new();
+        for node in lab.nodes() {
+            namespaces.push(node.netns().name().to_owned());
+            namespaces.extend(node.pods().iter().map(|p| p.netns().name().to_owned()));
+        }
+        namespaces.extend(lab.mgmt_netns().map(|n| n.name().to_owned()));
+        let found = namespaces_with(prefix);
+        for name in &namespaces {
+            assert!(found.contains(name), "{name} not among {found:?}");
+        }
+        let mut pids = Vec::new();
+        let mut interfaces = BTreeSet::new();
+        for name in &namespaces {
+            pids.extend(lab::netns::pids(name).unwrap());
+            let links = lab::run_command_json(
+                std::process::Command::new("ip").args(["-j", "-n", name, "link", "show"]),
+            )
+            .unwrap();
+            interfaces.extend(
+                links
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l["ifname"].as_str())
+                    .filter(|n| n.starts_with("veth"))
+                    .map(str::to_owned),
+            );
+        }
+        assert!(!pids.is_empty(), "no process in the lab");
+        Leftovers {
+            prefix: prefix.to_owned(),
+            namespaces,
+            pids,
+            interfaces,
+        }
+    }
+
+    fn assert_gone(&self) {
+        let left = namespaces_with(&self.prefix);
+        assert!(left.is_empty(), "namespaces left: {left:?}");
+        for name in &self.namespaces {
+            assert!(
+                !Path::new(lab::netns::NETNS_RUN_DIR).join(name).exists(),
+                "{name} left"
+            );
+        }
+        for &pid in &self.pids {
+            wait_until(TIMEOUT, &format!("process {pid} of the lab gone"), || {
+                !alive(pid)
+            })
+            .unwrap();
+        }
+        let host =
+            lab::run_command_json(std::process::Command::new("ip").args(["-j", "link", "show"]))
+                .unwrap();
+        let host: BTreeSet<&str> = host
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str())
+            .collect();
+        let stray: Vec<&String> = self
+            .interfaces
+            .iter()
+            .filter(|n| host.contains(n.as_str()))
+            .collect();
+        assert!(stray.is_empty(), "lab interfaces in the host: {stray:?}");
+    }
+}
+
+/// True while the process exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    lab::topology::DaemonState {
+        name: String::new(),
+        pid: pid.unsigned_abs(),
+        log: PathBuf::new(),
+    }
+    .is_alive()
+}
