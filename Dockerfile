@@ -1,0 +1,33 @@
+# The `wren` image the topologies in containerlab/ name (image: wren:latest):
+# bgpd and bgpctl in /usr/local/bin, the wren-ipam CNI plugin beside Debian's CNI plugins
+# in /usr/lib/cni, and iproute2 for the nodes' exec: commands.
+#
+#   docker build -t wren:latest .
+#   containerlab deploy -t containerlab/tor.clab.yml
+#
+# A node that binds /etc/wren/bgpd.toml runs bgpd with it; any other (the switches of the
+# mesh and rr topologies) only runs its exec: commands.
+
+# --- build ------------------------------------------------------------------------------
+FROM rust:1-bookworm AS build
+# protoc for etcd-client's generated code; the C compiler for the bundled SQLite is in
+# the rust image already.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends protobuf-compiler \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p bgpd -p ipam --bins \
+ && install -D -m 0755 target/release/bgpd target/release/bgpctl -t /out/usr/local/bin \
+ && install -D -m 0755 target/release/wren-ipam -t /out/usr/lib/cni
+
+# --- runtime ----------------------------------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      iproute2 containernetworking-plugins iputils-ping procps jq ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /etc/wren /run/wren /var/lib/wren /etc/cni/net.d
+COPY --from=build /out/ /
+ENV WREN_CONTROL_SOCKET=/run/wren/bgpd.sock
+CMD ["/bin/sh", "-c", "if [ -f /etc/wren/bgpd.toml ]; then exec bgpd --config /etc/wren/bgpd.toml; else exec sleep infinity; fi"]
