@@ -85,11 +85,24 @@ fn cell_text(row: &Row, subject: &str, note: &mut impl FnMut(&str) -> usize) -> 
     }
 }
 
+/// Median over median: two decimals from 0.1 up, two significant digits below (a ratio
+/// of 0.0009 is not "0.00×"); "both 0" when both medians are zero, "∞" over a zero.
 fn ratio_text(row: &Row, numerator: &str, denominator: &str) -> String {
     match (row.summary(numerator), row.summary(denominator)) {
-        (Some(n), Some(d)) if d.median != 0.0 => format!("{:.2}×", n.median / d.median),
+        (Some(n), Some(d)) if d.median != 0.0 => ratio_format(n.median / d.median),
+        (Some(n), Some(_)) if n.median == 0.0 => "both 0".to_owned(),
         (Some(_), Some(_)) => "∞".to_owned(),
         _ => "—".to_owned(),
+    }
+}
+
+fn ratio_format(ratio: f64) -> String {
+    let magnitude = ratio.abs();
+    if magnitude == 0.0 || magnitude >= 0.1 {
+        format!("{ratio:.2}×")
+    } else {
+        let decimals = (1 - magnitude.log10().floor() as i32).clamp(2, 9) as usize;
+        format!("{ratio:.decimals$}×")
     }
 }
 
@@ -134,5 +147,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(2) GoBGP: RIB, not FIB"), "{text}");
+    }
+
+    #[test]
+    fn ratios_keep_two_significant_digits_and_name_zeros() {
+        assert_eq!(ratio_format(0.5), "0.50×");
+        assert_eq!(ratio_format(12.345), "12.35×");
+        assert_eq!(ratio_format(0.052 / 60.5), "0.00086×");
+        assert_eq!(ratio_format(0.02), "0.020×");
+        assert_eq!(ratio_format(-0.013 / 0.002), "-6.50×");
+        assert_eq!(ratio_format(0.0), "0.00×");
+        let mut collector = Collector::default();
+        collector.add("idle CPU", Unit::CpuSeconds, "Wren", 0.0);
+        collector.add("idle CPU", Unit::CpuSeconds, "BIRD", 0.0);
+        collector.add("idle CPU", Unit::CpuSeconds, "FRR", 0.01);
+        collector.add("drops", Unit::CpuSeconds, "Wren", 0.01);
+        collector.add("drops", Unit::CpuSeconds, "BIRD", 0.0);
+        let subjects: Vec<String> = ["Wren", "BIRD", "FRR"].map(String::from).to_vec();
+        let rows = collector.rows(&subjects, "does not apply");
+        assert_eq!(ratio_text(&rows[0], "Wren", "BIRD"), "both 0");
+        assert_eq!(ratio_text(&rows[0], "Wren", "FRR"), "0.00×");
+        assert_eq!(ratio_text(&rows[1], "Wren", "BIRD"), "∞");
+        assert_eq!(ratio_text(&rows[1], "Wren", "FRR"), "—");
     }
 }
