@@ -1,0 +1,235 @@
+//! Nodes sharing an etcd datastore, each a bgpd with `[ipam]` and the node mesh (no
+//! configured neighbor), on one switch (a bridge namespace that also runs etcd):
+//!
+//! - the calico#3246 case: the only block of a small pool belongs to node A
+//!   (strict_affinity off), so node B borrows its pod's address from it; pods on both
+//!   nodes ping each other, A keeps its blackhole for the block and has B's /32
+//!   toward B;
+//! - the mesh follows the registry: node C joining gets sessions with A and B (and
+//!   they learn C's block), and `bgpctl ipam release-node node-c` drops C from the
+//!   registry, its block from the store and its sessions from A and B, without a
+//!   restart.
+//!
+//! Needs root, etcd and the CNI plugins (skips otherwise; fails with
+//! WREN_REQUIRE_LAB=1).
+
+#![allow(clippy::unwrap_used)]
+
+mod ipam_support;
+mod support;
+
+use std::process::Output;
+
+use ipam_support::{Pod, cni_conf, forwarding, ipam_section, is_blackhole, kernel_route};
+use lab::{Etcd, Netns, Veth};
+use serde_json::Value;
+use support::{TIMEOUT, Wren, wren_config};
+
+const SWITCH: &str = "10.74.0.100";
+const POOL: &str = "10.246.0.0/26";
+const POOL_C: &str = "10.247.0.0/26";
+
+/// A node: its namespace, on the switch as 10.74.0.N.
+struct Node {
+    name: String,
+    address: String,
+    netns: Netns,
+    _link: Veth,
+}
+
+fn node(switch: &Netns, index: u8) -> Node {
+    let netns = Netns::new("wi-mn").unwrap();
+    let port = format!("p{index}");
+    let link = Veth::new(&netns, "eth1", switch, &port).unwrap();
+    switch.ip(&["link", "set", &port, "master", "br0"]).unwrap();
+    let address = format!("10.74.0.{index}");
+    netns.iface("eth1").addr(&format!("{address}/24")).unwrap();
+    netns.lo_up().unwrap();
+    forwarding(&netns);
+    Node {
+        name: format!("node-{}", char::from(b'a' + index - 1)),
+        address,
+        netns,
+        _link: link,
+    }
+}
+
+/// Starts bgpd on `node` with `[ipam]` on `url` and `rest` in the section.
+fn start(node: &Node, url: &str, rest: &str) -> Wren {
+    let socket = Wren::socket_path(&node.netns);
+    Wren::start(
+        &node.netns,
+        &wren_config(
+            &node.address,
+            &socket,
+            true,
+            &ipam_section(&node.name, url, &node.address, rest),
+        ),
+    )
+}
+
+/// bgpctl run inside `node`'s namespace (to reach etcd with `--datastore`).
+fn bgpctl_in(node: &Node, args: &[&str]) -> Output {
+    node.netns
+        .command(env!("CARGO_BIN_EXE_bgpctl"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Waits until `wren` has the session with `address` in state `wanted` (`None`: no
+/// such neighbor at all).
+fn wait_neighbor(wren: &Wren, address: &str, wanted: Option<&str>) {
+    wren.daemon
+        .wait_for(
+            TIMEOUT,
+            &format!("neighbor {address} to be {wanted:?}"),
+            || {
+                let state = wren
+                    .neighbor(address)
+                    .map(|n| n["state"].as_str().unwrap_or("").to_owned());
+                if state.as_deref() == wanted {
+                    Ok(())
+                } else {
+                    Err(format!("{state:?}"))
+                }
+            },
+        )
+        .unwrap();
+}
+
+/// Waits until `node`'s kernel has bgpd's route for `prefix`; returns it.
+fn wait_kernel(wren: &Wren, node: &Node, prefix: &str) -> Value {
+    wren.daemon
+        .wait_for(
+            TIMEOUT,
+            &format!("{prefix} in {}'s kernel", node.name),
+            || kernel_route(&node.netns, prefix).ok_or("no route of protocol 196"),
+        )
+        .unwrap()
+}
+
+fn wait_ping(wren: &Wren, from: &Netns, to: &str) {
+    wren.daemon
+        .wait_until(TIMEOUT, &format!("{} to ping {to}", from.name()), || {
+            from.ping(to)
+        })
+        .unwrap();
+}
+
+#[test]
+fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
+    let Some(_ready) = lab::require!(Root, Etcd, Cni) else {
+        return;
+    };
+    let Some(wren_ipam) = ipam_support::wren_ipam() else {
+        return;
+    };
+    let switch = Netns::new("wi-sw").unwrap();
+    switch
+        .ip(&["link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    switch.iface("br0").addr(&format!("{SWITCH}/24")).unwrap();
+    switch.iface("br0").up().unwrap();
+    let a = node(&switch, 1);
+    let b = node(&switch, 2);
+    let c = node(&switch, 3);
+    let etcd = Etcd::in_netns(&switch, SWITCH.parse().unwrap()).unwrap();
+    let url = etcd.endpoint().replace("http://", "etcd://");
+    let shared = format!("strict_affinity = false\n[[ipam.pool]]\ncidr = \"{POOL}\"\n");
+
+    // A takes the pool's only block.
+    let wren_a = start(&a, &url, &shared);
+    let route = wait_kernel(&wren_a, &a, POOL);
+    assert!(is_blackhole(&route), "{route}");
+    let wren_b = start(&b, &url, &shared);
+    // The mesh: sessions with no configured neighbor.
+    wait_neighbor(&wren_a, &b.address, Some("Established"));
+    wait_neighbor(&wren_b, &a.address, Some("Established"));
+    let b_to_block = wait_kernel(&wren_b, &b, POOL);
+    assert_eq!(b_to_block["gateway"], a.address.as_str(), "{b_to_block}");
+
+    // A pod on each node; B's address is borrowed from A's block.
+    let pod_a = Pod::add(
+        &a.netns,
+        &wren_ipam,
+        &cni_conf(&url, &a.name, &wren_a.socket),
+    );
+    let pod_b = Pod::add(
+        &b.netns,
+        &wren_ipam,
+        &cni_conf(&url, &b.name, &wren_b.socket),
+    );
+    let (address_a, address_b) = (pod_a.address(true), pod_b.address(true));
+    let pool: ipnet::IpNet = POOL.parse().unwrap();
+    assert!(pool.contains(&address_b.parse::<std::net::IpAddr>().unwrap()));
+    let usage = wren_a.bgpctl_json(&["show", "ipam"]);
+    let borrowed = usage["borrowed"].as_array().unwrap();
+    assert!(
+        borrowed
+            .iter()
+            .any(|info| info["address"] == address_b.as_str() && info["node"] == b.name.as_str()),
+        "{usage}"
+    );
+
+    // A: still the blackhole for its block, and B's pod toward B.
+    let host_b = format!("{address_b}/32");
+    let to_b = wait_kernel(&wren_a, &a, &host_b);
+    assert_eq!(to_b["gateway"], b.address.as_str(), "{to_b}");
+    let route = kernel_route(&a.netns, POOL).unwrap();
+    assert!(is_blackhole(&route), "A lost its blackhole: {route}");
+    wait_ping(&wren_a, &pod_a.netns, &address_b);
+    wait_ping(&wren_b, &pod_b.netns, &address_a);
+
+    // C joins (its own pool, through a node selector): A and B peer with it and
+    // learn its block.
+    let wren_c = start(
+        &c,
+        &url,
+        &format!(
+            "node_labels = {{ role = \"c\" }}\n[[ipam.pool]]\ncidr = \"{POOL_C}\"\nnode_selector = {{ role = \"c\" }}\n"
+        ),
+    );
+    for wren in [&wren_a, &wren_b] {
+        wait_neighbor(wren, &c.address, Some("Established"));
+    }
+    wait_neighbor(&wren_c, &a.address, Some("Established"));
+    wait_neighbor(&wren_c, &b.address, Some("Established"));
+    wren_a.wait_route(POOL_C);
+    wren_b.wait_route(POOL_C);
+
+    // C leaves: its bgpd stops, an operator deletes the node.
+    wren_c.daemon.stop().unwrap();
+    let released = wren_a.bgpctl_json(&["ipam", "release-node", &c.name]);
+    assert_eq!(released["node"], c.name.as_str(), "{released}");
+    assert_eq!(
+        released["blocks_released"],
+        serde_json::json!([POOL_C]),
+        "{released}"
+    );
+    for wren in [&wren_a, &wren_b] {
+        wait_neighbor(wren, &c.address, None);
+        wren.wait_no_route(POOL_C);
+    }
+    let usage = wren_b.bgpctl_json(&["show", "ipam"]);
+    assert!(
+        !usage["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|block| block["node"] == c.name.as_str()),
+        "{usage}"
+    );
+    // A and B keep their session.
+    assert_eq!(wren_a.neighbor(&b.address).unwrap()["state"], "Established");
+
+    // The audit, through bgpd and directly against etcd, is clean (exit 0).
+    let check = wren_a.bgpctl_json(&["ipam", "check"]);
+    assert_eq!(check["problems"], 0, "{check}");
+    let direct = bgpctl_in(&a, &["--json", "ipam", "check", "--datastore", &url]);
+    assert!(direct.status.success(), "{direct:?}");
+    let direct: Value = serde_json::from_slice(&direct.stdout).unwrap();
+    assert_eq!(direct, check);
+    drop(pod_b);
+    drop(pod_a);
+}
