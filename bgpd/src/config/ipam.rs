@@ -131,3 +131,121 @@ fn default_datastore() -> String {
 fn default_resync_interval() -> u32 {
     DEFAULT_RESYNC_INTERVAL
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::config::Config;
+
+    const BASE: &str = "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\n";
+
+    /// The single error of `text`: (line, key, message), checked to be one line.
+    fn error(text: &str) -> (usize, String, String) {
+        let errors = match Config::parse(text, "test.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(errors) => errors,
+        };
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        let error = &errors.0[0];
+        let message = error.to_string();
+        assert!(!message.contains('\n'), "{message}");
+        (error.line, error.key.clone(), message)
+    }
+
+    #[test]
+    fn the_documented_section_parses_with_defaults() {
+        let config = Config::parse(
+            &format!(
+                "{BASE}[ipam]\nnode = \"node-a\"\ndatastore = \"etcd://10.0.0.5:2379,10.0.0.6:2379\"\n\
+                 [[ipam.pool]]\ncidr = \"10.244.0.0/16\"\n\
+                 [[ipam.pool]]\ncidr = \"fd00:10:244::/56\"\nnode_selector = {{ zone = \"a\" }}\n"
+            ),
+            "test.toml",
+        )
+        .unwrap();
+        let ipam = config.ipam.as_ref().unwrap();
+        assert_eq!(ipam.node_name().unwrap(), "node-a");
+        assert_eq!(ipam.resync_interval, super::DEFAULT_RESYNC_INTERVAL);
+        assert_eq!(ipam.strict_affinity, None);
+        let pools: Vec<ipam::Pool> = ipam.pools.iter().map(|p| p.to_pool()).collect();
+        assert_eq!((pools[0].block_size, pools[1].block_size), (26, 122));
+        assert_eq!(pools[1].node_selector["zone"], "a");
+        // The node registers its router id when no address is given.
+        assert_eq!(
+            ipam.addresses(config.bgp.router_id),
+            vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        // node_mesh: on with [ipam], off without, as configured when given.
+        assert!(config.node_mesh());
+        assert!(!Config::parse(BASE, "test.toml").unwrap().node_mesh());
+        let off = Config::parse(
+            &format!(
+                "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nnode_mesh = false\n[ipam]\nnode = \"n\"\n"
+            ),
+            "test.toml",
+        )
+        .unwrap();
+        assert!(!off.node_mesh());
+        assert_eq!(off.ipam.unwrap().datastore, super::DEFAULT_DATASTORE);
+    }
+
+    #[test]
+    fn bad_sections_give_one_error_naming_line_and_key() {
+        let cases = [
+            // (text after BASE, line, key, words in the message)
+            (
+                "[ipam]\nnode = \"n\"\ndatastore = \"mysql://db\"\n",
+                6,
+                "ipam.datastore",
+                "unknown scheme",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nblock_size = 40\n",
+                8,
+                "ipam.pool[0].block_size",
+                "block",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\n[[ipam.pool]]\ncidr = \"10.244.128.0/17\"\n",
+                9,
+                "ipam.pool[1].cidr",
+                "overlaps ipam.pool[0]",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/33\"\n",
+                7,
+                "ipam.pool[0].cidr",
+                "",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\nnode_addresses = [\"0.0.0.0\"]\n",
+                6,
+                "ipam.node_addresses[0]",
+                "peering address",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\nresync_interval = 0\n",
+                6,
+                "ipam.resync_interval",
+                "at least 1 second",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\nstrict = true\n",
+                6,
+                "ipam.strict",
+                "unknown field",
+            ),
+        ];
+        for (section, line, key, words) in cases {
+            let text = format!("{BASE}{section}");
+            let (at, named, message) = error(&text);
+            assert_eq!((at, named.as_str()), (line, key), "{message}\n{text}");
+            assert!(message.contains(words), "{message}");
+        }
+        // node_mesh needs [ipam].
+        let (_, key, message) = error(&format!(
+            "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nnode_mesh = true\n"
+        ));
+        assert_eq!(key, "bgp.node_mesh", "{message}");
+    }
+}

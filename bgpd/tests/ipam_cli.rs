@@ -1,0 +1,261 @@
+//! bgpctl's IPAM commands without a running bgpd (`--datastore URL` on an SQLite
+//! file): pools added, listed and deleted; usage, one address and the audit (exit 1
+//! when it finds problems); releasing an address and a node. Bad input (a datastore
+//! that is down or unknown, a bad or overlapping pool, an address that is not
+//! allocated, no bgpd) gives one line on stderr and exit 1, never a panic. The last
+//! test runs bgpd with its datastore down (needs root; skips otherwise, fails with
+//! WREN_REQUIRE_LAB=1).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ipam::{Datastore, Family};
+use serde_json::Value;
+use support::{Wren, wren_config};
+
+/// bgpctl with `args` then `--datastore url`, and no bgpd behind the socket.
+fn bgpctl(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bgpctl"))
+        .args(["--socket", "/nonexistent/wren-test/bgpd.sock"])
+        .args(args)
+        .args(["--datastore", url])
+        .output()
+        .unwrap()
+}
+
+/// Stdout of a command that must succeed.
+fn ok(url: &str, args: &[&str]) -> String {
+    let output = bgpctl(url, args);
+    assert!(
+        output.status.success(),
+        "bgpctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json(url: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(url, &all)).unwrap()
+}
+
+/// The one stderr line of a command that must fail with exit status 1.
+fn refused(output: Output) -> String {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("bgpctl: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("ipam.db").display())
+}
+
+#[test]
+fn commands_work_on_a_datastore_without_bgpd() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+
+    // Pools: add, list, refuse an overlap, bad sizes and CIDRs.
+    let added = ok(
+        &url,
+        &["ipam", "pool", "add", "10.244.0.0/24", "--block-size", "28"],
+    );
+    assert_eq!(added, "pool 10.244.0.0/24 added (blocks /28)\n");
+    ok(
+        &url,
+        &[
+            "ipam",
+            "pool",
+            "add",
+            "fd00:244::/64",
+            "--node-selector",
+            "zone=a",
+        ],
+    );
+    let pools = json(&url, &["ipam", "pool", "list"]);
+    let pools = pools.as_array().unwrap();
+    assert_eq!(pools.len(), 2, "{pools:?}");
+    assert_eq!(pools[0]["cidr"], "10.244.0.0/24");
+    assert_eq!(pools[0]["block_size"], 28);
+    assert_eq!(pools[1]["block_size"], 122);
+    let list = ok(&url, &["ipam", "pool", "list"]);
+    assert!(
+        list.contains("10.244.0.0/24") && list.contains("zone=a"),
+        "{list}"
+    );
+    let overlap = refused(bgpctl(&url, &["ipam", "pool", "add", "10.244.0.128/25"]));
+    assert!(overlap.contains("10.244.0.0/24"), "{overlap}");
+    let size = refused(bgpctl(
+        &url,
+        &["ipam", "pool", "add", "10.245.0.0/16", "--block-size", "40"],
+    ));
+    assert!(size.contains("40"), "{size}");
+    refused(bgpctl(&url, &["ipam", "pool", "add", "10.245.0.300/16"]));
+    refused(bgpctl(
+        &url,
+        &[
+            "ipam",
+            "pool",
+            "add",
+            "10.245.0.0/16",
+            "--node-selector",
+            "zone",
+        ],
+    ));
+
+    // Allocations made with the ipam crate, as wren-ipam would.
+    let addresses = runtime().block_on(async {
+        let ipam = ipam::connect(&url).await.unwrap();
+        let one = ipam
+            .assign("node-x", "pod-1", Family::Ipv4, 1)
+            .await
+            .unwrap();
+        let two = ipam
+            .assign("node-x", "pod-2", Family::Ipv4, 1)
+            .await
+            .unwrap();
+        [one[0].address.to_string(), two[0].address.to_string()]
+    });
+
+    // Usage: pools and blocks with counts; the table with --blocks.
+    let usage = json(&url, &["show", "ipam"]);
+    assert_eq!(usage["pools"][0]["cidr"], "10.244.0.0/24", "{usage}");
+    assert_eq!(usage["pools"][0]["total"], 256, "{usage}");
+    assert_eq!(usage["pools"][0]["in_use"], 2, "{usage}");
+    assert_eq!(usage["pools"][0]["free"], 254, "{usage}");
+    let block = &usage["blocks"][0];
+    assert_eq!(block["node"], "node-x", "{usage}");
+    assert_eq!(
+        (block["total"].clone(), block["in_use"].clone()),
+        (16.into(), 2.into())
+    );
+    let table = ok(&url, &["show", "ipam", "--blocks"]);
+    let header = table.lines().find(|l| l.contains("GROUPING")).unwrap();
+    for column in ["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"] {
+        assert!(header.contains(column), "{table}");
+    }
+    assert!(
+        table.contains("IP Pool") && table.contains("Block"),
+        "{table}"
+    );
+    assert!(table.contains(block["cidr"].as_str().unwrap()), "{table}");
+    let without_blocks = ok(&url, &["show", "ipam"]);
+    assert!(!without_blocks.contains("Block"), "{without_blocks}");
+
+    // One address.
+    let info = json(&url, &["show", "ipam", "--ip", &addresses[0]]);
+    assert_eq!(info["handle"], "pod-1", "{info}");
+    assert_eq!(info["node"], "node-x", "{info}");
+    assert_eq!(info["block"], block["cidr"], "{info}");
+    let text = ok(&url, &["show", "ipam", "--ip", &addresses[0]]);
+    assert!(text.contains("pod-1") && text.contains("node-x"), "{text}");
+    let free = ok(&url, &["show", "ipam", "--ip", "10.244.0.250"]);
+    assert!(free.contains("not allocated"), "{free}");
+
+    // The audit: clean (exit 0), then a leaked address (its handle record lost).
+    let clean = ok(&url, &["ipam", "check"]);
+    assert!(clean.contains("found 0 problems"), "{clean}");
+    runtime().block_on(async {
+        let ipam = ipam::connect(&url).await.unwrap();
+        let mut txn = ipam::store::Txn::new();
+        txn.delete(ipam::keys::handle("pod-2"), ipam::store::Expect::Any);
+        ipam.store().commit(txn).await.unwrap();
+    });
+    let check = bgpctl(&url, &["--json", "ipam", "check"]);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let report: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["problems"], 1, "{report}");
+    assert_eq!(report["items"].as_array().unwrap().len(), 1, "{report}");
+    let check = bgpctl(&url, &["ipam", "check"]);
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    assert!(String::from_utf8_lossy(&check.stdout).contains("found 1 problem"));
+
+    // Repair by releasing the leaked address; a second release is refused.
+    let released = json(&url, &["ipam", "release", "--ip", &addresses[1]]);
+    assert_eq!(released["address"], addresses[1].as_str(), "{released}");
+    ok(&url, &["ipam", "check"]);
+    refused(bgpctl(&url, &["ipam", "release", "--ip", &addresses[1]]));
+
+    // Deleting the node releases the rest; then the pool can go.
+    refused(bgpctl(&url, &["ipam", "pool", "delete", "10.244.0.0/24"]));
+    let node = json(&url, &["ipam", "release-node", "node-x"]);
+    assert_eq!(node["node"], "node-x", "{node}");
+    assert_eq!(node["addresses_released"], 1, "{node}");
+    refused(bgpctl(&url, &["ipam", "release-node", "bad name/x"]));
+    ok(&url, &["ipam", "pool", "delete", "10.244.0.0/24"]);
+    let pools = json(&url, &["ipam", "pool", "list"]);
+    assert_eq!(pools.as_array().unwrap().len(), 1, "{pools}");
+    ok(&url, &["ipam", "check"]);
+}
+
+#[test]
+fn bad_datastores_and_no_bgpd_give_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 (discard) of the loopback.
+    let down = refused(bgpctl("etcd://127.0.0.1:9", &["show", "ipam"]));
+    assert!(down.contains("127.0.0.1:9"), "{down}");
+    let unknown = refused(bgpctl("mysql://db/ipam", &["ipam", "check"]));
+    assert!(unknown.contains("mysql://db/ipam"), "{unknown}");
+    // A path under a regular file cannot be created.
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let missing = format!("sqlite://{}/file/ipam.db", dir.path().display());
+    let missing = refused(bgpctl(&missing, &["ipam", "pool", "list"]));
+    assert!(missing.contains("file/ipam.db"), "{missing}");
+    // Without --datastore and without bgpd: the hint.
+    let output = Command::new(env!("CARGO_BIN_EXE_bgpctl"))
+        .args([
+            "--socket",
+            "/nonexistent/wren-test/bgpd.sock",
+            "show",
+            "ipam",
+        ])
+        .output()
+        .unwrap();
+    let hint = refused(output);
+    assert!(hint.contains("--datastore"), "{hint}");
+}
+
+#[test]
+fn bgpd_with_its_datastore_down_stays_up_and_says_so_in_one_line() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let netns = lab::Netns::new("wi-dd").unwrap();
+    netns.lo_up().unwrap();
+    let socket = Wren::socket_path(&netns);
+    let wren = Wren::start(
+        &netns,
+        &wren_config(
+            "10.75.0.1",
+            &socket,
+            false,
+            "[ipam]\nnode = \"node-down\"\ndatastore = \"etcd://127.0.0.1:9\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\n",
+        ),
+    );
+    wren.daemon
+        .wait_log(support::TIMEOUT, "no IPAM block is advertised yet")
+        .unwrap();
+    let output = wren.bgpctl(&["show", "ipam"]);
+    let stderr = refused(output);
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+    let output = wren.bgpctl(&["ipam", "check"]);
+    refused(output);
+    assert!(wren.daemon.is_alive());
+    // bgpd's other commands are unaffected.
+    wren.bgpctl_ok(&["show", "neighbors"]);
+}
