@@ -179,9 +179,7 @@ mod tests {
         assert!(config.node_mesh());
         assert!(!Config::parse(BASE, "test.toml").unwrap().node_mesh());
         let off = Config::parse(
-            &format!(
-                "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nnode_mesh = false\n[ipam]\nnode = \"n\"\n"
-            ),
+            "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nnode_mesh = false\n[ipam]\nnode = \"n\"\n",
             "test.toml",
         )
         .unwrap();
@@ -243,9 +241,8 @@ mod tests {
             assert!(message.contains(words), "{message}");
         }
         // node_mesh needs [ipam].
-        let (_, key, message) = error(&format!(
-            "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nnode_mesh = true\n"
-        ));
+        let (_, key, message) =
+            error("[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nnode_mesh = true\n");
         assert_eq!(key, "bgp.node_mesh", "{message}");
     }
 }
