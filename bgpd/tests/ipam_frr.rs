@@ -116,6 +116,9 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     assert!(block4.contains(&first4), "{first4} not in {block4}");
     assert!(net.b.ping(&first4.to_string()), "node cannot ping {first4}");
 
+    // wren-ipam's notification reaches bgpd and is accepted.
+    assert!(ipam::cni::notify::ipam_changed(&socket));
+
     // The next pod needs a new block: FRR learns it without a restart.
     let second = Pod::add(&net.b, &wren_ipam, &conf);
     let added = Instant::now();

@@ -160,7 +160,15 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
         &wren_ipam,
         &cni_conf(&url, &b.name, &wren_b.socket),
     );
+    let added = std::time::Instant::now();
     let (address_a, address_b) = (pod_a.address(true), pod_b.address(true));
+    let host_b = format!("{address_b}/32");
+    let to_b = wait_kernel(&wren_a, &a, &host_b);
+    // A figure for the report, not a requirement of this test.
+    eprintln!(
+        "borrowed {host_b} in the owner's kernel {:?} after the CNI ADD returned",
+        added.elapsed()
+    );
     let pool: ipnet::IpNet = POOL.parse().unwrap();
     assert!(pool.contains(&address_b.parse::<std::net::IpAddr>().unwrap()));
     let usage = wren_a.bgpctl_json(&["show", "ipam"]);
@@ -173,13 +181,20 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     );
 
     // A: still the blackhole for its block, and B's pod toward B.
-    let host_b = format!("{address_b}/32");
-    let to_b = wait_kernel(&wren_a, &a, &host_b);
     assert_eq!(to_b["gateway"], b.address.as_str(), "{to_b}");
     let route = kernel_route(&a.netns, POOL).unwrap();
     assert!(is_blackhole(&route), "A lost its blackhole: {route}");
     wait_ping(&wren_a, &pod_a.netns, &address_b);
     wait_ping(&wren_b, &pod_b.netns, &address_a);
+    // B's pod goes: A drops the /32 and keeps its blackhole.
+    drop(pod_b);
+    wren_a
+        .daemon
+        .wait_until(TIMEOUT, &format!("A to drop {host_b}"), || {
+            kernel_route(&a.netns, &host_b).is_none()
+        })
+        .unwrap();
+    assert!(is_blackhole(&kernel_route(&a.netns, POOL).unwrap()));
 
     // C joins (its own pool, through a node selector): A and B peer with it and
     // learn its block.
@@ -230,6 +245,5 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     assert!(direct.status.success(), "{direct:?}");
     let direct: Value = serde_json::from_slice(&direct.stdout).unwrap();
     assert_eq!(direct, check);
-    drop(pod_b);
     drop(pod_a);
 }
