@@ -3,8 +3,9 @@
 //! added through the real `ptp` plugin with `wren-ipam` makes a new block that FRR
 //! learns without a restart (the plugin notifies bgpd through its control socket);
 //! the `show ipam` and `ipam` commands of bgpctl, through bgpd and with `--datastore`
-//! against the same file, agree. Needs root, FRR and the CNI plugins (skips
-//! otherwise; fails with WREN_REQUIRE_LAB=1).
+//! against the same file, agree; after a SIGKILL and a restart the node keeps its
+//! blocks. Needs root, FRR and the CNI plugins (skips otherwise; fails with
+//! WREN_REQUIRE_LAB=1).
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,7 +21,7 @@ use ipam_support::{
 use ipnet::IpNet;
 use lab::Frr;
 use serde_json::Value;
-use support::{TIMEOUT, Wren, bgpctl, frr_config, pair, wren_config};
+use support::{TIMEOUT, Wren, bgpctl, frr_config, frr_neighbor, pair, wren_config};
 
 /// The blocks of `node` in `show ipam --json`, IPv4 and IPv6.
 fn node_blocks(wren: &Wren, node: &str) -> Vec<IpNet> {
@@ -58,7 +59,7 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
     let node = "node-frr";
     let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
+    let mut wren = Wren::start(
         &net.b,
         &wren_config(
             "10.73.0.2",
@@ -200,6 +201,42 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     assert!(!list.contains("10.250.0.0/24"), "{list}");
     drop(second);
     drop(first);
+    let check = wren.bgpctl_json(&["ipam", "check"]);
+    assert_eq!(check["problems"], 0, "{check}");
+
+    // bgpd killed with SIGKILL and started again: the node keeps its blocks (no new
+    // claim), they are blackholed and advertised again, the store is consistent.
+    let before = node_blocks(&wren, node);
+    let connections = || frr_neighbor(&frr, "10.73.0.2")["connectionsEstablished"].as_u64();
+    let established = connections().unwrap();
+    wren.daemon.kill().unwrap();
+    wren.daemon.restart().unwrap();
+    wren.daemon
+        .wait_for(TIMEOUT, "bgpd's control socket after the restart", || {
+            let output = wren.bgpctl(&["show", "ipam"]);
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&output.stderr).into_owned())
+            }
+        })
+        .unwrap();
+    frr.wait_for(
+        TIMEOUT,
+        "FRR's session with the restarted bgpd",
+        || match connections() {
+            Some(now) if now > established => Ok(()),
+            other => Err(format!("connections established: {other:?}")),
+        },
+    )
+    .unwrap();
+    frr.wait_established(TIMEOUT, &["10.73.0.2"]).unwrap();
+    assert_eq!(node_blocks(&wren, node), before);
+    frr.wait_route(TIMEOUT, &block4.to_string()).unwrap();
+    frr.wait_route(TIMEOUT, &new_block.to_string()).unwrap();
+    assert!(is_blackhole(
+        &kernel_route(&net.b, &block4.to_string()).unwrap()
+    ));
     let check = wren.bgpctl_json(&["ipam", "check"]);
     assert_eq!(check["problems"], 0, "{check}");
 }
