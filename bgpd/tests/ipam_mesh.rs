@@ -4,7 +4,7 @@
 //! - the calico#3246 case: the only block of a small pool belongs to node A
 //!   (strict_affinity off), so node B borrows its pod's address from it; pods on both
 //!   nodes ping each other, A keeps its blackhole for the block and has B's /32
-//!   toward B;
+//!   toward B (B's plugin does not notify bgpd: its etcd watch finds the address);
 //! - the mesh follows the registry: node C joining gets sessions with A and B (and
 //!   they learn C's block), and `bgpctl ipam release-node node-c` drops C from the
 //!   registry, its block from the store and its sessions from A and B, without a
@@ -155,10 +155,12 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
         &wren_ipam,
         &cni_conf(&url, &a.name, &wren_a.socket),
     );
+    // B's plugin does not notify bgpd (`"control_socket": ""`): B learns of the
+    // borrowed address through its etcd watch.
     let pod_b = Pod::add(
         &b.netns,
         &wren_ipam,
-        &cni_conf(&url, &b.name, &wren_b.socket),
+        &cni_conf(&url, &b.name, std::path::Path::new("")),
     );
     let added = std::time::Instant::now();
     let (address_a, address_b) = (pod_a.address(true), pod_b.address(true));
