@@ -465,6 +465,14 @@ impl Task {
             return Err("bgpd runs without a configuration file".into());
         };
         let config = Arc::new(Config::load(&path).map_err(|errors| errors.to_string())?);
+        // The IPAM task works from the configuration it started with.
+        if config.ipam != self.file_config.ipam
+            || (config.node_mesh() && !self.file_config.node_mesh())
+        {
+            tracing::warn!(
+                "[ipam] changed or [bgp] node_mesh turned on: that takes effect at the next start"
+            );
+        }
         self.file_config = config.clone();
         let summary = self.apply(with_mesh(&config, &self.mesh)).await;
         tracing::info!(?summary, "configuration reloaded");
