@@ -70,7 +70,7 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
                 ipam_section(
                     node,
                     &url,
-                    "10.73.0.2",
+                    &["10.73.0.2"],
                     // /31 blocks: the node's gateway and one pod fill the first.
                     "[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nblock_size = 31\n\
                      [[ipam.pool]]\ncidr = \"fd00:244::/56\"\n",

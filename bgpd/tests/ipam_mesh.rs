@@ -1,14 +1,15 @@
 //! Nodes sharing an etcd datastore, each a bgpd with `[ipam]` and the node mesh (no
 //! configured neighbor), on one switch (a bridge namespace that also runs etcd):
 //!
-//! - the calico#3246 case: the only block of a small pool belongs to node A
-//!   (strict_affinity off), so node B borrows its pod's address from it; pods on both
-//!   nodes ping each other, A keeps its blackhole for the block and has B's /32
-//!   toward B (B's plugin does not notify bgpd: its etcd watch finds the address);
-//! - the mesh follows the registry: node C joining gets sessions with A and B (and
-//!   they learn C's block), and `bgpctl ipam release-node node-c` drops C from the
-//!   registry, its block from the store and its sessions from A and B, without a
-//!   restart.
+//! - the calico#3246 case, IPv4 and IPv6: the only block of each small pool belongs
+//!   to node A (strict_affinity off), so node B borrows its pod's addresses from
+//!   them; pods on both nodes ping each other, A keeps its blackholes for the blocks
+//!   and has B's /32 and /128 toward B (B's plugin does not notify bgpd: its etcd
+//!   watch finds the addresses), and drops them when B's pod goes;
+//! - the mesh (one session per family) follows the registry: node C joining gets
+//!   sessions with A and B (and they learn C's block), and `bgpctl ipam release-node
+//!   node-c` drops C from the registry, its block from the store and its sessions
+//!   from A and B, without a restart.
 //!
 //! Needs root, etcd and the CNI plugins (skips otherwise; fails with
 //! WREN_REQUIRE_LAB=1).
@@ -27,12 +28,14 @@ use support::{TIMEOUT, Wren, wren_config};
 
 const SWITCH: &str = "10.74.0.100";
 const POOL: &str = "10.246.0.0/26";
+const POOL6: &str = "fd00:246::/122";
 const POOL_C: &str = "10.247.0.0/26";
 
-/// A node: its namespace, on the switch as 10.74.0.N.
+/// A node: its namespace, on the switch as 10.74.0.N and fd00:74::N.
 struct Node {
     name: String,
     address: String,
+    address6: String,
     netns: Netns,
     _link: Veth,
 }
@@ -44,11 +47,14 @@ fn node(switch: &Netns, index: u8) -> Node {
     switch.ip(&["link", "set", &port, "master", "br0"]).unwrap();
     let address = format!("10.74.0.{index}");
     netns.iface("eth1").addr(&format!("{address}/24")).unwrap();
+    let address6 = format!("fd00:74::{index}");
+    netns.iface("eth1").addr(&format!("{address6}/64")).unwrap();
     netns.lo_up().unwrap();
     forwarding(&netns);
     Node {
         name: format!("node-{}", char::from(b'a' + index - 1)),
         address,
+        address6,
         netns,
         _link: link,
     }
@@ -63,7 +69,7 @@ fn start(node: &Node, url: &str, rest: &str) -> Wren {
             &node.address,
             &socket,
             true,
-            &ipam_section(&node.name, url, &node.address, rest),
+            &ipam_section(&node.name, url, &[&node.address, &node.address6], rest),
         ),
     )
 }
@@ -136,67 +142,89 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     let c = node(&switch, 3);
     let etcd = Etcd::in_netns(&switch, SWITCH.parse().unwrap()).unwrap();
     let url = etcd.endpoint().replace("http://", "etcd://");
-    let shared = format!("strict_affinity = false\n[[ipam.pool]]\ncidr = \"{POOL}\"\n");
+    let shared = format!(
+        "strict_affinity = false\n[[ipam.pool]]\ncidr = \"{POOL}\"\n[[ipam.pool]]\ncidr = \"{POOL6}\"\n"
+    );
 
-    // A takes the pool's only block.
+    // A takes the only block of each pool (IPv4 and IPv6).
     let wren_a = start(&a, &url, &shared);
-    let route = wait_kernel(&wren_a, &a, POOL);
-    assert!(is_blackhole(&route), "{route}");
+    for pool in [POOL, POOL6] {
+        let route = wait_kernel(&wren_a, &a, pool);
+        assert!(is_blackhole(&route), "{route}");
+    }
     let wren_b = start(&b, &url, &shared);
-    // The mesh: sessions with no configured neighbor.
+    // The mesh: one session per family, with no configured neighbor.
     wait_neighbor(&wren_a, &b.address, Some("Established"));
+    wait_neighbor(&wren_a, &b.address6, Some("Established"));
     wait_neighbor(&wren_b, &a.address, Some("Established"));
-    let b_to_block = wait_kernel(&wren_b, &b, POOL);
-    assert_eq!(b_to_block["gateway"], a.address.as_str(), "{b_to_block}");
+    wait_neighbor(&wren_b, &a.address6, Some("Established"));
+    for (pool, via) in [(POOL, &a.address), (POOL6, &a.address6)] {
+        let route = wait_kernel(&wren_b, &b, pool);
+        assert_eq!(route["gateway"], via.as_str(), "{route}");
+    }
 
-    // A pod on each node; B's address is borrowed from A's block.
+    // A pod on each node; B's addresses are borrowed from A's blocks.
     let pod_a = Pod::add(
         &a.netns,
         &wren_ipam,
         &cni_conf(&url, &a.name, &wren_a.socket),
     );
     // B's plugin does not notify bgpd (`"control_socket": ""`): B learns of the
-    // borrowed address through its etcd watch.
+    // borrowed addresses through its etcd watch.
     let pod_b = Pod::add(
         &b.netns,
         &wren_ipam,
         &cni_conf(&url, &b.name, std::path::Path::new("")),
     );
     let added = std::time::Instant::now();
-    let (address_a, address_b) = (pod_a.address(true), pod_b.address(true));
-    let host_b = format!("{address_b}/32");
+    let host_b = format!("{}/32", pod_b.address(true));
     let to_b = wait_kernel(&wren_a, &a, &host_b);
     // A figure for the report, not a requirement of this test.
     eprintln!(
         "borrowed {host_b} in the owner's kernel {:?} after the CNI ADD returned",
         added.elapsed()
     );
-    let pool: ipnet::IpNet = POOL.parse().unwrap();
-    assert!(pool.contains(&address_b.parse::<std::net::IpAddr>().unwrap()));
+    let host_b6 = format!("{}/128", pod_b.address(false));
+    let to_b6 = wait_kernel(&wren_a, &a, &host_b6);
     let usage = wren_a.bgpctl_json(&["show", "ipam"]);
-    let borrowed = usage["borrowed"].as_array().unwrap();
-    assert!(
-        borrowed
-            .iter()
-            .any(|info| info["address"] == address_b.as_str() && info["node"] == b.name.as_str()),
-        "{usage}"
-    );
+    for (pool, address) in [(POOL, pod_b.address(true)), (POOL6, pod_b.address(false))] {
+        let pool: ipnet::IpNet = pool.parse().unwrap();
+        assert!(pool.contains(&address.parse::<std::net::IpAddr>().unwrap()));
+        let borrowed = usage["borrowed"].as_array().unwrap();
+        assert!(
+            borrowed
+                .iter()
+                .any(|info| info["address"] == address.as_str() && info["node"] == b.name.as_str()),
+            "{address}: {usage}"
+        );
+    }
 
-    // A: still the blackhole for its block, and B's pod toward B.
+    // A: still the blackholes for its blocks, and B's pod toward B.
     assert_eq!(to_b["gateway"], b.address.as_str(), "{to_b}");
-    let route = kernel_route(&a.netns, POOL).unwrap();
-    assert!(is_blackhole(&route), "A lost its blackhole: {route}");
-    wait_ping(&wren_a, &pod_a.netns, &address_b);
-    wait_ping(&wren_b, &pod_b.netns, &address_a);
-    // B's pod goes: A drops the /32 and keeps its blackhole.
+    assert_eq!(to_b6["gateway"], b.address6.as_str(), "{to_b6}");
+    for pool in [POOL, POOL6] {
+        let route = kernel_route(&a.netns, pool).unwrap();
+        assert!(is_blackhole(&route), "A lost its blackhole: {route}");
+    }
+    for ipv4 in [true, false] {
+        wait_ping(&wren_a, &pod_a.netns, &pod_b.address(ipv4));
+        wait_ping(&wren_b, &pod_b.netns, &pod_a.address(ipv4));
+    }
+    // B's pod goes: A drops the host routes and keeps its blackholes.
     drop(pod_b);
     wren_a
         .daemon
-        .wait_until(TIMEOUT, &format!("A to drop {host_b}"), || {
-            kernel_route(&a.netns, &host_b).is_none()
-        })
+        .wait_until(
+            TIMEOUT,
+            &format!("A to drop {host_b} and {host_b6}"),
+            || {
+                kernel_route(&a.netns, &host_b).is_none()
+                    && kernel_route(&a.netns, &host_b6).is_none()
+            },
+        )
         .unwrap();
     assert!(is_blackhole(&kernel_route(&a.netns, POOL).unwrap()));
+    assert!(is_blackhole(&kernel_route(&a.netns, POOL6).unwrap()));
 
     // C joins (its own pool, through a node selector): A and B peer with it and
     // learn its block.
@@ -209,9 +237,12 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     );
     for wren in [&wren_a, &wren_b] {
         wait_neighbor(wren, &c.address, Some("Established"));
+        wait_neighbor(wren, &c.address6, Some("Established"));
     }
-    wait_neighbor(&wren_c, &a.address, Some("Established"));
-    wait_neighbor(&wren_c, &b.address, Some("Established"));
+    for other in [&a, &b] {
+        wait_neighbor(&wren_c, &other.address, Some("Established"));
+        wait_neighbor(&wren_c, &other.address6, Some("Established"));
+    }
     wren_a.wait_route(POOL_C);
     wren_b.wait_route(POOL_C);
 
@@ -226,6 +257,7 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     );
     for wren in [&wren_a, &wren_b] {
         wait_neighbor(wren, &c.address, None);
+        wait_neighbor(wren, &c.address6, None);
         wren.wait_no_route(POOL_C);
     }
     let usage = wren_b.bgpctl_json(&["show", "ipam"]);
@@ -239,6 +271,10 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     );
     // A and B keep their session.
     assert_eq!(wren_a.neighbor(&b.address).unwrap()["state"], "Established");
+    assert_eq!(
+        wren_a.neighbor(&b.address6).unwrap()["state"],
+        "Established"
+    );
 
     // The audit, through bgpd and directly against etcd, is clean (exit 0).
     let check = wren_a.bgpctl_json(&["ipam", "check"]);

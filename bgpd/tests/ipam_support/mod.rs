@@ -51,11 +51,13 @@ pub fn cni_conf(datastore: &str, node: &str, control_socket: &Path) -> String {
     .to_string()
 }
 
-/// The `[ipam]` section: `node`, `datastore`, the node's address, then `rest`
+/// The `[ipam]` section: `node`, `datastore`, the node's addresses, then `rest`
 /// (settings and `[[ipam.pool]]` tables).
-pub fn ipam_section(node: &str, datastore: &str, address: &str, rest: &str) -> String {
+pub fn ipam_section(node: &str, datastore: &str, addresses: &[&str], rest: &str) -> String {
+    let addresses: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
     format!(
-        "[ipam]\nnode = \"{node}\"\ndatastore = \"{datastore}\"\nnode_addresses = [\"{address}\"]\n{rest}\n"
+        "[ipam]\nnode = \"{node}\"\ndatastore = \"{datastore}\"\nnode_addresses = [{}]\n{rest}\n",
+        addresses.join(", ")
     )
 }
 
