@@ -3,10 +3,11 @@
 //!
 //! - Configured networks (`[[bgp.network]]`): [`config_routes`] gives the whole set
 //!   as one `Replace`; the rib task applies it at start and after each reload itself.
-//! - IPAM (later): [`ipam_block`] for a block this node owns (announced, and
-//!   blackholed in the kernel so unassigned addresses are dropped here rather than
-//!   routed away), [`ipam_borrowed`] for a single address borrowed from another node's
-//!   block (announced as a host route, not blackholed).
+//! - IPAM (the task in [`crate::ipam::source`]): [`ipam_block`] for a block this
+//!   node owns (announced, and blackholed in the kernel so unassigned addresses are
+//!   dropped here rather than routed away), [`ipam_borrowed`] for a single address
+//!   borrowed from another node's block (announced as a host route, not blackholed;
+//!   the owner installs it over its blackhole as the more specific route).
 //!
 //! Locally originated routes get ORIGIN IGP, an empty AS path (our AS is prepended
 //! when they are exported to eBGP) and our session address as next hop.
