@@ -53,6 +53,7 @@ pub async fn run(
         mesh: None,
         revision: None,
         failing: None,
+        unregistered: false,
     };
     let mut retry = RETRY_FIRST;
     loop {
@@ -93,6 +94,8 @@ struct Source {
     revision: Option<u64>,
     /// The error being reported, and when it was last logged.
     failing: Option<(String, Instant)>,
+    /// This node was missing from the registry at the last mesh read (said once).
+    unregistered: bool,
 }
 
 impl Source {
@@ -309,6 +312,14 @@ impl Source {
             return Ok(());
         }
         let nodes = ipam.nodes().await?;
+        let registered = nodes.iter().any(|n| n.name == self.settings.node);
+        if !registered && !self.unregistered {
+            tracing::warn!(
+                node = %self.settings.node,
+                "ipam: this node is no longer in the registry (released with `bgpctl ipam release-node`?); restart bgpd to register it and claim a block again"
+            );
+        }
+        self.unregistered = !registered;
         let wanted = mesh::neighbors(&self.settings.node, &self.settings.addresses, &nodes);
         if self.mesh.as_ref() == Some(&wanted) {
             return Ok(());
