@@ -68,6 +68,7 @@ pub async fn run(
         if started.elapsed() > RETRY_MAX {
             retry = RETRY_FIRST;
         }
+        tracing::debug!("ipam: connecting to the datastore again in {retry:?}");
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(RETRY_MAX);
     }
