@@ -1,6 +1,6 @@
 # The `wren` image the topologies in containerlab/ name (image: wren:latest):
 # bgpd and bgpctl in /usr/local/bin, the wren-ipam CNI plugin beside Debian's CNI plugins
-# in /usr/lib/cni, and iproute2 for the nodes' exec: commands.
+# in /usr/lib/cni, iproute2 for the nodes' exec: commands, and wren-pod to add pods.
 #
 #   docker build -t wren:latest .
 #   containerlab deploy -t containerlab/tor.clab.yml
@@ -29,5 +29,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /etc/wren /run/wren /var/lib/wren /etc/cni/net.d
 COPY --from=build /out/ /
+# Pods under containerlab (where the wren.io/pods label does nothing): wren-pod add NAME.
+COPY containerlab/wren-pod /usr/local/bin/wren-pod
 ENV WREN_CONTROL_SOCKET=/run/wren/bgpd.sock
 CMD ["/bin/sh", "-c", "if [ -f /etc/wren/bgpd.toml ]; then exec bgpd --config /etc/wren/bgpd.toml; else exec sleep infinity; fi"]
