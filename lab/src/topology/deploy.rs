@@ -306,7 +306,13 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        // Nodes in reverse order of creation; each node drops pods, daemons, then namespace.
+        // Every pod first, while every daemon (the datastore among them) still runs for
+        // CNI DEL; then the nodes in reverse order of start (Wren, FRR, etcd last), each
+        // dropping its daemons and then its namespace.
+        for node in &mut self.nodes {
+            node.pods.clear();
+        }
+        self.nodes.sort_by_key(|node| node.role.start_rank());
         while let Some(node) = self.nodes.pop() {
             drop(node);
         }
