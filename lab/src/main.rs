@@ -2,7 +2,8 @@
 //! network namespaces, without Docker, by the `lab` library (the same code the integration
 //! tests use). A lab that is up is recorded under /run/wren-lab/NAME/ (or
 //! `WREN_LAB_RUN_DIR`), so the other commands work from any shell; `down` needs only the
-//! topology file and removes everything even after a crash.
+//! topology file and removes everything even after a crash. `--prefix P` runs a copy of a
+//! topology under other names (namespaces `P-LAB-NODE`, state in /run/wren-lab/P-NAME/).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +19,10 @@ use lab::topology::{self, State, Topology, node_command, run_dir};
     about = "Run containerlab topologies in Linux network namespaces"
 )]
 struct Cli {
+    /// Namespace name prefix instead of the file's (`PREFIX-LAB-NODE`), so two copies of one
+    /// topology can run side by side; give the same prefix to every command of that copy.
+    #[arg(long, global = true, value_name = "PREFIX")]
+    prefix: Option<String>,
     #[command(subcommand)]
     command: Action,
 }
@@ -47,7 +52,7 @@ enum Action {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    match run(cli.command, cli.prefix.as_deref()) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("wren-lab: {error:#}");
@@ -56,29 +61,44 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(action: Action) -> anyhow::Result<ExitCode> {
+fn run(action: Action, prefix: Option<&str>) -> anyhow::Result<ExitCode> {
+    let open = |path: &Path| load(path, prefix);
     match action {
-        Action::Up { topology } => up(&topology),
-        Action::Down { topology } => down(&topology),
+        Action::Up { topology } => up(&topology, open(&topology)?),
+        Action::Down { topology } => down(open(&topology)?),
         Action::Exec {
             topology,
             node,
             command,
-        } => exec(&topology, &node, &command),
-        Action::Status { topology, json } => status(&topology, json),
+        } => exec(open(&topology)?, &node, &command),
+        Action::Status { topology, json } => status(open(&topology)?, json),
     }
 }
 
-fn load(path: &Path) -> anyhow::Result<(Topology, PathBuf)> {
+/// The topology and its lab directory (`RUN_DIR/NAME`, or `RUN_DIR/PREFIX-NAME` under a
+/// `--prefix`).
+fn load(path: &Path, prefix: Option<&str>) -> anyhow::Result<(Topology, PathBuf)> {
     let path =
         std::fs::canonicalize(path).with_context(|| format!("topology {}", path.display()))?;
-    let topology = Topology::load(&path)?;
-    let dir = run_dir().join(&topology.name);
+    let mut topology = Topology::load(&path)?;
+    let dir = match prefix {
+        None => run_dir().join(&topology.name),
+        Some(prefix) => {
+            let ok = !prefix.is_empty()
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                bail!("--prefix {prefix:?}: use letters, digits, '-' and '_'");
+            }
+            topology.prefix = Some(prefix.to_owned());
+            run_dir().join(format!("{prefix}-{}", topology.name))
+        }
+    };
     Ok((topology, dir))
 }
 
-fn up(path: &Path) -> anyhow::Result<ExitCode> {
-    let (topology, dir) = load(path)?;
+fn up(path: &Path, (topology, dir): (Topology, PathBuf)) -> anyhow::Result<ExitCode> {
     if State::path(&dir).exists() {
         bail!(
             "lab {} is up already ({}); run `wren-lab down {}` first",
@@ -100,8 +120,7 @@ fn up(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn down(path: &Path) -> anyhow::Result<ExitCode> {
-    let (topology, dir) = load(path)?;
+fn down((topology, dir): (Topology, PathBuf)) -> anyhow::Result<ExitCode> {
     let removed = topology::teardown(&topology, &dir)?;
     if removed.is_empty() {
         println!("lab {} was not up", topology.name);
@@ -112,8 +131,11 @@ fn down(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn exec(path: &Path, node: &str, command: &[String]) -> anyhow::Result<ExitCode> {
-    let (topology, dir) = load(path)?;
+fn exec(
+    (topology, dir): (Topology, PathBuf),
+    node: &str,
+    command: &[String],
+) -> anyhow::Result<ExitCode> {
     let spec = topology
         .node(node)
         .with_context(|| format!("lab {} has no node {node:?}", topology.name))?;
@@ -135,8 +157,7 @@ fn exec(path: &Path, node: &str, command: &[String]) -> anyhow::Result<ExitCode>
     })
 }
 
-fn status(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let (topology, dir) = load(path)?;
+fn status((topology, dir): (Topology, PathBuf), json: bool) -> anyhow::Result<ExitCode> {
     if !State::path(&dir).exists() {
         println!("lab {} is not up", topology.name);
         return Ok(ExitCode::FAILURE);

@@ -360,3 +360,71 @@ fn runner_starts_wren_nodes_from_the_bin_dir() {
     assert!(down.status.success(), "{}", text(&down));
     assert_eq!(namespaces_with("clab-wl-wren-"), Vec::<String>::new());
 }
+
+#[test]
+fn runner_prefixes_let_two_copies_run_side_by_side() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let run_dir = tempfile::tempdir().unwrap();
+    let run = run_dir.path();
+    let topology = repo_file("containerlab/frr-pair.clab.yml");
+    let topo = topology.to_str().unwrap();
+    let prefixes = [
+        lab::unique_name("wla").replace('-', "_"),
+        lab::unique_name("wlb").replace('-', "_"),
+    ];
+    let wren_lab = |prefix: &str, args: &[&str]| {
+        let mut all = vec!["--prefix", prefix];
+        all.extend_from_slice(args);
+        wren_lab(run, &all)
+    };
+    struct DownPrefixed<'a>(&'a dyn Fn(&str, &[&str]) -> Output, &'a str, &'a str);
+    impl Drop for DownPrefixed<'_> {
+        fn drop(&mut self) {
+            (self.0)(self.1, &["down", self.2]);
+        }
+    }
+    let _down: Vec<DownPrefixed> = prefixes
+        .iter()
+        .map(|p| DownPrefixed(&wren_lab, p, topo))
+        .collect();
+    for prefix in &prefixes {
+        let up = wren_lab(prefix, &["up", topo]);
+        assert!(up.status.success(), "{}", text(&up));
+        assert!(run.join(format!("{prefix}-frr-pair")).is_dir());
+    }
+    for prefix in &prefixes {
+        assert_eq!(
+            namespaces_with(&format!("{prefix}-frr-pair-")).len(),
+            2,
+            "{prefix}"
+        );
+        let out = wren_lab(
+            prefix,
+            &["exec", topo, "r1", "--", "ip", "netns", "identify"],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{prefix}-frr-pair-r1"),
+            "{}",
+            text(&out)
+        );
+        let status = wren_lab(prefix, &["status", topo]);
+        assert!(status.status.success(), "{}", text(&status));
+    }
+    let bad = wren_lab("a/b", &["status", topo]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("--prefix"),
+        "{}",
+        text(&bad)
+    );
+    for prefix in &prefixes {
+        let down = wren_lab(prefix, &["down", topo]);
+        assert!(down.status.success(), "{}", text(&down));
+        assert_eq!(
+            namespaces_with(&format!("{prefix}-frr-pair-")),
+            Vec::<String>::new()
+        );
+    }
+}
