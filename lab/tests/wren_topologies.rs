@@ -33,12 +33,15 @@ struct Expect {
     sessions: &'static [(&'static str, usize)],
     /// Nodes on one segment reach each other's blocks directly (next hop: the owner).
     direct: bool,
+    /// A topology's own check, after the common ones.
+    extra: Option<fn(&Lab, &Path)>,
 }
 
 const MESH: Expect = Expect {
     file: "containerlab/mesh.clab.yml",
     sessions: &[("node1", 2), ("node2", 2), ("node3", 2)],
     direct: true,
+    extra: None,
 };
 
 const TOR: Expect = Expect {
@@ -52,6 +55,7 @@ const TOR: Expect = Expect {
         ("rack2-node2", 1),
     ],
     direct: false,
+    extra: None,
 };
 
 const RR: Expect = Expect {
@@ -64,6 +68,7 @@ const RR: Expect = Expect {
         ("node3", 2),
     ],
     direct: true,
+    extra: Some(one_reflector_is_enough),
 };
 
 #[test]
@@ -307,6 +312,75 @@ fn check(lab: &Lab, bgpctl: &Path, expect: &Expect) {
                     from.name(),
                     target.netns().name()
                 ),
+                || source.netns().ping(&address),
+            )
+            .unwrap();
+        }
+    }
+
+    if let Some(extra) = expect.extra {
+        extra(lab, bgpctl);
+    }
+}
+
+/// rr: with rr1's bgpd stopped (SIGTERM: it closes its sessions with a Cease, so its
+/// clients drop its routes at once instead of keeping them for graceful restart), every
+/// node has every other node's blocks through rr2 alone, and pods still reach each other.
+fn one_reflector_is_enough(lab: &Lab, bgpctl: &Path) {
+    let rr1 = &lab.node("rr1").unwrap().daemons()[0];
+    rr1.stop().unwrap();
+    let pod_nodes: Vec<&str> = lab
+        .nodes()
+        .iter()
+        .filter(|n| !n.pods().is_empty())
+        .map(|n| n.name())
+        .collect();
+    for &node in &pod_nodes {
+        wait_for(
+            TIMEOUT,
+            &format!("{node}: rr1 down, every route through rr2"),
+            || {
+                let neighbors = json(lab, node, bgpctl, &["show", "neighbors"])?;
+                let rr1_state = neighbors
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|n| n["address"] == "10.0.0.1")
+                    .map(|n| n["state"].clone());
+                if rr1_state == Some(Value::from("Established")) {
+                    return Err("rr1 still Established".to_owned());
+                }
+                let routes = json(lab, node, bgpctl, &["show", "routes"])?;
+                let learned: Vec<&Value> = routes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["source"] != "local")
+                    .collect();
+                let via_rr2 = learned
+                    .iter()
+                    .filter(|r| r["best"] == true && r["source"] == "10.0.0.2")
+                    .count();
+                if learned.len() == pod_nodes.len() - 1 && via_rr2 == learned.len() {
+                    Ok(())
+                } else {
+                    Err(format!("routes: {routes}"))
+                }
+            },
+        )
+        .unwrap();
+    }
+    for from in lab.nodes().iter().filter(|n| !n.pods().is_empty()) {
+        for to in lab
+            .nodes()
+            .iter()
+            .filter(|n| !n.pods().is_empty() && n.name() != from.name())
+        {
+            let address = to.pods()[0].address().unwrap();
+            let source = &from.pods()[0];
+            wait_until(
+                TIMEOUT,
+                &format!("{} to ping {address} with rr1 down", from.name()),
                 || source.netns().ping(&address),
             )
             .unwrap();
