@@ -67,7 +67,8 @@ pub enum RouteError {
     },
     /// A named device does not exist.
     UnknownDevice { prefix: IpNet, device: String },
-    /// An IPv4 route through an IPv6 gateway or the other way round.
+    /// An IPv6 route through an IPv4 gateway (the kernel has no RFC 5549
+    /// form for it; the other way round is installed with RTA_VIA).
     FamilyMismatch { prefix: IpNet, gateway: IpAddr },
     /// A unicast route without next hops.
     NoNextHop { prefix: IpNet },
@@ -98,7 +99,7 @@ impl fmt::Display for RouteError {
             }
             RouteError::FamilyMismatch { prefix, gateway } => write!(
                 f,
-                "{prefix}: next hop {gateway} is of the other address family; not installed"
+                "{prefix}: IPv4 next hop {gateway} for an IPv6 route; not installed"
             ),
             RouteError::NoNextHop { prefix } => {
                 write!(f, "{prefix}: unicast route without next hop; not installed")

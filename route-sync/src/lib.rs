@@ -23,7 +23,12 @@
 //!   hops are re-resolved when the kernel's routes change.
 //! - **Next hops.** A gateway on a connected subnet is installed directly;
 //!   otherwise through the kernel's own covering route (recursively); an
-//!   unresolvable one is reported in the snapshot, not installed.
+//!   unresolvable one is reported in the snapshot, not installed. An IPv6
+//!   link-local gateway goes out of the device it names; BGP's global plus
+//!   link-local pair ([`NextHop::GlobalOrLinkLocal`]) takes the global address
+//!   while it resolves, else the link-local one. IPv4 routes may have IPv6
+//!   gateways (RFC 8950; `via inet6`, RTA_VIA, Linux 5.2 or later), in ECMP
+//!   too, and are adopted on restart like any other.
 //!
 //! # Privileges
 //!

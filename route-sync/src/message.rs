@@ -4,7 +4,9 @@
 //! gateway and an interface index). `encode` appends one RTM_NEWROUTE or
 //! RTM_DELROUTE request to a batch buffer; `decode` turns a dumped or
 //! notified RTM_NEWROUTE/RTM_DELROUTE into a `KernelRoute`. Both go through
-//! netlink-packet-route's types.
+//! netlink-packet-route's types. An IPv6 gateway of an IPv4 route travels as
+//! RTA_VIA (struct rtvia: family, then address), every other gateway as
+//! RTA_GATEWAY, in single-path routes and in RTA_MULTIPATH entries alike.
 
 use std::net::IpAddr;
 
@@ -15,7 +17,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
-    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
+    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType, RouteVia,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -114,7 +116,7 @@ pub(crate) fn encode(
             }
             if let [hop] = hops.as_slice() {
                 if let Some(gateway) = hop.gateway {
-                    attributes.push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+                    attributes.push(gateway_attribute(prefix, gateway));
                 }
                 attributes.push(RouteAttribute::Oif(hop.ifindex));
             } else {
@@ -124,8 +126,7 @@ pub(crate) fn encode(
                         let mut path = RouteNextHop::default();
                         path.interface_index = hop.ifindex;
                         if let Some(gateway) = hop.gateway {
-                            path.attributes
-                                .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+                            path.attributes.push(gateway_attribute(prefix, gateway));
                         }
                         path
                     })
@@ -179,6 +180,7 @@ pub(crate) fn decode(message: &RouteMessage) -> Option<KernelRoute> {
             RouteAttribute::Destination(address) => destination = ip(address),
             RouteAttribute::Priority(p) => metric = *p,
             RouteAttribute::Gateway(address) => gateway = ip(address),
+            RouteAttribute::Via(via) => gateway = via_ip(via),
             RouteAttribute::Oif(index) => oif = *index,
             RouteAttribute::MultiPath(paths) => multipath = Some(paths),
             RouteAttribute::NhId(_) => nexthop_object = true,
@@ -206,6 +208,7 @@ pub(crate) fn decode(message: &RouteMessage) -> Option<KernelRoute> {
                         .iter()
                         .find_map(|attribute| match attribute {
                             RouteAttribute::Gateway(address) => ip(address),
+                            RouteAttribute::Via(via) => via_ip(via),
                             _ => None,
                         });
                     hops.push((
@@ -283,6 +286,23 @@ fn family(prefix: IpNet) -> AddressFamily {
     }
 }
 
+/// RTA_GATEWAY for a gateway of the route's family; RTA_VIA for an IPv6
+/// gateway of an IPv4 route (RFC 8950; the kernel refuses RTA_GATEWAY there).
+fn gateway_attribute(prefix: IpNet, gateway: IpAddr) -> RouteAttribute {
+    match (prefix, gateway) {
+        (IpNet::V4(_), IpAddr::V6(v6)) => RouteAttribute::Via(RouteVia::Inet6(v6)),
+        _ => RouteAttribute::Gateway(RouteAddress::from(gateway)),
+    }
+}
+
+fn via_ip(via: &RouteVia) -> Option<IpAddr> {
+    match via {
+        RouteVia::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteVia::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
 fn ip(address: &RouteAddress) -> Option<IpAddr> {
     match address {
         RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
@@ -357,6 +377,61 @@ mod tests {
         ]
         .concat();
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn ipv4_route_via_ipv6_gateway_encodes_rta_via() {
+        // `ip route add 10.1.0.0/24 via inet6 fe80::1 dev <ifindex 3> proto 196 metric 20`:
+        // RTA_VIA (18) holds struct rtvia (include/uapi/linux/rtnetlink.h): a 2-octet
+        // family (AF_INET6 = 10) then the 16 address octets, padded to 4 octets.
+        let mut out = Vec::new();
+        let hop = KernelNextHop {
+            gateway: Some("fe80::1".parse().unwrap()),
+            ifindex: 3,
+        };
+        encode(
+            &mut out,
+            Request::Add,
+            1,
+            false,
+            PLACEMENT,
+            "10.1.0.0/24".parse().unwrap(),
+            Some(&KernelKind::Unicast(vec![hop])),
+        );
+        let via: Vec<u8> = [
+            &[22, 0, 18, 0, 10, 0][..],
+            &[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            &[0, 0],
+        ]
+        .concat();
+        // nlmsghdr 16 + rtmsg 12 + RTA_DST 8 + RTA_TABLE 8 + RTA_PRIORITY 8, then RTA_VIA.
+        assert_eq!(&out[52..76], via.as_slice());
+        assert_eq!(&out[76..], &[8, 0, 4, 0, 3, 0, 0, 0]);
+        assert_eq!(out[0] as usize, out.len());
+        // Decoded back, single path and ECMP.
+        let route = round_trip(
+            Request::Add,
+            "10.1.0.0/24",
+            Some(KernelKind::Unicast(vec![hop])),
+        );
+        assert_eq!(route.kind, KernelKind::Unicast(vec![hop]));
+        let other = KernelNextHop {
+            gateway: Some("2001:db8::2".parse().unwrap()),
+            ifindex: 4,
+        };
+        let ecmp = round_trip(
+            Request::Replace,
+            "10.1.0.0/24",
+            Some(KernelKind::Unicast(vec![other, hop])),
+        );
+        assert_eq!(ecmp.kind, KernelKind::Unicast(vec![other, hop]));
+        // IPv6 routes keep RTA_GATEWAY.
+        let v6 = round_trip(
+            Request::Add,
+            "2001:db8:1::/48",
+            Some(KernelKind::Unicast(vec![hop])),
+        );
+        assert_eq!(v6.kind, KernelKind::Unicast(vec![hop]));
     }
 
     #[test]

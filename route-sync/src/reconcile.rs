@@ -743,11 +743,15 @@ fn resolve_target(
     let mut resolved = Vec::with_capacity(hops.len());
     let mut first_error = None;
     for hop in hops {
-        if let NextHop::Gateway { address, .. } = hop {
-            if address.is_ipv6() != v6 {
-                first_error.get_or_insert(Failure::FamilyMismatch(*address));
-                continue;
-            }
+        // An IPv4 route may go through IPv6 gateways (RFC 8950), not the reverse.
+        if let NextHop::Gateway {
+            address: address @ IpAddr::V4(_),
+            ..
+        } = hop
+            && v6
+        {
+            first_error.get_or_insert(Failure::FamilyMismatch(*address));
+            continue;
         }
         let result = match cache.get(hop) {
             Some(result) => result,

@@ -8,7 +8,9 @@
 //! (recursive resolution, one level is enough because the kernel only holds
 //! resolved routes). Our own routes are never used, so BGP routes cannot
 //! resolve through each other. The default route is used only when the
-//! config allows it.
+//! config allows it. A link-local gateway is never resolved: it needs its
+//! device (given, or the one of a global/link-local pair whose global
+//! address does not resolve).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -142,6 +144,17 @@ impl Resolver {
                 address,
                 device: None,
             } => self.resolve_gateway(*address),
+            NextHop::GlobalOrLinkLocal {
+                global,
+                link_local,
+                device,
+            } => match self.resolve_gateway(IpAddr::V6(*global)) {
+                Ok(hops) if !hops.is_empty() => Ok(hops),
+                _ => Ok(vec![KernelNextHop {
+                    gateway: Some(IpAddr::V6(*link_local)),
+                    ifindex: self.device(device)?,
+                }]),
+            },
         }
     }
 
@@ -356,6 +369,33 @@ mod tests {
         assert_eq!(
             resolver.resolve(&gateway("2001:db8:1::9")),
             Ok(vec![hop("2001:db8:1::9", 4)])
+        );
+    }
+
+    #[test]
+    fn global_or_link_local_takes_the_global_address_when_it_resolves() {
+        let mut resolver = Resolver::new(false);
+        resolver.update_link(link(4, "eth1", true));
+        let pair = NextHop::GlobalOrLinkLocal {
+            global: "2001:db8:1::9".parse().unwrap(),
+            link_local: "fe80::9".parse().unwrap(),
+            device: "eth1".into(),
+        };
+        assert_eq!(resolver.resolve(&pair), Ok(vec![hop("fe80::9", 4)]));
+        resolver.update_route(false, route("2001:db8:1::/64", 256, &[(None, 4)]));
+        assert_eq!(resolver.resolve(&pair), Ok(vec![hop("2001:db8:1::9", 4)]));
+        // The link goes down: back to the link-local address (the kernel marks it
+        // linkdown too, but the route stays wanted).
+        resolver.update_route(true, route("2001:db8:1::/64", 256, &[(None, 4)]));
+        assert_eq!(resolver.resolve(&pair), Ok(vec![hop("fe80::9", 4)]));
+        let unknown = NextHop::GlobalOrLinkLocal {
+            global: "2001:db8:1::9".parse().unwrap(),
+            link_local: "fe80::9".parse().unwrap(),
+            device: "nope0".into(),
+        };
+        assert_eq!(
+            resolver.resolve(&unknown),
+            Err(HopFailure::UnknownDevice("nope0".into()))
         );
     }
 

@@ -1,9 +1,13 @@
 //! Desired routes: what bgpd (or any caller) asks route-sync to keep in the
 //! kernel. A route is keyed by its prefix; its target is a set of next hops
 //! (ECMP when more than one) or a blackhole.
+//!
+//! An IPv4 route may have IPv6 gateways (RFC 8950 extended next hop): they are
+//! installed with RTA_VIA, as `ip route add 10.0.0.0/24 via inet6 fe80::1 dev
+//! eth1` does (Linux 5.2 or later). An IPv6 link-local gateway needs its device.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -40,6 +44,15 @@ pub enum NextHop {
     },
     /// Straight out of a device (a device route, scope link).
     Device(String),
+    /// BGP's IPv6 next hop pair (RFC 2545): `global` when it resolves (on a
+    /// connected subnet or recursively), else `link_local` through `device`.
+    /// Re-resolved like any gateway, so it moves to the global address once
+    /// that becomes reachable and back when it no longer is.
+    GlobalOrLinkLocal {
+        global: Ipv6Addr,
+        link_local: Ipv6Addr,
+        device: String,
+    },
 }
 
 impl Route {
@@ -113,6 +126,11 @@ impl fmt::Display for NextHop {
                 device: Some(device),
             } => write!(f, "via {address} dev {device}"),
             NextHop::Device(device) => write!(f, "dev {device}"),
+            NextHop::GlobalOrLinkLocal {
+                global,
+                link_local,
+                device,
+            } => write!(f, "via {global} or {link_local} dev {device}"),
         }
     }
 }
