@@ -26,12 +26,24 @@
 //! - The rib task never sends a route whose next hop is this node (locally
 //!   originated routes have none; a peer's route with one of our addresses as next
 //!   hop is ignored on receipt), so every `Install` here has real gateways.
+//! - IPv6 link-local next hops (`InstallOnLink`) go out of the interface that holds
+//!   the session's local address, looked up once per batch: a global + link-local
+//!   pair becomes [`route_sync::NextHop::GlobalOrLinkLocal`] (the global address
+//!   while it resolves), a link-local one alone `via fe80::… dev IF`. IPv6 next hops
+//!   of IPv4 routes (RFC 8950) are passed on as they are: route-sync installs them
+//!   `via inet6`. When no interface holds the local address, the global address is
+//!   used, or the link-local one without a device, which route-sync reports in
+//!   `bgpctl show fib` instead of installing.
 
-use route_sync::{Change, FibHandle, Route, Snapshot};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use route_sync::{Change, FibHandle, NextHop, Route, Snapshot, Target};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::tasks::{FIB_CAPACITY, FibChange};
+use crate::session::addresses::canonical;
+use crate::tasks::{FIB_CAPACITY, FibChange, FibNextHop};
 
 /// Most changes handed to route-sync in one `apply`.
 pub const MAX_FIB_BATCH: usize = 4096;
@@ -69,9 +81,10 @@ pub async fn spawn(
 pub async fn run(handle: FibHandle, mut changes: mpsc::Receiver<FibChange>, keep_routes: bool) {
     let mut batch = Vec::new();
     while let Some(first) = changes.recv().await {
+        let mut interfaces = Interfaces::default();
         let mut next = Some(first);
         while let Some(change) = next.take() {
-            match translate(change) {
+            match translate(change, &mut interfaces) {
                 Some(change) => batch.push(change),
                 None => {
                     // Converged: everything before it first.
@@ -105,24 +118,107 @@ async fn apply(handle: &FibHandle, batch: &mut Vec<Change>) {
     }
 }
 
+/// Interface names by address, read from the kernel (getifaddrs) at the first
+/// question and kept for one batch.
+#[derive(Debug, Default)]
+pub struct Interfaces {
+    by_address: Option<HashMap<IpAddr, String>>,
+}
+
+impl Interfaces {
+    /// Names given in advance (tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (IpAddr, &'a str)>) -> Interfaces {
+        Interfaces {
+            by_address: Some(
+                pairs
+                    .into_iter()
+                    .map(|(address, name)| (address, name.to_string()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The interface holding `address` (the first one when a link-local address
+    /// is on several).
+    pub fn holding(&mut self, address: IpAddr) -> Option<&str> {
+        self.by_address
+            .get_or_insert_with(read_interfaces)
+            .get(&canonical(address))
+            .map(String::as_str)
+    }
+}
+
+fn read_interfaces() -> HashMap<IpAddr, String> {
+    let mut names = HashMap::new();
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return names;
+    };
+    for entry in interfaces {
+        let Some(address) = entry.address else {
+            continue;
+        };
+        let ip = if let Some(v4) = address.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
+        } else if let Some(v6) = address.as_sockaddr_in6() {
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        names.entry(ip).or_insert(entry.interface_name);
+    }
+    names
+}
+
 /// The route-sync change for a FIB change (None for `Converged`).
-pub fn translate(change: FibChange) -> Option<Change> {
+pub fn translate(change: FibChange, interfaces: &mut Interfaces) -> Option<Change> {
     Some(match change {
         FibChange::Install { prefix, next_hops } if !next_hops.is_empty() => {
             Change::Install(Route {
                 prefix,
-                target: route_sync::Target::Unicast(
+                target: Target::Unicast(next_hops.into_iter().map(NextHop::gateway).collect()),
+            })
+        }
+        FibChange::InstallOnLink { prefix, next_hops } if !next_hops.is_empty() => {
+            Change::Install(Route {
+                prefix,
+                target: Target::Unicast(
                     next_hops
                         .into_iter()
-                        .map(route_sync::NextHop::gateway)
+                        .map(|hop| route_sync_next_hop(hop, interfaces))
                         .collect(),
                 ),
             })
         }
-        FibChange::Install { prefix, .. } | FibChange::Remove { prefix } => Change::Remove(prefix),
+        FibChange::Install { prefix, .. }
+        | FibChange::InstallOnLink { prefix, .. }
+        | FibChange::Remove { prefix } => Change::Remove(prefix),
         FibChange::Blackhole { prefix } => Change::Install(Route::blackhole(prefix)),
         FibChange::Converged => return None,
     })
+}
+
+/// One next hop for route-sync, with the session's interface for link-local ones.
+fn route_sync_next_hop(hop: FibNextHop, interfaces: &mut Interfaces) -> NextHop {
+    match hop {
+        FibNextHop::Address(address) => NextHop::gateway(address),
+        FibNextHop::LinkLocal {
+            global,
+            link_local,
+            local,
+        } => match (interfaces.holding(local), global) {
+            (Some(device), Some(global)) => NextHop::GlobalOrLinkLocal {
+                global,
+                link_local,
+                device: device.to_string(),
+            },
+            (Some(device), None) => NextHop::Gateway {
+                address: IpAddr::V6(link_local),
+                device: Some(device.to_string()),
+            },
+            (None, Some(global)) => NextHop::gateway(IpAddr::V6(global)),
+            (None, None) => NextHop::gateway(IpAddr::V6(link_local)),
+        },
+    }
 }
 
 /// `bgpctl show fib` as a table.
@@ -194,40 +290,122 @@ pub fn render(snapshot: &Snapshot) -> String {
 mod tests {
     use super::*;
 
+    fn none() -> Interfaces {
+        Interfaces::from_pairs([])
+    }
+
     #[test]
     fn fib_changes_become_route_sync_changes() {
         let prefix: ipnet::IpNet = "10.1.0.0/24".parse().unwrap();
         let hops = vec!["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()];
         assert_eq!(
-            translate(FibChange::Install {
-                prefix,
-                next_hops: hops.clone()
-            }),
+            translate(
+                FibChange::Install {
+                    prefix,
+                    next_hops: hops.clone()
+                },
+                &mut none()
+            ),
             Some(Change::Install(Route {
                 prefix,
-                target: route_sync::Target::Unicast(
-                    hops.iter()
-                        .copied()
-                        .map(route_sync::NextHop::gateway)
-                        .collect()
-                )
+                target: Target::Unicast(hops.iter().copied().map(NextHop::gateway).collect())
             }))
         );
         assert_eq!(
-            translate(FibChange::Blackhole { prefix }),
+            translate(FibChange::Blackhole { prefix }, &mut none()),
             Some(Change::Install(Route::blackhole(prefix)))
         );
         assert_eq!(
-            translate(FibChange::Remove { prefix }),
+            translate(FibChange::Remove { prefix }, &mut none()),
             Some(Change::Remove(prefix))
         );
         assert_eq!(
-            translate(FibChange::Install {
-                prefix,
-                next_hops: vec![]
-            }),
+            translate(
+                FibChange::Install {
+                    prefix,
+                    next_hops: vec![]
+                },
+                &mut none()
+            ),
             Some(Change::Remove(prefix))
         );
-        assert_eq!(translate(FibChange::Converged), None);
+        assert_eq!(translate(FibChange::Converged, &mut none()), None);
+    }
+
+    #[test]
+    fn link_local_next_hops_take_the_interface_of_the_session() {
+        let prefix: ipnet::IpNet = "2001:db8:5::/48".parse().unwrap();
+        let local: IpAddr = "2001:db8::1".parse().unwrap();
+        let unnumbered: IpAddr = "fe80::1".parse().unwrap();
+        let mut interfaces = Interfaces::from_pairs([(local, "eth1"), (unnumbered, "eth2")]);
+        let pair = FibNextHop::LinkLocal {
+            global: Some("2001:db8::2".parse().unwrap()),
+            link_local: "fe80::2".parse().unwrap(),
+            local,
+        };
+        let alone = FibNextHop::LinkLocal {
+            global: None,
+            link_local: "fe80::3".parse().unwrap(),
+            local: unnumbered,
+        };
+        let plain = FibNextHop::Address("2001:db8:9::1".parse().unwrap());
+        assert_eq!(
+            translate(
+                FibChange::InstallOnLink {
+                    prefix,
+                    next_hops: vec![pair, alone, plain]
+                },
+                &mut interfaces
+            ),
+            Some(Change::Install(Route {
+                prefix,
+                target: Target::Unicast(vec![
+                    NextHop::GlobalOrLinkLocal {
+                        global: "2001:db8::2".parse().unwrap(),
+                        link_local: "fe80::2".parse().unwrap(),
+                        device: "eth1".into()
+                    },
+                    NextHop::Gateway {
+                        address: "fe80::3".parse().unwrap(),
+                        device: Some("eth2".into())
+                    },
+                    NextHop::gateway("2001:db8:9::1".parse().unwrap()),
+                ])
+            }))
+        );
+        // No interface holds the session's address: the global address, or the
+        // link-local one without a device (route-sync reports it, never guesses).
+        assert_eq!(
+            translate(
+                FibChange::InstallOnLink {
+                    prefix,
+                    next_hops: vec![pair, alone]
+                },
+                &mut none()
+            ),
+            Some(Change::Install(Route {
+                prefix,
+                target: Target::Unicast(vec![
+                    NextHop::gateway("2001:db8::2".parse().unwrap()),
+                    NextHop::gateway("fe80::3".parse().unwrap()),
+                ])
+            }))
+        );
+        assert_eq!(
+            translate(
+                FibChange::InstallOnLink {
+                    prefix,
+                    next_hops: vec![]
+                },
+                &mut none()
+            ),
+            Some(Change::Remove(prefix))
+        );
+    }
+
+    #[test]
+    fn loopback_is_found_by_getifaddrs() {
+        let mut interfaces = Interfaces::default();
+        assert_eq!(interfaces.holding("127.0.0.1".parse().unwrap()), Some("lo"));
     }
 }

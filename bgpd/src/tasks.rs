@@ -204,6 +204,21 @@ pub struct PeerCounters {
     pub advertised: u64,
 }
 
+/// One next hop of [`FibChange::InstallOnLink`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FibNextHop {
+    /// Resolved by route-sync (connected or recursive); an IPv6 address for an
+    /// IPv4 route received with an RFC 8950 next hop.
+    Address(IpAddr),
+    /// `link_local` on the interface that holds `local`, our end of the session the
+    /// route came over; `global` instead whenever it resolves (RFC 2545's pair).
+    LinkLocal {
+        global: Option<Ipv6Addr>,
+        link_local: Ipv6Addr,
+        local: IpAddr,
+    },
+}
+
 /// A change of best route that the FIB should follow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FibChange {
@@ -211,6 +226,12 @@ pub enum FibChange {
     Install {
         prefix: IpNet,
         next_hops: Vec<IpAddr>,
+    },
+    /// Install or replace when some next hop is IPv6 link-local (alone, or as the
+    /// alternative of a global one) and so needs the session's interface.
+    InstallOnLink {
+        prefix: IpNet,
+        next_hops: Vec<FibNextHop>,
     },
     /// Install a blackhole route for `prefix`.
     Blackhole { prefix: IpNet },

@@ -7,11 +7,13 @@
 //! flushes peers and hands the FIB changes on. Time comes in as arguments.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::attrs::{AttrTable, RouteAttrs};
+use ipnet::IpNet;
+
+use super::attrs::{AttrTable, RouteAttrs, RouteNextHop};
 use super::decision::{Candidate, select};
 use super::export::{SourceFacts, may_export};
 use super::lifecycle::Convergence;
@@ -19,7 +21,7 @@ use super::peer::{LOCAL_SOURCES, Peer, PeerSettings};
 use super::table::{Net, Path, Paths, PeerIdx, Tables};
 use crate::config::Config;
 use crate::policy::{Policy, RouteSource};
-use crate::tasks::{FibChange, PeerId};
+use crate::tasks::{FibChange, FibNextHop, PeerId};
 
 /// Settings of the whole RIB, from the configuration.
 #[derive(Debug)]
@@ -68,8 +70,8 @@ pub(super) struct Scratch {
     pub eligible: Vec<usize>,
     pub order: Vec<usize>,
     pub reordered: Vec<Path>,
-    pub hops_before: Vec<IpAddr>,
-    pub hops_after: Vec<IpAddr>,
+    pub hops_before: Vec<FibNextHop>,
+    pub hops_after: Vec<FibNextHop>,
     pub slots: Vec<u32>,
 }
 
@@ -372,10 +374,7 @@ impl Rib {
             if (old, &hops_before) != (new, &hops_after) {
                 let prefix = net.ip_net();
                 let change = match new {
-                    FibKind::Via => Some(FibChange::Install {
-                        prefix,
-                        next_hops: hops_after.clone(),
-                    }),
+                    FibKind::Via => Some(install(prefix, &hops_after)),
                     FibKind::Blackhole => Some(FibChange::Blackhole { prefix }),
                     FibKind::Nothing if old != FibKind::Nothing => {
                         Some(FibChange::Remove { prefix })
@@ -392,7 +391,7 @@ impl Rib {
     }
 
     /// What the FIB should hold for a selection; next hops go to `hops`.
-    fn fib_target(&self, selected: &[Path], hops: &mut Vec<IpAddr>) -> FibKind {
+    fn fib_target(&self, selected: &[Path], hops: &mut Vec<FibNextHop>) -> FibKind {
         hops.clear();
         let Some(best) = selected.first() else {
             return FibKind::Nothing;
@@ -405,11 +404,15 @@ impl Rib {
             };
         }
         for path in selected {
-            if let Some(address) = self.attrs.next_hop(path.accepted).address()
-                && !hops.contains(&address)
+            let local = self
+                .peer(path.peer)
+                .and_then(|peer| peer.info.as_ref())
+                .map(|info| info.local_address);
+            if let Some(hop) = fib_next_hop(self.attrs.next_hop(path.accepted), local)
+                && !hops.contains(&hop)
                 && hops.len() < self.settings.max_paths
             {
-                hops.push(address);
+                hops.push(hop);
             }
         }
         if hops.is_empty() {
@@ -503,6 +506,59 @@ impl Rib {
 }
 
 /// The decision facts of one path.
+/// The FIB's next hop for a route's next hop received over a session whose local
+/// address is `local`. An IPv6 next hop with a link-local address (RFC 2545: global
+/// plus link-local, the link-local one alone with an unspecified global, or a
+/// 16-octet next hop that is itself link-local) needs the session's interface; the
+/// global address is preferred whenever it resolves. Without a session address the
+/// plain address is passed on (and a link-local one is reported as unresolvable).
+pub(super) fn fib_next_hop(next_hop: RouteNextHop, local: Option<IpAddr>) -> Option<FibNextHop> {
+    let (global, link_local) = match next_hop {
+        RouteNextHop::Local => return None,
+        RouteNextHop::V4(address) => return Some(FibNextHop::Address(IpAddr::V4(address))),
+        RouteNextHop::V6 { global, .. } if is_link_local(global) => (None, global),
+        RouteNextHop::V6 {
+            global,
+            link_local: Some(link_local),
+        } if global.is_unspecified() => (None, link_local),
+        RouteNextHop::V6 {
+            global,
+            link_local: Some(link_local),
+        } if is_link_local(link_local) => (Some(global), link_local),
+        RouteNextHop::V6 { global, .. } => return Some(FibNextHop::Address(IpAddr::V6(global))),
+    };
+    Some(match local {
+        Some(local) => FibNextHop::LinkLocal {
+            global,
+            link_local,
+            local,
+        },
+        None => FibNextHop::Address(IpAddr::V6(global.unwrap_or(link_local))),
+    })
+}
+
+/// `Install` when every next hop is a plain address, else `InstallOnLink`.
+fn install(prefix: IpNet, hops: &[FibNextHop]) -> FibChange {
+    let addresses: Option<Vec<IpAddr>> = hops
+        .iter()
+        .map(|hop| match hop {
+            FibNextHop::Address(address) => Some(*address),
+            FibNextHop::LinkLocal { .. } => None,
+        })
+        .collect();
+    match addresses {
+        Some(next_hops) => FibChange::Install { prefix, next_hops },
+        None => FibChange::InstallOnLink {
+            prefix,
+            next_hops: hops.to_vec(),
+        },
+    }
+}
+
+fn is_link_local(address: Ipv6Addr) -> bool {
+    address.segments()[0] & 0xffc0 == 0xfe80
+}
+
 fn candidate(
     peers: &[Option<Peer>],
     attrs: &AttrTable,
@@ -535,4 +591,88 @@ fn candidate(
 /// The settings of a neighbor at `address` under the RIB's configuration.
 pub(super) fn peer_settings(settings: &Settings, address: IpAddr) -> PeerSettings {
     PeerSettings::from_config(&settings.config, &settings.policy, address)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn v6(global: &str, link_local: Option<&str>) -> RouteNextHop {
+        RouteNextHop::V6 {
+            global: global.parse().unwrap(),
+            link_local: link_local.map(|l| l.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn link_local_next_hops_name_the_session_and_keep_the_global_one() {
+        let local: IpAddr = "2001:db8::1".parse().unwrap();
+        let ll = |global: Option<&str>, link_local: &str| {
+            Some(FibNextHop::LinkLocal {
+                global: global.map(|g| g.parse().unwrap()),
+                link_local: link_local.parse().unwrap(),
+                local,
+            })
+        };
+        let address = |a: &str| Some(FibNextHop::Address(a.parse().unwrap()));
+        // RFC 2545 pair: global preferred, link-local through the session's interface.
+        assert_eq!(
+            fib_next_hop(v6("2001:db8::2", Some("fe80::2")), Some(local)),
+            ll(Some("2001:db8::2"), "fe80::2")
+        );
+        // Link-local only: 32 octets with an unspecified global, or 16 link-local ones.
+        assert_eq!(
+            fib_next_hop(v6("::", Some("fe80::2")), Some(local)),
+            ll(None, "fe80::2")
+        );
+        assert_eq!(
+            fib_next_hop(v6("fe80::2", None), Some(local)),
+            ll(None, "fe80::2")
+        );
+        // A global next hop alone, and IPv4: plain addresses, resolved by route-sync.
+        assert_eq!(
+            fib_next_hop(v6("2001:db8::2", None), Some(local)),
+            address("2001:db8::2")
+        );
+        assert_eq!(
+            fib_next_hop(RouteNextHop::V4("10.0.0.2".parse().unwrap()), Some(local)),
+            address("10.0.0.2")
+        );
+        assert_eq!(fib_next_hop(RouteNextHop::Local, Some(local)), None);
+        // Without a session address: the address itself.
+        assert_eq!(
+            fib_next_hop(v6("2001:db8::2", Some("fe80::2")), None),
+            address("2001:db8::2")
+        );
+        assert_eq!(
+            fib_next_hop(v6("::", Some("fe80::2")), None),
+            address("fe80::2")
+        );
+    }
+
+    #[test]
+    fn plain_next_hops_stay_install_and_link_local_ones_go_on_link() {
+        let prefix: IpNet = "10.1.0.0/24".parse().unwrap();
+        let plain = FibNextHop::Address("2001:db8::2".parse().unwrap());
+        assert_eq!(
+            install(prefix, &[plain]),
+            FibChange::Install {
+                prefix,
+                next_hops: vec!["2001:db8::2".parse().unwrap()]
+            }
+        );
+        let on_link = FibNextHop::LinkLocal {
+            global: None,
+            link_local: "fe80::2".parse().unwrap(),
+            local: "2001:db8::1".parse().unwrap(),
+        };
+        assert_eq!(
+            install(prefix, &[plain, on_link]),
+            FibChange::InstallOnLink {
+                prefix,
+                next_hops: vec![plain, on_link]
+            }
+        );
+    }
 }
