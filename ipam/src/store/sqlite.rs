@@ -18,8 +18,10 @@ use super::{Action, Datastore, Entry, Expect, Outcome, Read, StoreError, Txn, Wa
 
 /// How long a writer waits for the file lock before reporting the store unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a watch polls the change counter.
-const WATCH_POLL: Duration = Duration::from_millis(20);
+/// How often a watch looks at the database files (a `stat` each, no query).
+const WATCH_POLL: Duration = Duration::from_millis(100);
+/// A watch queries the change counter when the files changed, and at least this often.
+const WATCH_QUERY_EVERY: Duration = Duration::from_secs(2);
 /// Tombstones older than this many revisions are pruned.
 const TOMBSTONE_KEEP: u64 = 100_000;
 
@@ -137,11 +139,22 @@ impl Datastore for SqliteStore {
         };
         let conn = Arc::new(Mutex::new(conn));
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let files = FileStamps::new(&self.path);
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(WATCH_POLL);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seen = files.read();
+            let mut queried = tokio::time::Instant::now();
             loop {
                 ticker.tick().await;
+                // Every commit writes the WAL (or, after a checkpoint, the database
+                // file): unchanged files mean nothing to query.
+                let now = files.read();
+                if now == seen && queried.elapsed() < WATCH_QUERY_EVERY {
+                    continue;
+                }
+                seen = now;
+                queried = tokio::time::Instant::now();
                 let (conn, url2, start, end) =
                     (Arc::clone(&conn), url.clone(), start.clone(), end.clone());
                 let polled = tokio::task::spawn_blocking(move || {
@@ -168,6 +181,36 @@ impl Datastore for SqliteStore {
             }
         });
         Ok(Watch::new(receiver, task))
+    }
+}
+
+/// Size and modification time of the database file and its WAL: what a watch compares
+/// between polls (a missing file reads as `None`).
+#[derive(Debug, Clone)]
+struct FileStamps {
+    database: PathBuf,
+    wal: PathBuf,
+}
+
+type Stamp = Option<(u64, std::time::SystemTime)>;
+
+impl FileStamps {
+    fn new(database: &Path) -> FileStamps {
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        FileStamps {
+            database: database.to_path_buf(),
+            wal: PathBuf::from(wal),
+        }
+    }
+
+    fn read(&self) -> (Stamp, Stamp) {
+        let stamp = |path: &Path| {
+            std::fs::metadata(path)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        };
+        (stamp(&self.database), stamp(&self.wal))
     }
 }
 
