@@ -143,6 +143,16 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
                 format!("local_address {local} is not of the family of {address}"),
             );
         }
+        let ipv4 = match neighbor.families.as_deref() {
+            Some(families) if !families.is_empty() => families.contains(&FamilyName::Ipv4),
+            _ => address.is_ipv4(),
+        };
+        if neighbor.extended_next_hop && !ipv4 {
+            problems.add(
+                key_path!["bgp", "neighbor", index, "extended_next_hop"],
+                "extended_next_hop is for IPv4 routes, but \"ipv4\" is not in families",
+            );
+        }
         if let Some(send_hold) = neighbor.send_hold_time
             && send_hold <= u32::from(neighbor.hold_time.seconds())
         {

@@ -224,6 +224,12 @@ pub struct NeighborConfig {
     /// Source address of the session.
     #[serde(default)]
     pub local_address: Option<IpAddr>,
+    /// Advertise the extended next hop capability (RFC 8950) for IPv4 unicast: over
+    /// an IPv6 session, IPv4 routes may then come with IPv6 next hops (installed
+    /// `via inet6`), as FRR's `neighbor X capability extended-nexthop` sends them.
+    /// Needs "ipv4" in `families`.
+    #[serde(default)]
+    pub extended_next_hop: bool,
     /// Administratively down (`bgpctl neighbor ADDR shutdown` persists nothing; this does).
     #[serde(default)]
     pub shutdown: bool,

@@ -251,6 +251,11 @@ fn cross_reference_errors_name_line_and_key() {
     );
     error(&neighbor("families = []\n"), 8, "bgp.neighbor[0].families");
     error(
+        &neighbor("families = [\"ipv6\"]\nextended_next_hop = true\n"),
+        9,
+        "bgp.neighbor[0].extended_next_hop",
+    );
+    error(
         &neighbor("passive = true\n").replace("[bgp]\n", "[bgp]\nlisten = []\n"),
         9,
         "bgp.neighbor[0].passive",

@@ -68,6 +68,7 @@ fn neighbor(name: &str, address: IpAddr, remote_asn: Asn, local: IpAddr) -> Neig
         export: None,
         description: Some(format!("node {name}")),
         local_address: Some(local),
+        extended_next_hop: false,
         shutdown: false,
     }
 }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use bgp_proto::fsm::{Backoff, FamilyErrorPolicy, LocalCapabilities, PeerAs, SessionConfig};
-use bgp_proto::{GracefulRestart, GracefulRestartFamily};
+use bgp_proto::{ExtendedNextHop, GracefulRestart, GracefulRestartFamily};
 use ipnet::IpNet;
 
 use crate::config::{Config, FamilyName, GracefulRestartConfig, ListenRangeConfig, NeighborConfig};
@@ -33,6 +33,8 @@ pub struct NeighborSettings {
     pub ttl_security: bool,
     pub multihop: Option<u8>,
     pub families: Vec<FamilyName>,
+    /// Advertise RFC 8950 extended next hop for IPv4 unicast (IPv6 next hops).
+    pub extended_next_hop: bool,
     pub description: Option<String>,
     /// Administratively down in the config.
     pub shutdown: bool,
@@ -84,6 +86,7 @@ impl NeighborSettings {
             ttl_security: neighbor.ttl_security,
             multihop: neighbor.multihop,
             families: families_or_default(neighbor.families.as_deref(), neighbor.address),
+            extended_next_hop: neighbor.extended_next_hop,
             description: neighbor.description.clone(),
             shutdown: neighbor.shutdown,
             range: None,
@@ -106,6 +109,7 @@ impl NeighborSettings {
             ttl_security: range.ttl_security,
             multihop: range.multihop,
             families: families_or_default(range.families.as_deref(), address),
+            extended_next_hop: false,
             description: range.description.clone(),
             shutdown: false,
             range: Some(range.prefix),
@@ -175,6 +179,16 @@ impl NeighborSettings {
         config.capabilities = LocalCapabilities {
             families: families.clone(),
             graceful_restart: graceful_restart(speaker, &families, now),
+            extended_next_hop: if self.extended_next_hop
+                && families.contains(&bgp_proto::Family::IPV4_UNICAST)
+            {
+                vec![ExtendedNextHop {
+                    family: bgp_proto::Family::IPV4_UNICAST,
+                    next_hop_afi: bgp_proto::Afi::IPV6,
+                }]
+            } else {
+                Vec::new()
+            },
             ..LocalCapabilities::default()
         };
         config
@@ -254,7 +268,24 @@ mod tests {
         assert_eq!(dynamic.range, Some("10.9.0.0/16".parse().unwrap()));
         assert!(NeighborSettings::lookup(&config, "10.8.1.1".parse().unwrap()).is_none());
         let session = neighbor.session_config(&speaker, Instant::now());
+        assert!(session.capabilities.extended_next_hop.is_empty());
         assert!(bgp_proto::fsm::Fsm::new(session).is_ok());
+    }
+
+    #[test]
+    fn extended_next_hop_advertises_ipv4_with_ipv6_next_hops() {
+        let config = config("families = [\"ipv4\", \"ipv6\"]\nextended_next_hop = true");
+        let speaker = SpeakerSettings::from_config(&config);
+        let neighbor = NeighborSettings::lookup(&config, "10.0.0.2".parse().unwrap()).unwrap();
+        assert!(neighbor.extended_next_hop);
+        let session = neighbor.session_config(&speaker, Instant::now());
+        assert_eq!(
+            session.capabilities.extended_next_hop,
+            vec![ExtendedNextHop {
+                family: bgp_proto::Family::IPV4_UNICAST,
+                next_hop_afi: bgp_proto::Afi::IPV6,
+            }]
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ fn settings(port: u16, passive: bool) -> NeighborSettings {
         ttl_security: false,
         multihop: None,
         families: vec![FamilyName::Ipv4],
+        extended_next_hop: false,
         description: Some("test peer".into()),
         shutdown: false,
         range: None,
