@@ -33,11 +33,14 @@ fn main() -> ExitCode {
     if let Some(path) = &cli.check_config {
         return match Config::load(path) {
             Ok(_) => {
-                println!("{}: configuration is valid", path.display());
+                say(
+                    &mut std::io::stdout(),
+                    &format!("{}: configuration is valid", path.display()),
+                );
                 ExitCode::SUCCESS
             }
             Err(errors) => {
-                eprintln!("{errors}");
+                say(&mut std::io::stderr(), &errors.to_string());
                 ExitCode::FAILURE
             }
         };
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(errors) => {
-            eprintln!("{errors}");
+            say(&mut std::io::stderr(), &errors.to_string());
             return ExitCode::FAILURE;
         }
     };
@@ -61,7 +64,10 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("bgpd: cannot start the runtime: {error}");
+            say(
+                &mut std::io::stderr(),
+                &format!("bgpd: cannot start the runtime: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -69,8 +75,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
-            eprintln!("bgpd: {error:#}");
+            say(&mut std::io::stderr(), &format!("bgpd: {error:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes one message and a newline, ignoring a failed write: on a full disk or a
+/// closed stderr the exit status still tells what happened (`println!` would panic).
+fn say(out: &mut impl std::io::Write, message: &str) {
+    let _ = writeln!(out, "{message}");
 }
