@@ -111,7 +111,7 @@ pub fn run(args: &DecodeArgs) -> ExitCode {
         Ok(false) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = out.flush();
-            eprintln!("bgpctl decode: {error}");
+            let _ = writeln!(std::io::stderr(), "bgpctl decode: {error}");
             ExitCode::from(2)
         }
     }

@@ -1,6 +1,7 @@
 //! bgpd with its output on a full disk (stdout or stderr on /dev/full, which fails
 //! every write with ENOSPC): no panic (exit status 101), the exit status alone still
-//! tells what happened, and a running daemon keeps serving. No root needed: the
+//! tells what happened, and a running daemon keeps serving. bgpctl likewise, and it
+//! ends quietly when its reader goes away (`bgpctl show routes | head`). No root needed: the
 //! daemon listens nowhere and installs nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -91,6 +92,34 @@ fn a_daemon_logging_to_a_full_disk_serves_and_stops_cleanly() {
     assert!(routes.contains("10.244.1.0/26"), "{routes}");
     std::thread::sleep(Duration::from_secs(2));
     assert!(bgpd.try_wait().unwrap().is_none(), "bgpd exited");
+
+    // bgpctl's own answers: a full stdout is one error line and status 1; a reader
+    // that went away (`bgpctl show routes | head`) ends it quietly with status 0.
+    let full_stdout = Command::new(env!("CARGO_BIN_EXE_bgpctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["show", "routes"])
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_eq!(full_stdout.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&full_stdout.stderr);
+    assert!(
+        stderr.starts_with("bgpctl: cannot write the answer") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let mut closed = Command::new(env!("CARGO_BIN_EXE_bgpctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--json", "show", "routes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let closed = closed.wait_with_output().unwrap();
+    assert_eq!(closed.status.code(), Some(0), "{closed:?}");
+    assert!(closed.stderr.is_empty(), "{closed:?}");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(bgpd.id() as i32),

@@ -105,10 +105,7 @@ pub fn show(connection: &Connection, show: &Show) -> ExitCode {
     };
     if connection.json {
         return match serde_json::to_string_pretty(&value) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
+            Ok(text) => print_answer(&format!("{text}\n")),
             Err(error) => fail(&error.to_string()),
         };
     }
@@ -128,10 +125,7 @@ pub fn show(connection: &Connection, show: &Show) -> ExitCode {
         Show::Ipam(_) => return ExitCode::SUCCESS,
     };
     match text {
-        Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => print_answer(&format!("{text}\n")),
         Err(error) => fail(&format!("bgpd sent an answer bgpctl cannot read: {error}")),
     }
 }
@@ -150,10 +144,7 @@ pub fn neighbor(connection: &Connection, args: &NeighborArgs) -> ExitCode {
         message,
     };
     match ask(connection, &request) {
-        Ok(value) => {
-            println!("{}", value.as_str().unwrap_or("done"));
-            ExitCode::SUCCESS
-        }
+        Ok(value) => print_answer(&format!("{}\n", value.as_str().unwrap_or("done"))),
         Err(error) => fail(&error.to_string()),
     }
 }
@@ -163,16 +154,13 @@ pub fn reload(connection: &Connection) -> ExitCode {
     match ask(connection, &Request::Reload) {
         Ok(value) => {
             if connection.json {
-                println!("{value}");
+                print_answer(&format!("{value}\n"))
             } else {
                 match serde_json::from_value::<ReloadSummary>(value) {
-                    Ok(summary) => println!("{}", render::reload(&summary)),
-                    Err(error) => {
-                        return fail(&format!("bgpd sent an answer bgpctl cannot read: {error}"));
-                    }
+                    Ok(summary) => print_answer(&format!("{}\n", render::reload(&summary))),
+                    Err(error) => fail(&format!("bgpd sent an answer bgpctl cannot read: {error}")),
                 }
             }
-            ExitCode::SUCCESS
         }
         Err(error) => fail(&error.to_string()),
     }
@@ -215,7 +203,21 @@ fn route_query(args: &RoutesArgs) -> Result<RouteQuery, String> {
     })
 }
 
-fn fail(message: &str) -> ExitCode {
-    eprintln!("bgpctl: {message}");
+/// Prints an answer on stdout. A reader that went away (`bgpctl show routes | head`)
+/// ends bgpctl quietly; another write error is one line on stderr and exit status 1.
+pub(crate) fn print_answer(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => fail(&format!("cannot write the answer: {error}")),
+    }
+}
+
+/// One line on stderr (never a panic if stderr is gone) and exit status 1.
+pub(crate) fn fail(message: &str) -> ExitCode {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "bgpctl: {message}");
     ExitCode::FAILURE
 }

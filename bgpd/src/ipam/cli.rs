@@ -275,10 +275,7 @@ fn run_request(
         Err(message) => return fail(&message),
     };
     match render(&text, connection.json) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
+        Ok(out) => crate::control::cli::print_answer(&out),
         Err(message) => fail(&message),
     }
 }
@@ -335,6 +332,5 @@ fn join(cidrs: &[IpNet]) -> String {
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("bgpctl: {message}");
-    ExitCode::FAILURE
+    crate::control::cli::fail(message)
 }
