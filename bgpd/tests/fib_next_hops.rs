@@ -8,6 +8,10 @@
 //! - An IPv6-only link (no IPv4 address on it) carries IPv4 routes both ways with the
 //!   extended next hop capability: FRR's are in bgpd's kernel as `via inet6 …`, and
 //!   pings from bgpd's node address to FRR's answer.
+//! - A session between the link-local addresses of a link that has no other address
+//!   (`address = "fe80::…"`, `interface = "eth1"`; FRR's `neighbor fe80::… interface
+//!   eth1`): both families' routes go `via fe80::… dev eth1` / `via inet6 fe80::… dev
+//!   eth1`, and the loopbacks ping each other.
 //!
 //! Needs root and FRR (skips otherwise; fails with WREN_REQUIRE_LAB=1).
 
@@ -279,4 +283,84 @@ fn ipv4_routes_over_an_ipv6_only_link_use_ipv6_next_hops() {
         ping_from(&net.a, Some("10.201.0.1"), "10.202.0.1")
     })
     .unwrap();
+}
+
+#[test]
+fn a_session_over_link_local_addresses_installs_routes_through_the_interface() {
+    let Some(_ready) = lab::require!(Root, Frr) else {
+        return;
+    };
+    let net = pair("wb-nu", "10.45.0", "fd00:45");
+    // Nothing but link-local addresses on the link (BGP unnumbered).
+    for (netns, last) in [(&net.a, "1"), (&net.b, "2")] {
+        netns
+            .iface("eth1")
+            .del_addr(&format!("10.45.0.{last}/24"))
+            .unwrap();
+        netns
+            .iface("eth1")
+            .del_addr(&format!("fd00:45::{last}/64"))
+            .unwrap();
+    }
+    on_loopback(&net.a, &["10.205.0.1/24", "fd00:a5::1/64"]);
+    on_loopback(&net.b, &["10.206.0.1/32", "fd00:b6::1/128"]);
+    let frr_link_local = link_local(&net.a, "eth1");
+    let wren_link_local = link_local(&net.b, "eth1");
+    let frr = Frr::start(
+        &net.a,
+        &frr_config(
+            65001,
+            "10.45.0.1",
+            &format!(
+                " neighbor {wren_link_local} remote-as 64512\n neighbor {wren_link_local} interface eth1\n neighbor {wren_link_local} capability extended-nexthop"
+            ),
+            &format!("  neighbor {wren_link_local} activate\n  network 10.205.0.0/24"),
+            &format!("  neighbor {wren_link_local} activate\n  network fd00:a5::/64"),
+            &[],
+        ),
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&net.b);
+    let wren = Wren::start(
+        &net.b,
+        &wren_config(
+            "10.45.0.2",
+            &socket,
+            true,
+            &format!(
+                "{}[[bgp.network]]\nprefix = \"10.206.0.1/32\"\n[[bgp.network]]\nprefix = \"fd00:b6::1/128\"\n",
+                neighbor(
+                    &frr_link_local,
+                    65001,
+                    "interface = \"eth1\"\nfamilies = [\"ipv4\", \"ipv6\"]\nextended_next_hop = true"
+                )
+            ),
+        ),
+    );
+    frr.wait_established(TIMEOUT, &[wren_link_local.as_str()])
+        .unwrap();
+    wren.wait_established(&[frr_link_local.as_str()]);
+
+    // FRR's routes of both families go through its link-local address on eth1.
+    wren.wait_route("fd00:a5::/64");
+    wait_kernel_route(&net.b, "fd00:a5::/64", &frr_link_local, "eth1");
+    wait_kernel_route(
+        &net.b,
+        "10.205.0.0/24",
+        &format!("inet6 {frr_link_local}"),
+        "eth1",
+    );
+    // Ours reach FRR; pings between the loopbacks go both ways in both families.
+    frr.wait_route(TIMEOUT, "fd00:b6::1/128").unwrap();
+    frr.wait_route(TIMEOUT, "10.206.0.1/32").unwrap();
+    for (from, source, to) in [
+        (&net.b, "fd00:b6::1", "fd00:a5::1"),
+        (&net.b, "10.206.0.1", "10.205.0.1"),
+        (&net.a, "10.205.0.1", "10.206.0.1"),
+    ] {
+        wait_until(TIMEOUT, &format!("pings from {source} to {to}"), || {
+            ping_from(from, Some(source), to)
+        })
+        .unwrap();
+    }
 }

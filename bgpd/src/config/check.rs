@@ -143,6 +143,17 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
                 format!("local_address {local} is not of the family of {address}"),
             );
         }
+        match (is_link_local(address), &neighbor.interface) {
+            (true, None) => problems.add(
+                key_path!["bgp", "neighbor", index, "address"],
+                format!("link-local neighbor {address} needs interface = \"NAME\""),
+            ),
+            (false, Some(interface)) => problems.add(
+                key_path!["bgp", "neighbor", index, "interface"],
+                format!("interface {interface} is only for link-local (fe80::/10) neighbors"),
+            ),
+            _ => {}
+        }
         let ipv4 = match neighbor.families.as_deref() {
             Some(families) if !families.is_empty() => families.contains(&FamilyName::Ipv4),
             _ => address.is_ipv4(),
@@ -467,6 +478,10 @@ fn check_ipam(config: &Config, problems: &mut Problems<'_, '_>) {
 /// Unicast addresses a TCP session can reach.
 fn usable_peer_address(address: IpAddr) -> bool {
     !(address.is_unspecified() || address.is_multicast() || is_broadcast(address))
+}
+
+fn is_link_local(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
 fn is_broadcast(address: IpAddr) -> bool {

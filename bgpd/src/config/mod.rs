@@ -40,7 +40,9 @@ pub use policy::{
     FilterAction, FilterConfig, FilterRule, PolicyConfig, PrefixListConfig, PrefixListRule,
     RouteSourceMatch,
 };
-pub use types::{Asn, CommunityValue, FamilyName, FileMode, HoldTime, MaxPaths, MaxPrefixes};
+pub use types::{
+    Asn, CommunityValue, FamilyName, FileMode, HoldTime, InterfaceName, MaxPaths, MaxPrefixes,
+};
 
 /// Where bgpd looks for its configuration when not told.
 pub const DEFAULT_PATH: &str = "/etc/wren/bgpd.toml";
@@ -224,6 +226,11 @@ pub struct NeighborConfig {
     /// Source address of the session.
     #[serde(default)]
     pub local_address: Option<IpAddr>,
+    /// The interface a link-local `address` (fe80::/10) is reached on; required for
+    /// such a neighbor, refused for any other. Routes it announces with link-local
+    /// next hops go out of this interface.
+    #[serde(default)]
+    pub interface: Option<InterfaceName>,
     /// Advertise the extended next hop capability (RFC 8950) for IPv4 unicast: over
     /// an IPv6 session, IPv4 routes may then come with IPv6 next hops (installed
     /// `via inet6`), as FRR's `neighbor X capability extended-nexthop` sends them.

@@ -351,3 +351,38 @@ fn every_example_config_parses() {
     }
     eprintln!("{checked} example configs parse");
 }
+
+#[test]
+fn link_local_neighbors_need_their_interface() {
+    let text = format!(
+        "{BASE}[[bgp.neighbor]]\naddress = \"fe80::2\"\nremote_asn = 65001\ninterface = \"eth1\"\n"
+    );
+    let config = Config::parse(&text, "test.toml").unwrap();
+    assert_eq!(
+        config.bgp.neighbors[0]
+            .interface
+            .as_ref()
+            .map(|i| i.as_str()),
+        Some("eth1")
+    );
+    error(
+        &format!("{BASE}[[bgp.neighbor]]\naddress = \"fe80::2\"\nremote_asn = 65001\n"),
+        6,
+        "bgp.neighbor[0].address",
+    );
+    error(
+        &format!(
+            "{BASE}[[bgp.neighbor]]\naddress = \"fd00::2\"\nremote_asn = 65001\ninterface = \"eth1\"\n"
+        ),
+        8,
+        "bgp.neighbor[0].interface",
+    );
+    let text = error(
+        &format!(
+            "{BASE}[[bgp.neighbor]]\naddress = \"fe80::2\"\nremote_asn = 65001\ninterface = \"a/b\"\n"
+        ),
+        8,
+        "bgp.neighbor[0].interface",
+    );
+    assert!(text.contains("not an interface name"), "{text}");
+}

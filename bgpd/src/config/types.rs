@@ -240,3 +240,41 @@ impl<'de> Deserialize<'de> for FileMode {
         FileMode::new(bits).ok_or_else(|| de::Error::custom(hint))
     }
 }
+
+/// A network interface name as the kernel takes it: 1 to 15 octets, without '/',
+/// ':', whitespace or NUL (IFNAMSIZ and dev_valid_name in Linux).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InterfaceName(String);
+
+impl InterfaceName {
+    pub fn new(name: &str) -> Option<InterfaceName> {
+        let valid = (1..=15).contains(&name.len())
+            && name != "."
+            && name != ".."
+            && !name
+                .chars()
+                .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace());
+        valid.then(|| InterfaceName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InterfaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for InterfaceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        InterfaceName::new(&name).ok_or_else(|| {
+            de::Error::custom(format!(
+                "{name:?} is not an interface name (1 to 15 characters, no '/', ':' or spaces)"
+            ))
+        })
+    }
+}

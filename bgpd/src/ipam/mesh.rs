@@ -69,6 +69,7 @@ fn neighbor(name: &str, address: IpAddr, remote_asn: Asn, local: IpAddr) -> Neig
         description: Some(format!("node {name}")),
         local_address: Some(local),
         extended_next_hop: false,
+        interface: None,
         shutdown: false,
     }
 }

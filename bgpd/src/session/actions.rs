@@ -12,7 +12,7 @@ use bgp_proto::{Action as ErrorAction, Decoded, Malformed, Message, MessageType,
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::addresses::{canonical, local_addresses};
+use super::addresses::{canonical, local_addresses, scoped};
 use super::driver::{Driver, Up, Which, timer_index};
 use super::status::{ConnectionInfo, LastError, NegotiatedInfo};
 use crate::tasks::{OUTBOUND_CAPACITY, Outbound, PeerInfo, PeerUp, RibInput};
@@ -59,7 +59,9 @@ impl Driver {
         let (peer, local) = self.endpoints();
         let options = self.settings.socket_options(&self.speaker);
         let timeout = self.primary.fsm.config().connect_retry;
+        let interface = self.settings.interface.clone();
         self.connecting = Some(Box::pin(async move {
+            let peer = scoped(peer, interface.as_deref())?;
             crate::socket::connect(peer, local, &options, timeout).await
         }));
     }

@@ -1,8 +1,9 @@
 //! Our addresses on a session's interface, for next hops of the other family
 //! (an IPv4 session carrying IPv6 routes needs our IPv6 address) and the IPv6
-//! link-local next hop.
+//! link-local next hop; the scope of a link-local neighbor's address.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Our addresses on the interface that holds a session's local address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +53,27 @@ pub fn local_addresses(local: IpAddr) -> LocalAddresses {
     found
 }
 
+/// `peer` with the index of `interface` as its IPv6 scope id (a link-local
+/// neighbor is reachable only through its interface); other peers as they are.
+pub fn scoped(peer: SocketAddr, interface: Option<&str>) -> io::Result<SocketAddr> {
+    match (peer, interface) {
+        (SocketAddr::V6(mut v6), Some(name)) => {
+            let index = nix::net::if_::if_nametoindex(name).map_err(|error| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "interface {name} of link-local neighbor {}: {error}",
+                        v6.ip()
+                    ),
+                )
+            })?;
+            v6.set_scope_id(index);
+            Ok(SocketAddr::V6(v6))
+        }
+        _ => Ok(peer),
+    }
+}
+
 /// An IPv4-mapped IPv6 address as IPv4.
 pub fn canonical(address: IpAddr) -> IpAddr {
     match address {
@@ -75,6 +97,20 @@ fn is_link_local(address: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn link_local_neighbors_get_their_interface_as_scope() {
+        let peer: SocketAddr = "[fe80::2]:179".parse().unwrap();
+        let SocketAddr::V6(scoped) = scoped(peer, Some("lo")).unwrap() else {
+            panic!("not IPv6");
+        };
+        assert_ne!(scoped.scope_id(), 0);
+        assert_eq!(scoped.ip(), &"fe80::2".parse::<Ipv6Addr>().unwrap());
+        let error = super::scoped(peer, Some("nope0")).unwrap_err().to_string();
+        assert!(error.contains("interface nope0"), "{error}");
+        assert_eq!(super::scoped(peer, None).unwrap(), peer);
+    }
 
     #[test]
     fn loopback_is_found_with_its_interface() {

@@ -35,6 +35,8 @@ pub struct NeighborSettings {
     pub families: Vec<FamilyName>,
     /// Advertise RFC 8950 extended next hop for IPv4 unicast (IPv6 next hops).
     pub extended_next_hop: bool,
+    /// The interface of a link-local neighbor (its address's scope).
+    pub interface: Option<String>,
     pub description: Option<String>,
     /// Administratively down in the config.
     pub shutdown: bool,
@@ -87,6 +89,10 @@ impl NeighborSettings {
             multihop: neighbor.multihop,
             families: families_or_default(neighbor.families.as_deref(), neighbor.address),
             extended_next_hop: neighbor.extended_next_hop,
+            interface: neighbor
+                .interface
+                .as_ref()
+                .map(|name| name.as_str().to_string()),
             description: neighbor.description.clone(),
             shutdown: neighbor.shutdown,
             range: None,
@@ -110,6 +116,7 @@ impl NeighborSettings {
             multihop: range.multihop,
             families: families_or_default(range.families.as_deref(), address),
             extended_next_hop: false,
+            interface: None,
             description: range.description.clone(),
             shutdown: false,
             range: Some(range.prefix),

@@ -51,6 +51,7 @@ fn settings(port: u16, passive: bool) -> NeighborSettings {
         multihop: None,
         families: vec![FamilyName::Ipv4],
         extended_next_hop: false,
+        interface: None,
         description: Some("test peer".into()),
         shutdown: false,
         range: None,
