@@ -30,16 +30,32 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// One line: control characters taken from the text (a key spanning lines in a
+    /// broken file, `"a\nb" = 1`) are shown escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
+        one_line(f, &self.file)?;
         if self.line > 0 {
             write!(f, ":{}:{}", self.line, self.column)?;
         }
         if !self.key.is_empty() {
-            write!(f, ": {}", self.key)?;
+            f.write_str(": ")?;
+            one_line(f, &self.key)?;
         }
-        write!(f, ": {}", self.message)
+        f.write_str(": ")?;
+        one_line(f, &self.message)
     }
+}
+
+/// Writes `text` with its control characters escaped (`\n`, `\u{1b}`).
+fn one_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            fmt::Write::write_char(f, c)?;
+        }
+    }
+    Ok(())
 }
 
 impl std::error::Error for ConfigError {}
