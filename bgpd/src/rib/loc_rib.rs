@@ -537,21 +537,23 @@ pub(super) fn fib_next_hop(next_hop: RouteNextHop, local: Option<IpAddr>) -> Opt
     })
 }
 
-/// `Install` when every next hop is a plain address, else `InstallOnLink`.
+/// `Install` when every next hop is a plain address, else `InstallOnLink`. The
+/// lists are allocated at their exact length (the FIB channel holds many).
 fn install(prefix: IpNet, hops: &[FibNextHop]) -> FibChange {
-    let addresses: Option<Vec<IpAddr>> = hops
-        .iter()
-        .map(|hop| match hop {
-            FibNextHop::Address(address) => Some(*address),
-            FibNextHop::LinkLocal { .. } => None,
-        })
-        .collect();
-    match addresses {
-        Some(next_hops) => FibChange::Install { prefix, next_hops },
-        None => FibChange::InstallOnLink {
+    if hops.iter().all(|hop| matches!(hop, FibNextHop::Address(_))) {
+        let next_hops = hops
+            .iter()
+            .map(|hop| match *hop {
+                FibNextHop::Address(address) => address,
+                FibNextHop::LinkLocal { link_local, .. } => IpAddr::V6(link_local),
+            })
+            .collect();
+        FibChange::Install { prefix, next_hops }
+    } else {
+        FibChange::InstallOnLink {
             prefix,
             next_hops: hops.to_vec(),
-        },
+        }
     }
 }
 
