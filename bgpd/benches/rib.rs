@@ -279,14 +279,16 @@ fn to_kernel(prefixes: u32) {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let (fib, _view, fib_task) = bgpd::fib::spawn(route_sync::Config::default(), true)
-                    .await
-                    .unwrap();
+                let (fib, _view, fib_task) =
+                    bgpd::fib::spawn(route_sync::Config::default(), true, Default::default())
+                        .await
+                        .unwrap();
                 let config: Config = toml::from_str(&format!(
                     "[bgp]\nasn = {ASN}\nrouter_id = \"10.255.0.1\"\nlisten = []\n"
                 ))
                 .unwrap();
-                let (rib, rib_task) = bgpd::rib::spawn(Arc::new(config), Some(fib));
+                let (rib, rib_task) =
+                    bgpd::rib::spawn(Arc::new(config), Some(fib), Default::default());
                 let (sender, mut receiver) = mpsc::channel(64);
                 // A session would drain its channel; this one has nothing to send to.
                 tokio::spawn(async move { while receiver.recv().await.is_some() {} });

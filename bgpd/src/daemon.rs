@@ -1,7 +1,7 @@
-//! The daemon: starts the tasks drawn in [`crate::tasks`], wires their channels,
-//! and handles the signals.
+//! The daemon: starts the tasks drawn in [`crate::tasks`] from the list [`TASKS`],
+//! wires their channels, watches them, and handles the signals.
 //!
-//! Start: route-sync and the fib task (when `[fib] enabled`; routes of ours already
+//! Start, in the order of [`TASKS`]: route-sync and the fib task (when `[fib] enabled`; routes of ours already
 //! in the kernel are adopted, and with graceful restart configured their presence
 //! makes this a restart: sessions set the Restart State bit and the Forwarding State
 //! flags for `restart_time`), the rib task, the supervisor (listeners and sessions),
@@ -12,17 +12,32 @@
 //! `keep_on_shutdown` the kernel routes then stay as they are, otherwise route-sync
 //! removes them), every peer gets Cease / Administrative Shutdown (6/2), the control
 //! socket file is removed.
+//!
+//! Watch: none of these tasks ends while the daemon runs. If one does (a panic in a
+//! build that unwinds, a task that gives up), bgpd exits at once with status 1 and
+//! one line naming it, without touching the kernel routes: the next start adopts
+//! them (see [`crate::supervision`]). Session tasks are the supervisor's to watch.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, LogFormat};
 use crate::control::handler::Handler;
+use crate::control::server::ControlSocket;
+use crate::events::Events;
+use crate::fib::FibView;
+use crate::ipam::IpamHandle;
 use crate::session::SpeakerSettings;
+use crate::supervision::Running;
+use crate::supervisor::Supervisor;
+use crate::tasks::{FibChange, RibInput};
 
 /// Longest the fib task may take to finish (route-sync's last batch and shutdown).
 const FIB_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,72 +62,71 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) {
     }
 }
 
+/// Starts one task from what the tasks before it left in the [`Wiring`]; `None`
+/// when its section of the configuration is off.
+type Start = for<'a> fn(&'a mut Wiring) -> BoxFuture<'a, anyhow::Result<Option<JoinHandle<()>>>>;
+
+/// The daemon's tasks, in start order. A new task is one line here, a start
+/// function below, and its own module; it is watched like the others and aborted at
+/// stop (unless [`stop`] says otherwise).
+pub const TASKS: &[(&str, Start)] = &[
+    ("fib", start_fib),
+    ("rib", start_rib),
+    ("supervisor", start_supervisor),
+    ("ipam", start_ipam),
+    ("control", start_control),
+];
+
+/// What the tasks hand each other while the daemon starts.
+#[derive(Debug)]
+pub struct Wiring {
+    config_path: PathBuf,
+    config: Arc<Config>,
+    started: Instant,
+    fib: Option<mpsc::Sender<FibChange>>,
+    fib_view: Option<FibView>,
+    rib: Option<mpsc::Sender<RibInput>>,
+    supervisor: Option<Supervisor>,
+    ipam: Option<IpamHandle>,
+    control: Option<ControlSocket>,
+    events: Events,
+}
+
 /// Runs bgpd with `config` (read from `config_path`, which reloads re-read) until
-/// SIGTERM or SIGINT.
+/// SIGTERM or SIGINT, or until one of its tasks ends unexpectedly (an error naming
+/// it).
 pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
-    let config = Arc::new(config);
-    let started = Instant::now();
-
-    let keep_routes = config.fib.sync.keep_on_shutdown || config.bgp.graceful_restart.enabled;
-    let (fib_sender, fib_view, fib_task) = if config.fib.enabled {
-        let (sender, view, task) = crate::fib::spawn(config.fib.sync.clone(), keep_routes)
-            .await
-            .context("starting route-sync")?;
-        (Some(sender), Some(view), Some(task))
-    } else {
-        (None, None, None)
+    crate::fault::arm().map_err(|error| anyhow::anyhow!(error))?;
+    let mut wiring = Wiring {
+        config_path,
+        config: Arc::new(config),
+        started: Instant::now(),
+        fib: None,
+        fib_view: None,
+        rib: None,
+        supervisor: None,
+        ipam: None,
+        control: None,
+        events: Events::new(),
     };
-
-    let mut speaker = SpeakerSettings::from_config(&config);
-    if config.bgp.graceful_restart.enabled
-        && let Some(view) = &fib_view
-    {
-        let adopted = view
-            .snapshot()
-            .await
-            .map(|snapshot| snapshot.counters.adopted)
-            .unwrap_or(0);
-        if adopted > 0 {
-            let window = Duration::from_secs(u64::from(config.bgp.graceful_restart.restart_time));
-            speaker.restarting_until = Some(started + window);
-            tracing::info!(
-                adopted,
-                "graceful restart: {adopted} kernel routes kept from before; announcing the restart for {}s",
-                window.as_secs()
-            );
+    let mut running = Running::default();
+    for (name, start) in TASKS {
+        if let Some(task) = start(&mut wiring).await? {
+            running.push(name, task);
         }
     }
-
-    let (rib, rib_task) = crate::rib::spawn(config.clone(), fib_sender);
-    let (supervisor, supervisor_task) = crate::supervisor::spawn(
-        Some(config_path),
-        config.clone(),
-        Arc::new(speaker),
-        rib.clone(),
-    )?;
-    let ipam = match crate::ipam::Settings::from_config(&config) {
-        Ok(Some(settings)) => Some(crate::ipam::spawn(
-            settings,
-            rib.clone(),
-            supervisor.clone(),
-        )),
-        Ok(None) => None,
-        Err(error) => anyhow::bail!("{error}"),
-    };
-    let handler = Arc::new(Handler {
-        supervisor: supervisor.clone(),
-        rib: rib.clone(),
-        fib: fib_view,
-        ipam: ipam.as_ref().map(|(handle, _)| handle.clone()),
-    });
-    let control = crate::control::server::spawn(&config.control, handler)?;
-    drop(rib);
+    // Only the tasks hold the rib's input now: it ends with them.
+    wiring.rib = None;
+    let config = wiring.config.clone();
     tracing::info!(
         asn = config.bgp.asn.get(),
         router_id = %config.bgp.router_id,
         neighbors = config.bgp.neighbors.len(),
         "bgpd started"
     );
+    let Some(supervisor) = wiring.supervisor.clone() else {
+        anyhow::bail!("the supervisor task was not started");
+    };
 
     let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -125,28 +139,147 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
             },
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
+            ended = running.ended() => anyhow::bail!("{ended}; stopping with the kernel routes as they are"),
         }
     }
+    stop(&mut running, &supervisor).await;
+    drop(wiring);
+    tracing::info!("stopped");
+    Ok(())
+}
 
+/// The orderly stop: tasks that would change routes first, then the peers.
+async fn stop(running: &mut Running, supervisor: &Supervisor) {
     tracing::info!("stopping");
-    if let Some((_, task)) = ipam {
+    let fib = running.take("fib");
+    let control = running.take("control");
+    let supervisor_task = running.take("supervisor");
+    // The rib (and the IPAM task, and any other) first: from now on nothing changes
+    // in the kernel but what route-sync does at its own shutdown (keep or remove
+    // every route of ours).
+    for (_, task) in running.drain().into_iter().rev() {
         task.abort();
         let _ = task.await;
     }
-    // The rib first: from now on nothing changes in the kernel but what route-sync
-    // does at its own shutdown (keep or remove every route of ours).
-    rib_task.abort();
-    let _ = rib_task.await;
     let fib_done = async {
-        if let Some(task) = fib_task
+        if let Some(task) = fib
             && tokio::time::timeout(FIB_STOP_TIMEOUT, task).await.is_err()
         {
             tracing::warn!("route-sync did not finish within {FIB_STOP_TIMEOUT:?}");
         }
     };
     tokio::join!(supervisor.shutdown("bgpd is shutting down"), fib_done);
-    let _ = supervisor_task.await;
-    drop(control);
-    tracing::info!("stopped");
-    Ok(())
+    if let Some(task) = supervisor_task {
+        let _ = task.await;
+    }
+    if let Some(task) = control {
+        task.abort();
+    }
+}
+
+/// route-sync and the fib task (with `[fib] enabled`). Routes of ours already in the
+/// kernel are adopted; with graceful restart their presence makes this a restart.
+fn start_fib(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let config = &wiring.config;
+        if !config.fib.enabled {
+            return Ok(None);
+        }
+        let keep_routes = config.fib.sync.keep_on_shutdown || config.bgp.graceful_restart.enabled;
+        let (sender, view, task) =
+            crate::fib::spawn(config.fib.sync.clone(), keep_routes, wiring.events.clone())
+                .await
+                .context("starting route-sync")?;
+        wiring.fib = Some(sender);
+        wiring.fib_view = Some(view);
+        Ok(Some(task))
+    })
+}
+
+fn start_rib(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        // Only the rib task holds the fib task's input: the fib task ends after it.
+        let (rib, task) = crate::rib::spawn(
+            wiring.config.clone(),
+            wiring.fib.take(),
+            wiring.events.clone(),
+        );
+        wiring.rib = Some(rib);
+        Ok(Some(task))
+    })
+}
+
+/// The listeners and sessions; with graceful restart and adopted kernel routes,
+/// sessions announce the restart for `restart_time`.
+fn start_supervisor(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let config = wiring.config.clone();
+        let rib = wiring.rib.clone().context("the rib task is not started")?;
+        let mut speaker = SpeakerSettings::from_config(&config);
+        if config.bgp.graceful_restart.enabled
+            && let Some(view) = &wiring.fib_view
+        {
+            let adopted = view
+                .snapshot()
+                .await
+                .map(|snapshot| snapshot.counters.adopted)
+                .unwrap_or(0);
+            if adopted > 0 {
+                let window =
+                    Duration::from_secs(u64::from(config.bgp.graceful_restart.restart_time));
+                speaker.restarting_until = Some(wiring.started + window);
+                tracing::info!(
+                    adopted,
+                    "graceful restart: {adopted} kernel routes kept from before; announcing the restart for {}s",
+                    window.as_secs()
+                );
+            }
+        }
+        let (supervisor, task) = crate::supervisor::spawn(
+            Some(wiring.config_path.clone()),
+            config,
+            Arc::new(speaker),
+            rib,
+            wiring.events.clone(),
+        )?;
+        wiring.supervisor = Some(supervisor);
+        Ok(Some(task))
+    })
+}
+
+/// The IPAM task (with `[ipam]`).
+fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let Some(settings) =
+            crate::ipam::Settings::from_config(&wiring.config).map_err(anyhow::Error::msg)?
+        else {
+            return Ok(None);
+        };
+        let rib = wiring.rib.clone().context("the rib task is not started")?;
+        let supervisor = wiring
+            .supervisor
+            .clone()
+            .context("the supervisor is not started")?;
+        let (handle, task) = crate::ipam::spawn(settings, rib, supervisor, wiring.events.clone());
+        wiring.ipam = Some(handle);
+        Ok(Some(task))
+    })
+}
+
+/// The control socket, last: it answers about every other task.
+fn start_control(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let handler = Arc::new(Handler {
+            supervisor: wiring
+                .supervisor
+                .clone()
+                .context("the supervisor is not started")?,
+            rib: wiring.rib.clone().context("the rib task is not started")?,
+            fib: wiring.fib_view.clone(),
+            ipam: wiring.ipam.clone(),
+        });
+        let (socket, task) = crate::control::server::spawn(&wiring.config.control, handler)?;
+        wiring.control = Some(socket);
+        Ok(Some(task))
+    })
 }

@@ -4,8 +4,9 @@
 //!
 //! ```ignore
 //! let keep = config.fib.sync.keep_on_shutdown || config.bgp.graceful_restart.enabled;
-//! let (fib_sender, fib_view, fib_task) = bgpd::fib::spawn(config.fib.sync.clone(), keep).await?;
-//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib_sender));
+//! let (fib_sender, fib_view, fib_task) =
+//!     bgpd::fib::spawn(config.fib.sync.clone(), keep, events.clone()).await?;
+//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib_sender), events);
 //! // `bgpctl show fib`: fib_view.snapshot().await -> route_sync::Snapshot (JSON as is),
 //! //                    bgpd::fib::render(&snapshot) for the table.
 //! // On exit: drop every RibInput sender, await rib_task, then await fib_task (which
@@ -42,6 +43,7 @@ use route_sync::{Change, FibHandle, NextHop, Route, Snapshot, Target};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::events::{Event, Events};
 use crate::session::addresses::canonical;
 use crate::tasks::{FIB_CAPACITY, FibChange, FibNextHop};
 
@@ -70,15 +72,21 @@ impl FibView {
 pub async fn spawn(
     config: route_sync::Config,
     keep_routes: bool,
+    events: Events,
 ) -> Result<(mpsc::Sender<FibChange>, FibView, JoinHandle<()>), route_sync::Error> {
     let handle = route_sync::start(config).await?;
     let (sender, receiver) = mpsc::channel(FIB_CAPACITY);
-    let task = tokio::spawn(run(handle.clone(), receiver, keep_routes));
+    let task = tokio::spawn(run(handle.clone(), receiver, keep_routes, events));
     Ok((sender, FibView { handle }, task))
 }
 
 /// Runs the fib task until every sender of `changes` is gone.
-pub async fn run(handle: FibHandle, mut changes: mpsc::Receiver<FibChange>, keep_routes: bool) {
+pub async fn run(
+    handle: FibHandle,
+    mut changes: mpsc::Receiver<FibChange>,
+    keep_routes: bool,
+    events: Events,
+) {
     let mut batch = Vec::new();
     while let Some(first) = changes.recv().await {
         let mut interfaces = Interfaces::default();
@@ -88,7 +96,9 @@ pub async fn run(handle: FibHandle, mut changes: mpsc::Receiver<FibChange>, keep
                 Some(change) => batch.push(change),
                 None => {
                     // Converged: everything before it first.
-                    apply(&handle, &mut batch).await;
+                    if apply(&handle, &mut batch, &events).await.is_err() {
+                        return;
+                    }
                     match handle.end_of_initial_convergence().await {
                         Ok(deleted) => tracing::info!(
                             deleted,
@@ -102,19 +112,44 @@ pub async fn run(handle: FibHandle, mut changes: mpsc::Receiver<FibChange>, keep
                 next = changes.try_recv().ok();
             }
         }
-        apply(&handle, &mut batch).await;
+        if apply(&handle, &mut batch, &events).await.is_err() {
+            return;
+        }
     }
     if let Err(error) = handle.shutdown(keep_routes).await {
         tracing::error!("fib: shutting route-sync down failed: {error}");
     }
 }
 
-async fn apply(handle: &FibHandle, batch: &mut Vec<Change>) {
+/// Hands `batch` to route-sync; `Err` when route-sync's task has stopped (the fib
+/// task then ends, and the daemon with it: routes no longer reach the kernel).
+async fn apply(
+    handle: &FibHandle,
+    batch: &mut Vec<Change>,
+    events: &Events,
+) -> Result<(), route_sync::Error> {
     if batch.is_empty() {
-        return;
+        return Ok(());
     }
-    if let Err(error) = handle.apply(std::mem::take(batch)).await {
-        tracing::error!("fib: route-sync refused changes: {error}");
+    let changes = batch.len();
+    let started = std::time::Instant::now();
+    let applied = handle.apply(std::mem::take(batch)).await;
+    if applied.is_ok() {
+        events.send_with(|| Event::Kernel {
+            changes,
+            took: started.elapsed(),
+        });
+    }
+    match applied {
+        Err(route_sync::Error::Stopped) => {
+            tracing::error!("fib: route-sync's task has stopped");
+            Err(route_sync::Error::Stopped)
+        }
+        Err(error) => {
+            tracing::error!("fib: route-sync refused changes: {error}");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
     }
 }
 

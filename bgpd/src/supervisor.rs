@@ -16,6 +16,11 @@
 //!   and remove (Cease 6/3) as a reload, with stable PeerIds.
 //! - Shutdown: Cease / Administrative Shutdown to every peer, waiting (bounded) for
 //!   the NOTIFICATIONs to be written.
+//! - Session tasks run in one `JoinSet`, so every end is seen. A session task of a
+//!   neighbor still in the set that ends (a panic in builds that unwind, or a return
+//!   it should not make) is reported to the rib task as `PeerDown` without
+//!   `stale_for`, so its routes leave the RIB and the kernel, and the session is
+//!   started again (a dynamic neighbor is forgotten instead: its peer reconnects).
 //!
 //! Calling contract: [`spawn`] opens the listeners (failing if one cannot be opened)
 //! and returns a [`Supervisor`] handle; requests travel on a bounded channel with
@@ -31,8 +36,10 @@ use bgp_proto::Notification;
 use bgp_proto::notification::{cease_subcode, code};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinSet};
 
 use crate::config::{Config, NeighborConfig};
+use crate::events::Events;
 use crate::listener::{Accepted, Listeners};
 use crate::session::addresses::canonical;
 use crate::session::status::MessageCount;
@@ -187,13 +194,13 @@ pub fn spawn(
     config: Arc<Config>,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
+    events: Events,
 ) -> anyhow::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
     let (accepted_tx, accepted) = mpsc::channel(64);
     let mut listeners = Listeners::open(&config.bgp.listen, &accepted_tx)
         .map_err(|(address, error)| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
     listeners.set_keys(md5_keys(&config));
     let (requests_tx, requests) = mpsc::channel(REQUEST_CAPACITY);
-    let (ended_tx, ended) = mpsc::unbounded_channel();
     let mut task = Task {
         config_path,
         file_config: config.clone(),
@@ -201,6 +208,7 @@ pub fn spawn(
         config,
         speaker,
         rib,
+        events,
         neighbors: BTreeMap::new(),
         ids: HashMap::new(),
         next_id: 1,
@@ -208,8 +216,7 @@ pub fn spawn(
         accepted_tx,
         accepted,
         requests,
-        ended_tx,
-        ended,
+        sessions: JoinSet::new(),
     };
     let configured: Vec<_> = task.config.bgp.neighbors.clone();
     for neighbor in &configured {
@@ -234,6 +241,7 @@ struct Task {
     config: Arc<Config>,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
+    events: Events,
     neighbors: BTreeMap<IpAddr, Neighbor>,
     ids: HashMap<IpAddr, PeerId>,
     next_id: PeerId,
@@ -241,8 +249,8 @@ struct Task {
     accepted_tx: mpsc::Sender<Accepted>,
     accepted: mpsc::Receiver<Accepted>,
     requests: mpsc::Receiver<Request>,
-    ended_tx: mpsc::UnboundedSender<(IpAddr, PeerId)>,
-    ended: mpsc::UnboundedReceiver<(IpAddr, PeerId)>,
+    /// Every session task; each end is matched to its neighbor by task id.
+    sessions: JoinSet<()>,
 }
 
 struct Neighbor {
@@ -252,7 +260,6 @@ struct Neighbor {
 
 impl Task {
     async fn run(mut self) {
-        let mut sweep = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 request = self.requests.recv() => match request {
@@ -268,11 +275,7 @@ impl Task {
                     }
                 },
                 Some(accepted) = self.accepted.recv() => self.accepted(accepted),
-                Some(_) = self.ended.recv() => {
-                    tokio::task::yield_now().await;
-                    self.sweep();
-                }
-                _ = sweep.tick() => self.sweep(),
+                Some(ended) = self.sessions.join_next_with_id() => self.session_ended(ended).await,
             }
         }
     }
@@ -415,17 +418,47 @@ impl Task {
         }
     }
 
-    /// Forgets dynamic neighbors whose session ended (told on the `ended` channel,
-    /// and swept now and then, since the message can arrive just before the task
-    /// has finished).
-    fn sweep(&mut self) {
-        self.neighbors.retain(|address, neighbor| {
-            let gone = neighbor.settings.range.is_some() && neighbor.handle.task.is_finished();
-            if gone {
-                tracing::info!(neighbor = %address, "dynamic neighbor gone");
-            }
-            !gone
-        });
+    /// A session task ended. Tasks of neighbors no longer in the set were stopped on
+    /// purpose; a dynamic neighbor's task ends with its connection. Any other end is
+    /// a fault of that session alone: its routes are withdrawn and it starts again.
+    async fn session_ended(&mut self, ended: Result<(tokio::task::Id, ()), JoinError>) {
+        let (id, failure) = match ended {
+            Ok((id, ())) => (id, None),
+            Err(error) => (error.id(), Some(error)),
+        };
+        let Some(address) = self
+            .neighbors
+            .iter()
+            .find(|(_, neighbor)| neighbor.handle.task.id() == id)
+            .map(|(address, _)| *address)
+        else {
+            return;
+        };
+        let Some(neighbor) = self.neighbors.remove(&address) else {
+            return;
+        };
+        let dynamic = neighbor.settings.range.is_some();
+        let Some(why) = failure.map(crate::supervision::ended_why).or_else(|| {
+            (!dynamic).then(|| String::from("it returned while the neighbor is configured"))
+        }) else {
+            tracing::info!(neighbor = %address, "dynamic neighbor gone");
+            return;
+        };
+        tracing::error!(
+            neighbor = %address,
+            "the session task of {address} ended unexpectedly ({why}): its routes are withdrawn{}",
+            if dynamic { "" } else { " and the session starts again" }
+        );
+        let down = RibInput::PeerDown {
+            peer: neighbor.handle.peer,
+            stale_for: None,
+        };
+        if self.rib.send(down).await.is_err() {
+            tracing::warn!("the rib task is gone");
+        }
+        if !dynamic {
+            self.start_session(neighbor.settings);
+        }
     }
 
     /// Starts a session; returns its command sender.
@@ -445,7 +478,8 @@ impl Task {
             settings.clone(),
             self.speaker.clone(),
             self.rib.clone(),
-            self.ended_tx.clone(),
+            self.events.clone(),
+            &mut self.sessions,
         ) {
             Ok(handle) => {
                 let commands = handle.commands.clone();

@@ -92,9 +92,12 @@ fn fib_changes_reach_the_kernel() {
     netns
         .enter(|| {
             runtime().block_on(async {
-                let (fib, view, task) = bgpd::fib::spawn(route_sync::Config::default(), false)
-                    .await
-                    .unwrap();
+                let events = bgpd::events::Events::new();
+                let mut told = events.subscribe();
+                let (fib, view, task) =
+                    bgpd::fib::spawn(route_sync::Config::default(), false, events)
+                        .await
+                        .unwrap();
                 fib.send(install("10.1.0.0/24", &["10.0.0.2", "10.0.0.3"]))
                     .await
                     .unwrap();
@@ -130,6 +133,16 @@ fn fib_changes_reach_the_kernel() {
                 assert!(table.contains("10.1.0.0/24"), "{table}");
                 assert!(table.contains("blackhole"), "{table}");
 
+                // Every batch route-sync applied was told on the event stream.
+                let mut told_changes = 0;
+                while let Ok(event) = told.try_recv() {
+                    match &*event {
+                        bgpd::events::Event::Kernel { changes, .. } => told_changes += changes,
+                        other => panic!("unexpected event {other:?}"),
+                    }
+                }
+                assert_eq!(told_changes, 4, "changes told as kernel batches");
+
                 // Every sender gone: route-sync shuts down and (keep_routes false)
                 // removes our routes.
                 drop(fib);
@@ -160,9 +173,10 @@ fn adopted_routes_stay_until_the_first_convergence() {
     netns
         .enter(|| {
             runtime().block_on(async {
-                let (fib, view, _task) = bgpd::fib::spawn(route_sync::Config::default(), true)
-                    .await
-                    .unwrap();
+                let (fib, view, _task) =
+                    bgpd::fib::spawn(route_sync::Config::default(), true, Default::default())
+                        .await
+                        .unwrap();
                 fib.send(install("10.1.0.0/24", &["10.0.0.2"]))
                     .await
                     .unwrap();
@@ -201,11 +215,14 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
     netns
         .enter(|| {
             runtime().block_on(async {
+                let events = bgpd::events::Events::new();
+                let mut told = events.subscribe();
                 let (fib, _view, _fib_task) =
-                    bgpd::fib::spawn(route_sync::Config::default(), false)
+                    bgpd::fib::spawn(route_sync::Config::default(), false, events.clone())
                         .await
                         .unwrap();
-                let (rib, _rib_task) = bgpd::rib::spawn(config("max_paths = 4\n"), Some(fib));
+                let (rib, _rib_task) =
+                    bgpd::rib::spawn(config("max_paths = 4\n"), Some(fib), events);
                 let mut sessions = Vec::new();
                 for (id, address) in [(1, "10.0.0.2"), (2, "10.0.0.3")] {
                     let (sender, receiver) = mpsc::channel(16);
@@ -260,6 +277,25 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
                 .await
                 .unwrap();
                 eventually("the route gone", || route(&netns, "10.5.0.0/24").is_none()).await;
+
+                // The best-route changes of 10.5.0.0/24 were told on the event stream,
+                // in order: ECMP over both, the remaining peer, gone.
+                let mut best = Vec::new();
+                while let Ok(event) = told.try_recv() {
+                    if let bgpd::events::Event::BestRoute(change) = &*event {
+                        best.push(change.clone());
+                    }
+                }
+                let prefix = net("10.5.0.0/24");
+                let last = best.iter().rev().take(2).rev().cloned().collect::<Vec<_>>();
+                assert_eq!(
+                    last,
+                    [
+                        install("10.5.0.0/24", &["10.0.0.3"]),
+                        FibChange::Remove { prefix },
+                    ],
+                    "best-route events {best:?}"
+                );
             })
         })
         .unwrap();

@@ -305,6 +305,7 @@ async fn the_rib_task_over_its_channels() {
     let (rib, task) = bgpd::rib::spawn(
         config("[[bgp.network]]\nprefix = \"10.7.0.0/24\"\n"),
         Some(fib_sender),
+        Default::default(),
     );
     assert_eq!(fib.recv().await, Some(FibChange::Converged));
 

@@ -76,6 +76,10 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!("{error:#}");
             say(&mut std::io::stderr(), &format!("bgpd: {error:#}"));
+            // Whatever is left (a failed task's peers, route-sync mid-batch) is
+            // dropped as it is, without waiting: the kernel routes stay for the next
+            // start to adopt.
+            runtime.shutdown_background();
             ExitCode::FAILURE
         }
     }

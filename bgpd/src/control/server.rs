@@ -18,16 +18,15 @@ use super::handler::Handler;
 use super::protocol::{MAX_REQUEST_LEN, Request, Response};
 use crate::config::ControlConfig;
 
-/// The running control server; dropping it stops it and removes the socket file.
+/// The control socket file; dropping it removes the file (the serving task is
+/// the daemon's to stop).
 #[derive(Debug)]
-pub struct ControlServer {
+pub struct ControlSocket {
     path: PathBuf,
-    task: JoinHandle<()>,
 }
 
-impl Drop for ControlServer {
+impl Drop for ControlSocket {
     fn drop(&mut self) {
-        self.task.abort();
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -69,8 +68,11 @@ impl AccessPolicy {
     }
 }
 
-/// Creates the socket and starts serving.
-pub fn spawn(config: &ControlConfig, handler: Arc<Handler>) -> anyhow::Result<ControlServer> {
+/// Creates the socket and starts serving; the task never ends by itself.
+pub fn spawn(
+    config: &ControlConfig,
+    handler: Arc<Handler>,
+) -> anyhow::Result<(ControlSocket, JoinHandle<()>)> {
     let path = config.socket.clone();
     let owner = config.owner.as_deref().map(user_id).transpose()?;
     let group = config.group.as_deref().map(group_id).transpose()?;
@@ -91,7 +93,7 @@ pub fn spawn(config: &ControlConfig, handler: Arc<Handler>) -> anyhow::Result<Co
     });
     tracing::info!(socket = %path.display(), mode = %config.mode, "control socket ready");
     let task = tokio::spawn(serve(listener, handler, policy));
-    Ok(ControlServer { path, task })
+    Ok((ControlSocket { path }, task))
 }
 
 async fn serve(listener: UnixListener, handler: Arc<Handler>, policy: Arc<AccessPolicy>) {

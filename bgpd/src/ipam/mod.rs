@@ -35,6 +35,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::supervisor::Supervisor;
 use crate::tasks::RibInput;
 
@@ -138,6 +139,7 @@ pub fn spawn(
     settings: Settings,
     rib: mpsc::Sender<RibInput>,
     supervisor: Supervisor,
+    events: Events,
 ) -> (IpamHandle, JoinHandle<()>) {
     let handle = IpamHandle {
         shared: Arc::new(Shared {
@@ -147,6 +149,12 @@ pub fn spawn(
             changed: Notify::new(),
         }),
     };
-    let task = tokio::spawn(source::run(settings, handle.clone(), rib, supervisor));
+    let task = tokio::spawn(source::run(
+        settings,
+        handle.clone(),
+        rib,
+        supervisor,
+        events,
+    ));
     (handle, task)
 }

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::{IpamHandle, Settings, mesh};
 use crate::config::NeighborConfig;
+use crate::events::{Event, Events};
 use crate::local::{ipam_block, ipam_borrowed};
 use crate::supervisor::Supervisor;
 use crate::tasks::{LocalChange, LocalSource, RibInput};
@@ -43,12 +44,14 @@ pub async fn run(
     handle: IpamHandle,
     rib: mpsc::Sender<RibInput>,
     supervisor: Supervisor,
+    events: Events,
 ) {
     let mut source = Source {
         settings,
         handle,
         rib,
         supervisor,
+        events,
         advertised: None,
         mesh: None,
         revision: None,
@@ -86,6 +89,7 @@ struct Source {
     handle: IpamHandle,
     rib: mpsc::Sender<RibInput>,
     supervisor: Supervisor,
+    events: Events,
     /// None until the first synchronisation.
     advertised: Option<Advertised>,
     /// The mesh neighbors last handed to the supervisor.
@@ -304,6 +308,10 @@ impl Source {
                 return;
             }
         }
+        self.events.send_with(|| Event::Ipam {
+            blocks: wanted.blocks.iter().copied().collect(),
+            borrowed: wanted.borrowed.iter().copied().collect(),
+        });
         self.advertised = Some(wanted);
     }
 

@@ -6,12 +6,12 @@
 //!
 //! ```ignore
 //! let (fib, fib_view) = bgpd::fib::spawn(config.fib.sync.clone()).await?;      // if [fib] enabled
-//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib));
+//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib), events.clone());
 //! // sessions send RibInput::PeerUp / Update / EndOfRib / ... / PeerDown on `rib`;
 //! // the control server sends RibInput::Query; a reload sends RibInput::Reconfigure.
 //! ```
 //!
-//! - [`spawn`]`(config, fib)` starts the rib task and returns the sender of the
+//! - [`spawn`]`(config, fib, events)` starts the rib task and returns the sender of the
 //!   [`RibInput`](crate::tasks::RibInput) channel (capacity
 //!   [`RIB_INPUT_CAPACITY`](crate::tasks::RIB_INPUT_CAPACITY)) and the task's handle.
 //!   The task ends when every sender is dropped. It originates the configured
@@ -21,7 +21,8 @@
 //!   once every configured neighbor that is not shut down has sent End-of-RIB for
 //!   each family it negotiated (neighbors the node mesh adds before then too) and,
 //!   with `[ipam]`, the IPAM task's first `Replace` of `LocalSource::IpamBlock` is
-//!   in; or after `[bgp.graceful_restart] restart_time`.
+//!   in; or after `[bgp.graceful_restart] restart_time`. Each FIB change is also
+//!   told on `events` (`Event::BestRoute`, `Event::Converged`).
 //! - Outbound UPDATEs go to each session's `Outbound` channel with `try_reserve`
 //!   only; a full channel makes the peer wait for `RibInput::Drained`, so a session
 //!   must send `Drained` when it takes something off a channel that was full
@@ -71,15 +72,17 @@ pub use peer::max_prefixes_notification;
 pub use task::{MAX_BATCH, run};
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::tasks::{FibChange, RIB_INPUT_CAPACITY, RibInput};
 
 /// Starts the rib task in the current tokio runtime.
 pub fn spawn(
     config: Arc<Config>,
     fib: Option<mpsc::Sender<FibChange>>,
+    events: Events,
 ) -> (mpsc::Sender<RibInput>, JoinHandle<()>) {
     let (sender, receiver) = mpsc::channel(RIB_INPUT_CAPACITY);
     let rib = Rib::new(config, fib.is_some(), Instant::now());
-    let handle = tokio::spawn(run(rib, receiver, fib));
+    let handle = tokio::spawn(run(rib, receiver, fib, events));
     (sender, handle)
 }

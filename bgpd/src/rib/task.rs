@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::loc_rib::Rib;
+use crate::events::{Event, Events};
 use crate::tasks::{FibChange, LocalChange, LocalSource, RibInput, RibQuery};
 
 /// Inputs handled between two flushes at most.
@@ -25,7 +26,10 @@ impl Rib {
                 peer,
                 update,
                 treat_as_withdraw,
-            } => self.update(peer, *update, treat_as_withdraw),
+            } => {
+                crate::fault::on_update(crate::fault::Site::Rib, &update);
+                self.update(peer, *update, treat_as_withdraw)
+            }
             RibInput::EndOfRib { peer, family } => self.end_of_rib(peer, family, now),
             RibInput::RouteRefresh { peer, family } => self.route_refresh(peer, family),
             RibInput::DisableFamily { peer, family } => self.disable_family(peer, family),
@@ -63,8 +67,9 @@ pub async fn run(
     mut rib: Rib,
     mut inputs: mpsc::Receiver<RibInput>,
     mut fib: Option<mpsc::Sender<FibChange>>,
+    events: Events,
 ) {
-    send_fib(&mut rib, &mut fib).await;
+    send_fib(&mut rib, &mut fib, &events).await;
     loop {
         let deadline = rib.next_deadline();
         let first = tokio::select! {
@@ -85,7 +90,7 @@ pub async fn run(
         }
         rib.on_timer(Instant::now());
         rib.flush();
-        send_fib(&mut rib, &mut fib).await;
+        send_fib(&mut rib, &mut fib, &events).await;
     }
     tracing::debug!("rib task: every input sender is gone, stopping");
 }
@@ -99,9 +104,18 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Hands the FIB changes made so far to the fib task (waiting for room: the fib task
-/// drains quickly, and the kernel is where a large table has to go anyway).
-async fn send_fib(rib: &mut Rib, fib: &mut Option<mpsc::Sender<FibChange>>) {
+/// drains quickly, and the kernel is where a large table has to go anyway), telling
+/// each on `events`.
+async fn send_fib(rib: &mut Rib, fib: &mut Option<mpsc::Sender<FibChange>>, events: &Events) {
     let changes = rib.take_fib();
+    if events.wanted() {
+        for change in &changes {
+            events.send_with(|| match change {
+                FibChange::Converged => Event::Converged,
+                change => Event::BestRoute(change.clone()),
+            });
+        }
+    }
     let Some(sender) = fib else {
         return;
     };

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::addresses::{canonical, local_addresses, scoped};
 use super::driver::{Driver, Up, Which, timer_index};
 use super::status::{ConnectionInfo, LastError, NegotiatedInfo};
+use crate::events::Event as DaemonEvent;
 use crate::tasks::{OUTBOUND_CAPACITY, Outbound, PeerInfo, PeerUp, RibInput};
 
 /// Malformed-message log lines per session and minute; the rest are counted.
@@ -280,6 +281,7 @@ impl Driver {
             .await;
             return;
         }
+        crate::fault::on_update(crate::fault::Site::Session, &update);
         self.tell_rib(RibInput::Update {
             peer: self.peer,
             update: Box::new(update),
@@ -439,6 +441,8 @@ impl Driver {
         };
         let settings = &self.settings;
         let admin_down = self.admin_down;
+        let (peer, address) = (self.peer, settings.address);
+        let events = &self.events;
         self.status.send_if_modified(|status| {
             let before = (
                 status.state,
@@ -449,6 +453,11 @@ impl Driver {
             if status.state != state {
                 status.state = state;
                 status.since = Instant::now();
+                events.send_with(|| DaemonEvent::Session {
+                    peer,
+                    address,
+                    state,
+                });
             }
             status.admin_down = admin_down;
             status.connection = connection;

@@ -22,6 +22,7 @@ use super::SessionCommand;
 use super::connection::{Connection, Frame};
 use super::settings::{NeighborSettings, SpeakerSettings};
 use super::status::{MessageCounters, NeighborStatus};
+use crate::events::Events;
 use crate::tasks::{Outbound, PeerId, RibInput};
 use bgp_proto::FramingError;
 
@@ -34,7 +35,7 @@ pub(super) struct Driver {
     commands: mpsc::Receiver<SessionCommand>,
     pub(super) status: watch::Sender<NeighborStatus>,
     pub(super) counters: Arc<MessageCounters>,
-    ended: mpsc::UnboundedSender<(IpAddr, PeerId)>,
+    pub(super) events: Events,
     pub(super) primary: Slot,
     pub(super) secondary: Option<Slot>,
     /// Our connection attempt in flight (the primary's).
@@ -142,7 +143,7 @@ impl Driver {
         commands: mpsc::Receiver<SessionCommand>,
         status: watch::Sender<NeighborStatus>,
         counters: Arc<MessageCounters>,
-        ended: mpsc::UnboundedSender<(IpAddr, PeerId)>,
+        events: Events,
     ) -> Result<Driver, bgp_proto::fsm::ConfigError> {
         let fsm = Fsm::new(settings.session_config(&speaker, Instant::now()))?;
         let admin_down = settings.shutdown;
@@ -154,7 +155,7 @@ impl Driver {
             commands,
             status,
             counters,
-            ended,
+            events,
             primary: Slot::new(fsm),
             secondary: None,
             connecting: None,
@@ -558,10 +559,10 @@ impl Driver {
             )
             .await;
         }
+        // A dynamic neighbor's end is seen by the supervisor in its set of session
+        // tasks.
         if let Some(done) = self.stopping.take() {
             let _ = done.send(());
-        } else {
-            let _ = self.ended.send((self.settings.address, self.peer));
         }
     }
 

@@ -14,6 +14,8 @@
 //! - Connections a listener accepted from the neighbor's address arrive as
 //!   [`SessionCommand::Incoming`]; the session decides whether its state machine
 //!   takes them, a second state machine resolves a collision, or they are closed.
+//! - Each change of the neighbor's state is also told on the daemon's `Events`
+//!   (`Event::Session`).
 //! - To the rib task the session sends `PeerUp` (with its `Outbound` channel and the
 //!   [`PeerInfo`](crate::tasks::PeerInfo)), each UPDATE (RFC 7606 treat-as-withdraw
 //!   and family disable applied), `EndOfRib`, `RouteRefresh`, `Drained` and
@@ -21,8 +23,9 @@
 //!   restart, RFC 4724).
 //! - [`SessionCommand::Stop`] sends the NOTIFICATION given, waits (bounded) until it
 //!   is written, and ends the task. A dynamic neighbor's task (from a listen range)
-//!   also ends by itself once its connection is gone, and says so on the `ended`
-//!   channel given to [`spawn`].
+//!   also ends by itself once its connection is gone. The task runs in the
+//!   `JoinSet` given to [`spawn`] (the supervisor's), which tells its owner of every
+//!   end, expected or not (a panic, in builds that unwind).
 //!
 //! Files: `settings` (config to state machine configuration), `connection` (reading
 //! and writing apart), `driver` (the task), `status`, `addresses` (our addresses on
@@ -37,17 +40,17 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use bgp_proto::Notification;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinSet};
 
 pub use settings::{NeighborSettings, SpeakerSettings};
 pub use status::{MessageCounters, NeighborStatus};
 
+use crate::events::Events;
 use crate::tasks::{PeerId, RibInput};
 
 /// Commands queued to one session.
@@ -91,7 +94,8 @@ pub struct SessionHandle {
     pub commands: mpsc::Sender<SessionCommand>,
     pub status: watch::Receiver<NeighborStatus>,
     pub counters: Arc<MessageCounters>,
-    pub task: JoinHandle<()>,
+    /// The task, in the supervisor's `JoinSet` (its id names it when it ends).
+    pub task: AbortHandle,
 }
 
 /// Starts the session task of one neighbor; fails when the state machine refuses
@@ -101,7 +105,8 @@ pub fn spawn(
     settings: NeighborSettings,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
-    ended: mpsc::UnboundedSender<(IpAddr, PeerId)>,
+    events: Events,
+    tasks: &mut JoinSet<()>,
 ) -> Result<SessionHandle, bgp_proto::fsm::ConfigError> {
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
     let counters = Arc::new(MessageCounters::default());
@@ -114,9 +119,9 @@ pub fn spawn(
         receiver,
         status_tx,
         counters.clone(),
-        ended,
+        events,
     )?;
-    let task = tokio::spawn(driver.run());
+    let task = tasks.spawn(driver.run());
     Ok(SessionHandle {
         peer,
         commands,

@@ -150,18 +150,22 @@ fn update(prefix: &str, context: &SessionContext) -> bytes::Bytes {
 struct Harness {
     handle: SessionHandle,
     rib: mpsc::Receiver<RibInput>,
-    _ended: mpsc::UnboundedReceiver<(IpAddr, crate::tasks::PeerId)>,
+    tasks: tokio::task::JoinSet<()>,
 }
 
 fn start(settings: NeighborSettings) -> Harness {
     let (rib_tx, rib) = mpsc::channel(64);
-    let (ended_tx, ended) = mpsc::unbounded_channel();
-    let handle = spawn(7, settings, speaker(), rib_tx, ended_tx).unwrap();
-    Harness {
-        handle,
-        rib,
-        _ended: ended,
-    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let handle = spawn(
+        7,
+        settings,
+        speaker(),
+        rib_tx,
+        crate::events::Events::new(),
+        &mut tasks,
+    )
+    .unwrap();
+    Harness { handle, rib, tasks }
 }
 
 async fn wait_state(handle: &SessionHandle, state: bgp_proto::fsm::State) {
@@ -417,10 +421,12 @@ async fn stop_sends_the_notification_and_ends_the_task() {
         other => panic!("expected NOTIFICATION, got {other:?}"),
     }
     tokio::time::timeout(WAIT, finished).await.unwrap().unwrap();
-    tokio::time::timeout(WAIT, harness.handle.task)
+    let ended = tokio::time::timeout(WAIT, harness.tasks.join_next_with_id())
         .await
         .unwrap()
+        .unwrap()
         .unwrap();
+    assert_eq!(ended.0, harness.handle.task.id());
 }
 
 #[tokio::test]
