@@ -90,6 +90,7 @@ pub fn ended_why(error: JoinError) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
