@@ -68,7 +68,7 @@ type Start = for<'a> fn(&'a mut Wiring) -> BoxFuture<'a, anyhow::Result<Option<J
 
 /// The daemon's tasks, in start order. A new task is one line here, a start
 /// function below, and its own module; it is watched like the others and aborted at
-/// stop (unless [`stop`] says otherwise).
+/// stop (unless `stop` says otherwise).
 pub const TASKS: &[(&str, Start)] = &[
     ("fib", start_fib),
     ("rib", start_rib),

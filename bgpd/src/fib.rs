@@ -2,15 +2,22 @@
 //!
 //! # Entry points (for `daemon.rs` and the control server)
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn example(config: std::sync::Arc<bgpd::config::Config>) -> anyhow::Result<()> {
+//! let events = bgpd::events::Events::new();
 //! let keep = config.fib.sync.keep_on_shutdown || config.bgp.graceful_restart.enabled;
 //! let (fib_sender, fib_view, fib_task) =
 //!     bgpd::fib::spawn(config.fib.sync.clone(), keep, events.clone()).await?;
 //! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib_sender), events);
-//! // `bgpctl show fib`: fib_view.snapshot().await -> route_sync::Snapshot (JSON as is),
-//! //                    bgpd::fib::render(&snapshot) for the table.
-//! // On exit: drop every RibInput sender, await rib_task, then await fib_task (which
-//! // shuts route-sync down, keeping the routes when `keep` was true).
+//! // `bgpctl show fib`: route-sync's snapshot, its JSON as it is.
+//! let _snapshot = fib_view.snapshot().await?;
+//! // On exit: drop every RibInput sender, await the rib task, then the fib task
+//! // (which shuts route-sync down, keeping the routes when `keep` was true).
+//! drop(rib);
+//! rib_task.await?;
+//! fib_task.await?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! - [`spawn`] starts route-sync (which adopts the kernel's routes of our protocol

@@ -1,33 +1,52 @@
 //! The daemon's tasks and the channels between them.
 //!
-//! Every resource has one owner task; tasks talk only over the bounded channels drawn
-//! here. A slow or failing neighbor can delay nothing but its own session.
+//! Every resource has one owner task; tasks talk only over the channels drawn here,
+//! all bounded but one (a connection's urgent write queue, bounded in practice by the
+//! send hold timer; see `session::connection`). A slow or failing neighbor can delay
+//! nothing but its own session.
 //!
 //! ```text
-//!            SIGHUP, `bgpctl reload`            bgpctl (Unix socket, JSON)
-//!                      |                                 |
-//!                      v                                 v
-//!   listener(s) --> supervisor <----- SupervisorQuery -- control server
-//!   (TcpStream)      |  owns the neighbor set,               |
-//!                    |  spawns and stops sessions            | RibQuery
-//!                    v                                       v
-//!        session task (1 per neighbor) ---RibInput---->  rib task  <---LocalChange--- local sources
-//!        owns the TCP stream and the bgp-proto fsm       owns adj_rib_in, loc_rib,    (config networks,
-//!                    ^                                   adj_rib_out, policy           IPAM blocks)
-//!                    +------- Outbound (per peer) -------+    |
-//!                                                             | FibChange (best routes)
-//!                                                             v
-//!                                                      fib task --> route-sync task --> kernel
+//!   SIGHUP, SIGTERM     daemon (daemon.rs): starts the tasks of TASKS in order, watches
+//!        |              every JoinHandle; one ending = bgpd exits 1 naming it
+//!        v
+//!   listener(s) --Accepted--> supervisor task <--supervisor::Request-- control server task <-- bgpctl
+//!   (TcpStream)               owns the neighbor set;                 |   (Unix socket,     (JSON lines)
+//!                             JoinSet of session tasks:              |    one task per client)
+//!                             a failed one -> PeerDown + restart     |
+//!                              |  SessionCommand (per session)       | RibInput::Query (RibQuery)
+//!                              v                                     v
+//!        session task (1 per neighbor) ---RibInput------------>  rib task  <--RibInput::Local-- IPAM task
+//!        owns the TCP stream and the        (PeerUp, Update,     owns adj_rib_in, loc_rib,   (LocalChange:
+//!        bgp-proto fsm; a writer task        EndOfRib, Drained,  adj_rib_out, policy          blocks, borrowed
+//!        per connection                      PeerDown, ...)        |                          addresses)
+//!                    ^                                             |                               |
+//!                    +------------- Outbound (per peer) -----------+                      supervisor::Request::Mesh
+//!                                                                  | FibChange (best routes)  (node mesh neighbors)
+//!                                                                  v
+//!                                                          fib task --> route-sync task --> kernel
+//!
+//!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
+//!                                       a reader that falls behind) --> subscribers
 //! ```
 //!
+//! Where the messages live: this file holds what crosses into and out of the rib
+//! task ([`RibInput`], [`Outbound`], [`LocalChange`], [`RibQuery`], [`FibChange`]);
+//! the other messages live with the task that owns their channel:
+//! `supervisor::Request`, `session::SessionCommand`, `listener::Accepted`,
+//! `ipam::IpamHandle` (a shared handle, not a channel), `events::Event`.
+//!
 //! Channel rules:
-//! - `RibInput` is one bounded mpsc into the rib task; sessions `send().await` on it, so
-//!   a busy RIB slows the peers that feed it (TCP backpressure), never drops input.
+//! - `RibInput` is one bounded mpsc into the rib task ([`RIB_INPUT_CAPACITY`]);
+//!   sessions `send().await` on it, so a busy RIB slows the peers that feed it (TCP
+//!   backpressure), never drops input.
 //! - `Outbound` is one bounded mpsc per established session, created by the session
 //!   and handed over in [`PeerUp`]. The rib task never blocks on it: it uses
 //!   `try_send`, keeps what did not fit as pending changes in that peer's
 //!   adj_rib_out, and resumes when the session reports [`RibInput::Drained`].
+//! - `FibChange` is bounded ([`FIB_CAPACITY`]); the rib task waits for room (the
+//!   kernel is where a large table has to go anyway).
 //! - Replies to queries travel on `oneshot` channels carried inside the request.
+//! - Events are sent without waiting; nobody listening costs one atomic load.
 //!
 //! [`PeerId`] is stable for a neighbor's lifetime in the supervisor (across session
 //! restarts), so graceful restart can match a returning peer to its stale routes.

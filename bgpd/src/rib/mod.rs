@@ -4,11 +4,20 @@
 //!
 //! # Entry points (for `daemon.rs`)
 //!
-//! ```ignore
-//! let (fib, fib_view) = bgpd::fib::spawn(config.fib.sync.clone()).await?;      // if [fib] enabled
-//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib), events.clone());
-//! // sessions send RibInput::PeerUp / Update / EndOfRib / ... / PeerDown on `rib`;
+//! ```no_run
+//! # async fn example(config: std::sync::Arc<bgpd::config::Config>) -> anyhow::Result<()> {
+//! let events = bgpd::events::Events::new();
+//! // With `[fib] enabled`; `None` otherwise.
+//! let (fib, _fib_view, _fib_task) =
+//!     bgpd::fib::spawn(config.fib.sync.clone(), false, events.clone()).await?;
+//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib), events);
+//! // Sessions send RibInput::PeerUp / Update / EndOfRib / ... / PeerDown on `rib`;
 //! // the control server sends RibInput::Query; a reload sends RibInput::Reconfigure.
+//! rib.send(bgpd::tasks::RibInput::Reconfigure(config)).await?;
+//! drop(rib);
+//! rib_task.await?;
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! - [`spawn`]`(config, fib, events)` starts the rib task and returns the sender of the

@@ -10,6 +10,13 @@
 //!   written first; UPDATEs on a small bounded queue (the session takes from the
 //!   rib's outbound channel only while it has room). After each completed write the
 //!   task reports progress (RFC 9687 send hold timer).
+//!
+//!   The urgent queue is the daemon's one unbounded channel, on purpose: the state
+//!   machine's actions are executed without waiting, and what it queues is small
+//!   and paced by its timers. Its length has a bound all the same: a peer that stops
+//!   reading lets at most one KEEPALIVE per keepalive interval pile up until the
+//!   send hold timer (RFC 9687, `send_hold_time`) closes the connection, and every
+//!   other message there is one per state change.
 //! - Closing: [`Connection::close`] with flush writes the urgent queue (the
 //!   NOTIFICATION last; at most [`FLUSH_TIMEOUT`]) then shuts the socket down; abort
 //!   drops the queues and closes at once.
