@@ -46,7 +46,7 @@ pub use context::{MAX_EXTENDED_MESSAGE_LEN, MAX_MESSAGE_LEN, SessionContext};
 pub use error::{Action, DecodeError, EncodeError, FramingError, MAX_LISTED_PROBLEMS, Malformed};
 pub use family::{Afi, Family, FamilySet, Safi};
 pub use message::{
-    Decoded, HEADER_LEN, MARKER, Message, MessageType, decode_message, frame_length,
+    BGP_PORT, Decoded, HEADER_LEN, MARKER, Message, MessageType, decode_message, frame_length,
 };
 pub use notification::Notification;
 pub use open::{AS_TRANS, Open, OpenLayout, check_hold_time};

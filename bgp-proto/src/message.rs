@@ -23,6 +23,8 @@ use crate::wire::patch_u16;
 pub const MARKER: [u8; 16] = [0xff; 16];
 /// Octets in the message header.
 pub const HEADER_LEN: usize = 19;
+/// The TCP port BGP speakers listen on (RFC 4271 section 8.2.1).
+pub const BGP_PORT: u16 = 179;
 
 /// Message type codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -33,7 +33,7 @@ const TCP_MD5SIG_FLAG_PREFIX: u8 = 1;
 
 /// What a session socket needs besides its addresses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SessionOptions {
+pub struct SocketOptions {
     /// TTL (IPv4) or hop limit (IPv6) of outgoing packets; `None`: the system default.
     pub ttl: Option<u8>,
     /// Packets that arrive with a lower TTL / hop limit are dropped (GTSM).
@@ -42,7 +42,7 @@ pub struct SessionOptions {
     pub password: Option<String>,
 }
 
-impl SessionOptions {
+impl SocketOptions {
     /// The options of a session: GTSM sends with 255 and accepts 255 only (the peer is
     /// directly connected); otherwise eBGP sends with the multihop TTL or 1, and iBGP
     /// with the system default.
@@ -51,7 +51,7 @@ impl SessionOptions {
         ttl_security: bool,
         multihop: Option<u8>,
         password: Option<&str>,
-    ) -> SessionOptions {
+    ) -> SocketOptions {
         let (ttl, min_ttl) = if ttl_security {
             (Some(GTSM_TTL), Some(GTSM_TTL))
         } else if let Some(hops) = multihop {
@@ -61,7 +61,7 @@ impl SessionOptions {
         } else {
             (None, None)
         };
-        SessionOptions {
+        SocketOptions {
             ttl,
             min_ttl,
             password: password.map(str::to_owned),
@@ -97,7 +97,7 @@ const LISTEN_BACKLOG: u32 = 4096;
 pub async fn connect(
     peer: SocketAddr,
     local: Option<IpAddr>,
-    options: &SessionOptions,
+    options: &SocketOptions,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
     let socket = match peer {
@@ -123,7 +123,7 @@ pub async fn connect(
 
 /// Applies the TTL options to an accepted connection (the MD5 key is on the
 /// listener).
-pub fn accepted(stream: &TcpStream, options: &SessionOptions) -> io::Result<()> {
+pub fn accepted(stream: &TcpStream, options: &SocketOptions) -> io::Result<()> {
     let peer = stream.peer_addr()?.ip();
     apply_ttl(stream, peer, options)?;
     stream.set_nodelay(true)
@@ -167,7 +167,7 @@ pub fn set_md5<F: AsFd>(socket: &F, peers: IpNet, key: Option<&[u8]>) -> io::Res
     }
 }
 
-fn apply_ttl<F: AsFd>(socket: &F, peer: IpAddr, options: &SessionOptions) -> io::Result<()> {
+fn apply_ttl<F: AsFd>(socket: &F, peer: IpAddr, options: &SocketOptions) -> io::Result<()> {
     let sock = SockRef::from(socket);
     let v4 = match peer {
         IpAddr::V4(_) => true,
@@ -286,13 +286,13 @@ mod tests {
 
     #[test]
     fn options_follow_the_session_kind() {
-        let gtsm = SessionOptions::new(true, true, None, None);
+        let gtsm = SocketOptions::new(true, true, None, None);
         assert_eq!((gtsm.ttl, gtsm.min_ttl), (Some(255), Some(255)));
-        let multihop = SessionOptions::new(true, false, Some(3), Some("k"));
+        let multihop = SocketOptions::new(true, false, Some(3), Some("k"));
         assert_eq!((multihop.ttl, multihop.min_ttl), (Some(3), None));
         assert_eq!(multihop.password.as_deref(), Some("k"));
-        assert_eq!(SessionOptions::new(true, false, None, None).ttl, Some(1));
-        assert_eq!(SessionOptions::new(false, false, None, None).ttl, None);
+        assert_eq!(SocketOptions::new(true, false, None, None).ttl, Some(1));
+        assert_eq!(SocketOptions::new(false, false, None, None).ttl, None);
     }
 
     #[tokio::test]
@@ -307,7 +307,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         // eBGP TTL 1 works on loopback; GTSM is set on the accepted side only (the
         // listener's SYN-ACK leaves with the default TTL, which GTSM would drop).
-        let options = SessionOptions::new(true, false, None, Some("secret"));
+        let options = SocketOptions::new(true, false, None, Some("secret"));
         let (stream, accepted_stream) = tokio::join!(
             connect(address, None, &options, Duration::from_secs(10)),
             tokio::time::timeout(Duration::from_secs(10), listener.accept())
@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(SockRef::from(&stream).ttl_v4().unwrap(), 1);
         accepted(
             &accepted_stream,
-            &SessionOptions::new(true, true, None, None),
+            &SocketOptions::new(true, true, None, None),
         )
         .unwrap();
         assert_eq!(SockRef::from(&accepted_stream).ttl_v4().unwrap(), 255);
@@ -332,7 +332,7 @@ mod tests {
         let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
         set_md5(&listener, "127.0.0.1/32".parse().unwrap(), Some(b"right")).unwrap();
         let address = listener.local_addr().unwrap();
-        let options = SessionOptions::new(false, false, None, Some("wrong"));
+        let options = SocketOptions::new(false, false, None, Some("wrong"));
         let accept = tokio::time::timeout(Duration::from_secs(2), listener.accept());
         let (connected, accepted) = tokio::join!(
             connect(address, None, &options, Duration::from_secs(2)),

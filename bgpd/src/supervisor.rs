@@ -574,7 +574,7 @@ impl Task {
                     }
                     neighbor.settings = new.clone();
                     let command = SessionCommand::Reconfigure {
-                        settings: new,
+                        settings: Box::new(new),
                         speaker: speaker.clone(),
                     };
                     if neighbor.handle.commands.send(command).await.is_err() {

@@ -265,11 +265,15 @@ impl Dut {
 
     fn ready(&self, slot: &Slot) -> Result<()> {
         let netns = slot.netns().name().to_owned();
-        let what = format!("{} to listen on port 179 in {netns}", self.kind.name());
+        let what = format!(
+            "{} to listen on port {} in {netns}",
+            self.kind.name(),
+            bgp_proto::BGP_PORT
+        );
         let pids = self.pids();
         lab::wait_for(START_TIMEOUT, &what, || {
             self.check_alive()?;
-            if system::listening(&netns, crate::generator::BGP_PORT) {
+            if system::listening(&netns, bgp_proto::BGP_PORT) {
                 Ok(())
             } else {
                 Err(anyhow::anyhow!("not listening yet"))

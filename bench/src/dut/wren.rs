@@ -111,7 +111,7 @@ pub fn config_text(config: &DutConfig, dir: &Path) -> String {
         r#"[bgp]
 asn = {DUT_ASN}
 router_id = "{id}"
-listen = ["{id}:179"]
+listen = ["{id}:{port}"]
 
 [[bgp.neighbor]]
 address = "{monitor}"
@@ -122,7 +122,8 @@ keepalive = {keepalive}
 export = "everything"
 
 "#,
-        monitor = config.monitor
+        monitor = config.monitor,
+        port = bgp_proto::BGP_PORT,
     );
     for peer in &config.peers {
         let _ = write!(

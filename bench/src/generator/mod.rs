@@ -19,7 +19,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use session::Request;
-pub use session::{BGP_PORT, PeerShared, PeerSpec, State};
+pub use session::{PeerShared, PeerSpec, State};
 
 use crate::system;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bgp_proto::codec::BgpCodec;
-use bgp_proto::{Capability, Family, Message, Open, SessionContext};
+use bgp_proto::{BGP_PORT, Capability, Family, Message, Open, SessionContext};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -26,8 +26,6 @@ use tokio_util::codec::FramedRead;
 use super::updates;
 use crate::routelog::{Key, RouteLog};
 
-/// The BGP port daemons listen on.
-pub const BGP_PORT: u16 = 179;
 /// Time allowed for the OPEN and KEEPALIVE exchange.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause before opening a lost session again.

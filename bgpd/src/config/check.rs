@@ -7,8 +7,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::error::{ConfigError, Locator, Step, key_path};
-use super::{Config, FamilyName};
+use super::error::{ConfigError, KeyPath, Locator, Step, key_path};
+use super::session::NEIGHBOR_ONLY;
+use super::{Config, FamilyName, SessionOptions};
 
 /// RFC 2385 keys are at most 80 octets (TCP_MD5SIG_MAXKEYLEN).
 pub const MAX_PASSWORD_LEN: usize = 80;
@@ -98,116 +99,59 @@ fn check_bgp(config: &Config, problems: &mut Problems<'_, '_>) {
     }
 }
 
-/// The settings neighbors and listen ranges share.
-struct SessionKeys<'a> {
-    section: &'static str,
-    index: usize,
-    password: Option<&'a str>,
-    ttl_security: bool,
-    multihop: Option<u8>,
-    hold_time: u16,
-    keepalive: Option<u16>,
-    families: Option<&'a [FamilyName]>,
-    import: Option<&'a str>,
-    export: Option<&'a str>,
-}
-
 fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
     let bgp = &config.bgp;
     let mut addresses: BTreeMap<IpAddr, usize> = BTreeMap::new();
     for (index, neighbor) in bgp.neighbors.iter().enumerate() {
+        let at = |key: &str| key_path!["bgp", "neighbor", index, key];
         let address = neighbor.address;
         if let Some(first) = addresses.insert(address, index) {
             problems.add(
-                key_path!["bgp", "neighbor", index, "address"],
+                at("address"),
                 format!("neighbor {address} is already configured as bgp.neighbor[{first}]"),
             );
         }
-        if neighbor.remote_asn.get() == u32::from(bgp_proto::AS_TRANS) {
-            problems.add(
-                key_path!["bgp", "neighbor", index, "remote_asn"],
-                "AS 23456 is AS_TRANS (RFC 6793) and cannot be a peer",
-            );
-        }
         if !usable_peer_address(address) {
-            problems.add(
-                key_path!["bgp", "neighbor", index, "address"],
-                format!("{address} cannot be a BGP neighbor"),
-            );
+            problems.add(at("address"), format!("{address} cannot be a BGP neighbor"));
         }
         if let Some(local) = neighbor.local_address
             && local.is_ipv4() != address.is_ipv4()
         {
             problems.add(
-                key_path!["bgp", "neighbor", index, "local_address"],
+                at("local_address"),
                 format!("local_address {local} is not of the family of {address}"),
             );
         }
         match (is_link_local(address), &neighbor.interface) {
             (true, None) => problems.add(
-                key_path!["bgp", "neighbor", index, "address"],
+                at("address"),
                 format!("link-local neighbor {address} needs interface = \"NAME\""),
             ),
             (false, Some(interface)) => problems.add(
-                key_path!["bgp", "neighbor", index, "interface"],
+                at("interface"),
                 format!("interface {interface} is only for link-local (fe80::/10) neighbors"),
             ),
             _ => {}
         }
-        let ipv4 = match neighbor.families.as_deref() {
-            Some(families) if !families.is_empty() => families.contains(&FamilyName::Ipv4),
-            _ => address.is_ipv4(),
-        };
-        if neighbor.extended_next_hop && !ipv4 {
-            problems.add(
-                key_path!["bgp", "neighbor", index, "extended_next_hop"],
-                "extended_next_hop is for IPv4 routes, but \"ipv4\" is not in families",
-            );
-        }
-        if let Some(send_hold) = neighbor.send_hold_time
-            && send_hold <= u32::from(neighbor.hold_time.seconds())
-        {
-            problems.add(
-                key_path!["bgp", "neighbor", index, "send_hold_time"],
-                format!(
-                    "send_hold_time must exceed hold_time ({} s)",
-                    neighbor.hold_time.seconds()
-                ),
-            );
-        }
         if neighbor.passive && bgp.listen.is_empty() {
             problems.add(
-                key_path!["bgp", "neighbor", index, "passive"],
+                at("passive"),
                 "a passive neighbor must connect to us, but bgp.listen is empty",
             );
         }
         if neighbor.connect_retry == 0 {
             problems.add(
-                key_path!["bgp", "neighbor", index, "connect_retry"],
+                at("connect_retry"),
                 "connect_retry must be at least 1 second",
             );
         }
-        check_session(
-            config,
-            problems,
-            &SessionKeys {
-                section: "neighbor",
-                index,
-                password: neighbor.password.as_deref(),
-                ttl_security: neighbor.ttl_security,
-                multihop: neighbor.multihop,
-                hold_time: neighbor.hold_time.seconds(),
-                keepalive: neighbor.keepalive,
-                families: neighbor.families.as_deref(),
-                import: neighbor.import.as_deref(),
-                export: neighbor.export.as_deref(),
-            },
-        );
+        check_session(config, problems, &neighbor.session, address, &at);
     }
     for (index, range) in bgp.listen_ranges.iter().enumerate() {
+        let at = |key: &str| key_path!["bgp", "listen_range", index, key];
         if range.prefix.trunc() != range.prefix {
             problems.add(
-                key_path!["bgp", "listen_range", index, "prefix"],
+                at("prefix"),
                 format!(
                     "{} has host bits set; did you mean {}?",
                     range.prefix,
@@ -218,7 +162,7 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
         for (other_index, other) in bgp.listen_ranges.iter().enumerate().take(index) {
             if overlap(range.prefix, other.prefix) {
                 problems.add(
-                    key_path!["bgp", "listen_range", index, "prefix"],
+                    at("prefix"),
                     format!(
                         "{} overlaps bgp.listen_range[{other_index}] ({})",
                         range.prefix, other.prefix
@@ -228,38 +172,44 @@ fn check_sessions(config: &Config, problems: &mut Problems<'_, '_>) {
         }
         if bgp.listen.is_empty() {
             problems.add(
-                key_path!["bgp", "listen_range", index, "prefix"],
+                at("prefix"),
                 "listen ranges accept connections, but bgp.listen is empty",
             );
         }
         if range.max_neighbors == Some(0) {
-            problems.add(
-                key_path!["bgp", "listen_range", index, "max_neighbors"],
-                "max_neighbors must be at least 1",
-            );
+            problems.add(at("max_neighbors"), "max_neighbors must be at least 1");
         }
-        check_session(
-            config,
-            problems,
-            &SessionKeys {
-                section: "listen_range",
-                index,
-                password: range.password.as_deref(),
-                ttl_security: range.ttl_security,
-                multihop: range.multihop,
-                hold_time: range.hold_time.seconds(),
-                keepalive: range.keepalive,
-                families: range.families.as_deref(),
-                import: range.import.as_deref(),
-                export: range.export.as_deref(),
-            },
-        );
+        for key in NEIGHBOR_ONLY {
+            let path = at(key);
+            if problems.locator.contains(&path) {
+                problems.add(
+                    path,
+                    format!(
+                        "{key} applies to [[bgp.neighbor]] only: a listen range accepts its sessions"
+                    ),
+                );
+            }
+        }
+        check_session(config, problems, &range.session, range.prefix.addr(), &at);
     }
 }
 
-fn check_session(config: &Config, problems: &mut Problems<'_, '_>, keys: &SessionKeys<'_>) {
-    let at = |key: &str| key_path!["bgp", keys.section, keys.index, key];
-    if let Some(password) = keys.password {
+/// The checks of the options every kind of session has; `address` is the peer's (a
+/// listen range's prefix stands for its peers' family).
+fn check_session(
+    config: &Config,
+    problems: &mut Problems<'_, '_>,
+    session: &SessionOptions,
+    address: IpAddr,
+    at: &dyn Fn(&str) -> KeyPath,
+) {
+    if session.remote_asn.get() == u32::from(bgp_proto::AS_TRANS) {
+        problems.add(
+            at("remote_asn"),
+            "AS 23456 is AS_TRANS (RFC 6793) and cannot be a peer",
+        );
+    }
+    if let Some(password) = &session.password {
         if password.len() > MAX_PASSWORD_LEN {
             problems.add(
                 at("password"),
@@ -276,32 +226,38 @@ fn check_session(config: &Config, problems: &mut Problems<'_, '_>, keys: &Sessio
             );
         }
     }
-    if keys.ttl_security && keys.multihop.is_some() {
+    if session.ttl_security && session.multihop.is_some() {
         problems.add(
             at("ttl_security"),
             "ttl_security (GTSM) and multihop exclude each other: GTSM accepts only directly connected peers",
         );
     }
-    if keys.multihop == Some(0) {
+    if session.multihop == Some(0) {
         problems.add(at("multihop"), "multihop must be a TTL from 1 to 255");
     }
-    if let Some(keepalive) = keys.keepalive {
-        if keys.hold_time == 0 && keepalive != 0 {
+    let hold_time = session.hold_time.seconds();
+    if let Some(keepalive) = session.keepalive {
+        if hold_time == 0 && keepalive != 0 {
             problems.add(
                 at("keepalive"),
                 "keepalive is set but hold_time is 0 (no keepalives)",
             );
-        } else if keys.hold_time != 0 && (keepalive == 0 || keepalive >= keys.hold_time) {
+        } else if hold_time != 0 && (keepalive == 0 || keepalive >= hold_time) {
             problems.add(
                 at("keepalive"),
-                format!(
-                    "keepalive must be between 1 and hold_time ({}) - 1 seconds",
-                    keys.hold_time
-                ),
+                format!("keepalive must be between 1 and hold_time ({hold_time}) - 1 seconds"),
             );
         }
     }
-    if let Some(families) = keys.families {
+    if let Some(send_hold) = session.send_hold_time
+        && send_hold <= u32::from(hold_time)
+    {
+        problems.add(
+            at("send_hold_time"),
+            format!("send_hold_time must exceed hold_time ({hold_time} s)"),
+        );
+    }
+    if let Some(families) = &session.families {
         if families.is_empty() {
             problems.add(
                 at("families"),
@@ -315,9 +271,15 @@ fn check_session(config: &Config, problems: &mut Problems<'_, '_>, keys: &Sessio
             }
         }
     }
-    for (key, name) in [("import", keys.import), ("export", keys.export)] {
+    if session.extended_next_hop && !session.families_for(address).contains(&FamilyName::Ipv4) {
+        problems.add(
+            at("extended_next_hop"),
+            "extended_next_hop is for IPv4 routes, but \"ipv4\" is not in families",
+        );
+    }
+    for (key, name) in [("import", &session.import), ("export", &session.export)] {
         if let Some(name) = name
-            && !config.policy.filters.iter().any(|f| f.name == name)
+            && !config.policy.filters.iter().any(|f| &f.name == name)
         {
             problems.add(at(key), format!("no [[policy.filter]] is named {name:?}"));
         }

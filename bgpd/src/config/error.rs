@@ -247,6 +247,14 @@ impl<'i> Locator<'i> {
         }
     }
 
+    /// True when the text has the key at `path` (not a default).
+    pub fn contains(&self, path: &[Step]) -> bool {
+        match path.split_last() {
+            Some((Step::Key(key), parent)) => self.child_key_span(parent, key).is_some(),
+            _ => false,
+        }
+    }
+
     /// The offset of the deepest part of `path` present in the document: the key's
     /// own span for table entries, the element's span for array items.
     fn offset_of(&self, path: &[Step]) -> Option<usize> {

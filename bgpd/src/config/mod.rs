@@ -23,6 +23,8 @@ pub mod error;
 pub mod fib;
 pub mod ipam;
 pub mod policy;
+mod section;
+pub mod session;
 #[cfg(test)]
 mod tests;
 pub mod types;
@@ -40,6 +42,7 @@ pub use policy::{
     FilterAction, FilterConfig, FilterRule, PolicyConfig, PrefixListConfig, PrefixListRule,
     RouteSourceMatch,
 };
+pub use session::{ListenRangeConfig, NeighborConfig, SessionOptions};
 pub use types::{
     Asn, CommunityValue, FamilyName, FileMode, HoldTime, InterfaceName, MaxPaths, MaxPrefixes,
 };
@@ -100,6 +103,15 @@ impl Config {
     /// default on when `[ipam]` is configured.
     pub fn node_mesh(&self) -> bool {
         self.bgp.node_mesh.unwrap_or(self.ipam.is_some())
+    }
+
+    /// The session options for `address`: its neighbor's, else those of the listen
+    /// range holding it.
+    pub fn session_options(&self, address: IpAddr) -> Option<&SessionOptions> {
+        match self.neighbor(address) {
+            Some(neighbor) => Some(&neighbor.session),
+            None => self.listen_range(address).map(|range| &range.session),
+        }
     }
 
     /// The listen range that holds `address`, if any (ranges never overlap).
@@ -170,113 +182,6 @@ impl Default for GracefulRestartConfig {
             stale_routes_time: default_stale_routes_time(),
         }
     }
-}
-
-/// `[[bgp.neighbor]]`: one configured peer.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NeighborConfig {
-    pub address: IpAddr,
-    pub remote_asn: Asn,
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// Never connect; wait for the peer.
-    #[serde(default)]
-    pub passive: bool,
-    #[serde(default)]
-    pub hold_time: HoldTime,
-    /// Seconds between KEEPALIVEs; default: a third of the negotiated hold time.
-    #[serde(default)]
-    pub keepalive: Option<u16>,
-    /// Seconds before the first reconnection attempt; later ones back off up to 30 s.
-    #[serde(default = "default_connect_retry")]
-    pub connect_retry: u16,
-    /// RFC 9687 send hold time in seconds: a peer that reads nothing of ours for
-    /// that long is dropped. Default: the greater of 8 minutes and twice the hold
-    /// time. Must exceed `hold_time`.
-    #[serde(default)]
-    pub send_hold_time: Option<u32>,
-    /// TCP-MD5 key (RFC 2385), at most 80 bytes.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// GTSM (RFC 5082): send with TTL 255 and refuse packets that arrive below 255.
-    #[serde(default)]
-    pub ttl_security: bool,
-    /// eBGP multihop: TTL of outgoing packets (default 1 for eBGP).
-    #[serde(default)]
-    pub multihop: Option<u8>,
-    /// Families to negotiate; default: the family of `address`.
-    #[serde(default)]
-    pub families: Option<Vec<FamilyName>>,
-    #[serde(default)]
-    pub route_reflector_client: bool,
-    #[serde(default)]
-    pub next_hop_self: bool,
-    #[serde(default)]
-    pub max_prefixes: Option<MaxPrefixes>,
-    /// Name of a `[[policy.filter]]` applied to routes received from the peer.
-    #[serde(default)]
-    pub import: Option<String>,
-    /// Name of a `[[policy.filter]]` applied to routes sent to the peer. Without one,
-    /// eBGP peers get only locally originated routes (a node is never a transit).
-    #[serde(default)]
-    pub export: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Source address of the session.
-    #[serde(default)]
-    pub local_address: Option<IpAddr>,
-    /// The interface a link-local `address` (fe80::/10) is reached on; required for
-    /// such a neighbor, refused for any other. Routes it announces with link-local
-    /// next hops go out of this interface.
-    #[serde(default)]
-    pub interface: Option<InterfaceName>,
-    /// Advertise the extended next hop capability (RFC 8950) for IPv4 unicast: over
-    /// an IPv6 session, IPv4 routes may then come with IPv6 next hops (installed
-    /// `via inet6`), as FRR's `neighbor X capability extended-nexthop` sends them.
-    /// Needs "ipv4" in `families`.
-    #[serde(default)]
-    pub extended_next_hop: bool,
-    /// Administratively down (`bgpctl neighbor ADDR shutdown` persists nothing; this does).
-    #[serde(default)]
-    pub shutdown: bool,
-}
-
-/// `[[bgp.listen_range]]`: accept sessions from any address in `prefix` (dynamic
-/// neighbors, as route reflectors need). The session settings mean what they mean
-/// in [`NeighborConfig`].
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListenRangeConfig {
-    pub prefix: IpNet,
-    pub remote_asn: Asn,
-    #[serde(default)]
-    pub hold_time: HoldTime,
-    #[serde(default)]
-    pub keepalive: Option<u16>,
-    #[serde(default)]
-    pub password: Option<String>,
-    #[serde(default)]
-    pub ttl_security: bool,
-    #[serde(default)]
-    pub multihop: Option<u8>,
-    #[serde(default)]
-    pub families: Option<Vec<FamilyName>>,
-    #[serde(default)]
-    pub route_reflector_client: bool,
-    #[serde(default)]
-    pub next_hop_self: bool,
-    #[serde(default)]
-    pub max_prefixes: Option<MaxPrefixes>,
-    #[serde(default)]
-    pub import: Option<String>,
-    #[serde(default)]
-    pub export: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Most sessions accepted from the range at once.
-    #[serde(default)]
-    pub max_neighbors: Option<u32>,
 }
 
 /// `[[bgp.network]]`: a route this node originates.
@@ -350,17 +255,9 @@ pub enum LogFormat {
 
 fn default_listen() -> Vec<SocketAddr> {
     vec![
-        SocketAddr::from(([0, 0, 0, 0], 179)),
-        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 179)),
+        SocketAddr::from(([0, 0, 0, 0], bgp_proto::BGP_PORT)),
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, bgp_proto::BGP_PORT)),
     ]
-}
-
-fn default_port() -> u16 {
-    179
-}
-
-fn default_connect_retry() -> u16 {
-    5
 }
 
 fn default_true() -> bool {

@@ -386,3 +386,91 @@ fn link_local_neighbors_need_their_interface() {
     );
     assert!(text.contains("not an interface name"), "{text}");
 }
+
+#[test]
+fn listen_ranges_refuse_the_keys_of_outgoing_sessions() {
+    let range = |extra: &str| {
+        format!("{BASE}[[bgp.listen_range]]\nprefix = \"10.1.0.0/16\"\nremote_asn = 64512\n{extra}")
+    };
+    for key in session::NEIGHBOR_ONLY {
+        let value = match key {
+            "port" | "connect_retry" => "9",
+            "passive" | "shutdown" => "true",
+            "local_address" => "\"10.0.0.1\"",
+            _ => "\"eth0\"",
+        };
+        let text = error(
+            &range(&format!("{key} = {value}\n")),
+            8,
+            &format!("bgp.listen_range[0].{key}"),
+        );
+        assert!(text.contains("applies to [[bgp.neighbor]] only"), "{text}");
+    }
+    // The session options a range shares with neighbors are checked there too.
+    error(
+        &range("hold_time = 9\nsend_hold_time = 9\n"),
+        9,
+        "bgp.listen_range[0].send_hold_time",
+    );
+    error(
+        &range("extended_next_hop = true\n").replace("10.1.0.0/16", "fd00::/64"),
+        8,
+        "bgp.listen_range[0].extended_next_hop",
+    );
+    let config = Config::parse(&range("send_hold_time = 600\n"), "x").unwrap();
+    assert_eq!(config.bgp.listen_ranges[0].send_hold_time, Some(600));
+}
+
+#[test]
+fn each_section_knows_its_own_keys() {
+    let text = error(
+        &format!("{BASE}[[bgp.neighbor]]\naddres = \"10.0.0.2\"\nremote_asn = 1\n"),
+        6,
+        "bgp.neighbor[0].addres",
+    );
+    assert!(
+        text.contains("unknown field `addres`, expected one of `address`, `remote_asn`"),
+        "{text}"
+    );
+    let text = error(
+        &format!(
+            "{BASE}[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 1\nmax_neighbors = 2\n"
+        ),
+        8,
+        "bgp.neighbor[0].max_neighbors",
+    );
+    assert!(text.contains("unknown field `max_neighbors`"), "{text}");
+    error(
+        &format!(
+            "{BASE}[[bgp.listen_range]]\nprefix = \"10.1.0.0/16\"\naddress = \"10.1.0.1\"\nremote_asn = 1\n"
+        ),
+        7,
+        "bgp.listen_range[0].address",
+    );
+    let text = error(
+        &format!("{BASE}[[bgp.listen_range]]\nremote_asn = 1\n"),
+        5,
+        "bgp.listen_range[0].prefix",
+    );
+    assert!(text.contains("missing field `prefix`"), "{text}");
+    error(
+        &format!("{BASE}[[bgp.listen_range]]\nprefix = \"10.1.0.0/33\"\nremote_asn = 1\n"),
+        6,
+        "bgp.listen_range[0].prefix",
+    );
+    error(
+        &format!(
+            "{BASE}[[bgp.listen_range]]\nprefix = \"10.1.0.0/16\"\nremote_asn = 1\nmax_neighbors = -1\n"
+        ),
+        8,
+        "bgp.listen_range[0].max_neighbors",
+    );
+    // Inline tables are sections too.
+    let text = "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nneighbor = [{ remote_asn = 7, address = \"10.0.0.7\", hold_time = 30 }]\n";
+    let config = Config::parse(text, "x").unwrap();
+    assert_eq!(
+        config.bgp.neighbors[0].address,
+        "10.0.0.7".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(config.bgp.neighbors[0].hold_time.seconds(), 30);
+}

@@ -12,10 +12,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::config::{Asn, HoldTime, NeighborConfig};
-
-/// Seconds before the first reconnection attempt to a mesh neighbor.
-const CONNECT_RETRY: u16 = 5;
+use crate::config::{Asn, NeighborConfig, SessionOptions};
 
 /// The mesh neighbors of node `me` with `addresses`, given every registered node
 /// (sorted by name, as the registry lists them). A node's address that is one of
@@ -50,27 +47,11 @@ pub fn neighbors(me: &str, addresses: &[IpAddr], nodes: &[ipam::Node]) -> Vec<Ne
 fn neighbor(name: &str, address: IpAddr, remote_asn: Asn, local: IpAddr) -> NeighborConfig {
     NeighborConfig {
         address,
-        remote_asn,
-        port: 179,
-        passive: false,
-        hold_time: HoldTime::DEFAULT,
-        keepalive: None,
-        connect_retry: CONNECT_RETRY,
-        send_hold_time: None,
-        password: None,
-        ttl_security: false,
-        multihop: None,
-        families: None,
-        route_reflector_client: false,
-        next_hop_self: false,
-        max_prefixes: None,
-        import: None,
-        export: None,
-        description: Some(format!("node {name}")),
-        local_address: Some(local),
-        extended_next_hop: false,
-        interface: None,
-        shutdown: false,
+        session: SessionOptions {
+            description: Some(format!("node {name}")),
+            local_address: Some(local),
+            ..SessionOptions::new(remote_asn)
+        },
     }
 }
 

@@ -142,30 +142,16 @@ impl PeerSettings {
                 }
             },
         };
-        if let Some(neighbor) = config.bgp.neighbors.iter().find(|n| n.address == address) {
-            return PeerSettings {
-                import: resolve(&neighbor.import),
-                export: resolve(&neighbor.export),
-                route_reflector_client: neighbor.route_reflector_client,
-                next_hop_self: neighbor.next_hop_self,
-                max_prefixes: neighbor.max_prefixes,
-            };
+        match config.session_options(address) {
+            Some(session) => PeerSettings {
+                import: resolve(&session.import),
+                export: resolve(&session.export),
+                route_reflector_client: session.route_reflector_client,
+                next_hop_self: session.next_hop_self,
+                max_prefixes: session.max_prefixes,
+            },
+            None => PeerSettings::default(),
         }
-        if let Some(range) = config
-            .bgp
-            .listen_ranges
-            .iter()
-            .find(|range| range.prefix.contains(&address))
-        {
-            return PeerSettings {
-                import: resolve(&range.import),
-                export: resolve(&range.export),
-                route_reflector_client: range.route_reflector_client,
-                next_hop_self: range.next_hop_self,
-                max_prefixes: range.max_prefixes,
-            };
-        }
-        PeerSettings::default()
     }
 }
 

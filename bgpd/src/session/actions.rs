@@ -62,7 +62,7 @@ impl Driver {
         let timeout = self.primary.fsm.config().connect_retry;
         let interface = self.settings.interface.clone();
         self.connecting = Some(Box::pin(async move {
-            let peer = scoped(peer, interface.as_deref())?;
+            let peer = scoped(peer, interface.as_ref().map(|name| name.as_str()))?;
             crate::socket::connect(peer, local, &options, timeout).await
         }));
     }
@@ -463,9 +463,9 @@ impl Driver {
             status.connection = connection;
             status.negotiated = negotiated;
             status.description = settings.description.clone();
-            status.remote_asn = settings.remote_asn;
+            status.remote_asn = settings.remote_asn.get();
             status.passive = settings.passive;
-            status.hold_time = settings.hold_time;
+            status.hold_time = settings.hold_time.seconds();
             status.keepalive = settings.keepalive;
             status.connect_retry = settings.connect_retry;
             before

@@ -116,14 +116,14 @@ pub(super) fn initial_status(peer: PeerId, settings: &NeighborSettings) -> Neigh
     NeighborStatus {
         peer,
         address: settings.address,
-        remote_asn: settings.remote_asn,
+        remote_asn: settings.remote_asn.get(),
         description: settings.description.clone(),
         range: settings.range,
         state: State::Idle,
         since: Instant::now(),
         admin_down: settings.shutdown,
         passive: settings.passive,
-        hold_time: settings.hold_time,
+        hold_time: settings.hold_time.seconds(),
         keepalive: settings.keepalive,
         connect_retry: settings.connect_retry,
         connection: None,
@@ -283,7 +283,7 @@ impl Driver {
                 let _ = reply.send(self.refresh());
             }
             SessionCommand::Reconfigure { settings, speaker } => {
-                self.reconfigure(settings, speaker).await;
+                self.reconfigure(*settings, speaker).await;
             }
             SessionCommand::Stop { notification, done } => self.stop(notification, done).await,
         }

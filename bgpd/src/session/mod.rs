@@ -76,7 +76,7 @@ pub enum SessionCommand {
     /// session with Cease / Other Configuration Change (6/6); the rest apply in
     /// place.
     Reconfigure {
-        settings: NeighborSettings,
+        settings: Box<NeighborSettings>,
         speaker: Arc<SpeakerSettings>,
     },
     /// Send `notification` (when the session got that far), close, and end the task;

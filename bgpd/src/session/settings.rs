@@ -7,41 +7,34 @@
 //! session (they change the OPEN or the connection) and which apply in place.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use bgp_proto::fsm::{Backoff, FamilyErrorPolicy, LocalCapabilities, PeerAs, SessionConfig};
 use bgp_proto::{ExtendedNextHop, GracefulRestart, GracefulRestartFamily};
 use ipnet::IpNet;
 
-use crate::config::{Config, FamilyName, GracefulRestartConfig, ListenRangeConfig, NeighborConfig};
-use crate::socket::SessionOptions;
+use crate::config::{
+    Config, FamilyName, GracefulRestartConfig, ListenRangeConfig, NeighborConfig, SessionOptions,
+};
+use crate::socket::SocketOptions;
 
-/// One neighbor's session settings.
+/// One neighbor's session settings: its address, and the options of its
+/// `[[bgp.neighbor]]` (or of the listen range it came from, always passive). It
+/// reads as its options (`settings.hold_time`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NeighborSettings {
     pub address: IpAddr,
-    pub port: u16,
-    pub remote_asn: u32,
-    pub local_address: Option<IpAddr>,
-    pub passive: bool,
-    pub hold_time: u16,
-    pub keepalive: Option<u16>,
-    pub connect_retry: u16,
-    /// RFC 9687 send hold time in seconds; `None`: the default.
-    pub send_hold_time: Option<u32>,
-    pub password: Option<String>,
-    pub ttl_security: bool,
-    pub multihop: Option<u8>,
-    pub families: Vec<FamilyName>,
-    /// Advertise RFC 8950 extended next hop for IPv4 unicast (IPv6 next hops).
-    pub extended_next_hop: bool,
-    /// The interface of a link-local neighbor (its address's scope).
-    pub interface: Option<String>,
-    pub description: Option<String>,
-    /// Administratively down in the config.
-    pub shutdown: bool,
     /// The listen range a dynamic neighbor came from.
     pub range: Option<IpNet>,
+    pub session: SessionOptions,
+}
+
+impl Deref for NeighborSettings {
+    type Target = SessionOptions;
+    fn deref(&self) -> &SessionOptions {
+        &self.session
+    }
 }
 
 /// Settings every session shares.
@@ -76,26 +69,8 @@ impl NeighborSettings {
     pub fn from_neighbor(neighbor: &NeighborConfig) -> NeighborSettings {
         NeighborSettings {
             address: neighbor.address,
-            port: neighbor.port,
-            remote_asn: neighbor.remote_asn.get(),
-            local_address: neighbor.local_address,
-            passive: neighbor.passive,
-            hold_time: neighbor.hold_time.seconds(),
-            keepalive: neighbor.keepalive,
-            connect_retry: neighbor.connect_retry,
-            send_hold_time: neighbor.send_hold_time,
-            password: neighbor.password.clone(),
-            ttl_security: neighbor.ttl_security,
-            multihop: neighbor.multihop,
-            families: families_or_default(neighbor.families.as_deref(), neighbor.address),
-            extended_next_hop: neighbor.extended_next_hop,
-            interface: neighbor
-                .interface
-                .as_ref()
-                .map(|name| name.as_str().to_string()),
-            description: neighbor.description.clone(),
-            shutdown: neighbor.shutdown,
             range: None,
+            session: neighbor.session.clone(),
         }
     }
 
@@ -103,24 +78,17 @@ impl NeighborSettings {
     pub fn from_range(range: &ListenRangeConfig, address: IpAddr) -> NeighborSettings {
         NeighborSettings {
             address,
-            port: 179,
-            remote_asn: range.remote_asn.get(),
-            local_address: None,
-            passive: true,
-            hold_time: range.hold_time.seconds(),
-            keepalive: range.keepalive,
-            connect_retry: 5,
-            send_hold_time: None,
-            password: range.password.clone(),
-            ttl_security: range.ttl_security,
-            multihop: range.multihop,
-            families: families_or_default(range.families.as_deref(), address),
-            extended_next_hop: false,
-            interface: None,
-            description: range.description.clone(),
-            shutdown: false,
             range: Some(range.prefix),
+            session: SessionOptions {
+                passive: true,
+                ..range.session.clone()
+            },
         }
+    }
+
+    /// The families to negotiate.
+    pub fn families(&self) -> Vec<FamilyName> {
+        self.session.families_for(self.address)
     }
 
     /// The settings for `address` in `config`: its neighbor entry, else the listen
@@ -136,12 +104,12 @@ impl NeighborSettings {
 
     /// The session is eBGP.
     pub fn ebgp(&self, speaker: &SpeakerSettings) -> bool {
-        self.remote_asn != speaker.local_asn
+        self.remote_asn.get() != speaker.local_asn
     }
 
     /// Socket options of the session's connections.
-    pub fn socket_options(&self, speaker: &SpeakerSettings) -> SessionOptions {
-        SessionOptions::new(
+    pub fn socket_options(&self, speaker: &SpeakerSettings) -> SocketOptions {
+        SocketOptions::new(
             self.ebgp(speaker),
             self.ttl_security,
             self.multihop,
@@ -152,10 +120,20 @@ impl NeighborSettings {
     /// True when going from `self` to `new` changes the OPEN or the connection, so
     /// the session must start over (other changes apply in place).
     pub fn needs_new_open(&self, new: &NeighborSettings) -> bool {
+        // What the rib applies (policy, reflection, limits) and what only the
+        // supervisor or the status use.
         let in_place = |settings: &NeighborSettings| NeighborSettings {
-            description: None,
-            shutdown: false,
-            connect_retry: 0,
+            session: SessionOptions {
+                description: None,
+                shutdown: false,
+                connect_retry: 0,
+                route_reflector_client: false,
+                next_hop_self: false,
+                max_prefixes: None,
+                import: None,
+                export: None,
+                ..settings.session.clone()
+            },
             ..settings.clone()
         };
         in_place(self) != in_place(new)
@@ -166,9 +144,9 @@ impl NeighborSettings {
         let mut config = SessionConfig::new(
             speaker.local_asn,
             speaker.router_id,
-            PeerAs::Exact(self.remote_asn),
+            PeerAs::Exact(self.remote_asn.get()),
         );
-        config.hold_time = self.hold_time;
+        config.hold_time = self.hold_time.seconds();
         config.keepalive = self.keepalive;
         config.connect_retry = Duration::from_secs(u64::from(self.connect_retry.max(1)));
         config.passive = self.passive;
@@ -182,7 +160,7 @@ impl NeighborSettings {
             ..Backoff::default()
         };
         config.family_errors = FamilyErrorPolicy::DisableFamily;
-        let families: Vec<_> = self.families.iter().map(|f| f.family()).collect();
+        let families: Vec<_> = self.families().iter().map(|f| f.family()).collect();
         config.capabilities = LocalCapabilities {
             families: families.clone(),
             graceful_restart: graceful_restart(speaker, &families, now),
@@ -237,16 +215,6 @@ fn graceful_restart(
     })
 }
 
-fn families_or_default(families: Option<&[FamilyName]>, address: IpAddr) -> Vec<FamilyName> {
-    match families {
-        Some(families) if !families.is_empty() => families.to_vec(),
-        _ => vec![match address {
-            IpAddr::V4(_) => FamilyName::Ipv4,
-            IpAddr::V6(_) => FamilyName::Ipv6,
-        }],
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -268,7 +236,7 @@ mod tests {
         let speaker = SpeakerSettings::from_config(&config);
         let neighbor = NeighborSettings::lookup(&config, "10.0.0.2".parse().unwrap()).unwrap();
         assert!(neighbor.ebgp(&speaker));
-        assert_eq!(neighbor.families, vec![FamilyName::Ipv4]);
+        assert_eq!(neighbor.families(), vec![FamilyName::Ipv4]);
         assert_eq!(neighbor.socket_options(&speaker).ttl, Some(1));
         let dynamic = NeighborSettings::lookup(&config, "10.9.1.1".parse().unwrap()).unwrap();
         assert!(dynamic.passive && !dynamic.ebgp(&speaker));

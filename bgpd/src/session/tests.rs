@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
 use super::*;
-use crate::config::{FamilyName, GracefulRestartConfig};
+use crate::config::{Asn, FamilyName, GracefulRestartConfig, HoldTime, SessionOptions};
 use crate::tasks::{Outbound, RibInput};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -38,23 +38,16 @@ fn speaker() -> Arc<SpeakerSettings> {
 fn settings(port: u16, passive: bool) -> NeighborSettings {
     NeighborSettings {
         address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port,
-        remote_asn: 65001,
-        local_address: None,
-        passive,
-        hold_time: 9,
-        keepalive: None,
-        connect_retry: 1,
-        send_hold_time: None,
-        password: None,
-        ttl_security: false,
-        multihop: None,
-        families: vec![FamilyName::Ipv4],
-        extended_next_hop: false,
-        interface: None,
-        description: Some("test peer".into()),
-        shutdown: false,
         range: None,
+        session: SessionOptions {
+            port,
+            passive,
+            hold_time: HoldTime::new(9).unwrap(),
+            connect_retry: 1,
+            families: Some(vec![FamilyName::Ipv4]),
+            description: Some("test peer".into()),
+            ..SessionOptions::new(Asn::new(65001).unwrap())
+        },
     }
 }
 
@@ -477,7 +470,7 @@ async fn a_peer_that_stops_reading_is_dropped_by_the_send_hold_timer() {
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(1).unwrap();
     let mut settings = settings(listener.local_addr().unwrap().port(), false);
-    settings.send_hold_time = Some(10);
+    settings.session.send_hold_time = Some(10);
     let mut harness = start(settings);
     let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
         .await
