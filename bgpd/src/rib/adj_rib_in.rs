@@ -23,8 +23,8 @@ use std::time::Duration;
 use bgp_proto::{Family, Nlri, Update};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::Rib;
 use super::attrs::{AttrId, NO_ATTR, RouteAttrs, RouteNextHop};
-use super::loc_rib::Rib;
 use super::peer::{FilterRef, local_index, max_prefixes_notification};
 use super::table::{Net, Path, PeerIdx};
 use crate::policy::{Candidate, Direction, Verdict};

@@ -17,8 +17,8 @@ use bytes::BytesMut;
 use ipnet::{Ipv4Net, Ipv6Net};
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::Rib;
 use super::attrs::AttrId;
-use super::loc_rib::Rib;
 use super::table::{Net, PeerIdx};
 use crate::tasks::Outbound;
 

@@ -28,8 +28,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use bgp_proto::{AsPath, Family, Origin};
 
+use super::Rib;
 use super::attrs::{AttrId, DEFAULT_LOCAL_PREF, Facts, NO_ATTR, RouteAttrs, RouteNextHop};
-use super::loc_rib::Rib;
 use super::peer::{FilterRef, Peer};
 use super::table::{Net, Path, PeerIdx};
 use crate::policy::{Applied, Candidate, Direction, RouteSource, Verdict};

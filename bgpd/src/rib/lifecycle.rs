@@ -12,9 +12,9 @@ use bgp_proto::Family;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::export::{SourceFacts, may_export};
-use super::loc_rib::{Rib, Settings, peer_settings};
 use super::peer::{AdjRibOut, Session};
 use super::table::{Net, Path, PeerIdx};
+use super::{Rib, Settings};
 use crate::config::Config;
 use crate::tasks::{FibChange, PeerId, PeerUp};
 
@@ -95,7 +95,7 @@ impl Rib {
         };
         let info = up.info;
         let families = info.context.families;
-        let settings = peer_settings(&self.settings, info.address);
+        let settings = self.settings.peer_settings(info.address);
         let had_stale = {
             let Some(peer) = self.peer_mut(idx) else {
                 return;
@@ -269,7 +269,7 @@ impl Rib {
             else {
                 continue;
             };
-            let new = peer_settings(&self.settings, address);
+            let new = self.settings.peer_settings(address);
             let Some(record) = self.peer_mut(idx) else {
                 continue;
             };

@@ -1,79 +1,23 @@
-//! The Loc-RIB: the [`Rib`] state (tables, interned attributes, peers) and the one
-//! place where a path changes ([`Rib::change_path`]): the decision runs for that
+//! The Loc-RIB: the one place where a path of the [`Rib`] changes
+//! ([`Rib::change_path`]): the decision runs for that
 //! prefix, and when its selection changed, peers get the prefix marked pending in
 //! their adj_rib_out and the FIB gets a [`FibChange`].
 //!
 //! Nothing here does I/O or reads a clock: the rib task (see `task`) feeds inputs,
 //! flushes peers and hands the FIB changes on. Time comes in as arguments.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
-use std::time::Instant;
 
 use ipnet::IpNet;
 
 use super::attrs::{AttrTable, RouteAttrs, RouteNextHop};
 use super::decision::{Candidate, select};
 use super::export::{SourceFacts, may_export};
-use super::lifecycle::Convergence;
-use super::peer::{LOCAL_SOURCES, Peer, PeerSettings};
-use super::table::{Net, Path, Paths, PeerIdx, Tables};
-use crate::config::Config;
-use crate::policy::{Policy, RouteSource};
+use super::peer::{LOCAL_SOURCES, Peer};
+use super::table::{Net, Path, Paths, PeerIdx};
+use super::{Rib, Settings};
+use crate::policy::RouteSource;
 use crate::tasks::{FibChange, FibNextHop, PeerId};
-
-/// Settings of the whole RIB, from the configuration.
-#[derive(Debug)]
-pub struct Settings {
-    pub asn: u32,
-    pub router_id: Ipv4Addr,
-    pub cluster_id: Ipv4Addr,
-    pub max_paths: usize,
-    pub policy: Policy,
-    pub config: Arc<Config>,
-}
-
-impl Settings {
-    pub fn new(config: Arc<Config>) -> Settings {
-        Settings {
-            asn: config.bgp.asn.get(),
-            router_id: config.bgp.router_id,
-            cluster_id: config.bgp.cluster_id.unwrap_or(config.bgp.router_id),
-            max_paths: config.bgp.max_paths.get(),
-            policy: Policy::new(&config.policy),
-            config,
-        }
-    }
-}
-
-/// The RIB: adj_rib_in (the paths' received attributes), Loc-RIB (the paths and
-/// their selection) and adj_rib_out (per-peer bitsets) of both families.
-#[derive(Debug)]
-pub struct Rib {
-    pub(super) settings: Settings,
-    pub(super) attrs: AttrTable,
-    pub(super) tables: Tables,
-    pub(super) peers: Vec<Option<Peer>>,
-    pub(super) by_id: HashMap<PeerId, PeerIdx>,
-    /// FIB changes not yet handed on (None: no FIB).
-    pub(super) fib: Option<Vec<FibChange>>,
-    pub(super) convergence: Convergence,
-    pub(super) scratch: Scratch,
-}
-
-/// Buffers reused between calls so the per-prefix work does not allocate.
-#[derive(Debug, Default)]
-pub(super) struct Scratch {
-    pub before: Vec<Path>,
-    pub candidates: Vec<Candidate>,
-    pub eligible: Vec<usize>,
-    pub order: Vec<usize>,
-    pub reordered: Vec<Path>,
-    pub hops_before: Vec<FibNextHop>,
-    pub hops_after: Vec<FibNextHop>,
-    pub slots: Vec<u32>,
-}
 
 /// What the FIB should do for a prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,52 +28,6 @@ enum FibKind {
 }
 
 impl Rib {
-    /// An empty RIB for `config`; `fib` says whether FIB changes are wanted.
-    /// The configured networks are originated at once (see [`crate::local`]).
-    pub fn new(config: Arc<Config>, fib: bool, now: Instant) -> Rib {
-        let mut rib = Rib {
-            settings: Settings::new(config.clone()),
-            attrs: AttrTable::new(),
-            tables: Tables::default(),
-            peers: LOCAL_SOURCES
-                .iter()
-                .map(|&source| Some(Peer::local(source)))
-                .collect(),
-            by_id: HashMap::new(),
-            fib: fib.then(Vec::new),
-            convergence: Convergence::new(&config, now),
-            scratch: Scratch::default(),
-        };
-        rib.local_change(crate::local::config_routes(&config));
-        rib.check_convergence(now);
-        rib
-    }
-
-    /// The FIB changes made since the last call, in order.
-    pub fn take_fib(&mut self) -> Vec<FibChange> {
-        self.fib.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.settings.config
-    }
-
-    /// Number of prefixes with at least one path, per family.
-    pub fn prefixes(&self) -> (usize, usize) {
-        (self.tables.v4.len(), self.tables.v6.len())
-    }
-
-    /// Distinct attribute sets in use.
-    pub fn attribute_sets(&self) -> usize {
-        self.attrs.len()
-    }
-
-    /// Octets held by the prefix tables (see `Table::memory`).
-    pub fn table_memory(&self) -> usize {
-        self.tables.v4.memory() + self.tables.v6.memory()
-    }
-
     pub(super) fn peer(&self, idx: PeerIdx) -> Option<&Peer> {
         self.peers.get(usize::from(idx)).and_then(Option::as_ref)
     }
@@ -588,11 +486,6 @@ fn candidate(
         address: info.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |i| i.address),
         tie: path.peer,
     }
-}
-
-/// The settings of a neighbor at `address` under the RIB's configuration.
-pub(super) fn peer_settings(settings: &Settings, address: IpAddr) -> PeerSettings {
-    PeerSettings::from_config(&settings.config, &settings.policy, address)
 }
 
 #[cfg(test)]

@@ -46,7 +46,8 @@
 //! - `bitset`: per-peer slot sets for adj_rib_out;
 //! - `decision`: the decision process and the ECMP set, as a pure function;
 //! - `peer`: per-neighbor state and settings;
-//! - `loc_rib`: the `Rib` and the one place a path changes;
+//! - `mod.rs` (this file): the [`Rib`] with its settings, and [`spawn`];
+//! - `loc_rib`: the one place a path changes (decision, pending marks, FIB changes);
 //! - `adj_rib_in`: UPDATEs and local routes in (checks, import policy, max_prefixes);
 //! - `export`: export rules (default eBGP export, split horizon, route reflection,
 //!   next hop, AS path, LOCAL_PREF, MED);
@@ -69,6 +70,8 @@ mod query;
 mod table;
 mod task;
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,13 +79,127 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use export::self_next_hop;
-pub use loc_rib::Rib;
 pub use peer::max_prefixes_notification;
 pub use task::{MAX_BATCH, run};
 
+use attrs::AttrTable;
+use decision::Candidate;
+use lifecycle::Convergence;
+use peer::{LOCAL_SOURCES, Peer, PeerSettings};
+use table::{Path, PeerIdx, Tables};
+
 use crate::config::Config;
 use crate::events::Events;
-use crate::tasks::{FibChange, RIB_INPUT_CAPACITY, RibInput};
+use crate::policy::Policy;
+use crate::tasks::{FibChange, FibNextHop, PeerId, RIB_INPUT_CAPACITY, RibInput};
+
+/// The RIB: adj_rib_in (the paths' received attributes), Loc-RIB (the paths and
+/// their selection) and adj_rib_out (per-peer bitsets) of both families.
+///
+/// Defined here so that every child module reaches its (private) fields through its
+/// parent, and no child depends on another for the type everyone works on.
+#[derive(Debug)]
+pub struct Rib {
+    settings: Settings,
+    attrs: AttrTable,
+    tables: Tables,
+    peers: Vec<Option<Peer>>,
+    by_id: HashMap<PeerId, PeerIdx>,
+    /// FIB changes not yet handed on (None: no FIB).
+    fib: Option<Vec<FibChange>>,
+    convergence: Convergence,
+    scratch: Scratch,
+}
+
+/// Settings of the whole RIB, from the configuration.
+#[derive(Debug)]
+struct Settings {
+    asn: u32,
+    router_id: Ipv4Addr,
+    cluster_id: Ipv4Addr,
+    max_paths: usize,
+    policy: Policy,
+    config: Arc<Config>,
+}
+
+impl Settings {
+    fn new(config: Arc<Config>) -> Settings {
+        Settings {
+            asn: config.bgp.asn.get(),
+            router_id: config.bgp.router_id,
+            cluster_id: config.bgp.cluster_id.unwrap_or(config.bgp.router_id),
+            max_paths: config.bgp.max_paths.get(),
+            policy: Policy::new(&config.policy),
+            config,
+        }
+    }
+
+    /// The settings of a neighbor at `address` under this configuration.
+    fn peer_settings(&self, address: IpAddr) -> PeerSettings {
+        PeerSettings::from_config(&self.config, &self.policy, address)
+    }
+}
+
+/// Buffers reused between calls so the per-prefix work does not allocate.
+#[derive(Debug, Default)]
+struct Scratch {
+    before: Vec<Path>,
+    candidates: Vec<Candidate>,
+    eligible: Vec<usize>,
+    order: Vec<usize>,
+    reordered: Vec<Path>,
+    hops_before: Vec<FibNextHop>,
+    hops_after: Vec<FibNextHop>,
+    slots: Vec<u32>,
+}
+
+impl Rib {
+    /// An empty RIB for `config`; `fib` says whether FIB changes are wanted.
+    /// The configured networks are originated at once (see [`crate::local`]).
+    pub fn new(config: Arc<Config>, fib: bool, now: Instant) -> Rib {
+        let mut rib = Rib {
+            settings: Settings::new(config.clone()),
+            attrs: AttrTable::new(),
+            tables: Tables::default(),
+            peers: LOCAL_SOURCES
+                .iter()
+                .map(|&source| Some(Peer::local(source)))
+                .collect(),
+            by_id: HashMap::new(),
+            fib: fib.then(Vec::new),
+            convergence: Convergence::new(&config, now),
+            scratch: Scratch::default(),
+        };
+        rib.local_change(crate::local::config_routes(&config));
+        rib.check_convergence(now);
+        rib
+    }
+
+    /// The FIB changes made since the last call, in order.
+    pub fn take_fib(&mut self) -> Vec<FibChange> {
+        self.fib.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.settings.config
+    }
+
+    /// Number of prefixes with at least one path, per family.
+    pub fn prefixes(&self) -> (usize, usize) {
+        (self.tables.v4.len(), self.tables.v6.len())
+    }
+
+    /// Distinct attribute sets in use.
+    pub fn attribute_sets(&self) -> usize {
+        self.attrs.len()
+    }
+
+    /// Octets held by the prefix tables (see `Table::memory`).
+    pub fn table_memory(&self) -> usize {
+        self.tables.v4.memory() + self.tables.v6.memory()
+    }
+}
 
 /// Starts the rib task in the current tokio runtime.
 pub fn spawn(

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use bgp_proto::Origin;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::Rib;
 use super::attrs::{NO_ATTR, RouteAttrs};
-use super::loc_rib::Rib;
 use super::table::{Net, PeerIdx};
 use crate::config::FamilyName;
 use crate::tasks::{PeerCounters, PeerId};

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::loc_rib::Rib;
+use super::Rib;
 use crate::events::{Event, Events};
 use crate::tasks::{FibChange, LocalChange, LocalSource, RibInput, RibQuery};
 

@@ -1,8 +1,10 @@
 //! The session task: waits for the next thing to happen (a command, a frame on a
 //! connection, our connection attempt, a timer, write progress, UPDATEs from the
 //! rib task), turns it into state machine events and executes the actions
-//! (`actions.rs`), then applies the collision procedure between the primary and
+//! (child module `actions`), then applies the collision procedure between the primary and
 //! the secondary state machine.
+
+mod actions;
 
 use std::future::Future;
 use std::io;
@@ -28,58 +30,58 @@ use bgp_proto::FramingError;
 
 /// The state machines of one neighbor and what each one holds.
 pub(super) struct Driver {
-    pub(super) peer: PeerId,
-    pub(super) settings: NeighborSettings,
-    pub(super) speaker: Arc<SpeakerSettings>,
-    pub(super) rib: mpsc::Sender<RibInput>,
+    peer: PeerId,
+    settings: NeighborSettings,
+    speaker: Arc<SpeakerSettings>,
+    rib: mpsc::Sender<RibInput>,
     commands: mpsc::Receiver<SessionCommand>,
-    pub(super) status: watch::Sender<NeighborStatus>,
-    pub(super) counters: Arc<MessageCounters>,
-    pub(super) events: Events,
-    pub(super) primary: Slot,
-    pub(super) secondary: Option<Slot>,
+    status: watch::Sender<NeighborStatus>,
+    counters: Arc<MessageCounters>,
+    events: Events,
+    primary: Slot,
+    secondary: Option<Slot>,
     /// Our connection attempt in flight (the primary's).
-    pub(super) connecting: Option<Connecting>,
+    connecting: Option<Connecting>,
     /// The Established session, if any (on the slot whose `up` is set).
-    pub(super) up: Option<Up>,
+    up: Option<Up>,
     /// Writers still flushing closed connections.
-    pub(super) closing: Vec<JoinHandle<()>>,
-    pub(super) admin_down: bool,
+    closing: Vec<JoinHandle<()>>,
+    admin_down: bool,
     /// Set by `Stop`: end once the NOTIFICATION is out.
     stopping: Option<oneshot::Sender<()>>,
     /// A dynamic neighbor had a connection (it ends when it has none any more).
     had_connection: bool,
     /// Graceful restart helper: the peer's routes are kept stale until then, unless
     /// it comes back (then its End-of-RIB decides).
-    pub(super) stale_deadline: Option<Instant>,
-    pub(super) malformed_log: super::actions::RateLimit,
+    stale_deadline: Option<Instant>,
+    malformed_log: actions::RateLimit,
     /// What was last published, and a counter of settings changes for it.
-    pub(super) published: Option<super::actions::Published>,
-    pub(super) settings_generation: u64,
+    published: Option<actions::Published>,
+    settings_generation: u64,
 }
 
 /// One state machine with its connection and timers.
-pub(super) struct Slot {
-    pub(super) fsm: Fsm,
-    pub(super) conn: Option<Connection>,
-    pub(super) timers: [Option<Instant>; Timer::ALL.len()],
+struct Slot {
+    fsm: Fsm,
+    conn: Option<Connection>,
+    timers: [Option<Instant>; Timer::ALL.len()],
     /// This slot's connection is the Established session.
-    pub(super) up: bool,
+    up: bool,
 }
 
 /// The Established session.
-pub(super) struct Up {
-    pub(super) outbound: mpsc::Receiver<Outbound>,
+struct Up {
+    outbound: mpsc::Receiver<Outbound>,
     /// The rib task dropped its sender (it ended): stop polling.
-    pub(super) outbound_closed: bool,
-    pub(super) negotiated: Box<bgp_proto::fsm::Negotiated>,
+    outbound_closed: bool,
+    negotiated: Box<bgp_proto::fsm::Negotiated>,
 }
 
-pub(super) type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
 /// Which state machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Which {
+enum Which {
     Primary,
     Secondary,
 }
@@ -97,7 +99,7 @@ enum Wake {
 }
 
 impl Slot {
-    pub(super) fn new(fsm: Fsm) -> Slot {
+    fn new(fsm: Fsm) -> Slot {
         Slot {
             fsm,
             conn: None,
@@ -107,7 +109,7 @@ impl Slot {
     }
 }
 
-pub(super) fn timer_index(timer: Timer) -> usize {
+fn timer_index(timer: Timer) -> usize {
     Timer::ALL.iter().position(|t| *t == timer).unwrap_or(0)
 }
 
@@ -165,7 +167,7 @@ impl Driver {
             stopping: None,
             had_connection: false,
             stale_deadline: None,
-            malformed_log: super::actions::RateLimit::default(),
+            malformed_log: actions::RateLimit::default(),
             published: None,
             settings_generation: 0,
         })
@@ -467,7 +469,7 @@ impl Driver {
     }
 
     /// Hands `event` to a state machine and executes its actions.
-    pub(super) async fn feed(&mut self, which: Which, event: Event) {
+    async fn feed(&mut self, which: Which, event: Event) {
         let Some(slot) = self.slot_mut(which) else {
             return;
         };
@@ -566,14 +568,14 @@ impl Driver {
         }
     }
 
-    pub(super) fn slot(&self, which: Which) -> Option<&Slot> {
+    fn slot(&self, which: Which) -> Option<&Slot> {
         match which {
             Which::Primary => Some(&self.primary),
             Which::Secondary => self.secondary.as_ref(),
         }
     }
 
-    pub(super) fn slot_mut(&mut self, which: Which) -> Option<&mut Slot> {
+    fn slot_mut(&mut self, which: Which) -> Option<&mut Slot> {
         match which {
             Which::Primary => Some(&mut self.primary),
             Which::Secondary => self.secondary.as_mut(),
@@ -604,7 +606,7 @@ impl Driver {
     }
 
     /// The local address to connect from and the peer's socket address.
-    pub(super) fn endpoints(&self) -> (SocketAddr, Option<IpAddr>) {
+    fn endpoints(&self) -> (SocketAddr, Option<IpAddr>) {
         (
             SocketAddr::new(self.settings.address, self.settings.port),
             self.settings.local_address,

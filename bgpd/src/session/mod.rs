@@ -28,10 +28,10 @@
 //!   end, expected or not (a panic, in builds that unwind).
 //!
 //! Files: `settings` (config to state machine configuration), `connection` (reading
-//! and writing apart), `driver` (the task), `status`, `addresses` (our addresses on
-//! the session's interface).
+//! and writing apart), `driver` (the task; its child `actions` executes the state
+//! machine's actions), `status`, `addresses` (our addresses on the session's
+//! interface).
 
-mod actions;
 pub mod addresses;
 pub mod connection;
 mod driver;

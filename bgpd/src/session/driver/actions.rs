@@ -12,10 +12,10 @@ use bgp_proto::{Action as ErrorAction, Decoded, Malformed, Message, MessageType,
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::addresses::{canonical, local_addresses, scoped};
-use super::driver::{Driver, Up, Which, timer_index};
-use super::status::{ConnectionInfo, LastError, NegotiatedInfo};
+use super::{Driver, Up, Which, timer_index};
 use crate::events::Event as DaemonEvent;
+use crate::session::addresses::{canonical, local_addresses, scoped};
+use crate::session::status::{ConnectionInfo, LastError, NegotiatedInfo};
 use crate::tasks::{OUTBOUND_CAPACITY, Outbound, PeerInfo, PeerUp, RibInput};
 
 /// Malformed-message log lines per session and minute; the rest are counted.
