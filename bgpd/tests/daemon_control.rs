@@ -6,16 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use lab::TIMEOUT;
+use lab::fixture::{Wren, bgpctl, frr_config, frr_neighbor, pair, wren_config};
 use lab::{Family, Frr, Netns, Veth, wait_until};
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{TIMEOUT, Wren, bgpctl, frr_config, frr_neighbor, pair, wren_config};
 
 #[test]
 fn check_config_names_file_line_and_key() {
@@ -328,7 +327,7 @@ fn control_socket_refuses_outsiders_and_offers_read_only_access() {
         return;
     };
     let netns = Netns::new("wb-perm").unwrap();
-    let bgpctl = support::public_binary(Path::new(env!("CARGO_BIN_EXE_bgpctl")), ready.dir());
+    let bgpctl = lab::fixture::public_binary(Path::new(env!("CARGO_BIN_EXE_bgpctl")), ready.dir());
     std::fs::set_permissions(ready.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     // The default mode 0660, owned by root: nobody cannot even connect.

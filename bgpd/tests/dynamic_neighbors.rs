@@ -4,10 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use lab::TIMEOUT;
+use lab::fixture::{Wren, frr_config, wren_config};
 use lab::{Frr, Netns, Veth, wait_until};
-use support::{TIMEOUT, Wren, frr_config, wren_config};
 
 fn client(netns: &Netns, address: &str, network: &str) -> Frr {
     Frr::start(

@@ -9,12 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use lab::TIMEOUT;
+use lab::fixture::{Wren, frr_config, frr_neighbor, pair, wren_config};
 use lab::{Family, Frr, wait_until};
-use support::{TIMEOUT, Wren, frr_config, frr_neighbor, pair, wren_config};
 
 /// bgpd's configuration: FIB on, graceful restart on with `restart_time`.
 fn config(

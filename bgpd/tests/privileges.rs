@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
+use lab::TIMEOUT;
+use lab::fixture::{frr_config, pair, wren_config};
 use lab::{Family, Frr, wait_until};
-use support::{TIMEOUT, frr_config, pair, wren_config};
 
 /// Bits of CAP_NET_BIND_SERVICE (10) and CAP_NET_ADMIN (12).
 const CAPS: u64 = (1 << 10) | (1 << 12);
@@ -42,7 +41,8 @@ fn bgpd_runs_unprivileged_with_two_capabilities() {
     std::fs::create_dir_all(&dir).unwrap();
     std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
     std::fs::set_permissions(net.b.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let binary = support::public_binary(std::path::Path::new(env!("CARGO_BIN_EXE_bgpd")), &dir);
+    let binary =
+        lab::fixture::public_binary(std::path::Path::new(env!("CARGO_BIN_EXE_bgpd")), &dir);
     let socket = dir.join("bgpd.sock");
     let config = dir.join("bgpd.toml");
     std::fs::write(
@@ -80,7 +80,7 @@ format = \"json\"
     let daemon = net.b.spawn_command("bgpd-unprivileged", command).unwrap();
     daemon
         .wait_until(TIMEOUT, "the control socket", || {
-            support::bgpctl(&socket, &["show", "neighbors"])
+            lab::fixture::bgpctl(&socket, &["show", "neighbors"])
                 .status
                 .success()
         })

@@ -5,11 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use lab::TIMEOUT;
+use lab::fixture::{Wren, frr_config, pair, wren_config};
 use lab::{Frr, Gobgp, Netns, Veth, wait_for, wait_until};
 use serde_json::Value;
-use support::{TIMEOUT, Wren, frr_config, pair, wren_config};
 
 /// Gateways of our (protocol 196) kernel route for `prefix` in `netns`, sorted.
 fn kernel_gateways(netns: &Netns, prefix: &str) -> Option<Vec<String>> {

@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use lab::TIMEOUT;
+use lab::fixture::{Wren, frr_config, wren_config};
 use lab::{Frr, Netns, Veth};
-use support::{TIMEOUT, Wren, frr_config, wren_config};
 
 #[test]
 fn ebgp_multihop_across_a_router() {

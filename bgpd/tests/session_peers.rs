@@ -5,10 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use lab::TIMEOUT;
+use lab::fixture::{Wren, pair, wren_config};
 use lab::{Bird, Gobgp};
-use support::{TIMEOUT, Wren, pair, wren_config};
 
 #[test]
 fn bird_ipv4_and_ipv6() {

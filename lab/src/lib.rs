@@ -11,6 +11,9 @@
 //! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
 //! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
 //!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
+//! - [`fixture`]: test fixtures around Wren's binaries (bgpd in a namespace, bgpctl, config
+//!   texts), shared by bgpd's tests and the top-level `tests` package; they panic instead
+//!   of returning errors;
 //! - [`topology`]: containerlab topology files deployed into namespaces ([`Topology`],
 //!   [`Lab`]), the library behind the `wren-lab` runner.
 //!
@@ -23,6 +26,7 @@ mod daemon;
 mod error;
 mod etcd;
 pub mod exabgp;
+pub mod fixture;
 mod frr;
 mod gobgp;
 mod link;

@@ -9,19 +9,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ipam_support;
-mod support;
-
 use std::net::IpAddr;
 use std::time::Instant;
 
-use ipam_support::{
-    Pod, cni_conf, forwarding, frr_prefixes, ipam_section, is_blackhole, kernel_route,
-};
 use ipnet::IpNet;
 use lab::Frr;
+use lab::TIMEOUT;
+use lab::fixture::{Wren, bgpctl, frr_config, frr_neighbor, pair, wren_binary, wren_config};
 use serde_json::Value;
-use support::{TIMEOUT, Wren, bgpctl, frr_config, frr_neighbor, pair, wren_config};
+use wren_tests::pods::{
+    Pod, cni_conf, forwarding, frr_prefixes, ipam_section, is_blackhole, kernel_route,
+};
 
 /// The blocks of `node` in `show ipam --json`, IPv4 and IPv6.
 fn node_blocks(wren: &Wren, node: &str) -> Vec<IpNet> {
@@ -39,9 +37,7 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     let Some(ready) = lab::require!(Root, Frr, Cni) else {
         return;
     };
-    let Some(wren_ipam) = ipam_support::wren_ipam() else {
-        return;
-    };
+    let wren_ipam = wren_binary("wren-ipam");
     let net = pair("wi-fr", "10.73.0", "fd00:73");
     forwarding(&net.b);
     let frr = Frr::start(

@@ -10,8 +10,9 @@
 //! - after tear-down no namespace, link or process of the lab is left, also when a check
 //!   fails midway (the checks run under `catch_unwind`, and one test fails on purpose).
 //!
-//! Needs root, FRR, etcd, the CNI plugins and Wren's binaries (bgpd, bgpctl, wren-ipam built
-//! in the target dir); skips otherwise, fails with WREN_REQUIRE_LAB=1.
+//! Needs root, FRR, etcd and the CNI plugins (skips otherwise, fails with WREN_REQUIRE_LAB=1),
+//! and Wren's binaries built in the target dir (bgpd, bgpctl, wren-ipam, wren-lab: a missing
+//! one fails, `cargo build --workspace --bins` builds them).
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +21,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lab::topology::{Role, find_wren_binary};
+use lab::fixture::wren_binary;
+use lab::topology::Role;
 use lab::{Lab, Topology, wait_for, wait_until};
 use serde_json::Value;
 
@@ -125,25 +127,13 @@ fn run(expect: &Expect) {
 }
 
 /// The prerequisites, and bgpctl's path (bgpd and wren-ipam are found the same way by the
-/// lab); `None` (after printing why) when something is missing and the lab is not required.
+/// lab; a missing one fails here); `None` (after printing why) when a prerequisite is
+/// missing and the lab is not required.
 fn ready() -> Option<PathBuf> {
     lab::require!(Root, Frr, Etcd, Cni)?;
-    let missing: Vec<&str> = ["bgpd", "bgpctl", "wren-ipam"]
-        .into_iter()
-        .filter(|name| find_wren_binary(name).is_none())
-        .collect();
-    if !missing.is_empty() {
-        let reason = format!(
-            "Wren binaries not built: {missing:?} (cargo build --workspace --bins, or set WREN_BIN_DIR)"
-        );
-        assert!(
-            std::env::var(lab::REQUIRE_ENV).as_deref() != Ok("1"),
-            "{reason}"
-        );
-        eprintln!("SKIPPED: {reason}");
-        return None;
-    }
-    find_wren_binary("bgpctl")
+    wren_binary("bgpd");
+    wren_binary("wren-ipam");
+    Some(wren_binary("bgpctl"))
 }
 
 /// Deploys a shipped topology under a prefix unique to this test (namespaces

@@ -6,12 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use lab::TIMEOUT;
+use lab::fixture::{Pair, Wren, frr_config, frr_neighbor, pair, wren_config};
 use lab::{Family, Frr};
-use support::{Pair, TIMEOUT, Wren, frr_config, frr_neighbor, pair, wren_config};
 
 /// How long a session that must not come up is watched.
 const NEVER: Duration = Duration::from_secs(20);

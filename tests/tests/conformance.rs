@@ -1,17 +1,15 @@
 //! bgpd against hostile and broken input, as a black box (issue 8): the table in
-//! `support_peer/conformance.txt` (every row of bgp-proto's RFC 7606 table
-//! `tests/data/rules.txt`, the incidents byte for byte, and more) run against ONE
+//! `tests/data/conformance.txt` (every row of bgp-proto's RFC 7606 table
+//! `bgp-proto/tests/data/rules.txt`, the incidents byte for byte, and more) run against ONE
 //! bgpd by the adversarial peer, each case's outcome read from the session (the
 //! NOTIFICATION, the close), the RIB (`bgpctl --json`) and the kernel FIB.
 //!
 //! Each new session comes from a fresh address of a listen range (a new dynamic
 //! neighbor), so a reset never waits for the restart backoff. The observed outcome
-//! of every case is printed as a table (`cargo test --test conformance --
+//! of every case is printed as a table (`cargo test -p wren-tests --test conformance --
 //! --nocapture`). Needs root (skips otherwise; fails with WREN_REQUIRE_LAB=1).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support_peer;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,7 +20,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use peer::table::{self, Row};
 use peer::wire::{self, Attributes};
 use peer::{Handshake, Peer, Probe, RibRoute, RouteState, Session, Victim};
-use support_peer::{Bench, config, listen_range};
+use wren_tests::peer_bench::{Bench, config, listen_range};
 
 /// Bound of each wait of a case.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -429,7 +427,7 @@ fn load_cases() -> Vec<Case> {
         })
         .collect();
     let file = "conformance.txt";
-    let text = include_str!("support_peer/conformance.txt");
+    let text = include_str!("../data/conformance.txt");
     let rows = table::parse(text, file).unwrap();
     let mut cases = Vec::new();
     let mut covered = Vec::new();

@@ -16,15 +16,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ipam_support;
-mod support;
-
 use std::process::Output;
 
-use ipam_support::{Pod, cni_conf, forwarding, ipam_section, is_blackhole, kernel_route};
+use lab::TIMEOUT;
+use lab::fixture::{Wren, wren_binary, wren_config};
 use lab::{Etcd, Netns, Veth};
 use serde_json::Value;
-use support::{TIMEOUT, Wren, wren_config};
+use wren_tests::pods::{Pod, cni_conf, forwarding, ipam_section, is_blackhole, kernel_route};
 
 const SWITCH: &str = "10.74.0.100";
 const POOL: &str = "10.246.0.0/26";
@@ -77,7 +75,7 @@ fn start(node: &Node, url: &str, rest: &str) -> Wren {
 /// bgpctl run inside `node`'s namespace (to reach etcd with `--datastore`).
 fn bgpctl_in(node: &Node, args: &[&str]) -> Output {
     node.netns
-        .command(env!("CARGO_BIN_EXE_bgpctl"))
+        .command(wren_binary("bgpctl"))
         .args(args)
         .output()
         .unwrap()
@@ -128,9 +126,7 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     let Some(_ready) = lab::require!(Root, Etcd, Cni) else {
         return;
     };
-    let Some(wren_ipam) = ipam_support::wren_ipam() else {
-        return;
-    };
+    let wren_ipam = wren_binary("wren-ipam");
     let switch = Netns::new("wi-sw").unwrap();
     switch
         .ip(&["link", "add", "br0", "type", "bridge"])

@@ -1,8 +1,6 @@
-//! Shared by bgpd's IPAM tests: the `wren-ipam` CNI plugin found next to the bgpd
-//! binary, pods made with the real `ptp` plugin (DEL and namespace removal on drop),
-//! the `[ipam]` config text, and kernel route lookups in a node's namespace.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! The IPAM tests' pods: namespaces attached to a node with the real `ptp` plugin and
+//! `wren-ipam` (DEL and namespace removal on drop), the `[ipam]` config text, and kernel
+//! route lookups in a node's namespace.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,28 +9,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use lab::Netns;
 use serde_json::{Value, json};
-
-/// The `wren-ipam` binary of this build (`cargo build --workspace --bins` puts it
-/// next to bgpd). `None` (with the reason printed) when it is missing; a failure
-/// under `WREN_REQUIRE_LAB=1`.
-pub fn wren_ipam() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_BIN_EXE_bgpd"))
-        .parent()
-        .unwrap()
-        .join("wren-ipam");
-    if path.is_file() {
-        return Some(path);
-    }
-    let reason = format!(
-        "{} is missing: build it first (cargo build -p ipam --bin wren-ipam)",
-        path.display()
-    );
-    if std::env::var(lab::REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("{reason}");
-    }
-    eprintln!("skipping: {reason}");
-    None
-}
 
 /// A `ptp` + `wren-ipam` network config.
 pub fn cni_conf(datastore: &str, node: &str, control_socket: &Path) -> String {
@@ -62,6 +38,7 @@ pub fn ipam_section(node: &str, datastore: &str, addresses: &[&str], rest: &str)
 }
 
 /// A pod: a namespace attached to a node through `ptp` + `wren-ipam`.
+#[derive(Debug)]
 pub struct Pod {
     pub netns: Netns,
     node: String,

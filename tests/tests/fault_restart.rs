@@ -7,13 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_peer;
-
 use ipnet::Ipv4Net;
 use lab::{Family, Netns};
 use peer::wire::{self, Attributes};
 use peer::{Handshake, Peer, probe::poll};
-use support_peer::{Bench, TIMEOUT, config};
+use wren_tests::peer_bench::{Bench, TIMEOUT, config};
 
 const ROUTES: usize = 10_000;
 

@@ -5,7 +5,8 @@
 //! advertises its own. The Wren node is started by the `wren-lab` runner from a bin
 //! directory whose `bgpd` is that wrapper.
 //!
-//! Needs root, FRR, setpriv and Wren's bgpd; skips otherwise, fails with WREN_REQUIRE_LAB=1.
+//! Needs root, FRR and setpriv (skips otherwise, fails with WREN_REQUIRE_LAB=1), and Wren's
+//! bgpd and wren-lab built in the target dir (a missing one fails).
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::os::unix::fs::PermissionsExt;
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use lab::topology::find_wren_binary;
+use lab::fixture::wren_binary;
 use lab::wait_for;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -43,9 +44,9 @@ fn bgpd_works_with_only_the_units_capabilities() {
     let Some(_ready) = lab::require!(Root, Frr) else {
         return;
     };
-    let (Some(bgpd), Some(setpriv)) = (find_wren_binary("bgpd"), lab::find_program("setpriv"))
-    else {
-        let reason = "bgpd not built or setpriv (util-linux) missing";
+    let bgpd = wren_binary("bgpd");
+    let Some(setpriv) = lab::find_program("setpriv") else {
+        let reason = "setpriv (util-linux) missing";
         assert!(
             std::env::var(lab::REQUIRE_ENV).as_deref() != Ok("1"),
             "{reason}"
@@ -129,7 +130,7 @@ fn bgpd_works_with_only_the_units_capabilities() {
     let topo = topology.to_str().unwrap();
     let run = dir.join("run");
     let wren_lab = |args: &[&str]| -> Output {
-        Command::new(env!("CARGO_BIN_EXE_wren-lab"))
+        Command::new(wren_binary("wren-lab"))
             .args(args)
             .env("WREN_LAB_RUN_DIR", &run)
             .env("WREN_BIN_DIR", &bin)

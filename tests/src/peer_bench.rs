@@ -1,4 +1,4 @@
-//! Shared by the conformance, fault and security tests: bgpd in one namespace, the
+//! The conformance and fault tests' bench: bgpd in one namespace, the
 //! adversarial peer (crate `peer`) in another, one veth between them.
 //!
 //! Addresses (the same in every test: each test has its own namespaces):
@@ -10,24 +10,21 @@
 //!
 //! Every guard cleans up on drop, also when a test panics.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
+pub use lab::TIMEOUT;
+use lab::fixture::wren_binary;
 use lab::{Daemon, Netns, Veth};
 use peer::{ConnectOptions, Peer};
-
-/// Generous: a loaded 2-core machine runs these in parallel.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// bgpd's BGP address.
 pub const DAEMON: Ipv4Addr = Ipv4Addr::new(10, 66, 255, 254);
 
 /// bgpd with the peer's namespace next to it.
+#[derive(Debug)]
 pub struct Bench {
     pub bgpd: Daemon,
     pub observer: peer::Daemon,
@@ -56,11 +53,7 @@ impl Bench {
         let config_path = daemon_ns.dir().join("bgpd.toml");
         std::fs::write(&config_path, config(&socket)).unwrap();
         let bgpd = start_bgpd(&daemon_ns, &config_path, &[]);
-        let observer = peer::Daemon::new(
-            std::path::Path::new(env!("CARGO_BIN_EXE_bgpctl")),
-            &socket,
-            Some(daemon_ns.name()),
-        );
+        let observer = peer::Daemon::new(&wren_binary("bgpctl"), &socket, Some(daemon_ns.name()));
         let bench = Bench {
             bgpd,
             observer,
@@ -126,10 +119,10 @@ impl Bench {
     }
 }
 
-/// Starts bgpd (the test build) in `netns` with `config_path` and `extra` arguments,
+/// Starts bgpd (the built binary) in `netns` with `config_path` and `extra` arguments,
 /// logging at debug level to the namespace's directory.
 pub fn start_bgpd(netns: &Netns, config_path: &std::path::Path, extra: &[&str]) -> Daemon {
-    let mut command = netns.command(env!("CARGO_BIN_EXE_bgpd"));
+    let mut command = netns.command(wren_binary("bgpd"));
     command
         .arg("--config")
         .arg(config_path)

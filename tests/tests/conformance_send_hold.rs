@@ -9,13 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_peer;
-
 use std::time::{Duration, Instant};
 
 use peer::wire;
 use peer::{Handshake, probe::poll};
-use support_peer::{Bench, config};
+use wren_tests::peer_bench::{Bench, config};
 
 /// The configured send hold time.
 const SEND_HOLD_SECS: u64 = 20;

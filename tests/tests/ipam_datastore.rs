@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod ipam_support;
-mod support;
-
-use ipam_support::{ipam_section, is_blackhole, kernel_route};
+use lab::TIMEOUT;
+use lab::fixture::{Wren, wren_config};
 use lab::{Etcd, Netns};
-use support::{TIMEOUT, Wren, wren_config};
+use wren_tests::pods::{ipam_section, is_blackhole, kernel_route};
 
 #[test]
 fn blocks_stay_while_etcd_is_down_and_bgpd_reconnects() {

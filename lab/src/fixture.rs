@@ -1,20 +1,42 @@
-//! Shared by bgpd's namespace tests: bgpd started from the built binary as a lab
-//! `Daemon` inside a namespace, bgpctl against its control socket, and topology and
-//! peer-config helpers. Every guard cleans up on drop.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Test fixtures around Wren's own binaries, shared by bgpd's tests and the cross-crate
+//! tests of the top-level `tests` package: bgpd started from the built binary as a
+//! [`Daemon`] inside a namespace, bgpctl against its control socket, the config texts of
+//! bgpd and of FRR as its peer, and two namespaces joined by a link.
+//!
+//! Unlike the rest of the library these are assertions: every function panics, with what
+//! it was doing and bgpd's log tail, when the daemon or a command does not do what the test
+//! expects. Guards clean up on drop, also when a test panics.
+//!
+//! The binaries are found with [`find_wren_binary`] (`cargo build --workspace --bins` puts
+//! them in the target dir; `scripts/test` does that before `cargo test`), so the same
+//! fixture works from any package, whichever crate builds bgpctl.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use lab::{Daemon, Netns, Veth};
 use serde_json::Value;
 
-/// Generous: a loaded 2-core machine runs these in parallel.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+use crate::daemon::Daemon;
+use crate::frr::Frr;
+use crate::link::Veth;
+use crate::netns::Netns;
+use crate::topology::find_wren_binary;
+use crate::wait::{TIMEOUT, wait_for};
+
+/// The path of Wren binary `name` (bgpd, bgpctl, wren-ipam, wren-lab); panics saying how to
+/// build it when it is missing.
+#[track_caller]
+pub fn wren_binary(name: &str) -> PathBuf {
+    find_wren_binary(name).unwrap_or_else(|| {
+        panic!(
+            "Wren binary {name} not found (target dir, WREN_BIN_DIR, PATH): \
+             run `cargo build --workspace --bins` first"
+        )
+    })
+}
 
 /// bgpd running in a namespace.
+#[derive(Debug)]
 pub struct Wren {
     pub daemon: Daemon,
     pub socket: PathBuf,
@@ -27,23 +49,30 @@ impl Wren {
         netns.dir().join("bgpd.sock")
     }
 
-    /// Writes `config` to the namespace's directory and starts bgpd with it; waits
-    /// until the control socket answers.
+    /// Writes `config` to the namespace's directory and starts the built bgpd with it;
+    /// waits until the control socket answers.
+    #[track_caller]
     pub fn start(netns: &Netns, config: &str) -> Wren {
+        let binary = wren_binary("bgpd");
         let config_path = netns.dir().join("bgpd.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut command = netns.command(env!("CARGO_BIN_EXE_bgpd"));
+        if let Err(error) = std::fs::write(&config_path, config) {
+            panic!("writing {}: {error}", config_path.display());
+        }
+        let mut command = netns.command(&binary);
         command
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "bgpd=debug,info");
-        let daemon = netns.spawn_command("bgpd", command).unwrap();
+        let daemon = netns
+            .spawn_command("bgpd", command)
+            .unwrap_or_else(|error| panic!("starting bgpd in {}: {error}", netns.name()));
         let wren = Wren {
             daemon,
             socket: Wren::socket_path(netns),
             config_path,
         };
-        wren.daemon
+        let answered = wren
+            .daemon
             .wait_for(TIMEOUT, "bgpd's control socket to answer", || {
                 let output = wren.bgpctl(&["show", "neighbors"]);
                 if output.status.success() {
@@ -51,17 +80,21 @@ impl Wren {
                 } else {
                     Err(String::from_utf8_lossy(&output.stderr).into_owned())
                 }
-            })
-            .unwrap();
+            });
+        if let Err(error) = answered {
+            panic!("{error}");
+        }
         wren
     }
 
     /// Runs bgpctl against this bgpd.
+    #[track_caller]
     pub fn bgpctl(&self, args: &[&str]) -> Output {
         bgpctl(&self.socket, args)
     }
 
     /// Runs bgpctl and returns stdout; panics with stderr on failure.
+    #[track_caller]
     pub fn bgpctl_ok(&self, args: &[&str]) -> String {
         let output = self.bgpctl(args);
         assert!(
@@ -69,17 +102,21 @@ impl Wren {
             "bgpctl {args:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout).unwrap()
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// `bgpctl --json ARGS`, parsed.
+    #[track_caller]
     pub fn bgpctl_json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
-        serde_json::from_str(&self.bgpctl_ok(&all)).unwrap()
+        let text = self.bgpctl_ok(&all);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("bgpctl {all:?} printed no JSON ({error}): {text}"))
     }
 
     /// The neighbor entry of `address` in `show neighbors --json`.
+    #[track_caller]
     pub fn neighbor(&self, address: &str) -> Option<Value> {
         let list = self.bgpctl_json(&["show", "neighbors"]);
         list.as_array()?
@@ -89,27 +126,30 @@ impl Wren {
     }
 
     /// Waits until every neighbor listed is Established (seen by bgpd).
+    #[track_caller]
     pub fn wait_established(&self, neighbors: &[&str]) {
-        self.daemon
-            .wait_for(
-                TIMEOUT,
-                &format!("bgpd sessions {neighbors:?} Established"),
-                || {
-                    for address in neighbors {
-                        let state = self
-                            .neighbor(address)
-                            .map(|n| n["state"].as_str().unwrap_or("").to_owned());
-                        if state.as_deref() != Some("Established") {
-                            return Err(format!("{address} is {state:?}"));
-                        }
+        let established = self.daemon.wait_for(
+            TIMEOUT,
+            &format!("bgpd sessions {neighbors:?} Established"),
+            || {
+                for address in neighbors {
+                    let state = self
+                        .neighbor(address)
+                        .map(|n| n["state"].as_str().unwrap_or("").to_owned());
+                    if state.as_deref() != Some("Established") {
+                        return Err(format!("{address} is {state:?}"));
                     }
-                    Ok(())
-                },
-            )
-            .unwrap();
+                }
+                Ok(())
+            },
+        );
+        if let Err(error) = established {
+            panic!("{error}");
+        }
     }
 
     /// The paths bgpd has for `prefix` (`show routes PREFIX --json`).
+    #[track_caller]
     pub fn paths(&self, prefix: &str) -> Vec<Value> {
         self.bgpctl_json(&["show", "routes", prefix])
             .as_array()
@@ -121,6 +161,7 @@ impl Wren {
     }
 
     /// Waits until bgpd has a path for `prefix`; returns the paths.
+    #[track_caller]
     pub fn wait_route(&self, prefix: &str) -> Vec<Value> {
         self.daemon
             .wait_for(TIMEOUT, &format!("bgpd to learn {prefix}"), || {
@@ -131,12 +172,14 @@ impl Wren {
                     Ok(paths)
                 }
             })
-            .unwrap()
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// Waits until bgpd has no path for `prefix`.
+    #[track_caller]
     pub fn wait_no_route(&self, prefix: &str) {
-        self.daemon
+        let gone = self
+            .daemon
             .wait_for(TIMEOUT, &format!("bgpd to drop {prefix}"), || {
                 let paths = self.paths(prefix);
                 if paths.is_empty() {
@@ -144,38 +187,48 @@ impl Wren {
                 } else {
                     Err(format!("{} paths left", paths.len()))
                 }
-            })
-            .unwrap();
+            });
+        if let Err(error) = gone {
+            panic!("{error}");
+        }
     }
 }
 
-/// Runs bgpctl with `--socket PATH`.
+/// Runs the built bgpctl with `--socket PATH`.
+#[track_caller]
 pub fn bgpctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bgpctl"))
+    let binary = wren_binary("bgpctl");
+    Command::new(&binary)
         .arg("--socket")
         .arg(socket)
         .args(args)
         .output()
-        .unwrap()
+        .unwrap_or_else(|error| panic!("running {}: {error}", binary.display()))
 }
 
 /// Two namespaces joined by eth1: `a` gets `NET.1/24`, `b` gets `NET.2/24` (IPv4) and
 /// `fd00:NET6::1/64`, `::2` (IPv6).
+#[derive(Debug)]
 pub struct Pair {
     pub a: Netns,
     pub b: Netns,
     pub link: Veth,
 }
 
+/// Builds a [`Pair`] with namespaces named `PREFIXa` and `PREFIXb` (made unique).
+#[track_caller]
 pub fn pair(prefix: &str, net: &str, net6: &str) -> Pair {
-    let a = Netns::new(&format!("{prefix}a")).unwrap();
-    let b = Netns::new(&format!("{prefix}b")).unwrap();
-    let link = Veth::new(&a, "eth1", &b, "eth1").unwrap();
-    a.iface("eth1").addr(&format!("{net}.1/24")).unwrap();
-    b.iface("eth1").addr(&format!("{net}.2/24")).unwrap();
-    a.iface("eth1").addr(&format!("{net6}::1/64")).unwrap();
-    b.iface("eth1").addr(&format!("{net6}::2/64")).unwrap();
-    Pair { a, b, link }
+    let built = (|| -> crate::Result<Pair> {
+        let a = Netns::new(&format!("{prefix}a"))?;
+        let b = Netns::new(&format!("{prefix}b"))?;
+        let link = Veth::new(&a, "eth1", &b, "eth1")?;
+        a.iface("eth1").addr(&format!("{net}.1/24"))?;
+        b.iface("eth1").addr(&format!("{net}.2/24"))?;
+        a.iface("eth1").addr(&format!("{net6}::1/64"))?;
+        b.iface("eth1").addr(&format!("{net6}::2/64"))?;
+        Ok(Pair { a, b, link })
+    })();
+    built.unwrap_or_else(|error| panic!("namespace pair {prefix}: {error}"))
 }
 
 /// A bgpd config: AS 64512, router id `router_id`, listening on 0.0.0.0 and ::,
@@ -201,8 +254,8 @@ enabled = {fib}
 }
 
 /// FRR as an eBGP or iBGP peer of bgpd: AS `asn`, `neighbor_lines` inside
-/// `router bgp` (e.g. "neighbor 10.0.0.1 remote-as 64512"), and `af_lines` inside
-/// `address-family ipv4 unicast`; static blackholes for `networks`.
+/// `router bgp` (e.g. "neighbor 10.0.0.1 remote-as 64512"), and `af4`/`af6` lines inside
+/// the IPv4 and IPv6 unicast address families; static blackholes for `networks`.
 pub fn frr_config(
     asn: u32,
     router_id: &str,
@@ -238,9 +291,10 @@ hostname frr
 }
 
 /// FRR's view of neighbor `address` (`show bgp neighbors ADDR json`).
-pub fn frr_neighbor(frr: &lab::Frr, address: &str) -> Value {
+#[track_caller]
+pub fn frr_neighbor(frr: &Frr, address: &str) -> Value {
     frr.vtysh_json(&format!("show bgp neighbors {address} json"))
-        .unwrap()[address]
+        .unwrap_or_else(|error| panic!("FRR's neighbor {address}: {error}"))[address]
         .clone()
 }
 
@@ -248,13 +302,23 @@ pub fn frr_neighbor(frr: &lab::Frr, address: &str) -> Value {
 /// until it can be executed: a process another test thread forked while the copy
 /// was open for writing holds it open until it execs, and until then running the
 /// copy fails with ETXTBSY.
+#[track_caller]
 pub fn public_binary(source: &Path, dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let name = source.file_name().expect("binary name");
+    let Some(name) = source.file_name() else {
+        panic!("{} names no file", source.display());
+    };
     let path = dir.join(name);
-    std::fs::copy(source, &path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    lab::wait_for(
+    let copied = std::fs::copy(source, &path)
+        .and_then(|_| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)));
+    if let Err(error) = copied {
+        panic!(
+            "copying {} to {}: {error}",
+            source.display(),
+            path.display()
+        );
+    }
+    let runs = wait_for(
         TIMEOUT,
         &format!("{} to be executable", path.display()),
         || match Command::new(&path).arg("--version").output() {
@@ -262,7 +326,9 @@ pub fn public_binary(source: &Path, dir: &Path) -> PathBuf {
             Ok(output) => Err(format!("{output:?}")),
             Err(error) => Err(error.to_string()),
         },
-    )
-    .unwrap();
+    );
+    if let Err(error) = runs {
+        panic!("{error}");
+    }
     path
 }

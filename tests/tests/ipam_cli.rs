@@ -8,18 +8,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
 use ipam::{Datastore, Family};
+use lab::fixture::{Wren, wren_binary, wren_config};
 use serde_json::Value;
-use support::{Wren, wren_config};
 
 /// bgpctl with `args` then `--datastore url`, and no bgpd behind the socket.
 fn bgpctl(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bgpctl"))
+    Command::new(wren_binary("bgpctl"))
         .args(["--socket", "/nonexistent/wren-test/bgpd.sock"])
         .args(args)
         .args(["--datastore", url])
@@ -217,7 +215,7 @@ fn bad_datastores_and_no_bgpd_give_one_line() {
     let missing = refused(bgpctl(&missing, &["ipam", "pool", "list"]));
     assert!(missing.contains("file/ipam.db"), "{missing}");
     // Without --datastore and without bgpd: the hint.
-    let output = Command::new(env!("CARGO_BIN_EXE_bgpctl"))
+    let output = Command::new(wren_binary("bgpctl"))
         .args([
             "--socket",
             "/nonexistent/wren-test/bgpd.sock",
@@ -248,7 +246,7 @@ fn bgpd_with_its_datastore_down_stays_up_and_says_so_in_one_line() {
         ),
     );
     wren.daemon
-        .wait_log(support::TIMEOUT, "no IPAM block is advertised yet")
+        .wait_log(lab::TIMEOUT, "no IPAM block is advertised yet")
         .unwrap();
     let output = wren.bgpctl(&["show", "ipam"]);
     let stderr = refused(output);

@@ -7,13 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_peer;
-
 use std::path::PathBuf;
 
+use lab::fixture::wren_binary;
 use lab::{Frr, Netns, Veth};
 use peer::probe::poll;
-use support_peer::{TIMEOUT, start_bgpd};
+use wren_tests::peer_bench::{TIMEOUT, start_bgpd};
 
 /// FRR in `frr_ns` (10.N.0.1, AS 65001) and bgpd in `wren_ns` (10.N.0.2, AS 64512),
 /// the kernel FIB on.
@@ -79,11 +78,7 @@ socket = \"{}\"
         )
         .unwrap();
         let bgpd = start_bgpd(&wren_ns, &config_path, &[]);
-        let observer = peer::Daemon::new(
-            std::path::Path::new(env!("CARGO_BIN_EXE_bgpctl")),
-            &socket,
-            Some(wren_ns.name()),
-        );
+        let observer = peer::Daemon::new(&wren_binary("bgpctl"), &socket, Some(wren_ns.name()));
         bgpd.wait_for(TIMEOUT, "bgpd's control socket", || observer.neighbors())
             .unwrap();
         Peering {

@@ -17,13 +17,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::process::Command;
 
+use lab::TIMEOUT;
+use lab::fixture::{Wren, frr_config, pair, wren_config};
 use lab::{Frr, Netns, wait_until};
 use serde_json::Value;
-use support::{TIMEOUT, Wren, frr_config, pair, wren_config};
 
 fn neighbor(address: &str, asn: u32, extra: &str) -> String {
     format!(

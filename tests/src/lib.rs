@@ -1,0 +1,17 @@
+//! `wren-tests`: the cross-crate end-to-end tests of Wren (in `tests/tests/`) and the
+//! support they share, one module per purpose:
+//! - [`peer_bench`]: bgpd in one namespace and the adversarial peer (crate `peer`) in
+//!   another (conformance and fault tests);
+//! - [`pods`]: pods attached to a node through `ptp` + `wren-ipam`, the `[ipam]` config
+//!   section, kernel route lookups (IPAM tests).
+//!
+//! bgpd itself is started with `lab::fixture` (shared with bgpd's own tests). Every
+//! binary comes from the target dir (`lab::fixture::wren_binary`), so run
+//! `cargo build --workspace --bins` before `cargo test -p wren-tests` (`scripts/test`
+//! does). Nothing shipped depends on this package.
+
+// Test support: a failed step is a failed test, and panics say which step.
+#![allow(clippy::unwrap_used)]
+
+pub mod peer_bench;
+pub mod pods;
