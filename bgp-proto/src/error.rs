@@ -121,7 +121,7 @@ impl DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(code) = self.attribute {
-            write!(f, "{}: ", crate::attribute::type_name(code))?;
+            write!(f, "{}: ", crate::attribute_type::type_name(code))?;
         }
         write!(f, "{} ({}", self.reason, self.action)?;
         if let Some(family) = self.family {

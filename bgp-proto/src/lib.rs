@@ -21,6 +21,7 @@
 //! `codec` (tokio-util framing).
 
 pub mod attribute;
+pub mod attribute_type;
 pub mod capability;
 #[cfg(feature = "codec")]
 pub mod codec;
@@ -31,6 +32,7 @@ pub mod fsm;
 pub mod message;
 pub mod notification;
 pub mod open;
+mod pack;
 pub mod route_refresh;
 pub mod update;
 mod wire;
@@ -50,9 +52,10 @@ pub use message::{
 };
 pub use notification::Notification;
 pub use open::{AS_TRANS, Open, OpenLayout, check_hold_time};
+pub use pack::UpdatePacker;
 pub use route_refresh::RouteRefresh;
 pub use update::{
-    Ipv4Prefix, Ipv6Prefix, Layout, MpReach, MpUnreach, NextHop, Nlri, Prefix, Update, UpdatePacker,
+    Ipv4Prefix, Ipv6Prefix, Layout, MpReach, MpUnreach, NextHop, Nlri, Prefix, Update,
 };
 
 /// Serializes bytes as a lowercase hex string.

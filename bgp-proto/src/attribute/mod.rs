@@ -18,52 +18,11 @@ pub(crate) mod encode;
 
 use std::net::Ipv4Addr;
 
+pub use crate::attribute_type::{self, type_name};
 pub use as_path::{AsPath, AsPathError, Segment, SegmentType, Segments};
 pub use community::{Community, ExtendedCommunity, LargeCommunity};
 
 use crate::open::AS_TRANS;
-
-/// Path attribute type codes (IANA "BGP Path Attributes").
-pub mod attribute_type {
-    /// ORIGIN.
-    pub const ORIGIN: u8 = 1;
-    /// AS_PATH.
-    pub const AS_PATH: u8 = 2;
-    /// NEXT_HOP.
-    pub const NEXT_HOP: u8 = 3;
-    /// MULTI_EXIT_DISC.
-    pub const MULTI_EXIT_DISC: u8 = 4;
-    /// LOCAL_PREF.
-    pub const LOCAL_PREF: u8 = 5;
-    /// ATOMIC_AGGREGATE.
-    pub const ATOMIC_AGGREGATE: u8 = 6;
-    /// AGGREGATOR.
-    pub const AGGREGATOR: u8 = 7;
-    /// COMMUNITIES (RFC 1997).
-    pub const COMMUNITIES: u8 = 8;
-    /// ORIGINATOR_ID (RFC 4456).
-    pub const ORIGINATOR_ID: u8 = 9;
-    /// CLUSTER_LIST (RFC 4456).
-    pub const CLUSTER_LIST: u8 = 10;
-    /// MP_REACH_NLRI (RFC 4760).
-    pub const MP_REACH_NLRI: u8 = 14;
-    /// MP_UNREACH_NLRI (RFC 4760).
-    pub const MP_UNREACH_NLRI: u8 = 15;
-    /// EXTENDED COMMUNITIES (RFC 4360).
-    pub const EXTENDED_COMMUNITIES: u8 = 16;
-    /// AS4_PATH (RFC 6793).
-    pub const AS4_PATH: u8 = 17;
-    /// AS4_AGGREGATOR (RFC 6793).
-    pub const AS4_AGGREGATOR: u8 = 18;
-    /// Tunnel Encapsulation (RFC 9012); kept as unknown.
-    pub const TUNNEL_ENCAPSULATION: u8 = 23;
-    /// LARGE_COMMUNITY (RFC 8092).
-    pub const LARGE_COMMUNITY: u8 = 32;
-    /// Only to Customer (RFC 9234).
-    pub const OTC: u8 = 35;
-    /// BGP Prefix-SID (RFC 8669); kept as unknown.
-    pub const PREFIX_SID: u8 = 40;
-}
 
 /// Attribute flag bits.
 pub mod flags {
@@ -75,33 +34,6 @@ pub mod flags {
     pub const PARTIAL: u8 = 0x20;
     /// The length field is two octets.
     pub const EXTENDED_LENGTH: u8 = 0x10;
-}
-
-/// The name of an attribute type code, for messages.
-pub fn type_name(code: u8) -> &'static str {
-    use attribute_type as t;
-    match code {
-        t::ORIGIN => "ORIGIN",
-        t::AS_PATH => "AS_PATH",
-        t::NEXT_HOP => "NEXT_HOP",
-        t::MULTI_EXIT_DISC => "MULTI_EXIT_DISC",
-        t::LOCAL_PREF => "LOCAL_PREF",
-        t::ATOMIC_AGGREGATE => "ATOMIC_AGGREGATE",
-        t::AGGREGATOR => "AGGREGATOR",
-        t::COMMUNITIES => "COMMUNITIES",
-        t::ORIGINATOR_ID => "ORIGINATOR_ID",
-        t::CLUSTER_LIST => "CLUSTER_LIST",
-        t::MP_REACH_NLRI => "MP_REACH_NLRI",
-        t::MP_UNREACH_NLRI => "MP_UNREACH_NLRI",
-        t::EXTENDED_COMMUNITIES => "EXTENDED_COMMUNITIES",
-        t::AS4_PATH => "AS4_PATH",
-        t::AS4_AGGREGATOR => "AS4_AGGREGATOR",
-        t::TUNNEL_ENCAPSULATION => "TUNNEL_ENCAPSULATION",
-        t::LARGE_COMMUNITY => "LARGE_COMMUNITY",
-        t::OTC => "OTC",
-        t::PREFIX_SID => "PREFIX_SID",
-        _ => "attribute",
-    }
 }
 
 /// The Optional and Transitive bits a known attribute must carry; `None` for codes

@@ -6,21 +6,20 @@
 //! An [`Update`] keeps the NLRI apart from the [`PathAttributes`], so the attributes
 //! can be interned and shared by every route that carries them. Decoding
 //! ([`decode_message`](crate::decode_message)) applies the RFC 7606 error model;
-//! encoding is faithful to the [`Layout`] a decoded UPDATE recorded. [`UpdatePacker`]
-//! builds as few UPDATEs as the negotiated size allows for many prefixes that share
-//! one attribute set.
+//! encoding is faithful to the [`Layout`] a decoded UPDATE recorded.
+//! [`UpdatePacker`](crate::UpdatePacker) (`pack.rs`, beside `message` because it
+//! writes whole messages) builds as few UPDATEs as the negotiated size allows for
+//! many prefixes that share one attribute set.
 //!
-//! Files: `nlri` (prefixes), `decode`, `encode`, `pack`.
+//! Files: `nlri` (prefixes), `decode`, `encode`.
 
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub mod nlri;
-mod pack;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use nlri::{Ipv4Prefix, Ipv6Prefix, NlriError, Prefix};
-pub use pack::UpdatePacker;
 
 use crate::attribute::PathAttributes;
 use crate::family::{Afi, Family};

@@ -15,15 +15,14 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::encode::write_mp_reach_head;
-use super::{NextHop, Prefix, Update};
 use crate::attribute::encode::{CodeSet, Mode, encode_remaining, present};
 use crate::attribute::{PathAttributes, attribute_type as t, flags};
 use crate::context::SessionContext;
 use crate::error::EncodeError;
 use crate::family::Family;
 use crate::message::{HEADER_LEN, MARKER, Message, MessageType};
-use crate::update::Ipv4Prefix;
+use crate::update::encode::write_mp_reach_head;
+use crate::update::{Ipv4Prefix, NextHop, Prefix, Update};
 use crate::wire::patch_u16;
 
 /// Builds UPDATEs for one session.
