@@ -12,65 +12,30 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use bgp_proto::attribute_type as code;
+use bgp_proto::{HEADER_LEN, MARKER, MessageType};
+
 use crate::error::Error;
 
-/// The 16 marker octets of every message header.
-pub const MARKER: [u8; 16] = [0xff; 16];
-
-/// Message type codes (RFC 4271 4.1, RFC 2918).
-pub mod kind {
-    pub const OPEN: u8 = 1;
-    pub const UPDATE: u8 = 2;
-    pub const NOTIFICATION: u8 = 3;
-    pub const KEEPALIVE: u8 = 4;
-    pub const ROUTE_REFRESH: u8 = 5;
-}
-
-/// Attribute flag bits (RFC 4271 4.3).
+/// Attribute flag bits (RFC 4271 4.3): bgp-proto's, with two combinations tests use.
 pub mod flags {
-    pub const OPTIONAL: u8 = 0x80;
-    pub const TRANSITIVE: u8 = 0x40;
-    pub const PARTIAL: u8 = 0x20;
-    pub const EXTENDED_LENGTH: u8 = 0x10;
+    pub use bgp_proto::attribute::flags::*;
     /// Well-known attributes: transitive, not optional.
     pub const WELL_KNOWN: u8 = TRANSITIVE;
     /// Optional transitive attributes (COMMUNITIES, LARGE_COMMUNITY, ...).
     pub const OPTIONAL_TRANSITIVE: u8 = OPTIONAL | TRANSITIVE;
 }
 
-/// Attribute type codes.
-pub mod code {
-    pub const ORIGIN: u8 = 1;
-    pub const AS_PATH: u8 = 2;
-    pub const NEXT_HOP: u8 = 3;
-    pub const MULTI_EXIT_DISC: u8 = 4;
-    pub const LOCAL_PREF: u8 = 5;
-    pub const ATOMIC_AGGREGATE: u8 = 6;
-    pub const AGGREGATOR: u8 = 7;
-    pub const COMMUNITIES: u8 = 8;
-    pub const ORIGINATOR_ID: u8 = 9;
-    pub const CLUSTER_LIST: u8 = 10;
-    pub const MP_REACH_NLRI: u8 = 14;
-    pub const MP_UNREACH_NLRI: u8 = 15;
-    pub const EXTENDED_COMMUNITIES: u8 = 16;
-    pub const AS4_PATH: u8 = 17;
-    pub const AS4_AGGREGATOR: u8 = 18;
-    pub const TUNNEL_ENCAPSULATION: u8 = 23;
-    pub const LARGE_COMMUNITY: u8 = 32;
-    pub const OTC: u8 = 35;
-    pub const PREFIX_SID: u8 = 40;
-}
-
 /// A whole message: marker, the true length, `kind`, `body`. A body longer than
 /// 65516 octets gets the length 65535 (a lie a test may want).
 pub fn message(kind: u8, body: &[u8]) -> Vec<u8> {
-    let length = u16::try_from(19 + body.len()).unwrap_or(u16::MAX);
+    let length = u16::try_from(HEADER_LEN + body.len()).unwrap_or(u16::MAX);
     with_length(kind, length, body)
 }
 
 /// A message whose header says `length`, whatever the body's real size.
 pub fn with_length(kind: u8, length: u16, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(19 + body.len());
+    let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
     bytes.extend_from_slice(&MARKER);
     bytes.extend_from_slice(&length.to_be_bytes());
     bytes.push(kind);
@@ -80,21 +45,21 @@ pub fn with_length(kind: u8, length: u16, body: &[u8]) -> Vec<u8> {
 
 /// KEEPALIVE.
 pub fn keepalive() -> Vec<u8> {
-    message(kind::KEEPALIVE, &[])
+    message(MessageType::Keepalive as u8, &[])
 }
 
 /// NOTIFICATION with `code`, `subcode` and `data` as given.
 pub fn notification(code: u8, subcode: u8, data: &[u8]) -> Vec<u8> {
     let mut body = vec![code, subcode];
     body.extend_from_slice(data);
-    message(kind::NOTIFICATION, &body)
+    message(MessageType::Notification as u8, &body)
 }
 
 /// ROUTE-REFRESH for (`afi`, `safi`) with `subtype` (0 request, 1 BoRR, 2 EoRR).
 pub fn route_refresh(afi: u16, safi: u8, subtype: u8) -> Vec<u8> {
     let mut body = afi.to_be_bytes().to_vec();
     body.extend_from_slice(&[subtype, safi]);
-    message(kind::ROUTE_REFRESH, &body)
+    message(MessageType::RouteRefresh as u8, &body)
 }
 
 /// The fields of an OPEN, written as given (`parameters` is the raw optional
@@ -116,7 +81,7 @@ pub fn open_message(fields: &OpenFields) -> Vec<u8> {
     body.extend_from_slice(&fields.router_id.octets());
     body.push(u8::try_from(fields.parameters.len()).unwrap_or(u8::MAX));
     body.extend_from_slice(&fields.parameters);
-    message(kind::OPEN, &body)
+    message(MessageType::Open as u8, &body)
 }
 
 /// A well-formed OPEN: version 4, `asn` (AS_TRANS in the 2-octet field when it needs
@@ -213,7 +178,7 @@ pub fn update(withdrawn: &[u8], attributes: &[u8], nlri: &[u8]) -> Vec<u8> {
     );
     body.extend_from_slice(attributes);
     body.extend_from_slice(nlri);
-    message(kind::UPDATE, &body)
+    message(MessageType::Update as u8, &body)
 }
 
 /// A path attribute with its true length. The Extended Length flag is added when the
