@@ -16,10 +16,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::Ipam;
 use crate::block::Block;
 use crate::error::IpamError;
+use crate::family::Family;
 use crate::keys;
-use crate::pool::{Family, Pool};
+use crate::pool::Pool;
 use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, encode};
 use crate::store::{Datastore, Entry, Expect, Outcome, Read, Txn};
 
@@ -27,12 +29,6 @@ use crate::store::{Datastore, Entry, Expect, Outcome, Read, Txn};
 pub const MAX_ATTEMPTS: u32 = 100;
 /// Most addresses one `assign` call hands out.
 pub const MAX_ASSIGN: u32 = 1024;
-
-/// The IPAM operations over one datastore. Cheap to clone when the store is.
-#[derive(Debug, Clone)]
-pub struct Ipam<S> {
-    pub(crate) store: S,
-}
 
 /// One assigned address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,14 +44,6 @@ pub struct Assigned {
 }
 
 impl<S: Datastore> Ipam<S> {
-    pub fn new(store: S) -> Ipam<S> {
-        Ipam { store }
-    }
-
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// Assigns `count` addresses of `family` to `handle` for a pod on `node`.
     pub async fn assign(
         &self,

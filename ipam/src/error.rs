@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::pool::Family;
+use crate::family::Family;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

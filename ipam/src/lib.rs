@@ -21,6 +21,7 @@ mod check;
 mod claim;
 pub mod cni;
 mod error;
+mod family;
 pub mod keys;
 pub mod pool;
 pub mod records;
@@ -29,16 +30,37 @@ mod release;
 mod report;
 pub mod store;
 
-pub use allocator::{Assigned, Ipam, MAX_ASSIGN, MAX_ATTEMPTS};
+pub use allocator::{Assigned, MAX_ASSIGN, MAX_ATTEMPTS};
 pub use check::{CheckReport, Problem, ProblemKind};
 pub use error::IpamError;
-pub use pool::{Family, Pool, format_node_selector, parse_node_selector};
+pub use family::Family;
+pub use pool::{Pool, format_node_selector, parse_node_selector};
 pub use records::{Affinity, AffinityState, HandleRecord, IpamConfig, Node, NodeAllocations};
 pub use release::{NodeRelease, Released};
 pub use report::{AddressInfo, Usage, UsageReport, render_pools, with_percent};
 pub use store::{AnyStore, Datastore, StoreError};
 
 /// Opens the datastore a URL names and returns the IPAM operations on it.
+/// The IPAM operations over one datastore. Cheap to clone when the store is.
+///
+/// Defined here, at the crate root, so that the files implementing its operations
+/// (`allocator`, `claim`, `release`, `registry`, `check`, `report`) reach its store
+/// through their parent and never import each other for it.
+#[derive(Debug, Clone)]
+pub struct Ipam<S> {
+    store: S,
+}
+
+impl<S: Datastore> Ipam<S> {
+    pub fn new(store: S) -> Ipam<S> {
+        Ipam { store }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
 pub async fn connect(url: &str) -> Result<Ipam<AnyStore>, IpamError> {
     Ok(Ipam::new(store::open(url).await?))
 }

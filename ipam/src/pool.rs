@@ -2,13 +2,13 @@
 //! pool's block index to a block CIDR and back (u128, so IPv6 pools of any size work).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::error::IpamError;
+use crate::family::Family;
 
 /// Block sizes (prefix lengths) allowed for IPv4 pools; at most 4096 addresses a block.
 pub const V4_BLOCK_SIZES: std::ops::RangeInclusive<u8> = 20..=32;
@@ -16,46 +16,6 @@ pub const V4_BLOCK_SIZES: std::ops::RangeInclusive<u8> = 20..=32;
 pub const V6_BLOCK_SIZES: std::ops::RangeInclusive<u8> = 116..=128;
 pub const DEFAULT_V4_BLOCK_SIZE: u8 = 26;
 pub const DEFAULT_V6_BLOCK_SIZE: u8 = 122;
-
-/// An address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-}
-
-impl Family {
-    pub fn of(cidr: &IpNet) -> Family {
-        match cidr {
-            IpNet::V4(_) => Family::Ipv4,
-            IpNet::V6(_) => Family::Ipv6,
-        }
-    }
-
-    pub fn of_addr(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::Ipv4,
-            IpAddr::V6(_) => Family::Ipv6,
-        }
-    }
-
-    pub fn bits(self) -> u8 {
-        match self {
-            Family::Ipv4 => 32,
-            Family::Ipv6 => 128,
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Family::Ipv4 => "IPv4",
-            Family::Ipv6 => "IPv6",
-        })
-    }
-}
 
 /// An IP pool as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,8 +10,9 @@ use crate::Ipam;
 use crate::allocator::Backoff;
 use crate::claim::Claim;
 use crate::error::IpamError;
+use crate::family::Family;
 use crate::keys;
-use crate::pool::{Family, Pool};
+use crate::pool::Pool;
 use crate::records::{IpamConfig, Node, NodeAllocations, encode};
 use crate::store::{Datastore, Expect, Txn, Watch};
 

@@ -26,7 +26,8 @@ use std::net::IpAddr;
 pub use config::{CniEnv, Command, IpamConf, NetConf};
 pub use result::{CniError, CniResult, IpConfig, Route, SUPPORTED_VERSIONS, VersionResult};
 
-use crate::pool::{Family, to_u128};
+use crate::family::Family;
+use crate::pool::to_u128;
 use crate::store::Datastore;
 use crate::{Assigned, Ipam, IpamError, StoreError};
 
