@@ -42,7 +42,8 @@ pub use policy::{
     FilterAction, FilterConfig, FilterRule, PolicyConfig, PrefixListConfig, PrefixListRule,
     RouteSourceMatch,
 };
-pub use session::{ListenRangeConfig, NeighborConfig, SessionOptions};
+pub use section::{ListenRangeConfig, NeighborConfig};
+pub use session::SessionOptions;
 pub use types::{
     Asn, CommunityValue, FamilyName, FileMode, HoldTime, InterfaceName, MaxPaths, MaxPrefixes,
 };

@@ -1,19 +1,119 @@
-//! Reading a table that holds a section's own keys and a [`SessionOptions`].
+//! The sections that name a peer and carry its session options, in one TOML table:
+//! `[[bgp.neighbor]]` ([`NeighborConfig`]) adds `address`, `[[bgp.listen_range]]`
+//! ([`ListenRangeConfig`]) adds `prefix` and `max_neighbors`. A section reads as its
+//! options (`neighbor.hold_time`) through `Deref`.
 //!
-//! The table's map is read once, in order: a key of the section ([`OwnKeys`]) has its
-//! value read by the section, every other key goes to `SessionOptions`' derived
-//! deserializer. Values and keys are still read straight from the TOML
-//! deserializer, so a wrong value or an unknown key is reported at its own line,
-//! as in any derived struct with `deny_unknown_fields`.
+//! serde's `flatten` would buffer the table and lose the place of every error, and
+//! it does not combine with `deny_unknown_fields`, so the table's map is read once,
+//! in order: a key of the section ([`OwnKeys`]) has its value read by the section,
+//! every other key goes to `SessionOptions`' derived deserializer. Values and keys
+//! are still read straight from the TOML deserializer, so a wrong value or an
+//! unknown key is reported at its own line, as in any derived struct with
+//! `deny_unknown_fields`.
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::ops::Deref;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, StringDeserializer};
-use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, Visitor,
+};
 
 use super::session::SessionOptions;
+
+/// `[[bgp.neighbor]]`: one configured peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeighborConfig {
+    pub address: IpAddr,
+    pub session: SessionOptions,
+}
+
+/// `[[bgp.listen_range]]`: accept sessions from any address in `prefix` (dynamic
+/// neighbors, as route reflectors need), each with the range's session options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenRangeConfig {
+    pub prefix: IpNet,
+    /// Most sessions accepted from the range at once.
+    pub max_neighbors: Option<u32>,
+    pub session: SessionOptions,
+}
+
+impl Deref for NeighborConfig {
+    type Target = SessionOptions;
+    fn deref(&self) -> &SessionOptions {
+        &self.session
+    }
+}
+
+impl Deref for ListenRangeConfig {
+    type Target = SessionOptions;
+    fn deref(&self) -> &SessionOptions {
+        &self.session
+    }
+}
+
+#[derive(Default)]
+struct NeighborKeys {
+    address: Option<IpAddr>,
+}
+
+impl OwnKeys for NeighborKeys {
+    const KEYS: &'static [&'static str] = &["address"];
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "address" => self.address = Some(map.next_value()?),
+            _ => map.next_value::<IgnoredAny>().map(drop)?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for NeighborConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (own, session) = deserialize::<D, NeighborKeys>(deserializer)?;
+        Ok(NeighborConfig {
+            address: own
+                .address
+                .ok_or_else(|| serde::de::Error::missing_field("address"))?,
+            session,
+        })
+    }
+}
+
+#[derive(Default)]
+struct ListenRangeKeys {
+    prefix: Option<IpNet>,
+    max_neighbors: Option<u32>,
+}
+
+impl OwnKeys for ListenRangeKeys {
+    const KEYS: &'static [&'static str] = &["prefix", "max_neighbors"];
+    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "prefix" => self.prefix = Some(map.next_value()?),
+            "max_neighbors" => self.max_neighbors = Some(map.next_value()?),
+            _ => map.next_value::<IgnoredAny>().map(drop)?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenRangeConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (own, session) = deserialize::<D, ListenRangeKeys>(deserializer)?;
+        Ok(ListenRangeConfig {
+            prefix: own
+                .prefix
+                .ok_or_else(|| serde::de::Error::missing_field("prefix"))?,
+            max_neighbors: own.max_neighbors,
+            session,
+        })
+    }
+}
 
 /// The keys a section holds besides its session options.
 pub trait OwnKeys: Default {

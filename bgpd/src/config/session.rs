@@ -1,25 +1,12 @@
 //! The settings of a BGP session, written once: [`SessionOptions`] is what
-//! `[[bgp.neighbor]]`, `[[bgp.listen_range]]` and the node mesh have in common.
-//!
-//! A section is the peer it names plus its session options, in one TOML table:
-//! `[[bgp.neighbor]]` adds `address`, `[[bgp.listen_range]]` adds `prefix` and
-//! `max_neighbors`. serde's `flatten` would buffer the table and lose the place of
-//! every error, and it does not combine with `deny_unknown_fields`, so
-//! [`section`](super::section) reads the section's own keys and hands every other
-//! key to `SessionOptions`' derived deserializer, which still refuses unknown ones
-//! at their line. Keys that make sense for an outgoing session only
-//! ([`NEIGHBOR_ONLY`]) are refused in a listen range by `check`.
-//!
-//! A section reads as its options (`neighbor.hold_time`) through `Deref`.
+//! `[[bgp.neighbor]]`, `[[bgp.listen_range]]` and the node mesh have in common (the
+//! sections themselves are in `section`). Keys that make sense for an outgoing
+//! session only ([`NEIGHBOR_ONLY`]) are refused in a listen range by `check`.
 
 use std::net::IpAddr;
-use std::ops::Deref;
 
-use ipnet::IpNet;
-use serde::de::{IgnoredAny, MapAccess};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use super::section::{self, OwnKeys};
 use super::{Asn, FamilyName, HoldTime, InterfaceName, MaxPrefixes};
 
 /// The session keys a `[[bgp.listen_range]]` refuses: its sessions are accepted,
@@ -144,96 +131,6 @@ impl SessionOptions {
                 IpAddr::V6(_) => FamilyName::Ipv6,
             }],
         }
-    }
-}
-
-/// `[[bgp.neighbor]]`: one configured peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NeighborConfig {
-    pub address: IpAddr,
-    pub session: SessionOptions,
-}
-
-/// `[[bgp.listen_range]]`: accept sessions from any address in `prefix` (dynamic
-/// neighbors, as route reflectors need), each with the range's session options.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenRangeConfig {
-    pub prefix: IpNet,
-    /// Most sessions accepted from the range at once.
-    pub max_neighbors: Option<u32>,
-    pub session: SessionOptions,
-}
-
-impl Deref for NeighborConfig {
-    type Target = SessionOptions;
-    fn deref(&self) -> &SessionOptions {
-        &self.session
-    }
-}
-
-impl Deref for ListenRangeConfig {
-    type Target = SessionOptions;
-    fn deref(&self) -> &SessionOptions {
-        &self.session
-    }
-}
-
-#[derive(Default)]
-struct NeighborKeys {
-    address: Option<IpAddr>,
-}
-
-impl OwnKeys for NeighborKeys {
-    const KEYS: &'static [&'static str] = &["address"];
-    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "address" => self.address = Some(map.next_value()?),
-            _ => map.next_value::<IgnoredAny>().map(drop)?,
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for NeighborConfig {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (own, session) = section::deserialize::<D, NeighborKeys>(deserializer)?;
-        Ok(NeighborConfig {
-            address: own
-                .address
-                .ok_or_else(|| serde::de::Error::missing_field("address"))?,
-            session,
-        })
-    }
-}
-
-#[derive(Default)]
-struct ListenRangeKeys {
-    prefix: Option<IpNet>,
-    max_neighbors: Option<u32>,
-}
-
-impl OwnKeys for ListenRangeKeys {
-    const KEYS: &'static [&'static str] = &["prefix", "max_neighbors"];
-    fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "prefix" => self.prefix = Some(map.next_value()?),
-            "max_neighbors" => self.max_neighbors = Some(map.next_value()?),
-            _ => map.next_value::<IgnoredAny>().map(drop)?,
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ListenRangeConfig {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (own, session) = section::deserialize::<D, ListenRangeKeys>(deserializer)?;
-        Ok(ListenRangeConfig {
-            prefix: own
-                .prefix
-                .ok_or_else(|| serde::de::Error::missing_field("prefix"))?,
-            max_neighbors: own.max_neighbors,
-            session,
-        })
     }
 }
 
