@@ -7,48 +7,27 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::Child;
 use std::time::Duration;
 
 use ipam::store::Datastore;
 use ipam::{Family, Ipam, Pool};
+use lab::cni::{CniInvocation, CniOutput, NO_NETNS, plugin_command, wren_ipam_config};
 use serde_json::Value;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_wren-ipam");
 
 fn netconf(datastore: &str, node: &str) -> String {
-    serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": "wren-test",
-        "type": "ptp",
-        "ipMasq": false,
-        "ipam": { "type": "wren-ipam", "datastore": datastore, "node": node }
-    })
-    .to_string()
+    wren_ipam_config(datastore, node, None)
 }
 
 fn spawn(command: &str, container: &str, stdin: &str, extra: &[(&str, &str)]) -> Child {
-    let mut child = Command::new(PLUGIN)
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", "/var/run/netns/none")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .envs(extra.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
+    let mut plugin = plugin_command(PLUGIN);
+    plugin.envs(extra.iter().copied());
+    CniInvocation::new(command, container, NO_NETNS)
+        .spawn(plugin, stdin.as_bytes())
         .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child
 }
 
 /// Runs the plugin; returns (success, stdout as JSON or Null when empty).
@@ -57,14 +36,8 @@ fn plugin(command: &str, container: &str, stdin: &str) -> (bool, Value) {
 }
 
 fn finish(child: Child) -> (bool, Value) {
-    let output = child.wait_with_output().unwrap();
-    let text = String::from_utf8(output.stdout).unwrap();
-    let json = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    };
-    (output.status.success(), json)
+    let output = CniOutput::wait(child).unwrap();
+    (output.success, output.json().unwrap())
 }
 
 fn address_of(result: &Value) -> String {

@@ -12,10 +12,11 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ipam::store::SqliteStore;
 use ipam::{Ipam, Pool};
+use lab::cni::{CniInvocation, NO_NETNS, plugin_command, wren_ipam_config};
 use serde_json::Value;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_wren-ipam");
@@ -76,48 +77,16 @@ impl Drop for SmallDisk {
 /// errno ENOSPC (no space left on device) on Linux.
 const ENOSPC: i32 = 28;
 
-fn netconf(datastore: &str) -> String {
-    serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": "wren-disk",
-        "type": "ptp",
-        "ipam": { "type": "wren-ipam", "datastore": datastore, "node": "node-d" }
-    })
-    .to_string()
-}
-
 fn cni(command: &str, container: &str, conf: &str) -> (bool, Value) {
-    let mut child = Command::new(PLUGIN)
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", "/var/run/netns/none")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let output = CniInvocation::new(command, container, NO_NETNS)
+        .run(plugin_command(PLUGIN), conf.as_bytes())
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
     assert!(
-        output.stderr.is_empty() || !String::from_utf8_lossy(&output.stderr).contains("panicked"),
+        !output.stderr.contains("panicked"),
         "wren-ipam panicked: {}",
-        String::from_utf8_lossy(&output.stderr)
+        output.stderr
     );
-    let text = String::from_utf8(output.stdout).unwrap();
-    let json = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text:?}"))
-    };
-    (output.status.success(), json)
+    (output.success, output.json().unwrap())
 }
 
 fn address(json: &Value) -> String {
@@ -135,7 +104,7 @@ fn a_full_disk_gives_a_clear_error_and_loses_nothing() {
         .unwrap();
     let disk = SmallDisk::mount(ready.dir(), "4m");
     let url = format!("sqlite://{}", disk.path("ipam.db").display());
-    let conf = netconf(&url);
+    let conf = wren_ipam_config(&url, "node-d", None);
     {
         let ipam = Ipam::new(runtime.block_on(SqliteStore::open(&url)).unwrap());
         runtime

@@ -10,13 +10,12 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ipam::{Ipam, Pool};
+use lab::cni::{CniInvocation, NO_NETNS, plugin_command, wren_ipam_config};
 use serde_json::Value;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_wren-ipam");
@@ -25,41 +24,14 @@ const WORKERS: usize = 10;
 /// How long one pod's ADD may keep failing (etcd down, then recovering).
 const RETRY_FOR: Duration = Duration::from_secs(120);
 
-fn netconf(datastore: &str) -> String {
-    serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": "wren-fault",
-        "type": "ptp",
-        "ipam": { "type": "wren-ipam", "datastore": datastore, "node": "node-f" }
-    })
-    .to_string()
-}
-
 /// One ADD: (success, stdout as JSON).
 fn add(container: &str, conf: &str) -> (bool, Value) {
-    let mut child = Command::new(PLUGIN)
-        .env_clear()
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", "/var/run/netns/none")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+    let output = CniInvocation::new("ADD", container, NO_NETNS)
+        .run(plugin_command(PLUGIN), conf.as_bytes())
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = String::from_utf8(output.stdout).unwrap();
-    let json =
-        serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text:?}"));
-    (output.status.success(), json)
+    let json = serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", output.stdout));
+    (output.success, json)
 }
 
 /// A failed ADD must be a CNI error object with a code and a one-line message.
@@ -83,7 +55,7 @@ fn etcd_killed_and_restarted_during_two_hundred_adds() {
     runtime
         .block_on(ipam.add_pool(Pool::new("10.244.0.0/16".parse().unwrap())))
         .unwrap();
-    let conf = netconf(&guard.url);
+    let conf = wren_ipam_config(&guard.url, "node-f", None);
 
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);

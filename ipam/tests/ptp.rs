@@ -8,42 +8,11 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
-use std::process::Stdio;
 
 use ipam::{Ipam, Pool};
-use serde_json::Value;
-
-fn ptp(node: &lab::Netns, pod: &lab::Netns, command: &str, conf: &str) -> (bool, String) {
-    let plugin_dir = Path::new(env!("CARGO_BIN_EXE_wren-ipam")).parent().unwrap();
-    let mut child = node
-        .command("/usr/lib/cni/ptp")
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", format!("ctr-{}", std::process::id()))
-        .env("CNI_NETNS", pod.path())
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", format!("{}:/usr/lib/cni", plugin_dir.display()))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
+use lab::cni::wren_ipam_config;
+use lab::topology::Pod;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ptp_pod_gets_an_address_and_a_route() {
@@ -59,21 +28,13 @@ async fn ptp_pod_gets_an_address_and_a_route() {
         .await
         .unwrap();
     let node = lab::Netns::new("wren-node").unwrap();
-    let pod = lab::Netns::new("wren-pod").unwrap();
-    let conf = serde_json::json!({
-        "cniVersion": "1.0.0",
-        "name": "wren",
-        "type": "ptp",
-        "ipMasq": false,
-        "ipam": { "type": "wren-ipam", "datastore": guard.url, "node": "node-a" }
-    })
-    .to_string();
+    let conf = wren_ipam_config(&guard.url, "node-a", None);
 
-    let (ok, out) = tokio::task::block_in_place(|| ptp(&node, &pod, "ADD", &conf));
-    assert!(ok, "ptp ADD failed: {out}");
-    let result: Value = serde_json::from_str(&out).unwrap();
+    let attached = tokio::task::block_in_place(|| Pod::attach(&node, &conf)).unwrap();
+    let result = attached.result().clone();
     let ips = result["ips"].as_array().unwrap();
-    assert_eq!(ips.len(), 2, "{out}");
+    assert_eq!(ips.len(), 2, "{result}");
+    let pod = attached.netns();
     let address: IpAddr = ips[0]["address"]
         .as_str()
         .unwrap()
@@ -125,8 +86,7 @@ async fn ptp_pod_gets_an_address_and_a_route() {
         "pod cannot ping {gateway}"
     );
 
-    let (ok, out) = tokio::task::block_in_place(|| ptp(&node, &pod, "DEL", &conf));
-    assert!(ok, "ptp DEL failed: {out}");
+    tokio::task::block_in_place(|| attached.delete()).unwrap();
     assert!(ipam.address_info(address).await.unwrap().is_none());
     assert!(ipam.check().await.unwrap().is_clean());
 }

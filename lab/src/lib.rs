@@ -11,6 +11,7 @@
 //! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
 //! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
 //!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
+//! - [`cni`]: one CNI plugin run as a runtime runs it (pods, the IPAM tests);
 //! - [`fixture`]: test fixtures around Wren's binaries (bgpd in a namespace, bgpctl, config
 //!   texts), shared by bgpd's tests and the top-level `tests` package; they panic instead
 //!   of returning errors;
@@ -21,6 +22,7 @@
 //! (prefix + pid + counter) so tests run in parallel.
 
 pub mod bird;
+pub mod cni;
 mod command;
 mod daemon;
 mod error;

@@ -2,8 +2,8 @@
 //! support they share, one module per purpose:
 //! - [`peer_bench`]: bgpd in one namespace and the adversarial peer (crate `peer`) in
 //!   another (conformance and fault tests);
-//! - [`pods`]: pods attached to a node through `ptp` + `wren-ipam`, the `[ipam]` config
-//!   section, kernel route lookups (IPAM tests).
+//! - [`ipam_node`]: a node's `[ipam]` config section, forwarding, its kernel routes and
+//!   FRR's table (IPAM tests; their pods are `lab::topology::Pod::attach`).
 //!
 //! bgpd itself is started with `lab::fixture` (shared with bgpd's own tests). Every
 //! binary comes from the target dir (`lab::fixture::wren_binary`), so run
@@ -13,5 +13,5 @@
 // Test support: a failed step is a failed test, and panics say which step.
 #![allow(clippy::unwrap_used)]
 
+pub mod ipam_node;
 pub mod peer_bench;
-pub mod pods;

@@ -10,7 +10,7 @@
 use lab::TIMEOUT;
 use lab::fixture::{Wren, wren_config};
 use lab::{Etcd, Netns};
-use wren_tests::pods::{ipam_section, is_blackhole, kernel_route};
+use wren_tests::ipam_node::{ipam_section, is_blackhole, kernel_route};
 
 #[test]
 fn blocks_stay_while_etcd_is_down_and_bgpd_reconnects() {

@@ -13,13 +13,13 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use ipnet::IpNet;
-use lab::Frr;
 use lab::TIMEOUT;
+use lab::cni::wren_ipam_config;
 use lab::fixture::{Wren, bgpctl, frr_config, frr_neighbor, pair, wren_binary, wren_config};
+use lab::topology::Pod;
+use lab::{Family, Frr};
 use serde_json::Value;
-use wren_tests::pods::{
-    Pod, cni_conf, forwarding, frr_prefixes, ipam_section, is_blackhole, kernel_route,
-};
+use wren_tests::ipam_node::{forwarding, frr_prefixes, ipam_section, is_blackhole, kernel_route};
 
 /// The blocks of `node` in `show ipam --json`, IPv4 and IPv6.
 fn node_blocks(wren: &Wren, node: &str) -> Vec<IpNet> {
@@ -37,7 +37,7 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     let Some(ready) = lab::require!(Root, Frr, Cni) else {
         return;
     };
-    let wren_ipam = wren_binary("wren-ipam");
+    wren_binary("wren-ipam");
     let net = pair("wi-fr", "10.73.0", "fd00:73");
     forwarding(&net.b);
     let frr = Frr::start(
@@ -107,9 +107,9 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     }
 
     // A pod: its address comes from the node's block (which it fills).
-    let conf = cni_conf(&url, node, &socket);
-    let first = Pod::add(&net.b, &wren_ipam, &conf);
-    let first4: IpAddr = first.address(true).parse().unwrap();
+    let conf = wren_ipam_config(&url, node, Some(&socket));
+    let first = Pod::attach(&net.b, &conf).unwrap();
+    let first4: IpAddr = first.address_in(Family::Ipv4).unwrap().parse().unwrap();
     assert!(block4.contains(&first4), "{first4} not in {block4}");
     assert!(net.b.ping(&first4.to_string()), "node cannot ping {first4}");
 
@@ -117,9 +117,9 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     assert!(ipam::cni::notify::ipam_changed(&socket));
 
     // The next pod needs a new block: FRR learns it without a restart.
-    let second = Pod::add(&net.b, &wren_ipam, &conf);
+    let second = Pod::attach(&net.b, &conf).unwrap();
     let added = Instant::now();
-    let second4: IpAddr = second.address(true).parse().unwrap();
+    let second4: IpAddr = second.address_in(Family::Ipv4).unwrap().parse().unwrap();
     let new_block = IpNet::new(second4, 31).unwrap().trunc();
     assert_ne!(new_block, block4);
     frr.wait_for(TIMEOUT, &format!("FRR to learn {new_block}"), || {
@@ -172,7 +172,12 @@ fn blocks_are_blackholed_and_advertised_and_new_ones_follow_pods() {
     let info = wren.bgpctl_json(&["show", "ipam", "--ip", &first4.to_string()]);
     assert_eq!(info["node"], node, "{info}");
     assert_eq!(info["block"], block4.to_string(), "{info}");
-    assert!(info["handle"].as_str().unwrap().contains("ctr-"), "{info}");
+    // The handle is the container (the pod's namespace) and its interface.
+    assert_eq!(
+        info["handle"],
+        format!("{}.eth0", first.netns().name()),
+        "{info}"
+    );
 
     // The audit is clean (exit 0).
     let check = wren.bgpctl_json(&["ipam", "check"]);

@@ -19,10 +19,12 @@
 use std::process::Output;
 
 use lab::TIMEOUT;
+use lab::cni::wren_ipam_config;
 use lab::fixture::{Wren, wren_binary, wren_config};
-use lab::{Etcd, Netns, Veth};
+use lab::topology::Pod;
+use lab::{Etcd, Family, Netns, Veth};
 use serde_json::Value;
-use wren_tests::pods::{Pod, cni_conf, forwarding, ipam_section, is_blackhole, kernel_route};
+use wren_tests::ipam_node::{forwarding, ipam_section, is_blackhole, kernel_route};
 
 const SWITCH: &str = "10.74.0.100";
 const POOL: &str = "10.246.0.0/26";
@@ -126,7 +128,7 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     let Some(_ready) = lab::require!(Root, Etcd, Cni) else {
         return;
     };
-    let wren_ipam = wren_binary("wren-ipam");
+    wren_binary("wren-ipam");
     let switch = Netns::new("wi-sw").unwrap();
     switch
         .ip(&["link", "add", "br0", "type", "bridge"])
@@ -160,30 +162,33 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     }
 
     // A pod on each node; B's addresses are borrowed from A's blocks.
-    let pod_a = Pod::add(
+    let pod_a = Pod::attach(
         &a.netns,
-        &wren_ipam,
-        &cni_conf(&url, &a.name, &wren_a.socket),
-    );
+        &wren_ipam_config(&url, &a.name, Some(&wren_a.socket)),
+    )
+    .unwrap();
     // B's plugin does not notify bgpd (`"control_socket": ""`): B learns of the
     // borrowed addresses through its etcd watch.
-    let pod_b = Pod::add(
+    let pod_b = Pod::attach(
         &b.netns,
-        &wren_ipam,
-        &cni_conf(&url, &b.name, std::path::Path::new("")),
-    );
+        &wren_ipam_config(&url, &b.name, Some(std::path::Path::new(""))),
+    )
+    .unwrap();
     let added = std::time::Instant::now();
-    let host_b = format!("{}/32", pod_b.address(true));
+    let host_b = format!("{}/32", pod_b.address_in(Family::Ipv4).unwrap());
     let to_b = wait_kernel(&wren_a, &a, &host_b);
     // A figure for the report, not a requirement of this test.
     eprintln!(
         "borrowed {host_b} in the owner's kernel {:?} after the CNI ADD returned",
         added.elapsed()
     );
-    let host_b6 = format!("{}/128", pod_b.address(false));
+    let host_b6 = format!("{}/128", pod_b.address_in(Family::Ipv6).unwrap());
     let to_b6 = wait_kernel(&wren_a, &a, &host_b6);
     let usage = wren_a.bgpctl_json(&["show", "ipam"]);
-    for (pool, address) in [(POOL, pod_b.address(true)), (POOL6, pod_b.address(false))] {
+    for (pool, address) in [
+        (POOL, pod_b.address_in(Family::Ipv4).unwrap()),
+        (POOL6, pod_b.address_in(Family::Ipv6).unwrap()),
+    ] {
         let pool: ipnet::IpNet = pool.parse().unwrap();
         assert!(pool.contains(&address.parse::<std::net::IpAddr>().unwrap()));
         let borrowed = usage["borrowed"].as_array().unwrap();
@@ -202,9 +207,9 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
         let route = kernel_route(&a.netns, pool).unwrap();
         assert!(is_blackhole(&route), "A lost its blackhole: {route}");
     }
-    for ipv4 in [true, false] {
-        wait_ping(&wren_a, &pod_a.netns, &pod_b.address(ipv4));
-        wait_ping(&wren_b, &pod_b.netns, &pod_a.address(ipv4));
+    for family in [Family::Ipv4, Family::Ipv6] {
+        wait_ping(&wren_a, pod_a.netns(), &pod_b.address_in(family).unwrap());
+        wait_ping(&wren_b, pod_b.netns(), &pod_a.address_in(family).unwrap());
     }
     // B's pod goes: A drops the host routes and keeps its blackholes.
     drop(pod_b);

@@ -2,27 +2,26 @@
 //! would do it. The node binds a CNI network config under /etc/cni/net.d/ (a `.conf` with one
 //! plugin, normally `ptp` with an `ipam` section naming `host-local` or `wren-ipam`, or a
 //! `.conflist`), and the label `wren.io/pods: "N"` asks for N pods. Each plugin runs in the
-//! node context (so `wren-ipam` reaches the node's own daemons) with the CNI environment
-//! (`CNI_COMMAND`, `CNI_CONTAINERID`, `CNI_NETNS`, `CNI_IFNAME`, `CNI_PATH`) and the config on
-//! stdin. Dropping a [`Pod`] runs DEL (releasing its address) and deletes its namespace.
+//! node context (so `wren-ipam` reaches the node's own daemons) as [`crate::cni`] runs
+//! plugins. Tests attach pods to their own namespaces the same way (a [`NodeContext`] with the
+//! namespace's name and directory, a [`Network`] parsed from text). Dropping a [`Pod`] runs DEL (releasing its address) and deletes its namespace.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::cni::CniInvocation;
 use crate::command;
 use crate::error::{Error, Result};
+use crate::names::unique_name;
 use crate::netns::Netns;
+use crate::route::Family;
 use crate::topology::node::{cni_path, find_wren_binary, node_command};
 
-/// The interface name of a pod's end of its link.
-pub const POD_IFNAME: &str = "eth0";
-
-/// A CNI network: its config file and parsed content.
+/// A CNI network: its parsed config.
 #[derive(Debug, Clone)]
 pub struct Network {
-    pub path: PathBuf,
     name: String,
     version: String,
     plugins: Vec<Value>,
@@ -31,13 +30,18 @@ pub struct Network {
 impl Network {
     /// Reads a `.conf` or `.conflist`.
     pub fn load(path: &Path) -> Result<Network> {
-        let what = || format!("CNI config {}", path.display());
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(what(), e))?;
+        let what = format!("CNI config {}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(what.as_str(), e))?;
+        Network::parse(&what, &text)
+    }
+
+    /// A `.conf` or `.conflist` given as text; `what` names it in errors.
+    pub fn parse(what: &str, text: &str) -> Result<Network> {
         let value: Value =
-            serde_json::from_str(&text).map_err(|e| Error::invalid(what(), e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| Error::invalid(what, e.to_string()))?;
         let name = value["name"]
             .as_str()
-            .ok_or_else(|| Error::invalid(what(), "no \"name\""))?
+            .ok_or_else(|| Error::invalid(what, "no \"name\""))?
             .to_owned();
         let version = value["cniVersion"].as_str().unwrap_or("1.0.0").to_owned();
         let plugins = match value["plugins"].as_array() {
@@ -45,10 +49,9 @@ impl Network {
             None => vec![value.clone()],
         };
         if plugins.is_empty() || plugins.iter().any(|p| p["type"].as_str().is_none()) {
-            return Err(Error::invalid(what(), "every plugin needs a \"type\""));
+            return Err(Error::invalid(what, "every plugin needs a \"type\""));
         }
         Ok(Network {
-            path: path.to_owned(),
             name,
             version,
             plugins,
@@ -105,6 +108,25 @@ impl Pod {
         Ok(pod)
     }
 
+    /// A pod of a test's own node namespace `node`, without a lab around it: a namespace
+    /// named uniquely with its scratch directory in the node's, and ADD of the network
+    /// `config` (the text of a `.conf` or `.conflist`) run in the node's namespace.
+    pub fn attach(node: &Netns, config: &str) -> Result<Pod> {
+        let network = Network::parse("CNI config", config)?;
+        let context = NodeContext {
+            netns: node.name().to_owned(),
+            dir: node.dir().to_owned(),
+            env: BTreeMap::new(),
+        };
+        let name = unique_name("pod");
+        Pod::add(
+            &name,
+            &node.dir().join("pods").join(&name),
+            &network,
+            &context,
+        )
+    }
+
     /// The pod's namespace.
     pub fn netns(&self) -> &Netns {
         &self.netns
@@ -131,6 +153,13 @@ impl Pod {
     /// The first address, if CNI gave one.
     pub fn address(&self) -> Option<String> {
         self.addresses().into_iter().next()
+    }
+
+    /// The first address of `family`, if CNI gave one.
+    pub fn address_in(&self, family: Family) -> Option<String> {
+        self.addresses()
+            .into_iter()
+            .find(|address| Family::of(address) == family)
     }
 
     /// Runs CNI DEL and deletes the namespace, reporting errors.
@@ -183,15 +212,10 @@ impl Pod {
                     format!("not found in {path:?}"),
                 )
             })?;
-        let cni_path =
-            std::env::join_paths(&path).map_err(|e| Error::invalid("CNI_PATH", e.to_string()))?;
         let mut command = node_command(&self.node.netns, &self.node.dir, &self.node.env, &binary);
-        command
-            .env("CNI_COMMAND", verb)
-            .env("CNI_CONTAINERID", self.netns.name())
-            .env("CNI_NETNS", self.netns.path())
-            .env("CNI_IFNAME", POD_IFNAME)
-            .env("CNI_PATH", cni_path);
+        CniInvocation::new(verb, self.netns.name(), self.netns.path())
+            .path(path)
+            .apply(&mut command)?;
         let input =
             serde_json::to_vec(config).map_err(|e| Error::invalid("CNI config", e.to_string()))?;
         command::run_input(&mut command, &input).map_err(|error| match error {

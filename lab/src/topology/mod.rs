@@ -25,7 +25,7 @@ pub mod mgmt;
 pub mod node;
 mod state;
 
-pub use cni::{Network, NodeContext, POD_IFNAME, Pod};
+pub use cni::{Network, NodeContext, Pod};
 pub use deploy::{Lab, LabNode, pod_netns_name, teardown};
 pub use file::{
     Bind, File, Link, LinkConfig, MGMT_IFNAME, MgmtConfig, Node, NodeConfig, Scalar, Section,
