@@ -6,6 +6,7 @@
 mod rib_support;
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use bgp_proto::Family;
 use bgpd::tasks::{FibChange, LocalChange, LocalRoute, LocalSource, RibInput};
@@ -398,4 +399,45 @@ fn show_routes_filters_by_prefix_family_and_longest_match() {
         ..Default::default()
     };
     assert!(h.rib.routes(&unknown).is_empty());
+}
+
+#[test]
+fn fresh_paths_win_over_stale_ones() {
+    // A reflector killed by SIGKILL (graceful restart: its routes stay, stale) must
+    // not hold its clients on its stale path while another neighbor offers a fresh
+    // one, however much better the stale one looks.
+    let mut h = Harness::new(config(""));
+    let monitor = h.up(Session::v4("10.0.0.4", ASN));
+    let session = Session::v4("10.0.0.2", 65001).graceful_restart();
+    let a = h.up(session.clone());
+    let b = h.up(Session::v4("10.0.0.3", 65002));
+    h.update(a, announce(&["10.1.0.0/24"], attrs(&[65001], "10.0.0.2")));
+    h.update(
+        b,
+        announce(&["10.1.0.0/24"], attrs(&[65002, 65009, 65010], "10.0.0.3")),
+    );
+    assert_eq!(h.take_fib(), vec![install("10.1.0.0/24", &["10.0.0.2"])]);
+    h.received(monitor);
+
+    h.down(a, Some(Duration::from_secs(120)));
+    assert_eq!(h.take_fib(), vec![install("10.1.0.0/24", &["10.0.0.3"])]);
+    let announced = h.received(monitor).announced();
+    assert_eq!(announced.len(), 1);
+    assert_eq!(
+        announced[0].1.as_path.as_ref().map(ToString::to_string),
+        Some("65002 65009 65010".to_owned())
+    );
+    let routes = h.rib.routes(&RouteQuery::default());
+    assert_eq!(routes.len(), 2, "the stale path is kept");
+    assert!(routes[0].best && routes[0].source == "10.0.0.3");
+
+    // Back and refreshed: the shorter path wins again.
+    h.up_as(a, session);
+    h.update(a, announce(&["10.1.0.0/24"], attrs(&[65001], "10.0.0.2")));
+    assert_eq!(h.take_fib(), vec![install("10.1.0.0/24", &["10.0.0.2"])]);
+
+    // Only stale paths left: the best of them still routes.
+    h.down(b, None);
+    h.down(a, Some(Duration::from_secs(120)));
+    assert!(h.take_fib().is_empty());
 }

@@ -2,6 +2,9 @@
 //! equal-cost set used for ECMP.
 //!
 //! Over the eligible paths of one prefix (those the import policy accepted), in order:
+//! -. fresh paths over stale ones (kept for a restarting peer, RFC 4724): a stale path
+//!    is only a stand-in until its peer is back, so any path still refreshed by a
+//!    live session wins, as the restarting peer's own would once it is back;
 //! 0. locally originated routes first (as FRR's weight or BIRD's preference do);
 //! 1. highest LOCAL_PREF (absent: 100);
 //! 2. shortest AS path (an AS_SET counts one, confederation segments zero);
@@ -25,6 +28,8 @@ use std::net::{IpAddr, Ipv4Addr};
 /// What the decision process knows of one eligible path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate {
+    /// Kept for a restarting peer (graceful restart).
+    pub stale: bool,
     pub local: bool,
     pub local_pref: u32,
     pub as_path_len: u32,
@@ -46,6 +51,7 @@ pub struct Candidate {
 impl Default for Candidate {
     fn default() -> Self {
         Candidate {
+            stale: false,
             local: false,
             local_pref: 100,
             as_path_len: 0,
@@ -72,6 +78,9 @@ pub fn select(candidates: &[Candidate], max_paths: usize, order: &mut Vec<usize>
         return;
     }
     let c = |i: &usize| &candidates[*i];
+    if order.iter().any(|i| !c(i).stale) {
+        order.retain(|i| !c(i).stale);
+    }
     if order.iter().any(|i| c(i).local) {
         order.retain(|i| c(i).local);
     }
@@ -152,6 +161,25 @@ mod tests {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
         };
         vec![
+            (
+                "- fresh over stale",
+                Candidate {
+                    local_pref: 50,
+                    as_path_len: 9,
+                    origin: 2,
+                    med: 99,
+                    ebgp: false,
+                    router_id: Ipv4Addr::new(10, 0, 0, 250),
+                    cluster_len: 4,
+                    address: addr("10.0.0.250"),
+                    ..b
+                },
+                Candidate {
+                    stale: true,
+                    router_id: Ipv4Addr::new(1, 1, 1, 1),
+                    ..b
+                },
+            ),
             (
                 "0 local first",
                 Candidate {

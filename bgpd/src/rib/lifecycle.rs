@@ -402,19 +402,29 @@ impl Rib {
         }
     }
 
+    /// Marks the paths of `idx` stale; where other paths exist, the decision runs
+    /// again (a stale path loses to any fresh one).
     fn mark_stale<K: Net>(&mut self, idx: PeerIdx) {
-        let table = K::table_mut(&mut self.tables);
-        let slots: Vec<u32> = table
+        let slots: Vec<u32> = K::table(&self.tables)
             .iter()
             .filter(|(_, e)| e.paths.find(idx).is_some())
             .map(|(slot, _)| slot)
             .collect();
+        let mut before = std::mem::take(&mut self.scratch.before);
         for slot in slots {
-            let paths = &mut table.entry_mut(slot).paths;
-            if let Some(position) = paths.find(idx) {
-                paths.as_mut_slice()[position].flags |= Path::STALE;
+            let entry = K::table_mut(&mut self.tables).entry_mut(slot);
+            let Some(position) = entry.paths.find(idx) else {
+                continue;
+            };
+            entry.paths.as_mut_slice()[position].flags |= Path::STALE;
+            if entry.paths.as_slice().len() > 1 {
+                before.clear();
+                before.extend_from_slice(entry.selected());
+                self.decide::<K>(slot);
+                self.effects::<K>(slot, &before);
             }
         }
+        self.scratch.before = before;
     }
 
     /// Removes the paths of `idx` in family `index` (only the stale ones, or all).

@@ -245,7 +245,7 @@ impl Rib {
 
     /// After a change at `slot` whose selection was `before`: marks the prefix pending
     /// for the peers that may see a difference, and records the FIB change.
-    fn effects<K: Net>(&mut self, slot: u32, before: &[Path]) {
+    pub(super) fn effects<K: Net>(&mut self, slot: u32, before: &[Path]) {
         let entry = K::table(&self.tables).entry(slot);
         let after = entry.selected();
         let same = |a: &[Path], b: &[Path]| {
@@ -470,6 +470,7 @@ fn candidate(
     let info = peer.and_then(|p| p.info.as_ref());
     let source = peer.map_or(RouteSource::Local, Peer::source);
     Candidate {
+        stale: path.stale(),
         local: source == RouteSource::Local,
         local_pref: facts.local_pref,
         as_path_len: facts.as_path_len,
