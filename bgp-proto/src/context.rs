@@ -35,6 +35,11 @@ pub struct SessionContext {
     /// IP families both sides advertised (informational: decoding does not drop other
     /// families, the session decides what to do with them).
     pub families: FamilySet,
+    /// The AS every received AS_PATH must start with (an eBGP peer's, when the
+    /// session enforces the first AS, as FRR's `enforce-first-as`): an UPDATE whose
+    /// AS_PATH starts otherwise is treat-as-withdraw (3/11, RFC 4271 6.3). `None`: no
+    /// check.
+    pub first_as: Option<u32>,
 }
 
 impl Default for SessionContext {
@@ -49,6 +54,7 @@ impl Default for SessionContext {
             add_path_send: FamilySet::EMPTY,
             extended_next_hop: FamilySet::EMPTY,
             families: [Family::IPV4_UNICAST].into_iter().collect(),
+            first_as: None,
         }
     }
 }
@@ -89,6 +95,7 @@ impl SessionContext {
             add_path_send,
             extended_next_hop,
             families,
+            first_as: None,
         }
     }
 

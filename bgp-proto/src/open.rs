@@ -245,14 +245,29 @@ impl Open {
         if layout.grouping.iter().all(|&count| count == 1) {
             layout.grouping.clear();
         }
-        Ok(Open {
+        let open = Open {
             version,
             my_as,
             hold_time,
             bgp_identifier: Ipv4Addr::from(identifier),
             capabilities,
             layout,
-        })
+        };
+        // RFC 7607: no configuration accepts a peer of AS 0.
+        if open.my_as == 0 || open.four_octet_as() == Some(0) {
+            let field = if open.my_as == 0 {
+                "My Autonomous System"
+            } else {
+                "the 4-octet AS capability"
+            };
+            return Err(DecodeError::new(
+                Action::SessionReset,
+                code::OPEN_MESSAGE,
+                open_subcode::BAD_PEER_AS,
+                format!("AS 0 in {field} (RFC 7607)"),
+            ));
+        }
+        Ok(open)
     }
 
     /// Writes the OPEN body (without the 19-octet header).

@@ -51,6 +51,7 @@ fn context(flags: &str) -> SessionContext {
                     ctx.add_path_receive.insert(Family::parse(family).unwrap());
                 }
             }
+            Some(("first-as", asn)) => ctx.first_as = Some(asn.parse().unwrap()),
             _ => match flag {
                 "ibgp" => ctx.ibgp = true,
                 "as2" => ctx.four_octet_as = false,

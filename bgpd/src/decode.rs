@@ -39,6 +39,10 @@ pub struct DecodeArgs {
     /// Refuse IPv6 next hops for IPv4 NLRI (RFC 8950 not negotiated).
     #[arg(long)]
     pub no_extended_next_hop: bool,
+    /// Routes whose AS_PATH does not start with ASN are treat-as-withdraw (an eBGP
+    /// neighbor's `enforce_first_as`).
+    #[arg(long, value_name = "ASN")]
+    pub first_as: Option<u32>,
     /// Read one hex message per line from FILE (`-` for stdin).
     #[arg(long, short, value_name = "FILE", conflicts_with = "hex")]
     pub file: Option<String>,
@@ -67,6 +71,7 @@ impl DecodeArgs {
             add_path_receive: self.add_path.iter().copied().collect(),
             add_path_send: self.add_path.iter().copied().collect(),
             extended_next_hop,
+            first_as: self.first_as,
             ..SessionContext::default()
         }
     }

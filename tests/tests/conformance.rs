@@ -45,6 +45,7 @@ fn conformance_table() {
                 listen_range(2, 64512, ""),
                 listen_range(3, 4_200_000_001, ""),
                 listen_range(4, 65001, "max_prefixes = { limit = 3, restart = 1 }"),
+                listen_range(5, 65001, "enforce_first_as = false"),
             ]
             .concat(),
         )
@@ -121,6 +122,7 @@ enum Kind {
     EbgpGr,
     Ebgp4200000001,
     EbgpMax,
+    EbgpNoFirstAs,
 }
 
 impl Kind {
@@ -132,6 +134,7 @@ impl Kind {
             "ebgp-gr" => Kind::EbgpGr,
             "ebgp-4200000001" => Kind::Ebgp4200000001,
             "ebgp-max" => Kind::EbgpMax,
+            "ebgp-no-first-as" => Kind::EbgpNoFirstAs,
             other => panic!("unknown session kind {other:?}"),
         }
     }
@@ -143,6 +146,7 @@ impl Kind {
             Kind::Ibgp => 2,
             Kind::Ebgp4200000001 => 3,
             Kind::EbgpMax => 4,
+            Kind::EbgpNoFirstAs => 5,
         }
     }
 

@@ -8,6 +8,8 @@
 //! | COMMUNITIES, EXTENDED_COMMUNITIES, LARGE_COMMUNITY, OTC | treat-as-withdraw | |
 //! | ATOMIC_AGGREGATE, AGGREGATOR | attribute discard | |
 //! | AS4_PATH, AS4_AGGREGATOR | attribute discard | from a 4-octet peer: always discarded |
+//! | AS 0 in AS_PATH or AS4_PATH | treat-as-withdraw | RFC 7607 |
+//! | AS 0 in AGGREGATOR or AS4_AGGREGATOR | attribute discard | RFC 7607 |
 //! | wrong Optional / Transitive flags (any known) | treat-as-withdraw | 3/4 |
 //! | unknown, Optional bit clear | session reset | 3/2 |
 //! | unknown, optional | kept as [`RawAttribute`] | |
@@ -31,13 +33,37 @@ use crate::notification::{code, update_subcode as sub};
 struct Fault {
     subcode: u8,
     reason: Cow<'static, str>,
+    /// Treat-as-withdraw even for an attribute whose faults are otherwise discarded
+    /// (AS 0 in AS4_PATH, RFC 7607).
+    withdraw: bool,
+}
+
+impl Fault {
+    fn new(subcode: u8, reason: impl Into<Cow<'static, str>>) -> Fault {
+        Fault {
+            subcode,
+            reason: reason.into(),
+            withdraw: false,
+        }
+    }
 }
 
 fn length(expected: &'static str, got: usize) -> Fault {
-    Fault {
-        subcode: sub::ATTRIBUTE_LENGTH,
-        reason: format!("length {got}, expected {expected}").into(),
+    Fault::new(
+        sub::ATTRIBUTE_LENGTH,
+        format!("length {got}, expected {expected}"),
+    )
+}
+
+/// RFC 7607: AS 0 in a path makes the routes treat-as-withdraw.
+fn check_no_as_zero(path: &AsPath, name: &str) -> Result<(), Fault> {
+    if path.contains(0) {
+        return Err(Fault {
+            withdraw: true,
+            ..Fault::new(sub::MALFORMED_AS_PATH, format!("AS 0 in {name} (RFC 7607)"))
+        });
     }
+    Ok(())
 }
 
 /// Decodes one attribute. `raw` is the whole attribute (flags, type, length, value),
@@ -108,6 +134,7 @@ pub(crate) fn decode_attribute(
     }
     if let Err(fault) = decode_value(code, value, ctx, attrs) {
         let action = match code {
+            _ if fault.withdraw => Action::TreatAsWithdraw,
             t::ATOMIC_AGGREGATE | t::AGGREGATOR | t::AS4_PATH | t::AS4_AGGREGATOR => {
                 Action::AttributeDiscard
             }
@@ -138,16 +165,14 @@ fn decode_value(
             let [origin] = value else {
                 return Err(length("1", value.len()));
             };
-            attrs.origin = Some(Origin::from_code(*origin).ok_or_else(|| Fault {
-                subcode: sub::INVALID_ORIGIN,
-                reason: format!("undefined value {origin}").into(),
+            attrs.origin = Some(Origin::from_code(*origin).ok_or_else(|| {
+                Fault::new(sub::INVALID_ORIGIN, format!("undefined value {origin}"))
             })?);
         }
         t::AS_PATH => {
-            let path = AsPath::decode(value, ctx.four_octet_as).map_err(|error| Fault {
-                subcode: sub::MALFORMED_AS_PATH,
-                reason: error.to_string().into(),
-            })?;
+            let path = AsPath::decode(value, ctx.four_octet_as)
+                .map_err(|error| Fault::new(sub::MALFORMED_AS_PATH, error.to_string()))?;
+            check_no_as_zero(&path, "AS_PATH")?;
             attrs.as_path = Some(path);
         }
         t::NEXT_HOP => attrs.next_hop = Some(Ipv4Addr::from(u32_of(value)?)),
@@ -179,16 +204,15 @@ fn decode_value(
                 .ok_or_else(|| length("a non-zero multiple of 8", value.len()))?;
         }
         t::AS4_PATH => {
-            let path = AsPath::decode(value, true).map_err(|error| Fault {
-                subcode: sub::OPTIONAL_ATTRIBUTE,
-                reason: error.to_string().into(),
-            })?;
+            let path = AsPath::decode(value, true)
+                .map_err(|error| Fault::new(sub::OPTIONAL_ATTRIBUTE, error.to_string()))?;
             if path.segments().any(|segment| segment.kind.is_confed()) {
-                return Err(Fault {
-                    subcode: sub::OPTIONAL_ATTRIBUTE,
-                    reason: "confederation segment in AS4_PATH".into(),
-                });
+                return Err(Fault::new(
+                    sub::OPTIONAL_ATTRIBUTE,
+                    "confederation segment in AS4_PATH",
+                ));
             }
+            check_no_as_zero(&path, "AS4_PATH")?;
             attrs.as4_path = Some(path);
         }
         t::AS4_AGGREGATOR => attrs.as4_aggregator = Some(aggregator(value, true)?),
@@ -198,10 +222,10 @@ fn decode_value(
         }
         t::OTC => attrs.otc = Some(u32_of(value)?),
         other => {
-            return Err(Fault {
-                subcode: sub::MALFORMED_ATTRIBUTE_LIST,
-                reason: format!("{} is not decoded here", type_name(other)).into(),
-            });
+            return Err(Fault::new(
+                sub::MALFORMED_ATTRIBUTE_LIST,
+                format!("{} is not decoded here", type_name(other)),
+            ));
         }
     }
     Ok(())
@@ -212,8 +236,9 @@ fn u32_of(value: &[u8]) -> Result<u32, Fault> {
     Ok(u32::from_be_bytes(bytes))
 }
 
+/// AGGREGATOR or AS4_AGGREGATOR; AS 0 in it is a fault (attribute discard, RFC 7607).
 fn aggregator(value: &[u8], four_octet: bool) -> Result<Aggregator, Fault> {
-    match (four_octet, value) {
+    let aggregator = match (four_octet, value) {
         (true, [a0, a1, a2, a3, b0, b1, b2, b3]) => Ok(Aggregator {
             asn: u32::from_be_bytes([*a0, *a1, *a2, *a3]),
             address: Ipv4Addr::new(*b0, *b1, *b2, *b3),
@@ -224,5 +249,12 @@ fn aggregator(value: &[u8], four_octet: bool) -> Result<Aggregator, Fault> {
         }),
         (true, _) => Err(length("8", value.len())),
         (false, _) => Err(length("6", value.len())),
+    }?;
+    if aggregator.asn == 0 {
+        return Err(Fault::new(
+            sub::OPTIONAL_ATTRIBUTE,
+            "AS 0 in the aggregator (RFC 7607)",
+        ));
     }
+    Ok(aggregator)
 }

@@ -222,6 +222,10 @@ pub struct SessionConfig {
     pub required_capabilities: Vec<u8>,
     /// What an AFI/SAFI-disable UPDATE error does.
     pub family_errors: FamilyErrorPolicy,
+    /// On an eBGP session, routes whose AS_PATH does not start with the peer's AS
+    /// are treat-as-withdraw (FRR's `enforce-first-as`; see
+    /// [`SessionContext::first_as`](crate::SessionContext::first_as)).
+    pub enforce_first_as: bool,
 }
 
 /// Why a [`SessionConfig`] is refused.
@@ -297,6 +301,7 @@ impl SessionConfig {
             capabilities: LocalCapabilities::default(),
             required_capabilities: Vec::new(),
             family_errors: FamilyErrorPolicy::default(),
+            enforce_first_as: false,
         }
     }
 

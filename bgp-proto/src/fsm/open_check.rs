@@ -59,7 +59,7 @@ pub fn check_open(
     }
     check_capabilities(config, local_open, peer)?;
     let hold_time = config.hold_time.min(peer.hold_time);
-    Ok(Negotiated::new(
+    let mut negotiated = Negotiated::new(
         local_open,
         peer,
         ibgp,
@@ -67,7 +67,16 @@ pub fn check_open(
         hold_time,
         config.keepalive_for(hold_time),
         config.send_hold_for(hold_time),
-    ))
+    );
+    if config.enforce_first_as && !ibgp {
+        // Over 2-octet AS_PATHs a peer with a 4-octet AS writes AS_TRANS.
+        let context = &mut negotiated.context;
+        context.first_as = Some(match u16::try_from(asn) {
+            Err(_) if !context.four_octet_as => u32::from(AS_TRANS),
+            _ => asn,
+        });
+    }
+    Ok(negotiated)
 }
 
 /// The peer's AS, or Bad Peer AS (2/2).
@@ -180,5 +189,65 @@ fn refuse(subcode: u8, data: Vec<u8>, detail: String) -> OpenRefusal {
     OpenRefusal {
         notification: Notification::new(code::OPEN_MESSAGE, subcode, data),
         detail,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::fsm::config::LocalCapabilities;
+
+    fn config(peer_as: u32, enforce_first_as: bool, four_octet_as: bool) -> SessionConfig {
+        let mut config =
+            SessionConfig::new(64512, Ipv4Addr::new(10, 0, 0, 1), PeerAs::Exact(peer_as));
+        config.enforce_first_as = enforce_first_as;
+        config.capabilities.four_octet_as = four_octet_as;
+        config
+    }
+
+    fn first_as(config: &SessionConfig, peer_as: u32) -> Option<u32> {
+        let peer = SessionConfig {
+            local_as: peer_as,
+            local_id: Ipv4Addr::new(10, 0, 0, 2),
+            ..config.clone()
+        };
+        check_open(
+            config,
+            &config.local_open(),
+            &peer.local_open(),
+            Initiator::Local,
+        )
+        .unwrap()
+        .context
+        .first_as
+    }
+
+    #[test]
+    fn enforce_first_as_names_the_ebgp_peers_as() {
+        assert_eq!(first_as(&config(65001, true, true), 65001), Some(65001));
+        assert_eq!(first_as(&config(65001, false, true), 65001), None);
+        // iBGP paths start with whatever AS the route came from.
+        assert_eq!(first_as(&config(64512, true, true), 64512), None);
+        // A 4-octet AS over 2-octet AS_PATHs is AS_TRANS there.
+        let two_octet = config(4_200_000_001, true, false);
+        let peer = SessionConfig {
+            capabilities: LocalCapabilities {
+                four_octet_as: true,
+                ..two_octet.capabilities.clone()
+            },
+            ..two_octet.clone()
+        };
+        let open = SessionConfig {
+            local_as: 4_200_000_001,
+            local_id: Ipv4Addr::new(10, 0, 0, 2),
+            ..peer
+        }
+        .local_open();
+        let negotiated =
+            check_open(&two_octet, &two_octet.local_open(), &open, Initiator::Local).unwrap();
+        assert_eq!(negotiated.context.first_as, Some(u32::from(AS_TRANS)));
     }
 }

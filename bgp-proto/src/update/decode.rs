@@ -95,6 +95,9 @@ pub(crate) fn decode_update(
     if !overrun {
         check_mandatory(update, &seen, &mut errors);
     }
+    if let Some(first_as) = ctx.first_as {
+        check_first_as(update, first_as, &mut errors);
+    }
     check_next_hops(update, &mut errors);
 
     let action = errors.strongest();
@@ -406,6 +409,35 @@ fn check_mandatory(update: &Update, seen: &CodeSet, errors: &mut Problems) {
             .with_attribute(missing),
         );
     }
+}
+
+/// RFC 4271 6.3 (the check an eBGP speaker MAY make, FRR's `enforce-first-as`): routes
+/// whose AS_PATH does not start with the peer's AS are treat-as-withdraw, Malformed
+/// AS_PATH (RFC 7606 7.2).
+fn check_first_as(update: &Update, first_as: u32, errors: &mut Problems) {
+    let announces = !update.nlri.is_empty()
+        || update
+            .mp_reach
+            .as_ref()
+            .is_some_and(|reach| !reach.nlri.is_empty());
+    let Some(path) = update.attributes.as_path.as_ref() else {
+        return;
+    };
+    if !announces || path.first_asn() == Some(first_as) {
+        return;
+    }
+    let first = path
+        .first_asn()
+        .map_or_else(|| "no AS_SEQUENCE".to_owned(), |asn| format!("AS {asn}"));
+    errors.push(
+        DecodeError::new(
+            Action::TreatAsWithdraw,
+            code::UPDATE_MESSAGE,
+            sub::MALFORMED_AS_PATH,
+            format!("AS_PATH starts with {first}, not the peer's AS {first_as} (enforce_first_as)"),
+        )
+        .with_attribute(t::AS_PATH),
+    );
 }
 
 /// RFC 4271 6.3: a semantically wrong next hop makes the routes ignored, without a

@@ -91,6 +91,11 @@ pub struct SessionOptions {
     /// Administratively down (`bgpctl neighbor ADDR shutdown` persists nothing; this does).
     #[serde(default)]
     pub shutdown: bool,
+    /// eBGP: routes whose AS_PATH does not start with the peer's AS are
+    /// treat-as-withdraw (FRR's `enforce-first-as`). Turn off toward route servers
+    /// (RFC 7947), which do not put their AS in the path. No effect on iBGP.
+    #[serde(default = "default_true")]
+    pub enforce_first_as: bool,
 }
 
 impl SessionOptions {
@@ -118,6 +123,7 @@ impl SessionOptions {
             interface: None,
             extended_next_hop: false,
             shutdown: false,
+            enforce_first_as: true,
         }
     }
 
@@ -136,6 +142,10 @@ impl SessionOptions {
 
 fn default_port() -> u16 {
     bgp_proto::BGP_PORT
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_connect_retry() -> u16 {

@@ -160,6 +160,7 @@ impl NeighborSettings {
             ..Backoff::default()
         };
         config.family_errors = FamilyErrorPolicy::DisableFamily;
+        config.enforce_first_as = self.enforce_first_as;
         let families: Vec<_> = self.families().iter().map(|f| f.family()).collect();
         config.capabilities = LocalCapabilities {
             families: families.clone(),
