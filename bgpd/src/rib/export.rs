@@ -213,11 +213,11 @@ impl Rib {
 pub fn self_next_hop(info: &PeerInfo, family: Family) -> Option<RouteNextHop> {
     let v6 = || {
         let global = match info.local_address {
-            IpAddr::V6(address) if !is_link_local(address) => Some(address),
+            IpAddr::V6(address) if !address.is_unicast_link_local() => Some(address),
             _ => info.local_ipv6,
         };
         let link_local = info.local_link_local.or(match info.local_address {
-            IpAddr::V6(address) if is_link_local(address) => Some(address),
+            IpAddr::V6(address) if address.is_unicast_link_local() => Some(address),
             _ => None,
         });
         match (global, link_local) {
@@ -242,10 +242,6 @@ pub fn self_next_hop(info: &PeerInfo, family: Family) -> Option<RouteNextHop> {
     } else {
         v6()
     }
-}
-
-fn is_link_local(address: Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
 }
 
 #[cfg(test)]

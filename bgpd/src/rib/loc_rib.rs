@@ -6,7 +6,7 @@
 //! Nothing here does I/O or reads a clock: the rib task (see `task`) feeds inputs,
 //! flushes peers and hands the FIB changes on. Time comes in as arguments.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
@@ -414,7 +414,7 @@ pub(super) fn fib_next_hop(next_hop: RouteNextHop, local: Option<IpAddr>) -> Opt
     let (global, link_local) = match next_hop {
         RouteNextHop::Local => return None,
         RouteNextHop::V4(address) => return Some(FibNextHop::Address(IpAddr::V4(address))),
-        RouteNextHop::V6 { global, .. } if is_link_local(global) => (None, global),
+        RouteNextHop::V6 { global, .. } if global.is_unicast_link_local() => (None, global),
         RouteNextHop::V6 {
             global,
             link_local: Some(link_local),
@@ -422,7 +422,7 @@ pub(super) fn fib_next_hop(next_hop: RouteNextHop, local: Option<IpAddr>) -> Opt
         RouteNextHop::V6 {
             global,
             link_local: Some(link_local),
-        } if is_link_local(link_local) => (Some(global), link_local),
+        } if link_local.is_unicast_link_local() => (Some(global), link_local),
         RouteNextHop::V6 { global, .. } => return Some(FibNextHop::Address(IpAddr::V6(global))),
     };
     Some(match local {
@@ -453,10 +453,6 @@ fn install(prefix: IpNet, hops: &[FibNextHop]) -> FibChange {
             next_hops: hops.to_vec(),
         }
     }
-}
-
-fn is_link_local(address: Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
 }
 
 fn candidate(

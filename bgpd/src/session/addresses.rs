@@ -43,7 +43,7 @@ pub fn local_addresses(local: IpAddr) -> LocalAddresses {
     for (_, ip) in entries.iter().filter(|(name, _)| *name == interface) {
         match ip {
             IpAddr::V4(v4) if found.ipv4.is_none() => found.ipv4 = Some(*v4),
-            IpAddr::V6(v6) if is_link_local(*v6) => {
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => {
                 found.link_local.get_or_insert(*v6);
             }
             IpAddr::V6(v6) if found.ipv6.is_none() => found.ipv6 = Some(*v6),
@@ -85,13 +85,9 @@ pub fn canonical(address: IpAddr) -> IpAddr {
 fn set(found: &mut LocalAddresses, address: IpAddr) {
     match address {
         IpAddr::V4(v4) => found.ipv4 = Some(v4),
-        IpAddr::V6(v6) if is_link_local(v6) => found.link_local = Some(v6),
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => found.link_local = Some(v6),
         IpAddr::V6(v6) => found.ipv6 = Some(v6),
     }
-}
-
-fn is_link_local(address: Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
 }
 
 #[cfg(test)]
@@ -122,8 +118,5 @@ mod tests {
         assert_eq!(found.ipv4, Some(Ipv4Addr::LOCALHOST));
         let mapped: IpAddr = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
         assert_eq!(canonical(mapped), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
-        assert!(is_link_local(
-            "fe80::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED)
-        ));
     }
 }
