@@ -10,7 +10,8 @@ mod rib_support;
 use std::time::Duration;
 
 use bgpd::tasks::{FibChange, RibInput};
-use lab::Netns;
+use lab::fixture::kernel_route;
+use lab::{Netns, gateways};
 use rib_support::*;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -38,30 +39,6 @@ fn ours(netns: &Netns) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-/// The route for `prefix`, if installed.
-fn route(netns: &Netns, prefix: &str) -> Option<Value> {
-    ours(netns)
-        .into_iter()
-        .find(|r| r["dst"].as_str() == Some(prefix.trim_end_matches("/32")))
-}
-
-/// Gateways of a route (single or multipath), sorted.
-fn gateways(route: &Value) -> Vec<String> {
-    let mut hops: Vec<String> = match route["nexthops"].as_array() {
-        Some(hops) => hops
-            .iter()
-            .filter_map(|h| h["gateway"].as_str().map(String::from))
-            .collect(),
-        None => route["gateway"]
-            .as_str()
-            .map(String::from)
-            .into_iter()
-            .collect(),
-    };
-    hops.sort();
-    hops
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -115,17 +92,20 @@ fn fib_changes_reach_the_kernel() {
                 .await
                 .unwrap();
                 eventually("three changes applied", || {
-                    route(&netns, "10.1.0.0/24").is_some()
-                        && route(&netns, "10.244.1.0/26").is_some()
+                    kernel_route(&netns, "10.1.0.0/24").is_some()
+                        && kernel_route(&netns, "10.244.1.0/26").is_some()
                 })
                 .await;
                 view.sync().await.unwrap();
                 assert_eq!(
-                    gateways(&route(&netns, "10.1.0.0/24").unwrap()),
+                    gateways(&kernel_route(&netns, "10.1.0.0/24").unwrap()),
                     ["10.0.0.2", "10.0.0.3"]
                 );
-                assert_eq!(route(&netns, "10.244.1.0/26").unwrap()["type"], "blackhole");
-                assert!(route(&netns, "10.2.0.0/24").is_none());
+                assert_eq!(
+                    kernel_route(&netns, "10.244.1.0/26").unwrap()["type"],
+                    "blackhole"
+                );
+                assert!(kernel_route(&netns, "10.2.0.0/24").is_none());
 
                 let snapshot = view.snapshot().await.unwrap();
                 assert_eq!(snapshot.installed.len(), 2);
@@ -190,16 +170,16 @@ fn adopted_routes_stay_until_the_first_convergence() {
                     "an unchanged route is not touched"
                 );
                 assert!(
-                    route(&netns, "10.9.0.0/24").is_some(),
+                    kernel_route(&netns, "10.9.0.0/24").is_some(),
                     "kept until convergence"
                 );
 
                 fib.send(FibChange::Converged).await.unwrap();
                 eventually("the stale route removed", || {
-                    route(&netns, "10.9.0.0/24").is_none()
+                    kernel_route(&netns, "10.9.0.0/24").is_none()
                 })
                 .await;
-                assert!(route(&netns, "10.1.0.0/24").is_some());
+                assert!(kernel_route(&netns, "10.1.0.0/24").is_some());
                 assert!(view.snapshot().await.unwrap().converged);
             })
         })
@@ -256,7 +236,7 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
                     .unwrap();
                 }
                 eventually("an ECMP route over both peers", || {
-                    route(&netns, "10.5.0.0/24")
+                    kernel_route(&netns, "10.5.0.0/24")
                         .is_some_and(|r| gateways(&r) == ["10.0.0.2", "10.0.0.3"])
                 })
                 .await;
@@ -267,7 +247,8 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
                 .await
                 .unwrap();
                 eventually("the route through the remaining peer", || {
-                    route(&netns, "10.5.0.0/24").is_some_and(|r| gateways(&r) == ["10.0.0.3"])
+                    kernel_route(&netns, "10.5.0.0/24")
+                        .is_some_and(|r| gateways(&r) == ["10.0.0.3"])
                 })
                 .await;
                 rib.send(RibInput::PeerDown {
@@ -276,7 +257,10 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
                 })
                 .await
                 .unwrap();
-                eventually("the route gone", || route(&netns, "10.5.0.0/24").is_none()).await;
+                eventually("the route gone", || {
+                    kernel_route(&netns, "10.5.0.0/24").is_none()
+                })
+                .await;
 
                 // The best-route changes of 10.5.0.0/24 were told on the event stream,
                 // in order: ECMP over both, the remaining peer, gone.

@@ -6,31 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lab::TIMEOUT;
-use lab::fixture::{Wren, frr_config, pair, wren_config};
-use lab::{Frr, Gobgp, Netns, Veth, wait_for, wait_until};
+use lab::fixture::{Wren, frr_config, gobgp_config, kernel_route, pair, wren_config};
+use lab::{Frr, Gobgp, Netns, Veth, gateways, wait_for, wait_until};
 use serde_json::Value;
 
-/// Gateways of our (protocol 196) kernel route for `prefix` in `netns`, sorted.
+/// Gateways of bgpd's kernel route for `prefix` in `netns`, sorted.
 fn kernel_gateways(netns: &Netns, prefix: &str) -> Option<Vec<String>> {
-    let routes = netns.ip_json(&["route", "show", "proto", "196"]).ok()?;
-    let route = routes
-        .as_array()?
-        .iter()
-        .find(|r| r["dst"].as_str() == Some(prefix))?
-        .clone();
-    let mut hops: Vec<String> = match route["nexthops"].as_array() {
-        Some(hops) => hops
-            .iter()
-            .filter_map(|h| h["gateway"].as_str().map(String::from))
-            .collect(),
-        None => route["gateway"]
-            .as_str()
-            .map(String::from)
-            .into_iter()
-            .collect(),
-    };
-    hops.sort();
-    Some(hops)
+    kernel_route(netns, prefix).map(|route| gateways(&route))
 }
 
 fn wait_kernel(netns: &Netns, prefix: &str, gateways: &[&str]) {
@@ -198,19 +180,7 @@ fn max_prefixes_closes_a_gobgp_session_until_the_restart_time() {
     let net = pair("wr-mp", "10.82.0", "fd00:82");
     let gobgp = Gobgp::start(
         &net.a,
-        r#"[global.config]
-  as = 65001
-  router-id = "10.82.0.1"
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.82.0.2"
-    peer-as = 64512
-  [neighbors.timers.config]
-    connect-retry = 1
-    hold-time = 9
-    keepalive-interval = 3
-"#,
+        &gobgp_config(65001, "10.82.0.1", "10.82.0.2", 64512),
     )
     .unwrap();
     for prefix in ["10.182.1.0/24", "10.182.2.0/24", "10.182.3.0/24"] {

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lab::TIMEOUT;
-use lab::fixture::{Wren, pair, wren_config};
+use lab::fixture::{Wren, gobgp_config, pair, wren_config};
 use lab::{Bird, Gobgp};
 
 #[test]
@@ -94,19 +94,7 @@ fn gobgp_ipv4() {
     let net = pair("wb-go", "10.42.0", "fd00:42");
     let gobgp = Gobgp::start(
         &net.a,
-        r#"[global.config]
-  as = 65001
-  router-id = "10.42.0.1"
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.42.0.2"
-    peer-as = 64512
-  [neighbors.timers.config]
-    connect-retry = 1
-    hold-time = 9
-    keepalive-interval = 3
-"#,
+        &gobgp_config(65001, "10.42.0.1", "10.42.0.2", 64512),
     )
     .unwrap();
     gobgp.announce("10.120.1.0/24", "10.42.0.1").unwrap();

@@ -1,7 +1,7 @@
 //! Test fixtures around Wren's own binaries, shared by bgpd's tests and the cross-crate
 //! tests of the top-level `tests` package: bgpd started from the built binary as a
-//! [`Daemon`] inside a namespace, bgpctl against its control socket, the config texts of
-//! bgpd and of FRR as its peer, and two namespaces joined by a link.
+//! [`Daemon`] inside a namespace, bgpctl against its control socket, its kernel routes, the
+//! config texts of bgpd and of FRR and GoBGP as its peers, and two namespaces joined by a link.
 //!
 //! Unlike the rest of the library these are assertions: every function panics, with what
 //! it was doing and bgpd's log tail, when the daemon or a command does not do what the test
@@ -20,6 +20,7 @@ use crate::daemon::Daemon;
 use crate::frr::Frr;
 use crate::link::Veth;
 use crate::netns::Netns;
+use crate::route::Family;
 use crate::topology::find_wren_binary;
 use crate::wait::{TIMEOUT, wait_for};
 
@@ -290,12 +291,46 @@ hostname frr
     )
 }
 
+/// GoBGP as a peer: AS `asn`, router id `router_id`, one neighbor `neighbor` of AS
+/// `peer_as`, retrying the connection every second, hold time 9 s.
+pub fn gobgp_config(asn: u32, router_id: &str, neighbor: &str, peer_as: u32) -> String {
+    format!(
+        r#"[global.config]
+  as = {asn}
+  router-id = "{router_id}"
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{neighbor}"
+    peer-as = {peer_as}
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 3
+"#
+    )
+}
+
 /// FRR's view of neighbor `address` (`show bgp neighbors ADDR json`).
 #[track_caller]
 pub fn frr_neighbor(frr: &Frr, address: &str) -> Value {
     frr.vtysh_json(&format!("show bgp neighbors {address} json"))
         .unwrap_or_else(|error| panic!("FRR's neighbor {address}: {error}"))[address]
         .clone()
+}
+
+/// The routing protocol number bgpd tags its kernel routes with unless configured
+/// otherwise (`[fib] protocol`).
+pub const PROTOCOL: &str = "196";
+
+/// bgpd's kernel route (protocol [`PROTOCOL`]) for exactly `prefix` in the main table of
+/// `netns`, if any.
+#[track_caller]
+pub fn kernel_route(netns: &Netns, prefix: &str) -> Option<Value> {
+    let routes = netns
+        .routes(Family::of(prefix), &["proto", PROTOCOL, "exact", prefix])
+        .unwrap_or_else(|error| panic!("bgpd's kernel route for {prefix}: {error}"));
+    routes.as_array().and_then(|routes| routes.first().cloned())
 }
 
 /// Copies a binary into `dir` (mode 0755) so that any user can run it, and waits

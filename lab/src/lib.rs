@@ -53,6 +53,6 @@ pub use netns::Netns;
 pub use prereq::{
     FRR_DIR, Prereq, REQUIRE_ENV, Ready, check, cni_dir, find_program, keep_files, require,
 };
-pub use route::Family;
+pub use route::{Family, gateways};
 pub use topology::{Lab, Topology};
 pub use wait::{TIMEOUT, wait_for, wait_until};

@@ -87,6 +87,24 @@ impl Netns {
     }
 }
 
+/// The gateways of a route as `ip -j route` prints it: its `gateway`, or each
+/// `nexthops[].gateway` (ECMP), sorted.
+pub fn gateways(route: &Value) -> Vec<String> {
+    let mut gateways: Vec<String> = match route["nexthops"].as_array() {
+        Some(hops) => hops
+            .iter()
+            .filter_map(|hop| hop["gateway"].as_str().map(str::to_owned))
+            .collect(),
+        None => route["gateway"]
+            .as_str()
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
+    };
+    gateways.sort();
+    gateways
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +115,16 @@ mod tests {
         assert_eq!(Family::of("fd00::/64"), Family::Ipv6);
         assert_eq!(Family::Ipv6.frr(), "ipv6 unicast");
         assert_eq!(Family::Ipv4.frr_summary_key(), "ipv4Unicast");
+    }
+
+    #[test]
+    fn gateways_of_single_and_multipath_routes() {
+        let single = serde_json::json!({"dst": "10.1.0.0/24", "gateway": "10.0.0.2"});
+        assert_eq!(gateways(&single), ["10.0.0.2"]);
+        let ecmp = serde_json::json!({"dst": "10.1.0.0/24", "nexthops": [
+            {"gateway": "10.0.0.3"}, {"gateway": "10.0.0.2"}]});
+        assert_eq!(gateways(&ecmp), ["10.0.0.2", "10.0.0.3"]);
+        let blackhole = serde_json::json!({"dst": "10.1.0.0/24", "type": "blackhole"});
+        assert!(gateways(&blackhole).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use lab::fixture::gobgp_config;
 use lab::{Bird, ExaBgp, Family, Frr, Gobgp, Netns, Veth, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -162,21 +163,7 @@ fn frr_and_gobgp_exchange_routes() {
         &frr_config("10.0.2.1", "10.0.2.2", 65003, "10.201.0.0/24"),
     )
     .unwrap();
-    let gobgp = Gobgp::start(
-        &b,
-        r#"[global.config]
-  as = 65003
-  router-id = "10.0.2.2"
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.0.2.1"
-    peer-as = 65001
-  [neighbors.timers.config]
-    connect-retry = 2
-"#,
-    )
-    .unwrap();
+    let gobgp = Gobgp::start(&b, &gobgp_config(65003, "10.0.2.2", "10.0.2.1", 65001)).unwrap();
     gobgp.announce("10.203.0.0/24", "10.0.2.2").unwrap();
 
     frr.wait_established(TIMEOUT, &["10.0.2.2"]).unwrap();

@@ -1,4 +1,4 @@
-//! A node as the IPAM tests see it: its `[ipam]` config text, forwarding, its kernel
+//! A node as the IPAM tests see it: its `[ipam]` config text, forwarding, blackhole
 //! routes, and FRR's table. The tests' pods are `lab::topology::Pod::attach` with
 //! `lab::cni::wren_ipam_config`.
 
@@ -25,18 +25,7 @@ pub fn forwarding(netns: &Netns) {
         .unwrap();
 }
 
-/// bgpd's kernel route for exactly `prefix` in the main table (protocol 196, its
-/// default: `ip -j route show proto 196 exact PREFIX`), if any.
-pub fn kernel_route(netns: &Netns, prefix: &str) -> Option<Value> {
-    let family = if prefix.contains(':') { "-6" } else { "-4" };
-    netns
-        .ip_json(&[family, "route", "show", "proto", "196", "exact", prefix])
-        .unwrap()
-        .as_array()
-        .and_then(|routes| routes.first().cloned())
-}
-
-/// Whether `route` (from [`kernel_route`]) is a blackhole.
+/// Whether `route` (from `lab::fixture::kernel_route`) is a blackhole.
 pub fn is_blackhole(route: &Value) -> bool {
     route["type"] == "blackhole"
 }

@@ -20,7 +20,7 @@
 use std::process::Command;
 
 use lab::TIMEOUT;
-use lab::fixture::{Wren, frr_config, pair, wren_config};
+use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
 use lab::{Frr, Netns, wait_until};
 use serde_json::Value;
 
@@ -65,19 +65,6 @@ fn link_local(netns: &Netns, device: &str) -> String {
         },
     )
     .unwrap()
-}
-
-/// Our kernel route for `prefix` (protocol 196), if any.
-fn kernel_route(netns: &Netns, prefix: &str) -> Option<Value> {
-    let family = if prefix.contains(':') { "-6" } else { "-4" };
-    netns
-        .ip_json(&[family, "route", "show", "proto", "196"])
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|route| route["dst"] == prefix)
-        .cloned()
 }
 
 /// Waits until our route for `prefix` goes through `gateway` (`inet6 ADDRESS` for

@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 use lab::TIMEOUT;
-use lab::fixture::{Wren, wren_config};
+use lab::fixture::{Wren, kernel_route, wren_config};
 use lab::{Etcd, Netns};
-use wren_tests::ipam_node::{ipam_section, is_blackhole, kernel_route};
+use wren_tests::ipam_node::{ipam_section, is_blackhole};
 
 #[test]
 fn blocks_stay_while_etcd_is_down_and_bgpd_reconnects() {

@@ -15,11 +15,13 @@ use std::time::Instant;
 use ipnet::IpNet;
 use lab::TIMEOUT;
 use lab::cni::wren_ipam_config;
-use lab::fixture::{Wren, bgpctl, frr_config, frr_neighbor, pair, wren_binary, wren_config};
+use lab::fixture::{
+    Wren, bgpctl, frr_config, frr_neighbor, kernel_route, pair, wren_binary, wren_config,
+};
 use lab::topology::Pod;
 use lab::{Family, Frr};
 use serde_json::Value;
-use wren_tests::ipam_node::{forwarding, frr_prefixes, ipam_section, is_blackhole, kernel_route};
+use wren_tests::ipam_node::{forwarding, frr_prefixes, ipam_section, is_blackhole};
 
 /// The blocks of `node` in `show ipam --json`, IPv4 and IPv6.
 fn node_blocks(wren: &Wren, node: &str) -> Vec<IpNet> {

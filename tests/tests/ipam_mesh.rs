@@ -20,11 +20,11 @@ use std::process::Output;
 
 use lab::TIMEOUT;
 use lab::cni::wren_ipam_config;
-use lab::fixture::{Wren, wren_binary, wren_config};
+use lab::fixture::{Wren, kernel_route, wren_binary, wren_config};
 use lab::topology::Pod;
 use lab::{Etcd, Family, Netns, Veth};
 use serde_json::Value;
-use wren_tests::ipam_node::{forwarding, ipam_section, is_blackhole, kernel_route};
+use wren_tests::ipam_node::{forwarding, ipam_section, is_blackhole};
 
 const SWITCH: &str = "10.74.0.100";
 const POOL: &str = "10.246.0.0/26";
