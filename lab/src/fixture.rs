@@ -367,3 +367,14 @@ pub fn public_binary(source: &Path, dir: &Path) -> PathBuf {
     }
     path
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "run `cargo build --workspace --bins` first")]
+    fn a_missing_binary_says_how_to_build_it() {
+        wren_binary("wren-no-such-binary");
+    }
+}
