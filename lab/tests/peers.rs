@@ -5,37 +5,23 @@
 
 use std::time::Duration;
 
-use lab::fixture::gobgp_config;
+use lab::fixture::{Pair, frr_config, gobgp_config, pair};
 use lab::{Bird, ExaBgp, Family, Frr, Gobgp, Netns, Veth, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// FRR in AS 65001 at `local`, peering with `neighbor` in `remote_as`, originating
 /// `network` (a static blackhole route).
-fn frr_config(local: &str, neighbor: &str, remote_as: u32, network: &str) -> String {
-    format!(
-        "frr defaults datacenter
-hostname r1
-ip route {network} blackhole
-router bgp 65001
- bgp router-id {local}
- no bgp ebgp-requires-policy
- neighbor {neighbor} remote-as {remote_as}
- address-family ipv4 unicast
-  network {network}
- exit-address-family
-"
-    )
-}
-
-/// Two namespaces joined by eth1 with a /30.
-fn pair(prefix: &str, net: &str) -> (Netns, Netns, Veth) {
-    let a = Netns::new(&format!("{prefix}a")).unwrap();
-    let b = Netns::new(&format!("{prefix}b")).unwrap();
-    let link = Veth::new(&a, "eth1", &b, "eth1").unwrap();
-    a.iface("eth1").addr(&format!("{net}.1/30")).unwrap();
-    b.iface("eth1").addr(&format!("{net}.2/30")).unwrap();
-    (a, b, link)
+fn frr(netns: &Netns, local: &str, neighbor: &str, remote_as: u32, network: &str) -> Frr {
+    let config = frr_config(
+        65001,
+        local,
+        &format!(" neighbor {neighbor} remote-as {remote_as}"),
+        &format!("  network {network}"),
+        "",
+        &[network],
+    );
+    Frr::start(netns, &config).unwrap()
 }
 
 #[test]
@@ -43,12 +29,8 @@ fn frr_and_bird_exchange_routes() {
     let Some(_ready) = lab::require!(Root, Frr, Bird) else {
         return;
     };
-    let (a, b, _link) = pair("wl-fb", "10.0.1");
-    let frr = Frr::start(
-        &a,
-        &frr_config("10.0.1.1", "10.0.1.2", 65002, "10.201.0.0/24"),
-    )
-    .unwrap();
+    let Pair { a, b, link: _link } = pair("wl-fb", "10.0.1", "fd00:10:1");
+    let frr = frr(&a, "10.0.1.1", "10.0.1.2", 65002, "10.201.0.0/24");
     let bird = Bird::start(
         &b,
         "router id 10.0.1.2;
@@ -157,12 +139,8 @@ fn frr_and_gobgp_exchange_routes() {
     let Some(_ready) = lab::require!(Root, Frr, Gobgp) else {
         return;
     };
-    let (a, b, _link) = pair("wl-fg", "10.0.2");
-    let frr = Frr::start(
-        &a,
-        &frr_config("10.0.2.1", "10.0.2.2", 65003, "10.201.0.0/24"),
-    )
-    .unwrap();
+    let Pair { a, b, link: _link } = pair("wl-fg", "10.0.2", "fd00:10:2");
+    let frr = frr(&a, "10.0.2.1", "10.0.2.2", 65003, "10.201.0.0/24");
     let gobgp = Gobgp::start(&b, &gobgp_config(65003, "10.0.2.2", "10.0.2.1", 65001)).unwrap();
     gobgp.announce("10.203.0.0/24", "10.0.2.2").unwrap();
 
@@ -188,12 +166,8 @@ fn exabgp_announces_and_withdraws_to_frr() {
     let Some(_ready) = lab::require!(Root, Frr, Exabgp) else {
         return;
     };
-    let (a, b, _link) = pair("wl-fe", "10.0.3");
-    let frr = Frr::start(
-        &a,
-        &frr_config("10.0.3.1", "10.0.3.2", 65004, "10.201.0.0/24"),
-    )
-    .unwrap();
+    let Pair { a, b, link: _link } = pair("wl-fe", "10.0.3", "fd00:10:3");
+    let frr = frr(&a, "10.0.3.1", "10.0.3.2", 65004, "10.201.0.0/24");
     let exabgp = ExaBgp::start(
         &b,
         "neighbor 10.0.3.1 {
@@ -223,12 +197,8 @@ fn two_frr_instances_run_side_by_side() {
     let Some(_ready) = lab::require!(Root, Frr) else {
         return;
     };
-    let (a, b, _link) = pair("wl-ff", "10.0.4");
-    let r1 = Frr::start(
-        &a,
-        &frr_config("10.0.4.1", "10.0.4.2", 65002, "10.201.0.0/24"),
-    )
-    .unwrap();
+    let Pair { a, b, link: _link } = pair("wl-ff", "10.0.4", "fd00:10:4");
+    let r1 = frr(&a, "10.0.4.1", "10.0.4.2", 65002, "10.201.0.0/24");
     let r2 = Frr::start(
         &b,
         "frr defaults datacenter
@@ -249,16 +219,10 @@ router bgp 65002
     r1.wait_route(TIMEOUT, "10.205.0.0/24").unwrap();
     r2.wait_route(TIMEOUT, "10.201.0.0/24").unwrap();
     // Each vtysh reaches its own instance.
-    assert!(
-        r1.vtysh("show running-config")
-            .unwrap()
-            .contains("hostname r1")
-    );
-    assert!(
-        r2.vtysh("show running-config")
-            .unwrap()
-            .contains("hostname r2")
-    );
+    let running = r1.vtysh("show running-config").unwrap();
+    assert!(running.contains("bgp router-id 10.0.4.1"), "{running}");
+    let running = r2.vtysh("show running-config").unwrap();
+    assert!(running.contains("bgp router-id 10.0.4.2"), "{running}");
     // A bad command is an error, not silent output.
     assert!(r1.vtysh("show no-such-thing").is_err());
 }
