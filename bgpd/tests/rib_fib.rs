@@ -207,19 +207,7 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
                 for (id, address) in [(1, "10.0.0.2"), (2, "10.0.0.3")] {
                     let (sender, receiver) = mpsc::channel(16);
                     sessions.push(receiver);
-                    let info = std::sync::Arc::new(bgpd::tasks::PeerInfo {
-                        address: ip(address),
-                        local_address: ip("10.0.0.1"),
-                        local_ipv4: None,
-                        local_ipv6: None,
-                        local_link_local: None,
-                        local_asn: ASN,
-                        remote_asn: 65001,
-                        remote_router_id: address.parse().unwrap(),
-                        context: bgp_proto::SessionContext::default(),
-                        neighbor: address.into(),
-                        graceful_restart: None,
-                    });
+                    let info = Session::v4(address, 65001).info();
                     rib.send(RibInput::PeerUp(bgpd::tasks::PeerUp {
                         peer: id,
                         info,

@@ -311,19 +311,7 @@ async fn the_rib_task_over_its_channels() {
 
     // A session: the table dump arrives as encoded UPDATEs.
     let (outbound_sender, mut outbound) = tokio::sync::mpsc::channel(8);
-    let info = std::sync::Arc::new(bgpd::tasks::PeerInfo {
-        address: ip("10.0.0.2"),
-        local_address: ip("10.0.0.1"),
-        local_ipv4: None,
-        local_ipv6: None,
-        local_link_local: None,
-        local_asn: ASN,
-        remote_asn: 65001,
-        remote_router_id: "10.0.0.2".parse().unwrap(),
-        context: bgp_proto::SessionContext::default(),
-        neighbor: "10.0.0.2".into(),
-        graceful_restart: None,
-    });
+    let info = Session::v4("10.0.0.2", 65001).info();
     rib.send(RibInput::PeerUp(bgpd::tasks::PeerUp {
         peer: 7,
         info: info.clone(),

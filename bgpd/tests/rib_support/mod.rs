@@ -171,6 +171,45 @@ impl Session {
         self.local_ipv6 = Some(address.parse().unwrap());
         self
     }
+
+    /// What the session task tells the rib about this session when it comes up.
+    pub fn info(&self) -> Arc<PeerInfo> {
+        let ibgp = self.remote_asn == ASN;
+        let families: FamilySet = self.families.iter().copied().collect();
+        let context = SessionContext {
+            ibgp,
+            families,
+            ..SessionContext::default()
+        };
+        let graceful_restart = self.graceful_restart.then(|| bgp_proto::GracefulRestart {
+            flags: 0,
+            restart_time: 120,
+            families: self
+                .families
+                .iter()
+                .map(|&family| bgp_proto::GracefulRestartFamily {
+                    family,
+                    flags: bgp_proto::GracefulRestartFamily::FORWARDING_STATE,
+                })
+                .collect(),
+        });
+        Arc::new(PeerInfo {
+            address: self.address,
+            local_address: self.local_address,
+            local_ipv4: match self.local_address {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            },
+            local_ipv6: self.local_ipv6,
+            local_link_local: None,
+            local_asn: ASN,
+            remote_asn: self.remote_asn,
+            remote_router_id: self.router_id,
+            context,
+            neighbor: self.address.to_string(),
+            graceful_restart,
+        })
+    }
 }
 
 impl Harness {
@@ -225,43 +264,7 @@ impl Harness {
 
     /// Brings a session up under a given id (a returning peer).
     pub fn up_as(&mut self, id: PeerId, session: Session) {
-        let ibgp = session.remote_asn == ASN;
-        let families: FamilySet = session.families.iter().copied().collect();
-        let context = SessionContext {
-            ibgp,
-            families,
-            ..SessionContext::default()
-        };
-        let graceful_restart = session
-            .graceful_restart
-            .then(|| bgp_proto::GracefulRestart {
-                flags: 0,
-                restart_time: 120,
-                families: session
-                    .families
-                    .iter()
-                    .map(|&family| bgp_proto::GracefulRestartFamily {
-                        family,
-                        flags: bgp_proto::GracefulRestartFamily::FORWARDING_STATE,
-                    })
-                    .collect(),
-            });
-        let info = Arc::new(PeerInfo {
-            address: session.address,
-            local_address: session.local_address,
-            local_ipv4: match session.local_address {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            },
-            local_ipv6: session.local_ipv6,
-            local_link_local: None,
-            local_asn: ASN,
-            remote_asn: session.remote_asn,
-            remote_router_id: session.router_id,
-            context,
-            neighbor: session.address.to_string(),
-            graceful_restart,
-        });
+        let info = session.info();
         let (sender, receiver) = mpsc::channel(session.capacity);
         self.peers.insert(
             id,
