@@ -279,7 +279,7 @@ fn to_kernel(prefixes: u32) {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let (fib, _view, fib_task) =
+                let (fib, view, fib_task) =
                     bgpd::fib::spawn(route_sync::Config::default(), true, Default::default())
                         .await
                         .unwrap();
@@ -318,6 +318,7 @@ fn to_kernel(prefixes: u32) {
                 }
                 // Every input handled and its FIB changes handed on: the rib task ends;
                 // then the fib task applies the rest and stops route-sync (routes kept).
+                view.stop();
                 drop(rib);
                 rib_task.await.unwrap();
                 fib_task.await.unwrap();

@@ -139,19 +139,27 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
             },
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            ended = running.ended() => anyhow::bail!("{ended}; stopping with the kernel routes as they are"),
+            ended = running.ended() => {
+                // Nothing may clean up after a fault: dropping the wiring could let
+                // route-sync shut down and remove the routes the next start adopts.
+                std::mem::forget(wiring);
+                anyhow::bail!("{ended}; stopping with the kernel routes as they are")
+            }
         }
     }
-    stop(&mut running, &supervisor).await;
+    stop(&mut running, &supervisor, wiring.fib_view.as_ref()).await;
     drop(wiring);
     tracing::info!("stopped");
     Ok(())
 }
 
 /// The orderly stop: tasks that would change routes first, then the peers.
-async fn stop(running: &mut Running, supervisor: &Supervisor) {
+async fn stop(running: &mut Running, supervisor: &Supervisor, fib: Option<&FibView>) {
     tracing::info!("stopping");
-    let fib = running.take("fib");
+    if let Some(view) = fib {
+        view.stop();
+    }
+    let fib_task = running.take("fib");
     let control = running.take("control");
     let supervisor_task = running.take("supervisor");
     // The rib (and the IPAM task, and any other) first: from now on nothing changes
@@ -162,7 +170,7 @@ async fn stop(running: &mut Running, supervisor: &Supervisor) {
         let _ = task.await;
     }
     let fib_done = async {
-        if let Some(task) = fib
+        if let Some(task) = fib_task
             && tokio::time::timeout(FIB_STOP_TIMEOUT, task).await.is_err()
         {
             tracing::warn!("route-sync did not finish within {FIB_STOP_TIMEOUT:?}");

@@ -11,8 +11,9 @@
 //! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib_sender), events);
 //! // `bgpctl show fib`: route-sync's snapshot, its JSON as it is.
 //! let _snapshot = fib_view.snapshot().await?;
-//! // On exit: drop every RibInput sender, await the rib task, then the fib task
-//! // (which shuts route-sync down, keeping the routes when `keep` was true).
+//! // On exit: stop, drop every RibInput sender, await the rib task, then the fib
+//! // task (which shuts route-sync down, keeping the routes when `keep` was true).
+//! fib_view.stop();
 //! drop(rib);
 //! rib_task.await?;
 //! fib_task.await?;
@@ -23,9 +24,10 @@
 //! - [`spawn`] starts route-sync (which adopts the kernel's routes of our protocol
 //!   before it returns) and the fib task, and returns the sender for
 //!   [`FibChange`]s (capacity [`FIB_CAPACITY`]), a [`FibView`] for snapshots, and the
-//!   task's handle. The task ends when every sender is gone; it then shuts route-sync
-//!   down, keeping the routes in the kernel when `keep_routes` is true (graceful
-//!   restart or `keep_on_shutdown`).
+//!   task's handle. The task ends when every sender is gone. After [`FibView::stop`]
+//!   it then shuts route-sync down, keeping the routes in the kernel when
+//!   `keep_routes` is true (graceful restart or `keep_on_shutdown`); without it (the
+//!   rib task failed) it leaves the kernel as it is, for the next start to adopt.
 //! - Changes are applied in batches: the task takes what is queued (up to
 //!   [`MAX_FIB_BATCH`]) and hands it to route-sync in one `apply`.
 //! - `FibChange::Converged` (first full convergence, from the rib task) is passed on
@@ -45,6 +47,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use route_sync::{Change, FibHandle, NextHop, Route, Snapshot, Target};
 use tokio::sync::mpsc;
@@ -57,13 +61,22 @@ use crate::tasks::{FIB_CAPACITY, FibChange, FibNextHop};
 /// Most changes handed to route-sync in one `apply`.
 pub const MAX_FIB_BATCH: usize = 4096;
 
-/// What the control server needs of the fib task.
+/// What the control server and the daemon need of the fib task.
 #[derive(Clone, Debug)]
 pub struct FibView {
     handle: FibHandle,
+    stopping: Arc<AtomicBool>,
 }
 
 impl FibView {
+    /// Says that the daemon stops in order: once its input ends, the fib task shuts
+    /// route-sync down (keeping or removing the routes, per `keep_routes`). Without
+    /// it, an end of input means the rib task failed, and the fib task leaves the
+    /// kernel as it is for the next start to adopt.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
     /// What is installed, what failed and why (`bgpctl show fib`).
     pub async fn snapshot(&self) -> Result<Snapshot, route_sync::Error> {
         self.handle.snapshot().await
@@ -83,15 +96,37 @@ pub async fn spawn(
 ) -> Result<(mpsc::Sender<FibChange>, FibView, JoinHandle<()>), route_sync::Error> {
     let handle = route_sync::start(config).await?;
     let (sender, receiver) = mpsc::channel(FIB_CAPACITY);
-    let task = tokio::spawn(run(handle.clone(), receiver, keep_routes, events));
-    Ok((sender, FibView { handle }, task))
+    let view = FibView {
+        handle: handle.clone(),
+        stopping: Arc::new(AtomicBool::new(false)),
+    };
+    let task = tokio::spawn(run(
+        handle,
+        receiver,
+        Shutdown {
+            requested: view.stopping.clone(),
+            keep_routes,
+        },
+        events,
+    ));
+    Ok((sender, view, task))
+}
+
+/// What the fib task does once its input ends.
+#[derive(Debug)]
+pub struct Shutdown {
+    /// Set by [`FibView::stop`]: shut route-sync down. Unset: leave the kernel as
+    /// it is (the rib task failed).
+    pub requested: Arc<AtomicBool>,
+    /// Keep our routes in the kernel at that shutdown.
+    pub keep_routes: bool,
 }
 
 /// Runs the fib task until every sender of `changes` is gone.
 pub async fn run(
     handle: FibHandle,
     mut changes: mpsc::Receiver<FibChange>,
-    keep_routes: bool,
+    shutdown: Shutdown,
     events: Events,
 ) {
     let mut batch = Vec::new();
@@ -123,7 +158,13 @@ pub async fn run(
             return;
         }
     }
-    if let Err(error) = handle.shutdown(keep_routes).await {
+    if !shutdown.requested.load(Ordering::SeqCst) {
+        tracing::error!(
+            "fib: the rib task is gone without a stop; the kernel routes stay as they are"
+        );
+        return;
+    }
+    if let Err(error) = handle.shutdown(shutdown.keep_routes).await {
         tracing::error!("fib: shutting route-sync down failed: {error}");
     }
 }

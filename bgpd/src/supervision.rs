@@ -52,19 +52,25 @@ impl Running {
         let (first, index, _) =
             futures::future::select_all(self.tasks.iter_mut().map(|(_, task)| task)).await;
         let (name, _) = self.tasks.remove(index);
-        let mut ended = vec![format!("{name} ({})", outcome(first))];
+        let mut ended = vec![(name, first)];
         tokio::time::sleep(SETTLE).await;
         let mut index = 0;
         while index < self.tasks.len() {
             if self.tasks[index].1.is_finished() {
                 let (name, task) = self.tasks.remove(index);
-                ended.push(format!("{name} ({})", outcome(task.await)));
+                ended.push((name, task.await));
             } else {
                 index += 1;
             }
         }
+        // A panic is the cause, the others followed it: panics first.
+        ended.sort_by_key(|(_, result)| !result.as_ref().is_err_and(JoinError::is_panic));
         let plural = if ended.len() == 1 { "task" } else { "tasks" };
-        format!("the {plural} {} ended unexpectedly", ended.join(", "))
+        let list: Vec<String> = ended
+            .into_iter()
+            .map(|(name, result)| format!("{name} ({})", outcome(result)))
+            .collect();
+        format!("the {plural} {} ended unexpectedly", list.join(", "))
     }
 }
 
@@ -122,7 +128,10 @@ mod tests {
             }),
         );
         let line = running.ended().await;
-        assert!(line.starts_with("the tasks "), "{line}");
+        assert!(
+            line.starts_with("the tasks rib (panicked: boom), fib"),
+            "{line}"
+        );
         assert!(line.contains("rib (panicked: boom)"), "{line}");
         assert!(line.contains("fib (it returned)"), "{line}");
     }

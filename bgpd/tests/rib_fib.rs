@@ -123,8 +123,9 @@ fn fib_changes_reach_the_kernel() {
                 }
                 assert_eq!(told_changes, 4, "changes told as kernel batches");
 
-                // Every sender gone: route-sync shuts down and (keep_routes false)
-                // removes our routes.
+                // A stop, then every sender gone: route-sync shuts down and
+                // (keep_routes false) removes our routes.
+                view.stop();
                 drop(fib);
                 tokio::time::timeout(Duration::from_secs(30), task)
                     .await
@@ -134,6 +135,39 @@ fn fib_changes_reach_the_kernel() {
         })
         .unwrap();
     assert!(ours(&netns).is_empty(), "{:?}", ours(&netns));
+}
+
+#[test]
+fn without_a_stop_the_fib_task_leaves_the_kernel_as_it_is() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let netns = namespace();
+    netns
+        .enter(|| {
+            runtime().block_on(async {
+                let (fib, view, task) =
+                    bgpd::fib::spawn(route_sync::Config::default(), false, Default::default())
+                        .await
+                        .unwrap();
+                fib.send(install("10.1.0.0/24", &["10.0.0.2"]))
+                    .await
+                    .unwrap();
+                view.sync().await.unwrap();
+                // The rib task failed: its sender is gone, nobody asked for a stop.
+                drop(fib);
+                tokio::time::timeout(Duration::from_secs(30), task)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(
+                    route(&netns, "10.1.0.0/24").is_some(),
+                    "the route was removed without a stop"
+                );
+                assert_eq!(view.snapshot().await.unwrap().installed.len(), 1);
+            })
+        })
+        .unwrap();
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! `wren-tests`: the cross-crate end-to-end tests of Wren (in `tests/tests/`) and the
 //! support they share, one module per purpose:
+//! - [`table`]: a route table fed by the peer, counted in the kernel, and `ip monitor
+//!   route` (restart and supervision tests);
 //! - [`peer_bench`]: bgpd in one namespace and the adversarial peer (crate `peer`) in
 //!   another (conformance and fault tests);
 //! - [`ipam_node`]: a node's `[ipam]` config section, forwarding, its kernel routes and
@@ -15,3 +17,4 @@
 
 pub mod ipam_node;
 pub mod peer_bench;
+pub mod table;

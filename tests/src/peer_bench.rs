@@ -40,6 +40,15 @@ impl Bench {
     /// The namespaces (named `PREFIX`d and `PREFIX`p), the link, and bgpd started
     /// with `config` (see [`config`]); waits until its control socket answers.
     pub fn start(prefix: &str, config: impl FnOnce(&std::path::Path) -> String) -> Bench {
+        Bench::start_with_env(prefix, &[], config)
+    }
+
+    /// Like [`Bench::start`], with `env` set for bgpd (kept across restarts).
+    pub fn start_with_env(
+        prefix: &str,
+        env: &[(&str, &str)],
+        config: impl FnOnce(&std::path::Path) -> String,
+    ) -> Bench {
         let daemon_ns = Netns::new(&format!("{prefix}d")).unwrap();
         let peer_ns = Netns::new(&format!("{prefix}p")).unwrap();
         let link = Veth::new(&daemon_ns, "eth1", &peer_ns, "eth1").unwrap();
@@ -52,7 +61,7 @@ impl Bench {
         let socket = daemon_ns.dir().join("bgpd.sock");
         let config_path = daemon_ns.dir().join("bgpd.toml");
         std::fs::write(&config_path, config(&socket)).unwrap();
-        let bgpd = start_bgpd(&daemon_ns, &config_path, &[]);
+        let bgpd = spawn_bgpd(&daemon_ns, &config_path, &[], env);
         let observer = peer::Daemon::new(&wren_binary("bgpctl"), &socket, Some(daemon_ns.name()));
         let bench = Bench {
             bgpd,
@@ -122,12 +131,22 @@ impl Bench {
 /// Starts bgpd (the built binary) in `netns` with `config_path` and `extra` arguments,
 /// logging at debug level to the namespace's directory.
 pub fn start_bgpd(netns: &Netns, config_path: &std::path::Path, extra: &[&str]) -> Daemon {
+    spawn_bgpd(netns, config_path, extra, &[])
+}
+
+fn spawn_bgpd(
+    netns: &Netns,
+    config_path: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Daemon {
     let mut command = netns.command(wren_binary("bgpd"));
     command
         .arg("--config")
         .arg(config_path)
         .args(extra)
-        .env("RUST_LOG", "bgpd=debug,info");
+        .env("RUST_LOG", "bgpd=debug,info")
+        .envs(env.iter().copied());
     netns.spawn_command("bgpd", command).unwrap()
 }
 
