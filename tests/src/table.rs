@@ -93,6 +93,7 @@ pub fn wait_kernel_routes(netns: &Netns, count: usize) {
 }
 
 /// `ip monitor route` in a namespace, from the moment `start` returns.
+#[derive(Debug)]
 pub struct RouteMonitor {
     daemon: lab::Daemon,
 }
