@@ -382,3 +382,38 @@ fn reload_of_an_export_filter_re_exports_without_a_session_reset() {
     assert_eq!(h.received(tor).withdrawn(), vec![net("10.8.0.0/24")]);
     assert_eq!(h.rib.counters(tor).advertised, 0);
 }
+
+#[test]
+fn non_transitive_extended_communities_stay_in_the_as() {
+    let mut h = Harness::new(config(
+        r#"
+        [[bgp.neighbor]]
+        address = "10.0.0.2"
+        remote_asn = 65001
+        export = "all"
+        [[policy.filter]]
+        name = "all"
+        default = "accept"
+        "#,
+    ));
+    let tor = h.up(Session::v4("10.0.0.2", 65001));
+    let other = h.up(Session::v4("10.0.0.3", 65002));
+    let ibgp = h.up(Session::v4("10.0.0.4", ASN));
+    h.received(tor);
+    h.received(ibgp);
+    // A route target (type 0x00, transitive) and a non-transitive two-octet-AS
+    // specific one (type 0x40).
+    let transitive = bgp_proto::ExtendedCommunity::route_target(65002, 7);
+    let non_transitive = bgp_proto::ExtendedCommunity([0x40, 0x04, 0xfd, 0xea, 0, 0, 0, 9]);
+    let mut tagged = attrs(&[65002], "10.0.0.3");
+    tagged.extended_communities = vec![transitive, non_transitive];
+    h.update(other, announce(&["10.9.0.0/24"], tagged));
+    let to_ebgp = announced(&mut h, tor);
+    assert_eq!(to_ebgp.len(), 1);
+    assert_eq!(to_ebgp[0].1.extended_communities, vec![transitive]);
+    let to_ibgp = announced(&mut h, ibgp);
+    assert_eq!(
+        to_ibgp[0].1.extended_communities,
+        vec![transitive, non_transitive]
+    );
+}

@@ -55,6 +55,12 @@ impl ExtendedCommunity {
     pub fn subtype(&self) -> u8 {
         self.0[1]
     }
+
+    /// Whether it may cross AS boundaries: bit 0x40 of the type octet clear (RFC 4360
+    /// section 2); non-transitive ones are not sent to eBGP peers.
+    pub fn is_transitive(&self) -> bool {
+        self.kind() & 0x40 == 0
+    }
 }
 
 impl fmt::Display for ExtendedCommunity {

@@ -11,8 +11,9 @@
 //!
 //! With which attributes:
 //! - to eBGP: our AS prepended (plus `prepend` of the filter), NEXT_HOP our session
-//!   address, no LOCAL_PREF, ORIGINATOR_ID or CLUSTER_LIST, MED only when we set it
-//!   (a local route or the filter) — never passed from one neighbor AS to another;
+//!   address, no LOCAL_PREF, ORIGINATOR_ID or CLUSTER_LIST, no non-transitive
+//!   extended community (RFC 4360), MED only when we set it (a local route or the
+//!   filter) — never passed from one neighbor AS to another;
 //! - to iBGP: LOCAL_PREF (100 when absent), next hop unchanged unless the route is
 //!   local or `next_hop_self`; when reflecting, ORIGINATOR_ID (the source's router
 //!   id, when absent) and our cluster id prepended to CLUSTER_LIST.
@@ -153,6 +154,8 @@ impl Rib {
             path.local_pref = None;
             path.originator_id = None;
             path.cluster_list.clear();
+            path.extended_communities
+                .retain(bgp_proto::ExtendedCommunity::is_transitive);
             if source.source != RouteSource::Local {
                 path.med = None;
             }
