@@ -65,6 +65,44 @@ fn max_prefixes_closes_with_cease_1_and_idles_for_restart() {
 }
 
 #[test]
+fn max_prefixes_per_family() {
+    let mut h = Harness::new(config(
+        r#"
+        [[bgp.neighbor]]
+        address = "10.0.0.2"
+        remote_asn = 65001
+        families = ["ipv4", "ipv6"]
+        max_prefixes = { ipv4 = 3, ipv6 = 1, restart = 5 }
+        "#,
+    ));
+    let both = [Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+    let peer = h.up(Session::v4("10.0.0.2", 65001)
+        .families(&both)
+        .local_ipv6("fd00::1"));
+    let three = prefixes(3, 24);
+    let three: Vec<&str> = three.iter().map(String::as_str).collect();
+    // Three IPv4 prefixes and one IPv6 prefix: each family within its own limit.
+    h.update(peer, announce(&three, attrs(&[65001], "10.0.0.2")));
+    h.update(
+        peer,
+        announce_v6(&["fd10::/48"], attrs(&[65001], "10.0.0.2"), "fd00::2"),
+    );
+    assert!(h.received(peer).closes.is_empty());
+    // A second IPv6 prefix is one too many for IPv6 only.
+    h.update(
+        peer,
+        announce_v6(&["fd11::/48"], attrs(&[65001], "10.0.0.2"), "fd00::2"),
+    );
+    let closes = h.received(peer).closes;
+    assert_eq!(closes.len(), 1);
+    let (notification, idle_for) = &closes[0];
+    assert_eq!((notification.code, notification.subcode), (6, 1));
+    // RFC 4486: AFI 2, SAFI 1, limit 1.
+    assert_eq!(notification.data, vec![0, 2, 1, 0, 0, 0, 1]);
+    assert_eq!(*idle_for, Some(Duration::from_secs(5)));
+}
+
+#[test]
 fn a_received_800_prefix_update_goes_out_as_one_update_per_attribute_set() {
     let mut h = Harness::new(config(""));
     let ebgp = h.up(Session::v4("10.0.0.2", 65001));

@@ -46,6 +46,11 @@ fn conformance_table() {
                 listen_range(3, 4_200_000_001, ""),
                 listen_range(4, 65001, "max_prefixes = { limit = 3, restart = 1 }"),
                 listen_range(5, 65001, "enforce_first_as = false"),
+                listen_range(
+                    6,
+                    65001,
+                    "max_prefixes = { ipv4 = 3, ipv6 = 1, restart = 1 }",
+                ),
             ]
             .concat(),
         )
@@ -123,6 +128,7 @@ enum Kind {
     Ebgp4200000001,
     EbgpMax,
     EbgpNoFirstAs,
+    EbgpMaxFamily,
 }
 
 impl Kind {
@@ -135,6 +141,7 @@ impl Kind {
             "ebgp-4200000001" => Kind::Ebgp4200000001,
             "ebgp-max" => Kind::EbgpMax,
             "ebgp-no-first-as" => Kind::EbgpNoFirstAs,
+            "ebgp-max-family" => Kind::EbgpMaxFamily,
             other => panic!("unknown session kind {other:?}"),
         }
     }
@@ -147,6 +154,7 @@ impl Kind {
             Kind::Ebgp4200000001 => 3,
             Kind::EbgpMax => 4,
             Kind::EbgpNoFirstAs => 5,
+            Kind::EbgpMaxFamily => 6,
         }
     }
 

@@ -474,3 +474,46 @@ fn each_section_knows_its_own_keys() {
     );
     assert_eq!(config.bgp.neighbors[0].hold_time.seconds(), 30);
 }
+
+#[test]
+fn max_prefixes_is_one_limit_or_one_per_family() {
+    let neighbor = |value: &str| {
+        format!(
+            "{BASE}[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 65001\nmax_prefixes = {value}\n"
+        )
+    };
+    let limits = |value: &str| {
+        let config = Config::parse(&neighbor(value), "x").unwrap();
+        let max = config.bgp.neighbors[0].max_prefixes.unwrap();
+        (
+            max.limit(0),
+            max.limit(1),
+            max.restart_secs,
+            max.warning_only,
+        )
+    };
+    assert_eq!(limits("1000"), (Some(1000), Some(1000), 60, false));
+    assert_eq!(
+        limits("{ limit = 5, restart = 9, warning_only = true }"),
+        (Some(5), Some(5), 9, true)
+    );
+    assert_eq!(
+        limits("{ ipv4 = 1000, ipv6 = 500 }"),
+        (Some(1000), Some(500), 60, false)
+    );
+    assert_eq!(limits("{ ipv6 = 500 }"), (None, Some(500), 60, false));
+    assert_eq!(
+        limits("{ limit = 7, ipv4 = 9 }"),
+        (Some(9), Some(7), 60, false)
+    );
+    for bad in [
+        "{ restart = 5 }",
+        "{ ipv4 = 0 }",
+        "0",
+        "{ ipv5 = 1 }",
+        "\"many\"",
+    ] {
+        let text = error(&neighbor(bad), 8, "bgp.neighbor[0].max_prefixes");
+        assert!(text.contains("max_prefixes"), "{text}");
+    }
+}

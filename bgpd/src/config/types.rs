@@ -79,15 +79,26 @@ impl<'de> Deserialize<'de> for MaxPaths {
     }
 }
 
-/// `max_prefixes = 1000` or `max_prefixes = { limit = 1000, restart = 60, warning_only = false }`.
+/// `max_prefixes = 1000` (each family), or a table:
+/// `{ limit = 1000, ipv4 = 2000, ipv6 = 500, restart = 60, warning_only = false }`,
+/// where `ipv4` / `ipv6` set one family's limit and `limit` every family not named
+/// (a family with neither has no limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MaxPrefixes {
-    /// Most prefixes accepted from the peer; one more closes the session (Cease/1).
-    pub limit: u32,
+    /// Most prefixes accepted from the peer per family (IPv4, IPv6 unicast); one
+    /// more closes the session (Cease/1). `None`: no limit for that family.
+    pub limits: [Option<u32>; 2],
     /// Seconds to stay idle after closing for too many prefixes (default 60).
     pub restart_secs: u32,
     /// Only log, never close.
     pub warning_only: bool,
+}
+
+impl MaxPrefixes {
+    /// The limit of the family at `index` (0 IPv4, 1 IPv6 unicast).
+    pub fn limit(&self, index: usize) -> Option<u32> {
+        self.limits.get(index).copied().flatten()
+    }
 }
 
 impl<'de> Deserialize<'de> for MaxPrefixes {
@@ -95,7 +106,12 @@ impl<'de> Deserialize<'de> for MaxPrefixes {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Table {
-            limit: u32,
+            #[serde(default)]
+            limit: Option<u32>,
+            #[serde(default)]
+            ipv4: Option<u32>,
+            #[serde(default)]
+            ipv6: Option<u32>,
             #[serde(default = "default_restart")]
             restart: u32,
             #[serde(default)]
@@ -112,21 +128,26 @@ impl<'de> Deserialize<'de> for MaxPrefixes {
         }
         let max = match Raw::deserialize(deserializer).map_err(|_| {
             de::Error::custom(
-                "max_prefixes must be a number or { limit = N, restart = SECONDS, warning_only = BOOL }",
+                "max_prefixes must be a number or { limit = N, ipv4 = N, ipv6 = N, restart = SECONDS, warning_only = BOOL }",
             )
         })? {
             Raw::Limit(limit) => MaxPrefixes {
-                limit,
+                limits: [Some(limit); 2],
                 restart_secs: default_restart(),
                 warning_only: false,
             },
             Raw::Table(table) => MaxPrefixes {
-                limit: table.limit,
+                limits: [table.ipv4.or(table.limit), table.ipv6.or(table.limit)],
                 restart_secs: table.restart,
                 warning_only: table.warning_only,
             },
         };
-        if max.limit == 0 {
+        if max.limits.iter().all(Option::is_none) {
+            return Err(de::Error::custom(
+                "max_prefixes needs a limit: limit = N for each family, or ipv4 = N / ipv6 = N",
+            ));
+        }
+        if max.limits.contains(&Some(0)) {
             return Err(de::Error::custom("max_prefixes limit must be at least 1"));
         }
         Ok(max)

@@ -340,8 +340,11 @@ impl Rib {
         let Some(max) = peer.settings.max_prefixes else {
             return;
         };
+        let Some(limit) = max.limit(K::INDEX) else {
+            return;
+        };
         let accepted = peer.counters[K::INDEX].accepted;
-        if accepted <= u64::from(max.limit) || peer.closing {
+        if accepted <= u64::from(limit) || peer.closing {
             return;
         }
         let address = peer.address();
@@ -351,7 +354,7 @@ impl Rib {
                 tracing::warn!(
                     neighbor = ?address,
                     family = %K::FAMILY,
-                    limit = max.limit,
+                    limit,
                     "more prefixes accepted than max_prefixes allows (warning_only: the session stays up)"
                 );
             }
@@ -360,13 +363,13 @@ impl Rib {
         tracing::warn!(
             neighbor = ?address,
             family = %K::FAMILY,
-            limit = max.limit,
+            limit,
             restart_secs = max.restart_secs,
             "max_prefixes exceeded: closing the session with Cease/Maximum Number of Prefixes Reached"
         );
         peer.closing = true;
         peer.close_pending = Some(Outbound::Close {
-            notification: max_prefixes_notification(K::FAMILY, max.limit),
+            notification: max_prefixes_notification(K::FAMILY, limit),
             idle_for: Some(Duration::from_secs(u64::from(max.restart_secs))),
         });
         self.send_close(idx);
