@@ -161,7 +161,7 @@ fn without_a_stop_the_fib_task_leaves_the_kernel_as_it_is() {
                     .unwrap()
                     .unwrap();
                 assert!(
-                    route(&netns, "10.1.0.0/24").is_some(),
+                    kernel_route(&netns, "10.1.0.0/24").is_some(),
                     "the route was removed without a stop"
                 );
                 assert_eq!(view.snapshot().await.unwrap().installed.len(), 1);
