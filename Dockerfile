@@ -17,7 +17,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p bgpd -p ipam --bins \
+RUN cargo build --release --locked -p bgpd -p bgpctl -p ipam --bins \
  && install -D -m 0755 target/release/bgpd target/release/bgpctl -t /out/usr/local/bin \
  && install -D -m 0755 target/release/wren-ipam -t /out/usr/lib/cni
 

@@ -33,7 +33,7 @@ use crate::control::handler::Handler;
 use crate::control::server::ControlSocket;
 use crate::events::Events;
 use crate::fib::FibView;
-use crate::ipam::IpamHandle;
+use crate::ipam_task::IpamHandle;
 use crate::session::SpeakerSettings;
 use crate::supervision::Running;
 use crate::supervisor::Supervisor;
@@ -134,7 +134,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = hangup.recv() => match supervisor.reload().await {
-                Ok(summary) => tracing::info!("SIGHUP: {}", crate::control::render::reload(&summary)),
+                Ok(summary) => tracing::info!("SIGHUP: {summary}"),
                 Err(error) => tracing::error!("SIGHUP: configuration not reloaded:\n{error}"),
             },
             _ = terminate.recv() => break,
@@ -259,7 +259,7 @@ fn start_supervisor(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<
 fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
     Box::pin(async move {
         let Some(settings) =
-            crate::ipam::Settings::from_config(&wiring.config).map_err(anyhow::Error::msg)?
+            crate::ipam_task::Settings::from_config(&wiring.config).map_err(anyhow::Error::msg)?
         else {
             return Ok(None);
         };
@@ -268,7 +268,7 @@ fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHa
             .supervisor
             .clone()
             .context("the supervisor is not started")?;
-        let (handle, task) = crate::ipam::spawn(settings, rib, supervisor, wiring.events.clone());
+        let (handle, task) = crate::ipam_task::spawn(settings, rib, supervisor, wiring.events.clone());
         wiring.ipam = Some(handle);
         Ok(Some(task))
     })

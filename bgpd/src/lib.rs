@@ -1,30 +1,28 @@
-//! bgpd: Wren's BGP speaker and its control tool `bgpctl`.
+//! bgpd: Wren's BGP speaker. Its control tool is the `bgpctl` crate; the two share
+//! only the control protocol (`control-proto`).
 //!
 //! The tasks and channels of the daemon are drawn in [`tasks`]. Modules:
 //! - [`config`]: the TOML configuration in typed structs.
 //! - [`tasks`]: the messages that travel between the daemon's tasks.
-//! - [`view`]: what `bgpctl show` prints (the JSON contract).
-//! - [`decode`]: `bgpctl decode`, BGP messages from hex dumps (FRR, BIRD and Wireshark
-//!   logs) to JSON with their RFC 7606 action.
 //! - [`rib`]: the RIB task (adj_rib_in, decision, loc_rib, adj_rib_out, route
 //!   reflection, UPDATE packing); [`policy`]: import/export filters;
 //!   [`local`]: locally originated routes; [`fib`]: best routes into the kernel.
 //! - [`session`]: one task per neighbor driving bgp-proto's state machine;
 //!   [`socket`]: TCP-MD5, GTSM and TTL options; [`listener`]: accepting connections;
 //!   [`supervisor`]: the neighbor set, reloads, operator commands.
-//! - [`ipam`]: the node's IPAM blocks and borrowed addresses as local routes, the
-//!   node registry and mesh, and bgpctl's `ipam` commands.
-//! - [`control`]: the control socket (server, JSON-lines protocol, bgpctl's client and
-//!   tables); [`daemon`]: wiring the tasks together, signals.
+//! - [`ipam_task`]: the node's IPAM blocks and borrowed addresses as local routes,
+//!   the node registry and mesh.
+//! - [`control`]: the control socket's server (answers typed by `control-proto`,
+//!   `show routes` streamed in chunks); [`daemon`]: wiring the tasks together,
+//!   signals.
 
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod decode;
 pub mod events;
 pub mod fault;
 pub mod fib;
-pub mod ipam;
+pub mod ipam_task;
 pub mod listener;
 pub mod local;
 pub mod policy;
@@ -34,4 +32,3 @@ pub mod socket;
 pub mod supervision;
 pub mod supervisor;
 pub mod tasks;
-pub mod view;

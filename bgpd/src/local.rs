@@ -3,7 +3,7 @@
 //!
 //! - Configured networks (`[[bgp.network]]`): [`config_routes`] gives the whole set
 //!   as one `Replace`; the rib task applies it at start and after each reload itself.
-//! - IPAM (the task in [`crate::ipam::source`]): [`ipam_block`] for a block this
+//! - IPAM (the task in [`crate::ipam_task::source`]): [`ipam_block`] for a block this
 //!   node owns (announced, and blackholed in the kernel so unassigned addresses are
 //!   dropped here rather than routed away), [`ipam_borrowed`] for a single address
 //!   borrowed from another node's block (announced as a host route, not blackholed;

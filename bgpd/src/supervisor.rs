@@ -47,6 +47,7 @@ use crate::session::{
     self, NeighborSettings, NeighborStatus, SessionCommand, SessionHandle, SpeakerSettings,
 };
 use crate::tasks::{PeerId, RibInput};
+pub use control_proto::{NeighborAction, ReloadSummary};
 
 /// Requests queued to the supervisor.
 pub const REQUEST_CAPACITY: usize = 64;
@@ -84,34 +85,12 @@ pub enum Request {
     },
 }
 
-/// `bgpctl neighbor ADDR ...`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NeighborAction {
-    Reset,
-    Shutdown,
-    Enable,
-    Refresh,
-}
-
 /// A neighbor's status and counters at one moment.
 #[derive(Clone, Debug)]
 pub struct NeighborSnapshot {
     pub status: NeighborStatus,
     pub sent: MessageCount,
     pub received: MessageCount,
-}
-
-/// What a reload did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReloadSummary {
-    pub added: Vec<IpAddr>,
-    pub removed: Vec<IpAddr>,
-    /// Sessions restarted because their OPEN or connection settings changed.
-    pub reset: Vec<IpAddr>,
-    /// Sessions whose other settings changed in place.
-    pub updated: Vec<IpAddr>,
-    pub unchanged: usize,
 }
 
 /// The way to the supervisor task.

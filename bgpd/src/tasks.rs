@@ -60,7 +60,7 @@ use bytes::Bytes;
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::view::{RouteQuery, RouteView};
+use control_proto::{FamilyName, RouteQuery, RouteView};
 
 /// Capacity of the channel into the rib task.
 pub const RIB_INPUT_CAPACITY: usize = 1024;
@@ -197,11 +197,35 @@ pub enum LocalSource {
     IpamBorrowed,
 }
 
-/// Questions the control server asks the rib task.
+/// Slots of the RIB's tables a [`RibQuery::Prefixes`] looks at in one turn.
+pub const PREFIX_SCAN: usize = 65_536;
+/// Prefixes a [`RibQuery::RouteChunk`] asks for at most (the paths of each prefix
+/// come along).
+pub const ROUTE_CHUNK: usize = 1024;
+
+/// Questions the control server asks the rib task. Each is answered in one turn of
+/// the task, bounded in work: a whole-table `show routes` is many questions, asked
+/// one after the other (see `control::routes`), so the rib task handles other input
+/// in between and never waits for a slow reader of the control socket.
 #[derive(Debug)]
 pub enum RibQuery {
-    /// Routes for `bgpctl show routes`.
+    /// The paths of one prefix (`query.prefix`, exact or longest match), or none.
     Routes {
+        query: RouteQuery,
+        reply: oneshot::Sender<Vec<RouteView>>,
+    },
+    /// The prefixes with paths in up to [`PREFIX_SCAN`] slots from `from` on, in the
+    /// tables' slot order (not sorted), only those after `after` in prefix order.
+    Prefixes {
+        family: Option<FamilyName>,
+        after: Option<IpNet>,
+        from: PrefixCursor,
+        reply: oneshot::Sender<PrefixChunk>,
+    },
+    /// The paths `query` selects (view, neighbor) of these prefixes (at most
+    /// [`ROUTE_CHUNK`]), in the order given, each prefix's best path first.
+    RouteChunk {
+        prefixes: Vec<IpNet>,
         query: RouteQuery,
         reply: oneshot::Sender<Vec<RouteView>>,
     },
@@ -212,16 +236,22 @@ pub enum RibQuery {
     },
 }
 
-/// Prefix counters of one peer, as the RIB sees them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PeerCounters {
-    /// Prefixes in the peer's adj_rib_in (before import policy).
-    pub received: u64,
-    /// Prefixes the import policy accepted.
-    pub accepted: u64,
-    /// Prefixes in the peer's adj_rib_out.
-    pub advertised: u64,
+/// Where a scan of the RIB's prefixes goes on: a family (0 IPv4, 1 IPv6) and a slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrefixCursor {
+    pub family: usize,
+    pub slot: u32,
 }
+
+/// One turn's worth of prefixes.
+#[derive(Debug, Default)]
+pub struct PrefixChunk {
+    pub prefixes: Vec<IpNet>,
+    /// Where the next turn starts; `None` when the scan is done.
+    pub next: Option<PrefixCursor>,
+}
+
+pub use control_proto::PeerCounters;
 
 /// One next hop of [`FibChange::InstallOnLink`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -159,12 +159,40 @@ communities = [\"65000:7\"]
     assert_eq!(local["communities"], serde_json::json!(["65000:7"]));
     assert_eq!(local["best"], true);
 
-    // The table, like birdc: prefix, via, source, best mark, origin AS.
+    // The table: prefix, best mark, local preference, MED, origin AS, source, next hops.
     let table = wren.bgpctl_ok(&["show", "routes", "10.130.1.0/24"]);
-    let first = table.lines().next().unwrap();
-    assert!(first.starts_with("10.130.1.0/24"), "{table}");
-    assert!(first.contains("via 10.51.0.1 [10.51.0.1] *"), "{table}");
-    assert!(first.ends_with("[AS65001i]"), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("Prefix"), "{table}");
+    assert!(lines[0].ends_with("Next hops"), "{table}");
+    let columns: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(columns[..2], ["10.130.1.0/24", "*"], "{table}");
+    assert_eq!(
+        columns[columns.len() - 4..],
+        ["AS65001", "i", "10.51.0.1", "10.51.0.1"],
+        "{table}"
+    );
+    assert_eq!(lines.last(), Some(&"1 prefixes, 1 paths"), "{table}");
+    // Pages in prefix order: --limit, then --after the last prefix of the page.
+    let prefixes = |routes: serde_json::Value| -> Vec<String> {
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|route| route["prefix"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page = wren.bgpctl_json(&["show", "routes", "--limit", "2"]);
+    assert_eq!(prefixes(page), ["10.130.1.0/24", "10.130.2.0/24"]);
+    let rest = wren.bgpctl_json(&["show", "routes", "--after", "10.130.2.0/24", "--limit", "2"]);
+    assert_eq!(prefixes(rest), ["10.130.3.0/24"]);
+    let first_page = wren.bgpctl_ok(&["show", "routes", "--limit", "1"]);
+    assert!(
+        first_page
+            .ends_with("\n1 prefixes, 1 paths; more after 10.130.1.0/24 (--after 10.130.1.0/24)\n"),
+        "{first_page}"
+    );
+    let none = wren.bgpctl_ok(&["show", "routes", "--after", "10.130.3.0/24"]);
+    assert_eq!(none, "No routes\n0 prefixes, 0 paths\n");
     // An address finds its covering prefix; --family filters.
     let by_address = wren.bgpctl_json(&["show", "routes", "10.130.1.7"]);
     assert_eq!(by_address[0]["prefix"], "10.130.1.0/24", "{by_address}");
@@ -327,7 +355,7 @@ fn control_socket_refuses_outsiders_and_offers_read_only_access() {
         return;
     };
     let netns = Netns::new("wb-perm").unwrap();
-    let bgpctl = lab::fixture::public_binary(Path::new(env!("CARGO_BIN_EXE_bgpctl")), ready.dir());
+    let bgpctl = lab::fixture::public_binary(&lab::fixture::wren_binary("bgpctl"), ready.dir());
     std::fs::set_permissions(ready.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
 
     // The default mode 0660, owned by root: nobody cannot even connect.

@@ -7,9 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use lab::fixture::{bgpctl, bgpctl_command};
 
 #[test]
 fn check_config_answers_by_exit_status_when_output_fails() {
@@ -95,9 +96,7 @@ fn a_daemon_logging_to_a_full_disk_serves_and_stops_cleanly() {
 
     // bgpctl's own answers: a full stdout is one error line and status 1; a reader
     // that went away (`bgpctl show routes | head`) ends it quietly with status 0.
-    let full_stdout = Command::new(env!("CARGO_BIN_EXE_bgpctl"))
-        .arg("--socket")
-        .arg(&socket)
+    let full_stdout = bgpctl_command(&socket)
         .args(["show", "routes"])
         .stdout(full())
         .output()
@@ -108,9 +107,7 @@ fn a_daemon_logging_to_a_full_disk_serves_and_stops_cleanly() {
         stderr.starts_with("bgpctl: cannot write the answer") && stderr.lines().count() == 1,
         "{stderr}"
     );
-    let mut closed = Command::new(env!("CARGO_BIN_EXE_bgpctl"))
-        .arg("--socket")
-        .arg(&socket)
+    let mut closed = bgpctl_command(&socket)
         .args(["--json", "show", "routes"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,15 +130,6 @@ fn a_daemon_logging_to_a_full_disk_serves_and_stops_cleanly() {
 
 fn full() -> File {
     File::options().write(true).open("/dev/full").unwrap()
-}
-
-fn bgpctl(socket: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bgpctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Kills the daemon if the test fails before stopping it.

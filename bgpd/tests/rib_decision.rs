@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bgp_proto::Family;
 use bgpd::tasks::{FibChange, LocalChange, LocalRoute, LocalSource, RibInput};
-use bgpd::view::{RouteQuery, RouteTable};
+use control_proto::{RouteQuery, RouteTable};
 use rib_support::*;
 
 #[test]
@@ -366,7 +366,7 @@ fn show_routes_filters_by_prefix_family_and_longest_match() {
         family,
         ..Default::default()
     };
-    let prefixes = |routes: Vec<bgpd::view::RouteView>| {
+    let prefixes = |routes: Vec<control_proto::RouteView>| {
         routes
             .into_iter()
             .map(|r| r.prefix.to_string())

@@ -9,7 +9,7 @@ mod rib_support;
 use std::net::Ipv4Addr;
 
 use bgp_proto::{Family, PathAttributes};
-use bgpd::view::{RouteQuery, RouteTable};
+use control_proto::{RouteQuery, RouteTable};
 use ipnet::IpNet;
 use rib_support::*;
 

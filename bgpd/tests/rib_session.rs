@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bgp_proto::Family;
 use bgpd::tasks::{FibChange, RibInput, RibQuery};
-use bgpd::view::RouteQuery;
+use control_proto::RouteQuery;
 use ipnet::IpNet;
 use rib_support::*;
 

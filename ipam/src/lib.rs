@@ -23,6 +23,7 @@ pub mod cni;
 mod error;
 mod family;
 pub mod keys;
+pub mod ops;
 pub mod pool;
 pub mod records;
 mod registry;

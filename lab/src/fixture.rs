@@ -36,6 +36,20 @@ pub fn wren_binary(name: &str) -> PathBuf {
     })
 }
 
+/// bgpctl's `--json` output for `args`: one document, except `show routes`, which
+/// prints one route per line (NDJSON), returned as one array.
+pub fn parse_bgpctl_json(args: &[&str], stdout: &str) -> serde_json::Result<Value> {
+    if args.windows(2).any(|pair| pair == ["show", "routes"]) {
+        stdout
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<serde_json::Result<Vec<Value>>>()
+            .map(Value::Array)
+    } else {
+        serde_json::from_str(stdout)
+    }
+}
+
 /// bgpd running in a namespace.
 #[derive(Debug)]
 pub struct Wren {
@@ -106,13 +120,13 @@ impl Wren {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// `bgpctl --json ARGS`, parsed.
+    /// `bgpctl --json ARGS`, parsed (`show routes`: its lines as one array).
     #[track_caller]
     pub fn bgpctl_json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let text = self.bgpctl_ok(&all);
-        serde_json::from_str(&text)
+        parse_bgpctl_json(args, &text)
             .unwrap_or_else(|error| panic!("bgpctl {all:?} printed no JSON ({error}): {text}"))
     }
 
@@ -195,16 +209,21 @@ impl Wren {
     }
 }
 
+/// The built bgpctl with `--socket PATH`, to add arguments and redirections to.
+#[track_caller]
+pub fn bgpctl_command(socket: &Path) -> Command {
+    let mut command = Command::new(wren_binary("bgpctl"));
+    command.arg("--socket").arg(socket);
+    command
+}
+
 /// Runs the built bgpctl with `--socket PATH`.
 #[track_caller]
 pub fn bgpctl(socket: &Path, args: &[&str]) -> Output {
-    let binary = wren_binary("bgpctl");
-    Command::new(&binary)
-        .arg("--socket")
-        .arg(socket)
+    bgpctl_command(socket)
         .args(args)
         .output()
-        .unwrap_or_else(|error| panic!("running {}: {error}", binary.display()))
+        .unwrap_or_else(|error| panic!("running bgpctl: {error}"))
 }
 
 /// Two namespaces joined by eth1: `a` gets `NET.1/24`, `b` gets `NET.2/24` (IPv4) and

@@ -75,14 +75,10 @@ impl Daemon {
         }
     }
 
-    /// `bgpctl --socket S --json ARGS...`, parsed.
+    /// `bgpctl --socket S --json ARGS...`, parsed (one document; see [`Daemon::routes`]
+    /// for `show routes`).
     pub fn bgpctl_json(&self, args: &[&str]) -> Result<Value> {
-        let mut command = Command::new(&self.bgpctl);
-        command
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("--json")
-            .args(args);
+        let mut command = self.bgpctl_command(args);
         let stdout = run(&mut command)?;
         serde_json::from_str(&stdout).map_err(|error| Error::Command {
             command: display(&command),
@@ -90,13 +86,29 @@ impl Daemon {
         })
     }
 
-    /// Every path in the daemon's Loc-RIB.
+    /// Every path in the daemon's Loc-RIB (`show routes --json` prints one per line).
     pub fn routes(&self) -> Result<Vec<RibRoute>> {
-        let value = self.bgpctl_json(&["show", "routes"])?;
-        serde_json::from_value(value.clone()).map_err(|error| Error::Command {
-            command: "bgpctl show routes --json".into(),
-            detail: format!("does not follow the route contract ({error}): {value}"),
-        })
+        let mut command = self.bgpctl_command(&["show", "routes"]);
+        let stdout = run(&mut command)?;
+        stdout
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<serde_json::Result<Vec<RibRoute>>>()
+            .map_err(|error| Error::Command {
+                command: display(&command),
+                detail: format!("does not follow the route contract ({error}): {stdout}"),
+            })
+    }
+
+    /// `bgpctl --socket S --json ARGS...`.
+    fn bgpctl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bgpctl);
+        command
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--json")
+            .args(args);
+        command
     }
 
     /// The paths of exactly `prefix`.

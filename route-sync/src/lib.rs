@@ -56,7 +56,6 @@ mod netlink;
 mod reconcile;
 mod resolve;
 pub mod route;
-pub mod snapshot;
 mod table;
 mod task;
 mod watch;
@@ -65,9 +64,10 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::{Config, Ecmp};
+/// What `bgpctl show fib` prints; the type lives with the control protocol.
+pub use control_proto::fib::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
 pub use error::{Error, RouteError};
 pub use route::{NextHop, Route, Target};
-pub use snapshot::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
 pub use task::Change;
 
 use message::Placement;

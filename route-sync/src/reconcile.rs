@@ -27,8 +27,8 @@ use crate::message::{KernelKind, KernelNextHop, KernelRoute, Placement, Request}
 use crate::netlink::Refusal;
 use crate::resolve::{HopFailure, Resolver};
 use crate::route::{NextHop, Route, Target};
-use crate::snapshot::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
 use crate::table::{CLAIMED, SEEN, Slot, Tables};
+use crate::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
 
 /// One request handed to the kernel.
 #[derive(Debug)]

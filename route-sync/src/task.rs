@@ -7,13 +7,13 @@ use ipnet::IpNet;
 use netlink_packet_route::RouteNetlinkMessage;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Snapshot;
 use crate::config::{Config, TABLE_MAIN};
 use crate::error::Error;
 use crate::message;
 use crate::netlink::RequestSocket;
 use crate::reconcile::State;
 use crate::route::Route;
-use crate::snapshot::Snapshot;
 use crate::watch::{self, Event, WatchSocket};
 
 /// Requests per batch at most (errors for all of them fit the receive buffer).

@@ -420,7 +420,8 @@ fn json(lab: &Lab, node: &str, bgpctl: &Path, args: &[&str]) -> Result<Value, St
     let mut all = vec![bgpctl.to_str().unwrap(), "--json"];
     all.extend_from_slice(args);
     let out = lab.exec(node, &all).map_err(|e| e.to_string())?;
-    serde_json::from_str(&out).map_err(|e| format!("bgpctl {args:?} on {node}: {e}: {out}"))
+    lab::fixture::parse_bgpctl_json(args, &out)
+        .map_err(|e| format!("bgpctl {args:?} on {node}: {e}: {out}"))
 }
 
 /// A node's address on its eth1 (its address on the segment).

@@ -46,6 +46,7 @@ pub use section::{ListenRangeConfig, NeighborConfig};
 pub use session::SessionOptions;
 pub use types::{
     Asn, CommunityValue, FamilyName, FileMode, HoldTime, InterfaceName, MaxPaths, MaxPrefixes,
+    unicast_family,
 };
 
 /// Where bgpd looks for its configuration when not told.

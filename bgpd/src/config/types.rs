@@ -155,21 +155,13 @@ impl<'de> Deserialize<'de> for MaxPrefixes {
 }
 
 /// A family a session negotiates: "ipv4" or "ipv6" (unicast).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum FamilyName {
-    Ipv4,
-    Ipv6,
-}
+pub use control_proto::FamilyName;
 
-impl FamilyName {
-    pub fn family(self) -> bgp_proto::Family {
-        match self {
-            FamilyName::Ipv4 => bgp_proto::Family::IPV4_UNICAST,
-            FamilyName::Ipv6 => bgp_proto::Family::IPV6_UNICAST,
-        }
+/// The unicast family a [`FamilyName`] names.
+pub fn unicast_family(name: FamilyName) -> bgp_proto::Family {
+    match name {
+        FamilyName::Ipv4 => bgp_proto::Family::IPV4_UNICAST,
+        FamilyName::Ipv6 => bgp_proto::Family::IPV6_UNICAST,
     }
 }
 

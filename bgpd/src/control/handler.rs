@@ -1,20 +1,23 @@
 //! Answers control requests: neighbor status from the supervisor (with prefix
-//! counters from the rib task), routes from the rib task, the FIB from the fib task,
-//! operator commands and reloads through the supervisor.
+//! counters from the rib task), routes from the rib task (streamed, see
+//! [`super::routes`]), the FIB from the fib task, operator commands and reloads
+//! through the supervisor, IPAM commands against the datastore.
 
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 
-use serde_json::{Value, json};
+use control_proto::{
+    Answer, IpamRequest, NeighborDetail, NeighborEntry, NeighborView, Request, Response,
+    RouteQuery, Timers,
+};
+use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-use super::protocol::{NeighborEntry, Request, Response};
+use super::routes::RouteStream;
 use crate::fib::FibView;
-use crate::ipam::IpamHandle;
-use crate::ipam::ops::IpamRequest;
+use crate::ipam_task::IpamHandle;
 use crate::session::addresses::canonical;
 use crate::supervisor::{NeighborSnapshot, Supervisor};
 use crate::tasks::{PeerCounters, RibInput, RibQuery};
-use crate::view::{NeighborView, RouteQuery};
 
 /// What the control server talks to.
 #[derive(Debug)]
@@ -28,41 +31,39 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// The one-line answer to every request but `show-routes` (see [`Handler::routes`]).
     pub async fn handle(&self, request: Request) -> Response {
         match self.answer(request).await {
-            Ok(value) => Response::Ok(value),
+            Ok(answer) => Response::Ok(answer),
             Err(message) => Response::Error(message),
         }
     }
 
-    async fn answer(&self, request: Request) -> Result<Value, String> {
+    async fn answer(&self, request: Request) -> Result<Answer, String> {
         match request {
             Request::ShowNeighbors => {
                 let mut entries = Vec::new();
                 for snapshot in self.supervisor.neighbors().await {
                     entries.push(self.entry(&snapshot, false).await);
                 }
-                to_value(&entries)
+                Ok(Answer::Neighbors(entries))
             }
             Request::ShowNeighbor { address } => {
-                let address = canonical(address);
-                let snapshot = self
-                    .supervisor
-                    .neighbors()
-                    .await
-                    .into_iter()
-                    .find(|snapshot| snapshot.status.address == address)
-                    .ok_or_else(|| format!("no neighbor {address}"))?;
-                to_value(&self.entry(&snapshot, true).await)
+                let snapshot = self.neighbor_snapshot(address).await?;
+                Ok(Answer::Neighbor(Box::new(
+                    self.entry(&snapshot, true).await,
+                )))
             }
-            Request::ShowRoutes { query } => self.routes(query).await,
+            Request::ShowRoutes { .. } => {
+                Err("show-routes is answered as a stream by the server".to_owned())
+            }
             Request::ShowFib => {
                 let fib = self
                     .fib
                     .as_ref()
                     .ok_or("the FIB is disabled ([fib] enabled = false)")?;
                 let snapshot = fib.snapshot().await.map_err(|e| format!("fib: {e}"))?;
-                to_value(&snapshot)
+                Ok(Answer::Fib(snapshot))
             }
             Request::Neighbor {
                 address,
@@ -72,53 +73,56 @@ impl Handler {
                 .supervisor
                 .neighbor(address, action, message)
                 .await
-                .map(Value::String),
-            Request::Reload => to_value(&self.supervisor.reload().await?),
-            Request::Ipam { request } => self.ipam(&request).await,
+                .map(Answer::Done),
+            Request::Reload => Ok(Answer::Reloaded(self.supervisor.reload().await?)),
+            Request::Ipam { request } => self.ipam(&request).await.map(Answer::Ipam),
             Request::IpamChanged => {
                 if let Some(ipam) = &self.ipam {
                     ipam.notify();
                 }
-                Ok(Value::Null)
+                Ok(Answer::Notified)
             }
         }
+    }
+
+    /// Starts a `show-routes` answer.
+    pub async fn routes(
+        &self,
+        query: RouteQuery,
+        after: Option<IpNet>,
+        limit: Option<u64>,
+    ) -> Result<RouteStream, String> {
+        if let Some(neighbor) = query.neighbor {
+            self.neighbor_snapshot(neighbor).await?;
+        }
+        RouteStream::start(self.rib.clone(), query, after, limit).await
     }
 
     /// An IPAM command against bgpd's datastore; a change also makes the IPAM task
     /// re-read at once.
-    async fn ipam(&self, request: &IpamRequest) -> Result<Value, String> {
+    async fn ipam(&self, request: &IpamRequest) -> Result<String, String> {
         let ipam = self.ipam.as_ref().ok_or(
             "IPAM is not configured in bgpd (no [ipam] section); give bgpctl --datastore URL",
         )?;
         let client = ipam.client().await.map_err(|e| e.to_string())?;
-        let answer = crate::ipam::ops::execute(&client, request).await;
+        let answer = ipam::ops::execute(&client, request).await;
         if !request.is_read_only() {
             ipam.notify();
         }
-        answer.map(Value::String).map_err(|e| e.to_string())
+        answer.map_err(|e| e.to_string())
     }
 
-    async fn routes(&self, query: RouteQuery) -> Result<Value, String> {
-        if let Some(neighbor) = query.neighbor {
-            let known = self
-                .supervisor
-                .neighbors()
-                .await
-                .iter()
-                .any(|snapshot| snapshot.status.address == canonical(neighbor));
-            if !known {
-                return Err(format!("no neighbor {neighbor}"));
-            }
-        }
-        let (reply, answer) = oneshot::channel();
-        self.rib
-            .send(RibInput::Query(RibQuery::Routes { query, reply }))
+    async fn neighbor_snapshot(
+        &self,
+        address: std::net::IpAddr,
+    ) -> Result<NeighborSnapshot, String> {
+        let address = canonical(address);
+        self.supervisor
+            .neighbors()
             .await
-            .map_err(|_| "the rib task is gone".to_owned())?;
-        let routes = answer
-            .await
-            .map_err(|_| "the rib task did not answer".to_owned())?;
-        to_value(&routes)
+            .into_iter()
+            .find(|snapshot| snapshot.status.address == address)
+            .ok_or_else(|| format!("no neighbor {address}"))
     }
 
     async fn counters(&self, snapshot: &NeighborSnapshot) -> PeerCounters {
@@ -141,7 +145,7 @@ impl Handler {
             .negotiated
             .as_ref()
             .map_or(status.remote_asn, |n| n.peer_as);
-        let detail = detail.then(|| detail_of(snapshot, &counters, now));
+        let detail = detail.then(|| detail_of(snapshot, counters, now));
         NeighborEntry {
             view: NeighborView {
                 address: status.address,
@@ -162,37 +166,27 @@ impl Handler {
 }
 
 /// Everything `show neighbor ADDR` adds.
-fn detail_of(snapshot: &NeighborSnapshot, counters: &PeerCounters, now: Instant) -> Value {
+fn detail_of(snapshot: &NeighborSnapshot, counters: PeerCounters, now: Instant) -> NeighborDetail {
     let status = &snapshot.status;
-    let last_error = status.last_error.as_ref().map(|error| {
-        json!({
-            "reason": error.reason,
-            "unix_time": error.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        })
-    });
-    json!({
-        "description": status.description,
-        "state": status.state.name(),
-        "seconds_in_state": status.seconds_in_state(now),
-        "admin_down": status.admin_down,
-        "passive": status.passive,
-        "dynamic_range": status.range.map(|r| r.to_string()),
-        "configured_remote_asn": status.remote_asn,
-        "timers": {
-            "hold_time": status.hold_time,
-            "keepalive": status.keepalive,
-            "connect_retry": status.connect_retry,
+    NeighborDetail {
+        description: status.description.clone(),
+        state: status.state.name().to_owned(),
+        seconds_in_state: status.seconds_in_state(now),
+        admin_down: status.admin_down,
+        passive: status.passive,
+        dynamic_range: status.range,
+        configured_remote_asn: status.remote_asn,
+        timers: Timers {
+            hold_time: status.hold_time,
+            keepalive: status.keepalive,
+            connect_retry: status.connect_retry,
         },
-        "connection": status.connection,
-        "negotiated": status.negotiated,
-        "messages_sent": snapshot.sent,
-        "messages_received": snapshot.received,
-        "prefixes": counters,
-        "established_count": status.established_count,
-        "last_error": last_error,
-    })
-}
-
-fn to_value<T: serde::Serialize>(value: &T) -> Result<Value, String> {
-    serde_json::to_value(value).map_err(|error| format!("cannot encode the answer: {error}"))
+        connection: status.connection.clone(),
+        negotiated: status.negotiated.clone(),
+        messages_sent: snapshot.sent,
+        messages_received: snapshot.received,
+        prefixes: counters,
+        established_count: status.established_count,
+        last_error: status.last_error.clone(),
+    }
 }

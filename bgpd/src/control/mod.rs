@@ -1,10 +1,8 @@
-//! The control socket: the server in bgpd ([`server`], [`handler`]), the client in
-//! bgpctl ([`client`]), the JSON-lines [`protocol`] between them, and the tables
-//! bgpctl prints ([`render`]).
+//! The control socket's server: [`server`] (the socket, credentials, one task per
+//! client, JSON lines), [`handler`] (the answers, typed by `control-proto`) and
+//! [`routes`] (`show routes` streamed: the rib task hands routes over in bounded
+//! chunks, each asked for after the previous one was written).
 
-pub mod cli;
-pub mod client;
 pub mod handler;
-pub mod protocol;
-pub mod render;
+pub mod routes;
 pub mod server;

@@ -1,7 +1,9 @@
 //! The control socket server: a Unix stream socket created with the configured mode,
 //! owner and group (before anyone can connect: bound, set up, then listening), one
-//! task per client, JSON lines (see `protocol`), and credential checks (SO_PEERCRED
-//! plus the caller's groups from /proc) when `group` or `read_only_group` is set.
+//! task per client, JSON lines (the types of `control-proto`), and credential checks
+//! (SO_PEERCRED plus the caller's groups from /proc) when `group` or
+//! `read_only_group` is set. `show-routes` answers are streamed: each chunk of
+//! routes is written and flushed before the next is asked of the rib task.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -14,8 +16,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 use tokio_util::codec::{Framed, LinesCodec};
 
+use control_proto::{MAX_REQUEST_LEN, Request, Response};
+
 use super::handler::Handler;
-use super::protocol::{MAX_REQUEST_LEN, Request, Response};
+use super::routes::RouteStream;
 use crate::config::ControlConfig;
 
 /// The control socket file; dropping it removes the file (the serving task is
@@ -137,14 +141,56 @@ async fn client(
                 Some(Access::ReadOnly) if !request.is_read_only() => Response::Error(format!(
                     "permission denied: user {uid} has read-only access (show commands only)"
                 )),
-                Some(_) => handler.handle(request).await,
+                Some(_) => match request {
+                    Request::ShowRoutes {
+                        query,
+                        after,
+                        limit,
+                    } => match handler.routes(query, after, limit).await {
+                        Ok(stream) => {
+                            send_routes(&mut lines, stream).await?;
+                            continue;
+                        }
+                        Err(message) => Response::Error(message),
+                    },
+                    request => handler.handle(request).await,
+                },
             },
         };
-        let text = serde_json::to_string(&response)
-            .unwrap_or_else(|error| format!("{{\"error\":\"cannot encode the answer: {error}\"}}"));
-        lines.send(text).await?;
+        lines.send(encode(&response)).await?;
     }
     Ok(())
+}
+
+/// Writes a `show-routes` answer chunk by chunk: a chunk is flushed to the client
+/// before the next one is asked of the rib task.
+async fn send_routes(
+    lines: &mut Framed<UnixStream, LinesCodec>,
+    mut stream: RouteStream,
+) -> anyhow::Result<()> {
+    loop {
+        match stream.next_chunk().await {
+            Ok(Some(routes)) => {
+                for route in routes {
+                    lines.feed(encode(&Response::Route(route))).await?;
+                }
+                SinkExt::<String>::flush(lines).await?;
+            }
+            Ok(None) => break,
+            Err(message) => {
+                lines.send(encode(&Response::Error(message))).await?;
+                return Ok(());
+            }
+        }
+    }
+    lines.send(encode(&Response::End(stream.end()))).await?;
+    Ok(())
+}
+
+/// One answer line.
+fn encode(response: &Response) -> String {
+    serde_json::to_string(response)
+        .unwrap_or_else(|error| format!("{{\"error\":\"cannot encode the answer: {error}\"}}"))
 }
 
 /// The caller's primary group and supplementary groups (from /proc/PID/status).

@@ -1,5 +1,11 @@
 //! Answers to the control server: `bgpctl show routes` (Loc-RIB, or one neighbor's
 //! received or advertised routes) and per-neighbor prefix counters.
+//!
+//! A whole-table answer is built in bounded turns: [`Rib::prefix_chunk`] lists the
+//! prefixes of up to [`PREFIX_SCAN`](crate::tasks::PREFIX_SCAN) slots, and
+//! [`Rib::route_chunk`] builds the paths of up to
+//! [`ROUTE_CHUNK`](crate::tasks::ROUTE_CHUNK) prefixes; the control server sorts the
+//! prefixes and asks for them chunk by chunk (see `control::routes`).
 
 use std::net::IpAddr;
 
@@ -9,24 +15,15 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::Rib;
 use super::attrs::{NO_ATTR, RouteAttrs};
 use super::table::{Net, PeerIdx};
-use crate::config::FamilyName;
-use crate::tasks::{PeerCounters, PeerId};
-use crate::view::{RouteQuery, RouteTable, RouteView};
+use control_proto::{FamilyName, RouteQuery, RouteTable, RouteView};
+
+use crate::tasks::{PeerCounters, PeerId, PrefixChunk, PrefixCursor};
 
 impl Rib {
     /// The routes a query asks for, sorted by prefix, best path first.
     pub fn routes(&mut self, query: &RouteQuery) -> Vec<RouteView> {
-        let neighbor = match query.neighbor {
-            Some(address) => match self.index_by_address(address) {
-                Some(idx) => Some(idx),
-                None => return Vec::new(),
-            },
-            None => None,
-        };
-        let view = if neighbor.is_some() {
-            query.view
-        } else {
-            RouteTable::LocRib
+        let Some((view, neighbor)) = self.view_of(query) else {
+            return Vec::new();
         };
         let mut routes = Vec::new();
         let (v4, v6) = match query.family {
@@ -61,6 +58,73 @@ impl Rib {
         }
         routes.sort_by(|a, b| a.prefix.cmp(&b.prefix).then(b.best.cmp(&a.best)));
         routes
+    }
+
+    /// The prefixes with paths in up to `max` slots from `from` on (tables' order:
+    /// IPv4 then IPv6, by slot), those of `family` only and after `after` only.
+    pub fn prefix_chunk(
+        &self,
+        family: Option<FamilyName>,
+        after: Option<IpNet>,
+        from: PrefixCursor,
+        max: usize,
+    ) -> PrefixChunk {
+        let mut prefixes = Vec::new();
+        let mut keep = |net: IpNet| {
+            if after.is_none_or(|after| net > after) {
+                prefixes.push(net);
+            }
+        };
+        let next = match from.family {
+            0 if family != Some(FamilyName::Ipv6) => self
+                .tables
+                .v4
+                .scan(from.slot, max, |net| keep(IpNet::V4(net)))
+                .map(|slot| PrefixCursor { family: 0, slot })
+                .or((family.is_none()).then_some(PrefixCursor { family: 1, slot: 0 })),
+            0 => Some(PrefixCursor { family: 1, slot: 0 }),
+            1 if family != Some(FamilyName::Ipv4) => self
+                .tables
+                .v6
+                .scan(from.slot, max, |net| keep(IpNet::V6(net)))
+                .map(|slot| PrefixCursor { family: 1, slot }),
+            _ => None,
+        };
+        PrefixChunk { prefixes, next }
+    }
+
+    /// The paths `query` selects (its view and neighbor; not its prefix or family)
+    /// of exactly these prefixes, in the order given, each prefix's best path first.
+    pub fn route_chunk(&mut self, prefixes: &[IpNet], query: &RouteQuery) -> Vec<RouteView> {
+        let Some((view, neighbor)) = self.view_of(query) else {
+            return Vec::new();
+        };
+        let mut routes = Vec::new();
+        for prefix in prefixes {
+            let start = routes.len();
+            match *prefix {
+                IpNet::V4(net) => {
+                    if let Some(slot) = self.tables.v4.find(net) {
+                        self.views::<Ipv4Net>(slot, view, neighbor, &mut routes);
+                    }
+                }
+                IpNet::V6(net) => {
+                    if let Some(slot) = self.tables.v6.find(net) {
+                        self.views::<Ipv6Net>(slot, view, neighbor, &mut routes);
+                    }
+                }
+            }
+            routes[start..].sort_by_key(|route| std::cmp::Reverse(route.best));
+        }
+        routes
+    }
+
+    /// The table and neighbor a query reads; `None` for an unknown neighbor.
+    fn view_of(&self, query: &RouteQuery) -> Option<(RouteTable, Option<PeerIdx>)> {
+        match query.neighbor {
+            Some(address) => Some((query.view, Some(self.index_by_address(address)?))),
+            None => Some((RouteTable::LocRib, None)),
+        }
     }
 
     /// Prefix counters of a neighbor.

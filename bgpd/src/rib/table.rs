@@ -323,6 +323,19 @@ impl<K: Net> Table<K> {
             .map(|(slot, entry)| (slot as u32, entry))
     }
 
+    /// Calls `found` with the prefix of every entry with paths among `max` slots from
+    /// slot `from` on; returns the slot to go on from, or `None` at the end.
+    pub fn scan(&self, from: u32, max: usize, mut found: impl FnMut(K)) -> Option<u32> {
+        let start = (from as usize).min(self.entries.len());
+        let end = start.saturating_add(max).min(self.entries.len());
+        for entry in &self.entries[start..end] {
+            if !entry.paths.is_empty() {
+                found(entry.net);
+            }
+        }
+        (end < self.entries.len()).then(|| u32::try_from(end).unwrap_or(u32::MAX))
+    }
+
     /// Slots of every entry in use.
     pub fn slots(&self) -> Vec<u32> {
         self.iter().map(|(slot, _)| slot).collect()

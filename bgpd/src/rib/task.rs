@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::Rib;
 use crate::events::{Event, Events};
-use crate::tasks::{FibChange, LocalChange, LocalSource, RibInput, RibQuery};
+use crate::tasks::{FibChange, LocalChange, LocalSource, PREFIX_SCAN, RibInput, RibQuery};
 
 /// Inputs handled between two flushes at most.
 pub const MAX_BATCH: usize = 64;
@@ -54,6 +54,21 @@ impl Rib {
             RibInput::Query(RibQuery::Routes { query, reply }) => {
                 // The asker may have given up; nothing to do then.
                 let _ = reply.send(self.routes(&query));
+            }
+            RibInput::Query(RibQuery::Prefixes {
+                family,
+                after,
+                from,
+                reply,
+            }) => {
+                let _ = reply.send(self.prefix_chunk(family, after, from, PREFIX_SCAN));
+            }
+            RibInput::Query(RibQuery::RouteChunk {
+                prefixes,
+                query,
+                reply,
+            }) => {
+                let _ = reply.send(self.route_chunk(&prefixes, &query));
             }
             RibInput::Query(RibQuery::PeerCounters { peer, reply }) => {
                 let _ = reply.send(self.counters(peer));

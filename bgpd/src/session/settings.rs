@@ -16,6 +16,7 @@ use ipnet::IpNet;
 
 use crate::config::{
     Config, FamilyName, GracefulRestartConfig, ListenRangeConfig, NeighborConfig, SessionOptions,
+    unicast_family,
 };
 use crate::socket::SocketOptions;
 
@@ -161,7 +162,7 @@ impl NeighborSettings {
         };
         config.family_errors = FamilyErrorPolicy::DisableFamily;
         config.enforce_first_as = self.enforce_first_as;
-        let families: Vec<_> = self.families().iter().map(|f| f.family()).collect();
+        let families: Vec<_> = self.families().iter().copied().map(unicast_family).collect();
         config.capabilities = LocalCapabilities {
             families: families.clone(),
             graceful_restart: graceful_restart(speaker, &families, now),

@@ -3,14 +3,14 @@
 //! capabilities, last error) and [`MessageCounters`] (atomics, updated per message
 //! without waking anyone). The control server reads both for `show neighbors`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use bgp_proto::fsm::{Negotiated, State};
 use bgp_proto::{Capability, MessageType};
+pub use control_proto::{ConnectionInfo, LastError, MessageCount, NegotiatedInfo};
 use ipnet::IpNet;
-use serde::Serialize;
 
 use crate::tasks::PeerId;
 
@@ -44,80 +44,38 @@ pub struct NeighborStatus {
     pub last_error: Option<LastError>,
 }
 
-/// A connection's ends.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    /// "local" when we connected, "remote" when the peer did.
-    pub initiator: String,
-}
-
 /// The negotiated parameters, in the form `show neighbor` prints them.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct NegotiatedInfo {
-    pub peer_as: u32,
-    pub peer_id: Ipv4Addr,
-    pub hold_time: u16,
-    pub keepalive: u16,
-    pub send_hold_time_secs: Option<u64>,
-    pub ibgp: bool,
-    pub four_octet_as: bool,
-    pub families: Vec<String>,
-    pub route_refresh: bool,
-    pub enhanced_route_refresh: bool,
-    pub extended_message: bool,
-    pub graceful_restart: bool,
-    /// The peer's graceful restart restart time, if it advertised the capability.
-    pub peer_restart_time: Option<u16>,
-    /// The peer said it restarted (R bit).
-    pub peer_restarted: bool,
-    pub peer_hostname: Option<String>,
-    /// Capability names we sent and the peer sent.
-    pub local_capabilities: Vec<String>,
-    pub peer_capabilities: Vec<String>,
-}
-
-impl NegotiatedInfo {
-    pub fn new(negotiated: &Negotiated) -> NegotiatedInfo {
-        let peer_gr = negotiated.peer_graceful_restart.as_ref();
-        NegotiatedInfo {
-            peer_as: negotiated.peer_as,
-            peer_id: negotiated.peer_id,
-            hold_time: negotiated.hold_time,
-            keepalive: negotiated.keepalive,
-            send_hold_time_secs: negotiated.send_hold_time.map(|d| d.as_secs()),
-            ibgp: negotiated.context.ibgp,
-            four_octet_as: negotiated.context.four_octet_as,
-            families: negotiated
-                .families
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            route_refresh: negotiated.route_refresh,
-            enhanced_route_refresh: negotiated.enhanced_route_refresh,
-            extended_message: negotiated.context.extended_message,
-            graceful_restart: negotiated.graceful_restart,
-            peer_restart_time: peer_gr.map(|gr| gr.restart_time),
-            peer_restarted: peer_gr.is_some_and(|gr| gr.restart_state()),
-            peer_hostname: negotiated.peer_hostname.as_ref().map(|(host, domain)| {
-                if domain.is_empty() {
-                    host.clone()
-                } else {
-                    format!("{host}.{domain}")
-                }
-            }),
-            local_capabilities: capability_names(&negotiated.local_open.capabilities),
-            peer_capabilities: capability_names(&negotiated.peer_open.capabilities),
-        }
+pub fn negotiated_info(negotiated: &Negotiated) -> NegotiatedInfo {
+    let peer_gr = negotiated.peer_graceful_restart.as_ref();
+    NegotiatedInfo {
+        peer_as: negotiated.peer_as,
+        peer_id: negotiated.peer_id,
+        hold_time: negotiated.hold_time,
+        keepalive: negotiated.keepalive,
+        send_hold_time_secs: negotiated.send_hold_time.map(|d| d.as_secs()),
+        ibgp: negotiated.context.ibgp,
+        four_octet_as: negotiated.context.four_octet_as,
+        families: negotiated
+            .families
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        route_refresh: negotiated.route_refresh,
+        enhanced_route_refresh: negotiated.enhanced_route_refresh,
+        extended_message: negotiated.context.extended_message,
+        graceful_restart: negotiated.graceful_restart,
+        peer_restart_time: peer_gr.map(|gr| gr.restart_time),
+        peer_restarted: peer_gr.is_some_and(|gr| gr.restart_state()),
+        peer_hostname: negotiated.peer_hostname.as_ref().map(|(host, domain)| {
+            if domain.is_empty() {
+                host.clone()
+            } else {
+                format!("{host}.{domain}")
+            }
+        }),
+        local_capabilities: capability_names(&negotiated.local_open.capabilities),
+        peer_capabilities: capability_names(&negotiated.peer_open.capabilities),
     }
-}
-
-/// Why the session went down.
-#[derive(Clone, Debug)]
-pub struct LastError {
-    pub reason: String,
-    pub at: SystemTime,
 }
 
 impl NeighborStatus {
@@ -134,22 +92,6 @@ impl NeighborStatus {
 pub struct MessageCounters {
     sent: [AtomicU64; 5],
     received: [AtomicU64; 5],
-}
-
-/// A copy of the counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct MessageCount {
-    pub open: u64,
-    pub update: u64,
-    pub notification: u64,
-    pub keepalive: u64,
-    pub route_refresh: u64,
-}
-
-impl MessageCount {
-    pub fn total(&self) -> u64 {
-        self.open + self.update + self.notification + self.keepalive + self.route_refresh
-    }
 }
 
 impl MessageCounters {
@@ -213,29 +155,9 @@ pub fn capability_names(capabilities: &[Capability]) -> Vec<String> {
         .collect()
 }
 
-/// Formats a duration like FRR's Up/Down column: `00:05:12`, `3d04h12m`, `never`.
-pub fn up_down(seconds: u64) -> String {
-    let duration = Duration::from_secs(seconds);
-    let secs = duration.as_secs();
-    let (days, hours, minutes, seconds) =
-        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if days > 0 {
-        format!("{days}d{hours:02}h{minutes:02}m")
-    } else {
-        format!("{hours:02}:{minutes:02}:{seconds:02}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn up_down_reads_like_frr() {
-        assert_eq!(up_down(0), "00:00:00");
-        assert_eq!(up_down(3725), "01:02:05");
-        assert_eq!(up_down(86_400 * 3 + 3600 * 4 + 60 * 12), "3d04h12m");
-    }
 
     #[test]
     fn counters_add_up() {

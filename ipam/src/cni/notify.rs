@@ -3,7 +3,7 @@
 //!
 //! Best effort by contract: the plugin's result never depends on it. A bgpd that is
 //! down, slow, or refusing is ignored (bgpd's watch and periodic resynchronisation
-//! catch up). The message is one line of bgpd's control protocol,
+//! catch up). The message is one line of bgpd's control protocol (`control-proto`),
 //! `{"command":"ipam-changed"}`; the answer is read for at most [`ANSWER_TIMEOUT`].
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,10 +11,10 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use control_proto::{Answer, Request, Response};
+
 /// bgpd's control socket when the network configuration names none.
-pub const DEFAULT_CONTROL_SOCKET: &str = "/run/wren/bgpd.sock";
-/// The request line (bgpd's control protocol).
-pub const REQUEST: &str = "{\"command\":\"ipam-changed\"}\n";
+pub const DEFAULT_CONTROL_SOCKET: &str = control_proto::DEFAULT_SOCKET;
 /// Longest the plugin waits for bgpd's answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -26,14 +26,25 @@ pub fn ipam_changed(path: &Path) -> bool {
     };
     if stream.set_read_timeout(Some(ANSWER_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(ANSWER_TIMEOUT)).is_err()
-        || (&stream).write_all(REQUEST.as_bytes()).is_err()
+        || (&stream).write_all(request_line().as_bytes()).is_err()
     {
         return false;
     }
     let mut answer = String::new();
     BufReader::new(Read::take(&stream, 4096))
         .read_line(&mut answer)
-        .is_ok_and(|_| answer.starts_with("{\"ok\""))
+        .is_ok_and(|_| {
+            serde_json::from_str::<Response>(&answer)
+                .is_ok_and(|response| response == Response::Ok(Answer::Notified))
+        })
+}
+
+/// The request line.
+fn request_line() -> String {
+    // A unit variant always encodes.
+    let mut line = serde_json::to_string(&Request::IpamChanged).unwrap_or_default();
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]
@@ -59,12 +70,15 @@ mod tests {
                 .read_line(&mut line)
                 .unwrap_or_else(|e| panic!("{e}"));
             (&stream)
-                .write_all(b"{\"ok\":null}\n")
+                .write_all(b"{\"ok\":\"notified\"}\n")
                 .unwrap_or_else(|e| panic!("{e}"));
             line
         });
         assert!(ipam_changed(&path));
-        assert_eq!(server.join().unwrap_or_default(), REQUEST);
+        assert_eq!(
+            server.join().unwrap_or_default(),
+            "{\"command\":\"ipam-changed\"}\n"
+        );
     }
 
     #[test]

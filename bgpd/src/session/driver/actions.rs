@@ -5,7 +5,7 @@
 //! rate-limited logs of malformed messages (a hostile peer cannot fill the disk).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bgp_proto::fsm::{Action, CloseMode, DownReason, Event, Negotiated, ReceivedUpdate, State};
 use bgp_proto::{Action as ErrorAction, Decoded, Malformed, Message, MessageType, RouteRefresh};
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::{Driver, Up, Which, timer_index};
 use crate::events::Event as DaemonEvent;
 use crate::session::addresses::{canonical, local_addresses, scoped};
-use crate::session::status::{ConnectionInfo, LastError, NegotiatedInfo};
+use crate::session::status::{ConnectionInfo, LastError, negotiated_info};
 use crate::tasks::{OUTBOUND_CAPACITY, Outbound, PeerInfo, PeerUp, RibInput};
 
 /// Malformed-message log lines per session and minute; the rest are counted.
@@ -402,7 +402,9 @@ impl Driver {
         self.status.send_modify(|status| {
             status.last_error = Some(LastError {
                 reason,
-                at: SystemTime::now(),
+                unix_time: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |since| since.as_secs()),
             });
         });
     }
@@ -436,8 +438,8 @@ impl Driver {
                 .map_or_else(String::new, |initiator| initiator.to_string()),
         });
         let negotiated = match &self.up {
-            Some(up) => Some(NegotiatedInfo::new(&up.negotiated)),
-            None => shown.fsm.negotiated().map(NegotiatedInfo::new),
+            Some(up) => Some(negotiated_info(&up.negotiated)),
+            None => shown.fsm.negotiated().map(negotiated_info),
         };
         let settings = &self.settings;
         let admin_down = self.admin_down;

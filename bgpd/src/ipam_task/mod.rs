@@ -1,5 +1,6 @@
-//! IPAM in bgpd (issue 4): the node's pod address blocks as local routes, the node
-//! registry and the node-to-node mesh, and the `ipam` commands of bgpctl.
+//! The IPAM task of bgpd (issue 4): the node's pod address blocks as local routes,
+//! the node registry and the node-to-node mesh. (Named `ipam_task` so that it does
+//! not shadow the `ipam` crate.)
 //!
 //! - [`source`]: the IPAM task. It connects to the datastore of `[ipam]` (retrying
 //!   while it is down, with one error line per outage), creates the configured
@@ -12,18 +13,15 @@
 //!   `resync_interval` seconds. Its first `Replace` of `IpamBlock` is what the first
 //!   convergence waits for (no kernel route churn across a restart).
 //! - [`mesh`]: the neighbors the registry asks for, handed to the supervisor.
-//! - [`ops`]: the operator commands (`show ipam`, `ipam check`, release, pools) as
-//!   one request type run against a datastore, by bgpd for bgpctl or by bgpctl
-//!   itself with `--datastore URL`; [`cli`]: their command line and output.
+//! - The operator commands (`bgpctl show ipam`, `ipam check`, release, pools) are
+//!   `ipam::ops::execute`, run by the control handler with [`IpamHandle::client`].
 //!
 //! Calling contract: [`spawn`] starts the task and returns an [`IpamHandle`] for the
 //! control server; the task runs until aborted (the daemon aborts it at stop). It
 //! never withdraws what it advertised because the datastore is unreachable: the
 //! last known blocks stay advertised until the datastore says otherwise.
 
-pub mod cli;
 pub mod mesh;
-pub mod ops;
 pub mod source;
 
 use std::net::IpAddr;

@@ -1,5 +1,5 @@
-//! What `bgpctl show fib` prints: the routes route-sync has in the kernel,
-//! the ones it could not install with the reason, and counters.
+//! `show fib`: the routes route-sync has in the kernel, the ones it could not install
+//! with the reason, and counters. route-sync builds it; bgpctl prints it.
 
 use std::net::IpAddr;
 

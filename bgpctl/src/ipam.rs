@@ -18,10 +18,11 @@ use ipnet::IpNet;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::ops::{self, IpamRequest};
-use crate::control::cli::Connection;
-use crate::control::client::{self, ClientError};
-use crate::control::protocol::Request;
+use control_proto::{Answer, IpamRequest, Request};
+
+use crate::client::{self, ClientError};
+use crate::output::{fail, print_answer};
+use crate::show::{Connection, pretty as pretty_json};
 
 /// `--datastore URL`: talk to the datastore, not to bgpd.
 #[derive(Debug, Args)]
@@ -242,18 +243,22 @@ fn request_of(command: &IpamCommand) -> Result<IpamRequest, String> {
             node_selector,
             nat_outgoing,
         }) => {
-            let mut pool = Pool::new(Pool::parse_cidr(cidr).map_err(|e| e.to_string())?);
-            if let Some(size) = block_size {
-                pool.block_size = *size;
+            let cidr = Pool::parse_cidr(cidr).map_err(|e| e.to_string())?;
+            let node_selector = match node_selector {
+                Some(selector) => ipam::parse_node_selector(selector).map_err(|e| e.to_string())?,
+                None => Default::default(),
+            };
+            // Checked here already (the store checks again).
+            let pool =
+                ipam::ops::new_pool(cidr, *block_size, *disabled, node_selector, *nat_outgoing)
+                    .map_err(|e| e.to_string())?;
+            IpamRequest::PoolAdd {
+                cidr: pool.cidr,
+                block_size: Some(pool.block_size),
+                disabled: pool.disabled,
+                node_selector: pool.node_selector,
+                nat_outgoing: pool.nat_outgoing,
             }
-            pool.disabled = *disabled;
-            pool.nat_outgoing = *nat_outgoing;
-            if let Some(selector) = node_selector {
-                pool.node_selector =
-                    ipam::parse_node_selector(selector).map_err(|e| e.to_string())?;
-            }
-            pool.validate().map_err(|e| e.to_string())?;
-            IpamRequest::PoolAdd { pool }
         }
     })
 }
@@ -275,7 +280,7 @@ fn run_request(
         Err(message) => return fail(&message),
     };
     match render(&text, connection.json) {
-        Ok(out) => crate::control::cli::print_answer(&out),
+        Ok(out) => print_answer(&out),
         Err(message) => fail(&message),
     }
 }
@@ -289,7 +294,7 @@ fn direct(url: &str, request: &IpamRequest) -> Result<String, String> {
     runtime
         .block_on(async {
             let ipam = ipam::connect(url).await?;
-            ops::execute(&ipam, request).await
+            ipam::ops::execute(&ipam, request).await
         })
         .map_err(|e| e.to_string())
 }
@@ -301,8 +306,8 @@ fn through_bgpd(connection: &Connection, request: &IpamRequest) -> Result<String
         request: request.clone(),
     };
     match client::request(&path, &message) {
-        Ok(serde_json::Value::String(text)) => Ok(text),
-        Ok(other) => Err(format!("bgpd sent an answer bgpctl cannot read: {other}")),
+        Ok(Answer::Ipam(text)) => Ok(text),
+        Ok(other) => Err(crate::show::unexpected(&other)),
         Err(error @ (ClientError::NotRunning(_) | ClientError::Refused(_))) => Err(format!(
             "{error} (give --datastore URL to work on the datastore without bgpd)"
         )),
@@ -315,12 +320,7 @@ fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 }
 
 fn pretty<T: Serialize>(value: &T) -> Result<String, String> {
-    serde_json::to_string_pretty(value)
-        .map(|mut text| {
-            text.push('\n');
-            text
-        })
-        .map_err(|e| e.to_string())
+    pretty_json(value).map(|text| text + "\n")
 }
 
 fn join(cidrs: &[IpNet]) -> String {
@@ -329,8 +329,4 @@ fn join(cidrs: &[IpNet]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn fail(message: &str) -> ExitCode {
-    crate::control::cli::fail(message)
 }

@@ -1,29 +1,12 @@
-//! What `bgpctl` shows: the JSON contract of the control socket's answers.
+//! `show routes`: which routes a query asks for, and one route as bgpd shows it.
 //!
-//! The field names of [`NeighborView`] and [`RouteView`] are a contract with users
-//! and tests (issue 3): renaming one is a breaking change.
+//! The field names of [`RouteView`] are a contract with users and tests (issue 3):
+//! renaming one is a breaking change.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-
-/// One neighbor, as `bgpctl show neighbors --json` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NeighborView {
-    pub address: IpAddr,
-    pub remote_asn: u32,
-    /// Idle, Connect, Active, OpenSent, OpenConfirm or Established.
-    pub state: String,
-    /// Seconds since the session entered its current state (Established: its uptime).
-    pub uptime_secs: u64,
-    pub prefixes_received: u64,
-    pub prefixes_advertised: u64,
-    /// Everything `show neighbor ADDR` adds (timers, capabilities, counters, last
-    /// error); absent in the summary list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<serde_json::Value>,
-}
 
 /// One route (one path of a prefix), as `bgpctl show routes --json` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,10 +29,11 @@ pub struct RouteView {
 
 /// Which routes a `show routes` asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteQuery {
     /// Only this prefix (exact match), or the longest match of an address.
     pub prefix: Option<IpNet>,
-    pub family: Option<crate::config::FamilyName>,
+    pub family: Option<FamilyName>,
     /// With `view`: one neighbor's adj_rib_in (received) or adj_rib_out (advertised).
     pub neighbor: Option<IpAddr>,
     pub view: RouteTable,
@@ -66,4 +50,12 @@ pub enum RouteTable {
     Received,
     /// What we advertise to a neighbor.
     Advertised,
+}
+
+/// An address family by name, as the configuration and `--family` spell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FamilyName {
+    Ipv4,
+    Ipv6,
 }

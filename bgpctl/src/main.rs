@@ -1,0 +1,66 @@
+//! bgpctl: the command-line tool of Wren's BGP speaker. Parses the command line and
+//! hands each subcommand to its module:
+//! - [`show`]: `show neighbors|neighbor|routes|fib`, `neighbor ADDR ...`, `reload`
+//!   (through bgpd's control socket, [`client`]); `show routes` streams ([`routes`]);
+//! - [`ipam`]: `show ipam` and `ipam ...`, through bgpd or `--datastore URL`;
+//! - [`decode`]: BGP messages from hex dumps to JSON;
+//! - [`table`]: the one table renderer every table goes through; [`render`]: what each
+//!   answer looks like as text; [`output`]: writing answers and one-line failures.
+//!
+//! bgpctl links the control protocol (`control-proto`), bgp-proto (for `decode`) and
+//! the ipam crate (for `--datastore`), never bgpd.
+
+mod client;
+mod decode;
+mod ipam;
+mod output;
+mod render;
+mod routes;
+mod show;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use show::{Connection, NeighborArgs, Show};
+
+/// Control and inspect Wren's BGP speaker.
+#[derive(Debug, Parser)]
+#[command(name = "bgpctl", version, about)]
+struct Cli {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show neighbors, routes or the kernel routes (tables; --json for JSON).
+    #[command(subcommand)]
+    Show(Show),
+    /// Reset, shut down, enable or refresh one neighbor's session.
+    Neighbor(NeighborArgs),
+    /// Re-read the configuration file (like SIGHUP).
+    Reload,
+    /// IPAM: audit, release addresses or nodes, manage pools (through bgpd, or
+    /// with --datastore URL directly).
+    Ipam(ipam::IpamArgs),
+    /// Decode BGP messages given in hex; print one JSON object per message.
+    ///
+    /// Exit status: 0 when every message is well-formed, 1 when an RFC 7606 / RFC 4271
+    /// action applies to one, 2 when the input is unusable.
+    Decode(decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Show(show) => show::show(&cli.connection, show),
+        Command::Neighbor(args) => show::neighbor(&cli.connection, args),
+        Command::Reload => show::reload(&cli.connection),
+        Command::Ipam(args) => ipam::run(&cli.connection, args),
+        Command::Decode(args) => decode::run(args),
+    }
+}

@@ -1,0 +1,155 @@
+//! bgpctl's commands that talk to bgpd: the clap definitions and what each prints.
+//! Exit status: 0 on success, 1 when bgpd refuses or cannot be reached (one line on
+//! stderr saying why).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use control_proto::{Answer, FamilyName, NeighborAction, Request};
+
+use crate::client::{self, ClientError};
+use crate::output::{fail, print_answer};
+use crate::{render, routes};
+
+/// Options every control command takes.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The control socket (default: $WREN_CONTROL_SOCKET, else /run/wren/bgpd.sock).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the answer as JSON (show commands; `show routes`: one object per line).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `bgpctl show ...`.
+#[derive(Debug, Subcommand)]
+pub enum Show {
+    /// Every neighbor, like `show bgp summary`.
+    Neighbors,
+    /// One neighbor in detail.
+    Neighbor { address: IpAddr },
+    /// Routes of the Loc-RIB, or one neighbor's received or advertised routes, in
+    /// prefix order, printed as they arrive.
+    Routes(routes::RoutesArgs),
+    /// Routes in the kernel and those that failed to install.
+    Fib,
+    /// IPAM pools and blocks with their usage (GROUPING, CIDR, IPS TOTAL, IPS IN
+    /// USE, IPS FREE), borrowed addresses, or one address (--ip).
+    Ipam(crate::ipam::ShowArgs),
+}
+
+/// `--family`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl From<Family> for FamilyName {
+    fn from(family: Family) -> FamilyName {
+        match family {
+            Family::Ipv4 => FamilyName::Ipv4,
+            Family::Ipv6 => FamilyName::Ipv6,
+        }
+    }
+}
+
+/// `bgpctl neighbor ADDR ...`.
+#[derive(Debug, Args)]
+pub struct NeighborArgs {
+    pub address: IpAddr,
+    #[command(subcommand)]
+    pub action: NeighborCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NeighborCommand {
+    /// Drop the session (Cease / Administrative Reset) and start over.
+    Reset { message: Option<String> },
+    /// Shut the session down (Cease / Administrative Shutdown) until `enable`.
+    Shutdown { message: Option<String> },
+    /// Start a shut down session again.
+    Enable,
+    /// Ask the peer to send its routes again (ROUTE-REFRESH).
+    Refresh,
+}
+
+/// Runs `show`.
+pub fn show(connection: &Connection, show: &Show) -> ExitCode {
+    let request = match show {
+        Show::Neighbors => Request::ShowNeighbors,
+        Show::Neighbor { address } => Request::ShowNeighbor { address: *address },
+        Show::Routes(args) => return routes::show(connection, args),
+        Show::Fib => Request::ShowFib,
+        Show::Ipam(args) => return crate::ipam::show(connection, args),
+    };
+    let answer = match ask(connection, &request) {
+        Ok(answer) => answer,
+        Err(error) => return fail(&error.to_string()),
+    };
+    let text = match (answer, connection.json) {
+        (Answer::Neighbors(entries), true) => pretty(&entries),
+        (Answer::Neighbors(entries), false) => Ok(render::neighbors(&entries)),
+        (Answer::Neighbor(entry), true) => pretty(&entry),
+        (Answer::Neighbor(entry), false) => Ok(render::neighbor(&entry)),
+        (Answer::Fib(snapshot), true) => pretty(&snapshot),
+        (Answer::Fib(snapshot), false) => Ok(render::fib(&snapshot)),
+        (other, _) => Err(unexpected(&other)),
+    };
+    match text {
+        Ok(text) => print_answer(&format!("{}\n", text.trim_end())),
+        Err(message) => fail(&message),
+    }
+}
+
+/// Runs `neighbor ADDR ...`.
+pub fn neighbor(connection: &Connection, args: &NeighborArgs) -> ExitCode {
+    let (action, message) = match &args.action {
+        NeighborCommand::Reset { message } => (NeighborAction::Reset, message.clone()),
+        NeighborCommand::Shutdown { message } => (NeighborAction::Shutdown, message.clone()),
+        NeighborCommand::Enable => (NeighborAction::Enable, None),
+        NeighborCommand::Refresh => (NeighborAction::Refresh, None),
+    };
+    let request = Request::Neighbor {
+        address: args.address,
+        action,
+        message,
+    };
+    match ask(connection, &request) {
+        Ok(Answer::Done(text)) => print_answer(&format!("{text}\n")),
+        Ok(other) => fail(&unexpected(&other)),
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+/// Runs `reload`.
+pub fn reload(connection: &Connection) -> ExitCode {
+    match ask(connection, &Request::Reload) {
+        Ok(Answer::Reloaded(summary)) if connection.json => match pretty(&summary) {
+            Ok(text) => print_answer(&format!("{text}\n")),
+            Err(message) => fail(&message),
+        },
+        Ok(Answer::Reloaded(summary)) => print_answer(&format!("{summary}\n")),
+        Ok(other) => fail(&unexpected(&other)),
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+/// Sends `request` to the socket the options name.
+pub fn ask(connection: &Connection, request: &Request) -> Result<Answer, ClientError> {
+    let path = client::socket_path(connection.socket.as_deref());
+    client::request(&path, request)
+}
+
+/// Indented JSON.
+pub fn pretty<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_json::to_string_pretty(value).map_err(|error| format!("cannot encode JSON: {error}"))
+}
+
+/// The message for an answer of another kind than the request asked for.
+pub fn unexpected(answer: &Answer) -> String {
+    format!("bgpd sent an answer of another kind than asked for: {answer:?}")
+}

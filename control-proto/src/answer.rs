@@ -1,0 +1,55 @@
+//! What bgpd answers.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::fib::Snapshot;
+use crate::neighbor::{NeighborEntry, ReloadSummary};
+use crate::route::RouteView;
+
+/// One line of an answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Response {
+    /// The whole answer of every request but `show-routes`.
+    Ok(Answer),
+    /// One path of a `show-routes` answer; more lines follow.
+    Route(RouteView),
+    /// The last line of a `show-routes` answer.
+    End(RoutesEnd),
+    /// The request failed (a `show-routes` answer may fail after some routes).
+    Error(String),
+}
+
+/// The answer to one request, tagged by its kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Answer {
+    /// `show-neighbors`.
+    Neighbors(Vec<NeighborEntry>),
+    /// `show-neighbor`: the entry with its `detail`.
+    Neighbor(Box<NeighborEntry>),
+    /// `show-fib`: route-sync's snapshot.
+    Fib(Snapshot),
+    /// `neighbor`: one line saying what was done.
+    Done(String),
+    /// `reload`.
+    Reloaded(ReloadSummary),
+    /// `ipam`: the JSON text of the ipam crate's report for the request (text,
+    /// because IPv6 pool sizes exceed what a JSON number holds; see [`crate::ipam`]).
+    Ipam(String),
+    /// `ipam-changed`: the IPAM task was told to re-read.
+    Notified,
+}
+
+/// How a `show-routes` answer ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesEnd {
+    /// Prefixes and paths sent.
+    pub prefixes: u64,
+    pub paths: u64,
+    /// Set when the limit cut the answer short and more prefixes follow: the last
+    /// prefix sent, to be given as `after` for the next page.
+    pub next: Option<IpNet>,
+}
