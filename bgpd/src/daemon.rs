@@ -268,7 +268,8 @@ fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHa
             .supervisor
             .clone()
             .context("the supervisor is not started")?;
-        let (handle, task) = crate::ipam_task::spawn(settings, rib, supervisor, wiring.events.clone());
+        let (handle, task) =
+            crate::ipam_task::spawn(settings, rib, supervisor, wiring.events.clone());
         wiring.ipam = Some(handle);
         Ok(Some(task))
     })

@@ -162,7 +162,12 @@ impl NeighborSettings {
         };
         config.family_errors = FamilyErrorPolicy::DisableFamily;
         config.enforce_first_as = self.enforce_first_as;
-        let families: Vec<_> = self.families().iter().copied().map(unicast_family).collect();
+        let families: Vec<_> = self
+            .families()
+            .iter()
+            .copied()
+            .map(unicast_family)
+            .collect();
         config.capabilities = LocalCapabilities {
             families: families.clone(),
             graceful_restart: graceful_restart(speaker, &families, now),
