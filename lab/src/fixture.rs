@@ -9,7 +9,8 @@
 //!
 //! The binaries are found with [`find_wren_binary`] (`cargo build --workspace --bins` puts
 //! them in the target dir; `scripts/test` does that before `cargo test`), so the same
-//! fixture works from any package, whichever crate builds bgpctl.
+//! fixture works from any package, whichever crate builds bgpctl. [`wren_binary`] refuses a
+//! binary older than one of its sources (cargo's dep-info file beside it lists them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -25,15 +26,55 @@ use crate::topology::find_wren_binary;
 use crate::wait::{TIMEOUT, wait_for};
 
 /// The path of Wren binary `name` (bgpd, bgpctl, wren-ipam, wren-lab); panics saying how to
-/// build it when it is missing.
+/// build it when it is missing, or when cargo built it and one of its sources changed since
+/// (a test would run the old code).
 #[track_caller]
 pub fn wren_binary(name: &str) -> PathBuf {
-    find_wren_binary(name).unwrap_or_else(|| {
+    let Some(binary) = find_wren_binary(name) else {
         panic!(
             "Wren binary {name} not found (target dir, WREN_BIN_DIR, PATH): \
              run `cargo build --workspace --bins` first"
-        )
-    })
+        );
+    };
+    if let Some(source) = newer_source(&binary) {
+        panic!(
+            "{} is older than its source {}: run `cargo build --workspace --bins` first",
+            binary.display(),
+            source.display()
+        );
+    }
+    binary
+}
+
+/// A source of `binary` changed (or gone) since cargo built it, from the dep-info file cargo
+/// writes beside it (`target/debug/bgpd.d`: `BINARY: SOURCE...`, spaces in paths escaped);
+/// `None` when there is no such file (an installed binary) or every source is older.
+fn newer_source(binary: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).ok()?;
+    let mut dep_info = binary.as_os_str().to_owned();
+    dep_info.push(".d");
+    let text = std::fs::read_to_string(dep_info).ok()?;
+    let (_, sources) = text.lines().next()?.split_once(": ")?;
+    let mut paths = Vec::new();
+    let mut current = String::new();
+    let mut chars = sources.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ' ' => paths.push(std::mem::take(&mut current)),
+            other => current.push(other),
+        }
+    }
+    paths.push(current);
+    paths
+        .into_iter()
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .find(|path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .map_or(true, |modified| modified > built)
+        })
 }
 
 /// bgpctl's `--json` output for `args`: one document, except `show routes`, which
@@ -388,6 +429,7 @@ pub fn public_binary(source: &Path, dir: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 
@@ -395,5 +437,41 @@ mod tests {
     #[should_panic(expected = "run `cargo build --workspace --bins` first")]
     fn a_missing_binary_says_how_to_build_it() {
         wren_binary("wren-no-such-binary");
+    }
+
+    #[test]
+    fn a_binary_older_than_a_source_is_stale() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("bgpd");
+        let source = dir.path().join("a dir").join("main.rs");
+        std::fs::create_dir(source.parent().unwrap()).unwrap();
+        std::fs::write(&source, "fn main() {}").unwrap();
+        std::fs::write(&binary, "").unwrap();
+        // No dep-info file (an installed binary): not judged.
+        assert_eq!(newer_source(&binary), None);
+        let escaped = source.display().to_string().replace(' ', "\\ ");
+        std::fs::write(
+            dir.path().join("bgpd.d"),
+            format!("{}: {escaped}\n", binary.display()),
+        )
+        .unwrap();
+        let set = |path: &Path, time: SystemTime| {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+        };
+        let now = SystemTime::now();
+        set(&source, now - Duration::from_secs(60));
+        set(&binary, now);
+        assert_eq!(newer_source(&binary), None);
+        set(&source, now + Duration::from_secs(60));
+        assert_eq!(newer_source(&binary), Some(source.clone()));
+        // A source that is gone means the binary is stale too.
+        std::fs::remove_file(&source).unwrap();
+        assert_eq!(newer_source(&binary), Some(source));
     }
 }
