@@ -9,20 +9,20 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ipam::{Datastore, Family};
-use lab::fixture::{Wren, wren_binary, wren_config};
+use lab::fixture::{Wren, wren_config};
 use serde_json::Value;
+
+/// A control socket with no bgpd behind it.
+const NO_BGPD: &str = "/nonexistent/wren-test/bgpd.sock";
 
 /// bgpctl with `args` then `--datastore url`, and no bgpd behind the socket.
 fn bgpctl(url: &str, args: &[&str]) -> Output {
-    Command::new(wren_binary("bgpctl"))
-        .args(["--socket", "/nonexistent/wren-test/bgpd.sock"])
-        .args(args)
-        .args(["--datastore", url])
-        .output()
-        .unwrap()
+    let mut all = args.to_vec();
+    all.extend(["--datastore", url]);
+    lab::fixture::bgpctl(Path::new(NO_BGPD), &all)
 }
 
 /// Stdout of a command that must succeed.
@@ -215,16 +215,7 @@ fn bad_datastores_and_no_bgpd_give_one_line() {
     let missing = refused(bgpctl(&missing, &["ipam", "pool", "list"]));
     assert!(missing.contains("file/ipam.db"), "{missing}");
     // Without --datastore and without bgpd: the hint.
-    let output = Command::new(wren_binary("bgpctl"))
-        .args([
-            "--socket",
-            "/nonexistent/wren-test/bgpd.sock",
-            "show",
-            "ipam",
-        ])
-        .output()
-        .unwrap();
-    let hint = refused(output);
+    let hint = refused(lab::fixture::bgpctl(Path::new(NO_BGPD), &["show", "ipam"]));
     assert!(hint.contains("--datastore"), "{hint}");
 }
 
