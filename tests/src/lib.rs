@@ -4,7 +4,7 @@
 //!   route` (restart and supervision tests);
 //! - [`peer_bench`]: bgpd in one namespace and the adversarial peer (crate `peer`) in
 //!   another (conformance and fault tests);
-//! - [`ipam_node`]: a node's `[ipam]` config section, forwarding, its kernel routes and
+//! - [`ipam_node`]: a node's `[ipam]` config section, forwarding, blackhole routes and
 //!   FRR's table (IPAM tests; their pods are `lab::topology::Pod::attach`).
 //!
 //! bgpd itself is started with `lab::fixture` (shared with bgpd's own tests). Every

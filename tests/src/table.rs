@@ -73,6 +73,38 @@ pub fn bgpd_converged(bench: &Bench) -> serde_json::Value {
     .unwrap()
 }
 
+/// After a restart: bgpd's first convergence adopted every one of `routes` kernel routes
+/// and route-sync added, replaced and deleted nothing, the kernel still holds them all,
+/// and `monitor` saw no change of the table `during` (named in the message).
+pub fn assert_adopted_without_churn(
+    bench: &Bench,
+    monitor: &RouteMonitor,
+    routes: usize,
+    during: &str,
+) {
+    let fib = bgpd_converged(bench);
+    let counters = &fib["counters"];
+    assert_eq!(counters["adopted"], routes, "{counters}");
+    assert_eq!(
+        (
+            &counters["added"],
+            &counters["replaced"],
+            &counters["deleted"]
+        ),
+        (&0.into(), &0.into(), &0.into()),
+        "route-sync changed the kernel after the restart: {counters}"
+    );
+    assert_eq!(kernel_routes(&bench.daemon_ns), routes);
+    let changes = monitor.changes("10.200.");
+    assert!(
+        changes.is_empty(),
+        "{} kernel route changes {during}, first: {:?}",
+        changes.len(),
+        changes.first()
+    );
+}
+
+/// How many routes of [`TABLE_PREFIX`] the kernel of `netns` holds.
 pub fn kernel_routes(netns: &Netns) -> usize {
     netns
         .route_destinations(Family::Ipv4, &["root", TABLE_PREFIX])

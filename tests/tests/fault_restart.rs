@@ -9,7 +9,8 @@
 
 use wren_tests::peer_bench::{Bench, TIMEOUT, config};
 use wren_tests::table::{
-    RouteMonitor, bgpd_converged, feed, kernel_routes, table, wait_kernel_routes,
+    RouteMonitor, assert_adopted_without_churn, bgpd_converged, feed, kernel_routes, table,
+    wait_kernel_routes,
 };
 
 const ROUTES: usize = 10_000;
@@ -70,25 +71,6 @@ fn sigkill_with_ten_thousand_routes_keeps_forwarding_and_restarts_without_churn(
         .unwrap();
 
     // Converged again (End-of-RIB from the peer): the adopted routes were all claimed.
-    let fib = bgpd_converged(&bench);
-    let counters = &fib["counters"];
-    assert_eq!(counters["adopted"], ROUTES, "{counters}");
-    assert_eq!(
-        (
-            &counters["added"],
-            &counters["replaced"],
-            &counters["deleted"]
-        ),
-        (&0.into(), &0.into(), &0.into()),
-        "route-sync changed the kernel after the restart: {counters}"
-    );
-    assert_eq!(kernel_routes(&bench.daemon_ns), ROUTES);
-    let changes = monitor.changes("10.200.");
-    assert!(
-        changes.is_empty(),
-        "{} kernel route changes during the restart, first: {:?}",
-        changes.len(),
-        changes.first()
-    );
+    assert_adopted_without_churn(&bench, &monitor, ROUTES, "during the restart");
     bench.assert_alive();
 }

@@ -22,7 +22,8 @@ use peer::probe::poll;
 use peer::wire::{self, Attributes};
 use wren_tests::peer_bench::{Bench, TIMEOUT, config};
 use wren_tests::table::{
-    RouteMonitor, bgpd_converged, feed, kernel_routes, table, wait_kernel_routes,
+    RouteMonitor, assert_adopted_without_churn, bgpd_converged, feed, kernel_routes, table,
+    wait_kernel_routes,
 };
 
 /// The UPDATE announcing this prefix trips the fault.
@@ -176,25 +177,11 @@ fn a_failed_rib_task_stops_bgpd_at_once_and_the_next_start_adopts_the_routes() {
     bench.bgpd.restart().unwrap();
     bench.wait_control();
     let _second = feed(&bench, source, &prefixes);
-    let fib = bgpd_converged(&bench);
-    let counters = &fib["counters"];
-    assert_eq!(counters["adopted"], ROUTES, "{counters}");
-    assert_eq!(
-        (
-            &counters["added"],
-            &counters["replaced"],
-            &counters["deleted"]
-        ),
-        (&0.into(), &0.into(), &0.into()),
-        "route-sync changed the kernel after the restart: {counters}"
-    );
-    assert_eq!(kernel_routes(&bench.daemon_ns), ROUTES);
-    let changes = monitor.changes("10.200.");
-    assert!(
-        changes.is_empty(),
-        "{} kernel route changes across the failure and the restart, first: {:?}",
-        changes.len(),
-        changes.first()
+    assert_adopted_without_churn(
+        &bench,
+        &monitor,
+        ROUTES,
+        "across the failure and the restart",
     );
     bench.assert_alive();
 }
