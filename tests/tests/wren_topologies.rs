@@ -156,16 +156,20 @@ fn deploy(expect: &Expect) -> (Lab, String) {
     }
 }
 
+/// The names of the nodes that have pods.
+fn pod_nodes(lab: &Lab) -> Vec<&str> {
+    lab.nodes()
+        .iter()
+        .filter(|n| !n.pods().is_empty())
+        .map(|n| n.name())
+        .collect()
+}
+
 fn check(lab: &Lab, bgpctl: &Path, expect: &Expect) {
     wait_sessions(lab, bgpctl, expect.sessions);
 
     // The blocks and their owners, from the datastore (through the first pod node's bgpd).
-    let pod_nodes: Vec<&str> = lab
-        .nodes()
-        .iter()
-        .filter(|n| !n.pods().is_empty())
-        .map(|n| n.name())
-        .collect();
+    let pod_nodes = pod_nodes(lab);
     assert!(pod_nodes.len() >= 3, "pod nodes: {pod_nodes:?}");
     let blocks: BTreeMap<String, String> = wait_for(TIMEOUT, "a block for every pod node", || {
         let ipam = json(lab, pod_nodes[0], bgpctl, &["show", "ipam", "--blocks"])?;
@@ -319,12 +323,7 @@ fn check(lab: &Lab, bgpctl: &Path, expect: &Expect) {
 fn one_reflector_is_enough(lab: &Lab, bgpctl: &Path) {
     let rr1 = &lab.node("rr1").unwrap().daemons()[0];
     rr1.stop().unwrap();
-    let pod_nodes: Vec<&str> = lab
-        .nodes()
-        .iter()
-        .filter(|n| !n.pods().is_empty())
-        .map(|n| n.name())
-        .collect();
+    let pod_nodes = pod_nodes(lab);
     for &node in &pod_nodes {
         wait_for(
             TIMEOUT,
