@@ -3,8 +3,8 @@
 //! Each command becomes one [`IpamRequest`]: sent to bgpd over the control socket,
 //! or, with `--datastore URL`, run by bgpctl itself against the datastore (no bgpd
 //! needed: an operator can inspect and repair a cluster's store directly). The
-//! output is the same either way: calicoctl-like tables from the ipam crate's
-//! reports, or with `--json` the reports themselves.
+//! output is the same either way: calicoctl-like tables of the ipam crate's reports
+//! ([`crate::ipam_tables`]), or with `--json` the reports themselves.
 //!
 //! Exit status: 0 on success; 1 when the command fails (one line on stderr) or when
 //! `ipam check` finds problems.
@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use control_proto::{Answer, IpamRequest, Request};
 
 use crate::client::{self, ClientError};
+use crate::ipam_tables;
 use crate::output::{fail, print_answer};
 use crate::show::{Connection, pretty as pretty_json};
 
@@ -119,13 +120,13 @@ pub fn show(connection: &Connection, args: &ShowArgs) -> ExitCode {
         if json {
             return pretty(&report);
         }
-        let mut out = report.render_table(args.blocks);
+        let mut out = ipam_tables::usage(&report, args.blocks);
         if args.borrowed {
             out.push('\n');
             if report.borrowed.is_empty() {
                 out.push_str("No borrowed addresses.\n");
             } else {
-                out.push_str(&report.render_borrowed());
+                out.push_str(&ipam_tables::borrowed(&report));
             }
         }
         Ok(out)
@@ -190,7 +191,7 @@ pub fn run(connection: &Connection, args: &IpamArgs) -> ExitCode {
                 if json {
                     pretty(&pools)
                 } else {
-                    Ok(ipam::render_pools(&pools))
+                    Ok(ipam_tables::pools(&pools))
                 }
             }
             IpamRequest::PoolAdd { .. } => {

@@ -2,7 +2,8 @@
 //! hands each subcommand to its module:
 //! - [`show`]: `show neighbors|neighbor|routes|fib`, `neighbor ADDR ...`, `reload`
 //!   (through bgpd's control socket, [`client`]); `show routes` streams ([`routes`]);
-//! - [`ipam`]: `show ipam` and `ipam ...`, through bgpd or `--datastore URL`;
+//! - [`ipam`]: `show ipam` and `ipam ...`, through bgpd or `--datastore URL`
+//!   ([`ipam_tables`]: their tables);
 //! - [`decode`]: BGP messages from hex dumps to JSON;
 //! - [`table`]: the one table renderer every table goes through; [`render`]: what each
 //!   answer looks like as text; [`output`]: writing answers and one-line failures.
@@ -13,6 +14,7 @@
 mod client;
 mod decode;
 mod ipam;
+mod ipam_tables;
 mod output;
 mod render;
 mod routes;

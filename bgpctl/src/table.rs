@@ -1,6 +1,8 @@
 //! The one table renderer behind every bgpctl table (neighbors, routes, fib, IPAM),
-//! on comfy-table: no borders, one space between columns, numbers right-aligned, no
-//! wrapping, trailing blanks trimmed.
+//! on comfy-table: no wrapping, numbers right-aligned, trailing blanks trimmed. Two
+//! looks: [`render`], no borders and one space between columns (FRR- and BIRD-like
+//! tables), and [`render_boxed`], ASCII borders with centred headers (the IPAM tables,
+//! like calicoctl's).
 //!
 //! Column widths come from the cells, so a 39-character IPv6 address widens its
 //! column instead of shifting the rest of the line. A column can also have a
@@ -8,7 +10,12 @@
 //! table of its own, and gives every column but the last a width that fits the
 //! widest IPv6 value ([`PREFIX_WIDTH`], [`ADDRESS_WIDTH`]) so chunks line up.
 
-use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width, presets};
+use comfy_table::{
+    Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width, presets,
+};
+
+/// ASCII borders, a `+---+` rule under the header, no rules between rows.
+const BOXED: &str = "||--+-++|    ++++++";
 
 /// `ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128`.
 pub const PREFIX_WIDTH: u16 = 43;
@@ -51,8 +58,8 @@ impl Column {
     }
 }
 
-/// Renders `rows` under `columns` (with the header line when `header`); every line
-/// ends with a newline.
+/// Renders `rows` under `columns` without borders (with the header line when
+/// `header`); every line ends with a newline.
 pub fn render(columns: &[Column], rows: &[Vec<String>], header: bool) -> String {
     let mut table = Table::new();
     table
@@ -61,19 +68,44 @@ pub fn render(columns: &[Column], rows: &[Vec<String>], header: bool) -> String 
     if header {
         table.set_header(columns.iter().map(|column| column.header));
     }
+    finish(table, columns, rows, (0, 1))
+}
+
+/// Renders `rows` under `columns` in ASCII borders, headers centred.
+pub fn render_boxed(columns: &[Column], rows: &[Vec<String>]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(BOXED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(
+            columns
+                .iter()
+                .map(|column| Cell::new(column.header).set_alignment(CellAlignment::Center)),
+        );
+    finish(table, columns, rows, (1, 1))
+}
+
+/// Adds the rows, sets each column's alignment, padding and minimum width, and
+/// prints the lines.
+fn finish(
+    mut table: Table,
+    columns: &[Column],
+    rows: &[Vec<String>],
+    padding: (u16, u16),
+) -> String {
     for row in rows {
         table.add_row(row);
     }
     for (index, spec) in columns.iter().enumerate() {
         if let Some(column) = table.column_mut(index) {
-            column.set_padding((0, 1));
+            column.set_padding(padding);
             if spec.right {
                 column.set_cell_alignment(CellAlignment::Right);
             }
             if spec.min_width > 0 {
                 // comfy-table's width counts the padding.
                 column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(
-                    spec.min_width.saturating_add(1),
+                    spec.min_width.saturating_add(padding.0 + padding.1),
                 )));
             }
         }

@@ -38,7 +38,7 @@ pub use family::Family;
 pub use pool::{Pool, format_node_selector, parse_node_selector};
 pub use records::{Affinity, AffinityState, HandleRecord, IpamConfig, Node, NodeAllocations};
 pub use release::{NodeRelease, Released};
-pub use report::{AddressInfo, Usage, UsageReport, render_pools, with_percent};
+pub use report::{AddressInfo, Usage, UsageReport};
 pub use store::{AnyStore, Datastore, StoreError};
 
 /// Opens the datastore a URL names and returns the IPAM operations on it.

@@ -1,5 +1,6 @@
-//! `show ipam`: pool and block usage (the table calicoctl prints with
-//! `ipam show --show-blocks`), borrowed addresses, and what one address is used for.
+//! `show ipam`: pool and block usage (what calicoctl's `ipam show --show-blocks`
+//! tabulates; bgpctl prints the tables), borrowed addresses, and what one address is
+//! used for.
 
 use std::net::IpAddr;
 
@@ -46,55 +47,6 @@ pub struct AddressInfo {
     pub sequence: u64,
 }
 
-impl UsageReport {
-    /// The table: GROUPING, CIDR, IPS TOTAL, IPS IN USE, IPS FREE; pools, then blocks
-    /// when `blocks` is set. Cells look like calicoctl's: `6 (0%)`.
-    pub fn render_table(&self, blocks: bool) -> String {
-        let mut rows: Vec<[String; 5]> = Vec::new();
-        let mut add = |grouping: &str, usage: &Usage| {
-            rows.push([
-                grouping.to_string(),
-                usage.cidr.to_string(),
-                usage.total.to_string(),
-                with_percent(usage.in_use, usage.total),
-                with_percent(usage.free, usage.total),
-            ]);
-        };
-        for pool in &self.pools {
-            add("IP Pool", pool);
-        }
-        if blocks {
-            for block in &self.blocks {
-                add("Block", block);
-            }
-        }
-        render(
-            &["GROUPING", "CIDR", "IPS TOTAL", "IPS IN USE", "IPS FREE"],
-            &rows,
-        )
-    }
-
-    /// The borrowed addresses as a table: IP, HANDLE, NODE (borrower), BLOCK, OWNER.
-    pub fn render_borrowed(&self) -> String {
-        let rows: Vec<[String; 5]> = self
-            .borrowed
-            .iter()
-            .map(|a| {
-                [
-                    a.address.to_string(),
-                    a.handle.clone(),
-                    a.node.clone().unwrap_or_default(),
-                    a.block.to_string(),
-                    a.block_owner
-                        .clone()
-                        .unwrap_or_else(|| String::from("(none)")),
-                ]
-            })
-            .collect();
-        render(&["IP", "HANDLE", "NODE", "BLOCK", "BLOCK OWNER"], &rows)
-    }
-}
-
 impl AddressInfo {
     /// `show ipam --ip ADDR`: one `key: value` line each.
     pub fn render(&self) -> String {
@@ -109,32 +61,6 @@ impl AddressInfo {
             self.sequence,
         )
     }
-}
-
-/// `ipam pool list`: CIDR, BLOCK SIZE, DISABLED, NAT OUTGOING, NODE SELECTOR.
-pub fn render_pools(pools: &[crate::pool::Pool]) -> String {
-    let rows: Vec<[String; 5]> = pools
-        .iter()
-        .map(|p| {
-            [
-                p.cidr.to_string(),
-                p.block_size.to_string(),
-                p.disabled.to_string(),
-                p.nat_outgoing.to_string(),
-                crate::pool::format_node_selector(&p.node_selector),
-            ]
-        })
-        .collect();
-    render(
-        &[
-            "CIDR",
-            "BLOCK SIZE",
-            "DISABLED",
-            "NAT OUTGOING",
-            "NODE SELECTOR",
-        ],
-        &rows,
-    )
 }
 
 impl<S: Datastore> Ipam<S> {
@@ -217,50 +143,4 @@ fn address_info(
         borrowed: allocation.borrower.is_some(),
         sequence: allocation.sequence,
     }
-}
-
-/// `6 (0%)`: a count and its share of the total, rounded as calicoctl's `%.0f`.
-pub fn with_percent(count: u128, total: u128) -> String {
-    let percent = if total == 0 {
-        0.0
-    } else {
-        count as f64 * 100.0 / total as f64
-    };
-    format!("{count} ({percent:.0}%)")
-}
-
-/// A bordered table, headers centered, numeric cells right-aligned.
-fn render<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
-    let mut widths = headers.map(str::len);
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let rule: String = widths.iter().fold(String::from("+"), |mut s, w| {
-        s.push_str(&"-".repeat(w + 2));
-        s.push('+');
-        s
-    });
-    let mut out = format!("{rule}\n|");
-    for (header, width) in headers.iter().zip(widths) {
-        out.push_str(&format!(" {header:^width$} |"));
-    }
-    out.push('\n');
-    out.push_str(&rule);
-    out.push('\n');
-    for row in rows {
-        out.push('|');
-        for (cell, width) in row.iter().zip(widths) {
-            if !cell.is_empty() && cell.bytes().all(|b| b.is_ascii_digit()) {
-                out.push_str(&format!(" {cell:>width$} |"));
-            } else {
-                out.push_str(&format!(" {cell:<width$} |"));
-            }
-        }
-        out.push('\n');
-    }
-    out.push_str(&rule);
-    out.push('\n');
-    out
 }
