@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bgp_proto::Family;
-use bgpd::tasks::{FibChange, LocalChange, LocalRoute, LocalSource, RibInput};
-use control_proto::{RouteQuery, RouteTable};
+use bgpd::tasks::{FibChange, LocalChange, LocalRoute, LocalSource, PrefixCursor, RibInput};
+use control_proto::{FamilyName, RouteQuery, RouteTable};
 use rib_support::*;
 
 #[test]
@@ -399,6 +399,77 @@ fn show_routes_filters_by_prefix_family_and_longest_match() {
         ..Default::default()
     };
     assert!(h.rib.routes(&unknown).is_empty());
+}
+
+#[test]
+fn show_routes_turns_list_prefixes_in_bounded_scans_and_build_chunks_in_order() {
+    let mut h = Harness::new(config(""));
+    let a = h
+        .up(Session::v4("10.0.0.2", 65001).families(&[Family::IPV4_UNICAST, Family::IPV6_UNICAST]));
+    let b = h.up(Session::v4("10.0.0.3", 65002));
+    let v4: Vec<String> = (0..10).map(|i| format!("10.1.{i}.0/24")).collect();
+    let v4: Vec<&str> = v4.iter().map(String::as_str).collect();
+    h.update(a, announce(&v4, attrs(&[65001], "10.0.0.2")));
+    h.update(b, announce(&v4[..2], attrs(&[65002, 65003], "10.0.0.3")));
+    h.update(
+        a,
+        announce_v6(
+            &["fd00:1::/64", "fd00:2::/64"],
+            attrs(&[65001], "10.0.0.2"),
+            "fd00::2",
+        ),
+    );
+    // Scans of 3 slots: every prefix once, IPv4 first, then IPv6, however the
+    // slots fall; `after` and `family` filter.
+    let scan = |family, after: Option<&str>| {
+        let mut all = Vec::new();
+        let mut from = Some(PrefixCursor::default());
+        let mut turns = 0;
+        while let Some(cursor) = from {
+            let chunk = h.rib.prefix_chunk(family, after.map(net), cursor, 3);
+            assert!(chunk.prefixes.len() <= 3);
+            all.extend(chunk.prefixes);
+            from = chunk.next;
+            turns += 1;
+        }
+        all.sort();
+        (all, turns)
+    };
+    let (all, turns) = scan(None, None);
+    assert_eq!(all.len(), 12);
+    assert!(turns >= 12 / 3, "{turns} turns");
+    assert_eq!(all[0], net("10.1.0.0/24"));
+    assert_eq!(all[11], net("fd00:2::/64"));
+    let (after, _) = scan(None, Some("10.1.8.0/24"));
+    assert_eq!(
+        after,
+        [net("10.1.9.0/24"), net("fd00:1::/64"), net("fd00:2::/64")]
+    );
+    let (v6, _) = scan(Some(FamilyName::Ipv6), None);
+    assert_eq!(v6, [net("fd00:1::/64"), net("fd00:2::/64")]);
+    // A chunk: the paths of exactly the prefixes asked for, in that order, best first.
+    let asked = [net("fd00:1::/64"), net("10.1.0.0/24"), net("10.9.9.0/24")];
+    let routes = h.rib.route_chunk(&asked, &RouteQuery::default());
+    let seen: Vec<(String, bool, String)> = routes
+        .iter()
+        .map(|r| (r.prefix.to_string(), r.best, r.source.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("fd00:1::/64".to_owned(), true, "10.0.0.2".to_owned()),
+            ("10.1.0.0/24".to_owned(), true, "10.0.0.2".to_owned()),
+            ("10.1.0.0/24".to_owned(), false, "10.0.0.3".to_owned()),
+        ]
+    );
+    let received_from_b = RouteQuery {
+        neighbor: Some(ip("10.0.0.3")),
+        view: RouteTable::Received,
+        ..Default::default()
+    };
+    let routes = h.rib.route_chunk(&asked, &received_from_b);
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].as_path, [65002, 65003]);
 }
 
 #[test]
