@@ -126,6 +126,12 @@ impl GracefulRestart {
     pub fn restart_state(&self) -> bool {
         self.flags & Self::RESTART_STATE != 0
     }
+
+    /// True when the speaker supports graceful restart after a NOTIFICATION
+    /// (RFC 8538's N bit).
+    pub fn notification(&self) -> bool {
+        self.flags & Self::NOTIFICATION != 0
+    }
 }
 
 /// One family of the graceful restart capability.

@@ -184,6 +184,51 @@ impl Notification {
         Notification::new(code::CEASE, subcode, data)
     }
 
+    /// Cease / Hard Reset (RFC 8538 3.1): `inner`'s code, subcode and data carried
+    /// as its data.
+    pub fn hard_reset(inner: &Notification) -> Notification {
+        let mut data = Vec::with_capacity(2 + inner.data.len());
+        data.push(inner.code);
+        data.push(inner.subcode);
+        data.extend_from_slice(&inner.data);
+        Notification::new(code::CEASE, cease_subcode::HARD_RESET, data)
+    }
+
+    /// True for Cease / Hard Reset: the session ends without graceful restart, its
+    /// routes flushed on both sides (RFC 8538).
+    pub fn is_hard_reset(&self) -> bool {
+        self.code == code::CEASE && self.subcode == cease_subcode::HARD_RESET
+    }
+
+    /// The NOTIFICATION a Cease / Hard Reset carries; `None` for any other, or when
+    /// its data is shorter than a code and a subcode.
+    pub fn hard_reset_inner(&self) -> Option<Notification> {
+        match self.data.as_slice() {
+            [code, subcode, data @ ..] if self.is_hard_reset() => {
+                Some(Notification::new(*code, *subcode, data))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether, once both sides advertised the N bit, this NOTIFICATION goes out as
+    /// a Hard Reset (RFC 8538 5.1): Cease with Maximum Number of Prefixes Reached,
+    /// Administrative Shutdown, Peer De-configured, Administrative Reset (the
+    /// section leaves it to the implementation; an operator's reset means to start
+    /// afresh, as FRR's default `bgp hard-administrative-reset` has it) or BFD Down.
+    /// Every other NOTIFICATION keeps the peer's routes as graceful restart does.
+    pub fn calls_for_hard_reset(&self) -> bool {
+        self.code == code::CEASE
+            && matches!(
+                self.subcode,
+                cease_subcode::MAX_PREFIXES
+                    | cease_subcode::ADMINISTRATIVE_SHUTDOWN
+                    | cease_subcode::PEER_DECONFIGURED
+                    | cease_subcode::ADMINISTRATIVE_RESET
+                    | cease_subcode::BFD_DOWN
+            )
+    }
+
     /// Hold Timer Expired (4/0).
     pub fn hold_timer_expired() -> Notification {
         Notification::new(code::HOLD_TIMER_EXPIRED, 0, Vec::new())
@@ -294,6 +339,9 @@ impl fmt::Display for Notification {
             self.code_name(),
             self.subcode_name()
         )?;
+        if let Some(inner) = self.hard_reset_inner() {
+            return write!(f, " of {inner}");
+        }
         match self.shutdown_communication() {
             Some(Ok(text)) => write!(f, ": \"{}\"", text.escape_debug()),
             Some(Err(error)) => write!(f, ": {error}"),
@@ -312,6 +360,29 @@ impl fmt::Display for Notification {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hard_reset_carries_the_notification_it_stands_for() {
+        let inner = Notification::shutdown(cease_subcode::ADMINISTRATIVE_SHUTDOWN, "bye");
+        assert!(inner.calls_for_hard_reset() && !inner.is_hard_reset());
+        let hard = Notification::hard_reset(&inner);
+        assert_eq!((hard.code, hard.subcode), (6, 9));
+        assert_eq!(hard.data, b"\x06\x02\x03bye");
+        assert_eq!(hard.hard_reset_inner(), Some(inner));
+        assert_eq!(
+            hard.to_string(),
+            "6/9 (Cease / Hard Reset) of 6/2 (Cease / Administrative Shutdown): \"bye\""
+        );
+        assert!(!hard.calls_for_hard_reset(), "never wrapped twice");
+        assert_eq!(Notification::new(6, 9, vec![6]).hard_reset_inner(), None);
+        for graceful in [
+            Notification::hold_timer_expired(),
+            Notification::new(6, 6, Vec::new()),
+            Notification::new(3, 1, Vec::new()),
+        ] {
+            assert!(!graceful.calls_for_hard_reset(), "{graceful}");
+        }
+    }
 
     #[test]
     fn shutdown_communication_round_trips_and_is_cut_at_a_character() {

@@ -8,7 +8,7 @@
 //!   configuration (local AS 65001, id 10.0.0.1, peer AS 65002; keys: local-as,
 //!   local-id, peer-as=N|N,M|any, hold, keepalive, connect-retry, send-hold,
 //!   delay-open, backoff=INITIAL,MAX,RESET, require=CODE, families=ipv4,ipv6, gr,
-//!   passive, family-errors=disable).
+//!   gr-n (graceful restart with RFC 8538's N bit), passive, family-errors=disable).
 //! - `a > EVENT` feeds state machine `a` (the primary, made from the configuration);
 //!   the indented lines that follow are the actions expected, all of them, in order
 //!   (none: no action); `a >> EVENT` feeds it without checking the actions.
@@ -19,7 +19,7 @@
 //! - Events: manual-start, manual-start-passive, automatic-start, manual-stop
 //!   ["TEXT"|CODE/SUB], automatic-stop CODE/SUB [after DURATION], tcp-connected
 //!   local|remote, tcp-failed, recv open [as= my-as= no-as4 id= hold= version=
-//!   families= gr no-rr], recv keepalive, recv update, recv notification CODE/SUB
+//!   families= gr gr-n no-rr], recv keepalive, recv update, recv notification CODE/SUB
 //!   ["TEXT"], recv route-refresh FAMILY [subtype N], recv hex HEX (decoded with the
 //!   state machine's codec context), framing-error marker|length N|io, expire TIMER,
 //!   output-progressed, collision-dump, and `establish [OPEN PARAMETERS]`, which runs
@@ -143,7 +143,11 @@ fn config(args: &[String]) -> SessionConfig {
             }
             "require" => config.required_capabilities.push(value.parse().unwrap()),
             "families" => config.capabilities.families = value.split(',').map(family).collect(),
-            "gr" => config.capabilities.graceful_restart = Some(graceful_restart()),
+            "gr" => config.capabilities.graceful_restart = Some(graceful_restart(0)),
+            "gr-n" => {
+                config.capabilities.graceful_restart =
+                    Some(graceful_restart(GracefulRestart::NOTIFICATION))
+            }
             "passive" => config.passive = true,
             "family-errors" => {
                 assert_eq!(value, "disable");
@@ -155,9 +159,9 @@ fn config(args: &[String]) -> SessionConfig {
     config
 }
 
-fn graceful_restart() -> GracefulRestart {
+fn graceful_restart(flags: u8) -> GracefulRestart {
     GracefulRestart {
-        flags: 0,
+        flags,
         restart_time: 120,
         families: vec![GracefulRestartFamily {
             family: Family::IPV4_UNICAST,
@@ -171,7 +175,7 @@ fn graceful_restart() -> GracefulRestart {
 fn peer_open(args: &[String]) -> Open {
     let (mut asn, mut my_as, mut as4, mut id) = (65002u32, None, true, Ipv4Addr::new(10, 0, 0, 2));
     let (mut hold, mut version, mut families) = (90u16, 4u8, vec![Family::IPV4_UNICAST]);
-    let (mut gr, mut route_refresh) = (false, true);
+    let (mut gr, mut route_refresh) = (None, true);
     for arg in args {
         let (key, value) = arg.split_once('=').unwrap_or((arg, ""));
         match key {
@@ -182,7 +186,8 @@ fn peer_open(args: &[String]) -> Open {
             "hold" => hold = value.parse().unwrap(),
             "version" => version = value.parse().unwrap(),
             "families" => families = value.split(',').map(family).collect(),
-            "gr" => gr = true,
+            "gr" => gr = Some(0),
+            "gr-n" => gr = Some(GracefulRestart::NOTIFICATION),
             "no-rr" => route_refresh = false,
             _ => panic!("unknown OPEN parameter {key}"),
         }
@@ -197,8 +202,8 @@ fn peer_open(args: &[String]) -> Open {
     if as4 {
         capabilities.push(Capability::FourOctetAs { asn });
     }
-    if gr {
-        capabilities.push(Capability::GracefulRestart(graceful_restart()));
+    if let Some(flags) = gr {
+        capabilities.push(Capability::GracefulRestart(graceful_restart(flags)));
     }
     let mut open = Open::new(asn, hold, id, capabilities);
     open.version = version;
@@ -549,7 +554,7 @@ fn established_carries_the_negotiated_parameters() {
     assert_eq!(negotiated.families, vec![Family::IPV6_UNICAST]);
     assert!(negotiated.route_refresh && negotiated.enhanced_route_refresh);
     assert!(negotiated.graceful_restart);
-    assert_eq!(negotiated.peer_graceful_restart, Some(graceful_restart()));
+    assert_eq!(negotiated.peer_graceful_restart, Some(graceful_restart(0)));
     assert_eq!(
         negotiated.peer_hostname,
         Some(("tor-1".into(), "example.net".into()))

@@ -68,8 +68,8 @@ a > recv notification 6/9 data 0602
     stop send-hold
     stop backoff-reset
     arm idle-hold 2s
-    state Established -> Idle (received NOTIFICATION 6/9 data 0602)
-    session down (received NOTIFICATION 6/9 data 0602)
+    state Established -> Idle (received NOTIFICATION 6/9 of 6/2)
+    session down (received NOTIFICATION 6/9 of 6/2)
 
 ## a shutdown communication that is not UTF-8 is never shown as text
 establish
@@ -171,6 +171,64 @@ a > manual-start
     connect
     arm connect-retry 5s
     state Idle -> Connect
+
+## RFC 8538: with the N bit on both sides, a manual stop goes out as Hard Reset
+config gr-n
+establish gr-n
+a > manual-stop "maintenance window"
+    send NOTIFICATION 6/9 of 6/2 "maintenance window"
+    close
+    stop hold
+    stop keepalive
+    stop send-hold
+    stop backoff-reset
+    state Established -> Idle (stopped, sent NOTIFICATION 6/9 of 6/2 "maintenance window")
+    session down (stopped, sent NOTIFICATION 6/9 of 6/2 "maintenance window")
+
+## RFC 8538: the N bit on one side only: no Hard Reset
+config gr-n
+establish gr
+a > manual-stop 6/3
+    send NOTIFICATION 6/3
+    close
+    stop hold
+    stop keepalive
+    stop send-hold
+    stop backoff-reset
+    state Established -> Idle (stopped, sent NOTIFICATION 6/3)
+    session down (stopped, sent NOTIFICATION 6/3)
+
+## RFC 8538: maximum prefixes is a Hard Reset, a configuration change is not
+config gr-n
+establish gr-n
+a > automatic-stop 6/1
+    send NOTIFICATION 6/9 of 6/1
+    close
+    stop hold
+    stop keepalive
+    stop send-hold
+    stop backoff-reset
+    arm idle-hold 1s
+    state Established -> Idle (stopped by the speaker, sent NOTIFICATION 6/9 of 6/1)
+    session down (stopped by the speaker, sent NOTIFICATION 6/9 of 6/1)
+a > expire idle-hold
+    connect
+    arm connect-retry 5s
+    state Idle -> Connect
+a >> tcp-connected local
+a >> recv open gr-n
+a >> recv keepalive
+a = Established
+a > automatic-stop 6/6
+    send NOTIFICATION 6/6
+    close
+    stop hold
+    stop keepalive
+    stop send-hold
+    stop backoff-reset
+    arm idle-hold 2s
+    state Established -> Idle (stopped by the speaker, sent NOTIFICATION 6/6)
+    session down (stopped by the speaker, sent NOTIFICATION 6/6)
 
 ## manual stop without a message sends Cease / Administrative Shutdown
 a >> manual-start

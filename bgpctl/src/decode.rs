@@ -302,6 +302,10 @@ fn describe(message: &Message, object: &mut Map<String, Value>) {
                 notification.subcode_name()
             );
             object.insert("name".into(), json!(name));
+            // RFC 8538: the NOTIFICATION a Hard Reset stands for.
+            if let Some(inner) = notification.hard_reset_inner() {
+                object.insert("hard_reset_of".into(), json!(inner.to_string()));
+            }
             match notification.shutdown_communication() {
                 Some(Ok(text)) => object.insert("shutdown_communication".into(), json!(text)),
                 Some(Err(error)) => object.insert(

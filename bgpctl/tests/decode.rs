@@ -157,6 +157,21 @@ fn input_forms() {
     assert_eq!(lines[1]["shutdown_communication"], "bye!");
     std::fs::remove_dir_all(&dir).unwrap();
 
+    // RFC 8538: a Hard Reset names the NOTIFICATION it stands for.
+    let output = bgpctl(
+        &[
+            "decode",
+            "ffffffffffffffffffffffffffffffff 001c 03 0609 0602 04 62796521",
+        ],
+        None,
+    );
+    let hard = &json_lines(&output)[0];
+    assert_eq!(hard["name"], "Cease / Hard Reset");
+    assert_eq!(
+        hard["hard_reset_of"],
+        "6/2 (Cease / Administrative Shutdown): \"bye!\""
+    );
+
     // Stdin, with one malformed message: exit 1.
     let bad_origin = "ffffffffffffffffffffffffffffffff 002f 02 0000 0014 400101 03 400206 0201 0000fde9 400304 c0000201 18 c63364";
     let output = bgpctl(

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -24,6 +24,8 @@ use wren_tests::peer_bench::{Bench, config, listen_range};
 
 /// Bound of each wait of a case.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the victims of a `kept` case must stay after the session ended.
+const KEPT_WAIT: Duration = Duration::from_secs(3);
 
 const V4_VICTIM: &str = "198.51.100.0/24";
 const V6_VICTIM: &str = "2001:db8:1::/48";
@@ -129,6 +131,8 @@ enum Kind {
     EbgpMax,
     EbgpNoFirstAs,
     EbgpMaxFamily,
+    EbgpGrN,
+    EbgpMaxGrN,
 }
 
 impl Kind {
@@ -142,6 +146,8 @@ impl Kind {
             "ebgp-max" => Kind::EbgpMax,
             "ebgp-no-first-as" => Kind::EbgpNoFirstAs,
             "ebgp-max-family" => Kind::EbgpMaxFamily,
+            "ebgp-gr-n" => Kind::EbgpGrN,
+            "ebgp-max-gr-n" => Kind::EbgpMaxGrN,
             other => panic!("unknown session kind {other:?}"),
         }
     }
@@ -149,10 +155,10 @@ impl Kind {
     /// The listen range (10.66.R.0/24) whose AS and settings fit.
     fn range(self) -> u8 {
         match self {
-            Kind::Ebgp | Kind::EbgpAs2 | Kind::EbgpGr => 1,
+            Kind::Ebgp | Kind::EbgpAs2 | Kind::EbgpGr | Kind::EbgpGrN => 1,
             Kind::Ibgp => 2,
             Kind::Ebgp4200000001 => 3,
-            Kind::EbgpMax => 4,
+            Kind::EbgpMax | Kind::EbgpMaxGrN => 4,
             Kind::EbgpNoFirstAs => 5,
             Kind::EbgpMaxFamily => 6,
         }
@@ -167,15 +173,18 @@ impl Kind {
     }
 
     fn open(self, router_id: Ipv4Addr) -> Vec<u8> {
-        let graceful_restart = if self == Kind::EbgpGr {
-            vec![wire::capability::graceful_restart(
-                0,
-                120,
-                &[(1, 1, 0x80), (2, 1, 0x80)],
-            )]
-        } else {
-            Vec::new()
+        // Graceful restart, with RFC 8538's N bit (0x4) or without.
+        let flags = match self {
+            Kind::EbgpGr => Some(0),
+            Kind::EbgpGrN | Kind::EbgpMaxGrN => Some(0x4),
+            _ => None,
         };
+        let graceful_restart = flags
+            .map(|flags| {
+                wire::capability::graceful_restart(flags, 120, &[(1, 1, 0x80), (2, 1, 0x80)])
+            })
+            .into_iter()
+            .collect::<Vec<_>>();
         wire::open(
             self.asn(),
             90,
@@ -237,12 +246,16 @@ enum Outcome {
     Withdrawn(Vec<Fam>),
     Accepted(Fam, Option<Box<RibRoute>>),
     Disabled(Fam),
+    /// `kept`: the victims stayed (stale, graceful restart) instead of going.
     Reset {
         code: u8,
         subcode: u8,
         data: Option<Vec<u8>>,
+        kept: bool,
     },
-    Closed,
+    Closed {
+        kept: bool,
+    },
     Established,
     Refused {
         code: u8,
@@ -257,7 +270,11 @@ type Expect = Outcome;
 
 impl Outcome {
     fn parse(text: &str) -> Outcome {
-        let words: Vec<&str> = text.split_whitespace().collect();
+        let mut words: Vec<&str> = text.split_whitespace().collect();
+        let kept = words.last() == Some(&"kept");
+        if kept {
+            words.pop();
+        }
         let notification = |words: &[&str]| {
             let (code, subcode) = words[1].split_once('/').expect("C/S");
             let data = words
@@ -271,7 +288,7 @@ impl Outcome {
             "withdrawn" => Outcome::Withdrawn(words[1..].iter().map(|w| Fam::parse(w)).collect()),
             "accepted" => Outcome::Accepted(Fam::parse(words[1]), None),
             "disabled" => Outcome::Disabled(Fam::parse(words[1])),
-            "closed" => Outcome::Closed,
+            "closed" => Outcome::Closed { kept },
             "established" => Outcome::Established,
             "reset" => {
                 let (code, subcode, data) = notification(&words);
@@ -279,6 +296,7 @@ impl Outcome {
                     code,
                     subcode,
                     data,
+                    kept,
                 }
             }
             "refused" => {
@@ -293,6 +311,14 @@ impl Outcome {
         }
     }
 
+    /// The victims are expected to stay after the session ends.
+    fn kept(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Reset { kept: true, .. } | Outcome::Closed { kept: true }
+        )
+    }
+
     /// Whether `observed` is this expectation: the same words; the NOTIFICATION data
     /// only when the expectation names it; the accepted route's checks elsewhere.
     fn matches(&self, observed: &Outcome) -> bool {
@@ -303,14 +329,16 @@ impl Outcome {
                     code,
                     subcode,
                     data,
+                    kept,
                 },
                 Outcome::Reset {
                     code: c,
                     subcode: s,
                     data: d,
+                    kept: k,
                 },
-            )
-            | (
+            ) => code == c && subcode == s && (data.is_none() || data == d) && kept == k,
+            (
                 Outcome::Refused {
                     code,
                     subcode,
@@ -362,8 +390,15 @@ impl std::fmt::Display for Outcome {
                 code,
                 subcode,
                 data,
-            } => notification(f, "reset", code, subcode, data),
-            Outcome::Closed => f.write_str("closed"),
+                kept,
+            } => {
+                notification(f, "reset", code, subcode, data)?;
+                if *kept {
+                    f.write_str(" kept")?;
+                }
+                Ok(())
+            }
+            Outcome::Closed { kept } => f.write_str(if *kept { "closed kept" } else { "closed" }),
             Outcome::Established => f.write_str("established"),
             Outcome::Refused {
                 code,
@@ -636,6 +671,15 @@ impl Runner<'_> {
             _ => Fam::V4,
         };
         let (sentinel_prefix, sentinel) = self.sentinel(kind, sentinel_family);
+        // Victims expected to stay are watched for a while, not until they go.
+        let probe = Probe {
+            timeout: if case.expect.kept() {
+                KEPT_WAIT
+            } else {
+                CASE_TIMEOUT
+            },
+            ..probe
+        };
         let observation = match probe.run(&case.bytes, &sentinel, sentinel_prefix, &victims) {
             Ok(observation) => observation,
             Err(error) => return Outcome::Other(format!("probe failed: {error}")),
@@ -654,7 +698,7 @@ impl Runner<'_> {
             .collect();
         let outcome = match observation.session {
             Session::Reset(notification) => {
-                self.session = None;
+                let source = self.session.take().map(|(_, peer)| peer.local_addr().ip());
                 let leftover: Vec<String> = states
                     .iter()
                     .filter(|(_, rib, kernel)| *rib != RouteState::Absent || *kernel)
@@ -662,15 +706,25 @@ impl Runner<'_> {
                         format!("{} {rib:?} kernel {kernel}", family.name())
                     })
                     .collect();
+                // Kept as graceful restart keeps them: every victim as it was.
+                let kept = states
+                    .iter()
+                    .all(|(_, rib, kernel)| *rib == RouteState::Unchanged && *kernel);
                 let outcome = match notification {
                     Some(n) => Outcome::Reset {
                         code: n.code,
                         subcode: n.subcode,
                         data: Some(n.data),
+                        kept,
                     },
-                    None => Outcome::Closed,
+                    None => Outcome::Closed { kept },
                 };
-                if leftover.is_empty() {
+                if kept {
+                    if let Err(error) = self.flush_kept(kind, source, &victims) {
+                        return Outcome::Other(format!("{outcome}, then {error}"));
+                    }
+                    outcome
+                } else if leftover.is_empty() {
                     outcome
                 } else {
                     Outcome::Other(format!(
@@ -761,6 +815,51 @@ impl Runner<'_> {
         };
         self.close_session();
         outcome
+    }
+
+    /// After a `kept` case: the neighbor at `source` comes back and sends End-of-RIB,
+    /// so its stale victims go before the next case (they would stand in the kernel
+    /// for its victims), then leaves with a Hard Reset.
+    fn flush_kept(
+        &self,
+        kind: Kind,
+        source: Option<IpAddr>,
+        victims: &[Victim],
+    ) -> Result<(), String> {
+        let Some(IpAddr::V4(source)) = source else {
+            return Err("no IPv4 source to come back from".into());
+        };
+        let peer = self.bench.connect(source);
+        match peer.establish(&kind.open(source), CASE_TIMEOUT) {
+            Ok(Handshake::Established(_)) => {}
+            other => return Err(format!("coming back: {other:?}")),
+        }
+        for (afi, safi) in [(1, 1), (2, 1)] {
+            peer.send(&wire::end_of_rib(afi, safi))
+                .map_err(|error| format!("End-of-RIB: {error}"))?;
+        }
+        let probe = Probe {
+            peer: &peer,
+            daemon: &self.bench.observer,
+            kernel: true,
+            timeout: CASE_TIMEOUT,
+        };
+        let deadline = Instant::now() + CASE_TIMEOUT;
+        loop {
+            let states = probe.states(victims).map_err(|error| error.to_string())?;
+            if states
+                .iter()
+                .all(|state| state.rib == RouteState::Absent && !state.kernel)
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("stale victims left after End-of-RIB: {states:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        peer.notify_and_close(6, 9, &[6, 2]);
+        Ok(())
     }
 
     /// A new sentinel route of `family`: its prefix and its UPDATE.

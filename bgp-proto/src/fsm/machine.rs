@@ -484,6 +484,18 @@ impl Fsm {
         restart: Restart,
         out: &mut Vec<Action>,
     ) {
+        // RFC 8538: with the N bit on both sides, a hard end is said as Hard Reset.
+        let graceful_notification = self
+            .negotiated
+            .as_ref()
+            .is_some_and(|negotiated| negotiated.graceful_notification);
+        let (notification, reason) = match notification {
+            Some(inner) if graceful_notification && inner.calls_for_hard_reset() => {
+                let hard = Notification::hard_reset(&inner);
+                (Some(hard.clone()), reason.with_sent(hard))
+            }
+            other => (other, reason),
+        };
         if let (Some(notification), Some(_)) = (notification, self.connection) {
             out.push(Action::Send(Box::new(Message::Notification(notification))));
         }

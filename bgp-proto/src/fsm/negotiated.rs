@@ -42,6 +42,10 @@ pub struct Negotiated {
     pub peer_graceful_restart: Option<GracefulRestart>,
     /// Both sides advertised graceful restart.
     pub graceful_restart: bool,
+    /// Both sides set the N bit in their graceful restart capability (RFC 8538): a
+    /// NOTIFICATION other than Cease / Hard Reset keeps the routes as a lost
+    /// connection does, and the Cease subcodes meant as hard go out as Hard Reset.
+    pub graceful_notification: bool,
     /// The peer's host name and domain name (FRR's hostname capability).
     pub peer_hostname: Option<(String, String)>,
 }
@@ -64,6 +68,11 @@ impl Negotiated {
             .into_iter()
             .filter(|family| peer_families.contains(family))
             .collect();
+        let graceful_notification = [local_open, peer_open].iter().all(|open| {
+            open.capabilities.iter().any(|capability| {
+                matches!(capability, Capability::GracefulRestart(gr) if gr.notification())
+            })
+        });
         let peer_graceful_restart =
             peer_open
                 .capabilities
@@ -95,6 +104,7 @@ impl Negotiated {
             route_refresh: both(capability_code::ROUTE_REFRESH),
             enhanced_route_refresh: both(capability_code::ENHANCED_ROUTE_REFRESH),
             graceful_restart: both(capability_code::GRACEFUL_RESTART),
+            graceful_notification,
             peer_graceful_restart,
             peer_hostname,
         }

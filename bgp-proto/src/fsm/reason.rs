@@ -85,6 +85,45 @@ impl DownReason {
         }
     }
 
+    /// Whether a peer's routes may be kept (graceful restart, RFC 4724) after this
+    /// loss of an Established session: a lost connection, or a replaced one;
+    /// with `graceful_notification` (RFC 8538's N bit on both sides) also an expired
+    /// timer or any NOTIFICATION sent or received other than Cease / Hard Reset.
+    pub fn keeps_routes(&self, graceful_notification: bool) -> bool {
+        match self {
+            DownReason::ConnectionClosed | DownReason::CollisionResolution => true,
+            DownReason::HoldTimerExpired | DownReason::SendHoldTimerExpired => {
+                graceful_notification
+            }
+            DownReason::NotificationSent { notification, .. }
+            | DownReason::NotificationReceived { notification, .. } => {
+                graceful_notification && !notification.is_hard_reset()
+            }
+            DownReason::Stopped { notification } | DownReason::AutomaticStop { notification } => {
+                graceful_notification
+                    && !notification
+                        .as_ref()
+                        .is_some_and(Notification::is_hard_reset)
+            }
+            DownReason::ConnectFailed
+            | DownReason::UnexpectedMessage { .. }
+            | DownReason::InvalidNotification { .. } => false,
+        }
+    }
+
+    /// The same reason with `sent` as the NOTIFICATION sent (the Hard Reset that
+    /// wrapped the one the reason was built with).
+    pub(crate) fn with_sent(mut self, sent: Notification) -> DownReason {
+        match &mut self {
+            DownReason::NotificationSent { notification, .. } => *notification = sent,
+            DownReason::Stopped { notification } | DownReason::AutomaticStop { notification } => {
+                *notification = Some(sent);
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// The NOTIFICATION received from the peer, if any.
     pub fn notification_received(&self) -> Option<&Notification> {
         match self {
@@ -149,6 +188,10 @@ pub(crate) fn short_notification(
     f: &mut fmt::Formatter<'_>,
 ) -> fmt::Result {
     write!(f, "{}/{}", notification.code, notification.subcode)?;
+    if let Some(inner) = notification.hard_reset_inner() {
+        f.write_str(" of ")?;
+        return short_notification(&inner, f);
+    }
     match notification.shutdown_communication() {
         Some(Ok(text)) => write!(f, " \"{}\"", text.escape_debug()),
         Some(Err(error)) => write!(f, " ({error})"),
@@ -171,5 +214,58 @@ pub(crate) fn message_type_name(message: MessageType) -> &'static str {
         MessageType::Notification => "NOTIFICATION",
         MessageType::Keepalive => "KEEPALIVE",
         MessageType::RouteRefresh => "ROUTE-REFRESH",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_kept_after_a_lost_connection_and_with_the_n_bit_after_a_notification() {
+        let sent = |code, subcode| DownReason::NotificationSent {
+            notification: Notification::new(code, subcode, Vec::new()),
+            detail: String::new(),
+        };
+        let hard = Notification::hard_reset(&Notification::new(6, 2, Vec::new()));
+        // (reason, kept without the N bit, kept with it)
+        let table = [
+            (DownReason::ConnectionClosed, true, true),
+            (DownReason::CollisionResolution, true, true),
+            (DownReason::HoldTimerExpired, false, true),
+            (DownReason::SendHoldTimerExpired, false, true),
+            (sent(3, 1), false, true),
+            (
+                DownReason::received(Notification::new(6, 6, Vec::new())),
+                false,
+                true,
+            ),
+            (DownReason::received(hard.clone()), false, false),
+            (
+                DownReason::Stopped {
+                    notification: Some(hard),
+                },
+                false,
+                false,
+            ),
+            (
+                DownReason::AutomaticStop {
+                    notification: Some(Notification::new(6, 6, Vec::new())),
+                },
+                false,
+                true,
+            ),
+            (
+                DownReason::InvalidNotification {
+                    detail: String::new(),
+                },
+                false,
+                false,
+            ),
+        ];
+        for (reason, without, with) in table {
+            assert_eq!(reason.keeps_routes(false), without, "{reason} without N");
+            assert_eq!(reason.keeps_routes(true), with, "{reason} with N");
+        }
     }
 }

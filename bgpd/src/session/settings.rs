@@ -199,12 +199,14 @@ fn graceful_restart(
         return None;
     }
     let restarting = speaker.restarting(now);
+    // RFC 8538's N bit: a NOTIFICATION other than Hard Reset keeps the routes too.
+    let restart_state = if restarting {
+        GracefulRestart::RESTART_STATE
+    } else {
+        0
+    };
     Some(GracefulRestart {
-        flags: if restarting {
-            GracefulRestart::RESTART_STATE
-        } else {
-            0
-        },
+        flags: restart_state | GracefulRestart::NOTIFICATION,
         restart_time: config
             .restart_time
             .min(crate::config::check::MAX_RESTART_TIME),
@@ -291,7 +293,10 @@ mod tests {
         let now = Instant::now();
         let normal = neighbor.session_config(&speaker, now);
         let gr = normal.capabilities.graceful_restart.unwrap();
-        assert_eq!((gr.flags, gr.restart_time), (0, 120));
+        assert_eq!(
+            (gr.flags, gr.restart_time),
+            (GracefulRestart::NOTIFICATION, 120)
+        );
         speaker.restarting_until = Some(now + Duration::from_secs(120));
         let restarting = neighbor.session_config(&speaker, now);
         let gr = restarting.capabilities.graceful_restart.unwrap();

@@ -208,7 +208,8 @@ impl Driver {
     /// (How long the peer has to come back, how long its routes may stay stale in
     /// all) when graceful restart applies to this loss: both sides negotiated it, the
     /// peer listed families in its capability, and the connection ended without a
-    /// NOTIFICATION (RFC 4724 4.2) or a new connection of the peer replaced it.
+    /// NOTIFICATION (RFC 4724 4.2), a new connection of the peer replaced it, or both
+    /// sides set the N bit and the NOTIFICATION was not a Hard Reset (RFC 8538).
     fn stale_times(
         &self,
         reason: &DownReason,
@@ -223,10 +224,7 @@ impl Driver {
         if peer.restart_time == 0 || peer.families.is_empty() {
             return None;
         }
-        if !matches!(
-            reason,
-            DownReason::ConnectionClosed | DownReason::CollisionResolution
-        ) {
+        if !reason.keeps_routes(negotiated.graceful_notification) {
             return None;
         }
         let restart = Duration::from_secs(u64::from(peer.restart_time));
