@@ -24,6 +24,9 @@ use wren_tests::peer_bench::{Bench, config, listen_range};
 
 /// Bound of each wait of a case.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The listen range and AS of the eBGP neighbor that `exported` checks read.
+const OBSERVER_RANGE: u8 = 7;
+const OBSERVER_ASN: u32 = 65007;
 /// How long the victims of a `kept` case must stay after the session ended.
 const KEPT_WAIT: Duration = Duration::from_secs(3);
 
@@ -53,6 +56,8 @@ fn conformance_table() {
                     65001,
                     "max_prefixes = { ipv4 = 3, ipv6 = 1, restart = 1 }",
                 ),
+                listen_range(OBSERVER_RANGE, OBSERVER_ASN, "export = \"everything\""),
+                "[[policy.filter]]\nname = \"everything\"\ndefault = \"accept\"\n".to_owned(),
             ]
             .concat(),
         )
@@ -61,6 +66,7 @@ fn conformance_table() {
         bench: &bench,
         session: None,
         sentinels: std::cell::Cell::new(0),
+        observer: None,
     };
     let started = Instant::now();
     let mut report = String::new();
@@ -108,6 +114,84 @@ fn conformance_table() {
     );
 }
 
+/// Graceful restart keeps a lost peer's routes (stale), but a stale path loses to
+/// any fresh one: a reflector killed by SIGKILL must not hold the clients on its
+/// stale routes while another neighbor offers fresh ones. Two peers, RIB and kernel
+/// seen from outside.
+#[test]
+fn fresh_paths_win_over_stale_ones() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let bench = Bench::start("wfs", |socket| {
+        config(
+            socket,
+            true,
+            &[listen_range(1, 65001, ""), listen_range(8, 65008, "")].concat(),
+        )
+    });
+    let victim: IpNet = V4_VICTIM.parse().unwrap();
+    let prefix: Ipv4Net = V4_VICTIM.parse().unwrap();
+    let restarting_source = bench.fresh_address(1);
+    let restarting = bench.connect(restarting_source);
+    match restarting.establish(&Kind::EbgpGr.open(restarting_source), CASE_TIMEOUT) {
+        Ok(Handshake::Established(_)) => {}
+        other => panic!("graceful restart session: {other:?}"),
+    }
+    restarting
+        .send(&wire::announce_v4(
+            &[prefix],
+            &Attributes::from_as(65001),
+            V4_NEXT_HOP,
+        ))
+        .unwrap();
+    let other_source = bench.fresh_address(8);
+    let other = bench.connect(other_source);
+    let open = wire::open(65008, 90, other_source, &[(1, 1), (2, 1)], false, &[]);
+    match other.establish(&open, CASE_TIMEOUT) {
+        Ok(Handshake::Established(_)) => {}
+        other => panic!("second session: {other:?}"),
+    }
+    let mut longer = Attributes::from_as(65008);
+    longer.as_path = vec![65008, 65009, 65010];
+    let other_hop = Ipv4Addr::new(192, 0, 2, 2);
+    other
+        .send(&wire::announce_v4(&[prefix], &longer, other_hop))
+        .unwrap();
+    let best_via = |hop: Ipv4Addr, paths: usize| {
+        let deadline = Instant::now() + CASE_TIMEOUT;
+        loop {
+            let routes = bench.observer.paths(victim).unwrap();
+            let best: Vec<&RibRoute> = routes.iter().filter(|route| route.best).collect();
+            let kernel = bench
+                .observer
+                .kernel_route(victim)
+                .unwrap()
+                .map(|route| route.gateways());
+            if routes.len() == paths
+                && best.len() == 1
+                && best[0].next_hops == [IpAddr::V4(hop)]
+                && kernel == Some(vec![IpAddr::V4(hop)])
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected the best path via {hop} of {paths}; RIB {routes:?}, kernel {kernel:?}\n{}",
+                bench.bgpd.log_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The shorter path wins while both are fresh.
+    best_via(V4_NEXT_HOP, 2);
+    // The connection is lost: its path stays, stale, and the fresh one takes over.
+    restarting.close();
+    best_via(other_hop, 2);
+    bench.assert_alive();
+    other.notify_and_close(6, 2, &[]);
+}
+
 /// One row of the table.
 struct Case {
     line: usize,
@@ -117,6 +201,8 @@ struct Case {
     on_open: bool,
     expect: Expect,
     checks: Vec<Check>,
+    /// Checks on the accepted route as bgpd sends it on to an eBGP neighbor.
+    exported: Vec<Check>,
     skip: Option<String>,
 }
 
@@ -433,6 +519,25 @@ impl Check {
         }
     }
 
+    /// The failure, if the attributes bgpd sent do not pass (`as_path`, or
+    /// `extended_communities` as 16 hex digits each).
+    fn exported_failure(&self, sent: &bgp_proto::PathAttributes) -> Option<String> {
+        let actual = match self.key.as_str() {
+            "as_path" => sent
+                .as_path
+                .as_ref()
+                .map_or(String::new(), |path| path.to_string().replace(' ', ",")),
+            "extended_communities" => sent
+                .extended_communities
+                .iter()
+                .map(|community| hex::encode(community.0))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => panic!("unknown exported check {other:?}"),
+        };
+        self.judge(actual)
+    }
+
     /// The failure, if the route does not pass.
     fn failure(&self, route: &RibRoute) -> Option<String> {
         let join = |values: Vec<String>| values.join(",");
@@ -444,6 +549,10 @@ impl Check {
             "communities" => join(route.communities.clone()),
             other => panic!("unknown route check {other:?}"),
         };
+        self.judge(actual)
+    }
+
+    fn judge(&self, actual: String) -> Option<String> {
         ((actual == self.value) != self.equal).then(|| {
             format!(
                 "{} is {actual}, expected {}{}",
@@ -541,6 +650,10 @@ fn case(row: &Row, rules: &BTreeMap<String, Vec<u8>>, file: &str) -> Case {
             .get("route")
             .map(|r| r.split_whitespace().map(Check::parse).collect())
             .unwrap_or_default(),
+        exported: row
+            .get("exported")
+            .map(|r| r.split_whitespace().map(Check::parse).collect())
+            .unwrap_or_default(),
         skip,
     }
 }
@@ -552,12 +665,18 @@ struct Runner<'a> {
     session: Option<(Kind, Peer)>,
     /// Sentinels used so far (each case gets new ones).
     sentinels: std::cell::Cell<u16>,
+    /// An eBGP neighbor that bgpd sends every route (for `exported` checks), once
+    /// one is needed.
+    observer: Option<Peer>,
 }
 
 impl Drop for Runner<'_> {
     fn drop(&mut self) {
         if let Some((_, peer)) = self.session.take() {
             peer.notify_and_close(6, 2, &[]);
+        }
+        if let Some(observer) = self.observer.take() {
+            observer.notify_and_close(6, 2, &[]);
         }
     }
 }
@@ -576,14 +695,53 @@ impl Runner<'_> {
                     .iter()
                     .filter_map(|c| c.failure(route))
                     .collect();
-                if failures.is_empty() {
-                    outcome
-                } else {
-                    Outcome::Other(format!("{outcome}: {}", failures.join("; ")))
+                if !failures.is_empty() {
+                    return Outcome::Other(format!("{outcome}: {}", failures.join("; ")));
+                }
+                match self.check_exported(case) {
+                    Ok(()) => outcome,
+                    Err(error) => Outcome::Other(format!("{outcome}, exported: {error}")),
                 }
             }
             _ => outcome,
         }
+    }
+
+    /// The `exported` checks: the IPv4 victim as bgpd sends it to the observer.
+    fn check_exported(&mut self, case: &Case) -> Result<(), String> {
+        if case.exported.is_empty() {
+            return Ok(());
+        }
+        if self.observer.is_none() {
+            let source = self.bench.fresh_address(OBSERVER_RANGE);
+            let peer = self.bench.connect(source);
+            let open = wire::open(OBSERVER_ASN, 90, source, &[(1, 1), (2, 1)], false, &[]);
+            match peer.establish(&open, CASE_TIMEOUT) {
+                Ok(Handshake::Established(_)) => {}
+                other => return Err(format!("observer not established: {other:?}")),
+            }
+            self.observer = Some(peer);
+        }
+        let observer = self.observer.as_ref().expect("observer");
+        let victim: IpNet = V4_VICTIM.parse().unwrap();
+        observer
+            .wait_for(CASE_TIMEOUT, "the exported route to pass", |seen| {
+                let route = seen
+                    .routes
+                    .get(&victim)
+                    .ok_or_else(|| format!("{victim} not sent"))?;
+                let failures: Vec<String> = case
+                    .exported
+                    .iter()
+                    .filter_map(|check| check.exported_failure(&route.attributes))
+                    .collect();
+                if failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(failures.join("; "))
+                }
+            })
+            .map_err(|error| error.to_string())
     }
 
     /// The case's bytes as the OPEN of a new connection.
