@@ -18,11 +18,13 @@ use serde::Serialize;
 
 use crate::Ipam;
 use crate::block::Block;
+use crate::claim::Claim;
 use crate::error::IpamError;
 use crate::family::Family;
 use crate::keys;
 use crate::pool::Pool;
 use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, encode};
+use crate::snapshot::decode_pools;
 use crate::store::{Datastore, Entry, Expect, Outcome, Read, Txn};
 
 /// Attempts an operation makes before giving up on contention (Calico's figure).
@@ -212,154 +214,209 @@ impl<S: Datastore> Ipam<S> {
         Ok(out)
     }
 
+    /// Assigns until `done` holds `request.count` addresses. Each attempt reads the
+    /// state once, then takes addresses from the node's own blocks, else claims a new
+    /// block, else borrows; a write lost to a concurrent one backs off and starts
+    /// over from a fresh read.
     async fn assign_loop(
         &self,
         request: Request<'_>,
         done: &mut Vec<Assigned>,
     ) -> Result<(), IpamError> {
-        let Request {
-            node,
-            handle,
-            family,
-            count,
-            once,
-        } = request;
         let mut backoff = Backoff::new(self.store.url());
-        while (done.len() as u32) < count {
-            // One snapshot: pools, the node's affinities, the configuration and the
-            // handle record. Every write below compares against this handle record, so
-            // in `once` mode two concurrent calls cannot both add an address.
-            let snapshot = self.snapshot(node, handle).await?;
-            let handle_entry = snapshot.handle;
-            if once {
-                if let Some(entry) = &handle_entry {
-                    let record: HandleRecord = decode(self.store.url(), entry)?;
-                    let existing: Vec<Assigned> = self
-                        .addresses_in(handle, &record)
-                        .await?
-                        .into_iter()
-                        .filter(|a| Family::of_addr(&a.address) == family)
-                        .collect();
-                    if !existing.is_empty() {
-                        *done = existing;
-                        return Ok(());
-                    }
-                }
+        while (done.len() as u32) < request.count {
+            let mut attempt = self.read_attempt(request.node, request.handle).await?;
+            if request.once
+                && let Some(existing) = self.existing_addresses(&request, &attempt).await?
+            {
+                *done = existing;
+                return Ok(());
             }
-            let config = snapshot.config;
-            let remaining = count - done.len() as u32;
-            let pools = self.select_pools(snapshot.pools, node, family).await?;
-            if pools.is_empty() {
-                return Err(IpamError::NoPool {
-                    node: node.to_string(),
-                    family,
-                });
-            }
-            let affinities = snapshot.affinities;
-            if self.repair_pending(node, &affinities).await? {
+            let pools = self
+                .pools_for(&request, std::mem::take(&mut attempt.pools))
+                .await?;
+            if self
+                .repair_pending(request.node, &attempt.affinities)
+                .await?
+            {
                 backoff.wait().await?;
                 continue;
             }
-            // 1. The node's own blocks (read in one batch).
-            let own: Vec<&Affinity> = Self::confirmed(&affinities)
-                .filter(|a| Family::of(&a.cidr) == family)
-                .collect();
-            let own_blocks = own.len() as u32;
-            let candidates: Vec<(&Pool, IpNet)> = own
-                .iter()
-                .filter_map(|a| {
-                    pools
-                        .iter()
-                        .find(|p| p.cidr.contains(&a.cidr.network()))
-                        .map(|p| (p, a.cidr))
-                })
-                .collect();
-            let reads = candidates
-                .iter()
-                .map(|(_, cidr)| Read::Key(keys::block(cidr)))
-                .collect();
-            let mut wrote = None;
-            for ((pool, _), found) in candidates.iter().zip(self.store.read(reads).await?) {
-                let Some(entry) = found.into_iter().next() else {
-                    continue;
-                };
-                let mut block: Block = decode(self.store.url(), &entry)?;
-                if !block.is_valid() || block.affinity.as_deref() != Some(node) || block.free() == 0
-                {
-                    continue;
-                }
-                let taken = block.allocate(handle, None, remaining);
-                let written = self
-                    .write_allocation(
-                        &entry,
-                        &block,
-                        handle,
-                        taken.len() as u32,
-                        Some(&handle_entry),
-                    )
-                    .await?;
-                if written {
-                    done.extend(taken.into_iter().map(|(address, sequence)| Assigned {
-                        address,
-                        block: block.cidr,
-                        pool: pool.cidr,
-                        sequence,
-                        borrowed: false,
-                    }));
-                }
-                wrote = Some(written);
-                break;
-            }
-            match wrote {
-                Some(true) => continue,
-                Some(false) => {
-                    backoff.wait().await?;
-                    continue;
-                }
-                None => {}
-            }
-            // 2. Claim another block.
-            let refusal = if config.max_blocks_per_node != 0
-                && own_blocks >= config.max_blocks_per_node
-            {
-                format!(
-                    "node has max_blocks_per_node = {} blocks",
-                    config.max_blocks_per_node
-                )
-            } else {
-                match self.claim_block(node, &pools, &affinities).await? {
-                    crate::claim::Claim::Claimed(_) => continue,
-                    crate::claim::Claim::Conflict => {
-                        backoff.wait().await?;
-                        continue;
-                    }
-                    crate::claim::Claim::Exhausted => String::from("the pools have no free block"),
-                }
-            };
-            // 3. Borrow from other nodes' blocks.
-            if config.strict_affinity {
-                return Err(IpamError::StrictAffinity {
-                    node: node.to_string(),
-                    family,
-                    reason: refusal,
-                });
-            }
-            match self
-                .borrow(node, handle, remaining, &pools, Some(&handle_entry))
+            let remaining = request.count - done.len() as u32;
+            let step = match self
+                .assign_from_own_blocks(&request, &attempt, &pools, remaining, done)
                 .await?
             {
-                Some(assigned) if !assigned.is_empty() => done.extend(assigned),
-                Some(_) => {
-                    return Err(IpamError::Exhausted {
-                        node: node.to_string(),
-                        family,
-                        handle: handle.to_string(),
-                    });
-                }
-                None => backoff.wait().await?,
+                Step::NoRoom(_) => match self
+                    .claim_another_block(&request, &attempt, &pools)
+                    .await?
+                {
+                    Step::NoRoom(refusal) => {
+                        self.borrow_or_refuse(&request, &attempt, &pools, remaining, refusal, done)
+                            .await?
+                    }
+                    step => step,
+                },
+                step => step,
+            };
+            if let Step::Conflict = step {
+                backoff.wait().await?;
             }
         }
         Ok(())
+    }
+
+    /// In `once` mode: the addresses of the request's family the handle already
+    /// holds, if any (then nothing is assigned).
+    async fn existing_addresses(
+        &self,
+        request: &Request<'_>,
+        attempt: &Attempt,
+    ) -> Result<Option<Vec<Assigned>>, IpamError> {
+        let Some(entry) = &attempt.handle else {
+            return Ok(None);
+        };
+        let record: HandleRecord = decode(self.store.url(), entry)?;
+        let existing: Vec<Assigned> = self
+            .addresses_in(request.handle, &record)
+            .await?
+            .into_iter()
+            .filter(|a| Family::of_addr(&a.address) == request.family)
+            .collect();
+        Ok((!existing.is_empty()).then_some(existing))
+    }
+
+    /// Of `pools`, those the request may use; none is an error.
+    async fn pools_for(
+        &self,
+        request: &Request<'_>,
+        pools: Vec<Pool>,
+    ) -> Result<Vec<Pool>, IpamError> {
+        let pools = self
+            .select_pools(pools, request.node, request.family)
+            .await?;
+        if pools.is_empty() {
+            return Err(IpamError::NoPool {
+                node: request.node.to_string(),
+                family: request.family,
+            });
+        }
+        Ok(pools)
+    }
+
+    /// Takes up to `remaining` addresses from the first of the node's own blocks of
+    /// the family with a free address (the blocks read in one batch).
+    async fn assign_from_own_blocks(
+        &self,
+        request: &Request<'_>,
+        attempt: &Attempt,
+        pools: &[Pool],
+        remaining: u32,
+        done: &mut Vec<Assigned>,
+    ) -> Result<Step, IpamError> {
+        let candidates: Vec<(&Pool, IpNet)> = attempt
+            .own_blocks(request.family)
+            .filter_map(|a| {
+                pools
+                    .iter()
+                    .find(|p| p.cidr.contains(&a.cidr.network()))
+                    .map(|p| (p, a.cidr))
+            })
+            .collect();
+        let reads = candidates
+            .iter()
+            .map(|(_, cidr)| Read::Key(keys::block(cidr)))
+            .collect();
+        for ((pool, _), found) in candidates.iter().zip(self.store.read(reads).await?) {
+            let Some(entry) = found.into_iter().next() else {
+                continue;
+            };
+            let mut block: Block = decode(self.store.url(), &entry)?;
+            if !block.is_valid()
+                || block.affinity.as_deref() != Some(request.node)
+                || block.free() == 0
+            {
+                continue;
+            }
+            let taken = block.allocate(request.handle, None, remaining);
+            let added = taken.len() as u32;
+            if !self
+                .write_allocation(&entry, &block, request.handle, added, Some(&attempt.handle))
+                .await?
+            {
+                return Ok(Step::Conflict);
+            }
+            done.extend(taken.into_iter().map(|(address, sequence)| Assigned {
+                address,
+                block: block.cidr,
+                pool: pool.cidr,
+                sequence,
+                borrowed: false,
+            }));
+            return Ok(Step::Progress);
+        }
+        Ok(Step::NoRoom(String::from("the node's blocks are full")))
+    }
+
+    /// Claims one more block for the node, unless it has `max_blocks_per_node`.
+    async fn claim_another_block(
+        &self,
+        request: &Request<'_>,
+        attempt: &Attempt,
+        pools: &[Pool],
+    ) -> Result<Step, IpamError> {
+        let limit = attempt.config.max_blocks_per_node;
+        if limit != 0 && attempt.own_blocks(request.family).count() as u32 >= limit {
+            return Ok(Step::NoRoom(format!(
+                "node has max_blocks_per_node = {limit} blocks"
+            )));
+        }
+        Ok(
+            match self
+                .claim_block(request.node, pools, &attempt.affinities)
+                .await?
+            {
+                Claim::Claimed(_) => Step::Progress,
+                Claim::Conflict => Step::Conflict,
+                Claim::Exhausted => Step::NoRoom(String::from("the pools have no free block")),
+            },
+        )
+    }
+
+    /// Borrows addresses from other nodes' blocks, unless `strict_affinity` forbids it
+    /// (then `refusal`, why no block could be claimed, is the error's reason).
+    async fn borrow_or_refuse(
+        &self,
+        request: &Request<'_>,
+        attempt: &Attempt,
+        pools: &[Pool],
+        remaining: u32,
+        refusal: String,
+        done: &mut Vec<Assigned>,
+    ) -> Result<Step, IpamError> {
+        if attempt.config.strict_affinity {
+            return Err(IpamError::StrictAffinity {
+                node: request.node.to_string(),
+                family: request.family,
+                reason: refusal,
+            });
+        }
+        let pinned = Some(&attempt.handle);
+        match self
+            .borrow(request.node, request.handle, remaining, pools, pinned)
+            .await?
+        {
+            Some(assigned) if !assigned.is_empty() => {
+                done.extend(assigned);
+                Ok(Step::Progress)
+            }
+            Some(_) => Err(IpamError::Exhausted {
+                node: request.node.to_string(),
+                family: request.family,
+                handle: request.handle.to_string(),
+            }),
+            None => Ok(Step::Conflict),
+        }
     }
 
     /// Takes addresses from other nodes' blocks. `None` on a write conflict; an empty
@@ -520,8 +577,10 @@ impl<S: Datastore> Ipam<S> {
     }
 
     /// Pools, the node's affinities (sorted by CIDR), the configuration and a handle
-    /// record, read at one revision.
-    async fn snapshot(&self, node: &str, handle: &str) -> Result<Snapshot, IpamError> {
+    /// record, read at one revision. Every write of the attempt compares against this
+    /// handle record, so in `once` mode two concurrent calls cannot both add an
+    /// address.
+    async fn read_attempt(&self, node: &str, handle: &str) -> Result<Attempt, IpamError> {
         let url = self.store.url();
         let mut results = self
             .store
@@ -535,16 +594,6 @@ impl<S: Datastore> Ipam<S> {
             .into_iter();
         let mut next = || results.next().unwrap_or_default();
         let (pool_entries, affinity_entries, config, handle) = (next(), next(), next(), next());
-        let mut pools = Vec::with_capacity(pool_entries.len());
-        for entry in &pool_entries {
-            let pool: Pool = decode(url, entry)?;
-            pool.validate().map_err(|e| IpamError::Corrupt {
-                url: url.to_string(),
-                key: entry.key.clone(),
-                reason: e.to_string(),
-            })?;
-            pools.push(pool);
-        }
         let mut affinities = Vec::with_capacity(affinity_entries.len());
         for entry in affinity_entries {
             affinities.push((decode::<Affinity>(url, &entry)?, entry));
@@ -554,8 +603,8 @@ impl<S: Datastore> Ipam<S> {
             Some(entry) => decode(url, entry)?,
             None => IpamConfig::default(),
         };
-        Ok(Snapshot {
-            pools,
+        Ok(Attempt {
+            pools: decode_pools(url, &pool_entries)?,
             affinities,
             config,
             handle: handle.into_iter().next(),
@@ -602,11 +651,33 @@ impl<S: Datastore> Ipam<S> {
 }
 
 /// What one attempt of an assignment starts from.
-struct Snapshot {
+struct Attempt {
     pools: Vec<Pool>,
     affinities: Vec<(Affinity, Entry)>,
     config: IpamConfig,
     handle: Option<Entry>,
+}
+
+impl Attempt {
+    /// The node's confirmed affinities of `family`.
+    fn own_blocks(&self, family: Family) -> impl Iterator<Item = &Affinity> {
+        self.affinities
+            .iter()
+            .filter(move |(a, _)| {
+                a.state == AffinityState::Confirmed && Family::of(&a.cidr) == family
+            })
+            .map(|(a, _)| a)
+    }
+}
+
+/// What one step of an assignment attempt came to.
+enum Step {
+    /// Addresses were assigned or a block claimed: the next attempt goes on.
+    Progress,
+    /// A concurrent write won: back off, then read again.
+    Conflict,
+    /// No room this way; why, for the error when no way is left.
+    NoRoom(String),
 }
 
 /// What `assign_loop` is asked for.

@@ -7,7 +7,8 @@
 //!   [`store::open`] to pick one from a URL.
 //! - [`Ipam`]: the operations — assign and release (`allocator.rs`, `claim.rs`,
 //!   `release.rs`), pools, configuration, node registry and what bgpd watches
-//!   (`registry.rs`), the audit (`check.rs`) and usage reports (`report.rs`).
+//!   (`registry.rs`), the audit (`check.rs`: a pure [`audit`] of one [`Snapshot`], the
+//!   whole state read at one revision by `snapshot.rs`) and usage reports (`report.rs`).
 //! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary.
 //!
 //! Calling contract: every operation is safe to run concurrently from any number of
@@ -29,19 +30,20 @@ pub mod records;
 mod registry;
 mod release;
 mod report;
+mod snapshot;
 pub mod store;
 
 pub use allocator::{Assigned, MAX_ASSIGN, MAX_ATTEMPTS};
-pub use check::{CheckReport, Problem, ProblemKind};
+pub use check::{CLAIM_GRACE, CheckReport, Problem, ProblemKind, audit};
 pub use error::IpamError;
 pub use family::Family;
 pub use pool::{Pool, format_node_selector, parse_node_selector};
 pub use records::{Affinity, AffinityState, HandleRecord, IpamConfig, Node, NodeAllocations};
 pub use release::{NodeRelease, Released};
 pub use report::{AddressInfo, Usage, UsageReport};
+pub use snapshot::{Snapshot, Stored};
 pub use store::{AnyStore, Datastore, StoreError};
 
-/// Opens the datastore a URL names and returns the IPAM operations on it.
 /// The IPAM operations over one datastore. Cheap to clone when the store is.
 ///
 /// Defined here, at the crate root, so that the files implementing its operations
@@ -62,6 +64,7 @@ impl<S: Datastore> Ipam<S> {
     }
 }
 
+/// Opens the datastore a URL names and returns the IPAM operations on it.
 pub async fn connect(url: &str) -> Result<Ipam<AnyStore>, IpamError> {
     Ok(Ipam::new(store::open(url).await?))
 }

@@ -14,6 +14,7 @@ use crate::family::Family;
 use crate::keys;
 use crate::pool::Pool;
 use crate::records::{IpamConfig, Node, NodeAllocations, encode};
+use crate::snapshot::decode_pools;
 use crate::store::{Datastore, Expect, Txn, Watch};
 
 /// Bumped by every pool add and delete, so that two overlapping pools added at once
@@ -25,15 +26,8 @@ impl<S: Datastore> Ipam<S> {
 
     /// Every pool, sorted by CIDR.
     pub async fn pools(&self) -> Result<Vec<Pool>, IpamError> {
-        let mut pools = Vec::new();
-        for (entry, pool) in self.read_all::<Pool>(keys::POOLS).await? {
-            pool.validate().map_err(|e| IpamError::Corrupt {
-                url: self.store.url().to_string(),
-                key: entry.key.clone(),
-                reason: e.to_string(),
-            })?;
-            pools.push(pool);
-        }
+        let entries = self.store.list(keys::POOLS).await?;
+        let mut pools = decode_pools(self.store.url(), &entries)?;
         pools.sort_by_key(|a| a.cidr);
         Ok(pools)
     }

@@ -547,6 +547,60 @@ async fn concurrent_assigns_are_distinct<S: Datastore + Clone>(ipam: Ipam<S>) {
     assert_clean(&ipam).await;
 }
 
+/// `check` reads at one revision: assignments and releases running meanwhile (with
+/// block claims: /29 blocks fill fast) never make it report a problem.
+async fn check_is_consistent_under_concurrent_assignments<S: Datastore + Clone>(ipam: Ipam<S>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    ipam.add_pool(pool("10.9.0.0/24", 29)).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let (ipam, stop, rounds) = (ipam.clone(), stop.clone(), rounds.clone());
+        workers.push(tokio::spawn(async move {
+            let node = format!("node-{}", worker % 2);
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let handle = format!("pod-{worker}-{round}");
+                ipam.assign(&node, &handle, Family::Ipv4, 2).await.unwrap();
+                if round > 0 {
+                    ipam.release_handle(&format!("pod-{worker}-{}", round - 1))
+                        .await
+                        .unwrap();
+                }
+                round += 1;
+                rounds.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // The workers are stopped before any assertion, so a failure ends the test.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut checks = 0;
+    let failure = loop {
+        if checks >= 20 && rounds.load(Ordering::Relaxed) >= 100 {
+            break None;
+        }
+        if std::time::Instant::now() > deadline {
+            break Some(format!(
+                "{checks} checks and {} rounds in 120 s",
+                rounds.load(Ordering::Relaxed)
+            ));
+        }
+        match ipam.check().await {
+            Ok(report) if report.is_clean() => checks += 1,
+            Ok(report) => break Some(format!("check {checks} under load:\n{}", report.render())),
+            Err(error) => break Some(format!("check {checks}: {error}")),
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    assert!(failure.is_none(), "{}", failure.unwrap_or_default());
+    assert_clean(&ipam).await;
+}
+
 async fn node_selector_disabled_and_delete<S: Datastore>(ipam: Ipam<S>) {
     let mut selective = pool("10.9.0.0/24", 28);
     selective.node_selector.insert("zone".into(), "a".into());
@@ -725,6 +779,7 @@ batteries!(
     check_finds_each_inconsistency,
     ipv6_pools,
     concurrent_assigns_are_distinct,
+    check_is_consistent_under_concurrent_assignments,
     node_selector_disabled_and_delete,
     usage_table,
     node_registry_and_watches,
