@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::Args;
 use control_proto::{Answer, DEFAULT_SOCKET, Request, Response, SOCKET_ENV};
 
 /// Longest bgpctl waits for one line of an answer.
@@ -28,6 +29,23 @@ pub enum ClientError {
     Daemon(String),
     #[error("bgpd sent an answer bgpctl cannot read: {0}")]
     BadAnswer(String),
+}
+
+/// Options every control command takes.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The control socket (default: $WREN_CONTROL_SOCKET, else /run/wren/bgpd.sock).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the answer as JSON (show commands; `show routes`: one object per line).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Sends `request` to the socket the options name.
+pub fn ask(connection: &Connection, request: &Request) -> Result<Answer, ClientError> {
+    let path = socket_path(connection.socket.as_deref());
+    self::request(&path, request)
 }
 
 /// The socket path: `explicit`, else `WREN_CONTROL_SOCKET`, else the default.

@@ -20,10 +20,11 @@ use serde::de::DeserializeOwned;
 
 use control_proto::{Answer, IpamRequest, Request};
 
+use crate::client::Connection;
 use crate::client::{self, ClientError};
 use crate::ipam_tables;
+use crate::output::pretty as pretty_json;
 use crate::output::{fail, print_answer};
-use crate::show::{Connection, pretty as pretty_json};
 
 /// `--datastore URL`: talk to the datastore, not to bgpd.
 #[derive(Debug, Args)]
@@ -308,7 +309,7 @@ fn through_bgpd(connection: &Connection, request: &IpamRequest) -> Result<String
     };
     match client::request(&path, &message) {
         Ok(Answer::Ipam(text)) => Ok(text),
-        Ok(other) => Err(crate::show::unexpected(&other)),
+        Ok(other) => Err(crate::output::unexpected(&other)),
         Err(error @ (ClientError::NotRunning(_) | ClientError::Refused(_))) => Err(format!(
             "{error} (give --datastore URL to work on the datastore without bgpd)"
         )),

@@ -25,7 +25,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use show::{Connection, NeighborArgs, Show};
+use client::Connection;
+use show::{NeighborArgs, Show};
 
 /// Control and inspect Wren's BGP speaker.
 #[derive(Debug, Parser)]

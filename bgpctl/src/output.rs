@@ -45,3 +45,13 @@ pub fn fail(message: &str) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "bgpctl: {message}");
     ExitCode::FAILURE
 }
+
+/// Indented JSON.
+pub fn pretty<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_json::to_string_pretty(value).map_err(|error| format!("cannot encode JSON: {error}"))
+}
+
+/// The message for an answer of another kind than the request asked for.
+pub fn unexpected(answer: &control_proto::Answer) -> String {
+    format!("bgpd sent an answer of another kind than asked for: {answer:?}")
+}

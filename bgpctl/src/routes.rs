@@ -15,13 +15,13 @@
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use control_proto::{FamilyName, Request, Response, RouteQuery, RouteTable, RouteView, RoutesEnd};
 use ipnet::IpNet;
 
+use crate::client::Connection;
 use crate::client::{Answers, ClientError, socket_path};
 use crate::output::{WriteStop, fail, stopped, write_out};
-use crate::show::{Connection, Family};
 use crate::table::{self, ADDRESS_WIDTH, Column, PREFIX_WIDTH};
 
 /// Most paths printed as one table.
@@ -265,6 +265,22 @@ fn row(route: &RouteView, shown: bool) -> Vec<String> {
         route.source.clone(),
         next_hops,
     ]
+}
+
+/// `--family`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl From<Family> for control_proto::FamilyName {
+    fn from(family: Family) -> control_proto::FamilyName {
+        match family {
+            Family::Ipv4 => control_proto::FamilyName::Ipv4,
+            Family::Ipv6 => control_proto::FamilyName::Ipv6,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,26 +3,14 @@
 //! stderr saying why).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
-use control_proto::{Answer, FamilyName, NeighborAction, Request};
+use clap::{Args, Subcommand};
+use control_proto::{Answer, NeighborAction, Request};
 
-use crate::client::{self, ClientError};
-use crate::output::{fail, print_answer};
+use crate::client::{Connection, ask};
+use crate::output::{fail, pretty, print_answer, unexpected};
 use crate::{render, routes};
-
-/// Options every control command takes.
-#[derive(Debug, Args)]
-pub struct Connection {
-    /// The control socket (default: $WREN_CONTROL_SOCKET, else /run/wren/bgpd.sock).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// Print the answer as JSON (show commands; `show routes`: one object per line).
-    #[arg(long, global = true)]
-    pub json: bool,
-}
 
 /// `bgpctl show ...`.
 #[derive(Debug, Subcommand)]
@@ -39,22 +27,6 @@ pub enum Show {
     /// IPAM pools and blocks with their usage (GROUPING, CIDR, IPS TOTAL, IPS IN
     /// USE, IPS FREE), borrowed addresses, or one address (--ip).
     Ipam(crate::ipam::ShowArgs),
-}
-
-/// `--family`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-}
-
-impl From<Family> for FamilyName {
-    fn from(family: Family) -> FamilyName {
-        match family {
-            Family::Ipv4 => FamilyName::Ipv4,
-            Family::Ipv6 => FamilyName::Ipv6,
-        }
-    }
 }
 
 /// `bgpctl neighbor ADDR ...`.
@@ -136,20 +108,4 @@ pub fn reload(connection: &Connection) -> ExitCode {
         Ok(other) => fail(&unexpected(&other)),
         Err(error) => fail(&error.to_string()),
     }
-}
-
-/// Sends `request` to the socket the options name.
-pub fn ask(connection: &Connection, request: &Request) -> Result<Answer, ClientError> {
-    let path = client::socket_path(connection.socket.as_deref());
-    client::request(&path, request)
-}
-
-/// Indented JSON.
-pub fn pretty<T: serde::Serialize>(value: &T) -> Result<String, String> {
-    serde_json::to_string_pretty(value).map_err(|error| format!("cannot encode JSON: {error}"))
-}
-
-/// The message for an answer of another kind than the request asked for.
-pub fn unexpected(answer: &Answer) -> String {
-    format!("bgpd sent an answer of another kind than asked for: {answer:?}")
 }
