@@ -13,7 +13,11 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use netlink_packet_core::{NLM_F_ACK, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{
+    Emitable, ErrorBuffer, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP_INTR, NLMSG_ALIGNTO,
+    NLMSG_DONE, NLMSG_ERROR, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NlasIterator,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{AsyncSocket, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
 
@@ -27,13 +31,9 @@ pub(crate) const RECEIVE_BUFFER: usize = 16 * 1024 * 1024;
 const RECV_SIZE: usize = 64 * 1024;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_DUMP_INTR: u16 = 16;
-const NLM_F_CAPPED: u16 = 0x100;
-const NLM_F_ACK_TLVS: u16 = 0x200;
+/// `NLMSGERR_ATTR_MSG` of linux/netlink.h (enum nlmsgerr_attrs), the extended
+/// ack's text; netlink-packet-core and libc do not name it.
 const NLMSGERR_ATTR_MSG: u16 = 1;
-const HEADER_LEN: usize = 16;
 
 /// The kernel's answer to one request of a batch that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +72,11 @@ impl Batch {
 
     /// Asks the kernel to acknowledge the last request.
     fn ack_last(&mut self) {
-        if let Some(flags) = self
-            .buffer
-            .get_mut(self.last_offset + 6..self.last_offset + 8)
+        if let Some(last) = self.buffer.get_mut(self.last_offset..)
+            && let Ok(mut header) = NetlinkBuffer::new_checked(last)
         {
-            let value = u16::from_ne_bytes([flags[0], flags[1]]) | NLM_F_ACK;
-            flags.copy_from_slice(&value.to_ne_bytes());
+            let flags = header.flags() | NLM_F_ACK;
+            header.set_flags(flags);
         }
     }
 }
@@ -320,59 +319,60 @@ pub(crate) struct Message<'a> {
     pub seq: u32,
     /// The whole message, header included.
     pub bytes: &'a [u8],
+    /// What follows the header.
+    pub payload: &'a [u8],
 }
 
-/// Splits a datagram into messages, stopping at the first malformed one.
+/// Splits a datagram into messages (netlink-packet-core's header checks),
+/// stopping at the first malformed one.
 pub(crate) fn messages(datagram: &[u8]) -> impl Iterator<Item = Message<'_>> {
     let mut rest = datagram;
     std::iter::from_fn(move || {
-        let header = rest.get(..HEADER_LEN)?;
-        let length = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        if length < HEADER_LEN || length > rest.len() {
+        let Ok(buffer) = NetlinkBuffer::new_checked(rest) else {
             rest = &[];
             return None;
-        }
-        let message = Message {
-            kind: u16::from_ne_bytes([header[4], header[5]]),
-            flags: u16::from_ne_bytes([header[6], header[7]]),
-            seq: u32::from_ne_bytes([header[8], header[9], header[10], header[11]]),
-            bytes: &rest[..length],
         };
-        rest = rest.get((length + 3) & !3..).unwrap_or(&[]);
+        let length = buffer.length() as usize;
+        let message = Message {
+            kind: buffer.message_type(),
+            flags: buffer.flags(),
+            seq: buffer.sequence_number(),
+            bytes: &rest[..length],
+            payload: buffer.payload(),
+        };
+        rest = rest.get(aligned(length)..).unwrap_or(&[]);
         Some(message)
     })
 }
 
+/// `length` rounded up to the netlink alignment (NLMSG_ALIGN).
+fn aligned(length: usize) -> usize {
+    let to = usize::from(NLMSG_ALIGNTO);
+    length.div_ceil(to) * to
+}
+
 /// The errno (positive, 0 for an ack) and extended ack text of NLMSG_ERROR.
 fn parse_error(message: &Message<'_>) -> (i32, Option<String>) {
-    let body = &message.bytes[HEADER_LEN..];
-    let Some(code) = body.get(..4) else {
+    let Ok(error) = ErrorBuffer::new_checked(message.payload) else {
         return (libc::EIO, Some("truncated error message".into()));
     };
-    let errno = -i32::from_ne_bytes([code[0], code[1], code[2], code[3]]);
+    let errno = -error.code().map_or(0, i32::from);
     if message.flags & NLM_F_ACK_TLVS == 0 {
         return (errno, None);
     }
-    // The request's header follows, alone when capped, else whole.
-    let request_length = match body.get(4..8) {
-        Some(l) if message.flags & NLM_F_CAPPED == 0 => {
-            u32::from_ne_bytes([l[0], l[1], l[2], l[3]]) as usize
-        }
-        _ => HEADER_LEN,
+    // The request's header follows, alone when capped, else the whole request.
+    let request = error.payload();
+    let request_length = match NetlinkBuffer::new_checked(request) {
+        Ok(whole) if message.flags & NLM_F_CAPPED == 0 => whole.length() as usize,
+        _ => NetlinkHeader::default().buffer_len(),
     };
-    let mut tlvs = body.get(4 + ((request_length + 3) & !3)..).unwrap_or(&[]);
-    while tlvs.len() >= 4 {
-        let length = usize::from(u16::from_ne_bytes([tlvs[0], tlvs[1]]));
-        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]);
-        if length < 4 || length > tlvs.len() {
-            break;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let text = &tlvs[4..length];
-            let text = text.split(|b| *b == 0).next().unwrap_or(&[]);
+    let tlvs = request.get(aligned(request_length)..).unwrap_or(&[]);
+    for attribute in NlasIterator::new(tlvs) {
+        let Ok(attribute) = attribute else { break };
+        if attribute.kind() == NLMSGERR_ATTR_MSG {
+            let text = attribute.value().split(|b| *b == 0).next().unwrap_or(&[]);
             return (errno, Some(String::from_utf8_lossy(text).into_owned()));
         }
-        tlvs = tlvs.get((length + 3) & !3..).unwrap_or(&[]);
     }
     (errno, None)
 }

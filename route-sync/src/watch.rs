@@ -13,6 +13,7 @@ use std::os::fd::AsFd;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::route::RouteMessage;
 use netlink_sys::{AsyncSocket, TokioSocket};
 use socket2::{SockFilter, SockRef};
 
@@ -20,9 +21,6 @@ use crate::error::Error;
 use crate::message::{KernelRoute, decode};
 use crate::netlink::{messages, open_socket};
 
-const RTNLGRP_LINK: u32 = 1;
-const RTNLGRP_IPV4_ROUTE: u32 = 7;
-const RTNLGRP_IPV6_ROUTE: u32 = 11;
 /// At most this many datagrams are read per call, so commands get a turn.
 const DATAGRAMS_PER_CALL: usize = 4096;
 
@@ -74,7 +72,11 @@ impl WatchSocket {
         SockRef::from(&raw.as_fd())
             .attach_filter(&ignore_filter(ignore_portid))
             .map_err(|e| Error::io(context, e))?;
-        for group in [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE] {
+        for group in [
+            libc::RTNLGRP_LINK,
+            libc::RTNLGRP_IPV4_ROUTE,
+            libc::RTNLGRP_IPV6_ROUTE,
+        ] {
             raw.add_membership(group)
                 .map_err(|e| Error::io(context, e))?;
         }
@@ -131,18 +133,21 @@ fn parse(datagram: &[u8], events: &mut Vec<Event>) {
             continue;
         };
         match inner {
-            RouteNetlinkMessage::NewRoute(route) | RouteNetlinkMessage::DelRoute(route) => {
-                let deleted = message.kind == libc::RTM_DELROUTE;
-                if let Some(route) = decode(&route) {
-                    events.push(Event::Route { deleted, route });
-                }
-            }
+            RouteNetlinkMessage::NewRoute(route) => route_event(&route, false, events),
+            RouteNetlinkMessage::DelRoute(route) => route_event(&route, true, events),
             RouteNetlinkMessage::NewLink(link) => {
                 events.push(Event::Link(link_state(&link, false)))
             }
             RouteNetlinkMessage::DelLink(link) => events.push(Event::Link(link_state(&link, true))),
             _ => {}
         }
+    }
+}
+
+/// A route of ours added (or replaced) or deleted.
+fn route_event(route: &RouteMessage, deleted: bool, events: &mut Vec<Event>) {
+    if let Some(route) = decode(route) {
+        events.push(Event::Route { deleted, route });
     }
 }
 
