@@ -4,9 +4,11 @@
 //! With `--json`, one JSON object per line (NDJSON), each a `RouteView`. Without it,
 //! a table printed a chunk at a time (what has arrived when the socket has nothing
 //! more ready, at most [`CHUNK`] paths): each chunk is its own table with fixed
-//! minimum column widths, wide enough for IPv6 prefixes (43 characters) and sources
-//! (39), so the chunks line up; with `--family ipv4` the prefix column is narrower.
-//! A prefix is printed on its first path only, like `birdc show route`.
+//! minimum column widths, wide enough for IPv6 prefixes (43 characters), sources and
+//! a next hop (39), so the chunks line up; with `--family ipv4` the prefix column is
+//! narrower. A prefix is printed on its first path only, like `birdc show route`.
+//! The last column is FRR's `Path`: the whole AS path (an AS_SET as `{a,b}`) and
+//! the origin code (`i`, `e`, `?`).
 //!
 //! Paging: `--limit N` stops after N prefixes (with all their paths); the table's
 //! last line then names the last prefix, to give as `--after PREFIX` for the next
@@ -16,7 +18,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use control_proto::{FamilyName, Request, Response, RouteQuery, RouteTable, RouteView, RoutesEnd};
+use control_proto::{FamilyName, Request, Response, RouteLine, RouteQuery, RouteTable, RoutesEnd};
 use ipnet::IpNet;
 
 use crate::client::Connection;
@@ -171,7 +173,7 @@ struct Printer<W: std::io::Write> {
 }
 
 impl<W: std::io::Write> Printer<W> {
-    fn chunk(&mut self, routes: &[RouteView]) -> Result<(), WriteStop> {
+    fn chunk(&mut self, routes: &[RouteLine]) -> Result<(), WriteStop> {
         if routes.is_empty() {
             return Ok(());
         }
@@ -179,7 +181,7 @@ impl<W: std::io::Write> Printer<W> {
             let mut text = String::new();
             for route in routes {
                 // A RouteView is addresses, numbers and strings: it always encodes.
-                if let Ok(line) = serde_json::to_string(route) {
+                if let Ok(line) = serde_json::to_string(&route.view) {
                     text.push_str(&line);
                     text.push('\n');
                 }
@@ -225,22 +227,23 @@ fn columns(prefix_width: u16) -> [Column; 7] {
         Column::left("Best").min(4),
         Column::right("LocPrf").min(6),
         Column::right("MED").min(10),
-        Column::left("Origin").min(14),
         Column::left("Source").min(ADDRESS_WIDTH),
-        Column::left("Next hops"),
+        Column::left("Next hops").min(ADDRESS_WIDTH),
+        Column::left("Path"),
     ]
 }
 
 /// One path as a row; the prefix only on its first path.
-fn row(route: &RouteView, shown: bool) -> Vec<String> {
+fn row(route: &RouteLine, shown: bool) -> Vec<String> {
     let origin = match route.origin.as_str() {
         "igp" => "i",
         "egp" => "e",
         _ => "?",
     };
-    let origin = match route.as_path.last() {
-        Some(asn) => format!("AS{asn} {origin}"),
-        None => origin.to_owned(),
+    let path = if route.path.is_empty() {
+        origin.to_owned()
+    } else {
+        format!("{} {origin}", route.path)
     };
     let next_hops = if route.next_hops.is_empty() {
         "local".to_owned()
@@ -261,9 +264,9 @@ fn row(route: &RouteView, shown: bool) -> Vec<String> {
         if route.best { "*" } else { "" }.to_owned(),
         route.local_pref.map_or(String::new(), |v| v.to_string()),
         route.med.map_or(String::new(), |v| v.to_string()),
-        origin,
         route.source.clone(),
         next_hops,
+        path,
     ]
 }
 
@@ -287,18 +290,22 @@ impl From<Family> for control_proto::FamilyName {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use control_proto::RouteView;
 
-    fn route(prefix: &str, next_hop: &str, best: bool) -> RouteView {
-        RouteView {
-            prefix: prefix.parse().unwrap(),
-            next_hops: vec![next_hop.parse().unwrap()],
-            as_path: vec![65002, 65001],
-            origin: "igp".into(),
-            local_pref: Some(100),
-            med: None,
-            communities: vec![],
-            best,
-            source: next_hop.into(),
+    fn route(prefix: &str, next_hop: &str, best: bool) -> RouteLine {
+        RouteLine {
+            view: RouteView {
+                prefix: prefix.parse().unwrap(),
+                next_hops: vec![next_hop.parse().unwrap()],
+                as_path: vec![65002, 65001, 65003],
+                origin: "igp".into(),
+                local_pref: Some(100),
+                med: None,
+                communities: vec![],
+                best,
+                source: next_hop.into(),
+            },
+            path: "65002 {65001,65003}".into(),
         }
     }
 
@@ -340,14 +347,13 @@ mod tests {
         assert!(lines[2].starts_with("    "), "the prefix once: {text}");
         assert!(lines[3].starts_with(V6), "{text}");
         // Every column starts at the same offset in both chunks.
-        for header in ["Best", "LocPrf", "Origin", "Source", "Next hops"] {
+        for header in ["Best", "LocPrf", "Source", "Next hops", "Path"] {
             let at = lines[0].find(header).unwrap();
             let header_end = at + header.len();
             for line in &lines[1..4] {
                 let cell = match header {
                     "Best" => &line[at..at + 1],
                     "LocPrf" => &line[header_end - 3..header_end],
-                    "Origin" => &line[at..at + 7],
                     _ => &line[at..at + 2],
                 };
                 assert!(
@@ -357,8 +363,12 @@ mod tests {
             }
         }
         let hops = lines[0].find("Next hops").unwrap();
-        assert_eq!(&lines[1][hops..], "10.17.8.30", "{text}");
-        assert_eq!(&lines[3][hops..], V6_HOP, "{text}");
+        assert!(lines[1][hops..].starts_with("10.17.8.30 "), "{text}");
+        assert!(lines[3][hops..].starts_with(V6_HOP), "{text}");
+        // FRR's Path: the whole AS path, sets in braces, then the origin code.
+        let path = lines[0].find("Path").unwrap();
+        assert_eq!(&lines[1][path..], "65002 {65001,65003} i", "{text}");
+        assert_eq!(&lines[3][path..], "65002 {65001,65003} i", "{text}");
         assert_eq!(lines[1].find('*'), lines[0].find("Best"), "{text}");
         assert_eq!(lines[3].find('*'), lines[0].find("Best"), "{text}");
         assert_eq!(
@@ -382,7 +392,10 @@ mod tests {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
-        assert_eq!(back, routes);
+        let views: Vec<RouteView> = routes.iter().map(|route| route.view.clone()).collect();
+        assert_eq!(back, views);
+        // The JSON is the view alone: the table's path text is not in it.
+        assert!(!text.contains("{65001"), "{text}");
     }
 
     #[test]

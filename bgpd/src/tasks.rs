@@ -60,7 +60,7 @@ use bytes::Bytes;
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-use control_proto::{FamilyName, RouteQuery, RouteView};
+use control_proto::{FamilyName, RouteLine, RouteQuery};
 
 /// Capacity of the channel into the rib task.
 pub const RIB_INPUT_CAPACITY: usize = 1024;
@@ -212,7 +212,7 @@ pub enum RibQuery {
     /// The paths of one prefix (`query.prefix`, exact or longest match), or none.
     Routes {
         query: RouteQuery,
-        reply: oneshot::Sender<Vec<RouteView>>,
+        reply: oneshot::Sender<Vec<RouteLine>>,
     },
     /// The prefixes with paths in up to [`PREFIX_SCAN`] slots from `from` on, in the
     /// tables' slot order (not sorted), only those after `after` in prefix order.
@@ -227,7 +227,7 @@ pub enum RibQuery {
     RouteChunk {
         prefixes: Vec<IpNet>,
         query: RouteQuery,
-        reply: oneshot::Sender<Vec<RouteView>>,
+        reply: oneshot::Sender<Vec<RouteLine>>,
     },
     /// Prefix counters of one peer: (received, accepted, advertised).
     PeerCounters {

@@ -159,16 +159,17 @@ communities = [\"65000:7\"]
     assert_eq!(local["communities"], serde_json::json!(["65000:7"]));
     assert_eq!(local["best"], true);
 
-    // The table: prefix, best mark, local preference, MED, origin AS, source, next hops.
+    // The table: prefix, best mark, local preference, MED, source, next hops, and
+    // FRR's Path (the AS path, then the origin code).
     let table = wren.bgpctl_ok(&["show", "routes", "10.130.1.0/24"]);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("Prefix"), "{table}");
-    assert!(lines[0].ends_with("Next hops"), "{table}");
+    assert!(lines[0].ends_with("Path"), "{table}");
     let columns: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(columns[..2], ["10.130.1.0/24", "*"], "{table}");
     assert_eq!(
         columns[columns.len() - 4..],
-        ["AS65001", "i", "10.51.0.1", "10.51.0.1"],
+        ["10.51.0.1", "10.51.0.1", "65001", "i"],
         "{table}"
     );
     assert_eq!(lines.last(), Some(&"1 prefixes, 1 paths"), "{table}");

@@ -94,7 +94,7 @@ fn ecmp_over_equal_ebgp_paths_up_to_max_paths() {
         .routes(&RouteQuery::default())
         .into_iter()
         .filter(|r| r.best)
-        .map(|r| r.source)
+        .map(|r| r.view.source)
         .collect();
     assert_eq!(best, vec!["10.0.0.2", "10.0.0.3"]);
 
@@ -366,7 +366,7 @@ fn show_routes_filters_by_prefix_family_and_longest_match() {
         family,
         ..Default::default()
     };
-    let prefixes = |routes: Vec<control_proto::RouteView>| {
+    let prefixes = |routes: Vec<control_proto::RouteLine>| {
         routes
             .into_iter()
             .map(|r| r.prefix.to_string())
@@ -511,4 +511,19 @@ fn fresh_paths_win_over_stale_ones() {
     h.down(b, None);
     h.down(a, Some(Duration::from_secs(120)));
     assert!(h.take_fib().is_empty());
+}
+
+#[test]
+fn show_routes_gives_the_whole_as_path_with_its_sets() {
+    let mut h = Harness::new(config(""));
+    let a = h.up(Session::v4("10.0.0.2", 65001));
+    let mut aggregated = attrs(&[65001], "10.0.0.2");
+    if let Some(path) = aggregated.as_path.as_mut() {
+        path.push_segment(bgp_proto::SegmentType::Set, &[65002, 65003]);
+    }
+    h.update(a, announce(&["10.1.0.0/24"], aggregated));
+    let routes = h.rib.routes(&RouteQuery::default());
+    assert_eq!(routes[0].path, "65001 {65002,65003}");
+    // The JSON view keeps its flat list.
+    assert_eq!(routes[0].as_path, vec![65001, 65002, 65003]);
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fib::Snapshot;
 use crate::neighbor::{NeighborEntry, ReloadSummary};
-use crate::route::RouteView;
+use crate::route::RouteLine;
 
 /// One line of an answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,7 +14,7 @@ pub enum Response {
     /// The whole answer of every request but `show-routes`.
     Ok(Answer),
     /// One path of a `show-routes` answer; more lines follow.
-    Route(RouteView),
+    Route(RouteLine),
     /// The last line of a `show-routes` answer.
     End(RoutesEnd),
     /// The request failed (a `show-routes` answer may fail after some routes).

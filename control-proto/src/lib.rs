@@ -35,7 +35,7 @@ pub use neighbor::{
     NeighborEntry, NeighborView, PeerCounters, ReloadSummary, Timers,
 };
 pub use request::Request;
-pub use route::{FamilyName, RouteQuery, RouteTable, RouteView};
+pub use route::{FamilyName, RouteLine, RouteQuery, RouteTable, RouteView};
 
 /// Longest request line the server reads.
 pub const MAX_REQUEST_LEN: usize = 64 * 1024;

@@ -27,6 +27,26 @@ pub struct RouteView {
     pub source: String,
 }
 
+/// One path as a `show-routes` answer line carries it: the [`RouteView`] that
+/// `bgpctl show routes --json` prints (its `as_path` flattens AS_SETs, and that JSON
+/// is a contract of its own) and the AS path as FRR writes it, for the table. It
+/// reads as its view (`line.best`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteLine {
+    pub view: RouteView,
+    /// Sequences space-separated, an AS_SET as `{a,b}`, confederation segments as
+    /// `(a b)` and `[a,b]`: `65002 {65003,65004}`; empty without AS_PATH.
+    pub path: String,
+}
+
+impl std::ops::Deref for RouteLine {
+    type Target = RouteView;
+    fn deref(&self) -> &RouteView {
+        &self.view
+    }
+}
+
 /// Which routes a `show routes` asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@ use control_proto::fib::{Counters, FailedRoute, InstalledNextHop, InstalledRoute
 use control_proto::{
     Answer, ConnectionInfo, FamilyName, IpamRequest, LastError, MessageCount, NegotiatedInfo,
     NeighborAction, NeighborDetail, NeighborEntry, NeighborView, PeerCounters, ReloadSummary,
-    Request, Response, RouteQuery, RouteTable, RouteView, RoutesEnd, Timers,
+    Request, Response, RouteLine, RouteQuery, RouteTable, RouteView, RoutesEnd, Timers,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -313,8 +313,8 @@ const DETAIL: &str = concat!(
     r#""last_error":{"reason":"hold timer expired","unix_time":1700000000}}"#
 );
 
-fn route() -> RouteView {
-    RouteView {
+fn route() -> RouteLine {
+    let view = RouteView {
         prefix: "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ff00/120"
             .parse()
             .unwrap(),
@@ -326,6 +326,10 @@ fn route() -> RouteView {
         communities: vec!["65001:100".into(), "65001:1:2".into()],
         best: true,
         source: "2001:db8::1".into(),
+    };
+    RouteLine {
+        view,
+        path: "65002 {65001,65003}".into(),
     }
 }
 
@@ -405,9 +409,9 @@ fn answers() {
         (
             Response::Route(route()),
             concat!(
-                r#"{"route":{"prefix":"2001:db8:aaaa:bbbb:cccc:dddd:eeee:ff00/120","next_hops":["2001:db8::1","fe80::1"],"#,
+                r#"{"route":{"view":{"prefix":"2001:db8:aaaa:bbbb:cccc:dddd:eeee:ff00/120","next_hops":["2001:db8::1","fe80::1"],"#,
                 r#""as_path":[65002,65001],"origin":"igp","local_pref":100,"med":null,"communities":["65001:100","65001:1:2"],"#,
-                r#""best":true,"source":"2001:db8::1"}}"#
+                r#""best":true,"source":"2001:db8::1"},"path":"65002 {65001,65003}"}}"#
             )
             .to_owned(),
         ),

@@ -13,7 +13,7 @@
 //! prefix added during a dump is missed if it sorts before the chunk being sent, a
 //! prefix withdrawn is skipped: each chunk is as the RIB is when it is built.
 
-use control_proto::{RouteQuery, RouteView, RoutesEnd};
+use control_proto::{RouteLine, RouteQuery, RoutesEnd};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,7 +28,7 @@ pub struct RouteStream {
     prefixes: Vec<IpNet>,
     position: usize,
     /// The paths of a one-prefix query, sent as the only chunk.
-    single: Option<Vec<RouteView>>,
+    single: Option<Vec<RouteLine>>,
     /// Prefixes still allowed by the limit.
     remaining: Option<u64>,
     end: RoutesEnd,
@@ -84,7 +84,7 @@ impl RouteStream {
     }
 
     /// The next chunk of paths (never empty), or `None` at the end.
-    pub async fn next_chunk(&mut self) -> Result<Option<Vec<RouteView>>, String> {
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<RouteLine>>, String> {
         if let Some(routes) = self.single.take() {
             self.count(&routes);
             return Ok((!routes.is_empty()).then_some(routes));
@@ -120,7 +120,7 @@ impl RouteStream {
         }
     }
 
-    fn count(&mut self, routes: &[RouteView]) {
+    fn count(&mut self, routes: &[RouteLine]) {
         for route in routes {
             if self.last != Some(route.prefix) {
                 self.last = Some(route.prefix);

@@ -15,13 +15,13 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::Rib;
 use super::attrs::{NO_ATTR, RouteAttrs};
 use super::table::{Net, PeerIdx};
-use control_proto::{FamilyName, RouteQuery, RouteTable, RouteView};
+use control_proto::{FamilyName, RouteLine, RouteQuery, RouteTable, RouteView};
 
 use crate::tasks::{PeerCounters, PeerId, PrefixChunk, PrefixCursor};
 
 impl Rib {
     /// The routes a query asks for, sorted by prefix, best path first.
-    pub fn routes(&mut self, query: &RouteQuery) -> Vec<RouteView> {
+    pub fn routes(&mut self, query: &RouteQuery) -> Vec<RouteLine> {
         let Some((view, neighbor)) = self.view_of(query) else {
             return Vec::new();
         };
@@ -95,7 +95,7 @@ impl Rib {
 
     /// The paths `query` selects (its view and neighbor; not its prefix or family)
     /// of exactly these prefixes, in the order given, each prefix's best path first.
-    pub fn route_chunk(&mut self, prefixes: &[IpNet], query: &RouteQuery) -> Vec<RouteView> {
+    pub fn route_chunk(&mut self, prefixes: &[IpNet], query: &RouteQuery) -> Vec<RouteLine> {
         let Some((view, neighbor)) = self.view_of(query) else {
             return Vec::new();
         };
@@ -167,7 +167,7 @@ impl Rib {
         slot: u32,
         view: RouteTable,
         neighbor: Option<PeerIdx>,
-        routes: &mut Vec<RouteView>,
+        routes: &mut Vec<RouteLine>,
     ) {
         let entry = K::table(&self.tables).entry(slot);
         let prefix = entry.net.ip_net();
@@ -229,7 +229,7 @@ impl Rib {
 }
 
 /// A route as `bgpctl show routes` prints it.
-fn route_view(prefix: IpNet, attrs: &RouteAttrs, best: bool, source: String) -> RouteView {
+fn route_view(prefix: IpNet, attrs: &RouteAttrs, best: bool, source: String) -> RouteLine {
     let path = &attrs.path;
     let communities = path
         .communities
@@ -237,7 +237,7 @@ fn route_view(prefix: IpNet, attrs: &RouteAttrs, best: bool, source: String) -> 
         .map(ToString::to_string)
         .chain(path.large_communities.iter().map(ToString::to_string))
         .collect();
-    RouteView {
+    let view = RouteView {
         prefix,
         next_hops: attrs.next_hop.address().into_iter().collect(),
         as_path: path
@@ -256,6 +256,14 @@ fn route_view(prefix: IpNet, attrs: &RouteAttrs, best: bool, source: String) -> 
         communities,
         best,
         source,
+    };
+    RouteLine {
+        view,
+        path: path
+            .as_path
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
 }
 
