@@ -98,9 +98,11 @@ fn frr_helps_bgpd_through_a_restart() {
     wren.daemon.restart().unwrap();
     frr.wait_established(TIMEOUT, &["10.61.0.2"]).unwrap();
     let seen = frr_neighbor(&frr, "10.61.0.2");
-    // FRR saw the Restart State bit, the Forwarding State flag and our restart time.
+    // FRR saw the Restart State bit, RFC 8538's N bit, the Forwarding State flag
+    // and our restart time.
     let info = &seen["gracefulRestartInfo"];
     assert_eq!(info["rBit"], true, "{info}");
+    assert_eq!(info["nBit"], true, "{info}");
     assert_eq!(info["ipv4Unicast"]["fBit"], true, "{info}");
     assert_eq!(info["timers"]["receivedRestartTimer"], 90, "{info}");
     wait_until(TIMEOUT, "FRR's copy of bgpd's route to be fresh", || {
