@@ -215,6 +215,10 @@ impl Peer {
         open: impl FnOnce() -> io::Result<std::net::TcpStream> + Send + 'static,
     ) -> Result<Peer> {
         let shared = Arc::new(Shared::default());
+        // Unbounded on purpose: requests come from the test's own synchronous calls,
+        // one at a time (each waits for its answer), so the queue never holds more
+        // than the test asked for, and a blocking `send` from a test thread is not
+        // possible on a tokio channel anyway.
         let (requests, request_rx) = mpsc::unbounded_channel();
         let (reading, reading_rx) = watch::channel(true);
         let (stop, stop_rx) = watch::channel(false);

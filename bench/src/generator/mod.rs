@@ -70,6 +70,9 @@ impl Generator {
 
     /// Starts a simulated peer; it connects at once.
     pub fn peer(&self, spec: PeerSpec) -> Peer {
+        // Unbounded on purpose: the benchmark's scenario (a synchronous thread) sends
+        // a bounded script of announcements and withdrawals; a bounded channel would
+        // make it block on the generator it measures.
         let (requests, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(PeerShared::default());
         let local = spec.local;
