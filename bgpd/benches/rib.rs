@@ -23,191 +23,20 @@
 //!
 //! `cargo bench -p bgpd --bench rib`
 
+mod support;
+
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgp_proto::{AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, Update};
-use bgpd::config::Config;
-use bgpd::rib::{MAX_BATCH, Rib};
-use bgpd::tasks::{Outbound, PeerInfo, PeerUp, RibInput};
 use criterion::{BatchSize, Criterion, Throughput};
-use ipnet::Ipv4Net;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use bgp_proto::SessionContext;
+use bgpd::config::Config;
+use bgpd::tasks::{PeerInfo, PeerUp, RibInput};
+use support::{ASN, Scenario, load, setup, updates};
 use tokio::sync::mpsc;
-
-/// Prefixes per UPDATE: a 4096-octet UPDATE holds about 800 /26 prefixes.
-const PER_UPDATE: u32 = 800;
-const ASN: u32 = 64512;
-
-#[derive(Clone, Copy, Debug)]
-enum Scenario {
-    OneMillionOnePeer,
-    TwoPeers,
-    ToIbgp,
-}
-
-impl Scenario {
-    const ALL: [Scenario; 3] = [
-        Scenario::OneMillionOnePeer,
-        Scenario::TwoPeers,
-        Scenario::ToIbgp,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Scenario::OneMillionOnePeer => "1M_one_peer",
-            Scenario::TwoPeers => "100k_two_peers",
-            Scenario::ToIbgp => "100k_to_ibgp",
-        }
-    }
-
-    fn prefixes(self) -> u32 {
-        match self {
-            Scenario::OneMillionOnePeer => 1_000_000,
-            Scenario::TwoPeers | Scenario::ToIbgp => 100_000,
-        }
-    }
-
-    /// Routes (paths) the RIB holds when loaded.
-    fn routes(self) -> u64 {
-        match self {
-            Scenario::TwoPeers => 2 * u64::from(self.prefixes()),
-            _ => u64::from(self.prefixes()),
-        }
-    }
-}
-
-/// The loaded state: the RIB and the receivers that must stay alive.
-struct Loaded {
-    rib: Rib,
-    _outbound: Vec<mpsc::Receiver<Outbound>>,
-}
-
-/// A RIB with the scenario's sessions up, and the UPDATEs to feed it (generated as
-/// they are taken).
-fn setup(scenario: Scenario) -> (Loaded, Box<dyn Iterator<Item = RibInput>>) {
-    let config: Config = toml::from_str(&format!(
-        "[bgp]\nasn = {ASN}\nrouter_id = \"10.255.0.1\"\nlisten = []\n"
-    ))
-    .unwrap();
-    let now = Instant::now();
-    let mut rib = Rib::new(Arc::new(config), true, now);
-    let mut receivers = Vec::new();
-    let mut up = |rib: &mut Rib, id: u32, address: [u8; 4], remote_asn: u32| {
-        // Big enough for the whole export of `ToIbgp` (a few hundred batches).
-        let (sender, receiver) = mpsc::channel(4096);
-        receivers.push(receiver);
-        let info = PeerInfo {
-            address: IpAddr::from(address),
-            local_address: IpAddr::from([10, 0, 0, 1]),
-            local_ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)),
-            local_ipv6: None,
-            local_link_local: None,
-            local_asn: ASN,
-            remote_asn,
-            remote_router_id: Ipv4Addr::from(address),
-            context: SessionContext {
-                ibgp: remote_asn == ASN,
-                ..SessionContext::default()
-            },
-            neighbor: Ipv4Addr::from(address).to_string(),
-            graceful_restart: None,
-        };
-        rib.handle(
-            RibInput::PeerUp(PeerUp {
-                peer: id,
-                info: Arc::new(info),
-                outbound: sender,
-            }),
-            now,
-        );
-    };
-    up(&mut rib, 1, [10, 0, 0, 2], 65001);
-    let first = updates(1, 65001, [10, 0, 0, 2], scenario.prefixes(), 1);
-    let inputs: Box<dyn Iterator<Item = RibInput>> = match scenario {
-        Scenario::OneMillionOnePeer => Box::new(first),
-        Scenario::TwoPeers => {
-            up(&mut rib, 2, [10, 0, 0, 3], 65002);
-            // Interleaved, as two sessions would deliver them.
-            let second = updates(2, 65002, [10, 0, 0, 3], scenario.prefixes(), 2);
-            Box::new(first.zip(second).flat_map(|(a, b)| [a, b]))
-        }
-        Scenario::ToIbgp => {
-            up(&mut rib, 3, [10, 0, 0, 4], ASN);
-            Box::new(first)
-        }
-    };
-    rib.flush();
-    rib.take_fib();
-    (
-        Loaded {
-            rib,
-            _outbound: receivers,
-        },
-        inputs,
-    )
-}
-
-/// UPDATEs from `peer` announcing `count` prefixes (/26 to /32, distinct), AS path
-/// `asn` plus `extra` more ASes, with a hundred distinct attribute sets.
-fn updates(
-    peer: u32,
-    asn: u32,
-    next_hop: [u8; 4],
-    count: u32,
-    extra: u32,
-) -> impl Iterator<Item = RibInput> {
-    let prefix = |i: u32| {
-        let len = 26 + (i % 7) as u8;
-        Ipv4Prefix::new(Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 6)), len).unwrap())
-    };
-    (0..count.div_ceil(PER_UPDATE)).map(move |n| {
-        let mut path = vec![asn];
-        path.extend((0..extra).map(|_| asn));
-        path.push(65100 + n % 100);
-        let attributes = PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence(&path)),
-            next_hop: Some(Ipv4Addr::from(next_hop)),
-            med: Some(0),
-            ..PathAttributes::default()
-        };
-        let first = n * PER_UPDATE;
-        let last = (first + PER_UPDATE).min(count);
-        RibInput::Update {
-            peer,
-            update: Box::new(Update {
-                attributes,
-                nlri: (first..last).map(prefix).collect(),
-                ..Update::default()
-            }),
-            treat_as_withdraw: false,
-        }
-    })
-}
-
-/// Feeds `inputs` as the rib task does; returns the FIB changes made.
-fn load(loaded: &mut Loaded, inputs: impl Iterator<Item = RibInput>) -> usize {
-    let now = Instant::now();
-    let mut fib = 0;
-    let mut inputs = inputs.peekable();
-    while inputs.peek().is_some() {
-        for input in inputs.by_ref().take(MAX_BATCH) {
-            loaded.rib.handle(input, now);
-        }
-        loaded.rib.flush();
-        fib += loaded.rib.take_fib().len();
-        for receiver in &mut loaded._outbound {
-            while receiver.try_recv().is_ok() {}
-        }
-        for id in [1, 2, 3] {
-            loaded.rib.handle(RibInput::Drained { peer: id }, now);
-        }
-        loaded.rib.flush();
-    }
-    fib
-}
 
 /// VmRSS and VmHWM of this process, in octets.
 fn memory() -> (u64, u64) {
