@@ -29,6 +29,24 @@ pub fn table(count: usize) -> Vec<Ipv4Net> {
 /// A session from `source` that announces `prefixes` (800 per UPDATE) via 192.0.2.1
 /// and End-of-RIB; returns once bgpd counts them all.
 pub fn feed(bench: &Bench, source: std::net::Ipv4Addr, prefixes: &[Ipv4Net]) -> Peer {
+    let peer = announce(bench, source, prefixes);
+    let neighbor = std::net::IpAddr::V4(source);
+    poll(TIMEOUT * 2, "bgpd to count every prefix", || {
+        let detail = bench.observer.neighbor(neighbor)?;
+        let received = detail["prefixes_received"].as_u64().unwrap_or(0);
+        Ok(if received == prefixes.len() as u64 {
+            Ok(())
+        } else {
+            Err(format!("{received} received"))
+        })
+    })
+    .unwrap();
+    peer
+}
+
+/// A session from `source` that announces `prefixes` (800 per UPDATE) via 192.0.2.1
+/// and End-of-RIB, without waiting for bgpd to take them.
+pub fn announce(bench: &Bench, source: std::net::Ipv4Addr, prefixes: &[Ipv4Net]) -> Peer {
     let peer = bench.connect(source);
     let open = wire::open(65001, 9, source, &[(1, 1)], false, &[]);
     let handshake = peer.establish(&open, TIMEOUT).unwrap();
@@ -46,17 +64,6 @@ pub fn feed(bench: &Bench, source: std::net::Ipv4Addr, prefixes: &[Ipv4Net]) -> 
         .unwrap();
     }
     peer.send(&wire::end_of_rib(1, 1)).unwrap();
-    let neighbor = std::net::IpAddr::V4(source);
-    poll(TIMEOUT * 2, "bgpd to count every prefix", || {
-        let detail = bench.observer.neighbor(neighbor)?;
-        let received = detail["prefixes_received"].as_u64().unwrap_or(0);
-        Ok(if received == prefixes.len() as u64 {
-            Ok(())
-        } else {
-            Err(format!("{received} received"))
-        })
-    })
-    .unwrap();
     peer
 }
 

@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 use lab::fixture::wren_binary;
-use peer::wire::{self, Attributes};
-use peer::{Handshake, Peer};
-use wren_tests::peer_bench::{Bench, TIMEOUT, config, listen_range};
+use wren_tests::peer_bench::{Bench, config, listen_range};
+use wren_tests::table::announce;
 
 const ROUTES: u32 = 1_000_000;
 
@@ -33,28 +32,6 @@ fn table(first: Ipv4Addr, count: u32) -> Vec<Ipv4Net> {
     (0..count)
         .map(|i| Ipv4Net::new(Ipv4Addr::from(u32::from(first) + i), 32).unwrap())
         .collect()
-}
-
-/// A session from a fresh address announcing `prefixes` (800 per UPDATE).
-fn announce(bench: &Bench, prefixes: &[Ipv4Net]) -> Peer {
-    let source = bench.fresh_address(1);
-    let peer = bench.connect(source);
-    let open = wire::open(65001, 90, source, &[(1, 1)], false, &[]);
-    let handshake = peer.establish(&open, TIMEOUT).unwrap();
-    assert!(
-        matches!(handshake, Handshake::Established(_)),
-        "{handshake:?}"
-    );
-    let attributes = Attributes::from_as(65001);
-    for chunk in prefixes.chunks(800) {
-        peer.send(&wire::announce_v4(
-            chunk,
-            &attributes,
-            [192, 0, 2, 1].into(),
-        ))
-        .unwrap();
-    }
-    peer
 }
 
 /// Waits until bgpd counts `count` prefixes from the peer at `source`.
@@ -87,7 +64,11 @@ fn a_full_dump_of_a_million_routes_under_bulk_load() {
         config(socket, false, &listen_range(1, 65001, ""))
     });
     let started = Instant::now();
-    let _first = announce(&bench, &table(Ipv4Addr::new(10, 0, 0, 0), ROUTES));
+    let _first = announce(
+        &bench,
+        bench.fresh_address(1),
+        &table(Ipv4Addr::new(10, 0, 0, 0), ROUTES),
+    );
     wait_received(&bench, u64::from(ROUTES));
     println!(
         "1M routes learned in {:.1} s",
@@ -97,7 +78,7 @@ fn a_full_dump_of_a_million_routes_under_bulk_load() {
     // The bulk load: a second million from another peer, sent from a thread.
     let second = table(Ipv4Addr::new(11, 0, 0, 0), ROUTES);
     let bulk = std::thread::scope(|scope| {
-        let feeder = scope.spawn(|| announce(&bench, &second));
+        let feeder = scope.spawn(|| announce(&bench, bench.fresh_address(1), &second));
         // Let the second session start sending.
         std::thread::sleep(Duration::from_secs(1));
         let mut dump = Command::new("ip")
