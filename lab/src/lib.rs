@@ -8,6 +8,7 @@
 //! - [`Veth`] and [`Iface`]: links, addresses, MTU, up/down, netem;
 //! - [`Daemon`]: a process-group guard with a log file and `wait_until` helpers;
 //! - [`Etcd`]: a throw-away etcd with kill and restart;
+//! - [`kube::ControlPlane`]: etcd plus a real kube-apiserver (RBAC, tokens, kubectl);
 //! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
 //! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
 //!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
@@ -31,6 +32,7 @@ pub mod exabgp;
 pub mod fixture;
 mod frr;
 mod gobgp;
+pub mod kube;
 mod link;
 mod names;
 pub mod netns;

@@ -47,6 +47,10 @@ pub enum Prereq {
     Tshark,
     /// `nft` (nftables), used for packet loss on links.
     Nft,
+    /// A kube-apiserver and kubectl built by `scripts/kube-apiserver` (or
+    /// `WREN_KUBE_APISERVER`), etcd under it, `openssl` (its service-account key):
+    /// [`crate::kube`].
+    KubeApiserver,
 }
 
 /// Proof that the prerequisites are present, with a scratch directory for the test that is
@@ -125,6 +129,11 @@ pub fn check(prereq: Prereq) -> Result<(), String> {
         Prereq::Tcpdump => programs(&["tcpdump"], "tcpdump"),
         Prereq::Tshark => programs(&["tshark"], "tshark"),
         Prereq::Nft => programs(&["nft"], "nftables"),
+        Prereq::KubeApiserver => {
+            crate::kube::kubectl_binary()?;
+            programs(&["etcd", "etcdctl"], "etcd-server etcd-client")?;
+            programs(&["openssl"], "openssl")
+        }
     }
 }
 

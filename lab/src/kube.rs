@@ -1,0 +1,426 @@
+//! A real Kubernetes control plane for tests and the lab: etcd ([`Etcd`]) and a
+//! kube-apiserver built from the Go module `k8s.io/kubernetes` by `scripts/kube-apiserver`
+//! (wrapper module `tools/kube-apiserver`; the release is the one its go.mod names).
+//!
+//! The API server starts the way envtest starts it: local etcd, `--authorization-mode=RBAC`,
+//! a service-account signing key of its own (so `kubectl create token` works), a serving
+//! certificate it generates itself, and a static token for an administrator in
+//! `system:masters`. [`ControlPlane::kubeconfig`] is that administrator's kubeconfig;
+//! [`ControlPlane::service_account_kubeconfig`] writes one with a service account's token,
+//! for tests that check what a role allows.
+//!
+//! Where the binaries come from: `WREN_KUBE_APISERVER` (a path), else
+//! `target/go/kubernetes-VERSION/kube-apiserver`, which `scripts/kube-apiserver` builds
+//! (`scripts/test` and `.ci/run` run it first), with `kubectl` of the same release beside
+//! it (Debian 12's kubectl is 1.20, outside Kubernetes' version skew and without
+//! `kubectl create token`). [`crate::Prereq::KubeApiserver`] checks them.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::command;
+use crate::daemon::Daemon;
+use crate::error::{Error, Result};
+use crate::etcd::Etcd;
+use crate::netns::Netns;
+use crate::prereq::{find_program, keep_files, scratch_dir};
+
+/// The wrapper module's go.mod: the one place the Kubernetes release is written.
+const WRAPPER_GO_MOD: &str = include_str!("../../tools/kube/go.mod");
+
+/// Environment variable naming a kube-apiserver binary to use instead of the built one.
+pub const APISERVER_ENV: &str = "WREN_KUBE_APISERVER";
+
+/// The administrator's bearer token (static token file; group `system:masters`).
+const ADMIN_TOKEN: &str = "wren-lab-admin-token";
+
+/// How long the API server may take to become ready (it installs its built-in resources
+/// and RBAC roles into an empty etcd on the first start).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The Kubernetes release the wrapper module builds (`v1.37.2`), from its go.mod.
+pub fn kubernetes_version() -> Option<&'static str> {
+    WRAPPER_GO_MOD.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("k8s.io/kubernetes"))
+            .then(|| words.next())
+            .flatten()
+    })
+}
+
+/// Where `scripts/kube-apiserver` puts the binary for this release.
+pub fn built_apiserver() -> Option<PathBuf> {
+    let version = kubernetes_version()?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    Some(
+        target
+            .join("go")
+            .join(format!("kubernetes-{version}"))
+            .join("kube-apiserver"),
+    )
+}
+
+/// The kube-apiserver binary to run: `WREN_KUBE_APISERVER`, else the built one; `Err` says
+/// how to get it.
+pub fn apiserver_binary() -> std::result::Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(APISERVER_ENV) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{APISERVER_ENV}={} is not a file", path.display()))
+        };
+    }
+    match built_apiserver() {
+        Some(path) if path.is_file() => Ok(path),
+        Some(path) => Err(format!(
+            "kube-apiserver not built ({} missing; run scripts/kube-apiserver)",
+            path.display()
+        )),
+        None => Err(String::from(
+            "tools/kube/go.mod names no k8s.io/kubernetes version",
+        )),
+    }
+}
+
+/// The kubectl beside the kube-apiserver binary (same release); `Err` says how to get it.
+pub fn kubectl_binary() -> std::result::Result<PathBuf, String> {
+    let apiserver = apiserver_binary()?;
+    let kubectl = apiserver.with_file_name("kubectl");
+    if kubectl.is_file() {
+        Ok(kubectl)
+    } else {
+        Err(format!(
+            "kubectl not built ({} missing; run scripts/kube-apiserver)",
+            kubectl.display()
+        ))
+    }
+}
+
+/// etcd plus a kube-apiserver. Dropping it stops both and removes their files.
+#[derive(Debug)]
+pub struct ControlPlane {
+    etcd: Etcd,
+    kubectl: PathBuf,
+    apiserver: Daemon,
+    netns: Option<String>,
+    url: String,
+    kubeconfig: PathBuf,
+    dir: TempDir,
+}
+
+impl ControlPlane {
+    /// Starts etcd and the API server on the host's 127.0.0.1 (free ports) and waits until
+    /// the API server is ready.
+    pub fn on_host() -> Result<ControlPlane> {
+        ControlPlane::start(None, IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// Starts them inside `netns`; the API server listens on `ip` (an address of the
+    /// namespace, so that other namespaces routed to it reach it), etcd on the namespace's
+    /// 127.0.0.1.
+    pub fn in_netns(netns: &Netns, ip: IpAddr) -> Result<ControlPlane> {
+        ControlPlane::start(Some(netns), ip)
+    }
+
+    fn start(netns: Option<&Netns>, ip: IpAddr) -> Result<ControlPlane> {
+        let binary = apiserver_binary().map_err(|e| Error::invalid("kube-apiserver", e))?;
+        let kubectl = kubectl_binary().map_err(|e| Error::invalid("kubectl", e))?;
+        let dir = scratch_dir("wren-kube-")
+            .map_err(|e| Error::io("creating a kube-apiserver directory", e))?;
+        let etcd = match netns {
+            Some(netns) => Etcd::in_netns(netns, IpAddr::V4(Ipv4Addr::LOCALHOST))?,
+            None => Etcd::on_host()?,
+        };
+        let port = match netns {
+            Some(netns) => netns.enter(|| free_port(ip))??,
+            None => free_port(ip)?,
+        };
+        let host = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        let url = format!("https://{host}:{port}");
+        write_credentials(dir.path())?;
+        let mut command = match netns {
+            Some(netns) => netns.command(&binary),
+            None => Command::new(&binary),
+        };
+        let file = |name: &str| dir.path().join(name);
+        command
+            .arg(format!("--etcd-servers={}", etcd.endpoint()))
+            .arg(format!("--bind-address={ip}"))
+            .arg(format!("--advertise-address={ip}"))
+            .arg(format!("--secure-port={port}"))
+            .arg(format!("--cert-dir={}", file("certs").display()))
+            .arg(format!(
+                "--token-auth-file={}",
+                file("tokens.csv").display()
+            ))
+            .arg("--authorization-mode=RBAC")
+            .arg("--service-cluster-ip-range=10.96.0.0/16")
+            .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+            .arg(format!(
+                "--service-account-key-file={}",
+                file("service-account.pub").display()
+            ))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                file("service-account.key").display()
+            ))
+            .arg("--allow-privileged=true")
+            // One test cluster, no noisy neighbours: fairness queues only add latency.
+            .arg("--enable-priority-and-fairness=false")
+            .arg("--v=1");
+        if ip.is_loopback() {
+            // The `kubernetes` Service's endpoint may not be a loopback address; nothing in
+            // a test on 127.0.0.1 reaches the API server through that Service.
+            command.arg("--endpoint-reconciler-type=none");
+        }
+        let label = match netns {
+            Some(netns) => format!("kube-apiserver@{}", netns.name()),
+            None => String::from("kube-apiserver"),
+        };
+        let apiserver = Daemon::spawn(&label, command, &file("kube-apiserver.log"))?;
+        let kubeconfig = file("admin.kubeconfig");
+        let control_plane = ControlPlane {
+            etcd,
+            kubectl,
+            apiserver,
+            netns: netns.map(|ns| ns.name().to_owned()),
+            url,
+            kubeconfig,
+            dir,
+        };
+        control_plane.wait_ready(READY_TIMEOUT)?;
+        Ok(control_plane)
+    }
+
+    /// The API server's URL, `https://IP:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The administrator's kubeconfig (cluster-admin through `system:masters`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The directory holding the logs, keys and kubeconfigs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The API server's process guard (log, signals).
+    pub fn apiserver(&self) -> &Daemon {
+        &self.apiserver
+    }
+
+    /// The etcd under the API server.
+    pub fn etcd(&self) -> &Etcd {
+        &self.etcd
+    }
+
+    /// The etcd under the API server, for fault tests (kill, restart).
+    pub fn etcd_mut(&mut self) -> &mut Etcd {
+        &mut self.etcd
+    }
+
+    /// The kubectl binary of the API server's release.
+    pub fn kubectl_path(&self) -> &Path {
+        &self.kubectl
+    }
+
+    /// Runs `kubectl --kubeconfig ADMIN ARGS...` where the API server runs; returns stdout.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        self.kubectl_as(&self.kubeconfig, args)
+    }
+
+    /// Runs kubectl with `args` and `input` on its stdin (`apply -f -`).
+    pub fn kubectl_input(&self, args: &[&str], input: &str) -> Result<String> {
+        let mut command = self.kubectl_command(&self.kubeconfig, args);
+        command::run_input(&mut command, input.as_bytes())
+    }
+
+    /// Runs kubectl with another kubeconfig (a service account's).
+    pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Result<String> {
+        command::run(&mut self.kubectl_command(kubeconfig, args))
+    }
+
+    fn kubectl_command(&self, kubeconfig: &Path, args: &[&str]) -> Command {
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(&self.kubectl);
+                command
+            }
+            None => Command::new(&self.kubectl),
+        };
+        command
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--request-timeout=10s")
+            .args(args);
+        command
+    }
+
+    /// True when the API server answers `/readyz` now.
+    pub fn is_ready(&self) -> bool {
+        self.kubectl(&["get", "--raw", "/readyz"]).is_ok()
+    }
+
+    /// Waits until the API server answers `/readyz` (and writes the administrator's
+    /// kubeconfig first, since the serving certificate it trusts appears at start).
+    pub fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        self.apiserver
+            .wait_for(
+                timeout,
+                &format!("kube-apiserver ready at {}", self.url),
+                || {
+                    self.write_admin_kubeconfig()?;
+                    self.kubectl(&["get", "--raw", "/readyz"])
+                },
+            )
+            .map(drop)
+    }
+
+    /// Writes a kubeconfig at `path` that authenticates with `token` (and trusts the API
+    /// server's certificate).
+    pub fn write_kubeconfig(&self, path: &Path, user: &str, token: &str) -> Result<()> {
+        let certificate = self.dir.path().join("certs").join("apiserver.crt");
+        if !certificate.is_file() {
+            return Err(Error::invalid(
+                "kube-apiserver",
+                format!("no serving certificate yet at {}", certificate.display()),
+            ));
+        }
+        let text = kubeconfig_text(&self.url, &certificate, user, token);
+        std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    }
+
+    /// A kubeconfig with a fresh token (1 hour) of service account `namespace/name`
+    /// (`kubectl create token`), written into the control plane's directory.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> Result<PathBuf> {
+        let token = self.kubectl(&["-n", namespace, "create", "token", name, "--duration=1h"])?;
+        let path = self
+            .dir
+            .path()
+            .join(format!("{namespace}-{name}.kubeconfig"));
+        self.write_kubeconfig(
+            &path,
+            &format!("system:serviceaccount:{namespace}:{name}"),
+            token.trim(),
+        )?;
+        Ok(path)
+    }
+
+    /// SIGKILL of the API server (etcd stays); [`ControlPlane::restart_apiserver`] brings
+    /// it back on the same port.
+    pub fn kill_apiserver(&self) -> Result<()> {
+        self.apiserver.kill().map(drop)
+    }
+
+    /// Starts the API server again (killing it first if it runs) and waits until ready.
+    pub fn restart_apiserver(&mut self) -> Result<()> {
+        self.apiserver.restart()?;
+        self.wait_ready(READY_TIMEOUT)
+    }
+
+    fn write_admin_kubeconfig(&self) -> Result<()> {
+        self.write_kubeconfig(&self.kubeconfig, "admin", ADMIN_TOKEN)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if keep_files() {
+            self.dir.disable_cleanup(true);
+        }
+    }
+}
+
+/// The static token file and the service-account signing key pair (ECDSA P-256, which
+/// the API server accepts for both signing and verifying).
+fn write_credentials(dir: &Path) -> Result<()> {
+    let tokens = dir.join("tokens.csv");
+    std::fs::write(
+        &tokens,
+        format!("{ADMIN_TOKEN},admin,admin-uid,\"system:masters\"\n"),
+    )
+    .map_err(|e| Error::io(format!("writing {}", tokens.display()), e))?;
+    let openssl =
+        find_program("openssl").ok_or_else(|| Error::invalid("openssl", "not found in PATH"))?;
+    let key = dir.join("service-account.key");
+    let public = dir.join("service-account.pub");
+    command::run(
+        Command::new(&openssl)
+            .args([
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ])
+            .arg(&key),
+    )?;
+    command::run(
+        Command::new(&openssl)
+            .args(["ec", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public),
+    )?;
+    Ok(())
+}
+
+fn kubeconfig_text(url: &str, certificate: &Path, user: &str, token: &str) -> String {
+    let certificate = certificate.display();
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: wren-lab
+  cluster:
+    server: {url}
+    certificate-authority: {certificate}
+users:
+- name: {user}
+  user:
+    token: {token}
+contexts:
+- name: wren-lab
+  context:
+    cluster: wren-lab
+    user: {user}
+current-context: wren-lab
+"
+    )
+}
+
+fn free_port(ip: IpAddr) -> Result<u16> {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0))
+        .map_err(|e| Error::io(format!("binding a free port on {ip}"), e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("reading a bound port", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_release_comes_from_the_wrapper_module() {
+        let version = kubernetes_version().expect("go.mod names k8s.io/kubernetes");
+        assert!(version.starts_with("v1."), "{version}");
+    }
+}
