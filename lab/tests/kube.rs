@@ -120,3 +120,34 @@ fn api_server_in_a_namespace_is_reached_from_another() {
     let namespaces = lab::run_command(&mut command).unwrap();
     assert!(namespaces.contains("namespace/kube-system"), "{namespaces}");
 }
+
+#[test]
+fn topology_kube_apiserver_node_serves_the_management_network() {
+    let Some(_ready) = lab::require!(Root, KubeApiserver) else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/topologies");
+    let topology = lab::Topology::load(&dir.join("kube.clab.yml")).unwrap();
+    let lab = topology.deploy().unwrap();
+    let client = lab.netns("client").unwrap();
+    let kubectl = lab::kube::kubectl_binary().unwrap();
+    let mut command = client.command(&kubectl);
+    command
+        .arg("--kubeconfig")
+        .arg(dir.join("kube/admin.kubeconfig"))
+        .args(["get", "namespaces", "-o", "name"]);
+    let namespaces = lab::run_command(&mut command).unwrap();
+    assert!(namespaces.contains("namespace/kube-system"), "{namespaces}");
+    // The static token file bound into the node is the one in force: a wrong token is
+    // refused.
+    let mut command = client.command(&kubectl);
+    command.args([
+        "--server=https://172.31.7.101:6443",
+        "--insecure-skip-tls-verify=true",
+        "--token=not-the-token",
+        "get",
+        "namespaces",
+    ]);
+    let refused = lab::run_command(&mut command).unwrap_err().to_string();
+    assert!(refused.contains("Unauthorized"), "{refused}");
+}

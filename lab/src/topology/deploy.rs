@@ -25,11 +25,15 @@ use crate::topology::cni::{Network, NodeContext, Pod};
 use crate::topology::file::{Node, Topology};
 use crate::topology::mgmt::Mgmt;
 use crate::topology::node::{
-    BGPD_CONF, CNI_CONF_DIR, Role, WREN_CONTROL_SOCKET, etcd_client_url, find_wren_binary,
-    node_command, pod_count,
+    BGPD_CONF, CNI_CONF_DIR, Role, WREN_CONTROL_SOCKET, apiserver_url, etcd_client_url,
+    find_wren_binary, node_command, pod_count,
 };
 use crate::topology::state::{DaemonState, LinkState, NodeState, PodState, State};
 use crate::wait::TIMEOUT;
+
+/// How long a kube-apiserver node may take to become ready (it installs its built-in
+/// resources and roles into an empty etcd first).
+const KUBE_APISERVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// A deployed topology. See the module documentation.
 #[derive(Debug)]
@@ -427,6 +431,48 @@ impl LabNode {
                         "health",
                     ]))
                 })?;
+                self.daemons.push(daemon);
+            }
+            Role::KubeApiserver { args } => {
+                let what = || format!("node {}", self.name);
+                let binary =
+                    crate::kube::apiserver_binary().map_err(|e| Error::invalid(what(), e))?;
+                let curl = find_program("curl").ok_or_else(|| {
+                    Error::invalid(what(), "curl not found (apt-get install curl)")
+                })?;
+                let mut command = self.command(&binary);
+                command
+                    .args(args)
+                    .arg("--cert-dir")
+                    .arg(self.context.dir.join("kube-apiserver"));
+                let daemon = self.netns.spawn_command("kube-apiserver", command)?;
+                let url = apiserver_url(args).ok_or_else(|| {
+                    Error::invalid(
+                        format!("node {}: cmd", self.name),
+                        "a kube-apiserver node needs --advertise-address or --bind-address",
+                    )
+                })?;
+                // /readyz is open to anonymous clients (system:public-info-viewer), which
+                // kubectl cannot be (with no credentials it asks for a user name); the
+                // certificate is the one the API server generated at start.
+                daemon.wait_for(
+                    KUBE_APISERVER_TIMEOUT,
+                    &format!("kube-apiserver ready at {url}"),
+                    || {
+                        command::run(
+                            self.command(&curl)
+                                .args([
+                                    "--silent",
+                                    "--show-error",
+                                    "--fail",
+                                    "--insecure",
+                                    "--max-time",
+                                    "5",
+                                ])
+                                .arg(format!("{url}/readyz")),
+                        )
+                    },
+                )?;
                 self.daemons.push(daemon);
             }
             Role::Wren { bgpd_config: None } | Role::Plain => {}

@@ -70,6 +70,8 @@ pub struct NodeConfig {
     pub binds: Option<Vec<String>>,
     /// Commands run inside the node after the links are up.
     pub exec: Option<Vec<String>>,
+    /// The image's command line (containerlab's `cmd`): a kube-apiserver node's flags.
+    pub cmd: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, Scalar>,
     #[serde(default)]
@@ -136,6 +138,8 @@ pub struct Node {
     pub image: String,
     pub binds: Vec<Bind>,
     pub exec: Vec<String>,
+    /// `cmd` split into words (no shell quoting).
+    pub cmd: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     /// The node's address on the management network (`eth0`), with the subnet's length.
@@ -347,12 +351,20 @@ fn merge(
             target: target.to_owned(),
         });
     }
+    let cmd = pick(&|c| c.cmd.clone().map(|cmd| vec![cmd])).join(" ");
+    if cmd.contains(['"', '\'', '\\']) {
+        return Err(Error::invalid(
+            what(&format!("topology.nodes.{name}.cmd")),
+            "wren-lab splits cmd at spaces and does not read shell quoting; write one word per flag",
+        ));
+    }
     Ok(Node {
         name: name.to_owned(),
         kind,
         image,
         binds,
         exec: pick(&|c| c.exec.clone()),
+        cmd: cmd.split_whitespace().map(str::to_owned).collect(),
         env,
         labels,
         mgmt_ipv4: None,

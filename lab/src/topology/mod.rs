@@ -10,7 +10,9 @@
 //! - the image decides what runs: `quay.io/frrouting/frr:*` starts the host's FRR with the
 //!   bound `/etc/frr/frr.conf` and `/etc/frr/daemons`, `wren:*` starts `bgpd --config` with
 //!   the bound `/etc/wren/bgpd.toml`, an etcd image (`quay.io/coreos/etcd:*`) starts the
-//!   host's etcd configured by the node's `ETCD_*` environment, anything else runs nothing;
+//!   host's etcd configured by the node's `ETCD_*` environment, a kube-apiserver image
+//!   (`registry.k8s.io/kube-apiserver:*`) starts the kube-apiserver built by
+//!   `scripts/kube-apiserver` with the node's `cmd:` flags, anything else runs nothing;
 //! - `mgmt-ipv4` / `mgmt-ipv6` put a node on the management network (see [`mgmt`]), where
 //!   Wren nodes reach an etcd node as they would on containerlab's Docker network;
 //! - the label `wren.io/pods: "N"` adds N pod namespaces through the CNI config bound under

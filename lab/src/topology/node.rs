@@ -5,8 +5,11 @@
 //! enabled in the bound /etc/frr/daemons), an image named `wren` (`wren:latest`,
 //! `ghcr.io/x/wren:1`) is a Wren node (`bgpd --config` the bound /etc/wren/bgpd.toml), and
 //! an etcd image (`quay.io/coreos/etcd:v3.5.17`) is the host's etcd configured by the node's
-//! `env:` (`ETCD_*` variables, as the image reads them), and any other image is a plain Linux
-//! host that only runs its `exec:` commands.
+//! `env:` (`ETCD_*` variables, as the image reads them), a kube-apiserver image
+//! (`registry.k8s.io/kube-apiserver:v1.37.2`) is the kube-apiserver that
+//! `scripts/kube-apiserver` builds, run with the node's `cmd:` flags (paths under its binds
+//! turned into the host files), and any other image is a plain Linux host that only runs
+//! its `exec:` commands.
 //!
 //! The node context: every process of a node (its daemons, its `exec:` commands, and
 //! `wren-lab exec`) runs in the node's namespace through `ip netns exec`, which gives it a
@@ -44,6 +47,9 @@ pub enum Role {
     /// configured by the node's `env:` (`ETCD_LISTEN_CLIENT_URLS`, ...) as the image is; its
     /// data directory is the node's own.
     Etcd,
+    /// kube-apiserver with these flags (bound paths already the host's); its generated
+    /// serving certificate goes to the node's own directory.
+    KubeApiserver { args: Vec<String> },
     /// FRR with this frr.conf and these daemons (besides zebra and staticd).
     Frr {
         config: PathBuf,
@@ -107,12 +113,50 @@ impl Role {
         if last == "etcd" {
             return Ok(Role::Etcd);
         }
+        if last == "kube-apiserver" {
+            if let Some(flag) = node.cmd.iter().find(|a| a.starts_with("--cert-dir")) {
+                return Err(Error::invalid(
+                    what("cmd"),
+                    format!(
+                        "{flag}: wren-lab puts the API server's certificates in the node's own directory"
+                    ),
+                ));
+            }
+            // The image's entrypoint runs the command named first (`kube-apiserver --...`).
+            let flags = match node.cmd.split_first() {
+                Some((first, rest)) if first.ends_with("kube-apiserver") => rest,
+                _ => &node.cmd[..],
+            };
+            return Ok(Role::KubeApiserver {
+                args: flags.iter().map(|arg| host_path_arg(node, arg)).collect(),
+            });
+        }
         if last == "wren" {
             return Ok(Role::Wren {
                 bgpd_config: node.bound(BGPD_CONF).map(Path::to_owned),
             });
         }
         Ok(Role::Plain)
+    }
+}
+
+/// `arg` with a container path under one of `node`'s binds (`--flag=PATH` or `PATH`)
+/// replaced by the bound host path.
+fn host_path_arg(node: &Node, arg: &str) -> String {
+    let (flag, value) = match arg.split_once('=') {
+        Some((flag, value)) => (Some(flag), value),
+        None => (None, arg),
+    };
+    let Some(host) = node.binds.iter().find_map(|bind| {
+        let rest = value.strip_prefix(bind.target.as_str())?;
+        (rest.is_empty() || rest.starts_with('/') || bind.target.ends_with('/'))
+            .then(|| format!("{}{rest}", bind.source.display()))
+    }) else {
+        return arg.to_owned();
+    };
+    match flag {
+        Some(flag) => format!("{flag}={host}"),
+        None => host,
     }
 }
 
@@ -134,26 +178,47 @@ pub fn frr_daemons(text: &str) -> Vec<String> {
 }
 
 impl Role {
-    /// The order in which roles start: the datastore first, then routers, then Wren nodes
-    /// (which need both), then plain hosts.
+    /// The order in which roles start: the datastore first, then the API server on it,
+    /// then routers, then Wren nodes (which need all of them), then plain hosts.
     pub fn start_rank(&self) -> u8 {
         match self {
             Role::Etcd => 0,
-            Role::Frr { .. } => 1,
-            Role::Wren { .. } => 2,
-            Role::Plain => 3,
+            Role::KubeApiserver { .. } => 1,
+            Role::Frr { .. } => 2,
+            Role::Wren { .. } => 3,
+            Role::Plain => 4,
         }
     }
 
-    /// The role's name in the lab's state and status (`etcd`, `frr`, `wren`, `linux`).
+    /// The role's name in the lab's state and status (`etcd`, `kube-apiserver`, `frr`,
+    /// `wren`, `linux`).
     pub fn name(&self) -> &'static str {
         match self {
             Role::Etcd => "etcd",
+            Role::KubeApiserver { .. } => "kube-apiserver",
             Role::Frr { .. } => "frr",
             Role::Wren { .. } => "wren",
             Role::Plain => "linux",
         }
     }
+}
+
+/// The URL a kube-apiserver node serves, from its flags: `--advertise-address`, else
+/// `--bind-address`, and `--secure-port` (default 6443).
+pub fn apiserver_url(args: &[String]) -> Option<String> {
+    let flag = |name: &str| {
+        args.iter()
+            .find_map(|arg| arg.strip_prefix(name)?.strip_prefix('='))
+    };
+    let address: std::net::IpAddr = flag("--advertise-address")
+        .or_else(|| flag("--bind-address"))?
+        .parse()
+        .ok()?;
+    let port = flag("--secure-port").unwrap_or("6443");
+    Some(format!(
+        "https://{}",
+        std::net::SocketAddr::new(address, port.parse().ok()?)
+    ))
 }
 
 /// etcd's client URL as the node's environment sets it (the first of
@@ -265,11 +330,50 @@ mod tests {
                 })
                 .collect(),
             exec: Vec::new(),
+            cmd: Vec::new(),
             env: BTreeMap::new(),
             labels: BTreeMap::new(),
             mgmt_ipv4: None,
             mgmt_ipv6: None,
         }
+    }
+
+    #[test]
+    fn kube_apiserver_flags_point_at_the_bound_files() {
+        let mut apiserver = node(
+            "registry.k8s.io/kube-apiserver:v1.37.2",
+            &[
+                ("/lab/k8s/tokens.csv", "/etc/kubernetes/tokens.csv"),
+                ("/lab/k8s/keys", "/etc/kubernetes/keys"),
+            ],
+        );
+        apiserver.cmd = [
+            "kube-apiserver",
+            "--token-auth-file=/etc/kubernetes/tokens.csv",
+            "--service-account-key-file=/etc/kubernetes/keys/sa.pub",
+            "--etcd-servers=http://172.31.3.100:2379",
+            "--authorization-mode=RBAC",
+            "/etc/kubernetes/tokens.csv.old",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            Role::of(&apiserver).unwrap(),
+            Role::KubeApiserver {
+                args: [
+                    "--token-auth-file=/lab/k8s/tokens.csv",
+                    "--service-account-key-file=/lab/k8s/keys/sa.pub",
+                    "--etcd-servers=http://172.31.3.100:2379",
+                    "--authorization-mode=RBAC",
+                    "/etc/kubernetes/tokens.csv.old",
+                ]
+                .map(String::from)
+                .to_vec()
+            }
+        );
+        apiserver.cmd.push("--cert-dir=/var/run/kubernetes".into());
+        let error = Role::of(&apiserver).unwrap_err().to_string();
+        assert!(error.contains("--cert-dir"), "{error}");
     }
 
     #[test]
