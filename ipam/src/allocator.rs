@@ -5,8 +5,8 @@
 //! An assignment takes addresses from the node's own blocks first, claims a new block
 //! when they are full (see `claim.rs`), and borrows single addresses from other nodes'
 //! blocks only when no block can be claimed and `strict_affinity` is off. Every write
-//! is a compare-and-swap on the block and the handle record together; a conflict
-//! re-reads and retries (up to [`MAX_ATTEMPTS`], with jittered backoff). When an
+//! is a compare-and-swap of one key: the handle record, then the block (see
+//! `handles.rs`); a conflict re-reads and retries (up to [`MAX_ATTEMPTS`], with jittered backoff). When an
 //! assignment of several addresses fails part way, the addresses it took are released
 //! again, so a failed call leaves nothing behind.
 
@@ -21,6 +21,7 @@ use crate::block::Block;
 use crate::claim::Claim;
 use crate::error::IpamError;
 use crate::family::Family;
+use crate::handles::Want;
 use crate::keys;
 use crate::pool::Pool;
 use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, encode};
@@ -136,7 +137,7 @@ impl<S: Datastore> Ipam<S> {
             .ok_or(IpamError::NotInPool(address))?;
         let mut backoff = Backoff::new(self.store.url());
         loop {
-            let Some((entry, mut block)) = self.block(&cidr).await? else {
+            let Some((entry, block)) = self.block(&cidr).await? else {
                 // Nobody has this block: claim it for the node, then allocate in it.
                 self.claim_cidr(node, cidr).await?;
                 backoff.wait().await?;
@@ -145,9 +146,9 @@ impl<S: Datastore> Ipam<S> {
             let ordinal = block
                 .ordinal(&address)
                 .ok_or(IpamError::NotInPool(address))?;
-            let sequence = match block.allocate_ordinal(ordinal, handle, Some(node)) {
-                Ok(sequence) => sequence,
-                Err(existing) if existing.handle == handle => {
+            match block.allocations.get(&ordinal) {
+                None => {}
+                Some(existing) if existing.handle == handle => {
                     return Ok(Assigned {
                         address,
                         block: cidr,
@@ -156,22 +157,25 @@ impl<S: Datastore> Ipam<S> {
                         borrowed: block.affinity.as_deref() != Some(node),
                     });
                 }
-                Err(existing) => {
+                Some(existing) => {
                     return Err(IpamError::AddressInUse {
                         address,
                         handle: existing.handle.clone(),
                     });
                 }
-            };
-            if self
-                .write_allocation(&entry, &block, handle, 1, None)
+            }
+            let record = self.store.get(&keys::handle(handle)).await?;
+            let want = Want::Ordinal(ordinal);
+            if let Some(taken) = self
+                .allocate(&entry, &block, handle, Some(node), want, record.as_ref())
                 .await?
+                && let Some((_, sequence)) = taken.first()
             {
                 return Ok(Assigned {
                     address,
                     block: cidr,
                     pool: pool.cidr,
-                    sequence,
+                    sequence: *sequence,
                     borrowed: block.affinity.as_deref() != Some(node),
                 });
             }
@@ -226,6 +230,10 @@ impl<S: Datastore> Ipam<S> {
         let mut backoff = Backoff::new(self.store.url());
         while (done.len() as u32) < request.count {
             let mut attempt = self.read_attempt(request.node, request.handle).await?;
+            attempt.handle = self
+                .settle_handle(request.node, request.handle, attempt.handle.take())
+                .await?
+                .map(|(entry, _)| entry);
             if request.once
                 && let Some(existing) = self.existing_addresses(&request, &attempt).await?
             {
@@ -236,7 +244,7 @@ impl<S: Datastore> Ipam<S> {
                 .pools_for(&request, std::mem::take(&mut attempt.pools))
                 .await?;
             if self
-                .repair_pending(request.node, &attempt.affinities)
+                .repair_affinities(request.node, &attempt.affinities)
                 .await?
             {
                 backoff.wait().await?;
@@ -314,38 +322,50 @@ impl<S: Datastore> Ipam<S> {
         remaining: u32,
         done: &mut Vec<Assigned>,
     ) -> Result<Step, IpamError> {
-        let candidates: Vec<(&Pool, IpNet)> = attempt
+        let candidates: Vec<(&Pool, &Affinity, &Entry)> = attempt
             .own_blocks(request.family)
-            .filter_map(|a| {
+            .filter_map(|(a, e)| {
                 pools
                     .iter()
                     .find(|p| p.cidr.contains(&a.cidr.network()))
-                    .map(|p| (p, a.cidr))
+                    .map(|p| (p, a, e))
             })
             .collect();
         let reads = candidates
             .iter()
-            .map(|(_, cidr)| Read::Key(keys::block(cidr)))
+            .map(|(_, a, _)| Read::Key(keys::block(&a.cidr)))
             .collect();
-        for ((pool, _), found) in candidates.iter().zip(self.store.read(reads).await?) {
+        let found = self.store.read(reads).await?;
+        for ((pool, affinity, affinity_entry), found) in candidates.iter().zip(found) {
+            let cidr = &affinity.cidr;
             let Some(entry) = found.into_iter().next() else {
+                // Left by an interrupted release: the node's affinity outlived its block.
+                if self.drop_stale_affinity(affinity, affinity_entry).await? {
+                    return Ok(Step::Conflict);
+                }
                 continue;
             };
-            let mut block: Block = decode(self.store.url(), &entry)?;
-            if !block.is_valid()
-                || block.affinity.as_deref() != Some(request.node)
-                || block.free() == 0
-            {
+            let block: Block = decode(self.store.url(), &entry)?;
+            if !block.is_valid() || block.cidr != *cidr {
                 continue;
             }
-            let taken = block.allocate(request.handle, None, remaining);
-            let added = taken.len() as u32;
-            if !self
-                .write_allocation(&entry, &block, request.handle, added, Some(&attempt.handle))
-                .await?
-            {
-                return Ok(Step::Conflict);
+            if block.affinity.as_deref() != Some(request.node) {
+                if self.drop_stale_affinity(affinity, affinity_entry).await? {
+                    return Ok(Step::Conflict);
+                }
+                continue;
             }
+            if block.free() == 0 {
+                continue;
+            }
+            let want = Want::Count(remaining);
+            let record = attempt.handle.as_ref();
+            let Some(taken) = self
+                .allocate(&entry, &block, request.handle, None, want, record)
+                .await?
+            else {
+                return Ok(Step::Conflict);
+            };
             done.extend(taken.into_iter().map(|(address, sequence)| Assigned {
                 address,
                 block: block.cidr,
@@ -401,9 +421,9 @@ impl<S: Datastore> Ipam<S> {
                 reason: refusal,
             });
         }
-        let pinned = Some(&attempt.handle);
+        let record = attempt.handle.as_ref();
         match self
-            .borrow(request.node, request.handle, remaining, pools, pinned)
+            .borrow(request.node, request.handle, remaining, pools, record)
             .await?
         {
             Some(assigned) if !assigned.is_empty() => {
@@ -427,9 +447,9 @@ impl<S: Datastore> Ipam<S> {
         handle: &str,
         count: u32,
         pools: &[Pool],
-        pinned: Option<&Option<Entry>>,
+        record: Option<&Entry>,
     ) -> Result<Option<Vec<Assigned>>, IpamError> {
-        for (entry, mut block) in self.blocks().await? {
+        for (entry, block) in self.blocks().await? {
             let Some(pool) = pools
                 .iter()
                 .find(|p| p.cidr.contains(&block.cidr.network()))
@@ -439,13 +459,13 @@ impl<S: Datastore> Ipam<S> {
             if block.affinity.as_deref() == Some(node) || block.free() == 0 {
                 continue;
             }
-            let taken = block.allocate(handle, Some(node), count);
-            if !self
-                .write_allocation(&entry, &block, handle, taken.len() as u32, pinned)
+            let want = Want::Count(count);
+            let Some(taken) = self
+                .allocate(&entry, &block, handle, Some(node), want, record)
                 .await?
-            {
+            else {
                 return Ok(None);
-            }
+            };
             return Ok(Some(
                 taken
                     .into_iter()
@@ -462,47 +482,28 @@ impl<S: Datastore> Ipam<S> {
         Ok(Some(Vec::new()))
     }
 
-    /// Writes a block that gained `added` allocations for `handle`, together with the
-    /// handle's record. False on a conflict.
-    pub(crate) async fn write_allocation(
-        &self,
-        entry: &Entry,
-        block: &Block,
-        handle: &str,
-        added: u32,
-        pinned: Option<&Option<Entry>>,
-    ) -> Result<bool, IpamError> {
-        let handle_key = keys::handle(handle);
-        let handle_entry = match pinned {
-            Some(entry) => entry.clone(),
-            None => self.store.get(&handle_key).await?,
-        };
-        let mut record = match &handle_entry {
-            Some(e) => decode::<HandleRecord>(self.store.url(), e)?,
-            None => HandleRecord {
-                handle: handle.to_string(),
-                ..HandleRecord::default()
-            },
-        };
-        record.add(block.cidr, added);
-        let mut txn = Txn::new();
-        txn.put(
-            entry.key.clone(),
-            encode(block),
-            Expect::Revision(entry.revision),
-        );
-        txn.put(
-            handle_key,
-            encode(&record),
-            Expect::from_entry(handle_entry.as_ref()),
-        );
-        self.commit(txn).await
-    }
-
     // ---- read helpers shared by every operation ----
 
-    /// Commits; true when applied, false on a conflict.
-    pub(crate) async fn commit(&self, txn: Txn) -> Result<bool, IpamError> {
+    /// Writes one record (a transaction of one key); its new revision, or `None` on a
+    /// conflict.
+    pub(crate) async fn put<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        expect: Expect,
+    ) -> Result<Option<u64>, IpamError> {
+        let mut txn = Txn::new();
+        txn.put(key, encode(value), expect);
+        Ok(match self.store.commit(txn).await? {
+            Outcome::Committed { revision } => Some(revision),
+            Outcome::Conflict => None,
+        })
+    }
+
+    /// Deletes one key (a transaction of one key); false on a conflict.
+    pub(crate) async fn delete(&self, key: &str, expect: Expect) -> Result<bool, IpamError> {
+        let mut txn = Txn::new();
+        txn.delete(key, expect);
         Ok(matches!(
             self.store.commit(txn).await?,
             Outcome::Committed { .. }
@@ -659,14 +660,14 @@ struct Attempt {
 }
 
 impl Attempt {
-    /// The node's confirmed affinities of `family`.
-    fn own_blocks(&self, family: Family) -> impl Iterator<Item = &Affinity> {
+    /// The node's confirmed affinities of `family`, with their entries.
+    fn own_blocks(&self, family: Family) -> impl Iterator<Item = (&Affinity, &Entry)> {
         self.affinities
             .iter()
             .filter(move |(a, _)| {
                 a.state == AffinityState::Confirmed && Family::of(&a.cidr) == family
             })
-            .map(|(a, _)| a)
+            .map(|(a, e)| (a, e))
     }
 }
 

@@ -7,15 +7,17 @@
 //! owner has no affinity, and blocks outside every pool. A check only reads; the
 //! repairs are made by the allocator's normal operations.
 //!
-//! Every allocator write is one transaction, so a snapshot never holds half of one.
-//! The one state that is consistent and still looks like a problem is a block claim
-//! between its two phases (a pending affinity without its block, see `claim.rs`):
-//! when a snapshot has one, the check waits [`CLAIM_GRACE`] and audits a second
-//! snapshot, in which a pending affinity without a block counts only when it was
-//! already there, unchanged, in the first (a claim whose process died).
+//! Every allocator write is one key's compare-and-swap (see `store/mod.rs`), so an
+//! operation under way shows between its writes: a claim as a pending affinity
+//! without its block, or a block whose affinity is not confirmed yet; an assignment
+//! as a handle listing an address its block does not hold yet; a release as the
+//! reverse. When a snapshot has a problem, the check waits [`CLAIM_GRACE`] and audits
+//! a second snapshot, and reports only the problems found in both (an operation whose
+//! process stopped; the next operation repairs it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -23,12 +25,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Ipam;
 use crate::error::IpamError;
-use crate::records::{Affinity, AffinityState};
-use crate::snapshot::{Snapshot, Stored};
+use crate::records::{AffinityState, HandleRecord};
+use crate::snapshot::Snapshot;
 use crate::store::Datastore;
 
-/// How long a block claim may stay between its two phases before `check` reports
-/// it (the phases are consecutive transactions of one operation).
+/// How long an operation may stay between two of its writes before `check` reports
+/// what it left (the writes are consecutive requests of one operation).
 pub const CLAIM_GRACE: Duration = Duration::from_secs(2);
 
 /// The kinds of inconsistency `check` looks for.
@@ -47,16 +49,20 @@ pub enum ProblemKind {
     BlockWithoutAffinity,
     /// A block that lies in no pool.
     BlockOutsidePools,
+    /// A pool that is not valid or overlaps another (none of its addresses are handed
+    /// out).
+    PoolRefused,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 6] = [
+    pub const ALL: [ProblemKind; 7] = [
         ProblemKind::AddressWithoutHandle,
         ProblemKind::HandleWithoutAddress,
         ProblemKind::BlockWithTwoOwners,
         ProblemKind::AffinityWithoutBlock,
         ProblemKind::BlockWithoutAffinity,
         ProblemKind::BlockOutsidePools,
+        ProblemKind::PoolRefused,
     ];
 
     pub fn description(self) -> &'static str {
@@ -67,6 +73,7 @@ impl ProblemKind {
             ProblemKind::AffinityWithoutBlock => "affinities without blocks",
             ProblemKind::BlockWithoutAffinity => "blocks without affinities",
             ProblemKind::BlockOutsidePools => "blocks outside every pool",
+            ProblemKind::PoolRefused => "pools refused",
         }
     }
 }
@@ -120,11 +127,11 @@ impl CheckReport {
 }
 
 impl<S: Datastore> Ipam<S> {
-    /// Audits the store at one revision (two snapshots [`CLAIM_GRACE`] apart when a
-    /// block claim was under way in the first).
+    /// Audits the store at one revision (two snapshots [`CLAIM_GRACE`] apart when the
+    /// first shows a problem).
     pub async fn check(&self) -> Result<CheckReport, IpamError> {
         let first = self.snapshot().await?;
-        if first.pending_without_block().next().is_none() {
+        if audit(&first, None).is_clean() {
             return Ok(audit(&first, None));
         }
         tokio::time::sleep(CLAIM_GRACE).await;
@@ -133,20 +140,15 @@ impl<S: Datastore> Ipam<S> {
     }
 }
 
-/// The problems in `snapshot`. A pending affinity without its block is a problem
-/// unless `earlier` is given and did not hold it at the same revision (a claim that
-/// started since, still under way). Reads nothing but its arguments.
+/// The problems in `snapshot`; with `earlier`, only those that `earlier` had too (an
+/// operation under way when `earlier` was read has moved on since). Reads nothing but
+/// its arguments.
 pub fn audit(snapshot: &Snapshot, earlier: Option<&Snapshot>) -> CheckReport {
-    let mut items = Vec::new();
-    let allocated = allocations_per_handle(snapshot);
-    addresses_without_handle(snapshot, &allocated, &mut items);
-    handles_without_addresses(snapshot, &allocated, &mut items);
-    let owners = block_owners(snapshot);
-    let confirmed = confirmed_owners(snapshot, &owners);
-    affinities_without_blocks(snapshot, earlier, &owners, &mut items);
-    blocks_with_two_owners(snapshot, &owners, &confirmed, &mut items);
-    blocks_without_affinity(snapshot, &confirmed, &mut items);
-    blocks_outside_pools(snapshot, &mut items);
+    let mut items = problems(snapshot);
+    if let Some(earlier) = earlier {
+        let before = problems(earlier);
+        items.retain(|item| before.contains(item));
+    }
     let mut counts = BTreeMap::new();
     for item in &items {
         *counts.entry(item.kind).or_insert(0) += 1;
@@ -167,6 +169,21 @@ pub fn audit(snapshot: &Snapshot, earlier: Option<&Snapshot>) -> CheckReport {
     }
 }
 
+fn problems(snapshot: &Snapshot) -> Vec<Problem> {
+    let mut items = Vec::new();
+    let allocated = allocations_per_handle(snapshot);
+    addresses_without_handle(snapshot, &mut items);
+    handles_without_addresses(snapshot, &allocated, &mut items);
+    let owners = block_owners(snapshot);
+    let confirmed = confirmed_owners(snapshot, &owners);
+    affinities_without_blocks(snapshot, &owners, &mut items);
+    blocks_with_two_owners(snapshot, &owners, &confirmed, &mut items);
+    blocks_without_affinity(snapshot, &confirmed, &mut items);
+    blocks_outside_pools(snapshot, &mut items);
+    items.extend(snapshot.pools_refused.iter().cloned());
+    items
+}
+
 fn problem(items: &mut Vec<Problem>, kind: ProblemKind, subject: String, detail: String) {
     items.push(Problem {
         kind,
@@ -175,77 +192,69 @@ fn problem(items: &mut Vec<Problem>, kind: ProblemKind, subject: String, detail:
     });
 }
 
-/// Addresses per (handle, block) as the blocks record them.
-fn allocations_per_handle(snapshot: &Snapshot) -> HashMap<(&str, IpNet), u32> {
-    let mut allocated = HashMap::new();
+/// The addresses each handle holds, as the blocks record them.
+fn allocations_per_handle(snapshot: &Snapshot) -> HashSet<(&str, IpAddr)> {
+    let mut allocated = HashSet::new();
     for block in &snapshot.blocks {
-        for allocation in block.value.allocations.values() {
-            *allocated
-                .entry((allocation.handle.as_str(), block.value.cidr))
-                .or_insert(0) += 1;
+        for (ordinal, allocation) in &block.value.allocations {
+            allocated.insert((allocation.handle.as_str(), block.value.address(*ordinal)));
         }
     }
     allocated
 }
 
-/// Allocated addresses beyond what their handle's record counts in that block.
-fn addresses_without_handle(
-    snapshot: &Snapshot,
-    allocated: &HashMap<(&str, IpNet), u32>,
-    items: &mut Vec<Problem>,
-) {
-    let recorded: HashMap<(&str, IpNet), u32> = snapshot
+/// Allocated addresses that their handle's record does not list in their block.
+fn addresses_without_handle(snapshot: &Snapshot, items: &mut Vec<Problem>) {
+    let records: HashMap<&str, &HandleRecord> = snapshot
         .handles
         .iter()
-        .flat_map(|h| {
-            let handle = h.value.handle.as_str();
-            h.value
-                .blocks
-                .iter()
-                .map(move |(cidr, count)| ((handle, *cidr), *count))
-        })
+        .map(|h| (h.value.handle.as_str(), &h.value))
         .collect();
     for block in &snapshot.blocks {
         let block = &block.value;
         for (ordinal, allocation) in &block.allocations {
-            let key = (allocation.handle.as_str(), block.cidr);
-            let have = allocated.get(&key).copied().unwrap_or(0);
-            let want = recorded.get(&key).copied().unwrap_or(0);
-            if want < have {
-                problem(
-                    items,
-                    ProblemKind::AddressWithoutHandle,
-                    block.address(*ordinal).to_string(),
-                    format!(
-                        "handle {} records {want} of its {have} addresses in block {}",
-                        allocation.handle, block.cidr
-                    ),
-                );
-            }
+            let address = block.address(*ordinal);
+            let detail = match records.get(allocation.handle.as_str()) {
+                None => format!("handle {} has no record", allocation.handle),
+                Some(record) if !record.lists(&block.cidr, &[address]) => format!(
+                    "handle {} does not list it in block {}",
+                    allocation.handle, block.cidr
+                ),
+                Some(_) => continue,
+            };
+            problem(
+                items,
+                ProblemKind::AddressWithoutHandle,
+                address.to_string(),
+                detail,
+            );
         }
     }
 }
 
-/// Handle records that count more addresses in a block than the block holds for
-/// them, or none at all.
+/// Handle records that list addresses their blocks do not hold for them, or none.
 fn handles_without_addresses(
     snapshot: &Snapshot,
-    allocated: &HashMap<(&str, IpNet), u32>,
+    allocated: &HashSet<(&str, IpAddr)>,
     items: &mut Vec<Problem>,
 ) {
     for record in &snapshot.handles {
         let record = &record.value;
-        for (cidr, count) in &record.blocks {
-            let have = allocated
-                .get(&(record.handle.as_str(), *cidr))
-                .copied()
-                .unwrap_or(0);
-            if *count > have {
+        for (cidr, listed) in &record.blocks {
+            let missing: Vec<String> = listed
+                .iter()
+                .filter(|a| !allocated.contains(&(record.handle.as_str(), **a)))
+                .map(ToString::to_string)
+                .collect();
+            if !missing.is_empty() {
                 problem(
                     items,
                     ProblemKind::HandleWithoutAddress,
                     record.handle.clone(),
-                    format!("records {count} addresses in block {cidr}, {have} allocated"),
+                    format!(
+                        "lists {} in block {cidr}, not allocated to it",
+                        missing.join(", ")
+                    ),
                 );
             }
         }
@@ -287,34 +296,30 @@ fn confirmed_owners<'a>(
     confirmed
 }
 
-/// Affinities whose block does not exist; a pending one only when it is not a claim
-/// still under way (see [`audit`]).
+/// Affinities whose block does not exist.
 fn affinities_without_blocks(
     snapshot: &Snapshot,
-    earlier: Option<&Snapshot>,
     owners: &HashMap<IpNet, Option<&str>>,
     items: &mut Vec<Problem>,
 ) {
-    let unchanged_since = |affinity: &Stored<Affinity>| {
-        earlier.is_none_or(|earlier| {
-            earlier
-                .pending_without_block()
-                .any(|e| e.key == affinity.key && e.revision == affinity.revision)
-        })
-    };
     for affinity in &snapshot.affinities {
         if owners.contains_key(&affinity.value.cidr) {
-            continue;
-        }
-        if affinity.value.state == AffinityState::Pending && !unchanged_since(affinity) {
             continue;
         }
         problem(
             items,
             ProblemKind::AffinityWithoutBlock,
             format!("{} {}", affinity.value.node, affinity.value.cidr),
-            format!("{:?} affinity, no block", affinity.value.state).to_lowercase(),
+            format!("{} affinity, no block", state_name(affinity.value.state)),
         );
+    }
+}
+
+fn state_name(state: AffinityState) -> &'static str {
+    match state {
+        AffinityState::Pending => "pending",
+        AffinityState::Confirmed => "confirmed",
+        AffinityState::PendingDeletion => "pending-deletion",
     }
 }
 

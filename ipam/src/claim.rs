@@ -1,17 +1,24 @@
-//! Block claims: a node takes a free block CIDR of a pool in two phases.
+//! A node's affinity to a block CIDR, in single-key writes (the Kubernetes API has no
+//! multi-object transaction; see the contract in `store/mod.rs`).
 //!
-//! 1. A pending affinity `affinities/NODE/CIDR` is created, in a transaction that also
-//!    requires the block key to be absent.
-//! 2. The block (with the node's affinity) is created and the affinity confirmed, in one
-//!    transaction that requires the block to be absent and the pending affinity
-//!    unchanged.
+//! A claim: (1) create the affinity `affinities/NODE/CIDR` as `Pending`; (2) create the
+//! block naming the node (expecting it absent); (3) confirm the affinity. A release of
+//! an empty block: (1) mark the affinity `PendingDeletion`; (2) delete the block
+//! (expecting its revision, so an allocation made meanwhile keeps it); (3) delete the
+//! affinity.
 //!
-//! Two nodes racing for one CIDR can both pass phase 1 (their affinity keys differ) but
-//! only one creates the block; the other's pending affinity is dropped by its next
-//! operation. A process killed between the phases leaves a pending affinity that the
-//! node's next operation ([`Ipam::repair_pending`]) completes, so a claim is never
-//! duplicated or lost. Candidate CIDRs are searched from an offset seeded by a hash of
-//! the node name, so nodes claiming at once usually pick different blocks.
+//! Only step (2) of a claim decides who owns a block: the block names one node and is
+//! created once, so two nodes racing for one CIDR can both write a pending affinity but
+//! only one creates the block; the other drops its affinity. A node allocates only in
+//! a block it has a *confirmed* affinity for and that names it, so a pending or
+//! pending-deletion affinity counts as absent. Every state between two writes is
+//! completed or dropped by the node's next operation ([`Ipam::repair_affinities`]): a
+//! pending affinity whose block is absent is completed, one whose block names the node
+//! is confirmed, one whose block names another node (or whose pool is gone) is deleted;
+//! a pending-deletion affinity whose block is empty and names the node deletes the
+//! block, whose block holds addresses is confirmed again, whose block is gone is
+//! deleted. Candidate CIDRs are searched from an offset seeded by a hash of the node
+//! name, so nodes claiming at once usually pick different blocks.
 
 use ipnet::IpNet;
 
@@ -19,8 +26,8 @@ use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
 use crate::pool::Pool;
-use crate::records::{Affinity, AffinityState, encode};
-use crate::store::{Datastore, Entry, Expect, Outcome, Txn};
+use crate::records::{Affinity, AffinityState};
+use crate::store::{Datastore, Entry, Expect};
 use crate::{Ipam, failpoint};
 
 /// The result of one claim attempt.
@@ -77,99 +84,183 @@ impl<S: Datastore> Ipam<S> {
         Ok(Claim::Exhausted)
     }
 
-    /// Claims one block CIDR for `node` (both phases).
+    /// Claims one block CIDR for `node` (pending, block, confirmed).
     pub(crate) async fn claim_cidr(&self, node: &str, cidr: IpNet) -> Result<Claim, IpamError> {
-        let affinity_key = keys::affinity(node, &cidr);
         let pending = Affinity {
             node: node.to_string(),
             cidr,
             state: AffinityState::Pending,
         };
-        let mut txn = Txn::new();
-        txn.check(keys::block(&cidr), Expect::Absent);
-        txn.put(affinity_key, encode(&pending), Expect::Absent);
-        let Outcome::Committed { revision } = self.store.commit(txn).await? else {
+        let Some(revision) = self
+            .put(&keys::affinity(node, &cidr), &pending, Expect::Absent)
+            .await?
+        else {
             return Ok(Claim::Conflict);
         };
         failpoint("claim-pending");
-        self.complete_claim(node, cidr, revision).await
+        self.complete_claim(pending, revision).await
     }
 
-    /// Phase 2: creates the block and confirms the pending affinity at `revision`.
-    async fn complete_claim(
-        &self,
-        node: &str,
-        cidr: IpNet,
-        revision: u64,
-    ) -> Result<Claim, IpamError> {
-        let confirmed = Affinity {
-            node: node.to_string(),
-            cidr,
-            state: AffinityState::Confirmed,
-        };
-        let mut txn = Txn::new();
-        txn.put(
-            keys::block(&cidr),
-            encode(&Block::new(cidr, Some(node.to_string()))),
-            Expect::Absent,
-        );
-        txn.put(
-            keys::affinity(node, &cidr),
-            encode(&confirmed),
-            Expect::Revision(revision),
-        );
-        Ok(if self.commit(txn).await? {
-            tracing::debug!(node, %cidr, "claimed block");
-            Claim::Claimed(cidr)
+    /// Creates the block of a pending affinity (at `revision`) and confirms it; drops
+    /// the affinity when another node's block is there.
+    async fn complete_claim(&self, pending: Affinity, revision: u64) -> Result<Claim, IpamError> {
+        let block = Block::new(pending.cidr, Some(pending.node.clone()));
+        if self
+            .put(&keys::block(&pending.cidr), &block, Expect::Absent)
+            .await?
+            .is_none()
+        {
+            match self.block(&pending.cidr).await? {
+                Some((_, block)) if block.affinity.as_deref() == Some(pending.node.as_str()) => {}
+                _ => {
+                    // Another node won the block.
+                    self.delete(
+                        &keys::affinity(&pending.node, &pending.cidr),
+                        Expect::Revision(revision),
+                    )
+                    .await?;
+                    return Ok(Claim::Conflict);
+                }
+            }
+        }
+        Ok(if self.confirm(pending, revision).await? {
+            Claim::Claimed(block.cidr)
         } else {
             Claim::Conflict
         })
     }
 
-    /// Finishes or drops the node's pending affinities (left by a crash or by a
-    /// concurrent claim). Returns whether anything was written (the caller re-reads).
-    pub(crate) async fn repair_pending(
+    /// Writes an affinity (read at `revision`) back as confirmed.
+    async fn confirm(&self, mut affinity: Affinity, revision: u64) -> Result<bool, IpamError> {
+        affinity.state = AffinityState::Confirmed;
+        let key = keys::affinity(&affinity.node, &affinity.cidr);
+        let confirmed = self
+            .put(&key, &affinity, Expect::Revision(revision))
+            .await?
+            .is_some();
+        if confirmed {
+            tracing::debug!(node = affinity.node, cidr = %affinity.cidr, "claimed block");
+        }
+        Ok(confirmed)
+    }
+
+    /// Releases an empty block the node owns: marks its affinity pending deletion,
+    /// deletes the block, then the affinity. False when the block gained an address
+    /// meanwhile (the affinity is confirmed again) or a write lost a race.
+    pub(crate) async fn release_block(
+        &self,
+        affinity: &Affinity,
+        entry: &Entry,
+    ) -> Result<bool, IpamError> {
+        let key = keys::affinity(&affinity.node, &affinity.cidr);
+        let mut releasing = affinity.clone();
+        releasing.state = AffinityState::PendingDeletion;
+        let revision = if affinity.state == AffinityState::PendingDeletion {
+            entry.revision
+        } else {
+            match self
+                .put(&key, &releasing, Expect::Revision(entry.revision))
+                .await?
+            {
+                Some(revision) => revision,
+                None => return Ok(false),
+            }
+        };
+        self.finish_release(releasing, revision).await
+    }
+
+    /// Steps (2) and (3) of a block release, from an affinity pending deletion at
+    /// `revision`.
+    async fn finish_release(&self, affinity: Affinity, revision: u64) -> Result<bool, IpamError> {
+        match self.block(&affinity.cidr).await? {
+            Some((block_entry, block)) if block.affinity.as_deref() == Some(&affinity.node) => {
+                if !block.is_empty() {
+                    // An address was allocated meanwhile: the block stays the node's.
+                    self.confirm(affinity, revision).await?;
+                    return Ok(false);
+                }
+                if !self
+                    .delete(&block_entry.key, Expect::Revision(block_entry.revision))
+                    .await?
+                {
+                    return Ok(false);
+                }
+            }
+            _ => {}
+        }
+        let key = keys::affinity(&affinity.node, &affinity.cidr);
+        self.delete(&key, Expect::Revision(revision)).await
+    }
+
+    /// Completes or drops what the node's interrupted claims and releases left (see the
+    /// module text), and deletes confirmed affinities whose block is gone or names
+    /// another node. Returns whether anything was written (the caller re-reads).
+    pub(crate) async fn repair_affinities(
         &self,
         node: &str,
         affinities: &[(Affinity, Entry)],
     ) -> Result<bool, IpamError> {
         let mut wrote = false;
         for (affinity, entry) in affinities {
-            if affinity.state != AffinityState::Pending {
-                continue;
-            }
-            wrote = true;
-            let pool_exists = self
-                .pools()
-                .await?
-                .iter()
-                .any(|p| p.cidr.contains(&affinity.cidr.network()));
-            match self.block(&affinity.cidr).await? {
-                None if pool_exists => {
-                    self.complete_claim(node, affinity.cidr, entry.revision)
+            match affinity.state {
+                AffinityState::Confirmed => continue,
+                AffinityState::PendingDeletion => {
+                    wrote = true;
+                    self.finish_release(affinity.clone(), entry.revision)
                         .await?;
                 }
-                Some((block_entry, block)) if block.affinity.as_deref() == Some(node) => {
-                    let mut confirmed = affinity.clone();
-                    confirmed.state = AffinityState::Confirmed;
-                    let mut txn = Txn::new();
-                    txn.check(block_entry.key, Expect::Revision(block_entry.revision));
-                    txn.put(
-                        entry.key.clone(),
-                        encode(&confirmed),
-                        Expect::Revision(entry.revision),
-                    );
-                    self.commit(txn).await?;
-                }
-                _ => {
-                    // Another node won the block, or its pool is gone.
-                    let mut txn = Txn::new();
-                    txn.delete(entry.key.clone(), Expect::Revision(entry.revision));
-                    self.commit(txn).await?;
+                AffinityState::Pending => {
+                    wrote = true;
+                    self.repair_pending(node, affinity, entry).await?;
                 }
             }
         }
         Ok(wrote)
+    }
+
+    async fn repair_pending(
+        &self,
+        node: &str,
+        affinity: &Affinity,
+        entry: &Entry,
+    ) -> Result<(), IpamError> {
+        let pool_exists = self
+            .pools()
+            .await?
+            .iter()
+            .any(|p| p.cidr.contains(&affinity.cidr.network()));
+        match self.block(&affinity.cidr).await? {
+            None if pool_exists => {
+                self.complete_claim(affinity.clone(), entry.revision)
+                    .await?;
+            }
+            Some((_, block)) if block.affinity.as_deref() == Some(node) => {
+                self.confirm(affinity.clone(), entry.revision).await?;
+            }
+            _ => {
+                // Another node won the block, or its pool is gone.
+                self.delete(&entry.key, Expect::Revision(entry.revision))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a confirmed affinity whose block is gone or names another node (left by
+    /// an interrupted release). True when it did.
+    pub(crate) async fn drop_stale_affinity(
+        &self,
+        affinity: &Affinity,
+        entry: &Entry,
+    ) -> Result<bool, IpamError> {
+        let stale = match self.block(&affinity.cidr).await? {
+            Some((_, block)) => block.affinity.as_deref() != Some(&affinity.node),
+            None => true,
+        };
+        Ok(stale
+            && self
+                .delete(&entry.key, Expect::Revision(entry.revision))
+                .await?)
     }
 }
 

@@ -6,15 +6,18 @@
 //! - [`store`]: the [`Datastore`] trait, its SQLite and etcd implementations, and
 //!   [`store::open`] to pick one from a URL.
 //! - [`Ipam`]: the operations — assign and release (`allocator.rs`, `claim.rs`,
-//!   `release.rs`), pools, configuration, node registry and what bgpd watches
+//!   `handles.rs`, `release.rs`), pools, configuration, node registry and what bgpd watches
 //!   (`registry.rs`), the audit (`check.rs`: a pure [`audit`] of one [`Snapshot`], the
 //!   whole state read at one revision by `snapshot.rs`) and usage reports (`report.rs`).
 //! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary.
 //!
 //! Calling contract: every operation is safe to run concurrently from any number of
-//! processes and hosts on one store; each is retried internally on conflicts and either
-//! completes or leaves the store as it found it (a crash between the two phases of a
-//! block claim is repaired by the node's next operation).
+//! processes and hosts on one store; each is retried internally on conflicts. Each
+//! writes one key at a time (see `store/mod.rs`), so a process stopped between two
+//! writes leaves a state that is safe and that the next operation repairs: the node's
+//! next operation for its claims and block releases, the handle's next assignment or
+//! release for its addresses, the same release run again for a release of one address
+//! or of a node.
 
 mod allocator;
 pub mod block;
@@ -23,6 +26,7 @@ mod claim;
 pub mod cni;
 mod error;
 mod family;
+mod handles;
 pub mod keys;
 pub mod ops;
 pub mod pool;

@@ -11,15 +11,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::IpamError;
 use crate::store::Entry;
 
-/// A node's claim on a block CIDR. Claims are two-phase: `Pending` is written first
-/// (claiming the CIDR against other nodes), then the block is created and the affinity
-/// confirmed in one transaction. A pending affinity left by a crash is completed (or
-/// dropped when another node won the block) by the node's next operation.
+/// The state of a node's affinity to a block CIDR. A claim writes `Pending`, then the
+/// block naming the node, then `Confirmed`; a release writes `PendingDeletion`, then
+/// deletes the block, then the affinity (see `claim.rs`). Only a confirmed affinity
+/// whose block names the node lets the node allocate there; the node's next operation
+/// completes or drops every other state left by a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "camelCase")]
 pub enum AffinityState {
     Pending,
     Confirmed,
+    PendingDeletion,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,28 +32,52 @@ pub struct Affinity {
     pub state: AffinityState,
 }
 
-/// The blocks holding a handle's addresses, with how many in each; written in the
-/// same transaction as the blocks, so release by handle finds every address.
+/// A handle's addresses, by block. An assignment lists an address here before its
+/// block allocates it, and a release removes it here before the block frees it, so
+/// that no allocated address is ever missing from its handle's record (see
+/// `handles.rs`). `releasing` is set by a release of the whole handle before it frees
+/// the addresses; the record is deleted last.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandleRecord {
     pub handle: String,
-    pub blocks: BTreeMap<IpNet, u32>,
+    pub blocks: BTreeMap<IpNet, BTreeSet<IpAddr>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub releasing: bool,
 }
 
 impl HandleRecord {
+    pub fn new(handle: &str) -> HandleRecord {
+        HandleRecord {
+            handle: handle.to_string(),
+            ..HandleRecord::default()
+        }
+    }
+
     pub fn total(&self) -> u64 {
-        self.blocks.values().map(|c| u64::from(*c)).sum()
+        self.blocks.values().map(|c| c.len() as u64).sum()
     }
 
-    pub fn add(&mut self, block: IpNet, count: u32) {
-        *self.blocks.entry(block).or_insert(0) += count;
+    /// Whether the record lists every one of `addresses` in `block`.
+    pub fn lists(&self, block: &IpNet, addresses: &[IpAddr]) -> bool {
+        self.blocks
+            .get(block)
+            .is_some_and(|listed| addresses.iter().all(|a| listed.contains(a)))
     }
 
-    pub fn remove(&mut self, block: &IpNet, count: u32) {
-        if let Some(c) = self.blocks.get_mut(block) {
-            *c = c.saturating_sub(count);
-            if *c == 0 {
+    pub fn add(&mut self, block: IpNet, addresses: &[IpAddr]) {
+        self.blocks
+            .entry(block)
+            .or_default()
+            .extend(addresses.iter().copied());
+    }
+
+    pub fn remove(&mut self, block: &IpNet, addresses: &[IpAddr]) {
+        if let Some(listed) = self.blocks.get_mut(block) {
+            for address in addresses {
+                listed.remove(address);
+            }
+            if listed.is_empty() {
                 self.blocks.remove(block);
             }
         }

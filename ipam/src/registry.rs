@@ -13,13 +13,9 @@ use crate::error::IpamError;
 use crate::family::Family;
 use crate::keys;
 use crate::pool::Pool;
-use crate::records::{IpamConfig, Node, NodeAllocations, encode};
+use crate::records::{Affinity, IpamConfig, Node, NodeAllocations};
 use crate::snapshot::decode_pools;
-use crate::store::{Datastore, Expect, Txn, Watch};
-
-/// Bumped by every pool add and delete, so that two overlapping pools added at once
-/// cannot both succeed.
-const POOLS_VERSION: &str = "/wren/v1/ipam/pools-version";
+use crate::store::{Datastore, Expect, Watch};
 
 impl<S: Datastore> Ipam<S> {
     // ---- pools ----
@@ -32,7 +28,10 @@ impl<S: Datastore> Ipam<S> {
         Ok(pools)
     }
 
-    /// Adds a pool; refuses a malformed one or one overlapping an existing pool.
+    /// Adds a pool; refuses a malformed one or one overlapping an existing pool. The
+    /// pool is created, then the pools are read again: when another pool overlapping
+    /// it was added meanwhile, this one is deleted again and refused (both may be).
+    /// Readers ignore overlapping pools, so neither is used in between.
     pub async fn add_pool(&self, pool: Pool) -> Result<(), IpamError> {
         pool.validate()?;
         for key in pool.node_selector.keys() {
@@ -43,32 +42,33 @@ impl<S: Datastore> Ipam<S> {
                 });
             }
         }
-        let mut backoff = Backoff::new(self.store.url());
-        loop {
-            let version = self.store.get(POOLS_VERSION).await?;
-            for existing in self.pools().await? {
-                if existing.cidr == pool.cidr {
-                    return Err(IpamError::PoolExists(pool.cidr));
-                }
-                if existing.overlaps(&pool.cidr) {
-                    return Err(IpamError::PoolOverlap {
-                        new: pool.cidr,
-                        existing: existing.cidr,
-                    });
+        let overlap = |stored: &[crate::store::Entry]| -> Result<Option<IpNet>, IpamError> {
+            for entry in stored {
+                let existing: Pool = crate::records::decode(self.store.url(), entry)?;
+                if existing.cidr != pool.cidr && existing.overlaps(&pool.cidr) {
+                    return Ok(Some(existing.cidr));
                 }
             }
-            let mut txn = Txn::new();
-            txn.put(
-                POOLS_VERSION,
-                bump(version.as_ref()),
-                Expect::from_entry(version.as_ref()),
-            );
-            txn.put(keys::pool(&pool.cidr), encode(&pool), Expect::Absent);
-            if self.commit(txn).await? {
-                return Ok(());
-            }
-            backoff.wait().await?;
+            Ok(None)
+        };
+        if let Some(existing) = overlap(&self.store.list(keys::POOLS).await?)? {
+            return Err(IpamError::PoolOverlap {
+                new: pool.cidr,
+                existing,
+            });
         }
+        let key = keys::pool(&pool.cidr);
+        let Some(revision) = self.put(&key, &pool, Expect::Absent).await? else {
+            return Err(IpamError::PoolExists(pool.cidr));
+        };
+        if let Some(existing) = overlap(&self.store.list(keys::POOLS).await?)? {
+            self.delete(&key, Expect::Revision(revision)).await?;
+            return Err(IpamError::PoolOverlap {
+                new: pool.cidr,
+                existing,
+            });
+        }
+        Ok(())
     }
 
     /// Enables or disables a pool (a disabled pool hands out no new address).
@@ -80,9 +80,11 @@ impl<S: Datastore> Ipam<S> {
                 .await?
                 .ok_or(IpamError::NoSuchPool(cidr))?;
             pool.disabled = disabled;
-            let mut txn = Txn::new();
-            txn.put(entry.key, encode(&pool), Expect::Revision(entry.revision));
-            if self.commit(txn).await? {
+            if self
+                .put(&entry.key, &pool, Expect::Revision(entry.revision))
+                .await?
+                .is_some()
+            {
                 return Ok(());
             }
             backoff.wait().await?;
@@ -90,8 +92,9 @@ impl<S: Datastore> Ipam<S> {
     }
 
     /// Deletes a pool whose addresses are all released: disables it first (so no new
-    /// block is claimed), then deletes its empty blocks and their affinities, then the
-    /// pool. A pool with addresses in use stays, disabled, and the error says how many.
+    /// block is claimed), then releases its empty blocks and deletes their affinities,
+    /// then the pool. A pool with addresses in use stays, disabled, and the error says
+    /// how many.
     pub async fn delete_pool(&self, cidr: IpNet) -> Result<(), IpamError> {
         self.set_pool_disabled(cidr, true).await?;
         let mut backoff = Backoff::new(self.store.url());
@@ -106,37 +109,42 @@ impl<S: Datastore> Ipam<S> {
             if in_use > 0 {
                 return Err(IpamError::PoolInUse { cidr, in_use });
             }
-            let affinities = self
-                .read_all::<crate::records::Affinity>(keys::AFFINITIES)
-                .await?;
-            let mut txn = Txn::new();
-            for (entry, _) in blocks.iter().take(60) {
-                txn.delete(entry.key.clone(), Expect::Revision(entry.revision));
-            }
+            let affinities: Vec<_> = self
+                .read_all::<Affinity>(keys::AFFINITIES)
+                .await?
+                .into_iter()
+                .filter(|(_, a)| cidr.contains(&a.cidr.network()))
+                .collect();
+            let mut lost = false;
             for (entry, affinity) in &affinities {
-                if cidr.contains(&affinity.cidr.network()) && txn.len() < 120 {
-                    txn.delete(entry.key.clone(), Expect::Revision(entry.revision));
+                let owner = blocks.iter().any(|(_, b)| {
+                    b.cidr == affinity.cidr && b.affinity.as_ref() == Some(&affinity.node)
+                });
+                lost |= !if owner {
+                    self.release_block(affinity, entry).await?
+                } else {
+                    self.delete(&entry.key, Expect::Revision(entry.revision))
+                        .await?
+                };
+            }
+            for (entry, block) in &blocks {
+                if block.affinity.is_none() {
+                    lost |= !self.write_or_delete_block(entry, block).await?;
                 }
             }
-            let last = txn.is_empty();
-            if last {
+            if !lost && affinities.is_empty() && blocks.iter().all(|(_, b)| b.affinity.is_none()) {
                 let (entry, _) = self
                     .read::<Pool>(&keys::pool(&cidr))
                     .await?
                     .ok_or(IpamError::NoSuchPool(cidr))?;
-                let version = self.store.get(POOLS_VERSION).await?;
-                txn.delete(entry.key, Expect::Revision(entry.revision));
-                txn.put(
-                    POOLS_VERSION,
-                    bump(version.as_ref()),
-                    Expect::from_entry(version.as_ref()),
-                );
-            }
-            if self.commit(txn).await? {
-                if last {
+                if self
+                    .delete(&entry.key, Expect::Revision(entry.revision))
+                    .await?
+                {
                     return Ok(());
                 }
-            } else {
+            }
+            if lost {
                 backoff.wait().await?;
             }
         }
@@ -153,9 +161,7 @@ impl<S: Datastore> Ipam<S> {
     }
 
     pub async fn set_config(&self, config: &IpamConfig) -> Result<(), IpamError> {
-        let mut txn = Txn::new();
-        txn.put(keys::CONFIG, encode(config), Expect::Any);
-        self.commit(txn).await?;
+        self.put(keys::CONFIG, config, Expect::Any).await?;
         Ok(())
     }
 
@@ -164,9 +170,7 @@ impl<S: Datastore> Ipam<S> {
     /// Records (or updates) a node in the registry.
     pub async fn register_node(&self, node: &Node) -> Result<(), IpamError> {
         keys::validate_node(&node.name)?;
-        let mut txn = Txn::new();
-        txn.put(keys::node(&node.name), encode(node), Expect::Any);
-        self.commit(txn).await?;
+        self.put(&keys::node(&node.name), node, Expect::Any).await?;
         Ok(())
     }
 
@@ -174,9 +178,7 @@ impl<S: Datastore> Ipam<S> {
     /// delete a node and free everything it had, use [`Ipam::release_node`].
     pub async fn deregister_node(&self, name: &str) -> Result<(), IpamError> {
         keys::validate_node(name)?;
-        let mut txn = Txn::new();
-        txn.delete(keys::node(name), Expect::Any);
-        self.commit(txn).await?;
+        self.delete(&keys::node(name), Expect::Any).await?;
         Ok(())
     }
 
@@ -247,7 +249,7 @@ impl<S: Datastore> Ipam<S> {
                     break;
                 }
                 let affinities = self.node_affinities(node).await?;
-                if self.repair_pending(node, &affinities).await? {
+                if self.repair_affinities(node, &affinities).await? {
                     backoff.wait().await?;
                     continue;
                 }
@@ -268,12 +270,4 @@ impl<S: Datastore> Ipam<S> {
         }
         Ok(self.node_allocations(node).await?.blocks)
     }
-}
-
-fn bump(entry: Option<&crate::store::Entry>) -> Vec<u8> {
-    let current: u64 = entry
-        .and_then(|e| std::str::from_utf8(&e.value).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (current + 1).to_string().into_bytes()
 }

@@ -3,6 +3,9 @@
 //!
 //! A block left without an owner (its node was deleted while other nodes still had
 //! addresses borrowed from it) is deleted by the release that frees its last address.
+//! Every write is one key's compare-and-swap, in the orders `handles.rs` (addresses)
+//! and `claim.rs` (blocks) describe, so an operation stopped between two writes is
+//! finished by running it again.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,11 +18,8 @@ use crate::allocator::Backoff;
 use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
-use crate::records::{HandleRecord, encode};
-use crate::store::{Datastore, Entry, Expect, Txn};
-
-/// Most handle records one transaction rewrites (etcd allows 128 operations).
-const HANDLES_PER_TXN: usize = 100;
+use crate::records::{AffinityState, HandleRecord};
+use crate::store::{Datastore, Expect};
 
 /// A released address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,32 +41,39 @@ pub struct NodeRelease {
 
 impl<S: Datastore> Ipam<S> {
     /// Releases every address of `handle`; returns them (empty when it had none).
+    /// Marks the record releasing, frees the addresses block by block, then deletes
+    /// the record.
     pub async fn release_handle(&self, handle: &str) -> Result<Vec<Released>, IpamError> {
         keys::validate_handle(handle)?;
+        let key = keys::handle(handle);
+        let mut released = Vec::new();
         let mut backoff = Backoff::new(self.store.url());
         loop {
-            let Some((handle_entry, record)) =
-                self.read::<HandleRecord>(&keys::handle(handle)).await?
-            else {
-                return Ok(Vec::new());
+            let Some((mut entry, mut record)) = self.read::<HandleRecord>(&key).await? else {
+                return Ok(released);
             };
-            let mut txn = Txn::new();
-            let mut released = Vec::new();
-            for cidr in record.blocks.keys() {
-                let Some((entry, mut block)) = self.block(cidr).await? else {
-                    continue;
-                };
-                released.extend(block.addresses_of(handle).into_iter().map(|(address, _)| {
-                    Released {
-                        address,
-                        handle: handle.to_string(),
+            if !record.releasing {
+                record.releasing = true;
+                match self
+                    .put(&key, &record, Expect::Revision(entry.revision))
+                    .await?
+                {
+                    Some(revision) => entry.revision = revision,
+                    None => {
+                        backoff.wait().await?;
+                        continue;
                     }
-                }));
-                block.release_handle(handle);
-                write_block(&mut txn, &entry, &block);
+                }
             }
-            txn.delete(handle_entry.key, Expect::Revision(handle_entry.revision));
-            if self.commit(txn).await? {
+            for (cidr, listed) in &record.blocks {
+                let listed: Vec<IpAddr> = listed.iter().copied().collect();
+                let freed = self.free_in_block(cidr, handle, &listed).await?;
+                released.extend(freed.into_iter().map(|address| Released {
+                    address,
+                    handle: handle.to_string(),
+                }));
+            }
+            if self.delete(&key, Expect::Revision(entry.revision)).await? {
                 return Ok(released);
             }
             backoff.wait().await?;
@@ -74,7 +81,8 @@ impl<S: Datastore> Ipam<S> {
     }
 
     /// Releases one address. With `sequence`, only the allocation with that sequence
-    /// number is released (a stale release of a reused address is refused).
+    /// number is released (a stale release of a reused address is refused). The
+    /// handle's record drops the address first, then the block frees it.
     pub async fn release_address(
         &self,
         address: IpAddr,
@@ -85,65 +93,50 @@ impl<S: Datastore> Ipam<S> {
             .iter()
             .find_map(|p| p.block_containing(&address))
             .ok_or(IpamError::NotInPool(address))?;
-        let mut backoff = Backoff::new(self.store.url());
-        loop {
-            let Some((entry, mut block)) = self.block(&cidr).await? else {
-                return Err(IpamError::NotAllocated(address));
-            };
-            let ordinal = block
-                .ordinal(&address)
-                .ok_or(IpamError::NotAllocated(address))?;
-            let allocation = block
-                .allocations
-                .remove(&ordinal)
-                .ok_or(IpamError::NotAllocated(address))?;
-            if let Some(requested) = sequence {
-                if requested != allocation.sequence {
-                    return Err(IpamError::StaleSequence {
-                        address,
-                        current: allocation.sequence,
-                        requested,
-                    });
-                }
-            }
-            let mut txn = Txn::new();
-            write_block(&mut txn, &entry, &block);
-            let mut handles = BTreeMap::new();
-            handles.insert(allocation.handle.clone(), 1);
-            self.write_handles(&mut txn, &cidr, &handles).await?;
-            if self.commit(txn).await? {
-                return Ok(Released {
-                    address,
-                    handle: allocation.handle,
-                });
-            }
-            backoff.wait().await?;
+        let Some((_, block)) = self.block(&cidr).await? else {
+            return Err(IpamError::NotAllocated(address));
+        };
+        let allocation = block
+            .ordinal(&address)
+            .and_then(|ordinal| block.allocations.get(&ordinal))
+            .ok_or(IpamError::NotAllocated(address))?;
+        if let Some(requested) = sequence
+            && requested != allocation.sequence
+        {
+            return Err(IpamError::StaleSequence {
+                address,
+                current: allocation.sequence,
+                requested,
+            });
         }
+        let handle = allocation.handle.clone();
+        self.unlist(&handle, &cidr, &[address]).await?;
+        if self
+            .free_in_block(&cidr, &handle, &[address])
+            .await?
+            .is_empty()
+        {
+            return Err(IpamError::NotAllocated(address));
+        }
+        Ok(Released { address, handle })
     }
 
     /// Deletes the node's blocks that have no address in use (and their affinities).
     pub async fn release_empty_blocks(&self, node: &str) -> Result<Vec<IpNet>, IpamError> {
         keys::validate_node(node)?;
         let mut released = Vec::new();
-        let affinities = self.node_affinities(node).await?;
-        for affinity in Self::confirmed(&affinities) {
-            let Some((entry, block)) = self.block(&affinity.cidr).await? else {
+        for (affinity, entry) in self.node_affinities(node).await? {
+            if affinity.state != AffinityState::Confirmed {
+                continue;
+            }
+            let Some((_, block)) = self.block(&affinity.cidr).await? else {
                 continue;
             };
             if !block.is_empty() || block.affinity.as_deref() != Some(node) {
                 continue;
             }
-            let affinity_entry = affinities
-                .iter()
-                .find(|(a, _)| a.cidr == affinity.cidr)
-                .map(|(_, e)| e);
-            let mut txn = Txn::new();
-            txn.delete(entry.key, Expect::Revision(entry.revision));
-            if let Some(e) = affinity_entry {
-                txn.delete(e.key.clone(), Expect::Revision(e.revision));
-            }
-            // A conflict means an address was just allocated there: keep the block.
-            if self.commit(txn).await? {
+            // False means an address was just allocated there: the block stays.
+            if self.release_block(&affinity, &entry).await? {
                 released.push(affinity.cidr);
             }
         }
@@ -159,136 +152,93 @@ impl<S: Datastore> Ipam<S> {
             node: node.to_string(),
             ..NodeRelease::default()
         };
-        let mut backoff = Backoff::new(self.store.url());
-        'again: loop {
-            for (entry, block) in self.blocks().await? {
-                if !self
-                    .release_node_in_block(node, entry, block, &mut report)
-                    .await?
-                {
-                    backoff.wait().await?;
-                    continue 'again;
-                }
-            }
-            for (_, entry) in self.node_affinities(node).await? {
-                let mut txn = Txn::new();
-                txn.delete(entry.key, Expect::Revision(entry.revision));
-                if !self.commit(txn).await? {
-                    backoff.wait().await?;
-                    continue 'again;
-                }
-            }
-            let mut txn = Txn::new();
-            txn.delete(keys::node(node), Expect::Any);
-            self.commit(txn).await?;
-            report.blocks_released.sort();
-            report.blocks_released.dedup();
-            report.blocks_orphaned.sort();
-            report.blocks_orphaned.dedup();
-            return Ok(report);
+        for (_, block) in self.blocks().await? {
+            self.release_node_in_block(node, &block, &mut report)
+                .await?;
         }
+        let mut backoff = Backoff::new(self.store.url());
+        loop {
+            let mut lost = false;
+            for (affinity, entry) in self.node_affinities(node).await? {
+                lost |= !self
+                    .release_node_affinity(&affinity, &entry, &mut report)
+                    .await?;
+            }
+            if !lost {
+                break;
+            }
+            backoff.wait().await?;
+        }
+        self.delete(&keys::node(node), Expect::Any).await?;
+        report.blocks_released.sort();
+        report.blocks_released.dedup();
+        report.blocks_orphaned.sort();
+        report.blocks_orphaned.dedup();
+        Ok(report)
     }
 
-    /// One block's part of `release_node`, in transactions of at most
-    /// [`HANDLES_PER_TXN`] handles. False on a conflict.
+    /// Frees the addresses `node` uses in `block`: each handle's record first, then the
+    /// block.
     async fn release_node_in_block(
         &self,
         node: &str,
-        mut entry: Entry,
-        mut block: Block,
+        block: &Block,
         report: &mut NodeRelease,
-    ) -> Result<bool, IpamError> {
-        let owner = block.affinity.as_deref() == Some(node);
-        loop {
-            let ours: Vec<u32> = block
-                .allocations
-                .iter()
-                .filter(|(_, a)| {
-                    a.borrower.as_deref() == Some(node) || (owner && a.borrower.is_none())
-                })
-                .map(|(o, _)| *o)
-                .collect();
-            if ours.is_empty() && !owner {
-                return Ok(true);
-            }
-            let mut handles: BTreeMap<String, u32> = BTreeMap::new();
-            let mut released = 0;
-            for ordinal in ours {
-                let Some(allocation) = block.allocations.get(&ordinal) else {
-                    continue;
-                };
-                if handles.len() == HANDLES_PER_TXN && !handles.contains_key(&allocation.handle) {
-                    break;
-                }
-                *handles.entry(allocation.handle.clone()).or_insert(0) += 1;
-                block.allocations.remove(&ordinal);
-                released += 1;
-            }
-            let last = handles.len() < HANDLES_PER_TXN;
-            let mut txn = Txn::new();
-            let cidr = block.cidr;
-            if last && owner {
-                block.affinity = None;
-                txn.delete(keys::affinity(node, &cidr), Expect::Any);
-            }
-            write_block(&mut txn, &entry, &block);
-            self.write_handles(&mut txn, &cidr, &handles).await?;
-            let Some(revision) = self.commit_revision(txn).await? else {
-                return Ok(false);
-            };
-            report.addresses_released += released;
-            if last {
-                if owner && block.is_empty() {
-                    report.blocks_released.push(cidr);
-                } else if owner {
-                    report.blocks_orphaned.push(cidr);
-                }
-                return Ok(true);
-            }
-            entry.revision = revision;
-        }
-    }
-
-    /// Adds to `txn` the handle records' update after `handles` (handle -> count) lost
-    /// that many addresses in block `cidr`.
-    async fn write_handles(
-        &self,
-        txn: &mut Txn,
-        cidr: &IpNet,
-        handles: &BTreeMap<String, u32>,
     ) -> Result<(), IpamError> {
-        for (handle, count) in handles {
-            let key = keys::handle(handle);
-            let Some((entry, mut record)) = self.read::<HandleRecord>(&key).await? else {
-                continue;
-            };
-            record.remove(cidr, *count);
-            if record.blocks.is_empty() {
-                txn.delete(key, Expect::Revision(entry.revision));
-            } else {
-                txn.put(key, encode(&record), Expect::Revision(entry.revision));
+        let mut handles: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
+        for (ordinal, allocation) in &block.allocations {
+            if block.user_of(allocation) == Some(node) {
+                handles
+                    .entry(allocation.handle.as_str())
+                    .or_default()
+                    .push(block.address(*ordinal));
             }
+        }
+        for (handle, addresses) in handles {
+            self.unlist(handle, &block.cidr, &addresses).await?;
+            report.addresses_released += self
+                .free_in_block(&block.cidr, handle, &addresses)
+                .await?
+                .len();
         }
         Ok(())
     }
 
-    async fn commit_revision(&self, txn: Txn) -> Result<Option<u64>, IpamError> {
-        Ok(match self.store.commit(txn).await? {
-            crate::store::Outcome::Committed { revision } => Some(revision),
-            crate::store::Outcome::Conflict => None,
-        })
-    }
-}
-
-/// Writes a block back, or deletes it when it has neither an owner nor an address.
-fn write_block(txn: &mut Txn, entry: &Entry, block: &Block) {
-    if block.affinity.is_none() && block.is_empty() {
-        txn.delete(entry.key.clone(), Expect::Revision(entry.revision));
-    } else {
-        txn.put(
-            entry.key.clone(),
-            encode(block),
-            Expect::Revision(entry.revision),
-        );
+    /// Deletes one affinity of a deleted node, with its block when the block is empty,
+    /// or leaves the block without an owner when other nodes still borrow in it. False
+    /// on a lost race.
+    async fn release_node_affinity(
+        &self,
+        affinity: &crate::records::Affinity,
+        entry: &crate::store::Entry,
+        report: &mut NodeRelease,
+    ) -> Result<bool, IpamError> {
+        let owned = match self.block(&affinity.cidr).await? {
+            Some((block_entry, mut block)) if block.affinity.as_deref() == Some(&affinity.node) => {
+                if block.is_empty() {
+                    if !self.release_block(affinity, entry).await? {
+                        return Ok(false);
+                    }
+                    report.blocks_released.push(affinity.cidr);
+                    return Ok(true);
+                }
+                block.affinity = None;
+                if !self.write_or_delete_block(&block_entry, &block).await? {
+                    return Ok(false);
+                }
+                true
+            }
+            _ => false,
+        };
+        if !self
+            .delete(&entry.key, Expect::Revision(entry.revision))
+            .await?
+        {
+            return Ok(false);
+        }
+        if owned {
+            report.blocks_orphaned.push(affinity.cidr);
+        }
+        Ok(true)
     }
 }

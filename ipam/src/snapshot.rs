@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use crate::Ipam;
 use crate::block::Block;
+use crate::check::{Problem, ProblemKind};
 use crate::error::IpamError;
 use crate::keys;
 use crate::pool::Pool;
@@ -30,6 +31,8 @@ pub struct Stored<T> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub pools: Vec<Pool>,
+    /// Pools left out, each with why (see `decode_pools`).
+    pub pools_refused: Vec<Problem>,
     pub blocks: Vec<Stored<Block>>,
     pub affinities: Vec<Stored<Affinity>>,
     pub handles: Vec<Stored<HandleRecord>>,
@@ -71,8 +74,10 @@ impl<S: Datastore> Ipam<S> {
                 reason: String::from("not a valid block"),
             });
         }
+        let (pools, pools_refused) = sort_pools(url, &pools);
         Ok(Snapshot {
-            pools: decode_pools(url, &pools)?,
+            pools,
+            pools_refused,
             blocks,
             affinities: decode_all(url, affinities)?,
             handles: decode_all(url, handles)?,
@@ -80,19 +85,57 @@ impl<S: Datastore> Ipam<S> {
     }
 }
 
-/// Decodes pool entries (in their order) and checks each one.
+/// Decodes pool entries (in their order) and checks each one. A pool that does not
+/// decode, is not valid or overlaps another pool is refused: logged with its reason
+/// and left out (a custom resource written by hand must not stop allocation from the
+/// other pools). Overlapping pools are both refused, as neither can be trusted.
 pub(crate) fn decode_pools(url: &str, entries: &[Entry]) -> Result<Vec<Pool>, IpamError> {
-    let mut pools = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let pool: Pool = decode(url, entry)?;
-        pool.validate().map_err(|e| IpamError::Corrupt {
-            url: url.to_string(),
-            key: entry.key.clone(),
-            reason: e.to_string(),
-        })?;
-        pools.push(pool);
+    let (pools, refused) = sort_pools(url, entries);
+    for problem in refused {
+        tracing::warn!(
+            url,
+            pool = problem.subject,
+            "pool refused: {}",
+            problem.detail
+        );
     }
     Ok(pools)
+}
+
+/// The pools that can be used, and a problem for each refused one.
+pub(crate) fn sort_pools(url: &str, entries: &[Entry]) -> (Vec<Pool>, Vec<Problem>) {
+    let mut valid = Vec::with_capacity(entries.len());
+    let mut refused = Vec::new();
+    let mut refuse = |key: &str, detail: String| {
+        refused.push(Problem {
+            kind: ProblemKind::PoolRefused,
+            subject: key.to_string(),
+            detail,
+        });
+    };
+    for entry in entries {
+        match decode::<Pool>(url, entry) {
+            Ok(pool) => match pool.validate() {
+                Ok(()) => valid.push((entry.key.as_str(), pool)),
+                Err(e) => refuse(&entry.key, e.to_string()),
+            },
+            Err(e) => refuse(&entry.key, e.to_string()),
+        }
+    }
+    let mut pools = Vec::with_capacity(valid.len());
+    for (key, pool) in &valid {
+        match valid
+            .iter()
+            .find(|(other, p)| other != key && p.overlaps(&pool.cidr))
+        {
+            Some((_, other)) => refuse(
+                key,
+                format!("pool {} overlaps pool {}", pool.cidr, other.cidr),
+            ),
+            None => pools.push(pool.clone()),
+        }
+    }
+    (pools, refused)
 }
 
 fn decode_all<T: serde::de::DeserializeOwned>(

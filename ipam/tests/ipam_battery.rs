@@ -82,6 +82,45 @@ async fn bad_pools_are_refused<S: Datastore>(ipam: Ipam<S>) {
     assert_eq!(pools.len(), 2);
     assert_eq!(pools[0].block_size, 26);
     assert_eq!(pools[1].block_size, 122);
+
+    // Pools written around add_pool (a custom resource applied by hand): an
+    // overlapping one and a malformed one are refused with a reason, and the pools
+    // they do not touch keep working.
+    let mut overlapping = Pool::new(net("10.244.64.0/18"));
+    overlapping.block_size = 28;
+    let mut bad = Pool::new(net("10.99.0.0/16"));
+    bad.block_size = 8;
+    for written in [&overlapping, &bad] {
+        let mut txn = Txn::new();
+        txn.put(
+            keys::pool(&written.cidr),
+            serde_json::to_vec(written).unwrap(),
+            Expect::Absent,
+        );
+        ipam.store().commit(txn).await.unwrap();
+    }
+    let cidrs: Vec<IpNet> = ipam.pools().await.unwrap().iter().map(|p| p.cidr).collect();
+    assert_eq!(cidrs, [net("fd00:10:244::/56")]);
+    let v6 = ipam.assign("node-a", "v6", Family::Ipv6, 1).await.unwrap();
+    assert!(v6[0].address.is_ipv6());
+    let err = ipam
+        .assign("node-a", "v4", Family::Ipv4, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IpamError::NoPool { .. }), "{err}");
+    let report = ipam.check().await.unwrap();
+    assert_eq!(
+        report.counts.get(&ProblemKind::PoolRefused),
+        Some(&3),
+        "{}",
+        report.render()
+    );
+    let text = report.render();
+    assert!(
+        text.contains("pool 10.244.64.0/18 overlaps pool 10.244.0.0/16"),
+        "{text}"
+    );
+    assert!(text.contains("block size 8 is outside 20-32"), "{text}");
 }
 
 async fn assign_from_the_nodes_block<S: Datastore>(ipam: Ipam<S>) {
@@ -435,22 +474,24 @@ async fn check_finds_each_inconsistency<S: Datastore>(ipam: Ipam<S>) {
     // A handle record lost: its addresses have no handle.
     let mut txn = Txn::new();
     txn.delete(keys::handle("a"), Expect::Any);
+    store.commit(txn).await.unwrap();
     // A handle that records addresses that are not allocated.
-    let ghost = ipam::HandleRecord {
-        handle: "ghost".into(),
-        blocks: [(a[0].block, 3)].into_iter().collect(),
-    };
+    let mut ghost = ipam::HandleRecord::new("ghost");
+    ghost.add(a[0].block, &[ip("10.7.0.13"), ip("10.7.0.14")]);
+    let mut txn = Txn::new();
     txn.put(
         keys::handle("ghost"),
         serde_json::to_vec(&ghost).unwrap(),
         Expect::Absent,
     );
+    store.commit(txn).await.unwrap();
     // A second owner for node-a's block.
     let second = Affinity {
         node: "node-z".into(),
         cidr: a[0].block,
         state: AffinityState::Confirmed,
     };
+    let mut txn = Txn::new();
     txn.put(
         keys::affinity("node-z", &a[0].block),
         serde_json::to_vec(&second).unwrap(),

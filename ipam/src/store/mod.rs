@@ -1,12 +1,30 @@
-//! The datastore abstraction: a key-value store with a revision per key and atomic,
-//! compare-and-swap transactions.
+//! The datastore abstraction: a key-value store with a revision per key and
+//! compare-and-swap writes.
 //!
-//! Every write the allocator makes goes through [`Datastore::commit`] with an expectation
-//! on each key it read (absent, or at a given revision); a transaction whose
-//! expectations do not hold changes nothing and returns [`Outcome::Conflict`], and the
-//! caller re-reads and retries. Revisions come from one store-wide counter that every
-//! committed transaction increments (etcd's `mod_revision`; a counter row in SQLite), so
-//! a [`Watch`] can report "something under this prefix changed at revision R".
+//! # The contract
+//!
+//! - **Writes.** Every write goes through [`Datastore::commit`] with an expectation on
+//!   its key (absent, or at a given revision); a transaction whose expectations do not
+//!   hold changes nothing and returns [`Outcome::Conflict`], and the caller re-reads
+//!   and retries. SQLite and etcd apply a transaction of several keys atomically;
+//!   **the IPAM operations never send one**: every transaction they commit touches
+//!   exactly one key, because the Kubernetes API has no multi-object transaction (one
+//!   object's `resourceVersion` is its compare-and-swap). The operations are sequences
+//!   of single-key writes whose every intermediate state is safe (never one address
+//!   handed out twice, never a block owned by two nodes, never an allocated address
+//!   missing from its handle's record) and is completed or undone by the next
+//!   operation: see `claim.rs` (affinities pending, confirmed, pending deletion) and
+//!   `handles.rs` (the handle record written before the block on assignment, after
+//!   it on release). So the same algorithm runs on every store, and the stores need
+//!   to guarantee only single-key compare-and-swap.
+//! - **Revisions.** A key's revision changes with every write of it and only grows;
+//!   SQLite and etcd take it from one store-wide counter that every committed
+//!   transaction increments (etcd's `mod_revision`; a counter row in SQLite), so a
+//!   [`Watch`] can report "something under this prefix changed at revision R".
+//! - **Reads.** [`Datastore::read`] returns several reads in one round trip, at one
+//!   revision on SQLite and etcd; `ipam check` audits what operations under way may
+//!   show between their writes twice, [`crate::CLAIM_GRACE`] apart (see `check.rs`),
+//!   so it does not depend on that.
 //!
 //! Two implementations: [`SqliteStore`] (one file, many processes) and [`EtcdStore`]
 //! (etcd v3). [`open`] picks one from a URL: `sqlite:///var/lib/wren/ipam.db` or
@@ -190,10 +208,12 @@ impl Drop for Watch {
     }
 }
 
-/// A key-value store with per-key revisions and compare-and-swap transactions.
+/// A key-value store with per-key revisions and compare-and-swap writes (see the
+/// module text for the contract).
 ///
-/// Contract: `commit` is atomic (all operations or none) and linearizable with the
-/// reads; `list` returns the entries whose key starts with `prefix`, sorted by key.
+/// `commit` is linearizable with the reads, and atomic for the transactions a store
+/// accepts (a store may refuse one of several keys); `list` returns the entries whose
+/// key starts with `prefix`, sorted by key.
 pub trait Datastore: Send + Sync + 'static {
     /// The URL this store was opened from (named in every error).
     fn url(&self) -> &str;
