@@ -107,9 +107,10 @@ pub fn kubectl_binary() -> std::result::Result<PathBuf, String> {
 /// etcd plus a kube-apiserver. Dropping it stops both and removes their files.
 #[derive(Debug)]
 pub struct ControlPlane {
+    // Dropped in this order: the API server stops before the etcd under it.
+    apiserver: Daemon,
     etcd: Etcd,
     kubectl: PathBuf,
-    apiserver: Daemon,
     netns: Option<String>,
     url: String,
     kubeconfig: PathBuf,
@@ -200,6 +201,9 @@ impl ControlPlane {
             dir,
         };
         control_plane.wait_ready(READY_TIMEOUT)?;
+        // What the controller manager's service-account controller would make, so that
+        // tests can create Pods in `default` (admission looks the account up).
+        control_plane.kubectl(&["-n", "default", "create", "serviceaccount", "default"])?;
         Ok(control_plane)
     }
 
