@@ -399,6 +399,20 @@ fn check_ipam(config: &Config, problems: &mut Problems<'_, '_>) {
             );
         }
     }
+    if let Some(detection) = &ipam.address_detection {
+        if !ipam.node_addresses.is_empty() {
+            problems.add(
+                key_path!["ipam", "address_detection"],
+                "give node_addresses or address_detection, not both",
+            );
+        }
+        if *detection == cluster::address::Detection::KubernetesInternalIp {
+            problems.add(
+                key_path!["ipam", "address_detection"],
+                "kubernetes-internal-ip needs bgpd's Kubernetes client, which reads no Node yet; use another method or node_addresses",
+            );
+        }
+    }
     for key in ipam.node_labels.keys() {
         if key.is_empty() {
             problems.add(key_path!["ipam", "node_labels"], "a label name is empty");

@@ -3,9 +3,10 @@
 //!
 //! ```toml
 //! [ipam]
-//! node = "node-a"                           # default: the host name
+//! node = "node-a"                           # default: $NODENAME, else the host name
 //! datastore = "sqlite:///var/lib/wren/ipam.db"   # or "etcd://10.0.0.5:2379,10.0.0.6:2379"
 //! node_addresses = ["10.0.0.1", "fd00::1"]  # registered for the mesh; default: router_id
+//! address_detection = "first-found"         # instead of node_addresses (cluster::address)
 //! node_labels = { zone = "a" }              # registered; pools' node_selector matches them
 //! strict_affinity = false                   # cluster-wide, written at start when given
 //! max_blocks_per_node = 0                   # cluster-wide, written at start when given
@@ -24,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use cluster::address::Detection;
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -37,7 +39,8 @@ pub const DEFAULT_RESYNC_INTERVAL: u32 = 10;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IpamConfig {
-    /// This node's name in IPAM and the registry; default: the host name.
+    /// This node's name in IPAM and the registry; default: `NODENAME` (the
+    /// downward API's `spec.nodeName` in the DaemonSet), else the host name.
     #[serde(default)]
     pub node: Option<String>,
     /// `sqlite:///PATH` or `etcd://HOST:PORT[,HOST:PORT...]`.
@@ -47,6 +50,11 @@ pub struct IpamConfig {
     /// default: the router id.
     #[serde(default)]
     pub node_addresses: Vec<IpAddr>,
+    /// How to find the node's addresses instead of listing them (Calico's methods:
+    /// `first-found`, `interface=REGEX`, `skip-interface=REGEX`, `can-reach=ADDR`,
+    /// `cidr=CIDR`), detected once at start.
+    #[serde(default)]
+    pub address_detection: Option<Detection>,
     /// Labels recorded with the node (pools' `node_selector` matches them).
     #[serde(default)]
     pub node_labels: BTreeMap<String, String>,
@@ -98,28 +106,30 @@ impl PoolConfig {
 }
 
 impl IpamConfig {
-    /// The node name: `node`, else the host name.
+    /// The node name: `node`, else `NODENAME`, else the host name.
     pub fn node_name(&self) -> Result<String, String> {
-        if let Some(node) = &self.node {
-            return Ok(node.clone());
-        }
-        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_owned())
-            .map_err(|error| {
-                format!("ipam.node is not set and the host name cannot be read: {error}")
-            })?;
-        ipam::keys::validate_node(&name).map_err(|error| {
-            format!("ipam.node is not set and the host name is not usable: {error}")
-        })?;
+        let name = match &self.node {
+            Some(node) => node.clone(),
+            None => cluster::node::name()
+                .map_err(|error| format!("ipam.node is not set and the {error}"))?,
+        };
+        ipam::keys::validate_node(&name)
+            .map_err(|error| format!("node name {name:?} is not usable: {error}"))?;
         Ok(name)
     }
 
-    /// The addresses registered for the mesh: `node_addresses`, else the router id.
-    pub fn addresses(&self, router_id: std::net::Ipv4Addr) -> Vec<IpAddr> {
-        if self.node_addresses.is_empty() {
-            vec![IpAddr::V4(router_id)]
-        } else {
-            self.node_addresses.clone()
+    /// The addresses registered for the mesh: `node_addresses`, else those
+    /// `address_detection` finds (in the calling thread's network namespace), else
+    /// the router id.
+    pub fn addresses(&self, router_id: std::net::Ipv4Addr) -> Result<Vec<IpAddr>, String> {
+        if !self.node_addresses.is_empty() {
+            return Ok(self.node_addresses.clone());
+        }
+        match &self.address_detection {
+            Some(detection) => detection
+                .detect(None)
+                .map_err(|error| format!("ipam.address_detection: {error}")),
+            None => Ok(vec![IpAddr::V4(router_id)]),
         }
     }
 }
@@ -172,7 +182,7 @@ mod tests {
         assert_eq!(pools[1].node_selector["zone"], "a");
         // The node registers its router id when no address is given.
         assert_eq!(
-            ipam.addresses(config.bgp.router_id),
+            ipam.addresses(config.bgp.router_id).unwrap(),
             vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
         );
         // node_mesh: on with [ipam], off without, as configured when given.
@@ -226,6 +236,24 @@ mod tests {
                 6,
                 "ipam.resync_interval",
                 "at least 1 second",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\naddress_detection = \"interface=eth(\"\n",
+                6,
+                "ipam.address_detection",
+                "not a regular expression",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\naddress_detection = \"nearest\"\n",
+                6,
+                "ipam.address_detection",
+                "unknown address detection method",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\nnode_addresses = [\"10.0.0.1\"]\naddress_detection = \"first-found\"\n",
+                7,
+                "ipam.address_detection",
+                "not both",
             ),
             (
                 "[ipam]\nnode = \"n\"\nstrict = true\n",

@@ -64,7 +64,7 @@ impl Settings {
             node: section.node_name()?,
             datastore: section.datastore.clone(),
             asn: config.bgp.asn.get(),
-            addresses: section.addresses(config.bgp.router_id),
+            addresses: section.addresses(config.bgp.router_id)?,
             labels: section.node_labels.clone(),
             pools: section.pools.iter().map(|p| p.to_pool()).collect(),
             strict_affinity: section.strict_affinity,

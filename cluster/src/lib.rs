@@ -1,0 +1,22 @@
+//! Wren's Kubernetes side of bgpd (issue 14): who the node is and which addresses it
+//! peers from, the BGP settings of the cluster's custom resources, and the Node
+//! condition bgpd writes. bgpd wires it in as tasks; the rib and the sessions never
+//! see a Kubernetes client.
+//!
+//! - [`node`]: the node's name (`NODENAME`, else the host name).
+//! - [`address`]: the node's peering addresses by `[ipam] address_detection`
+//!   (Calico's methods).
+
+pub mod address;
+pub mod node;
+
+/// What goes wrong on the cluster side, each one line naming what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The node's name cannot be found or is not a Kubernetes name.
+    #[error("node name from {origin}: {reason}")]
+    NodeName { origin: String, reason: String },
+    /// An address detection method found nothing usable.
+    #[error("address detection {method}: {reason}")]
+    Detection { method: String, reason: String },
+}
