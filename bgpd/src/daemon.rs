@@ -1,7 +1,9 @@
 //! The daemon: starts the tasks drawn in [`crate::tasks`] from the list [`TASKS`],
 //! wires their channels, watches them, and handles the signals.
 //!
-//! Start, in the order of [`TASKS`]: route-sync and the fib task (when `[fib] enabled`; routes of ours already
+//! Start, in the order of [`TASKS`]: the dataplane task (with `[dataplane]` or
+//! `[ipam]`: the pod MTU; an override the underlay cannot carry stops bgpd before
+//! anything else starts), route-sync and the fib task (when `[fib] enabled`; routes of ours already
 //! in the kernel are adopted, and with graceful restart configured their presence
 //! makes this a restart: sessions set the Restart State bit and the Forwarding State
 //! flags for `restart_time`), the rib task, the supervisor (listeners and sessions),
@@ -70,6 +72,7 @@ type Start = for<'a> fn(&'a mut Wiring) -> BoxFuture<'a, anyhow::Result<Option<J
 /// function below, and its own module; it is watched like the others and aborted at
 /// stop (unless `stop` says otherwise).
 pub const TASKS: &[(&str, Start)] = &[
+    ("dataplane", start_dataplane),
     ("fib", start_fib),
     ("rib", start_rib),
     ("supervisor", start_supervisor),
@@ -88,6 +91,8 @@ pub struct Wiring {
     rib: Option<mpsc::Sender<RibInput>>,
     supervisor: Option<Supervisor>,
     ipam: Option<IpamHandle>,
+    /// What the IPAM task publishes for the dataplane task (with both).
+    dataplane: Option<crate::dataplane_task::SnapshotSender>,
     control: Option<ControlSocket>,
     events: Events,
 }
@@ -106,6 +111,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         rib: None,
         supervisor: None,
         ipam: None,
+        dataplane: None,
         control: None,
         events: Events::new(),
     };
@@ -255,6 +261,25 @@ fn start_supervisor(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<
     })
 }
 
+/// The dataplane task (with `[dataplane]` or `[ipam]`); an MTU override that the
+/// underlay cannot carry stops bgpd here.
+fn start_dataplane(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let Some(settings) = crate::dataplane_task::Settings::from_config(&wiring.config) else {
+            return Ok(None);
+        };
+        let snapshots = if wiring.config.ipam.is_some() {
+            let (sender, receiver) = tokio::sync::watch::channel(None);
+            wiring.dataplane = Some(sender);
+            Some(receiver)
+        } else {
+            None
+        };
+        let task = crate::dataplane_task::spawn(settings, snapshots).await?;
+        Ok(Some(task))
+    })
+}
+
 /// The IPAM task (with `[ipam]`).
 fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
     Box::pin(async move {
@@ -268,8 +293,13 @@ fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHa
             .supervisor
             .clone()
             .context("the supervisor is not started")?;
-        let (handle, task) =
-            crate::ipam_task::spawn(settings, rib, supervisor, wiring.events.clone());
+        let (handle, task) = crate::ipam_task::spawn(
+            settings,
+            rib,
+            supervisor,
+            wiring.dataplane.take(),
+            wiring.events.clone(),
+        );
         wiring.ipam = Some(handle);
         Ok(Some(task))
     })

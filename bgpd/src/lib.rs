@@ -12,6 +12,8 @@
 //!   [`supervisor`]: the neighbor set, reloads, operator commands.
 //! - [`ipam_task`]: the node's IPAM blocks and borrowed addresses as local routes,
 //!   the node registry and mesh.
+//! - [`dataplane_task`]: what bgpd programs on the host beside routes (the pod
+//!   MTU; the `dataplane` crate), fed by the IPAM task.
 //! - [`control`]: the control socket's server (answers typed by `control-proto`,
 //!   `show routes` streamed in chunks); [`daemon`]: wiring the tasks together,
 //!   signals.
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dataplane_task;
 pub mod events;
 pub mod fault;
 pub mod fib;

@@ -25,6 +25,9 @@
 //!                                                                  v
 //!                                                          fib task --> route-sync task --> kernel
 //!
+//!   IPAM task --watch: Option<dataplane::Snapshot>--> dataplane task --> pod MTU file (STATE_DIR/mtu)
+//!   (pools, nodes; the latest wins)                   reads the interfaces itself (netlink)
+//!
 //!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
 //!                                       a reader that falls behind) --> subscribers
 //! ```
@@ -33,7 +36,8 @@
 //! task ([`RibInput`], [`Outbound`], [`LocalChange`], [`RibQuery`], [`FibChange`]);
 //! the other messages live with the task that owns their channel:
 //! `supervisor::Request`, `session::SessionCommand`, `listener::Accepted`,
-//! `ipam::IpamHandle` (a shared handle, not a channel), `events::Event`.
+//! `ipam::IpamHandle` (a shared handle, not a channel), `events::Event`,
+//! `dataplane::Snapshot` (the IPAM task's watch, `dataplane_task::SnapshotSender`).
 //!
 //! Channel rules:
 //! - `RibInput` is one bounded mpsc into the rib task ([`RIB_INPUT_CAPACITY`]);
@@ -46,6 +50,8 @@
 //! - `FibChange` is bounded ([`FIB_CAPACITY`]); the rib task waits for room (the
 //!   kernel is where a large table has to go anyway).
 //! - Replies to queries travel on `oneshot` channels carried inside the request.
+//! - The dataplane's `watch` holds one value: the IPAM task never waits for the
+//!   dataplane task, which sees the latest snapshot.
 //! - Events are sent without waiting; nobody listening costs one atomic load.
 //!
 //! [`PeerId`] is stable for a neighbor's lifetime in the supervisor (across session

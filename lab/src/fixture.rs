@@ -294,8 +294,16 @@ pub fn pair(prefix: &str, net: &str, net6: &str) -> Pair {
 
 /// A bgpd config: AS 64512, router id `router_id`, listening on 0.0.0.0 and ::,
 /// the control socket at `socket`, short connect retry, the FIB off unless `fib`;
-/// `rest` adds neighbors, networks and more.
+/// `rest` adds neighbors, networks and more. With `[ipam]` in `rest` and no
+/// `[dataplane]`, the dataplane's state directory (the pod MTU file) is the socket's
+/// directory, not the host's `/var/lib/wren`.
 pub fn wren_config(router_id: &str, socket: &Path, fib: bool, rest: &str) -> String {
+    let state = match socket.parent() {
+        Some(dir) if rest.contains("[ipam]") && !rest.contains("[dataplane]") => {
+            format!("[dataplane]\nstate_dir = \"{}\"\n", dir.display())
+        }
+        _ => String::new(),
+    };
     format!(
         "[bgp]
 asn = 64512
@@ -308,6 +316,7 @@ socket = \"{}\"
 [fib]
 enabled = {fib}
 
+{state}
 {rest}
 ",
         socket.display()

@@ -27,6 +27,7 @@ pub fn check(config: &Config, locator: &Locator<'_>) -> Vec<ConfigError> {
     check_policy(config, &mut problems);
     check_log(config, &mut problems);
     check_ipam(config, &mut problems);
+    check_dataplane(config, &mut problems);
     let mut errors = problems.errors;
     errors.sort_by_key(|error| (error.line, error.column));
     errors
@@ -362,6 +363,18 @@ fn check_log(config: &Config, problems: &mut Problems<'_, '_>) {
         problems.add(
             key_path!["log", "level"],
             format!("not a tracing filter such as \"info\" or \"bgpd=debug\": {error}"),
+        );
+    }
+}
+
+fn check_dataplane(config: &Config, problems: &mut Problems<'_, '_>) {
+    use super::dataplane::{MAX_MTU, MIN_MTU};
+    if let Some(mtu) = config.dataplane.as_ref().and_then(|d| d.mtu)
+        && !(MIN_MTU..=MAX_MTU).contains(&mtu)
+    {
+        problems.add(
+            key_path!["dataplane", "mtu"],
+            format!("mtu must be from {MIN_MTU} to {MAX_MTU}"),
         );
     }
 }

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod check;
+pub mod dataplane;
 pub mod error;
 pub mod fib;
 pub mod ipam;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use dataplane::DataplaneConfig;
 pub use error::{ConfigError, ConfigErrors};
 pub use fib::FibConfig;
 pub use ipam::{IpamConfig, PoolConfig};
@@ -68,6 +70,10 @@ pub struct Config {
     /// Pod address management (see [`ipam`]); none: bgpd advertises no IPAM blocks.
     #[serde(default)]
     pub ipam: Option<IpamConfig>,
+    /// The pod MTU and what bgpd programs on the host beside routes (see
+    /// [`dataplane`]); the dataplane task runs with this section or with `[ipam]`.
+    #[serde(default)]
+    pub dataplane: Option<DataplaneConfig>,
 }
 
 impl Config {

@@ -13,6 +13,9 @@
 //!   `resync_interval` seconds. Its first `Replace` of `IpamBlock` is what the first
 //!   convergence waits for (no kernel route churn across a restart).
 //! - [`mesh`]: the neighbors the registry asks for, handed to the supervisor.
+//! - The pools and the registry as a `dataplane::Snapshot` for the dataplane task
+//!   (`[dataplane]`'s seam: a `watch`, read again whenever the store's revision
+//!   moved).
 //! - The operator commands (`bgpctl show ipam`, `ipam check`, release, pools) are
 //!   `ipam::ops::execute`, run by the control handler with [`IpamHandle::client`].
 //!
@@ -33,6 +36,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::dataplane_task::SnapshotSender;
 use crate::events::Events;
 use crate::supervisor::Supervisor;
 use crate::tasks::RibInput;
@@ -132,11 +136,13 @@ impl IpamHandle {
     }
 }
 
-/// Starts the IPAM task: local routes to `rib`, mesh neighbors to `supervisor`.
+/// Starts the IPAM task: local routes to `rib`, mesh neighbors to `supervisor`,
+/// pools and nodes to the dataplane task.
 pub fn spawn(
     settings: Settings,
     rib: mpsc::Sender<RibInput>,
     supervisor: Supervisor,
+    dataplane: Option<SnapshotSender>,
     events: Events,
 ) -> (IpamHandle, JoinHandle<()>) {
     let handle = IpamHandle {
@@ -152,6 +158,7 @@ pub fn spawn(
         handle.clone(),
         rib,
         supervisor,
+        dataplane,
         events,
     ));
     (handle, task)

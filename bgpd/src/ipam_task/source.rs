@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::{IpamHandle, Settings, mesh};
 use crate::config::NeighborConfig;
+use crate::dataplane_task::SnapshotSender;
 use crate::events::{Event, Events};
 use crate::local::{ipam_block, ipam_borrowed};
 use crate::supervisor::Supervisor;
@@ -44,6 +45,7 @@ pub async fn run(
     handle: IpamHandle,
     rib: mpsc::Sender<RibInput>,
     supervisor: Supervisor,
+    dataplane: Option<SnapshotSender>,
     events: Events,
 ) {
     let mut source = Source {
@@ -51,6 +53,8 @@ pub async fn run(
         handle,
         rib,
         supervisor,
+        dataplane,
+        dataplane_revision: None,
         events,
         advertised: None,
         mesh: None,
@@ -89,6 +93,10 @@ struct Source {
     handle: IpamHandle,
     rib: mpsc::Sender<RibInput>,
     supervisor: Supervisor,
+    /// Where the pools and nodes go for the dataplane task.
+    dataplane: Option<SnapshotSender>,
+    /// The store revision of the last snapshot published.
+    dataplane_revision: Option<u64>,
     events: Events,
     /// None until the first synchronisation.
     advertised: Option<Advertised>,
@@ -117,13 +125,14 @@ impl Source {
         self.setup(&ipam).await?;
         // Watches first, then the first read: no change falls in between.
         let mut changes = ipam.watch().await?;
-        let mut nodes = if self.settings.mesh {
+        let mut nodes = if self.settings.mesh || self.dataplane.is_some() {
             Some(ipam.watch_nodes().await?)
         } else {
             None
         };
         self.sync(&ipam).await?;
         self.sync_mesh(&ipam).await?;
+        self.sync_dataplane(&ipam).await?;
         self.handle.set_client(Some(ipam.clone()));
         if let Some((error, _)) = self.failing.take() {
             tracing::info!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
@@ -153,6 +162,7 @@ impl Source {
             if mesh_changed {
                 self.sync_mesh(&ipam).await?;
             }
+            self.sync_dataplane(&ipam).await?;
         }
     }
 
@@ -340,6 +350,47 @@ impl Source {
             }
             Err(error) => tracing::warn!("ipam: node mesh not applied: {error}"),
         }
+        Ok(())
+    }
+
+    /// Publishes the pools and nodes for the dataplane task when the store moved
+    /// since the last read (and the snapshot differs).
+    async fn sync_dataplane(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
+        let Some(sender) = &self.dataplane else {
+            return Ok(());
+        };
+        let revision = ipam.store().revision().await?;
+        if self.dataplane_revision == Some(revision) {
+            return Ok(());
+        }
+        let snapshot = dataplane::Snapshot {
+            pools: ipam
+                .pools()
+                .await?
+                .into_iter()
+                .map(|pool| dataplane::Pool {
+                    cidr: pool.cidr,
+                    nat_outgoing: pool.nat_outgoing,
+                })
+                .collect(),
+            nodes: ipam
+                .nodes()
+                .await?
+                .into_iter()
+                .map(|node| dataplane::Node {
+                    name: node.name,
+                    addresses: node.addresses,
+                })
+                .collect(),
+        };
+        sender.send_if_modified(|published| {
+            let changed = published.as_ref() != Some(&snapshot);
+            if changed {
+                *published = Some(snapshot);
+            }
+            changed
+        });
+        self.dataplane_revision = Some(revision);
         Ok(())
     }
 

@@ -1,0 +1,183 @@
+//! The dataplane task (issue 15): what bgpd programs on the host beside the routes,
+//! from the `dataplane` crate. It runs with `[dataplane]` or `[ipam]` and owns the
+//! pod MTU file (`STATE_DIR/mtu`).
+//!
+//! Inputs: the IPAM task's [`Snapshot`] on a `watch` (pools, nodes; `None` until
+//! the IPAM task's first read; no channel at all without `[ipam]`), and the host's
+//! interfaces, read again every [`LINK_INTERVAL`].
+//!
+//! MTU: at start an override (`[dataplane] mtu`) larger than the underlay allows
+//! stops bgpd (one line naming the interface). The file is written once the
+//! encapsulation is known (at once without `[ipam]`, else at the IPAM task's first
+//! read, so a restart never writes a value it takes back), and rewritten when the
+//! pod MTU changes. When every underlay interface has gone down the last pod MTU
+//! stays, with one error line; every problem is logged once, and again when it
+//! changes.
+//!
+//! Calling contract: [`spawn`] checks what it can before returning the task; the
+//! task runs until aborted and leaves the file as it is at stop.
+
+use std::time::Duration;
+
+use dataplane::mtu::{self, MtuSettings};
+use dataplane::{Encapsulation, Snapshot};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, DataplaneConfig};
+
+/// How often the task reads the interfaces again (an underlay MTU that changes, an
+/// interface that goes down).
+pub const LINK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The IPAM task's side of the seam: it publishes what it read.
+pub type SnapshotSender = watch::Sender<Option<Snapshot>>;
+/// The dataplane task's side.
+pub type SnapshotReceiver = watch::Receiver<Option<Snapshot>>;
+
+/// What the dataplane task works from.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub mtu: MtuSettings,
+}
+
+impl Settings {
+    /// The settings of `config`: `None` without `[dataplane]` and `[ipam]`.
+    pub fn from_config(config: &Config) -> Option<Settings> {
+        let section = match (&config.dataplane, &config.ipam) {
+            (Some(section), _) => section.clone(),
+            (None, Some(_)) => DataplaneConfig::default(),
+            (None, None) => return None,
+        };
+        Some(Settings {
+            mtu: MtuSettings {
+                interface_pattern: section.mtu_interface_pattern.regex().clone(),
+                mtu: section.mtu,
+                state_dir: section.state_dir,
+            },
+        })
+    }
+}
+
+/// Checks the MTU override against the interfaces, then starts the task. With
+/// `snapshots` (`[ipam]`), the MTU file waits for the first snapshot.
+pub async fn spawn(
+    settings: Settings,
+    snapshots: Option<SnapshotReceiver>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let links = read_links().await?;
+    // The least overhead: an override refused here is refused whatever the pools say.
+    mtu::resolve(&settings.mtu, &links, Encapsulation::None)?;
+    let mut task = Task {
+        written: mtu::read_mtu_file(&settings.mtu.state_dir),
+        settings,
+        snapshot: None,
+        failing: None,
+    };
+    if snapshots.is_none() {
+        task.snapshot = Some(Snapshot::default());
+        task.mtu(&links)?;
+    }
+    Ok(tokio::spawn(task.run(snapshots)))
+}
+
+struct Task {
+    settings: Settings,
+    /// The last snapshot; `None` until the IPAM task's first read.
+    snapshot: Option<Snapshot>,
+    /// The pod MTU the file holds.
+    written: Option<u32>,
+    /// The problem last logged.
+    failing: Option<String>,
+}
+
+impl Task {
+    async fn run(mut self, mut snapshots: Option<SnapshotReceiver>) {
+        let mut links = tokio::time::interval(LINK_INTERVAL);
+        links.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = next(&mut snapshots) => {
+                    if changed.is_err() {
+                        // The IPAM task is gone (bgpd stops): keep what is programmed.
+                        snapshots = None;
+                        continue;
+                    }
+                    let latest = snapshots.as_mut().and_then(|s| s.borrow_and_update().clone());
+                    if latest.is_none() {
+                        continue;
+                    }
+                    self.snapshot = latest;
+                }
+                _ = links.tick() => {}
+            }
+            let outcome = match read_links().await {
+                Ok(links) => self.mtu(&links),
+                Err(error) => Err(error),
+            };
+            self.report(outcome.err());
+        }
+    }
+
+    /// Writes the pod MTU for `links` when it changed (and the encapsulation is
+    /// known).
+    fn mtu(&mut self, links: &[dataplane::Link]) -> anyhow::Result<()> {
+        let Some(snapshot) = &self.snapshot else {
+            return Ok(());
+        };
+        let settings = &self.settings.mtu;
+        let pod = mtu::resolve(settings, links, snapshot.encapsulation())?;
+        if pod.host.is_none()
+            && !pod.overridden
+            && let Some(written) = self.written
+        {
+            anyhow::bail!(
+                "dataplane: no up interface matches mtu_interface_pattern {:?}; the pod MTU stays {written}",
+                settings.interface_pattern.as_str()
+            );
+        }
+        if self.written != Some(pod.mtu) || mtu::read_mtu_file(&settings.state_dir) != Some(pod.mtu)
+        {
+            mtu::write_mtu_file(&settings.state_dir, pod.mtu)?;
+            tracing::info!(
+                mtu = pod.mtu,
+                underlay = ?pod.host,
+                overridden = pod.overridden,
+                file = %mtu::mtu_path(&settings.state_dir).display(),
+                "dataplane: pod MTU written"
+            );
+            self.written = Some(pod.mtu);
+        }
+        Ok(())
+    }
+
+    /// Logs a problem once, and again when it changes; says when it is over.
+    fn report(&mut self, problem: Option<anyhow::Error>) {
+        match (problem.map(|e| e.to_string()), &self.failing) {
+            (Some(text), Some(last)) if *last == text => {}
+            (Some(text), _) => {
+                tracing::error!("{text}");
+                self.failing = Some(text);
+            }
+            (None, Some(last)) => {
+                tracing::info!("dataplane: back in order (was: {last})");
+                self.failing = None;
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// The host's interfaces, read off the async threads.
+async fn read_links() -> anyhow::Result<Vec<dataplane::Link>> {
+    let links = tokio::task::spawn_blocking(dataplane::links).await??;
+    Ok(links)
+}
+
+/// The next change of an optional watch (never, without one).
+async fn next(snapshots: &mut Option<SnapshotReceiver>) -> Result<(), watch::error::RecvError> {
+    match snapshots {
+        Some(receiver) => receiver.changed().await,
+        None => std::future::pending().await,
+    }
+}

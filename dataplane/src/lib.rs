@@ -1,0 +1,21 @@
+//! What bgpd programs on the host beside the routes (issue 15): the nftables table
+//! for `nat_outgoing` and the pod MTU. One bgpd task owns all of it (bgpd's
+//! `dataplane_task`), fed by the IPAM task's [`Snapshot`]; nothing here is driven
+//! from the rib.
+//!
+//! - [`snapshot`]: the pools and nodes the dataplane follows.
+//! - [`link`]: the host's interfaces (one netlink dump).
+//! - [`mtu`]: the host MTU, the pod MTU and the file the CNI plugin reads.
+//!
+//! Calling contract: every function works in the caller's network namespace and
+//! touches nothing but Wren's own objects (its MTU file).
+
+pub mod error;
+pub mod link;
+pub mod mtu;
+pub mod snapshot;
+
+pub use error::Error;
+pub use link::{Link, links};
+pub use mtu::{Encapsulation, MtuSettings, PodMtu};
+pub use snapshot::{Node, Pool, Snapshot};
