@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use control_proto::{Answer, IpamRequest, Request};
+use control_proto::{Answer, IpamRequest, PoolSettings, Request, VxlanMode};
 
 use crate::client::Connection;
 use crate::client::{self, ClientError};
@@ -95,6 +95,19 @@ pub enum PoolCommand {
         /// Record that traffic leaving the pool is masqueraded.
         #[arg(long)]
         nat_outgoing: bool,
+        /// Encapsulate traffic to other nodes' blocks in VXLAN: always, cross_subnet
+        /// (only to nodes outside this node's subnet) or never (the default).
+        #[arg(long, value_name = "MODE")]
+        vxlan_mode: Option<VxlanMode>,
+        /// The VXLAN Network Identifier (default 4096).
+        #[arg(long, value_name = "VNI")]
+        vxlan_vni: Option<u32>,
+        /// The VXLAN UDP port (default 4789).
+        #[arg(long, value_name = "PORT")]
+        vxlan_port: Option<u16>,
+        /// Refused: Wren has no IPIP overlay (use --vxlan-mode).
+        #[arg(long, value_name = "MODE", hide = true)]
+        ipip_mode: Option<String>,
     },
     /// List the pools.
     List,
@@ -244,23 +257,35 @@ fn request_of(command: &IpamCommand) -> Result<IpamRequest, String> {
             disabled,
             node_selector,
             nat_outgoing,
+            vxlan_mode,
+            vxlan_vni,
+            vxlan_port,
+            ipip_mode,
         }) => {
-            let cidr = Pool::parse_cidr(cidr).map_err(|e| e.to_string())?;
-            let node_selector = match node_selector {
-                Some(selector) => ipam::parse_node_selector(selector).map_err(|e| e.to_string())?,
-                None => Default::default(),
+            let settings = PoolSettings {
+                cidr: Pool::parse_cidr(cidr).map_err(|e| e.to_string())?,
+                block_size: *block_size,
+                disabled: *disabled,
+                node_selector: match node_selector {
+                    Some(selector) => {
+                        ipam::parse_node_selector(selector).map_err(|e| e.to_string())?
+                    }
+                    None => Default::default(),
+                },
+                nat_outgoing: *nat_outgoing,
+                vxlan_mode: vxlan_mode.unwrap_or_default(),
+                vxlan_vni: *vxlan_vni,
+                vxlan_port: *vxlan_port,
+                ipip_mode: ipip_mode.clone(),
             };
             // Checked here already (the store checks again).
-            let pool =
-                ipam::ops::new_pool(cidr, *block_size, *disabled, node_selector, *nat_outgoing)
-                    .map_err(|e| e.to_string())?;
-            IpamRequest::PoolAdd {
-                cidr: pool.cidr,
+            let pool = ipam::ops::new_pool(&settings).map_err(|e| e.to_string())?;
+            IpamRequest::PoolAdd(PoolSettings {
                 block_size: Some(pool.block_size),
-                disabled: pool.disabled,
-                node_selector: pool.node_selector,
-                nat_outgoing: pool.nat_outgoing,
-            }
+                vxlan_vni: Some(pool.vxlan_vni),
+                vxlan_port: Some(pool.vxlan_port),
+                ..settings
+            })
         }
     })
 }

@@ -63,7 +63,8 @@ pub fn borrowed(report: &UsageReport) -> String {
     )
 }
 
-/// `ipam pool list`: CIDR, BLOCK SIZE, DISABLED, NAT OUTGOING, NODE SELECTOR.
+/// `ipam pool list`: CIDR, BLOCK SIZE, DISABLED, NAT OUTGOING, VXLAN MODE (with the
+/// VNI and port when it encapsulates), NODE SELECTOR.
 pub fn pools(pools: &[Pool]) -> String {
     let rows: Vec<Vec<String>> = pools
         .iter()
@@ -73,6 +74,14 @@ pub fn pools(pools: &[Pool]) -> String {
                 pool.block_size.to_string(),
                 pool.disabled.to_string(),
                 pool.nat_outgoing.to_string(),
+                if pool.vxlan_mode.encapsulates() {
+                    format!(
+                        "{} (vni {}, port {})",
+                        pool.vxlan_mode, pool.vxlan_vni, pool.vxlan_port
+                    )
+                } else {
+                    pool.vxlan_mode.to_string()
+                },
                 ipam::format_node_selector(&pool.node_selector),
             ]
         })
@@ -83,6 +92,7 @@ pub fn pools(pools: &[Pool]) -> String {
             Column::right("BLOCK SIZE"),
             Column::left("DISABLED"),
             Column::left("NAT OUTGOING"),
+            Column::left("VXLAN MODE"),
             Column::left("NODE SELECTOR"),
         ],
         &rows,
@@ -119,6 +129,7 @@ mod tests {
     fn pool_list_reads_like_calicoctl() {
         let v4 = Pool {
             nat_outgoing: true,
+            vxlan_mode: ipam::VxlanMode::CrossSubnet,
             ..Pool::new("10.244.0.0/16".parse().unwrap())
         };
         let v6 = Pool {
@@ -130,12 +141,12 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "+------------------+------------+----------+--------------+---------------+",
-                "|       CIDR       | BLOCK SIZE | DISABLED | NAT OUTGOING | NODE SELECTOR |",
-                "+------------------+------------+----------+--------------+---------------+",
-                "| 10.244.0.0/16    |         26 | false    | true         | all()         |",
-                "| fd00:10:244::/56 |        122 | false    | false        | zone=a        |",
-                "+------------------+------------+----------+--------------+---------------+",
+                "+------------------+------------+----------+--------------+------------------------------------+---------------+",
+                "|       CIDR       | BLOCK SIZE | DISABLED | NAT OUTGOING |             VXLAN MODE             | NODE SELECTOR |",
+                "+------------------+------------+----------+--------------+------------------------------------+---------------+",
+                "| 10.244.0.0/16    |         26 | false    | true         | cross_subnet (vni 4096, port 4789) | all()         |",
+                "| fd00:10:244::/56 |        122 | false    | false        | never                              | zone=a        |",
+                "+------------------+------------+----------+--------------+------------------------------------+---------------+",
             ],
             "{table}"
         );

@@ -29,7 +29,7 @@ pub mod request;
 pub mod route;
 
 pub use answer::{Answer, Response, RoutesEnd};
-pub use ipam::IpamRequest;
+pub use ipam::{IpamRequest, PoolSettings, VxlanMode};
 pub use neighbor::{
     ConnectionInfo, LastError, MessageCount, NegotiatedInfo, NeighborAction, NeighborDetail,
     NeighborEntry, NeighborView, PeerCounters, ReloadSummary, Timers,

@@ -13,6 +13,7 @@ use control_proto::{
     NeighborAction, NeighborDetail, NeighborEntry, NeighborView, PeerCounters, ReloadSummary,
     Request, Response, RouteLine, RouteQuery, RouteTable, RouteView, RoutesEnd, Timers,
 };
+use control_proto::{PoolSettings, VxlanMode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -186,14 +187,18 @@ fn ipam_requests() {
         ),
         (IpamRequest::Pools, r#"{"op":"pools"}"#),
         (
-            IpamRequest::PoolAdd {
+            IpamRequest::PoolAdd(PoolSettings {
                 cidr: "fd00:10:244::/56".parse().unwrap(),
                 block_size: Some(122),
                 disabled: true,
                 node_selector: BTreeMap::from([("zone".to_owned(), "a".to_owned())]),
                 nat_outgoing: true,
-            },
-            r#"{"op":"pool-add","cidr":"fd00:10:244::/56","block_size":122,"disabled":true,"node_selector":{"zone":"a"},"nat_outgoing":true}"#,
+                vxlan_mode: VxlanMode::CrossSubnet,
+                vxlan_vni: Some(4097),
+                vxlan_port: None,
+                ipip_mode: None,
+            }),
+            r#"{"op":"pool-add","cidr":"fd00:10:244::/56","block_size":122,"disabled":true,"node_selector":{"zone":"a"},"nat_outgoing":true,"vxlan_mode":"cross_subnet","vxlan_vni":4097,"vxlan_port":null}"#,
         ),
         (
             IpamRequest::PoolDelete {

@@ -72,6 +72,7 @@ impl<S: Datastore> Ipam<S> {
                     family,
                     count,
                     once: false,
+                    vxlan_only: false,
                 },
                 &mut done,
             )
@@ -99,6 +100,18 @@ impl<S: Datastore> Ipam<S> {
         handle: &str,
         family: Family,
     ) -> Result<Vec<Assigned>, IpamError> {
+        self.assign_once_from(node, handle, family, false).await
+    }
+
+    /// [`Ipam::assign_once`], from the pools with VXLAN on only when `vxlan_only`
+    /// (a node's tunnel address, see `tunnel.rs`).
+    pub(crate) async fn assign_once_from(
+        &self,
+        node: &str,
+        handle: &str,
+        family: Family,
+        vxlan_only: bool,
+    ) -> Result<Vec<Assigned>, IpamError> {
         keys::validate_node(node)?;
         keys::validate_handle(handle)?;
         let mut done = Vec::new();
@@ -109,6 +122,7 @@ impl<S: Datastore> Ipam<S> {
                 family,
                 count: 1,
                 once: true,
+                vxlan_only,
             },
             &mut done,
         )
@@ -300,9 +314,12 @@ impl<S: Datastore> Ipam<S> {
         request: &Request<'_>,
         pools: Vec<Pool>,
     ) -> Result<Vec<Pool>, IpamError> {
-        let pools = self
+        let mut pools = self
             .select_pools(pools, request.node, request.family)
             .await?;
+        if request.vxlan_only {
+            pools.retain(|pool| pool.vxlan_mode.encapsulates());
+        }
         if pools.is_empty() {
             return Err(IpamError::NoPool {
                 node: request.node.to_string(),
@@ -690,6 +707,8 @@ struct Request<'a> {
     count: u32,
     /// Only when the handle has no address of the family yet.
     once: bool,
+    /// Only from pools with VXLAN on.
+    vxlan_only: bool,
 }
 
 /// Jittered exponential backoff between attempts lost to concurrent writers.

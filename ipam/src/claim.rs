@@ -265,7 +265,7 @@ impl<S: Datastore> Ipam<S> {
 }
 
 /// FNV-1a of the node name: where the node's search for a free block starts.
-fn node_seed(node: &str) -> u64 {
+pub(crate) fn node_seed(node: &str) -> u64 {
     node.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -8,7 +8,8 @@
 //! - [`Ipam`]: the operations — assign and release (`allocator.rs`, `claim.rs`,
 //!   `handles.rs`, `release.rs`), pools, configuration, node registry and what bgpd watches
 //!   (`registry.rs`), the audit (`check.rs`: a pure [`audit`] of one [`Snapshot`], the
-//!   whole state read at one revision by `snapshot.rs`) and usage reports (`report.rs`).
+//!   whole state read at one revision by `snapshot.rs`), usage reports (`report.rs`)
+//!   and the nodes' VXLAN tunnel endpoints (`tunnel.rs`: MAC and tunnel address).
 //! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary.
 //!
 //! Calling contract: every operation is safe to run concurrently from any number of
@@ -36,17 +37,21 @@ mod release;
 mod report;
 mod snapshot;
 pub mod store;
+mod tunnel;
 
 pub use allocator::{Assigned, MAX_ASSIGN, MAX_ATTEMPTS};
 pub use check::{CLAIM_GRACE, CheckReport, Problem, ProblemKind, audit};
 pub use error::IpamError;
 pub use family::Family;
-pub use pool::{Pool, format_node_selector, parse_node_selector};
-pub use records::{Affinity, AffinityState, HandleRecord, IpamConfig, Node, NodeAllocations};
+pub use pool::{Pool, VxlanMode, format_node_selector, parse_node_selector};
+pub use records::{
+    Affinity, AffinityState, HandleRecord, IpamConfig, MacAddress, Node, NodeAllocations, Vtep,
+};
 pub use release::{NodeRelease, Released};
 pub use report::{AddressInfo, Usage, UsageReport};
 pub use snapshot::{Snapshot, Stored};
 pub use store::{AnyStore, Datastore, StoreError};
+pub use tunnel::{tunnel_handle, vtep_mac};
 
 /// The IPAM operations over one datastore. Cheap to clone when the store is.
 ///

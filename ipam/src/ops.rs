@@ -4,10 +4,8 @@
 //! answer: the JSON text of this crate's report for the request (text, because IPv6
 //! pool sizes exceed what a JSON value of `serde_json` holds).
 
-use std::collections::BTreeMap;
-
-use control_proto::IpamRequest;
-use ipnet::IpNet;
+use control_proto::ipam::IPIP_REFUSED;
+use control_proto::{IpamRequest, PoolSettings};
 use serde::Serialize;
 
 use crate::{Datastore, Ipam, IpamError, Pool};
@@ -24,20 +22,8 @@ pub async fn execute<S: Datastore>(
         IpamRequest::Release { address } => json(&ipam.release_address(*address, None).await?),
         IpamRequest::ReleaseNode { node } => json(&ipam.release_node(node).await?),
         IpamRequest::Pools => json(&ipam.pools().await?),
-        IpamRequest::PoolAdd {
-            cidr,
-            block_size,
-            disabled,
-            node_selector,
-            nat_outgoing,
-        } => {
-            let pool = new_pool(
-                *cidr,
-                *block_size,
-                *disabled,
-                node_selector.clone(),
-                *nat_outgoing,
-            )?;
+        IpamRequest::PoolAdd(settings) => {
+            let pool = new_pool(settings)?;
             ipam.add_pool(pool.clone()).await?;
             json(&pool)
         }
@@ -49,22 +35,16 @@ pub async fn execute<S: Datastore>(
     Ok(text)
 }
 
-/// The pool `ipam pool add` asks for (the family's default block size when none is
-/// given), checked.
-pub fn new_pool(
-    cidr: IpNet,
-    block_size: Option<u8>,
-    disabled: bool,
-    node_selector: BTreeMap<String, String>,
-    nat_outgoing: bool,
-) -> Result<Pool, IpamError> {
-    let mut pool = Pool::new(cidr);
-    if let Some(size) = block_size {
-        pool.block_size = size;
+/// The pool `ipam pool add` or `[[ipam.pool]]` asks for (the defaults for what is not
+/// given: the family's block size, VNI 4096, port 4789), checked.
+pub fn new_pool(settings: &PoolSettings) -> Result<Pool, IpamError> {
+    if settings.ipip_mode.is_some() {
+        return Err(IpamError::BadPool {
+            cidr: settings.cidr.to_string(),
+            reason: format!("ipip_mode: {IPIP_REFUSED}"),
+        });
     }
-    pool.disabled = disabled;
-    pool.node_selector = node_selector;
-    pool.nat_outgoing = nat_outgoing;
+    let pool = Pool::from_settings(settings);
     pool.validate()?;
     Ok(pool)
 }
@@ -81,25 +61,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pools_to_add_get_the_family_default_and_are_checked() {
-        let pool = new_pool(
-            "10.244.0.0/16".parse().unwrap(),
-            None,
-            false,
-            BTreeMap::new(),
-            true,
-        )
-        .unwrap();
+    fn pools_to_add_get_the_defaults_and_are_checked() {
+        let settings = PoolSettings {
+            nat_outgoing: true,
+            ..PoolSettings::new("10.244.0.0/16".parse().unwrap())
+        };
+        let pool = new_pool(&settings).unwrap();
         assert_eq!(pool.block_size, 26);
         assert!(pool.nat_outgoing);
-        let too_small = new_pool(
-            "10.244.0.0/16".parse().unwrap(),
-            Some(8),
-            false,
-            BTreeMap::new(),
-            false,
+        assert_eq!(
+            (pool.vxlan_mode, pool.vxlan_vni, pool.vxlan_port),
+            (crate::VxlanMode::Never, 4096, 4789)
         );
-        assert!(too_small.is_err(), "{too_small:?}");
+        let vxlan = new_pool(&PoolSettings {
+            vxlan_mode: crate::VxlanMode::CrossSubnet,
+            vxlan_vni: Some(7),
+            vxlan_port: Some(8472),
+            ..settings.clone()
+        })
+        .unwrap();
+        assert_eq!(
+            (vxlan.vxlan_mode, vxlan.vxlan_vni, vxlan.vxlan_port),
+            (crate::VxlanMode::CrossSubnet, 7, 8472)
+        );
+        let refused = [
+            (
+                PoolSettings {
+                    block_size: Some(8),
+                    ..settings.clone()
+                },
+                "block size 8",
+            ),
+            (
+                PoolSettings {
+                    vxlan_vni: Some(0),
+                    ..settings.clone()
+                },
+                "vxlan_vni 0 is outside 1-16777215",
+            ),
+            (
+                PoolSettings {
+                    vxlan_vni: Some(1 << 24),
+                    ..settings.clone()
+                },
+                "vxlan_vni 16777216",
+            ),
+            (
+                PoolSettings {
+                    vxlan_port: Some(0),
+                    ..settings.clone()
+                },
+                "vxlan_port 0",
+            ),
+        ];
+        for (bad, words) in refused {
+            let error = new_pool(&bad).unwrap_err().to_string();
+            assert!(error.contains(words), "{error}");
+            assert!(error.starts_with("pool 10.244.0.0/16: "), "{error}");
+        }
+        // A stored pool from before these keys reads as `never` with the defaults.
+        let old: Pool = serde_json::from_str(
+            r#"{"cidr":"10.244.0.0/16","block_size":26,"disabled":false,"node_selector":{},"nat_outgoing":false}"#,
+        )
+        .unwrap();
+        assert_eq!(old, Pool::new("10.244.0.0/16".parse().unwrap()));
     }
 
     #[test]

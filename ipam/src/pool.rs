@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use control_proto::PoolSettings;
+pub use control_proto::ipam::{DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, VxlanMode};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +36,26 @@ pub struct Pool {
     /// Recorded for the data plane (masquerade traffic leaving the pool).
     #[serde(default)]
     pub nat_outgoing: bool,
+    /// When traffic to this pool's blocks on other nodes goes through `vxlan.wren`.
+    #[serde(default)]
+    pub vxlan_mode: VxlanMode,
+    /// The VXLAN Network Identifier (24 bits).
+    #[serde(default = "default_vxlan_vni")]
+    pub vxlan_vni: u32,
+    /// The VXLAN UDP port.
+    #[serde(default = "default_vxlan_port")]
+    pub vxlan_port: u16,
+}
+
+/// Largest VXLAN Network Identifier (24 bits, RFC 7348).
+pub const MAX_VXLAN_VNI: u32 = (1 << 24) - 1;
+
+fn default_vxlan_vni() -> u32 {
+    DEFAULT_VXLAN_VNI
+}
+
+fn default_vxlan_port() -> u16 {
+    DEFAULT_VXLAN_PORT
 }
 
 impl Pool {
@@ -49,7 +71,30 @@ impl Pool {
             disabled: false,
             node_selector: BTreeMap::new(),
             nat_outgoing: false,
+            vxlan_mode: VxlanMode::Never,
+            vxlan_vni: DEFAULT_VXLAN_VNI,
+            vxlan_port: DEFAULT_VXLAN_PORT,
         }
+    }
+
+    /// The pool `settings` ask for, the defaults for what they leave out (not yet
+    /// checked: see [`Pool::validate`]).
+    pub fn from_settings(settings: &PoolSettings) -> Pool {
+        let mut pool = Pool::new(settings.cidr);
+        if let Some(size) = settings.block_size {
+            pool.block_size = size;
+        }
+        pool.disabled = settings.disabled;
+        pool.node_selector = settings.node_selector.clone();
+        pool.nat_outgoing = settings.nat_outgoing;
+        pool.vxlan_mode = settings.vxlan_mode;
+        if let Some(vni) = settings.vxlan_vni {
+            pool.vxlan_vni = vni;
+        }
+        if let Some(port) = settings.vxlan_port {
+            pool.vxlan_port = port;
+        }
+        pool
     }
 
     /// Parses a pool CIDR given by a user (`10.244.0.0/16`), with one clear error.
@@ -107,6 +152,15 @@ impl Pool {
                 self.block_size,
                 self.cidr.prefix_len()
             )));
+        }
+        if !(1..=MAX_VXLAN_VNI).contains(&self.vxlan_vni) {
+            return Err(bad(format!(
+                "vxlan_vni {} is outside 1-{MAX_VXLAN_VNI}",
+                self.vxlan_vni
+            )));
+        }
+        if self.vxlan_port == 0 {
+            return Err(bad(String::from("vxlan_port 0 is not a UDP port")));
         }
         Ok(())
     }

@@ -2,11 +2,13 @@
 //! nodes) and the JSON encoding of every record, with decoding errors that name the key.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::IpamError;
 use crate::store::Entry;
@@ -106,6 +108,64 @@ pub struct Node {
     pub asn: u32,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Its VXLAN tunnel endpoints, one per family with a VXLAN pool (see `tunnel.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vteps: Vec<Vtep>,
+}
+
+/// An Ethernet address, written `02:4a:7f:00:12:9c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddress(pub [u8; 6]);
+
+impl fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl FromStr for MacAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<MacAddress, String> {
+        let bad = || format!("{text:?} is not a MAC address such as 02:4a:7f:00:12:9c");
+        let mut octets = [0; 6];
+        let mut parts = text.split(':');
+        for octet in &mut octets {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *octet = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(MacAddress(octets))
+    }
+}
+
+impl Serialize for MacAddress {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<MacAddress, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A node's VXLAN tunnel endpoint of one family, as the registry records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vtep {
+    /// The address on the node's VXLAN device (from the node's block).
+    pub tunnel_address: IpAddr,
+    /// The MAC of the node's VXLAN device.
+    pub mac: MacAddress,
 }
 
 /// What a node uses: the blocks it owns and the addresses it borrowed from other

@@ -363,6 +363,7 @@ async fn release_of_a_deleted_node<S: Datastore>(ipam: Ipam<S>) {
         addresses: vec![ip("192.0.2.10")],
         asn: 64512,
         labels: BTreeMap::new(),
+        vteps: vec![],
     })
     .await
     .unwrap();
@@ -658,6 +659,7 @@ async fn node_selector_disabled_and_delete<S: Datastore>(ipam: Ipam<S>) {
         labels: [("zone".to_string(), "a".to_string())]
             .into_iter()
             .collect(),
+        vteps: vec![],
     })
     .await
     .unwrap();
@@ -720,6 +722,7 @@ async fn node_registry_and_watches<S: Datastore>(ipam: Ipam<S>) {
         labels: [("rack".to_string(), "r1".to_string())]
             .into_iter()
             .collect(),
+        vteps: vec![],
     };
     ipam.register_node(&node).await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), nodes.changed())

@@ -2,7 +2,9 @@
 //! file): pools added, listed and deleted; usage, one address and the audit (exit 1
 //! when it finds problems); releasing an address and a node. Bad input (a datastore
 //! that is down or unknown, a bad or overlapping pool, an address that is not
-//! allocated, no bgpd) gives one line on stderr and exit 1, never a panic. The last
+//! allocated, no bgpd, an IPIP pool) gives one line on stderr and exit 1, never a
+//! panic. VXLAN pools are added and listed, and a node's tunnel address is shown
+//! with its handle. The last
 //! test runs bgpd with its datastore down (needs root; skips otherwise, fails with
 //! WREN_REQUIRE_LAB=1).
 
@@ -199,6 +201,93 @@ fn commands_work_on_a_datastore_without_bgpd() {
     let pools = json(&url, &["ipam", "pool", "list"]);
     assert_eq!(pools.as_array().unwrap().len(), 1, "{pools}");
     ok(&url, &["ipam", "check"]);
+}
+
+#[test]
+fn vxlan_pools_and_the_tunnel_address_through_bgpctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let added = json(
+        &url,
+        &[
+            "ipam",
+            "pool",
+            "add",
+            "10.244.0.0/16",
+            "--vxlan-mode",
+            "cross_subnet",
+            "--vxlan-vni",
+            "7",
+        ],
+    );
+    assert_eq!(added["vxlan_mode"], "cross_subnet", "{added}");
+    assert_eq!(
+        (added["vxlan_vni"].clone(), added["vxlan_port"].clone()),
+        (7.into(), 4789.into()),
+        "{added}"
+    );
+    let list = ok(&url, &["ipam", "pool", "list"]);
+    assert!(list.contains("cross_subnet (vni 7, port 4789)"), "{list}");
+    // IPIP is refused, not recorded; so are a bad VNI and a bad mode.
+    let ipip = refused(bgpctl(
+        &url,
+        &[
+            "ipam",
+            "pool",
+            "add",
+            "10.245.0.0/16",
+            "--ipip-mode",
+            "always",
+        ],
+    ));
+    assert!(ipip.contains("IPIP (tunl0) is not supported"), "{ipip}");
+    let vni = refused(bgpctl(
+        &url,
+        &["ipam", "pool", "add", "10.245.0.0/16", "--vxlan-vni", "0"],
+    ));
+    assert!(vni.contains("vxlan_vni 0 is outside 1-16777215"), "{vni}");
+    let mode = bgpctl(
+        &url,
+        &[
+            "ipam",
+            "pool",
+            "add",
+            "10.245.0.0/16",
+            "--vxlan-mode",
+            "sometimes",
+        ],
+    );
+    assert!(!mode.status.success());
+    let stderr = String::from_utf8_lossy(&mode.stderr);
+    assert!(
+        stderr.contains("not one of always, cross_subnet, never"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json(&url, &["ipam", "pool", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The tunnel address bgpd takes is shown with its handle.
+    let vtep = runtime().block_on(async {
+        let ipam = ipam::connect(&url).await.unwrap();
+        ipam.ensure_vtep("node-x", Family::Ipv4)
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let address = vtep.tunnel_address.to_string();
+    let info = json(&url, &["show", "ipam", "--ip", &address]);
+    assert_eq!(info["handle"], "wren-vxlan-tunnel.node-x.ipv4", "{info}");
+    assert_eq!(info["node"], "node-x", "{info}");
+    let text = ok(&url, &["show", "ipam", "--ip", &address]);
+    assert!(
+        text.contains("Handle:      wren-vxlan-tunnel.node-x.ipv4"),
+        "{text}"
+    );
 }
 
 #[test]

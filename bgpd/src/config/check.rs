@@ -439,7 +439,22 @@ fn check_ipam(config: &Config, problems: &mut Problems<'_, '_>) {
     }
     for (index, pool) in ipam.pools.iter().enumerate() {
         let at = |key: &str| key_path!["ipam", "pool", index, key];
-        if let Err(error) = pool.to_pool().validate() {
+        if pool.ipip_mode.is_some() {
+            problems.add(at("ipip_mode"), control_proto::ipam::IPIP_REFUSED);
+        }
+        let stored = ipam::Pool::from_settings(pool);
+        if !(1..=ipam::pool::MAX_VXLAN_VNI).contains(&stored.vxlan_vni) {
+            problems.add(
+                at("vxlan_vni"),
+                format!(
+                    "{} is outside 1-{} (24 bits)",
+                    stored.vxlan_vni,
+                    ipam::pool::MAX_VXLAN_VNI
+                ),
+            );
+        } else if stored.vxlan_port == 0 {
+            problems.add(at("vxlan_port"), "0 is not a UDP port");
+        } else if let Err(error) = stored.validate() {
             let key = if pool.cidr.trunc() == pool.cidr {
                 "block_size"
             } else {
@@ -451,6 +466,30 @@ fn check_ipam(config: &Config, problems: &mut Problems<'_, '_>) {
             problems.add(at("node_selector"), "a label name is empty");
         }
         for (other_index, other) in ipam.pools.iter().enumerate().take(index) {
+            let theirs = ipam::Pool::from_settings(other);
+            if stored.vxlan_mode.encapsulates()
+                && theirs.vxlan_mode.encapsulates()
+                && stored.family() == theirs.family()
+            {
+                for (key, ours, their) in [
+                    ("vxlan_vni", stored.vxlan_vni, theirs.vxlan_vni),
+                    (
+                        "vxlan_port",
+                        u32::from(stored.vxlan_port),
+                        u32::from(theirs.vxlan_port),
+                    ),
+                ] {
+                    if ours != their {
+                        problems.add(
+                            at(key),
+                            format!(
+                                "{ours} differs from ipam.pool[{other_index}]'s {their}: one VXLAN device serves every {} pool",
+                                stored.family()
+                            ),
+                        );
+                    }
+                }
+            }
             if overlap(pool.cidr, other.cidr) {
                 problems.add(
                     at("cidr"),

@@ -17,7 +17,12 @@
 //! disabled = false
 //! node_selector = { zone = "a" }
 //! nat_outgoing = false
+//! vxlan_mode = "never"                      # "always", "cross_subnet" or "never"
+//! vxlan_vni = 4096                          # one VNI and port per family: every
+//! vxlan_port = 4789                         #   VXLAN pool of a family shares them
 //! ```
+//!
+//! `ipip_mode` is refused: Wren has no IPIP overlay (use `vxlan_mode`).
 //!
 //! With `[ipam]`, `[bgp] node_mesh` defaults to true: bgpd peers with every other
 //! node of the registry. Changes to `[ipam]` take effect at the next start.
@@ -26,7 +31,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use cluster::address::Detection;
-use ipnet::IpNet;
 use serde::Deserialize;
 
 /// The datastore bgpd and `wren-ipam` use when not told.
@@ -74,36 +78,9 @@ pub struct IpamConfig {
     pub pools: Vec<PoolConfig>,
 }
 
-/// `[[ipam.pool]]`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolConfig {
-    pub cidr: IpNet,
-    /// Prefix length of the blocks; default 26 (IPv4) or 122 (IPv6).
-    #[serde(default)]
-    pub block_size: Option<u8>,
-    #[serde(default)]
-    pub disabled: bool,
-    /// Labels a node must carry to take addresses from this pool; empty: every node.
-    #[serde(default)]
-    pub node_selector: BTreeMap<String, String>,
-    #[serde(default)]
-    pub nat_outgoing: bool,
-}
-
-impl PoolConfig {
-    /// The pool as the datastore records it.
-    pub fn to_pool(&self) -> ipam::Pool {
-        let mut pool = ipam::Pool::new(self.cidr);
-        if let Some(block_size) = self.block_size {
-            pool.block_size = block_size;
-        }
-        pool.disabled = self.disabled;
-        pool.node_selector = self.node_selector.clone();
-        pool.nat_outgoing = self.nat_outgoing;
-        pool
-    }
-}
+/// `[[ipam.pool]]`: the settings `bgpctl ipam pool add` sends too (one type), so
+/// both refuse `ipip_mode` alike.
+pub type PoolConfig = control_proto::PoolSettings;
 
 impl IpamConfig {
     /// The node name: `node`, else `NODENAME`, else the host name.
@@ -177,9 +154,38 @@ mod tests {
         assert_eq!(ipam.node_name().unwrap(), "node-a");
         assert_eq!(ipam.resync_interval, super::DEFAULT_RESYNC_INTERVAL);
         assert_eq!(ipam.strict_affinity, None);
-        let pools: Vec<ipam::Pool> = ipam.pools.iter().map(|p| p.to_pool()).collect();
+        let pools: Vec<ipam::Pool> = ipam.pools.iter().map(ipam::Pool::from_settings).collect();
         assert_eq!((pools[0].block_size, pools[1].block_size), (26, 122));
         assert_eq!(pools[1].node_selector["zone"], "a");
+        assert_eq!(
+            (pools[0].vxlan_mode, pools[0].vxlan_vni, pools[0].vxlan_port),
+            (ipam::VxlanMode::Never, 4096, 4789)
+        );
+        let vxlan = Config::parse(
+            &format!(
+                "{BASE}[ipam]\nnode = \"node-a\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\n\
+                 vxlan_mode = \"cross_subnet\"\nvxlan_vni = 7\nvxlan_port = 8472\n\
+                 [[ipam.pool]]\ncidr = \"fd00:10:244::/56\"\nvxlan_mode = \"always\"\n"
+            ),
+            "test.toml",
+        )
+        .unwrap();
+        let pools: Vec<ipam::Pool> = vxlan
+            .ipam
+            .unwrap()
+            .pools
+            .iter()
+            .map(ipam::Pool::from_settings)
+            .collect();
+        assert_eq!(
+            (pools[0].vxlan_mode, pools[0].vxlan_vni, pools[0].vxlan_port),
+            (ipam::VxlanMode::CrossSubnet, 7, 8472)
+        );
+        // Another family's device: its own VNI and port.
+        assert_eq!(
+            (pools[1].vxlan_mode, pools[1].vxlan_vni, pools[1].vxlan_port),
+            (ipam::VxlanMode::Always, 4096, 4789)
+        );
         // The node registers its router id when no address is given.
         assert_eq!(
             ipam.addresses(config.bgp.router_id).unwrap(),
@@ -254,6 +260,37 @@ mod tests {
                 7,
                 "ipam.address_detection",
                 "not both",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nipip_mode = \"always\"\n",
+                8,
+                "ipam.pool[0].ipip_mode",
+                "IPIP (tunl0) is not supported",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nvxlan_mode = \"sometimes\"\n",
+                8,
+                "ipam.pool[0].vxlan_mode",
+                "cross_subnet",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nvxlan_vni = 16777216\n",
+                8,
+                "ipam.pool[0].vxlan_vni",
+                "outside 1-16777215",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nvxlan_port = 0\n",
+                8,
+                "ipam.pool[0].vxlan_port",
+                "not a UDP port",
+            ),
+            (
+                "[ipam]\nnode = \"n\"\n[[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nvxlan_mode = \"always\"\n\
+                 [[ipam.pool]]\ncidr = \"10.245.0.0/16\"\nvxlan_mode = \"cross_subnet\"\nvxlan_vni = 7\n",
+                12,
+                "ipam.pool[1].vxlan_vni",
+                "7 differs from ipam.pool[0]'s 4096: one VXLAN device serves every IPv4 pool",
             ),
             (
                 "[ipam]\nnode = \"n\"\nstrict = true\n",

@@ -66,6 +66,7 @@ mod tests {
             addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
             asn,
             labels: Default::default(),
+            vteps: vec![],
         }
     }
 

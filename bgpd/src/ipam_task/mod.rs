@@ -70,7 +70,11 @@ impl Settings {
             asn: config.bgp.asn.get(),
             addresses: section.addresses(config.bgp.router_id)?,
             labels: section.node_labels.clone(),
-            pools: section.pools.iter().map(|p| p.to_pool()).collect(),
+            pools: section
+                .pools
+                .iter()
+                .map(ipam::Pool::from_settings)
+                .collect(),
             strict_affinity: section.strict_affinity,
             max_blocks_per_node: section.max_blocks_per_node,
             resync_interval: Duration::from_secs(u64::from(section.resync_interval.max(1))),

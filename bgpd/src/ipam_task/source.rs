@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use ipam::store::Watch;
-use ipam::{AnyStore, Datastore, Ipam, IpamError, Node, StoreError};
+use ipam::{AnyStore, Datastore, Family, Ipam, IpamError, Node, StoreError};
 use ipnet::IpNet;
 use tokio::sync::mpsc;
 
@@ -190,18 +190,30 @@ impl Source {
                 );
             }
         }
-        let node = Node {
+        let stored = ipam.node(&settings.node).await?;
+        let mut node = Node {
             name: settings.node.clone(),
             addresses: settings.addresses.clone(),
             asn: settings.asn,
             labels: settings.labels.clone(),
+            // Kept until the blocks are known (the labels decide the pools).
+            vteps: stored.as_ref().map(|n| n.vteps.clone()).unwrap_or_default(),
         };
-        if ipam.node(&node.name).await?.as_ref() != Some(&node) {
+        if stored.as_ref() != Some(&node) {
             ipam.register_node(&node).await?;
             tracing::info!(node = %node.name, addresses = ?node.addresses, asn = node.asn, "ipam: node registered");
         }
         let blocks = ipam.ensure_blocks(&settings.node).await?;
         tracing::info!(node = %settings.node, blocks = ?blocks, "ipam: the node's blocks");
+        let mut vteps = Vec::new();
+        for family in [Family::Ipv4, Family::Ipv6] {
+            vteps.extend(ipam.ensure_vtep(&settings.node, family).await?);
+        }
+        if vteps != node.vteps {
+            node.vteps = vteps;
+            ipam.register_node(&node).await?;
+            tracing::info!(node = %node.name, vteps = ?node.vteps, "ipam: VXLAN tunnel endpoints registered");
+        }
         Ok(())
     }
 
@@ -226,10 +238,13 @@ impl Source {
                 if compared != *pool {
                     tracing::warn!(
                         pool = %cidr,
-                        "ipam: the stored pool differs from [[ipam.pool]] (stored: block_size {}, nat_outgoing {}, node_selector {}); the stored one stays in force (bgpctl ipam pool delete, then add, to change it)",
+                        "ipam: the stored pool differs from [[ipam.pool]] (stored: block_size {}, nat_outgoing {}, node_selector {}, vxlan_mode {}, vxlan_vni {}, vxlan_port {}); the stored one stays in force (bgpctl ipam pool delete, then add, to change it)",
                         stored.block_size,
                         stored.nat_outgoing,
                         ipam::format_node_selector(&stored.node_selector),
+                        stored.vxlan_mode,
+                        stored.vxlan_vni,
+                        stored.vxlan_port,
                     );
                 }
                 Ok(())
