@@ -1,7 +1,8 @@
 //! The pod MTU (issue 15, part 4) from bgpd in a namespace: detected over the
 //! namespace's interfaces (the smallest up one matching the pattern), written to
 //! `STATE_DIR/mtu`, rewritten when the underlay's MTU changes; an override is used
-//! when it fits and stops bgpd with one line when it does not.
+//! when it fits and stops bgpd with one line when it does not. Pools with VXLAN take
+//! the header off (50 bytes over IPv4, 70 over IPv6).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -117,4 +118,40 @@ fn override_used_when_it_fits_and_refused_when_too_large() {
     );
     // The file keeps what the last good start wrote.
     assert_eq!(file(&state).as_deref(), Some("1480\n"));
+}
+
+#[test]
+fn vxlan_pools_take_their_header_off_the_pod_mtu() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let netns = Netns::new("wb-mtv").unwrap();
+    interface(&netns, "eth1", 1500, true);
+    let state = netns.dir().join("state");
+    let ipam = format!(
+        "[ipam]\nnode = \"node-mtu\"\ndatastore = \"sqlite://{}/ipam.db\"\n\
+         [[ipam.pool]]\ncidr = \"10.244.0.0/16\"\nvxlan_mode = \"cross_subnet\"\n",
+        netns.dir().display()
+    );
+    let wren = Wren::start(&netns, &config(&netns, &state, &ipam));
+    // VXLAN over IPv4: 50 bytes.
+    wren.daemon
+        .wait_until(TIMEOUT, "the pod MTU file holding 1450", || {
+            file(&state).as_deref() == Some("1450\n")
+        })
+        .unwrap();
+    // An IPv6 pool with VXLAN too, added while bgpd runs: 70 bytes.
+    wren.bgpctl_ok(&[
+        "ipam",
+        "pool",
+        "add",
+        "fd00:10:244::/56",
+        "--vxlan-mode",
+        "always",
+    ]);
+    wren.daemon
+        .wait_until(TIMEOUT, "the pod MTU file holding 1430", || {
+            file(&state).as_deref() == Some("1430\n")
+        })
+        .unwrap();
 }

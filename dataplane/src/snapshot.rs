@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+pub use control_proto::VxlanMode;
 use ipnet::IpNet;
 
 use crate::mtu::Encapsulation;
@@ -26,6 +27,8 @@ pub struct Pool {
     /// Masquerade traffic from the pool to destinations outside every pool and
     /// every node.
     pub nat_outgoing: bool,
+    /// When traffic to the pool's blocks on other nodes is encapsulated in VXLAN.
+    pub vxlan_mode: VxlanMode,
 }
 
 /// A registered node.
@@ -36,14 +39,75 @@ pub struct Node {
 }
 
 impl Snapshot {
-    /// How pod traffic leaves the node: no pool encapsulates yet (the pools'
-    /// `vxlan_mode` arrives with the VXLAN overlay), so routed as is.
+    /// How pod traffic leaves the node, for the pod MTU: VXLAN over IPv6 when an
+    /// IPv6 pool encapsulates (the larger overhead: a pod has one MTU for both
+    /// families), else over IPv4 when an IPv4 pool does, else routed as is. Disabled
+    /// pools count: their addresses are still in use.
     pub fn encapsulation(&self) -> Encapsulation {
-        Encapsulation::None
+        let encapsulating = |ipv4: bool| {
+            self.pools.iter().any(|pool| {
+                pool.vxlan_mode.encapsulates() && matches!(pool.cidr, IpNet::V4(_)) == ipv4
+            })
+        };
+        if encapsulating(false) {
+            Encapsulation::VxlanIpv6
+        } else if encapsulating(true) {
+            Encapsulation::VxlanIpv4
+        } else {
+            Encapsulation::None
+        }
     }
 
     /// Whether some pool asks for masquerading.
     pub fn needs_nat(&self) -> bool {
         self.pools.iter().any(|pool| pool.nat_outgoing)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pool(cidr: &str, vxlan_mode: VxlanMode) -> Pool {
+        Pool {
+            cidr: cidr.parse().unwrap(),
+            nat_outgoing: false,
+            vxlan_mode,
+        }
+    }
+
+    #[test]
+    fn the_encapsulation_follows_the_pools_vxlan_mode() {
+        let snapshot = |pools: Vec<Pool>| Snapshot {
+            pools,
+            nodes: vec![],
+        };
+        let v4 = |mode| pool("10.244.0.0/16", mode);
+        let v6 = |mode| pool("fd00:10:244::/56", mode);
+        let cases = [
+            (vec![], Encapsulation::None),
+            (
+                vec![v4(VxlanMode::Never), v6(VxlanMode::Never)],
+                Encapsulation::None,
+            ),
+            (vec![v4(VxlanMode::Always)], Encapsulation::VxlanIpv4),
+            (
+                vec![v4(VxlanMode::CrossSubnet), v6(VxlanMode::Never)],
+                Encapsulation::VxlanIpv4,
+            ),
+            (
+                vec![v4(VxlanMode::Never), v6(VxlanMode::CrossSubnet)],
+                Encapsulation::VxlanIpv6,
+            ),
+            (
+                vec![v4(VxlanMode::Always), v6(VxlanMode::Always)],
+                Encapsulation::VxlanIpv6,
+            ),
+        ];
+        for (pools, expected) in cases {
+            let text = format!("{pools:?}");
+            assert_eq!(snapshot(pools).encapsulation(), expected, "{text}");
+        }
     }
 }

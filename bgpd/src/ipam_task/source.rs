@@ -386,6 +386,7 @@ impl Source {
                 .map(|pool| dataplane::Pool {
                     cidr: pool.cidr,
                     nat_outgoing: pool.nat_outgoing,
+                    vxlan_mode: pool.vxlan_mode,
                 })
                 .collect(),
             nodes: ipam
