@@ -28,7 +28,10 @@
 //!   link-local pair ([`NextHop::GlobalOrLinkLocal`]) takes the global address
 //!   while it resolves, else the link-local one. IPv4 routes may have IPv6
 //!   gateways (RFC 8950; `via inet6`, RTA_VIA, Linux 5.2 or later), in ECMP
-//!   too, and are adopted on restart like any other.
+//!   too, and are adopted on restart like any other. [`NextHop::OnLink`] is a
+//!   gateway no connected subnet covers, taken as on its device's link
+//!   (RTNH_F_ONLINK: a VXLAN peer's tunnel address on the VXLAN device); the
+//!   flag is compared on adoption like the rest.
 //!
 //! # Privileges
 //!

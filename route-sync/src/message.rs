@@ -50,6 +50,9 @@ pub(crate) enum KernelKind {
 pub(crate) struct KernelNextHop {
     pub gateway: Option<IpAddr>,
     pub ifindex: u32,
+    /// RTNH_F_ONLINK: the gateway is taken as on the device's link, with no
+    /// connected subnet (a VXLAN peer's tunnel address).
+    pub onlink: bool,
 }
 
 /// A request to put in a batch.
@@ -119,12 +122,19 @@ pub(crate) fn encode(
                     attributes.push(gateway_attribute(prefix, gateway));
                 }
                 attributes.push(RouteAttribute::Oif(hop.ifindex));
+                if hop.onlink {
+                    header.flags |=
+                        RouteFlags::from_bits_truncate(u32::from(RouteNextHopFlags::Onlink.bits()));
+                }
             } else {
                 let paths = hops
                     .iter()
                     .map(|hop| {
                         let mut path = RouteNextHop::default();
                         path.interface_index = hop.ifindex;
+                        if hop.onlink {
+                            path.flags |= RouteNextHopFlags::Onlink;
+                        }
                         if let Some(gateway) = hop.gateway {
                             path.attributes.push(gateway_attribute(prefix, gateway));
                         }
@@ -215,6 +225,7 @@ pub(crate) fn decode(message: &RouteMessage) -> Option<KernelRoute> {
                         KernelNextHop {
                             gateway,
                             ifindex: path.interface_index,
+                            onlink: path.flags.contains(RouteNextHopFlags::Onlink),
                         },
                         path.flags
                             .intersects(RouteNextHopFlags::Dead | RouteNextHopFlags::Linkdown),
@@ -226,6 +237,7 @@ pub(crate) fn decode(message: &RouteMessage) -> Option<KernelRoute> {
                     KernelNextHop {
                         gateway,
                         ifindex: oif,
+                        onlink: flags.contains(RouteNextHopFlags::Onlink),
                     },
                     flags.intersects(RouteNextHopFlags::Dead | RouteNextHopFlags::Linkdown),
                 ));
@@ -356,6 +368,7 @@ mod tests {
         let hop = KernelNextHop {
             gateway: Some("10.0.0.2".parse().unwrap()),
             ifindex: 3,
+            onlink: false,
         };
         encode(
             &mut out,
@@ -388,6 +401,7 @@ mod tests {
         let hop = KernelNextHop {
             gateway: Some("fe80::1".parse().unwrap()),
             ifindex: 3,
+            onlink: false,
         };
         encode(
             &mut out,
@@ -418,6 +432,7 @@ mod tests {
         let other = KernelNextHop {
             gateway: Some("2001:db8::2".parse().unwrap()),
             ifindex: 4,
+            onlink: false,
         };
         let ecmp = round_trip(
             Request::Replace,
@@ -439,10 +454,12 @@ mod tests {
         let a = KernelNextHop {
             gateway: Some("10.0.0.2".parse().unwrap()),
             ifindex: 3,
+            onlink: false,
         };
         let b = KernelNextHop {
             gateway: Some("10.0.1.2".parse().unwrap()),
             ifindex: 4,
+            onlink: false,
         };
         let single = round_trip(
             Request::Add,
@@ -466,6 +483,7 @@ mod tests {
         let device = KernelNextHop {
             gateway: None,
             ifindex: 9,
+            onlink: false,
         };
         let route = round_trip(
             Request::Add,
@@ -474,5 +492,19 @@ mod tests {
         );
         assert_eq!(route.kind, KernelKind::Unicast(vec![device]));
         assert_eq!(route.prefix.prefix_len(), 0);
+        // On-link next hops (a VXLAN peer's tunnel address), alone and in ECMP.
+        let onlink = KernelNextHop {
+            gateway: Some("10.244.1.0".parse().unwrap()),
+            ifindex: 7,
+            onlink: true,
+        };
+        for hops in [vec![onlink], vec![a, onlink]] {
+            let route = round_trip(
+                Request::Add,
+                "10.244.1.0/26",
+                Some(KernelKind::Unicast(hops.clone())),
+            );
+            assert_eq!(route.kind, KernelKind::Unicast(hops));
+        }
     }
 }

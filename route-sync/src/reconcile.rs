@@ -662,6 +662,9 @@ impl State {
                         let _ = write!(text, " via {gateway}");
                     }
                     let _ = write!(text, " dev {}", self.device_name(hop.ifindex));
+                    if hop.onlink {
+                        text.push_str(" onlink");
+                    }
                 }
             }
             Some(KernelKind::Other(kind)) => {

@@ -132,6 +132,12 @@ impl Resolver {
             NextHop::Device(name) => Ok(vec![KernelNextHop {
                 gateway: None,
                 ifindex: self.device(name)?,
+                onlink: false,
+            }]),
+            NextHop::OnLink { address, device } => Ok(vec![KernelNextHop {
+                gateway: Some(*address),
+                ifindex: self.device(device)?,
+                onlink: true,
             }]),
             NextHop::Gateway {
                 address,
@@ -139,6 +145,7 @@ impl Resolver {
             } => Ok(vec![KernelNextHop {
                 gateway: Some(*address),
                 ifindex: self.device(name)?,
+                onlink: false,
             }]),
             NextHop::Gateway {
                 address,
@@ -153,6 +160,7 @@ impl Resolver {
                 _ => Ok(vec![KernelNextHop {
                     gateway: Some(IpAddr::V6(*link_local)),
                     ifindex: self.device(device)?,
+                    onlink: false,
                 }]),
             },
         }
@@ -202,6 +210,7 @@ impl Resolver {
                     .map(|(hop, _)| KernelNextHop {
                         gateway: Some(hop.gateway.unwrap_or(gateway)),
                         ifindex: hop.ifindex,
+                        onlink: false,
                     })
                     .collect()),
                 KernelKind::Blackhole => Err(unresolvable(format!(
@@ -258,6 +267,7 @@ mod tests {
                     .map(|(gateway, ifindex)| KernelNextHop {
                         gateway: gateway.map(|g| g.parse().unwrap()),
                         ifindex: *ifindex,
+                        onlink: false,
                     })
                     .collect(),
             ),
@@ -283,6 +293,7 @@ mod tests {
         KernelNextHop {
             gateway: Some(gateway.parse().unwrap()),
             ifindex,
+            onlink: false,
         }
     }
 
@@ -421,7 +432,8 @@ mod tests {
             resolver.resolve(&NextHop::Device("eth1".into())),
             Ok(vec![KernelNextHop {
                 gateway: None,
-                ifindex: 4
+                ifindex: 4,
+                onlink: false,
             }])
         );
     }

@@ -44,6 +44,10 @@ pub enum NextHop {
     },
     /// Straight out of a device (a device route, scope link).
     Device(String),
+    /// Through a gateway on `device` that no connected subnet covers, taken as on
+    /// the device's link (RTNH_F_ONLINK, `ip route ... via A dev D onlink`): a
+    /// VXLAN peer's tunnel address on the VXLAN device.
+    OnLink { address: IpAddr, device: String },
     /// BGP's IPv6 next hop pair (RFC 2545): `global` when it resolves (on a
     /// connected subnet or recursively), else `link_local` through `device`.
     /// Re-resolved like any gateway, so it moves to the global address once
@@ -126,6 +130,7 @@ impl fmt::Display for NextHop {
                 device: Some(device),
             } => write!(f, "via {address} dev {device}"),
             NextHop::Device(device) => write!(f, "dev {device}"),
+            NextHop::OnLink { address, device } => write!(f, "via {address} dev {device} onlink"),
             NextHop::GlobalOrLinkLocal {
                 global,
                 link_local,

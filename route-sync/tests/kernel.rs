@@ -7,7 +7,7 @@ mod common;
 use std::net::IpAddr;
 
 use anyhow::Result;
-use common::{Monitor, gateways, in_netns, ip, our_route, routes, veth, wait_for};
+use common::{gateways, in_netns, ip, our_route, restart_unchanged, routes, veth, wait_for};
 use ipnet::IpNet;
 use route_sync::{Change, Config, Ecmp, NextHop, Route, Target};
 
@@ -222,31 +222,8 @@ fn restart_adopts_routes_without_a_single_change() {
         let installed = first.snapshot().await?.installed.len();
         assert_eq!(installed, 206);
         first.shutdown(true).await?;
-        let before = (routes("-4", "196")?, routes("-6", "196")?);
-
-        let mut monitor = Monitor::start().await?;
-        let second = route_sync::start(Config::default()).await?;
-        let snapshot = second.snapshot().await?;
-        assert_eq!(snapshot.counters.adopted, 206);
-        assert!(snapshot.installed.iter().all(|r| r.adopted));
-        second.apply(restart_routes()).await?;
-        second.sync().await?;
-        assert_eq!(second.end_of_initial_convergence().await?, 0);
-        let snapshot = second.snapshot().await?;
+        let (second, snapshot, mut monitor) = restart_unchanged(restart_routes(), 206).await?;
         assert_eq!(snapshot.installed.len(), 206);
-        assert!(snapshot.installed.iter().all(|r| !r.adopted));
-        assert_eq!(snapshot.counters.batches, 0, "{:?}", snapshot.counters);
-        monitor.mark().await?;
-        let ours: Vec<String> = monitor
-            .lines()?
-            .into_iter()
-            .filter(|l| l.contains("proto 196"))
-            .collect();
-        assert!(
-            ours.is_empty(),
-            "route-sync changed routes on restart: {ours:?}"
-        );
-        assert_eq!((routes("-4", "196")?, routes("-6", "196")?), before);
         // Control: a real change is seen by the monitor.
         second
             .install(Route::via(net("10.200.0.0/24"), addr("10.0.0.2")))

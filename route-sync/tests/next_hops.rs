@@ -1,5 +1,6 @@
 //! IPv6 link-local next hops and IPv4 routes through IPv6 next hops (RFC 8950,
-//! RTA_VIA) against a real kernel, each test in its own network namespace.
+//! RTA_VIA) and on-link next hops through a VXLAN device (RTNH_F_ONLINK) against a
+//! real kernel, each test in its own network namespace.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +9,7 @@ mod common;
 use std::net::IpAddr;
 
 use anyhow::Result;
-use common::{Monitor, in_netns, ip, our_route, routes, veth, wait_for};
+use common::{in_netns, ip, our_route, restart_unchanged, routes, veth, wait_for};
 use ipnet::IpNet;
 use route_sync::{Change, Config, NextHop, Route, Target};
 use serde_json::Value;
@@ -191,29 +192,8 @@ fn restart_adopts_link_local_and_via_inet6_routes_unchanged() {
             first.sync().await?;
             assert_eq!(first.snapshot().await?.installed.len(), 6);
             first.shutdown(true).await?;
-            let before = (routes("-4", "196")?, routes("-6", "196")?);
-
-            let mut monitor = Monitor::start().await?;
-            let second = route_sync::start(Config::default()).await?;
-            assert_eq!(second.snapshot().await?.counters.adopted, 6);
-            second.apply(changes()).await?;
-            second.sync().await?;
-            assert_eq!(second.end_of_initial_convergence().await?, 0);
-            let snapshot = second.snapshot().await?;
+            let (second, snapshot, _) = restart_unchanged(changes(), 6).await?;
             assert_eq!(snapshot.installed.len(), 6);
-            assert!(snapshot.failed.is_empty(), "{:?}", snapshot.failed);
-            assert_eq!(snapshot.counters.batches, 0, "{:?}", snapshot.counters);
-            monitor.mark().await?;
-            let ours: Vec<String> = monitor
-                .lines()?
-                .into_iter()
-                .filter(|l| l.contains("proto 196"))
-                .collect();
-            assert!(
-                ours.is_empty(),
-                "route-sync changed routes on restart: {ours:?}"
-            );
-            assert_eq!((routes("-4", "196")?, routes("-6", "196")?), before);
             expect_all()?;
             // The snapshot names the IPv6 gateways of IPv4 routes.
             let installed = snapshot
@@ -226,6 +206,64 @@ fn restart_adopts_link_local_and_via_inet6_routes_unchanged() {
                 Some("fe80::2".parse::<IpAddr>().unwrap())
             );
             assert_eq!(installed.next_hops[0].device, "d0");
+            second.shutdown(false).await?;
+            Ok(())
+        },
+    );
+}
+
+/// Routes through a VXLAN peer's tunnel address on the VXLAN device, which no
+/// connected subnet covers: `via A dev vxlan.t onlink`, IPv4 and IPv6.
+fn overlay_changes() -> Vec<Change> {
+    let onlink = |address: &str| NextHop::OnLink {
+        address: address.parse().unwrap(),
+        device: "vxlan.t".into(),
+    };
+    vec![
+        route("10.244.1.0/26", vec![onlink("10.244.1.0")]),
+        route("fd00:10:244:1::/122", vec![onlink("fd00:10:244:1::")]),
+    ]
+}
+
+#[test]
+fn onlink_next_hops_through_a_vxlan_device_and_restart_unchanged() {
+    in_netns(
+        "onlink_next_hops_through_a_vxlan_device_and_restart_unchanged",
+        || async {
+            veth("d0", &["192.0.2.1/24"])?;
+            ip(&[
+                "link",
+                "add",
+                "vxlan.t",
+                "type",
+                "vxlan",
+                "id",
+                "4096",
+                "dstport",
+                "4789",
+                "local",
+                "192.0.2.1",
+                "dev",
+                "d0",
+                "nolearning",
+            ])?;
+            ip(&["link", "set", "vxlan.t", "up"])?;
+            let first = route_sync::start(Config::default()).await?;
+            first.apply(overlay_changes()).await?;
+            first.sync().await?;
+            let snapshot = first.snapshot().await?;
+            assert!(snapshot.failed.is_empty(), "{:?}", snapshot.failed);
+            for (prefix, gateway) in [
+                ("10.244.1.0/26", "10.244.1.0"),
+                ("fd00:10:244:1::/122", "fd00:10:244:1::"),
+            ] {
+                let route = our_route(prefix)?.unwrap_or_else(|| panic!("{prefix} missing"));
+                assert_eq!(hops(&route), [(gateway.to_string(), "vxlan.t".to_string())]);
+                let flags = route["flags"].as_array().cloned().unwrap_or_default();
+                assert!(flags.iter().any(|f| f == "onlink"), "{route}");
+            }
+            first.shutdown(true).await?;
+            let (second, _, _) = restart_unchanged(overlay_changes(), 2).await?;
             second.shutdown(false).await?;
             Ok(())
         },

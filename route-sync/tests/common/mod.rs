@@ -200,3 +200,39 @@ impl Drop for Monitor {
         let _ = std::fs::remove_file(&self.file);
     }
 }
+
+/// A restart: the routes of ours are in the kernel (the first syncer shut down
+/// keeping them); a second syncer adopts `adopted` of them, is given `changes` again
+/// and converges, and sends nothing to the kernel (no batch, no route of ours seen
+/// by `ip monitor`, `ip route` as before). Returns the second syncer, its snapshot,
+/// and the monitor (for a control change).
+pub async fn restart_unchanged(
+    changes: Vec<route_sync::Change>,
+    adopted: u64,
+) -> Result<(route_sync::FibHandle, route_sync::Snapshot, Monitor)> {
+    let before = (routes("-4", "196")?, routes("-6", "196")?);
+    let mut monitor = Monitor::start().await?;
+    let second = route_sync::start(route_sync::Config::default()).await?;
+    let snapshot = second.snapshot().await?;
+    assert_eq!(snapshot.counters.adopted, adopted);
+    assert!(snapshot.installed.iter().all(|r| r.adopted));
+    second.apply(changes).await?;
+    second.sync().await?;
+    assert_eq!(second.end_of_initial_convergence().await?, 0);
+    let snapshot = second.snapshot().await?;
+    assert!(snapshot.failed.is_empty(), "{:?}", snapshot.failed);
+    assert!(snapshot.installed.iter().all(|r| !r.adopted));
+    assert_eq!(snapshot.counters.batches, 0, "{:?}", snapshot.counters);
+    monitor.mark().await?;
+    let ours: Vec<String> = monitor
+        .lines()?
+        .into_iter()
+        .filter(|l| l.contains("proto 196"))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "route-sync changed routes on restart: {ours:?}"
+    );
+    assert_eq!((routes("-4", "196")?, routes("-6", "196")?), before);
+    Ok((second, snapshot, monitor))
+}
