@@ -2,7 +2,8 @@
 //! family, a tunnel address taken from the node's block as the IPAM handle
 //! `wren-vxlan-tunnel.NODE.ipv4|ipv6` (shown by `bgpctl show ipam --ip` through
 //! bgpd) and a VTEP MAC derived from the node name, both in the node registry. A
-//! restart finds them as they are and writes nothing to the datastore. Needs root
+//! restart finds them as they are and writes nothing to the datastore; a VXLAN pool
+//! added while bgpd runs gives the node its endpoint without a restart. Needs root
 //! (skips otherwise; fails with WREN_REQUIRE_LAB=1).
 
 #![allow(clippy::unwrap_used)]
@@ -86,4 +87,60 @@ fn bgpd_registers_the_tunnel_endpoints_and_a_restart_keeps_them() {
     let (again, after) = registered(&url, "node-vx");
     assert_eq!(again.as_ref(), Some(&node));
     assert_eq!(after, revision, "the restart wrote to the datastore");
+}
+
+#[test]
+fn a_vxlan_pool_added_while_bgpd_runs_gives_the_node_its_endpoint() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let netns = lab::Netns::new("wi-vy").unwrap();
+    netns.lo_up().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/ipam.db", dir.path().display());
+    let socket = Wren::socket_path(&netns);
+    let config = wren_config(
+        "10.79.0.1",
+        &socket,
+        false,
+        &ipam_section(
+            "node-vy",
+            &url,
+            &["10.79.0.1"],
+            "[[ipam.pool]]\ncidr = \"10.96.0.0/16\"\n",
+        ),
+    );
+    let wren = Wren::start(&netns, &config);
+    wren.daemon
+        .wait_log(TIMEOUT, "ipam: advertising the node's blocks")
+        .unwrap();
+    assert_eq!(registered(&url, "node-vy").0.unwrap().vteps, vec![]);
+    wren.bgpctl_ok(&[
+        "ipam",
+        "pool",
+        "add",
+        "10.244.0.0/16",
+        "--vxlan-mode",
+        "always",
+    ]);
+    let node = wren
+        .daemon
+        .wait_for(
+            TIMEOUT,
+            "the IPv4 tunnel endpoint in the registry",
+            || match registered(&url, "node-vy").0 {
+                Some(node) if node.vteps.len() == 1 => Ok(node),
+                other => Err(format!("{other:?}")),
+            },
+        )
+        .unwrap();
+    let vtep = node.vteps[0];
+    assert!(
+        "10.244.0.0/16"
+            .parse::<ipnet::IpNet>()
+            .unwrap()
+            .contains(&vtep.tunnel_address),
+        "{vtep:?}"
+    );
+    assert_eq!(vtep.mac, ipam::vtep_mac("node-vy", Family::Ipv4));
 }

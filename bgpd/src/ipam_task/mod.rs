@@ -5,7 +5,9 @@
 //! - [`source`]: the IPAM task. It connects to the datastore of `[ipam]` (retrying
 //!   while it is down, with one error line per outage), creates the configured
 //!   pools, registers the node (name, addresses, ASN, labels), claims a block per
-//!   family (`ensure_blocks`), and keeps the rib task's `IpamBlock` routes (one per
+//!   family (`ensure_blocks`), keeps the node's VXLAN tunnel endpoints in the
+//!   registry equal to what the pools ask for (at start and when the pools change),
+//!   and keeps the rib task's `IpamBlock` routes (one per
 //!   block the node owns, blackholed in the kernel) and `IpamBorrowed` routes (one
 //!   host route per address borrowed from another node's block) equal to the
 //!   datastore's. It re-reads on a control-socket notification (`ipam-changed`,

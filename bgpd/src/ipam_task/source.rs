@@ -61,6 +61,7 @@ pub async fn run(
         revision: None,
         failing: None,
         unregistered: false,
+        vtep_pools: None,
     };
     let mut retry = RETRY_FIRST;
     loop {
@@ -109,6 +110,8 @@ struct Source {
     failing: Option<(String, Instant)>,
     /// This node was missing from the registry at the last mesh read (said once).
     unregistered: bool,
+    /// The pools the node's VXLAN tunnel endpoints were last made for.
+    vtep_pools: Option<Vec<ipam::Pool>>,
 }
 
 impl Source {
@@ -191,7 +194,7 @@ impl Source {
             }
         }
         let stored = ipam.node(&settings.node).await?;
-        let mut node = Node {
+        let node = Node {
             name: settings.node.clone(),
             addresses: settings.addresses.clone(),
             asn: settings.asn,
@@ -205,15 +208,32 @@ impl Source {
         }
         let blocks = ipam.ensure_blocks(&settings.node).await?;
         tracing::info!(node = %settings.node, blocks = ?blocks, "ipam: the node's blocks");
+        self.vtep_pools = None;
+        self.sync_vteps(ipam).await
+    }
+
+    /// Keeps the node's VXLAN tunnel endpoints in the registry equal to what its
+    /// pools ask for: at setup, and whenever the pools change (a VXLAN pool added,
+    /// disabled or deleted while bgpd runs). Not for a node missing from the registry
+    /// (released: the mesh says so; a restart registers it again).
+    async fn sync_vteps(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
+        let pools = ipam.pools().await?;
+        if self.vtep_pools.as_ref() == Some(&pools) {
+            return Ok(());
+        }
+        let Some(mut node) = ipam.node(&self.settings.node).await? else {
+            return Ok(());
+        };
         let mut vteps = Vec::new();
         for family in [Family::Ipv4, Family::Ipv6] {
-            vteps.extend(ipam.ensure_vtep(&settings.node, family).await?);
+            vteps.extend(ipam.ensure_vtep(&self.settings.node, family).await?);
         }
         if vteps != node.vteps {
             node.vteps = vteps;
             ipam.register_node(&node).await?;
             tracing::info!(node = %node.name, vteps = ?node.vteps, "ipam: VXLAN tunnel endpoints registered");
         }
+        self.vtep_pools = Some(pools);
         Ok(())
     }
 
@@ -265,6 +285,7 @@ impl Source {
         if self.revision == Some(revision) && self.advertised.is_some() {
             return Ok(());
         }
+        self.sync_vteps(ipam).await?;
         let allocations = ipam.node_allocations(&self.settings.node).await?;
         let wanted = Advertised {
             blocks: allocations.blocks,
