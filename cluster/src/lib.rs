@@ -6,8 +6,11 @@
 //! - [`node`]: the node's name (`NODENAME`, else the host name).
 //! - [`address`]: the node's peering addresses by `[ipam] address_detection`
 //!   (Calico's methods).
+//! - [`collector`]: the cluster's IPAM garbage collector, one per cluster through a
+//!   Lease.
 
 pub mod address;
+pub mod collector;
 pub mod node;
 
 /// What goes wrong on the cluster side, each one line naming what and where.

@@ -143,6 +143,31 @@ impl<S: Datastore> Ipam<S> {
         Ok(released)
     }
 
+    /// Deletes one of the node's blocks (and its affinity) when it has no address in use;
+    /// false when it is not the node's confirmed block or not empty (or an address was
+    /// just allocated there: the block stays). What the cluster's IPAM collector uses
+    /// to release empty blocks one by one, keeping one per node.
+    pub async fn release_empty_block(&self, node: &str, cidr: IpNet) -> Result<bool, IpamError> {
+        keys::validate_node(node)?;
+        let Some((affinity, entry)) = self
+            .node_affinities(node)
+            .await?
+            .into_iter()
+            .find(|(affinity, _)| affinity.cidr == cidr)
+        else {
+            return Ok(false);
+        };
+        if affinity.state != AffinityState::Confirmed {
+            return Ok(false);
+        }
+        match self.block(&cidr).await? {
+            Some((_, block)) if block.is_empty() && block.affinity.as_deref() == Some(node) => {
+                self.release_block(&affinity, &entry).await
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Releases everything of a deleted node: the addresses it uses (in its blocks and
     /// borrowed elsewhere), its blocks and affinities (a block where other nodes still
     /// borrow addresses is kept without an owner), and its registry record.

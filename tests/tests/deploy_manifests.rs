@@ -117,19 +117,25 @@ fn manifests_apply_and_roles_are_least_privilege() {
         node,
         &["-n", NAMESPACE, "create", "token", "wren-cni"],
     );
-    // The collector's Lease: create and update, not list (asked as the account itself).
-    for verb in ["create", "update", "get"] {
-        allowed(
+    // The collector's Lease (kube-lease-manager: server-side apply), asked as the
+    // account itself: create any, then only get, update and patch that one; never list.
+    let lease = |verb: &str, resource: &str| {
+        try_as(
             &control_plane,
             node,
-            &[
-                "-n",
-                NAMESPACE,
-                "auth",
-                "can-i",
-                verb,
-                "leases.coordination.k8s.io",
-            ],
+            &["-n", NAMESPACE, "auth", "can-i", verb, resource],
+        )
+        .is_ok()
+    };
+    assert!(lease("create", "leases.coordination.k8s.io"));
+    for verb in ["get", "update", "patch"] {
+        assert!(
+            lease(verb, "leases.coordination.k8s.io/wren-ipam-collector"),
+            "{verb}"
+        );
+        assert!(
+            !lease(verb, "leases.coordination.k8s.io/another-lease"),
+            "{verb}"
         );
     }
     forbidden(&control_plane, node, &["-n", NAMESPACE, "get", "leases"]);
