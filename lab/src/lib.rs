@@ -33,6 +33,7 @@ pub mod fixture;
 mod frr;
 mod gobgp;
 pub mod kube;
+mod kube_build;
 mod link;
 mod names;
 pub mod netns;

@@ -130,7 +130,7 @@ pub fn check(prereq: Prereq) -> Result<(), String> {
         Prereq::Tshark => programs(&["tshark"], "tshark"),
         Prereq::Nft => programs(&["nft"], "nftables"),
         Prereq::KubeApiserver => {
-            crate::kube::kubectl_binary()?;
+            crate::kube_build::kubectl_binary()?;
             programs(&["etcd", "etcdctl"], "etcd-server etcd-client")?;
             programs(&["openssl"], "openssl")
         }

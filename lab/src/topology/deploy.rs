@@ -436,7 +436,7 @@ impl LabNode {
             Role::KubeApiserver { args } => {
                 let what = || format!("node {}", self.name);
                 let binary =
-                    crate::kube::apiserver_binary().map_err(|e| Error::invalid(what(), e))?;
+                    crate::kube_build::apiserver_binary().map_err(|e| Error::invalid(what(), e))?;
                 let curl = find_program("curl").ok_or_else(|| {
                     Error::invalid(what(), "curl not found (apt-get install curl)")
                 })?;
