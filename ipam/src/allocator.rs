@@ -11,12 +11,12 @@
 //! again, so a failed call leaves nothing behind.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::Ipam;
+pub(crate) use crate::backoff::Backoff;
 use crate::block::Block;
 use crate::claim::Claim;
 use crate::error::IpamError;
@@ -28,8 +28,7 @@ use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, 
 use crate::snapshot::decode_pools;
 use crate::store::{Datastore, Entry, Expect, Outcome, Read, Txn};
 
-/// Attempts an operation makes before giving up on contention (Calico's figure).
-pub const MAX_ATTEMPTS: u32 = 100;
+pub use crate::backoff::MAX_ATTEMPTS;
 /// Most addresses one `assign` call hands out.
 pub const MAX_ASSIGN: u32 = 1024;
 
@@ -709,43 +708,4 @@ struct Request<'a> {
     once: bool,
     /// Only from pools with VXLAN on.
     vxlan_only: bool,
-}
-
-/// Jittered exponential backoff between attempts lost to concurrent writers.
-pub(crate) struct Backoff {
-    url: String,
-    attempts: u32,
-    seed: u64,
-}
-
-impl Backoff {
-    pub(crate) fn new(url: &str) -> Backoff {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        Backoff {
-            url: url.to_string(),
-            attempts: 0,
-            seed: (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1,
-        }
-    }
-
-    /// Waits before the next attempt, or fails after [`MAX_ATTEMPTS`].
-    pub(crate) async fn wait(&mut self) -> Result<(), IpamError> {
-        self.attempts += 1;
-        if self.attempts >= MAX_ATTEMPTS {
-            return Err(IpamError::Contention {
-                url: self.url.clone(),
-                attempts: self.attempts,
-            });
-        }
-        // xorshift64
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let ceiling_us = 200u64 << self.attempts.min(8); // 0.4 ms .. 51 ms
-        let pause = Duration::from_micros(self.seed % ceiling_us);
-        tokio::time::sleep(pause).await;
-        Ok(())
-    }
 }

@@ -165,7 +165,7 @@ impl<S: Datastore> Ipam<S> {
         addresses: &[IpAddr],
     ) -> Result<(), IpamError> {
         let key = keys::handle(handle);
-        let mut backoff = crate::allocator::Backoff::new(self.store.url());
+        let mut backoff = crate::backoff::Backoff::new(self.store.url());
         loop {
             let Some((entry, mut record)) = self.read::<HandleRecord>(&key).await? else {
                 return Ok(());
@@ -199,7 +199,7 @@ impl<S: Datastore> Ipam<S> {
         handle: &str,
         addresses: &[IpAddr],
     ) -> Result<Vec<IpAddr>, IpamError> {
-        let mut backoff = crate::allocator::Backoff::new(self.store.url());
+        let mut backoff = crate::backoff::Backoff::new(self.store.url());
         loop {
             let Some((entry, mut block)) = self.block(cidr).await? else {
                 return Ok(Vec::new());

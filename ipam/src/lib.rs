@@ -6,8 +6,8 @@
 //! - [`store`]: the [`Datastore`] trait, its SQLite and etcd implementations, and
 //!   [`store::open`] to pick one from a URL.
 //! - [`Ipam`]: the operations — assign and release (`allocator.rs`, `claim.rs`,
-//!   `handles.rs`, `release.rs`), pools, configuration, node registry and what bgpd watches
-//!   (`registry.rs`), the audit (`check.rs`: a pure [`audit`] of one [`Snapshot`], the
+//!   `handles.rs`, `release.rs`; their shared retry policy in `backoff.rs`), pools, configuration, node registry and what bgpd watches
+//!   (`registry.rs`), the audit (`check.rs`, its findings in `problem.rs`: a pure [`audit`] of one [`Snapshot`], the
 //!   whole state read at one revision by `snapshot.rs`), usage reports (`report.rs`)
 //!   and the nodes' VXLAN tunnel endpoints (`tunnel.rs`: MAC and tunnel address).
 //! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary.
@@ -21,6 +21,7 @@
 //! or of a node.
 
 mod allocator;
+mod backoff;
 pub mod block;
 mod check;
 mod claim;
@@ -31,6 +32,7 @@ mod handles;
 pub mod keys;
 pub mod ops;
 pub mod pool;
+mod problem;
 pub mod records;
 mod registry;
 mod release;

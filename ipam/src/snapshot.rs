@@ -11,10 +11,10 @@ use ipnet::IpNet;
 
 use crate::Ipam;
 use crate::block::Block;
-use crate::check::{Problem, ProblemKind};
 use crate::error::IpamError;
 use crate::keys;
 use crate::pool::Pool;
+use crate::problem::{Problem, ProblemKind};
 use crate::records::{Affinity, AffinityState, HandleRecord, decode};
 use crate::store::{Datastore, Entry, Read};
 

@@ -1,0 +1,50 @@
+//! The retry policy every operation shares: jittered exponential backoff between
+//! attempts lost to concurrent writers, giving up after [`MAX_ATTEMPTS`]. A leaf
+//! module, so that the allocator and the single-key writes of `handles` both use it
+//! without using each other.
+
+use std::time::Duration;
+
+use crate::error::IpamError;
+
+/// Attempts an operation makes before giving up on contention (Calico's figure).
+pub const MAX_ATTEMPTS: u32 = 100;
+
+/// Jittered exponential backoff between attempts lost to concurrent writers.
+pub(crate) struct Backoff {
+    url: String,
+    attempts: u32,
+    seed: u64,
+}
+
+impl Backoff {
+    pub(crate) fn new(url: &str) -> Backoff {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Backoff {
+            url: url.to_string(),
+            attempts: 0,
+            seed: (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1,
+        }
+    }
+
+    /// Waits before the next attempt, or fails after [`MAX_ATTEMPTS`].
+    pub(crate) async fn wait(&mut self) -> Result<(), IpamError> {
+        self.attempts += 1;
+        if self.attempts >= MAX_ATTEMPTS {
+            return Err(IpamError::Contention {
+                url: self.url.clone(),
+                attempts: self.attempts,
+            });
+        }
+        // xorshift64
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let ceiling_us = 200u64 << self.attempts.min(8); // 0.4 ms .. 51 ms
+        let pause = Duration::from_micros(self.seed % ceiling_us);
+        tokio::time::sleep(pause).await;
+        Ok(())
+    }
+}
