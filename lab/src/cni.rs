@@ -2,8 +2,8 @@
 //! the verb, container, namespace, interface and plugin path in `CNI_*` environment
 //! variables, the network config on stdin, the result or error JSON on stdout. Topology pods
 //! ([`crate::topology::Pod`]) and every test that runs `wren-ipam` or `ptp` itself go
-//! through [`CniInvocation`]; [`wren_ipam_config`] is the network config such tests give
-//! it.
+//! through [`CniInvocation`]; [`wren_ipam_config`] (`ptp` + `wren-ipam`) and [`wren_config`]
+//! (`wren` + `wren-ipam`) are the network configs such tests give them.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -31,6 +31,7 @@ pub struct CniInvocation {
     netns: PathBuf,
     ifname: String,
     path: Vec<PathBuf>,
+    args: Option<String>,
 }
 
 impl CniInvocation {
@@ -43,7 +44,22 @@ impl CniInvocation {
             netns: netns.as_ref().to_owned(),
             ifname: IFNAME.to_owned(),
             path: vec![cni_dir()],
+            args: None,
         }
+    }
+
+    /// Names the pod as the kubelet does in `CNI_ARGS` (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`).
+    pub fn pod(mut self, namespace: &str, name: &str) -> CniInvocation {
+        self.args = Some(format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}"
+        ));
+        self
+    }
+
+    /// The interface name asked for (`CNI_IFNAME`, default [`IFNAME`]).
+    pub fn ifname(mut self, name: &str) -> CniInvocation {
+        self.ifname = name.to_owned();
+        self
     }
 
     /// The directories searched for delegated plugins (`CNI_PATH`), first match wins.
@@ -63,6 +79,9 @@ impl CniInvocation {
             .env("CNI_NETNS", &self.netns)
             .env("CNI_IFNAME", &self.ifname)
             .env("CNI_PATH", path);
+        if let Some(args) = &self.args {
+            command.env("CNI_ARGS", args);
+        }
         Ok(())
     }
 
@@ -140,12 +159,11 @@ impl CniOutput {
 }
 
 /// A `ptp` network with `wren-ipam` as its IPAM plugin, on `datastore` for `node`; with
-/// `control_socket` the plugin tells that bgpd about each change.
+/// `control_socket` the plugin tells that bgpd about each change. `ptp` puts a gateway
+/// address on the host side, so `wren-ipam` reserves one per node (`"gateway": true`).
 pub fn wren_ipam_config(datastore: &str, node: &str, control_socket: Option<&Path>) -> String {
-    let mut ipam = json!({ "type": "wren-ipam", "datastore": datastore, "node": node });
-    if let Some(socket) = control_socket {
-        ipam["control_socket"] = json!(socket);
-    }
+    let mut ipam = ipam_config(datastore, node, control_socket);
+    ipam["gateway"] = json!(true);
     json!({
         "cniVersion": "1.0.0",
         "name": "wren",
@@ -154,4 +172,30 @@ pub fn wren_ipam_config(datastore: &str, node: &str, control_socket: Option<&Pat
         "ipam": ipam,
     })
     .to_string()
+}
+
+/// A `wren` network (the main plugin of the `cni` crate) with `wren-ipam`, on `datastore`
+/// for `node`, the pod MTU read from `mtu_file`.
+pub fn wren_config(
+    datastore: &str,
+    node: &str,
+    control_socket: Option<&Path>,
+    mtu_file: &Path,
+) -> String {
+    json!({
+        "cniVersion": "1.1.0",
+        "name": "wren",
+        "type": "wren",
+        "mtu_file": mtu_file,
+        "ipam": ipam_config(datastore, node, control_socket),
+    })
+    .to_string()
+}
+
+fn ipam_config(datastore: &str, node: &str, control_socket: Option<&Path>) -> Value {
+    let mut ipam = json!({ "type": "wren-ipam", "datastore": datastore, "node": node });
+    if let Some(socket) = control_socket {
+        ipam["control_socket"] = json!(socket);
+    }
+    ipam
 }

@@ -17,6 +17,8 @@ pub enum Command {
     Add,
     Del,
     Check,
+    Status,
+    Gc,
     Version,
 }
 
@@ -39,12 +41,14 @@ impl CniEnv {
             Some("ADD") => Command::Add,
             Some("DEL") => Command::Del,
             Some("CHECK") => Command::Check,
+            Some("STATUS") => Command::Status,
+            Some("GC") => Command::Gc,
             Some("VERSION") => Command::Version,
             Some(other) => {
                 return Err(CniError::new(
                     "1.0.0",
                     code::INVALID_ENVIRONMENT,
-                    format!("CNI_COMMAND {other:?} is not ADD, DEL, CHECK or VERSION"),
+                    format!("CNI_COMMAND {other:?} is not ADD, DEL, CHECK, STATUS, GC or VERSION"),
                 ));
             }
             None => {
@@ -97,6 +101,17 @@ pub struct NetConf {
     pub ipam: IpamConf,
     #[serde(rename = "prevResult", default)]
     pub prev_result: Option<serde_json::Value>,
+    /// The runtime's live attachments (GC, CNI 1.1).
+    #[serde(rename = "cni.dev/valid-attachments", default)]
+    pub valid_attachments: Option<Vec<Attachment>>,
+}
+
+/// One entry of `cni.dev/valid-attachments`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Attachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
 }
 
 /// The `ipam` object.
@@ -115,6 +130,12 @@ pub struct IpamConf {
     /// `/run/wren/bgpd.sock`; `""`: tell nobody).
     #[serde(default)]
     pub control_socket: Option<String>,
+    /// Reserve the node's gateway address per family and return it as each pod's
+    /// gateway, for main plugins that put a gateway on the host side (`ptp`). Plugins
+    /// that route through a fixed link-local gateway (`wren`) leave it unset: then a pod
+    /// gets its address as a host prefix (`/32`, `/128`) and no address is reserved.
+    #[serde(default)]
+    pub gateway: bool,
 }
 
 fn default_datastore() -> String {

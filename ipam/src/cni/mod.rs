@@ -1,4 +1,5 @@
-//! The CNI IPAM plugin (`wren-ipam`), CNI spec 1.0: ADD, DEL, CHECK and VERSION.
+//! The CNI IPAM plugin (`wren-ipam`), CNI spec 1.1: ADD, DEL, CHECK, STATUS, GC and
+//! VERSION.
 //!
 //! The runtime (or a main plugin such as `ptp`) runs the binary with `CNI_*`
 //! environment variables and the network configuration on stdin; the plugin prints a
@@ -8,11 +9,18 @@
 //! - The handle of a pod's addresses is `CNI_CONTAINERID.CNI_IFNAME`. ADD for a
 //!   handle that already has addresses returns them again.
 //! - ADD assigns one address per family that has an enabled pool selecting the node.
-//! - The gateway is the node's own address of that family (handle
-//!   `wren-gateway.NODE.ipv4|ipv6`, assigned once per node): `ptp` puts it on the host
-//!   side of every pod's veth. Each address is returned with the longest prefix that
-//!   holds both it and the gateway (at most the pool's), so the gateway is on-link when
-//!   the routes are installed; the default route points at the gateway.
+//! - Without `"gateway": true` (the `wren` main plugin) each address is returned as a
+//!   host prefix (`/32`, `/128`) without gateway or route: the main plugin routes the
+//!   pod, and no address is used but the pods'.
+//! - With `"gateway": true` (`ptp`) the gateway is the node's own address of that family
+//!   (handle `wren-gateway.NODE.ipv4|ipv6`, assigned once per node): `ptp` puts it on
+//!   the host side of every pod's veth. Each address is returned with the longest prefix
+//!   that holds both it and the gateway (at most the pool's), so the gateway is on-link
+//!   when the routes are installed; the default route points at the gateway.
+//! - STATUS fails with code 50 unless the datastore answers and an enabled pool selects
+//!   the node. GC releases every address this node uses whose handle belongs to no
+//!   attachment of `cni.dev/valid-attachments`; handles beginning `wren-` are Wren's own
+//!   (gateways, tunnel addresses) and never collected.
 //! - After an ADD or DEL the plugin tells bgpd through its control socket
 //!   (`"control_socket"` in the `ipam` object, default `/run/wren/bgpd.sock`, `""` for
 //!   none), best effort: see [`notify`].
@@ -38,6 +46,8 @@ pub mod code {
     pub const DECODE_FAILED: u32 = 6;
     pub const INVALID_CONFIG: u32 = 7;
     pub const TRY_AGAIN_LATER: u32 = 11;
+    /// STATUS: the plugin cannot hand out addresses now.
+    pub const NOT_AVAILABLE: u32 = 50;
     /// Plugin-specific: the allocation failed (no pool, exhausted, strict affinity...).
     pub const ALLOCATION_FAILED: u32 = 100;
     /// Plugin-specific: CHECK found the container's addresses missing or different.
@@ -52,30 +62,112 @@ pub async fn run(env: &CniEnv, stdin: &[u8]) -> Result<String, CniError> {
     }
     let conf = NetConf::parse(stdin)?;
     let version = conf.cni_version.clone();
-    let handle = env.handle().map_err(|e| e.with_version(&version))?;
     let node = conf
         .ipam
         .node_name()
         .map_err(|e| e.with_version(&version))?;
-    let ipam = crate::connect(&conf.ipam.datastore)
-        .await
-        .map_err(|e| from_ipam(&version, e))?;
+    let connected = crate::connect(&conf.ipam.datastore).await;
+    if env.command == Command::Status {
+        let ipam = connected.map_err(|e| unavailable(&version, &e.to_string()))?;
+        return status(&ipam, &conf, &node).await.map(|()| String::new());
+    }
+    let ipam = connected.map_err(|e| from_ipam(&version, e))?;
+    if env.command == Command::Gc {
+        let released = gc(&ipam, &conf, &node).await?;
+        if released > 0
+            && let Some(socket) = conf.ipam.control_socket()
+        {
+            notify::ipam_changed(socket);
+        }
+        return Ok(String::new());
+    }
+    let handle = env.handle().map_err(|e| e.with_version(&version))?;
     let outcome = match env.command {
         Command::Add => add(&ipam, &conf, &node, &handle).await,
-        Command::Del => {
+        Command::Check => return check(&ipam, &conf, &handle).await.map(|()| String::new()),
+        _ => {
             ipam.release_handle(&handle)
                 .await
                 .map_err(|e| from_ipam(&version, e))?;
             Ok(String::new())
         }
-        Command::Check => return check(&ipam, &conf, &handle).await.map(|()| String::new()),
-        Command::Version => return Ok(VersionResult::new(stdin).to_json()),
     };
     // ADD and DEL tell bgpd (best effort), so it advertises the change at once.
     if let Some(socket) = conf.ipam.control_socket() {
         notify::ipam_changed(socket);
     }
     outcome
+}
+
+/// Handles of Wren's own addresses (gateways, tunnel addresses) begin with this; GC
+/// never collects them.
+pub const RESERVED_HANDLE_PREFIX: &str = "wren-";
+
+fn unavailable(version: &str, reason: &str) -> CniError {
+    CniError::new(version, code::NOT_AVAILABLE, reason.to_string())
+}
+
+/// STATUS: the datastore answers and at least one enabled pool selects the node.
+async fn status<S: Datastore>(ipam: &Ipam<S>, conf: &NetConf, node: &str) -> Result<(), CniError> {
+    let version = &conf.cni_version;
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let pools = ipam
+            .usable_pools(node, family)
+            .await
+            .map_err(|e| unavailable(version, &e.to_string()))?;
+        if !pools.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(unavailable(
+        version,
+        &format!(
+            "no enabled pool in {} selects node {node}",
+            ipam.store().url()
+        ),
+    ))
+}
+
+/// GC: releases the handles of this node's addresses that no valid attachment holds;
+/// returns how many were released.
+async fn gc<S: Datastore>(ipam: &Ipam<S>, conf: &NetConf, node: &str) -> Result<usize, CniError> {
+    let version = &conf.cni_version;
+    let valid: std::collections::HashSet<String> = conf
+        .valid_attachments
+        .as_ref()
+        .ok_or_else(|| {
+            CniError::new(
+                version,
+                code::INVALID_CONFIG,
+                String::from(
+                    "GC needs \"cni.dev/valid-attachments\" (an empty list releases every pod address of the node)",
+                ),
+            )
+        })?
+        .iter()
+        .map(|a| format!("{}.{}", a.container_id, a.ifname))
+        .collect();
+    let snapshot = ipam.snapshot().await.map_err(|e| from_ipam(version, e))?;
+    let stale: std::collections::BTreeSet<String> = snapshot
+        .blocks
+        .iter()
+        .flat_map(|block| {
+            block
+                .value
+                .allocations
+                .values()
+                .filter(|a| block.value.user_of(a) == Some(node))
+                .map(|a| a.handle.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|handle| !handle.starts_with(RESERVED_HANDLE_PREFIX) && !valid.contains(handle))
+        .collect();
+    for handle in &stale {
+        ipam.release_handle(handle)
+            .await
+            .map_err(|e| from_ipam(version, e))?;
+    }
+    Ok(stale.len())
 }
 
 /// The name of a node's gateway handle for a family.
@@ -119,6 +211,21 @@ async fn add<S: Datastore>(
         ));
     }
     let mut result = CniResult::new(version);
+    if !conf.ipam.gateway {
+        for family in families {
+            let address = match ipam.assign_once(node, handle, family).await {
+                Ok(assigned) => assigned.first().map(|a| a.address),
+                Err(e) => {
+                    let _ = ipam.release_handle(handle).await;
+                    return Err(fail(e));
+                }
+            };
+            if let Some(address) = address {
+                result.push_host(address);
+            }
+        }
+        return Ok(result.to_json());
+    }
     for family in families {
         // The node's gateway first: a pod never gets an address it cannot route.
         let assigned = match ipam

@@ -1,12 +1,12 @@
 //! What the plugin prints: the ADD result, the VERSION result and the error object,
-//! in the JSON of the CNI spec (1.0, and 0.3.x/0.4.0 where they differ).
+//! in the JSON of the CNI spec (1.0 and 1.1, and 0.3.x/0.4.0 where they differ).
 
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 /// The CNI versions this plugin speaks.
-pub const SUPPORTED_VERSIONS: [&str; 4] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
+pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 /// An ADD result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,6 +14,7 @@ pub struct CniResult {
     #[serde(rename = "cniVersion")]
     pub cni_version: String,
     pub ips: Vec<IpConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
 }
 
@@ -24,7 +25,8 @@ pub struct IpConfig {
     pub version: Option<String>,
     /// `ADDRESS/PREFIX`.
     pub address: String,
-    pub gateway: IpAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,12 +46,7 @@ impl CniResult {
 
     /// Adds an address with its gateway and a default route through the gateway.
     pub fn push(&mut self, address: IpAddr, gateway: IpAddr, prefix_len: u8) {
-        let legacy = self.cni_version != "1.0.0";
-        self.ips.push(IpConfig {
-            version: legacy.then(|| String::from(if address.is_ipv4() { "4" } else { "6" })),
-            address: format!("{address}/{prefix_len}"),
-            gateway,
-        });
+        self.push_address(address, Some(gateway), prefix_len);
         self.routes.push(Route {
             dst: String::from(if address.is_ipv4() {
                 "0.0.0.0/0"
@@ -57,6 +54,21 @@ impl CniResult {
                 "::/0"
             }),
             gw: gateway,
+        });
+    }
+
+    /// Adds an address without gateway or route, as a host prefix (`/32`, `/128`).
+    pub fn push_host(&mut self, address: IpAddr) {
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        self.push_address(address, None, bits);
+    }
+
+    fn push_address(&mut self, address: IpAddr, gateway: Option<IpAddr>, prefix_len: u8) {
+        let legacy = self.cni_version.starts_with("0.");
+        self.ips.push(IpConfig {
+            version: legacy.then(|| String::from(if address.is_ipv4() { "4" } else { "6" })),
+            address: format!("{address}/{prefix_len}"),
+            gateway,
         });
     }
 
@@ -86,7 +98,7 @@ impl VersionResult {
             })
             .filter(|v| SUPPORTED_VERSIONS.contains(&v.as_str()));
         VersionResult {
-            cni_version: asked.unwrap_or_else(|| String::from("1.0.0")),
+            cni_version: asked.unwrap_or_else(|| String::from("1.1.0")),
             supported_versions: SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect(),
         }
     }
