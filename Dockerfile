@@ -1,6 +1,6 @@
 # The `wren` image the topologies in containerlab/ name (image: wren:latest):
-# bgpd and bgpctl in /usr/local/bin, the wren-ipam CNI plugin beside Debian's CNI plugins
-# in /usr/lib/cni, iproute2 for the nodes' exec: commands, and wren-pod to add pods.
+# bgpd and bgpctl in /usr/local/bin, the wren and wren-ipam CNI plugins beside Debian's CNI
+# plugins in /usr/lib/cni, iproute2 for the nodes' exec: commands, and wren-pod to add pods.
 #
 #   docker build -t wren:latest .
 #   containerlab deploy -t containerlab/tor.clab.yml
@@ -17,9 +17,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p bgpd -p bgpctl -p ipam --bins \
+RUN cargo build --release --locked -p bgpd -p bgpctl -p ipam -p cni --bins \
  && install -D -m 0755 target/release/bgpd target/release/bgpctl -t /out/usr/local/bin \
- && install -D -m 0755 target/release/wren-ipam -t /out/usr/lib/cni
+ && install -D -m 0755 target/release/wren target/release/wren-ipam -t /out/usr/lib/cni
 
 # --- runtime ----------------------------------------------------------------------------
 FROM debian:bookworm-slim

@@ -11,7 +11,7 @@
 //!   fails midway (the checks run under `catch_unwind`, and one test fails on purpose).
 //!
 //! Needs root, FRR, etcd and the CNI plugins (skips otherwise, fails with WREN_REQUIRE_LAB=1),
-//! and Wren's binaries built in the target dir (bgpd, bgpctl, wren-ipam, wren-lab: a missing
+//! and Wren's binaries built in the target dir (bgpd, bgpctl, wren, wren-ipam, wren-lab: a missing
 //! one fails, `cargo build --workspace --bins` builds them).
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -126,13 +126,14 @@ fn run(expect: &Expect) {
     }
 }
 
-/// The prerequisites, and bgpctl's path (bgpd and wren-ipam are found the same way by the
+/// The prerequisites, and bgpctl's path (bgpd, wren and wren-ipam are found the same way by the
 /// lab; a missing one fails here); `None` (after printing why) when a prerequisite is
 /// missing and the lab is not required.
 fn ready() -> Option<PathBuf> {
     lab::require!(Root, Frr, Etcd, Cni)?;
     wren_binary("bgpd");
     wren_binary("wren-ipam");
+    wren_binary("wren");
     Some(wren_binary("bgpctl"))
 }
 

@@ -1,13 +1,13 @@
 //! Pods: extra namespaces attached to a node through CNI, as the kubelet's container runtime
-//! would do it. The node binds a CNI network config under /etc/cni/net.d/ (a `.conf` with one
-//! plugin, normally `ptp` with an `ipam` section naming `host-local` or `wren-ipam`, or a
-//! `.conflist`), and the label `wren.io/pods: "N"` asks for N pods. Each plugin runs in the
+//! would do it. The node binds a CNI network config under /etc/cni/net.d/ (a `.conflist`,
+//! normally `wren` with `wren-ipam`, or a `.conf` with one plugin such as `ptp`), and the label `wren.io/pods: "N"` asks for N pods. Each plugin runs in the
 //! node context (so `wren-ipam` reaches the node's own daemons) as [`crate::cni`] runs
 //! plugins. Tests attach pods to their own namespaces the same way (a [`NodeContext`] with the
 //! namespace's name and directory, a [`Network`] parsed from text). Dropping a [`Pod`] runs DEL (releasing its address) and deletes its namespace.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -18,6 +18,11 @@ use crate::names::unique_name;
 use crate::netns::Netns;
 use crate::route::Family;
 use crate::topology::node::{cni_path, find_wren_binary, node_command};
+use crate::wait::TIMEOUT;
+
+/// The Kubernetes namespace topology pods are named in (`CNI_ARGS`), with the pod's
+/// network namespace as its name.
+pub const POD_NAMESPACE: &str = "default";
 
 /// A CNI network: its parsed config.
 #[derive(Debug, Clone)]
@@ -98,7 +103,7 @@ impl Pod {
         let mut previous: Option<Value> = None;
         for plugin in &network.plugins {
             let config = pod.plugin_config(plugin, previous.as_ref());
-            let stdout = pod.invoke("ADD", plugin, &config)?;
+            let stdout = pod.add_until_ready(plugin, &config)?;
             previous = Some(command::parse_json(
                 &format!("CNI ADD {} for pod {name}", plugin["type"]),
                 &stdout,
@@ -188,6 +193,21 @@ impl Pod {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// ADD, run again while the plugin answers "try again later" (CNI error 11: `wren`
+    /// before its node's bgpd has written the pod MTU), for at most [`TIMEOUT`], as a
+    /// kubelet retries a sandbox whose network setup failed.
+    fn add_until_ready(&self, plugin: &Value, config: &Value) -> Result<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.invoke("ADD", plugin, config) {
+                Err(error) if is_try_again_later(&error) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     fn plugin_config(&self, plugin: &Value, previous: Option<&Value>) -> Value {
         let mut config = plugin.clone();
         config["name"] = json!(self.network.name);
@@ -214,6 +234,7 @@ impl Pod {
             })?;
         let mut command = node_command(&self.node.netns, &self.node.dir, &self.node.env, &binary);
         CniInvocation::new(verb, self.netns.name(), self.netns.path())
+            .pod(POD_NAMESPACE, self.netns.name())
             .path(path)
             .apply(&mut command)?;
         let input =
@@ -242,6 +263,14 @@ impl Drop for Pod {
             eprintln!("CNI DEL for pod {}: {error}", self.netns.name());
         }
     }
+}
+
+/// True when a plugin's failure is the CNI error "try again later" (code 11).
+fn is_try_again_later(error: &Error) -> bool {
+    let Error::Invalid { detail, .. } = error else {
+        return false;
+    };
+    serde_json::from_str::<Value>(detail.trim()).is_ok_and(|answer| answer["code"] == 11)
 }
 
 /// Runs CNI DEL for a pod of a deployed lab from another process (`wren-lab down`), without

@@ -14,8 +14,9 @@
 //! The node context: every process of a node (its daemons, its `exec:` commands, and
 //! `wren-lab exec`) runs in the node's namespace through `ip netns exec`, which gives it a
 //! private mount namespace; there the node's own directories are bind-mounted over
-//! `/run/frr` and `/run/wren`, so `vtysh` and `bgpctl` reach that node's daemons at their
-//! default paths without flags. `WREN_CONTROL_SOCKET` is set to the same socket, and the
+//! `/run/frr`, `/run/wren` and `/var/lib/wren`, so `vtysh` and `bgpctl` reach that node's
+//! daemons at their default paths without flags, and the pod MTU bgpd writes to
+//! `/var/lib/wren/mtu` is the one the node's CNI plugin reads. `WREN_CONTROL_SOCKET` is set to the same socket, and the
 //! node's `env:` is added.
 
 use std::collections::BTreeMap;
@@ -254,9 +255,10 @@ pub fn node_command(
     command
         .args(["netns", "exec", netns, "sh", "-c"])
         .arg(concat!(
-            "mkdir -p /run/frr /run/wren \"$0/frr\" \"$0/wren\"",
+            "mkdir -p /run/frr /run/wren /var/lib/wren \"$0/frr\" \"$0/wren\" \"$0/state\"",
             " && mount --bind \"$0/frr\" /run/frr",
             " && mount --bind \"$0/wren\" /run/wren",
+            " && mount --bind \"$0/state\" /var/lib/wren",
             " && exec \"$@\""
         ))
         .arg(dir)
