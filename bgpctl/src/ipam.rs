@@ -92,7 +92,8 @@ pub enum PoolCommand {
         /// Only nodes with these labels, e.g. zone=a,rack=r1.
         #[arg(long, value_name = "LABELS")]
         node_selector: Option<String>,
-        /// Record that traffic leaving the pool is masqueraded.
+        /// Masquerade traffic from the pool to destinations outside every pool and
+        /// node (bgpd's nftables table `inet wren`).
         #[arg(long)]
         nat_outgoing: bool,
         /// Encapsulate traffic to other nodes' blocks in VXLAN: always, cross_subnet

@@ -1,10 +1,18 @@
 //! The dataplane task (issue 15): what bgpd programs on the host beside the routes,
 //! from the `dataplane` crate. It runs with `[dataplane]` or `[ipam]` and owns the
-//! pod MTU file (`STATE_DIR/mtu`).
+//! pod MTU file (`STATE_DIR/mtu`) and the nftables table `inet wren`.
 //!
 //! Inputs: the IPAM task's [`Snapshot`] on a `watch` (pools, nodes; `None` until
 //! the IPAM task's first read; no channel at all without `[ipam]`), and the host's
 //! interfaces, read again every [`LINK_INTERVAL`].
+//!
+//! nat_outgoing: the table is made equal to what the snapshot asks for at every
+//! new snapshot and every [`NAT_INTERVAL`] (a table someone removed comes back):
+//! nothing is sent when it already is (a restart changes nothing in the kernel),
+//! set elements when pools or nodes changed, the table removed when no pool has
+//! `nat_outgoing`. Nothing is listed or changed before the first snapshot, and
+//! never without `[ipam]`. A refusal by nftables is one error line; the table stays
+//! as it was and the next sync tries again.
 //!
 //! MTU: at start an override (`[dataplane] mtu`) larger than the underlay allows
 //! stops bgpd (one line naming the interface). The file is written once the
@@ -20,6 +28,7 @@
 use std::time::Duration;
 
 use dataplane::mtu::{self, MtuSettings};
+use dataplane::nat::{self, Change, NatSettings};
 use dataplane::{Encapsulation, Snapshot};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -29,6 +38,8 @@ use crate::config::{Config, DataplaneConfig};
 /// How often the task reads the interfaces again (an underlay MTU that changes, an
 /// interface that goes down).
 pub const LINK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the nftables table is checked when no snapshot came.
+pub const NAT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The IPAM task's side of the seam: it publishes what it read.
 pub type SnapshotSender = watch::Sender<Option<Snapshot>>;
@@ -39,6 +50,7 @@ pub type SnapshotReceiver = watch::Receiver<Option<Snapshot>>;
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub mtu: MtuSettings,
+    pub nat: NatSettings,
 }
 
 impl Settings {
@@ -55,6 +67,7 @@ impl Settings {
                 mtu: section.mtu,
                 state_dir: section.state_dir,
             },
+            nat: NatSettings::default(),
         })
     }
 }
@@ -72,7 +85,8 @@ pub async fn spawn(
         written: mtu::read_mtu_file(&settings.mtu.state_dir),
         settings,
         snapshot: None,
-        failing: None,
+        failing: Failing::default(),
+        nat_synced: false,
     };
     if snapshots.is_none() {
         task.snapshot = Some(Snapshot::default());
@@ -87,15 +101,28 @@ struct Task {
     snapshot: Option<Snapshot>,
     /// The pod MTU the file holds.
     written: Option<u32>,
-    /// The problem last logged.
-    failing: Option<String>,
+    /// The problems last logged.
+    failing: Failing,
+    /// The nftables table was synchronised once.
+    nat_synced: bool,
+}
+
+/// The problem last logged, per part.
+#[derive(Default)]
+struct Failing {
+    mtu: Option<String>,
+    nat: Option<String>,
 }
 
 impl Task {
     async fn run(mut self, mut snapshots: Option<SnapshotReceiver>) {
         let mut links = tokio::time::interval(LINK_INTERVAL);
         links.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut nat = tokio::time::interval(NAT_INTERVAL);
+        nat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        nat.tick().await;
         loop {
+            let (mut check_mtu, mut check_nat) = (false, false);
             tokio::select! {
                 changed = next(&mut snapshots) => {
                     if changed.is_err() {
@@ -108,15 +135,68 @@ impl Task {
                         continue;
                     }
                     self.snapshot = latest;
+                    (check_mtu, check_nat) = (true, true);
                 }
-                _ = links.tick() => {}
+                _ = links.tick() => check_mtu = true,
+                _ = nat.tick() => check_nat = true,
             }
-            let outcome = match read_links().await {
-                Ok(links) => self.mtu(&links),
-                Err(error) => Err(error),
-            };
-            self.report(outcome.err());
+            if check_nat && snapshots.is_some() {
+                let outcome = self.nat().await;
+                report(&mut self.failing.nat, outcome.err());
+            }
+            if check_mtu {
+                let outcome = match read_links().await {
+                    Ok(links) => self.mtu(&links),
+                    Err(error) => Err(error),
+                };
+                report(&mut self.failing.mtu, outcome.err());
+            }
         }
+    }
+
+    /// Makes the nftables table what the snapshot asks for.
+    async fn nat(&mut self) -> anyhow::Result<()> {
+        let Some(snapshot) = &self.snapshot else {
+            return Ok(());
+        };
+        let desired = nat::desired(snapshot, &self.settings.nat);
+        let plan = nat::nft::sync(desired.as_ref()).await?;
+        let pools: Vec<String> = snapshot
+            .pools
+            .iter()
+            .filter(|pool| pool.nat_outgoing)
+            .map(|pool| pool.cidr.to_string())
+            .collect();
+        let first = !self.nat_synced;
+        self.nat_synced = true;
+        match plan.change {
+            Change::None if first => tracing::info!(
+                ?pools,
+                "dataplane: nftables table inet wren already as wanted; nothing sent"
+            ),
+            Change::None => {}
+            Change::Created => {
+                tracing::info!(
+                    ?pools,
+                    "dataplane: nftables table inet wren made (nat_outgoing)"
+                );
+            }
+            Change::Rebuilt => tracing::info!(
+                ?pools,
+                "dataplane: nftables table inet wren had another shape; made again in one transaction"
+            ),
+            Change::Elements { added, deleted } => tracing::info!(
+                added,
+                deleted,
+                "dataplane: nftables table inet wren: pools or nodes changed"
+            ),
+            Change::Removed => {
+                tracing::info!(
+                    "dataplane: no pool has nat_outgoing; nftables table inet wren removed"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Writes the pod MTU for `links` when it changed (and the encapsulation is
@@ -150,21 +230,21 @@ impl Task {
         }
         Ok(())
     }
+}
 
-    /// Logs a problem once, and again when it changes; says when it is over.
-    fn report(&mut self, problem: Option<anyhow::Error>) {
-        match (problem.map(|e| e.to_string()), &self.failing) {
-            (Some(text), Some(last)) if *last == text => {}
-            (Some(text), _) => {
-                tracing::error!("{text}");
-                self.failing = Some(text);
-            }
-            (None, Some(last)) => {
-                tracing::info!("dataplane: back in order (was: {last})");
-                self.failing = None;
-            }
-            (None, None) => {}
+/// Logs a problem once, and again when it changes; says when it is over.
+fn report(failing: &mut Option<String>, problem: Option<anyhow::Error>) {
+    match (problem.map(|e| e.to_string()), &failing) {
+        (Some(text), Some(last)) if *last == text => {}
+        (Some(text), _) => {
+            tracing::error!("{text}");
+            *failing = Some(text);
         }
+        (None, Some(last)) => {
+            tracing::info!("dataplane: back in order (was: {last})");
+            *failing = None;
+        }
+        (None, None) => {}
     }
 }
 

@@ -25,8 +25,9 @@
 //!                                                                  v
 //!                                                          fib task --> route-sync task --> kernel
 //!
-//!   IPAM task --watch: Option<dataplane::Snapshot>--> dataplane task --> pod MTU file (STATE_DIR/mtu)
-//!   (pools, nodes; the latest wins)                   reads the interfaces itself (netlink)
+//!   IPAM task --watch: Option<dataplane::Snapshot>--> dataplane task --> pod MTU file (STATE_DIR/mtu),
+//!   (pools, nodes; the latest wins)                   reads the       nftables table inet wren
+//!                                                     interfaces      (nft -j, one transaction)
 //!
 //!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
 //!                                       a reader that falls behind) --> subscribers

@@ -17,6 +17,13 @@ pub enum Error {
         context: &'static str,
         message: String,
     },
+    #[error("dataplane: nftables: {action}: nft is not installed (apt-get install nftables)")]
+    NftNotFound { action: &'static str },
+    #[error("dataplane: nftables: {action}: {message}")]
+    Nft {
+        action: &'static str,
+        message: String,
+    },
     #[error("dataplane: writing the pod MTU to {}: {source}", path.display())]
     MtuFile {
         path: PathBuf,

@@ -6,13 +6,15 @@
 //! - [`snapshot`]: the pools and nodes the dataplane follows.
 //! - [`link`]: the host's interfaces (one netlink dump).
 //! - [`mtu`]: the host MTU, the pod MTU and the file the CNI plugin reads.
+//! - [`nat`]: the nftables table `inet wren` that masquerades `nat_outgoing` pools.
 //!
 //! Calling contract: every function works in the caller's network namespace and
-//! touches nothing but Wren's own objects (its MTU file).
+//! touches nothing but Wren's own objects (its MTU file, its nftables table).
 
 pub mod error;
 pub mod link;
 pub mod mtu;
+pub mod nat;
 pub mod snapshot;
 
 pub use error::Error;

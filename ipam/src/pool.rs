@@ -33,7 +33,8 @@ pub struct Pool {
     /// selects every node.
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
-    /// Recorded for the data plane (masquerade traffic leaving the pool).
+    /// Masquerade traffic from the pool to destinations outside every pool and
+    /// node (bgpd's dataplane task, nftables table `inet wren`).
     #[serde(default)]
     pub nat_outgoing: bool,
     /// When traffic to this pool's blocks on other nodes goes through `vxlan.wren`.

@@ -45,8 +45,11 @@ pub enum Prereq {
     Tcpdump,
     /// `tshark`.
     Tshark,
-    /// `nft` (nftables), used for packet loss on links.
+    /// `nft` (nftables), used for packet loss on links and by bgpd's dataplane.
     Nft,
+    /// `iptables-nft` (Debian's iptables), the rules kube-proxy writes, for the
+    /// dataplane's coexistence tests.
+    Iptables,
     /// A kube-apiserver and kubectl built by `scripts/kube-apiserver` (or
     /// `WREN_KUBE_APISERVER`), etcd under it, `openssl` (its service-account key):
     /// [`crate::kube`].
@@ -129,6 +132,7 @@ pub fn check(prereq: Prereq) -> Result<(), String> {
         Prereq::Tcpdump => programs(&["tcpdump"], "tcpdump"),
         Prereq::Tshark => programs(&["tshark"], "tshark"),
         Prereq::Nft => programs(&["nft"], "nftables"),
+        Prereq::Iptables => programs(&["iptables-nft"], "iptables"),
         Prereq::KubeApiserver => {
             crate::kube_build::kubectl_binary()?;
             programs(&["etcd", "etcdctl"], "etcd-server etcd-client")?;

@@ -1,6 +1,6 @@
 //! `[dataplane]`: what bgpd programs on the host beside the routes (issue 15): the
 //! pod MTU the CNI plugin reads. The nftables table for pools' `nat_outgoing`
-//! follows the pools and needs no key here.
+//! follows the pools (with `[ipam]`) and needs no key here.
 //!
 //! ```toml
 //! [dataplane]

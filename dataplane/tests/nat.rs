@@ -1,0 +1,168 @@
+//! The `inet wren` table in a namespace, through the library: made for a
+//! `nat_outgoing` pool, kept (same handles, no command) when nothing changed,
+//! changed element by element when pools and nodes change, rebuilt when its shape
+//! is not ours, removed when no pool needs it; iptables-nft's tables untouched.
+//! Needs root, nft and iptables.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dataplane::nat::{self, Change, NatSettings};
+use dataplane::{Node, Pool, Snapshot};
+use lab::Netns;
+
+fn snapshot(pools: &[(&str, bool)], nodes: &[&str]) -> Snapshot {
+    Snapshot {
+        pools: pools
+            .iter()
+            .map(|(cidr, nat_outgoing)| Pool {
+                cidr: cidr.parse().unwrap(),
+                nat_outgoing: *nat_outgoing,
+                vxlan_mode: Default::default(),
+            })
+            .collect(),
+        nodes: nodes
+            .iter()
+            .enumerate()
+            .map(|(index, address)| Node {
+                name: format!("node-{index}"),
+                addresses: vec![address.parse().unwrap()],
+            })
+            .collect(),
+    }
+}
+
+/// One sync of `snapshot` inside `netns`.
+fn sync(netns: &Netns, snapshot: &Snapshot) -> Result<Change, dataplane::Error> {
+    let desired = nat::desired(snapshot, &NatSettings::default());
+    netns
+        .enter(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(nat::nft::sync(desired.as_ref()))
+        })
+        .unwrap()
+        .map(|plan| plan.change)
+}
+
+/// `nft -a list table inet wren` (handles included), or None.
+fn table(netns: &Netns) -> Option<String> {
+    netns
+        .exec(&["nft", "-a", "list", "table", "inet", "wren"])
+        .ok()
+}
+
+fn iptables_state(netns: &Netns) -> String {
+    let rules = netns.exec(&["iptables-nft", "-t", "nat", "-S"]).unwrap()
+        + &netns.exec(&["iptables-nft", "-S"]).unwrap();
+    let tables = netns.exec(&["nft", "-a", "list", "tables"]).unwrap();
+    let nat = netns
+        .exec(&["nft", "-a", "list", "table", "ip", "nat"])
+        .unwrap();
+    format!("{rules}\n{tables}\n{nat}")
+}
+
+#[test]
+fn the_table_follows_the_pools_and_nodes() {
+    let Some(_ready) = lab::require!(Root, Nft, Iptables) else {
+        return;
+    };
+    let netns = Netns::new("wd-nat").unwrap();
+    // kube-proxy's kind of rules, in iptables-nft's tables.
+    let masquerade = [
+        "iptables-nft",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-s",
+        "192.168.99.0/24",
+        "-j",
+        "MASQUERADE",
+    ];
+    netns.exec(&masquerade).unwrap();
+    let forward = [
+        "iptables-nft",
+        "-A",
+        "FORWARD",
+        "-s",
+        "10.244.0.0/16",
+        "-j",
+        "ACCEPT",
+    ];
+    netns.exec(&forward).unwrap();
+    let iptables = iptables_state(&netns);
+
+    // No nat_outgoing pool: no table.
+    let plain = snapshot(&[("10.244.0.0/16", false)], &["192.0.2.1"]);
+    assert_eq!(sync(&netns, &plain).unwrap(), Change::None);
+    assert_eq!(table(&netns), None);
+
+    let first = snapshot(
+        &[("10.244.0.0/16", true), ("fd00:244::/48", false)],
+        &["192.0.2.1", "2001:db8::1"],
+    );
+    assert_eq!(sync(&netns, &first).unwrap(), Change::Created);
+    let made = table(&netns).unwrap();
+    assert!(
+        made.contains("10.244.0.0/16") && made.contains("fd00:244::/48"),
+        "{made}"
+    );
+    assert!(
+        made.contains("masquerade to :4790-65535 fully-random"),
+        "{made}"
+    );
+    assert!(
+        made.contains("192.0.2.1") && made.contains("2001:db8::1"),
+        "{made}"
+    );
+
+    // Nothing moved: no command, the same handles.
+    assert_eq!(sync(&netns, &first).unwrap(), Change::None);
+    assert_eq!(table(&netns).unwrap(), made);
+
+    // A pool and a node more, one node less: elements only.
+    let second = snapshot(
+        &[
+            ("10.244.0.0/16", true),
+            ("10.96.0.0/12", true),
+            ("fd00:244::/48", false),
+        ],
+        &["192.0.2.2", "2001:db8::1"],
+    );
+    assert_eq!(
+        sync(&netns, &second).unwrap(),
+        Change::Elements {
+            added: 3,
+            deleted: 1
+        }
+    );
+    let changed = table(&netns).unwrap();
+    assert!(
+        changed.contains("10.96.0.0/12") && !changed.contains("192.0.2.1"),
+        "{changed}"
+    );
+    let first_line = |text: &str| text.lines().next().unwrap_or_default().to_owned();
+    assert_eq!(first_line(&changed), first_line(&made), "the table stays");
+
+    // A chain that is not ours: the table is rebuilt in one transaction.
+    netns
+        .exec(&["nft", "add", "chain", "inet", "wren", "stray"])
+        .unwrap();
+    assert_eq!(sync(&netns, &second).unwrap(), Change::Rebuilt);
+    let rebuilt = table(&netns).unwrap();
+    assert!(!rebuilt.contains("stray"), "{rebuilt}");
+    assert_eq!(sync(&netns, &second).unwrap(), Change::None);
+
+    // No pool needs it any more: removed.
+    assert_eq!(sync(&netns, &plain).unwrap(), Change::Removed);
+    assert_eq!(table(&netns), None);
+    assert_eq!(sync(&netns, &plain).unwrap(), Change::None);
+
+    assert_eq!(
+        iptables_state(&netns),
+        iptables,
+        "iptables-nft's rules changed"
+    );
+}
