@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::family::Family;
@@ -19,9 +21,18 @@ use crate::pool::{addr_from, to_u128};
 /// Largest block (a /20 or /116).
 pub const MAX_BLOCK_ADDRESSES: u32 = 4096;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A block as stored; the spec of the `IPAMBlock` custom resource (named after its
+/// CIDR) on the Kubernetes datastore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[kube(
+    group = "wren.io",
+    version = "v1alpha1",
+    kind = "IPAMBlock",
+    plural = "ipamblocks"
+)]
 pub struct Block {
+    #[schemars(with = "String")]
     pub cidr: IpNet,
     /// The node that owns the block (`None` after its node was deleted while other
     /// nodes still had addresses borrowed from it).
@@ -31,11 +42,12 @@ pub struct Block {
     /// The ordinal after the last allocation.
     pub cursor: u32,
     /// Allocations by ordinal (offset from the block's first address).
+    #[schemars(schema_with = "crate::schema::allocations")]
     pub allocations: BTreeMap<u32, Allocation>,
 }
 
 /// One address in use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Allocation {
     pub handle: String,

@@ -7,6 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use control_proto::PoolSettings;
 pub use control_proto::ipam::{DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, VxlanMode};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::IpamError;
@@ -19,10 +21,18 @@ pub const V6_BLOCK_SIZES: std::ops::RangeInclusive<u8> = 116..=128;
 pub const DEFAULT_V4_BLOCK_SIZE: u8 = 26;
 pub const DEFAULT_V6_BLOCK_SIZE: u8 = 122;
 
-/// An IP pool as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An IP pool as stored; the spec of the `IPPool` custom resource (named after its
+/// CIDR) on the Kubernetes datastore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[kube(
+    group = "wren.io",
+    version = "v1alpha1",
+    kind = "IPPool",
+    plural = "ippools"
+)]
 pub struct Pool {
+    #[schemars(with = "String")]
     pub cidr: IpNet,
     /// Prefix length of the blocks carved from this pool.
     pub block_size: u8,
@@ -39,6 +49,7 @@ pub struct Pool {
     pub nat_outgoing: bool,
     /// When traffic to this pool's blocks on other nodes goes through `vxlan.wren`.
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::vxlan_mode")]
     pub vxlan_mode: VxlanMode,
     /// The VXLAN Network Identifier (24 bits).
     #[serde(default = "default_vxlan_vni")]

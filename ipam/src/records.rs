@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -18,7 +20,7 @@ use crate::store::Entry;
 /// deletes the block, then the affinity (see `claim.rs`). Only a confirmed affinity
 /// whose block names the node lets the node allocate there; the node's next operation
 /// completes or drops every other state left by a crash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AffinityState {
     Pending,
@@ -26,10 +28,19 @@ pub enum AffinityState {
     PendingDeletion,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The spec of the `BlockAffinity` custom resource (named after the node and the
+/// CIDR) on the Kubernetes datastore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[kube(
+    group = "wren.io",
+    version = "v1alpha1",
+    kind = "BlockAffinity",
+    plural = "blockaffinities"
+)]
 pub struct Affinity {
     pub node: String,
+    #[schemars(with = "String")]
     pub cidr: IpNet,
     pub state: AffinityState,
 }
@@ -38,11 +49,21 @@ pub struct Affinity {
 /// block allocates it, and a release removes it here before the block frees it, so
 /// that no allocated address is ever missing from its handle's record (see
 /// `handles.rs`). `releasing` is set by a release of the whole handle before it frees
-/// the addresses; the record is deleted last.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// the addresses; the record is deleted last. The spec of the `IPAMHandle` custom
+/// resource (named after the handle) on the Kubernetes datastore.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
+#[kube(
+    group = "wren.io",
+    version = "v1alpha1",
+    kind = "IPAMHandle",
+    plural = "ipamhandles"
+)]
 pub struct HandleRecord {
     pub handle: String,
+    #[schemars(schema_with = "crate::schema::addresses_by_block")]
     pub blocks: BTreeMap<IpNet, BTreeSet<IpAddr>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub releasing: bool,
@@ -86,9 +107,18 @@ impl HandleRecord {
     }
 }
 
-/// Cluster-wide allocation settings, stored at `keys::CONFIG`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Cluster-wide allocation settings, stored at `keys::CONFIG`; the spec of the one
+/// `IPAMConfig` custom resource, `default`, on the Kubernetes datastore.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
+#[kube(
+    group = "wren.io",
+    version = "v1alpha1",
+    kind = "IPAMConfig",
+    plural = "ipamconfigs"
+)]
 pub struct IpamConfig {
     /// When set, a node never borrows addresses from another node's block.
     #[serde(default)]

@@ -358,6 +358,7 @@ async fn assign_a_given_address<S: Datastore>(ipam: Ipam<S>) {
 
 async fn release_of_a_deleted_node<S: Datastore>(ipam: Ipam<S>) {
     let (block_a, block_b) = two_nodes_two_blocks(&ipam).await;
+    support::create_nodes(ipam.store().url(), &["node-a"]);
     ipam.register_node(&Node {
         name: "node-a".into(),
         addresses: vec![ip("192.0.2.10")],
@@ -652,6 +653,7 @@ async fn node_selector_disabled_and_delete<S: Datastore>(ipam: Ipam<S>) {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "no enabled IPv4 pool selects node node-a");
+    support::create_nodes(ipam.store().url(), &["node-a"]);
     ipam.register_node(&Node {
         name: "node-a".into(),
         addresses: vec![],
@@ -713,6 +715,7 @@ async fn node_registry_and_watches<S: Datastore>(ipam: Ipam<S>) {
     ipam.add_pool(Pool::new(net("10.244.0.0/16")))
         .await
         .unwrap();
+    support::create_nodes(ipam.store().url(), &["node-a"]);
     let mut nodes = ipam.watch_nodes().await.unwrap();
     let mut changes = ipam.watch().await.unwrap();
     let node = Node {
@@ -806,6 +809,7 @@ macro_rules! batteries {
     ($($test:ident),* $(,)?) => {
         battery!(sqlite, $($test),*);
         battery!(etcd, $($test),*);
+        battery!(kubernetes, $($test),*);
     };
 }
 

@@ -329,6 +329,16 @@ mod sqlite {
     }
 }
 
+mod kubernetes {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_assign_and_release() {
+        let Some((store, _guard)) = super::support::kubernetes().await else {
+            return;
+        };
+        super::claim_assign_and_release(store).await;
+    }
+}
+
 mod etcd {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn claim_assign_and_release() {

@@ -1,5 +1,8 @@
-//! One battery of datastore tests, run against every `Datastore` implementation
-//! (SQLite always; etcd when /usr/bin/etcd is installed).
+//! One battery of key-value tests, run against the stores that keep any key (SQLite
+//! always; etcd when /usr/bin/etcd is installed). The Kubernetes store keeps only the
+//! IPAM keys, each value the spec of its resource, and writes one object per
+//! transaction: the IPAM battery (`ipam_battery.rs`), `stop_after_write.rs` and
+//! `kubernetes_store.rs` run on it.
 
 #![allow(clippy::unwrap_used)]
 

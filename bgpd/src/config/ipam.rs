@@ -4,7 +4,7 @@
 //! ```toml
 //! [ipam]
 //! node = "node-a"                           # default: $NODENAME, else the host name
-//! datastore = "sqlite:///var/lib/wren/ipam.db"   # or "etcd://10.0.0.5:2379,10.0.0.6:2379"
+//! datastore = "sqlite:///var/lib/wren/ipam.db"   # or "etcd://10.0.0.5:2379,10.0.0.6:2379", "kubernetes", "kubernetes:///etc/wren/kubeconfig"
 //! node_addresses = ["10.0.0.1", "fd00::1"]  # registered for the mesh; default: router_id
 //! address_detection = "first-found"         # instead of node_addresses (cluster::address)
 //! node_labels = { zone = "a" }              # registered; pools' node_selector matches them

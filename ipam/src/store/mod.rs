@@ -26,15 +26,19 @@
 //!   show between their writes twice, [`crate::CLAIM_GRACE`] apart (see `check.rs`),
 //!   so it does not depend on that.
 //!
-//! Two implementations: [`SqliteStore`] (one file, many processes) and [`EtcdStore`]
-//! (etcd v3). [`open`] picks one from a URL: `sqlite:///var/lib/wren/ipam.db` or
-//! `etcd://127.0.0.1:2379,10.0.0.2:2379`.
+//! Three implementations: [`SqliteStore`] (one file, many processes), [`EtcdStore`]
+//! (etcd v3) and [`KubernetesStore`] (custom resources on the Kubernetes API; it
+//! refuses a transaction of several keys). [`open`] picks one from a URL:
+//! `sqlite:///var/lib/wren/ipam.db`, `etcd://127.0.0.1:2379,10.0.0.2:2379`,
+//! `kubernetes` (in-cluster configuration, else `KUBECONFIG`) or
+//! `kubernetes:///path/to/kubeconfig`.
 
 mod etcd;
 mod sqlite;
 
 use std::future::Future;
 
+pub use crate::kubernetes::KubernetesStore;
 pub use etcd::EtcdStore;
 pub use sqlite::SqliteStore;
 
@@ -156,7 +160,7 @@ pub enum Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "datastore URL {url:?} is not valid: {reason} (expected sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT...])"
+        "datastore URL {url:?} is not valid: {reason} (expected sqlite:///PATH, etcd://HOST:PORT[,HOST:PORT...], kubernetes or kubernetes:///PATH/TO/KUBECONFIG)"
     )]
     BadUrl { url: String, reason: String },
     #[error("datastore {url} is unavailable: {reason}")]
@@ -243,6 +247,7 @@ pub trait Datastore: Send + Sync + 'static {
 pub enum AnyStore {
     Sqlite(SqliteStore),
     Etcd(EtcdStore),
+    Kubernetes(KubernetesStore),
 }
 
 /// Checks a datastore URL's form without connecting (for configuration checks).
@@ -251,6 +256,8 @@ pub fn validate_url(url: &str) -> Result<(), StoreError> {
         sqlite::parse_url(url).map(drop)
     } else if url.starts_with("etcd:") {
         etcd::parse_url(url).map(drop)
+    } else if url.starts_with("kubernetes") {
+        crate::kubernetes::parse_url(url).map(drop)
     } else {
         Err(StoreError::BadUrl {
             url: url.to_string(),
@@ -265,6 +272,8 @@ pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
         Ok(AnyStore::Sqlite(SqliteStore::open(url).await?))
     } else if url.starts_with("etcd:") {
         Ok(AnyStore::Etcd(EtcdStore::open(url).await?))
+    } else if url.starts_with("kubernetes") {
+        Ok(AnyStore::Kubernetes(KubernetesStore::open(url).await?))
     } else {
         Err(StoreError::BadUrl {
             url: url.to_string(),
@@ -278,6 +287,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.url(),
             AnyStore::Etcd(s) => s.url(),
+            AnyStore::Kubernetes(s) => s.url(),
         }
     }
 
@@ -285,6 +295,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.get(key).await,
             AnyStore::Etcd(s) => s.get(key).await,
+            AnyStore::Kubernetes(s) => s.get(key).await,
         }
     }
 
@@ -292,6 +303,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.list(prefix).await,
             AnyStore::Etcd(s) => s.list(prefix).await,
+            AnyStore::Kubernetes(s) => s.list(prefix).await,
         }
     }
 
@@ -299,6 +311,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.commit(txn).await,
             AnyStore::Etcd(s) => s.commit(txn).await,
+            AnyStore::Kubernetes(s) => s.commit(txn).await,
         }
     }
 
@@ -306,6 +319,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.read(reads).await,
             AnyStore::Etcd(s) => s.read(reads).await,
+            AnyStore::Kubernetes(s) => s.read(reads).await,
         }
     }
 
@@ -313,6 +327,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.revision().await,
             AnyStore::Etcd(s) => s.revision().await,
+            AnyStore::Kubernetes(s) => s.revision().await,
         }
     }
 
@@ -320,6 +335,7 @@ impl Datastore for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.watch(prefix).await,
             AnyStore::Etcd(s) => s.watch(prefix).await,
+            AnyStore::Kubernetes(s) => s.watch(prefix).await,
         }
     }
 }

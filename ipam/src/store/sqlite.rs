@@ -235,12 +235,9 @@ pub(super) fn parse_url(url: &str) -> Result<PathBuf, StoreError> {
 }
 
 fn open_connection(url: &str, path: &Path, create: bool) -> Result<Connection, StoreError> {
-    if create {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                unavailable(url, &format!("cannot create {}: {e}", parent.display()))
-            })?;
-        }
+    if create && let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| unavailable(url, &format!("cannot create {}: {e}", parent.display())))?;
     }
     let conn = Connection::open(path).map_err(|e| unavailable(url, &e.to_string()))?;
     conn.busy_timeout(BUSY_TIMEOUT)

@@ -1,13 +1,16 @@
 //! Test fixtures: a fresh store of each kind (SQLite in a temporary directory, etcd
-//! started by `lab::Etcd` on free ports) with a guard that removes it on drop.
+//! started by `lab::Etcd` on free ports, a real kube-apiserver started by
+//! `lab::kube::ControlPlane` with the IPAM CRDs applied) with a guard that removes it
+//! on drop.
 #![allow(dead_code)]
 
-use ipam::store::{EtcdStore, SqliteStore};
+use ipam::store::{EtcdStore, KubernetesStore, SqliteStore};
 
 /// Keeps a test's store alive; dropping it removes the SQLite file or stops etcd.
 pub struct Guard {
     _dir: Option<tempfile::TempDir>,
     etcd: Option<lab::Etcd>,
+    control_plane: Option<lab::kube::ControlPlane>,
     pub url: String,
 }
 
@@ -30,6 +33,7 @@ pub async fn sqlite() -> Option<(SqliteStore, Guard)> {
         Guard {
             _dir: Some(dir),
             etcd: None,
+            control_plane: None,
             url,
         },
     ))
@@ -50,6 +54,48 @@ pub async fn etcd() -> Option<(EtcdStore, Guard)> {
         Guard {
             _dir: None,
             etcd: Some(etcd),
+            control_plane: None,
+            url,
+        },
+    ))
+}
+
+/// `None` (a printed skip) when the API server is not built, unless WREN_REQUIRE_LAB=1.
+/// The CRDs are those of `ipam::kubernetes::crds()`, applied with kubectl.
+pub async fn kubernetes() -> Option<(KubernetesStore, Guard)> {
+    let ready = lab::require!(KubeApiserver)?;
+    drop(ready);
+    let control_plane = tokio::task::spawn_blocking(|| {
+        let control_plane = lab::kube::ControlPlane::on_host().unwrap();
+        let list = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": ipam::kubernetes::crds(),
+        });
+        control_plane
+            .kubectl_input(&["apply", "-f", "-"], &list.to_string())
+            .unwrap();
+        control_plane
+            .kubectl(&[
+                "wait",
+                "--for=condition=established",
+                "--timeout=60s",
+                "crd",
+                "--all",
+            ])
+            .unwrap();
+        control_plane
+    })
+    .await
+    .unwrap();
+    let url = format!("kubernetes://{}", control_plane.kubeconfig().display());
+    let store = KubernetesStore::open(&url).await.unwrap();
+    Some((
+        store,
+        Guard {
+            _dir: None,
+            etcd: None,
+            control_plane: Some(control_plane),
             url,
         },
     ))
@@ -69,4 +115,38 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// Creates the Node objects a kubelet would for `names`, when `url` is a Kubernetes
+/// datastore (its registry is the cluster's Nodes); nothing for the other stores.
+pub fn create_nodes(url: &str, names: &[&str]) {
+    let Some(kubeconfig) = url.strip_prefix("kubernetes://") else {
+        return;
+    };
+    let items: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": { "name": name },
+            })
+        })
+        .collect();
+    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    let kubectl = lab::kube::kubectl_binary().unwrap();
+    let mut child = std::process::Command::new(kubectl)
+        .args(["--kubeconfig", kubeconfig, "apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.to_string().as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "kubectl apply of Nodes");
 }
