@@ -127,7 +127,14 @@ fn problems(snapshot: &Snapshot) -> Vec<Problem> {
     blocks_with_two_owners(snapshot, &owners, &confirmed, &mut items);
     blocks_without_affinity(snapshot, &confirmed, &mut items);
     blocks_outside_pools(snapshot, &mut items);
-    items.extend(snapshot.pools_refused.iter().cloned());
+    for (key, reason) in &snapshot.pools_refused {
+        problem(
+            &mut items,
+            ProblemKind::PoolRefused,
+            key.clone(),
+            reason.clone(),
+        );
+    }
     items
 }
 

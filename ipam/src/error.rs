@@ -54,12 +54,8 @@ pub enum IpamError {
         current: u64,
         requested: u64,
     },
-    #[error("invalid {what} {value:?}: {reason}")]
-    BadName {
-        what: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    BadName(#[from] crate::keys::BadName),
     #[error("corrupt record {key} in datastore {url}: {reason}")]
     Corrupt {
         url: String,

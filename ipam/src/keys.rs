@@ -12,7 +12,14 @@
 
 use ipnet::IpNet;
 
-use crate::error::IpamError;
+/// A name that cannot be part of a key (wrapped by `IpamError::BadName`).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {what} {value:?}: {reason}")]
+pub struct BadName {
+    pub what: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
 
 /// Every IPAM key (pools, blocks, affinities, handles, config) is under this prefix.
 pub const IPAM: &str = "/wren/v1/ipam/";
@@ -55,7 +62,7 @@ fn cidr_part(cidr: &IpNet) -> String {
 
 /// A node name: 1-253 characters of letters, digits, `.`, `-` and `_` (a Kubernetes
 /// node name or host name).
-pub fn validate_node(name: &str) -> Result<(), IpamError> {
+pub fn validate_node(name: &str) -> Result<(), BadName> {
     validate("node name", name, 253, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')
     })
@@ -63,7 +70,7 @@ pub fn validate_node(name: &str) -> Result<(), IpamError> {
 
 /// A handle: 1-512 characters of letters, digits, `.`, `-`, `_`, `:` and `@` (a CNI
 /// container id plus interface name, or a name such as `wren-gateway.NODE.ipv4`).
-pub fn validate_handle(handle: &str) -> Result<(), IpamError> {
+pub fn validate_handle(handle: &str) -> Result<(), BadName> {
     validate("handle", handle, 512, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '@')
     })
@@ -74,8 +81,8 @@ fn validate(
     value: &str,
     max: usize,
     allowed: impl Fn(char) -> bool,
-) -> Result<(), IpamError> {
-    let bad = |reason| IpamError::BadName {
+) -> Result<(), BadName> {
+    let bad = |reason| BadName {
         what,
         value: value.to_string(),
         reason,

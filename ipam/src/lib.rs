@@ -43,7 +43,8 @@ mod snapshot;
 pub mod store;
 mod tunnel;
 
-pub use allocator::{Assigned, MAX_ASSIGN, MAX_ATTEMPTS};
+pub use allocator::{Assigned, MAX_ASSIGN};
+pub use backoff::MAX_ATTEMPTS;
 pub use check::{CLAIM_GRACE, CheckReport, Problem, ProblemKind, audit};
 pub use error::IpamError;
 pub use family::Family;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use ipnet::IpNet;
 
 use crate::Ipam;
-use crate::allocator::Backoff;
+use crate::backoff::Backoff;
 use crate::claim::Claim;
 use crate::error::IpamError;
 use crate::family::Family;

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::Ipam;
-use crate::allocator::Backoff;
+use crate::backoff::Backoff;
 use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;

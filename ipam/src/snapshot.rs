@@ -31,8 +31,8 @@ pub struct Stored<T> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub pools: Vec<Pool>,
-    /// Pools left out, each with why (see `decode_pools`).
-    pub pools_refused: Vec<Problem>,
+    /// Pools left out: each one's key and why (see `decode_pools`).
+    pub pools_refused: Vec<(String, String)>,
     pub blocks: Vec<Stored<Block>>,
     pub affinities: Vec<Stored<Affinity>>,
     pub handles: Vec<Stored<HandleRecord>>,
@@ -91,28 +91,17 @@ impl<S: Datastore> Ipam<S> {
 /// other pools). Overlapping pools are both refused, as neither can be trusted.
 pub(crate) fn decode_pools(url: &str, entries: &[Entry]) -> Result<Vec<Pool>, IpamError> {
     let (pools, refused) = sort_pools(url, entries);
-    for problem in refused {
-        tracing::warn!(
-            url,
-            pool = problem.subject,
-            "pool refused: {}",
-            problem.detail
-        );
+    for (key, reason) in refused {
+        tracing::warn!(url, pool = key, "pool refused: {reason}");
     }
     Ok(pools)
 }
 
-/// The pools that can be used, and a problem for each refused one.
-pub(crate) fn sort_pools(url: &str, entries: &[Entry]) -> (Vec<Pool>, Vec<Problem>) {
+/// The pools that can be used, and the key and reason of each refused one.
+pub(crate) fn sort_pools(url: &str, entries: &[Entry]) -> (Vec<Pool>, Vec<(String, String)>) {
     let mut valid = Vec::with_capacity(entries.len());
     let mut refused = Vec::new();
-    let mut refuse = |key: &str, detail: String| {
-        refused.push(Problem {
-            kind: ProblemKind::PoolRefused,
-            subject: key.to_string(),
-            detail,
-        });
-    };
+    let mut refuse = |key: &str, reason: String| refused.push((key.to_string(), reason));
     for entry in entries {
         match decode::<Pool>(url, entry) {
             Ok(pool) => match pool.validate() {

@@ -34,12 +34,13 @@
 //! `kubernetes:///path/to/kubeconfig`.
 
 mod etcd;
+pub(crate) mod kubernetes;
 mod sqlite;
 
 use std::future::Future;
 
-pub use crate::kubernetes::KubernetesStore;
 pub use etcd::EtcdStore;
+pub use kubernetes::KubernetesStore;
 pub use sqlite::SqliteStore;
 
 /// One stored key with its value and the revision of its last change.
@@ -257,7 +258,7 @@ pub fn validate_url(url: &str) -> Result<(), StoreError> {
     } else if url.starts_with("etcd:") {
         etcd::parse_url(url).map(drop)
     } else if url.starts_with("kubernetes") {
-        crate::kubernetes::parse_url(url).map(drop)
+        kubernetes::parse_url(url).map(drop)
     } else {
         Err(StoreError::BadUrl {
             url: url.to_string(),

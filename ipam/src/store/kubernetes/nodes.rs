@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 
 use super::KubernetesStore;
 use crate::keys;
-use crate::records::Node;
 use crate::store::{Entry, Expect, Outcome, StoreError};
 
 pub(crate) const IPV4_ANNOTATION: &str = "wren.io/ipv4-address";
@@ -22,6 +21,18 @@ pub(crate) const IPV6_ANNOTATION: &str = "wren.io/ipv6-address";
 pub(crate) const ASN_ANNOTATION: &str = "wren.io/asn";
 /// The node's VXLAN tunnel endpoints, as the JSON of the record's `vteps`.
 pub(crate) const VTEPS_ANNOTATION: &str = "wren.io/vteps";
+
+/// The fields of a registry record (`records::Node`) the annotations carry; read
+/// here without that type, which the store does not depend on.
+#[derive(serde::Deserialize)]
+struct NodeRecord {
+    addresses: Vec<IpAddr>,
+    asn: u32,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    vteps: Vec<Value>,
+}
 
 impl KubernetesStore {
     pub(super) fn nodes_api(&self) -> Api<KubeNode> {
@@ -130,7 +141,7 @@ impl KubernetesStore {
         });
         let mut labels = json!({});
         if let Some(value) = value {
-            let record: Node = serde_json::from_slice(value)
+            let record: NodeRecord = serde_json::from_slice(value)
                 .map_err(|e| self.failed(format!("the record of node {name}: {e}")))?;
             let (mut v4, mut v6) = (Vec::new(), Vec::new());
             for address in &record.addresses {

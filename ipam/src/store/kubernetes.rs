@@ -9,7 +9,10 @@
 //! request each; a watch is one API watch per kind, re-listed after `410 Gone`. The
 //! node registry is the cluster's Node objects (`nodes.rs`).
 
+mod names;
 mod nodes;
+
+pub use names::{object_name, safe_name};
 
 use std::time::Duration;
 
@@ -22,12 +25,14 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 use serde_json::{Value, json};
 
-use super::names::{label_value, object_name};
-use crate::block::IPAMBlock;
 use crate::keys;
-use crate::pool::IPPool;
-use crate::records::{BlockAffinity, IPAMConfig, IPAMHandle};
 use crate::store::{Action, Entry, Expect, Op, Outcome, Read, StoreError, Txn, Watch};
+use names::label_value;
+
+/// The API group of every Wren custom resource.
+pub const GROUP: &str = "wren.io";
+/// The version of the IPAM resources.
+const VERSION: &str = "v1alpha1";
 
 /// The label on a `BlockAffinity` naming its node (a node's affinities are listed by it).
 const NODE_LABEL: &str = "wren.io/node";
@@ -79,13 +84,22 @@ impl Kind {
             .find(|kind| kind.resource().kind == name)
     }
 
+    /// The resource: the kinds the records' `CustomResource` derives define
+    /// (`crate::kubernetes` checks that they agree).
     fn resource(self) -> ApiResource {
-        match self {
-            Kind::Pool => ApiResource::erase::<IPPool>(&()),
-            Kind::Block => ApiResource::erase::<IPAMBlock>(&()),
-            Kind::Affinity => ApiResource::erase::<BlockAffinity>(&()),
-            Kind::Handle => ApiResource::erase::<IPAMHandle>(&()),
-            Kind::Config => ApiResource::erase::<IPAMConfig>(&()),
+        let (kind, plural) = match self {
+            Kind::Pool => ("IPPool", "ippools"),
+            Kind::Block => ("IPAMBlock", "ipamblocks"),
+            Kind::Affinity => ("BlockAffinity", "blockaffinities"),
+            Kind::Handle => ("IPAMHandle", "ipamhandles"),
+            Kind::Config => ("IPAMConfig", "ipamconfigs"),
+        };
+        ApiResource {
+            group: GROUP.to_string(),
+            version: VERSION.to_string(),
+            api_version: format!("{GROUP}/{VERSION}"),
+            kind: kind.to_string(),
+            plural: plural.to_string(),
         }
     }
 
@@ -107,6 +121,12 @@ impl Kind {
             Kind::Config => return (name == "default").then(|| keys::CONFIG.to_string()),
         })
     }
+}
+
+/// The resources the store keeps the IPAM records in.
+#[cfg(test)]
+pub(crate) fn resources() -> Vec<ApiResource> {
+    Kind::ALL.into_iter().map(Kind::resource).collect()
 }
 
 /// A datastore on the Kubernetes API (`kubernetes`: in-cluster config, else
@@ -192,16 +212,11 @@ impl KubernetesStore {
         let reason = match &error {
             kube::Error::Api(status) => format!(
                 "API server {} refused a request on {resource}.{}: {} {} {}",
-                self.server,
-                super::GROUP,
-                status.code,
-                status.reason,
-                status.message
+                self.server, GROUP, status.code, status.reason, status.message
             ),
             other => format!(
                 "API server {} did not answer a request on {resource}.{}: {other}",
-                self.server,
-                super::GROUP
+                self.server, GROUP
             ),
         };
         StoreError::Unavailable {
