@@ -28,7 +28,6 @@ use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, 
 use crate::snapshot::decode_pools;
 use crate::store::{Datastore, Entry, Expect, Outcome, Read, Txn};
 
-pub use crate::backoff::MAX_ATTEMPTS;
 /// Most addresses one `assign` call hands out.
 pub const MAX_ASSIGN: u32 = 1024;
 

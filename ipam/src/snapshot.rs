@@ -14,7 +14,6 @@ use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
 use crate::pool::Pool;
-use crate::problem::{Problem, ProblemKind};
 use crate::records::{Affinity, AffinityState, HandleRecord, decode};
 use crate::store::{Datastore, Entry, Read};
 
