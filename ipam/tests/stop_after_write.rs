@@ -29,6 +29,10 @@ impl<S: Datastore> Datastore for StopAfter<S> {
         self.inner.url()
     }
 
+    fn multi_key_transactions(&self) -> bool {
+        self.inner.multi_key_transactions()
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         self.inner.get(key).await
     }

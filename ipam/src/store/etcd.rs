@@ -135,6 +135,10 @@ impl Datastore for EtcdStore {
         &self.url
     }
 
+    fn multi_key_transactions(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let response = self
             .kv()

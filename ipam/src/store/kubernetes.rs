@@ -576,6 +576,10 @@ impl crate::store::Datastore for KubernetesStore {
         &self.url
     }
 
+    fn multi_key_transactions(&self) -> bool {
+        false
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         self.get_entry(key).await
     }

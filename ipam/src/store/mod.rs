@@ -20,7 +20,15 @@
 //! - **Revisions.** A key's revision changes with every write of it and only grows;
 //!   SQLite and etcd take it from one store-wide counter that every committed
 //!   transaction increments (etcd's `mod_revision`; a counter row in SQLite), so a
-//!   [`Watch`] can report "something under this prefix changed at revision R".
+//!   [`Watch`] can report "something under this prefix changed at revision R". On
+//!   Kubernetes it is an object's `resourceVersion`, the revision of the etcd under
+//!   the API server, which every object of the cluster moves (so the store's revision
+//!   may grow without an IPAM write).
+//! - **Transactions of several keys** ([`Datastore::multi_key_transactions`]): atomic
+//!   on SQLite and etcd, refused with an error (nothing written) on Kubernetes.
+//!
+//! `ipam/tests/store_battery.rs` checks this contract on all three stores, each on
+//! its side where they differ.
 //! - **Reads.** [`Datastore::read`] returns several reads in one round trip, at one
 //!   revision on SQLite and etcd; `ipam check` audits what operations under way may
 //!   show between their writes twice, [`crate::CLAIM_GRACE`] apart (see `check.rs`),
@@ -223,6 +231,11 @@ pub trait Datastore: Send + Sync + 'static {
     /// The URL this store was opened from (named in every error).
     fn url(&self) -> &str;
 
+    /// Whether [`Datastore::commit`] takes a transaction of several keys (applied
+    /// atomically: SQLite, etcd) or refuses it with an error, writing nothing (the
+    /// Kubernetes store). The IPAM operations never send one either way.
+    fn multi_key_transactions(&self) -> bool;
+
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send;
 
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
@@ -289,6 +302,14 @@ impl Datastore for AnyStore {
             AnyStore::Sqlite(s) => s.url(),
             AnyStore::Etcd(s) => s.url(),
             AnyStore::Kubernetes(s) => s.url(),
+        }
+    }
+
+    fn multi_key_transactions(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(s) => s.multi_key_transactions(),
+            AnyStore::Etcd(s) => s.multi_key_transactions(),
+            AnyStore::Kubernetes(s) => s.multi_key_transactions(),
         }
     }
 

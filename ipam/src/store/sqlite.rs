@@ -79,6 +79,10 @@ impl Datastore for SqliteStore {
         &self.url
     }
 
+    fn multi_key_transactions(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let key = key.to_string();
         self.with_conn(move |conn, url| get_blocking(conn, &key).map_err(|e| sql_error(url, e)))
