@@ -8,10 +8,18 @@
 //!   (Calico's methods).
 //! - [`collector`]: the cluster's IPAM garbage collector, one per cluster through a
 //!   Lease.
+//! - [`resources`]: the `BGPConfiguration` and `BGPPeer` custom resources (group
+//!   `wren.io`), the one source of their CRDs; [`selector`]: label selectors.
+//! - [`translate`]: from those resources and the Node objects to one node's BGP
+//!   settings (pure): its AS, cluster id, mesh, port, block communities, and its
+//!   neighbors as `[[bgp.neighbor]]` tables that bgpd parses like its file.
 
 pub mod address;
 pub mod collector;
 pub mod node;
+pub mod resources;
+pub mod selector;
+pub mod translate;
 
 /// What goes wrong on the cluster side, each one line naming what and where.
 #[derive(Debug, thiserror::Error)]
