@@ -7,7 +7,8 @@
 //! in the kernel are adopted, and with graceful restart configured their presence
 //! makes this a restart: sessions set the Restart State bit and the Forwarding State
 //! flags for `restart_time`), the rib task, the supervisor (listeners and sessions),
-//! the IPAM task (with `[ipam]`), the control socket.
+//! the IPAM task (with `[ipam]`), the cluster task (with `[kubernetes]`), the control
+//! socket.
 //!
 //! Signals: SIGHUP reloads the configuration file (like `bgpctl reload`).
 //! SIGTERM and SIGINT stop: the rib task goes first (with graceful restart or
@@ -27,13 +28,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::future::BoxFuture;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, LogFormat};
 use crate::control::handler::Handler;
 use crate::control::server::ControlSocket;
-use crate::events::Events;
+use crate::events::{Event, Events};
 use crate::fib::FibView;
 use crate::ipam_task::IpamHandle;
 use crate::session::SpeakerSettings;
@@ -77,6 +78,7 @@ pub const TASKS: &[(&str, Start)] = &[
     ("rib", start_rib),
     ("supervisor", start_supervisor),
     ("ipam", start_ipam),
+    ("cluster", start_cluster),
     ("control", start_control),
 ];
 
@@ -95,6 +97,10 @@ pub struct Wiring {
     dataplane: Option<crate::dataplane_task::SnapshotSender>,
     control: Option<ControlSocket>,
     events: Events,
+    /// A reader of the events subscribed before the rib task starts, for a task
+    /// started after it that must see its first events (the cluster task waits for
+    /// the first convergence); only with `[kubernetes]`.
+    first_events: Option<broadcast::Receiver<Arc<Event>>>,
 }
 
 /// Runs bgpd with `config` (read from `config_path`, which reloads re-read) until
@@ -114,6 +120,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         dataplane: None,
         control: None,
         events: Events::new(),
+        first_events: None,
     };
     let mut running = Running::default();
     for (name, start) in TASKS {
@@ -123,6 +130,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
     }
     // Only the tasks hold the rib's input now: it ends with them.
     wiring.rib = None;
+    wiring.first_events = None;
     let config = wiring.config.clone();
     tracing::info!(
         asn = config.bgp.asn.get(),
@@ -212,6 +220,9 @@ fn start_fib(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHan
 
 fn start_rib(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
     Box::pin(async move {
+        if wiring.config.kubernetes.is_some() {
+            wiring.first_events = Some(wiring.events.subscribe());
+        }
         // Only the rib task holds the fib task's input: the fib task ends after it.
         let (rib, task) = crate::rib::spawn(
             wiring.config.clone(),
@@ -302,6 +313,32 @@ fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHa
         );
         wiring.ipam = Some(handle);
         Ok(Some(task))
+    })
+}
+
+/// The cluster task (with `[kubernetes]`): BGPPeers to the supervisor, the Node's
+/// NetworkUnavailable condition after the first convergence.
+fn start_cluster(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let Some(settings) = crate::cluster_task::Settings::from_config(&wiring.config)
+            .map_err(anyhow::Error::msg)?
+        else {
+            return Ok(None);
+        };
+        let supervisor = wiring
+            .supervisor
+            .clone()
+            .context("the supervisor is not started")?;
+        let events = wiring
+            .first_events
+            .take()
+            .context("no event reader from before the rib task")?;
+        Ok(Some(crate::cluster_task::spawn(
+            settings,
+            wiring.config.clone(),
+            supervisor,
+            events,
+        )))
     })
 }
 

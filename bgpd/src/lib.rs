@@ -12,12 +12,15 @@
 //!   [`supervisor`]: the neighbor set, reloads, operator commands.
 //! - [`ipam_task`]: the node's IPAM blocks and borrowed addresses as local routes,
 //!   the node registry and mesh.
+//! - [`cluster_task`]: BGP peers from the Kubernetes cluster's custom resources,
+//!   the Node's NetworkUnavailable condition (the `cluster` crate does the API).
 //! - [`dataplane_task`]: what bgpd programs on the host beside routes (the pod
 //!   MTU; the `dataplane` crate), fed by the IPAM task.
 //! - [`control`]: the control socket's server (answers typed by `control-proto`,
 //!   `show routes` streamed in chunks); [`daemon`]: wiring the tasks together,
 //!   signals.
 
+pub mod cluster_task;
 pub mod config;
 pub mod control;
 pub mod daemon;

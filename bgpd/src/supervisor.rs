@@ -14,6 +14,10 @@
 //!   registry asks for ([`Supervisor::set_mesh`]); they join the configured ones
 //!   (a neighbor configured in the file wins) and go through the same add, change
 //!   and remove (Cease 6/3) as a reload, with stable PeerIds.
+//! - Cluster (`[kubernetes]`): the cluster task hands over the neighbors the
+//!   `BGPPeer` resources give this node, and the cluster id of its Node
+//!   ([`Supervisor::set_cluster`]); they apply like a reload (only the sessions whose
+//!   settings changed reset). The file wins over them, and they over the mesh.
 //! - Shutdown: Cease / Administrative Shutdown to every peer, waiting (bounded) for
 //!   the NOTIFICATIONs to be written.
 //! - Session tasks run in one `JoinSet`, so every end is seen. A session task of a
@@ -78,11 +82,25 @@ pub enum Request {
         neighbors: Vec<NeighborConfig>,
         reply: oneshot::Sender<ReloadSummary>,
     },
+    /// The cluster's part changed (the whole of it).
+    Cluster {
+        part: ClusterPart,
+        reply: oneshot::Sender<ReloadSummary>,
+    },
     /// Stop every session (Cease 6/2 with `message`) and end.
     Shutdown {
         message: String,
         reply: oneshot::Sender<()>,
     },
+}
+
+/// What the Kubernetes cluster says about this node's BGP (the cluster task's).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterPart {
+    /// From `BGPPeer`s.
+    pub neighbors: Vec<NeighborConfig>,
+    /// The Node's route reflector cluster id.
+    pub cluster_id: Option<std::net::Ipv4Addr>,
 }
 
 /// A neighbor's status and counters at one moment.
@@ -151,6 +169,16 @@ impl Supervisor {
         answer.await.map_err(|_| stopping())
     }
 
+    /// Replaces the cluster's part (the cluster task's).
+    pub async fn set_cluster(&self, part: ClusterPart) -> Result<ReloadSummary, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Cluster { part, reply })
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())
+    }
+
     pub async fn shutdown(&self, message: &str) {
         let (reply, answer) = oneshot::channel();
         let request = Request::Shutdown {
@@ -183,6 +211,7 @@ pub fn spawn(
     let mut task = Task {
         config_path,
         file_config: config.clone(),
+        cluster: ClusterPart::default(),
         mesh: Vec::new(),
         config,
         speaker,
@@ -214,6 +243,8 @@ struct Task {
     config_path: Option<PathBuf>,
     /// The configuration as the file has it.
     file_config: Arc<Config>,
+    /// The cluster's neighbors and cluster id.
+    cluster: ClusterPart,
     /// The node mesh's neighbors.
     mesh: Vec<NeighborConfig>,
     /// In force: the file's configuration plus the node mesh's neighbors.
@@ -288,27 +319,43 @@ impl Task {
                 let _ = reply.send(self.reload().await);
             }
             Request::Mesh { neighbors, reply } => {
-                if neighbors == self.mesh {
-                    let _ = reply.send(ReloadSummary::default());
-                    return;
-                }
+                let changed = neighbors != self.mesh;
                 self.mesh = neighbors;
-                let summary = self.apply(with_mesh(&self.file_config, &self.mesh)).await;
-                if !(summary.added.is_empty()
-                    && summary.removed.is_empty()
-                    && summary.reset.is_empty())
-                {
-                    tracing::info!(
-                        added = ?summary.added,
-                        removed = ?summary.removed,
-                        changed = ?summary.reset,
-                        "node mesh changed"
-                    );
-                }
+                let _ = reply.send(self.part_changed(changed, "node mesh changed").await);
+            }
+            Request::Cluster { part, reply } => {
+                let changed = part != self.cluster;
+                self.cluster = part;
+                let summary = self
+                    .part_changed(changed, "Kubernetes BGP settings changed")
+                    .await;
                 let _ = reply.send(summary);
             }
             Request::Shutdown { .. } => {}
         }
+    }
+
+    /// After the mesh's or the cluster's part was replaced (`changed`: by something
+    /// else): the neighbor set made to match, and a line saying what moved.
+    async fn part_changed(&mut self, changed: bool, what: &str) -> ReloadSummary {
+        if !changed {
+            return ReloadSummary::default();
+        }
+        let summary = self.apply(self.in_force(&self.file_config)).await;
+        if !(summary.added.is_empty()
+            && summary.removed.is_empty()
+            && summary.reset.is_empty()
+            && summary.updated.is_empty())
+        {
+            tracing::info!(
+                added = ?summary.added,
+                removed = ?summary.removed,
+                reset = ?summary.reset,
+                updated = ?summary.updated,
+                "{what}"
+            );
+        }
+        summary
     }
 
     async fn neighbor_action(
@@ -487,7 +534,7 @@ impl Task {
             );
         }
         self.file_config = config.clone();
-        let summary = self.apply(with_mesh(&config, &self.mesh)).await;
+        let summary = self.apply(self.in_force(&config)).await;
         tracing::info!(?summary, "configuration reloaded");
         Ok(summary)
     }
@@ -597,19 +644,30 @@ impl Task {
     }
 }
 
-/// The configuration in force: the file's, plus the node mesh's neighbors when
-/// `node_mesh` is on (a neighbor the file configures keeps the file's settings).
-fn with_mesh(file: &Arc<Config>, mesh: &[NeighborConfig]) -> Arc<Config> {
-    if mesh.is_empty() || !file.node_mesh() {
-        return file.clone();
-    }
-    let mut config = Config::clone(file);
-    for neighbor in mesh {
-        if config.neighbor(neighbor.address).is_none() {
-            config.bgp.neighbors.push(neighbor.clone());
+impl Task {
+    /// The configuration in force: the file's; plus the cluster's neighbors and
+    /// cluster id where the file has none; plus the node mesh's neighbors when
+    /// `node_mesh` is on, where neither has one.
+    fn in_force(&self, file: &Arc<Config>) -> Arc<Config> {
+        let mesh = if file.node_mesh() {
+            &self.mesh[..]
+        } else {
+            &[]
+        };
+        if mesh.is_empty() && self.cluster == ClusterPart::default() {
+            return file.clone();
         }
+        let mut config = Config::clone(file);
+        if config.bgp.cluster_id.is_none() {
+            config.bgp.cluster_id = self.cluster.cluster_id;
+        }
+        for neighbor in self.cluster.neighbors.iter().chain(mesh) {
+            if config.neighbor(neighbor.address).is_none() {
+                config.bgp.neighbors.push(neighbor.clone());
+            }
+        }
+        Arc::new(config)
     }
-    Arc::new(config)
 }
 
 /// Stops a session in the background (its NOTIFICATION is written while the

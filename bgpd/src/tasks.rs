@@ -31,6 +31,12 @@
 //!
 //!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
 //!                                       a reader that falls behind) --> subscribers
+//!
+//!   API server <--kube watch/patch-- cluster task --supervisor::Request::Cluster--> supervisor
+//!   (BGPPeer, BGPConfiguration,       (cluster_task.rs, the     (the BGPPeers' neighbors,
+//!    Nodes, Secrets)                   `cluster` crate)          applied like a reload)
+//!                                          ^
+//!                                          +-- Event::Converged: NetworkUnavailable=False
 //! ```
 //!
 //! Where the messages live: this file holds what crosses into and out of the rib

@@ -13,13 +13,19 @@
 //! - [`translate`]: from those resources and the Node objects to one node's BGP
 //!   settings (pure): its AS, cluster id, mesh, port, block communities, and its
 //!   neighbors as `[[bgp.neighbor]]` tables that bgpd parses like its file.
+//! - [`watch`]: those resources followed on the API server (reflectors, re-list
+//!   with backoff), this node's settings sent on each change, refused resources'
+//!   status written; [`client`]: the connection and the Node condition
+//!   `NetworkUnavailable=False` (`WrenIsUp`).
 
 pub mod address;
+pub mod client;
 pub mod collector;
 pub mod node;
 pub mod resources;
 pub mod selector;
 pub mod translate;
+pub mod watch;
 
 /// What goes wrong on the cluster side, each one line naming what and where.
 #[derive(Debug, thiserror::Error)]
@@ -30,4 +36,14 @@ pub enum ClusterError {
     /// An address detection method found nothing usable.
     #[error("address detection {method}: {reason}")]
     Detection { method: String, reason: String },
+    /// The kubeconfig cannot be read or used.
+    #[error("kubeconfig {path}: {reason}")]
+    Kubeconfig { path: String, reason: String },
+    /// The API server refused or could not be reached.
+    #[error("Kubernetes API server {api_server}: {what}: {reason}")]
+    Api {
+        api_server: String,
+        what: String,
+        reason: String,
+    },
 }

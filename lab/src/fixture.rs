@@ -109,6 +109,12 @@ impl Wren {
     /// waits until the control socket answers.
     #[track_caller]
     pub fn start(netns: &Netns, config: &str) -> Wren {
+        Wren::start_with_env(netns, config, &[])
+    }
+
+    /// [`Wren::start`] with these environment variables set for bgpd (`NODENAME`).
+    #[track_caller]
+    pub fn start_with_env(netns: &Netns, config: &str, env: &[(&str, &str)]) -> Wren {
         let binary = wren_binary("bgpd");
         let config_path = netns.dir().join("bgpd.toml");
         if let Err(error) = std::fs::write(&config_path, config) {
@@ -118,7 +124,8 @@ impl Wren {
         command
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", "bgpd=debug,info");
+            .env("RUST_LOG", "bgpd=debug,info")
+            .envs(env.iter().copied());
         let daemon = netns
             .spawn_command("bgpd", command)
             .unwrap_or_else(|error| panic!("starting bgpd in {}: {error}", netns.name()));

@@ -23,6 +23,7 @@ pub mod dataplane;
 pub mod error;
 pub mod fib;
 pub mod ipam;
+pub mod kubernetes;
 pub mod policy;
 mod section;
 pub mod session;
@@ -40,6 +41,7 @@ pub use dataplane::DataplaneConfig;
 pub use error::{ConfigError, ConfigErrors};
 pub use fib::FibConfig;
 pub use ipam::{IpamConfig, PoolConfig};
+pub use kubernetes::KubernetesConfig;
 pub use policy::{
     FilterAction, FilterConfig, FilterRule, PolicyConfig, PrefixListConfig, PrefixListRule,
     RouteSourceMatch,
@@ -74,6 +76,10 @@ pub struct Config {
     /// [`dataplane`]); the dataplane task runs with this section or with `[ipam]`.
     #[serde(default)]
     pub dataplane: Option<DataplaneConfig>,
+    /// BGP peers from the cluster's custom resources, the Node condition (see
+    /// [`kubernetes`]); none: no Kubernetes API.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 impl Config {

@@ -208,7 +208,10 @@ pub fn spawn(
     events: Events,
 ) -> (mpsc::Sender<RibInput>, JoinHandle<()>) {
     let (sender, receiver) = mpsc::channel(RIB_INPUT_CAPACITY);
-    let rib = Rib::new(config, fib.is_some(), Instant::now());
+    // The FIB changes are gathered for the fib task, and also for the event stream
+    // when a reader is there from the start (the cluster task waits for
+    // `Converged`, with or without `[fib]`).
+    let rib = Rib::new(config, fib.is_some() || events.wanted(), Instant::now());
     let handle = tokio::spawn(run(rib, receiver, fib, events));
     (sender, handle)
 }

@@ -1,0 +1,36 @@
+//! `[kubernetes]`: bgpd reads its BGP peers from the cluster's custom resources and
+//! sets its Node's `NetworkUnavailable` condition (issue 14; the `cluster` crate).
+//!
+//! ```toml
+//! [kubernetes]
+//! kubeconfig = "/etc/wren/kubeconfig"   # default: KUBECONFIG, ~/.kube/config, the pod's service account
+//! namespace = "wren-system"             # where BGPPeer password Secrets are
+//! ```
+//!
+//! The file wins where both say something: a `[[bgp.neighbor]]` of the file keeps its
+//! settings over a `BGPPeer` to the same address, and `[bgp] cluster_id` over the
+//! Node's `wren.io/route-reflector-cluster-id`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Where `BGPPeer` password Secrets are when not told (deploy/wren.yaml's namespace).
+pub const DEFAULT_NAMESPACE: &str = "wren-system";
+
+/// The `[kubernetes]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The kubeconfig file; default: kube's inference (KUBECONFIG, ~/.kube/config,
+    /// the pod's service account).
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The namespace of the Secrets that `BGPPeer` passwords refer to.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_owned()
+}

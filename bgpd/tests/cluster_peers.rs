@@ -1,0 +1,221 @@
+//! bgpd against a real API server (`[kubernetes]`, issue 14): BGPPeer resources
+//! become sessions on the nodes they select, a changed holdTime resets only that
+//! session, a malformed BGPPeer is refused in its status without touching the others,
+//! and after its first convergence bgpd sets its Node's NetworkUnavailable=False
+//! (reason WrenIsUp), as kubectl shows.
+//!
+//! Namespace a: the control plane (etcd, kube-apiserver on its 127.0.0.1) and bgpd,
+//! node `node-a` (NODENAME) labelled rack=1. Namespace b: a second bgpd, AS 65001,
+//! peering with a's two addresses from its file.
+
+use std::time::Duration;
+
+use cluster::resources::{BgpConfiguration, BgpPeer};
+use kube::CustomResourceExt;
+use lab::fixture::{Wren, pair, wren_config};
+use lab::kube::ControlPlane;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn apply(control: &ControlPlane, object: &Value) {
+    control
+        .kubectl_input(&["apply", "-f", "-"], &object.to_string())
+        .unwrap_or_else(|error| panic!("kubectl apply {object}: {error}"));
+}
+
+fn peer(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "wren.io/v1", "kind": "BGPPeer", "metadata": {"name": name}, "spec": spec})
+}
+
+/// `show neighbor ADDR --json` of bgpd.
+fn neighbor(wren: &Wren, address: &str) -> Value {
+    wren.bgpctl_json(&["show", "neighbor", address])
+}
+
+fn established_count(wren: &Wren, address: &str) -> u64 {
+    neighbor(wren, address)["detail"]["established_count"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no established_count: {}", neighbor(wren, address)))
+}
+
+/// Polls `probe` until it returns `Some`, or panics naming `what` with bgpd's log.
+fn wait<T>(wren: &Wren, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if std::time::Instant::now() > until {
+            panic!("{what}: not within {WAIT:?}\n{}", wren.daemon.log_tail(40));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
+    let Some(_ready) = lab::require!(Root, KubeApiserver) else {
+        return;
+    };
+    let pair = pair("clpeer", "10.71.0", "fd00:71");
+    let control = ControlPlane::in_netns(&pair.a, "127.0.0.1".parse().expect("ip"))
+        .expect("control plane in namespace a");
+    for crd in [BgpPeer::crd(), BgpConfiguration::crd()] {
+        apply(&control, &serde_json::to_value(&crd).expect("crd"));
+    }
+    control
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/bgppeers.wren.io",
+            "crd/bgpconfigurations.wren.io",
+        ])
+        .expect("CRDs established");
+    apply(
+        &control,
+        &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "labels": {"rack": "1"}}}),
+    );
+    let peers = [("tor", "10.71.0.2"), ("tor6", "fd00:71::2")];
+    for (name, address) in peers {
+        apply(
+            &control,
+            &peer(
+                name,
+                json!({"nodeSelector": {"matchLabels": {"rack": "1"}}, "peerIP": address,
+                                "asNumber": 65001, "holdTime": 30}),
+            ),
+        );
+    }
+    // Selects another rack only: never a session here.
+    apply(
+        &control,
+        &peer(
+            "rack2",
+            json!({"nodeSelector": {"matchLabels": {"rack": "2"}}, "peerIP": "10.71.0.9", "asNumber": 65009}),
+        ),
+    );
+
+    let b = Wren::start(
+        &pair.b,
+        &wren_config(
+            "10.71.0.2",
+            &Wren::socket_path(&pair.b),
+            false,
+            "[[bgp.neighbor]]\naddress = \"10.71.0.1\"\nremote_asn = 64512\n\
+             [[bgp.neighbor]]\naddress = \"fd00:71::1\"\nremote_asn = 64512\n",
+        )
+        .replace("asn = 64512\nrouter_id", "asn = 65001\nrouter_id"),
+    );
+    let config = wren_config(
+        "10.71.0.1",
+        &Wren::socket_path(&pair.a),
+        false,
+        &format!(
+            "[kubernetes]\nkubeconfig = \"{}\"\n",
+            control.kubeconfig().display()
+        ),
+    );
+    let a = Wren::start_with_env(&pair.a, &config, &[("NODENAME", "node-a")]);
+    a.wait_established(&["10.71.0.2", "fd00:71::2"]);
+    b.wait_established(&["10.71.0.1", "fd00:71::1"]);
+    assert!(
+        a.neighbor("10.71.0.9").is_none(),
+        "rack2's peer is not for node-a"
+    );
+    for (_, address) in peers {
+        assert_eq!(neighbor(&a, address)["detail"]["timers"]["hold_time"], 30);
+    }
+
+    // NetworkUnavailable=False, reason WrenIsUp, as kubectl sees it.
+    let condition = wait(&a, "NetworkUnavailable=False on node-a", || {
+        let text = control
+            .kubectl(&[
+                "get",
+                "node",
+                "node-a",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"NetworkUnavailable\")].status} {.status.conditions[?(@.type==\"NetworkUnavailable\")].reason}",
+            ])
+            .ok()?;
+        (text.trim() == "False WrenIsUp").then_some(text)
+    });
+    assert_eq!(condition.trim(), "False WrenIsUp");
+
+    // holdTime of tor changes: its session resets with the new hold time, tor6's
+    // stays up untouched.
+    let before = (
+        established_count(&a, "10.71.0.2"),
+        established_count(&a, "fd00:71::2"),
+    );
+    control
+        .kubectl(&[
+            "patch",
+            "bgppeer",
+            "tor",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"holdTime":60}}"#,
+        ])
+        .expect("patch tor");
+    wait(&a, "tor's hold time 60", || {
+        (neighbor(&a, "10.71.0.2")["detail"]["timers"]["hold_time"] == 60).then_some(())
+    });
+    a.wait_established(&["10.71.0.2"]);
+    wait(&a, "tor's session re-established", || {
+        (established_count(&a, "10.71.0.2") > before.0).then_some(())
+    });
+    assert_eq!(
+        established_count(&a, "fd00:71::2"),
+        before.1,
+        "tor6 was reset"
+    );
+
+    // A BGPPeer with both node and nodeSelector is refused in its status; nothing
+    // else moves.
+    let before = (
+        established_count(&a, "10.71.0.2"),
+        established_count(&a, "fd00:71::2"),
+    );
+    apply(
+        &control,
+        &peer(
+            "bad",
+            json!({"node": "node-a", "nodeSelector": {}, "peerIP": "10.71.0.7", "asNumber": 65007}),
+        ),
+    );
+    let message = wait(&a, "bad BGPPeer refused in its status", || {
+        let text = control
+            .kubectl(&[
+                "get",
+                "bgppeer",
+                "bad",
+                "-o",
+                "jsonpath={.status.conditions[0].status} {.status.conditions[0].message}",
+            ])
+            .ok()?;
+        text.starts_with("False ").then_some(text)
+    });
+    assert!(
+        message.contains("node and nodeSelector exclude each other"),
+        "{message}"
+    );
+    assert!(a.neighbor("10.71.0.7").is_none());
+    assert_eq!(
+        (
+            established_count(&a, "10.71.0.2"),
+            established_count(&a, "fd00:71::2")
+        ),
+        before
+    );
+
+    // Deleting tor6 removes its session.
+    control
+        .kubectl(&["delete", "bgppeer", "tor6"])
+        .expect("delete tor6");
+    wait(&a, "tor6 removed", || {
+        a.neighbor("fd00:71::2").is_none().then_some(())
+    });
+    assert_eq!(established_count(&a, "10.71.0.2"), before.0);
+}

@@ -1,0 +1,296 @@
+//! The watch of the API server: `BGPConfiguration`, `BGPPeer`, the Node objects and
+//! the Secrets of bgpd's namespace, each through a kube-runtime reflector (one list,
+//! then a watch; a re-list with backoff after a 410 Gone or any failure), turned into
+//! this node's [`NodeSettings`] whenever one of them changes.
+//!
+//! - Nothing is sent until every kind has been listed once, so a start never sees a
+//!   half-empty cluster.
+//! - While the API server is unreachable or refuses (401, 403, 5xx, a closed watch),
+//!   the stores keep what they had, so the settings (and bgpd's sessions) stay; one
+//!   error line per resource and outage names the API server and the resource, and
+//!   one line says when it is back.
+//! - A `BGPPeer` or `BGPConfiguration` that does not check is refused: its status
+//!   gets `Accepted=False` with the reason, and its last accepted version (if any)
+//!   stays in force; the other resources are not touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::resources::{
+    BgpConfiguration, BgpPeer, DEFAULT_CONFIGURATION, ResourceStatus, SecretKeyRef,
+};
+use crate::translate::{self, Configuration, NodeFacts, NodeSettings, Peer};
+
+/// How long a burst of changes is gathered before the settings are computed again.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// What the watch works from.
+#[derive(Clone, Debug)]
+pub struct WatchSettings {
+    /// This node's name.
+    pub node: String,
+    /// Its peering addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Where the Secrets of `BGPPeer` passwords are.
+    pub namespace: String,
+    /// The API server's address, for log lines.
+    pub api_server: String,
+}
+
+/// What one reflector reported.
+enum Seen {
+    Listed(&'static str),
+    Changed,
+    Failed(&'static str, String),
+}
+
+/// Runs until `out` has no receiver: sends this node's settings after the first full
+/// list and after every change that alters them.
+pub async fn run(
+    client: Client,
+    settings: WatchSettings,
+    out: watch::Sender<Option<NodeSettings>>,
+) {
+    let (configurations, configurations_writer) = reflector::store::<BgpConfiguration>();
+    let (peers, peers_writer) = reflector::store::<BgpPeer>();
+    let (nodes, nodes_writer) = reflector::store::<Node>();
+    let (secrets, secrets_writer) = reflector::store::<Secret>();
+    let mut streams = futures::stream::select_all([
+        follow(
+            "BGPConfiguration",
+            Api::all(client.clone()),
+            configurations_writer,
+        ),
+        follow("BGPPeer", Api::all(client.clone()), peers_writer),
+        follow("Node", Api::all(client.clone()), nodes_writer),
+        follow(
+            "Secret",
+            Api::namespaced(client.clone(), &settings.namespace),
+            secrets_writer,
+        ),
+    ]);
+    let mut listed = BTreeSet::new();
+    let mut failing = BTreeSet::new();
+    let mut state = State::default();
+    let peers_api: Api<BgpPeer> = Api::all(client.clone());
+    let configurations_api: Api<BgpConfiguration> = Api::all(client);
+    loop {
+        let Some(first) = streams.next().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        // Gather what arrives together (a re-list, several edits at once).
+        while let Ok(Some(more)) = tokio::time::timeout(SETTLE, streams.next()).await {
+            batch.push(more);
+        }
+        for seen in batch {
+            match seen {
+                Seen::Listed(kind) => {
+                    listed.insert(kind);
+                    if failing.remove(kind) {
+                        tracing::info!(
+                            "Kubernetes API server {}: {kind} watch is back",
+                            settings.api_server
+                        );
+                    }
+                }
+                Seen::Changed => {}
+                Seen::Failed(kind, error) => {
+                    if failing.insert(kind) {
+                        tracing::error!(
+                            "Kubernetes API server {}: watching {kind}: {error}; keeping what is known, re-listing with backoff",
+                            settings.api_server
+                        );
+                    }
+                }
+            }
+        }
+        if listed.len() < 4 {
+            continue;
+        }
+        let computed = state.compute(&settings, &configurations, &peers, &nodes, &secrets);
+        write_statuses(&peers_api, &configurations_api, &mut state, &settings).await;
+        out.send_if_modified(|current| {
+            if current.as_ref() == Some(&computed) {
+                false
+            } else {
+                *current = Some(computed);
+                true
+            }
+        });
+        if out.is_closed() {
+            return;
+        }
+    }
+}
+
+/// One kind's reflector as a stream of what it saw.
+fn follow<K>(
+    kind: &'static str,
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+) -> std::pin::Pin<Box<dyn Stream<Item = Seen> + Send>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    );
+    Box::pin(stream.map(move |event| match event {
+        Ok(watcher::Event::InitDone) => Seen::Listed(kind),
+        Ok(_) => Seen::Changed,
+        Err(error) => Seen::Failed(kind, error.to_string()),
+    }))
+}
+
+/// What the watch remembers between changes.
+#[derive(Default)]
+struct State {
+    /// The last accepted version of each `BGPPeer`, by name.
+    peers: BTreeMap<String, Peer>,
+    configuration: Option<Configuration>,
+    /// The verdict of each resource ("BGPPeer NAME"), with the generation it is for,
+    /// as last written to its status.
+    written: BTreeMap<String, (Option<i64>, Result<(), String>)>,
+    /// The verdicts to write.
+    verdicts: BTreeMap<String, (Option<i64>, Result<(), String>)>,
+}
+
+impl State {
+    fn compute(
+        &mut self,
+        settings: &WatchSettings,
+        configurations: &Store<BgpConfiguration>,
+        peers: &Store<BgpPeer>,
+        nodes: &Store<Node>,
+        secrets: &Store<Secret>,
+    ) -> NodeSettings {
+        self.verdicts.clear();
+        let default = configurations
+            .state()
+            .into_iter()
+            .find(|c| c.name_any() == DEFAULT_CONFIGURATION);
+        match default {
+            None => self.configuration = None,
+            Some(resource) => {
+                let verdict = translate::configuration(&resource.spec);
+                if let Ok(configuration) = &verdict {
+                    self.configuration = Some(configuration.clone());
+                }
+                self.verdicts.insert(
+                    format!("BGPConfiguration {}", resource.name_any()),
+                    (resource.meta().generation, verdict.map(drop)),
+                );
+            }
+        }
+        let mut present = BTreeSet::new();
+        let mut listed: Vec<_> = peers.state();
+        listed.sort_by_key(|p| p.name_any());
+        for resource in listed {
+            let name = resource.name_any();
+            let verdict = translate::peer(&name, &resource.spec);
+            if let Ok(peer) = &verdict {
+                self.peers.insert(name.clone(), peer.clone());
+            }
+            self.verdicts.insert(
+                format!("BGPPeer {name}"),
+                (resource.meta().generation, verdict.map(drop)),
+            );
+            present.insert(name);
+        }
+        self.peers.retain(|name, _| present.contains(name));
+        let facts: Vec<NodeFacts> = nodes
+            .state()
+            .iter()
+            .map(|node| NodeFacts::from_node(node))
+            .collect();
+        let me = facts
+            .iter()
+            .find(|node| node.name == settings.node)
+            .cloned()
+            .unwrap_or_else(|| NodeFacts {
+                name: settings.node.clone(),
+                ..NodeFacts::default()
+            });
+        let secrets = secrets.state();
+        let secret = |reference: &SecretKeyRef| {
+            let secret = secrets.iter().find(|s| s.name_any() == reference.name)?;
+            let bytes = secret.data.as_ref()?.get(&reference.key)?;
+            String::from_utf8(bytes.0.clone()).ok()
+        };
+        let peers: Vec<Peer> = self.peers.values().cloned().collect();
+        let computed = translate::node_settings(
+            &me,
+            &settings.addresses,
+            self.configuration.as_ref(),
+            &peers,
+            &facts,
+            secret,
+        );
+        for (what, why) in &computed.problems {
+            tracing::warn!(node = %settings.node, "{what}: {why}");
+        }
+        computed
+    }
+}
+
+/// Writes the `Accepted` condition of each resource whose verdict changed.
+async fn write_statuses(
+    peers: &Api<BgpPeer>,
+    configurations: &Api<BgpConfiguration>,
+    state: &mut State,
+    settings: &WatchSettings,
+) {
+    let verdicts = std::mem::take(&mut state.verdicts);
+    for (what, verdict) in verdicts {
+        if state.written.get(&what) == Some(&verdict) {
+            continue;
+        }
+        let (generation, result) = &verdict;
+        let condition = Condition {
+            type_: "Accepted".into(),
+            status: if result.is_ok() { "True" } else { "False" }.into(),
+            reason: if result.is_ok() { "Valid" } else { "Invalid" }.into(),
+            message: result.clone().err().unwrap_or_default(),
+            observed_generation: *generation,
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        };
+        if let Err(reason) = result {
+            tracing::warn!("{what} refused: {reason}");
+        }
+        let status =
+            serde_json::json!({ "status": ResourceStatus { conditions: vec![condition] } });
+        let patch = Patch::Merge(&status);
+        let params = PatchParams::default();
+        let written = match what.split_once(' ') {
+            Some(("BGPPeer", name)) => peers.patch_status(name, &params, &patch).await.map(drop),
+            Some((_, name)) => configurations
+                .patch_status(name, &params, &patch)
+                .await
+                .map(drop),
+            None => Ok(()),
+        };
+        match written {
+            Ok(()) => {
+                state.written.insert(what, verdict);
+            }
+            Err(error) => tracing::warn!(
+                "Kubernetes API server {}: writing the status of {what}: {error}",
+                settings.api_server
+            ),
+        }
+    }
+}
