@@ -25,7 +25,7 @@ fn apply(control: &ControlPlane, object: &Value) {
 }
 
 fn peer(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "wren.io/v1", "kind": "BGPPeer", "metadata": {"name": name}, "spec": spec})
+    json!({"apiVersion": "wren.io/v1alpha1", "kind": "BGPPeer", "metadata": {"name": name}, "spec": spec})
 }
 
 /// `show neighbor ADDR --json` of bgpd.

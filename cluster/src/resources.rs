@@ -1,4 +1,4 @@
-//! The BGP custom resources (group `wren.io`, version `v1`, cluster-scoped), as
+//! The BGP custom resources (group `wren.io`, version `v1alpha1`, cluster-scoped), as
 //! Calico's datastore has them: these types are the one source of their CRDs.
 //!
 //! - `BGPConfiguration` (the one named `default`): the cluster's AS number, whether
@@ -17,6 +17,15 @@ use serde::{Deserialize, Serialize};
 
 /// The API group of Wren's resources.
 pub const GROUP: &str = "wren.io";
+/// The CustomResourceDefinitions of the BGP resources (rendered into
+/// `deploy/crds.yaml` beside the IPAM ones).
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    use kube::CustomResourceExt;
+    vec![BgpConfiguration::crd(), BgpPeer::crd()]
+}
+
 /// The one `BGPConfiguration` bgpd reads.
 pub const DEFAULT_CONFIGURATION: &str = "default";
 
@@ -24,7 +33,7 @@ pub const DEFAULT_CONFIGURATION: &str = "default";
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "wren.io",
-    version = "v1",
+    version = "v1alpha1",
     kind = "BGPConfiguration",
     plural = "bgpconfigurations",
     root = "BgpConfiguration",
@@ -51,7 +60,7 @@ pub struct BgpConfigurationSpec {
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "wren.io",
-    version = "v1",
+    version = "v1alpha1",
     kind = "BGPPeer",
     plural = "bgppeers",
     root = "BgpPeer",
