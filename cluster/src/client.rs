@@ -20,7 +20,20 @@ pub const WREN_IS_UP: &str = "WrenIsUp";
 /// `~/.kube/config` / the pod's service account (kube's inference); with the server's
 /// URL, for log lines.
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<(Client, String), ClusterError> {
-    let config = match kubeconfig {
+    let config = config(kubeconfig).await?;
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|error| ClusterError::Api {
+        api_server: url.clone(),
+        what: "creating the client".into(),
+        reason: error.to_string(),
+    })?;
+    Ok((client, url))
+}
+
+/// The client configuration [`connect`] uses (for what needs the server's address and
+/// CA besides a client: the CNI plugins' kubeconfig).
+pub async fn config(kubeconfig: Option<&Path>) -> Result<Config, ClusterError> {
+    Ok(match kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(path).map_err(|error| ClusterError::Kubeconfig {
                 path: path.display().to_string(),
@@ -39,14 +52,7 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<(Client, String), Clus
                 path: "(inferred: KUBECONFIG, ~/.kube/config, in-cluster)".into(),
                 reason: error.to_string(),
             })?,
-    };
-    let url = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|error| ClusterError::Api {
-        api_server: url.clone(),
-        what: "creating the client".into(),
-        reason: error.to_string(),
-    })?;
-    Ok((client, url))
+    })
 }
 
 /// Sets the Node `node`'s condition `NetworkUnavailable=False` (reason `WrenIsUp`).

@@ -17,13 +17,22 @@
 //!   with backoff), this node's settings sent on each change, refused resources'
 //!   status written; [`client`]: the connection and the Node condition
 //!   `NetworkUnavailable=False` (`WrenIsUp`).
+//! - [`install`]: what the DaemonSet's init container (`wren-install`) puts on the
+//!   node: the CNI plugins, their kubeconfig and the conflist, each written atomically
+//!   ([`files`]).
+//! - [`token`]: the CNI plugins' `wren-cni` token (TokenRequest API) in their
+//!   kubeconfig ([`kubeconfig`]), refreshed a quarter into its lifetime.
 
 pub mod address;
 pub mod client;
 pub mod collector;
+pub mod files;
+pub mod install;
+pub mod kubeconfig;
 pub mod node;
 pub mod resources;
 pub mod selector;
+pub mod token;
 pub mod translate;
 pub mod watch;
 
@@ -44,6 +53,12 @@ pub enum ClusterError {
     Api {
         api_server: String,
         what: String,
+        reason: String,
+    },
+    /// A file Wren writes or reads (plugins, conflist, kubeconfig, CA).
+    #[error("{}: {reason}", path.display())]
+    File {
+        path: std::path::PathBuf,
         reason: String,
     },
 }
