@@ -84,18 +84,10 @@ async fn the_cni_token_is_written_refreshed_and_least_privilege() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(token_in(&path), first.value);
-    let whoami = control_plane
-        .kubectl_as(
-            &path,
-            &[
-                "auth",
-                "whoami",
-                "-o",
-                "jsonpath={.status.userInfo.username}",
-            ],
-        )
-        .unwrap();
-    assert_eq!(whoami.trim(), "system:serviceaccount:wren-system:wren-cni");
+    assert_eq!(
+        control_plane.user_of(&path).unwrap(),
+        "system:serviceaccount:wren-system:wren-cni"
+    );
     assert!(can(&control_plane, &path, "get", "nodes"));
     assert!(can(&control_plane, &path, "create", "ipamblocks.wren.io"));
     assert!(!can(&control_plane, &path, "create", "ippools.wren.io"));

@@ -194,6 +194,21 @@ impl ControlPlane {
         command::run(&mut self.kubectl_command(kubeconfig, args))
     }
 
+    /// The user name the API server gives `kubeconfig`'s credentials (`kubectl auth
+    /// whoami`), e.g. `system:serviceaccount:NAMESPACE:NAME`.
+    pub fn user_of(&self, kubeconfig: &Path) -> Result<String> {
+        let out = self.kubectl_as(
+            kubeconfig,
+            &[
+                "auth",
+                "whoami",
+                "-o",
+                "jsonpath={.status.userInfo.username}",
+            ],
+        )?;
+        Ok(out.trim().to_owned())
+    }
+
     fn kubectl_command(&self, kubeconfig: &Path, args: &[&str]) -> Command {
         let mut command = match &self.netns {
             Some(netns) => {

@@ -184,18 +184,10 @@ async fn the_installer_sets_up_a_node_whose_plugins_work_with_their_token() {
     assert!(report.is_clean(), "{report:?}");
 
     // What the plugins' token is refused.
-    let whoami = control_plane
-        .kubectl_as(
-            &kubeconfig,
-            &[
-                "auth",
-                "whoami",
-                "-o",
-                "jsonpath={.status.userInfo.username}",
-            ],
-        )
-        .unwrap();
-    assert_eq!(whoami.trim(), "system:serviceaccount:wren-system:wren-cni");
+    assert_eq!(
+        control_plane.user_of(&kubeconfig).unwrap(),
+        "system:serviceaccount:wren-system:wren-cni"
+    );
     assert!(can(
         &control_plane,
         &kubeconfig,
