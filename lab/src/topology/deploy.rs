@@ -25,8 +25,8 @@ use crate::topology::cni::{Network, NodeContext, Pod};
 use crate::topology::file::{Node, Topology};
 use crate::topology::mgmt::Mgmt;
 use crate::topology::node::{
-    BGPD_CONF, CNI_CONF_DIR, Role, WREN_CONTROL_SOCKET, apiserver_url, etcd_client_url,
-    find_wren_binary, node_command, pod_count,
+    Apply, BGPD_CONF, CNI_CONF_DIR, Role, WREN_CONTROL_SOCKET, apiserver_url, bind_etc_wren,
+    etcd_client_url, find_wren_binary, node_command, pod_count,
 };
 use crate::topology::state::{DaemonState, LinkState, NodeState, PodState, State};
 use crate::wait::TIMEOUT;
@@ -119,6 +119,7 @@ impl Topology {
             let name = &plan.node.name;
             let node_dir = lab.dir().join("nodes").join(name);
             let netns = Netns::named(&self.netns_name(name), &node_dir)?;
+            let etc = bind_etc_wren(plan.node, &node_dir);
             lab.nodes.push(LabNode {
                 name: name.clone(),
                 role: plan.role.clone(),
@@ -132,6 +133,7 @@ impl Topology {
                 frr: None,
                 netns,
             });
+            etc?;
         }
         let node_netns: Vec<&Netns> = lab.nodes.iter().map(|n| &n.netns).collect();
         let mgmt = Mgmt::build(self, &node_netns, &lab.dir().join("mgmt"))?;
@@ -433,7 +435,7 @@ impl LabNode {
                 })?;
                 self.daemons.push(daemon);
             }
-            Role::KubeApiserver { args } => {
+            Role::KubeApiserver { args, apply } => {
                 let what = || format!("node {}", self.name);
                 let binary =
                     crate::kube_build::apiserver_binary().map_err(|e| Error::invalid(what(), e))?;
@@ -474,8 +476,48 @@ impl LabNode {
                     },
                 )?;
                 self.daemons.push(daemon);
+                if let Some(apply) = apply {
+                    self.apply(apply)?;
+                }
             }
             Role::Wren { bgpd_config: None } | Role::Plain => {}
+        }
+        Ok(())
+    }
+
+    /// Applies a kube-apiserver node's manifests in order, each time waiting until every
+    /// CustomResourceDefinition is Established (so the next manifest may use them).
+    fn apply(&self, apply: &Apply) -> Result<()> {
+        let kubectl = crate::kube_build::kubectl_binary()
+            .map_err(|e| Error::invalid(format!("node {}", self.name), e))?;
+        let kubectl = |args: &[&OsStr]| {
+            command::run(
+                self.command(&kubectl)
+                    .arg("--kubeconfig")
+                    .arg(&apply.kubeconfig)
+                    .args(args),
+            )
+        };
+        for manifest in &apply.manifests {
+            let what = || format!("node {}: applying {}", self.name, manifest.display());
+            kubectl(&["apply".as_ref(), "-f".as_ref(), manifest.as_os_str()])
+                .map_err(|e| Error::invalid(what(), e.to_string()))?;
+            let crds = kubectl(&["get", "customresourcedefinitions", "-o", "name"].map(OsStr::new))
+                .map_err(|e| Error::invalid(what(), e.to_string()))?;
+            if crds.trim().is_empty() {
+                continue;
+            }
+            kubectl(
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "customresourcedefinitions",
+                    "--all",
+                ]
+                .map(OsStr::new),
+            )
+            .map_err(|e| Error::invalid(what(), e.to_string()))?;
         }
         Ok(())
     }

@@ -17,7 +17,18 @@
 //! `/run/frr`, `/run/wren` and `/var/lib/wren`, so `vtysh` and `bgpctl` reach that node's
 //! daemons at their default paths without flags, and the pod MTU bgpd writes to
 //! `/var/lib/wren/mtu` is the one the node's CNI plugin reads. `WREN_CONTROL_SOCKET` is set to the same socket, and the
-//! node's `env:` is added.
+//! node's `env:` is added. A node's binds under `/etc/wren/` (its bgpd.toml, a kubeconfig)
+//! are seen there too ([`bind_etc_wren`]: a directory of links to the bound files mounted
+//! over `/etc/wren`), so a config naming `/etc/wren/kubeconfig` reads the bound file.
+//!
+//! A kube-apiserver node may carry the wren-lab labels `wren.io/kubeconfig` (a kubeconfig
+//! with the rights to create what follows) and `wren.io/apply` (manifests, separated by
+//! spaces), container paths under its binds: once the API server is ready, wren-lab
+//! applies each manifest in order with kubectl and waits until every
+//! CustomResourceDefinition is Established, before any router or Wren node starts (the
+//! CRDs and Node objects that bgpd expects, as a cluster's installer and kubelets would
+//! have made them). Under containerlab these labels do nothing; run the same `kubectl
+//! apply` by hand.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -40,6 +51,14 @@ pub const CNI_CONF_DIR: &str = "/etc/cni/net.d/";
 
 /// The label that asks for pods on a node: `wren.io/pods: "2"`.
 pub const PODS_LABEL: &str = "wren.io/pods";
+/// A kube-apiserver node's kubeconfig for applying manifests (a container path).
+pub const KUBECONFIG_LABEL: &str = "wren.io/kubeconfig";
+/// A kube-apiserver node's manifests, applied in order once it is ready (container paths).
+pub const APPLY_LABEL: &str = "wren.io/apply";
+/// The container directory whose bound files a node's commands see at their paths.
+pub const ETC_WREN: &str = "/etc/wren/";
+/// The directory, in a node's own directory, mounted over `/etc/wren`.
+const ETC_WREN_DIR: &str = "etc-wren";
 
 /// What runs in a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +68,12 @@ pub enum Role {
     /// data directory is the node's own.
     Etcd,
     /// kube-apiserver with these flags (bound paths already the host's); its generated
-    /// serving certificate goes to the node's own directory.
-    KubeApiserver { args: Vec<String> },
+    /// serving certificate goes to the node's own directory. `apply`: what the
+    /// `wren.io/kubeconfig` and `wren.io/apply` labels ask to apply once it is ready.
+    KubeApiserver {
+        args: Vec<String>,
+        apply: Option<Apply>,
+    },
     /// FRR with this frr.conf and these daemons (besides zebra and staticd).
     Frr {
         config: PathBuf,
@@ -130,6 +153,7 @@ impl Role {
             };
             return Ok(Role::KubeApiserver {
                 args: flags.iter().map(|arg| host_path_arg(node, arg)).collect(),
+                apply: Apply::of(node)?,
             });
         }
         if last == "wren" {
@@ -139,6 +163,89 @@ impl Role {
         }
         Ok(Role::Plain)
     }
+}
+
+/// Manifests a kube-apiserver node applies once ready (host paths), with the kubeconfig
+/// to apply them with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Apply {
+    pub kubeconfig: PathBuf,
+    pub manifests: Vec<PathBuf>,
+}
+
+impl Apply {
+    /// From the node's `wren.io/kubeconfig` and `wren.io/apply` labels (both or neither;
+    /// each path a container path under one of its binds).
+    fn of(node: &Node) -> Result<Option<Apply>> {
+        let label = |name: &str| node.labels.get(name).map(|v| v.trim().to_owned());
+        let what = |name: &str| format!("node {}: labels.{name}", node.name);
+        let bound = |name: &str, path: &str| {
+            let host = host_path_arg(node, path);
+            if host == path {
+                Err(Error::invalid(
+                    what(name),
+                    format!("{path} is under none of the node's binds"),
+                ))
+            } else {
+                Ok(PathBuf::from(host))
+            }
+        };
+        match (label(KUBECONFIG_LABEL), label(APPLY_LABEL)) {
+            (None, None) => Ok(None),
+            (Some(kubeconfig), Some(manifests)) => {
+                let manifests: Vec<PathBuf> = manifests
+                    .split_whitespace()
+                    .map(|path| bound(APPLY_LABEL, path))
+                    .collect::<Result<_>>()?;
+                if manifests.is_empty() {
+                    return Err(Error::invalid(what(APPLY_LABEL), "names no manifest"));
+                }
+                Ok(Some(Apply {
+                    kubeconfig: bound(KUBECONFIG_LABEL, &kubeconfig)?,
+                    manifests,
+                }))
+            }
+            (Some(_), None) => Err(Error::invalid(
+                what(KUBECONFIG_LABEL),
+                format!("given without {APPLY_LABEL} (nothing to apply)"),
+            )),
+            (None, Some(_)) => Err(Error::invalid(
+                what(APPLY_LABEL),
+                format!("needs {KUBECONFIG_LABEL} (the credentials to apply with)"),
+            )),
+        }
+    }
+}
+
+/// Makes `DIR/etc-wren` hold a link to each of `node`'s binds under `/etc/wren/` (at the
+/// same relative path), which [`node_command`] mounts over `/etc/wren`. Nothing when the
+/// node binds nothing there.
+pub fn bind_etc_wren(node: &Node, dir: &Path) -> Result<()> {
+    for bind in &node.binds {
+        let Some(rest) = bind.target.strip_prefix(ETC_WREN) else {
+            continue;
+        };
+        if rest.is_empty() || rest.split('/').any(|part| part.is_empty() || part == "..") {
+            return Err(Error::invalid(
+                format!("node {}: binds", node.name),
+                format!("{}: name a file under {ETC_WREN}", bind.target),
+            ));
+        }
+        let link = dir.join(ETC_WREN_DIR).join(rest);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        }
+        let source = std::path::absolute(&bind.source)
+            .map_err(|e| Error::io(format!("resolving {}", bind.source.display()), e))?;
+        std::os::unix::fs::symlink(&source, &link).map_err(|e| {
+            Error::io(
+                format!("linking {} to {}", link.display(), source.display()),
+                e,
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// `arg` with a container path under one of `node`'s binds (`--flag=PATH` or `PATH`)
@@ -259,6 +366,8 @@ pub fn node_command(
             " && mount --bind \"$0/frr\" /run/frr",
             " && mount --bind \"$0/wren\" /run/wren",
             " && mount --bind \"$0/state\" /var/lib/wren",
+            " && { [ ! -d \"$0/etc-wren\" ] || { mkdir -p /etc/wren",
+            " && mount --bind \"$0/etc-wren\" /etc/wren; }; }",
             " && exec \"$@\""
         ))
         .arg(dir)
@@ -370,12 +479,87 @@ mod tests {
                     "/etc/kubernetes/tokens.csv.old",
                 ]
                 .map(String::from)
-                .to_vec()
+                .to_vec(),
+                apply: None,
             }
         );
         apiserver.cmd.push("--cert-dir=/var/run/kubernetes".into());
         let error = Role::of(&apiserver).unwrap_err().to_string();
         assert!(error.contains("--cert-dir"), "{error}");
+    }
+
+    #[test]
+    fn kube_apiserver_applies_bound_manifests_with_its_kubeconfig() {
+        let mut apiserver = node(
+            "registry.k8s.io/kube-apiserver:v1.37.2",
+            &[
+                ("/lab/k8s", "/etc/kubernetes/wren"),
+                (
+                    "/repo/deploy/crds.yaml",
+                    "/etc/kubernetes/manifests/crds.yaml",
+                ),
+            ],
+        );
+        apiserver.labels.insert(
+            KUBECONFIG_LABEL.into(),
+            "/etc/kubernetes/wren/admin.kubeconfig".into(),
+        );
+        apiserver.labels.insert(
+            APPLY_LABEL.into(),
+            "/etc/kubernetes/manifests/crds.yaml  /etc/kubernetes/wren/cluster.yaml".into(),
+        );
+        let Role::KubeApiserver { apply, .. } = Role::of(&apiserver).unwrap() else {
+            panic!("not a kube-apiserver");
+        };
+        assert_eq!(
+            apply,
+            Some(Apply {
+                kubeconfig: "/lab/k8s/admin.kubeconfig".into(),
+                manifests: vec![
+                    "/repo/deploy/crds.yaml".into(),
+                    "/lab/k8s/cluster.yaml".into()
+                ],
+            })
+        );
+        // A path under no bind, or one label without the other, is refused by name.
+        apiserver
+            .labels
+            .insert(APPLY_LABEL.into(), "/srv/cluster.yaml".into());
+        let error = Role::of(&apiserver).unwrap_err().to_string();
+        assert!(
+            error.contains("/srv/cluster.yaml") && error.contains(APPLY_LABEL),
+            "{error}"
+        );
+        apiserver.labels.remove(APPLY_LABEL);
+        let error = Role::of(&apiserver).unwrap_err().to_string();
+        assert!(error.contains(KUBECONFIG_LABEL), "{error}");
+    }
+
+    #[test]
+    fn binds_under_etc_wren_are_linked_for_the_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        std::fs::write(&kubeconfig, "kubeconfig").unwrap();
+        let wren = node(
+            "wren",
+            &[
+                (kubeconfig.to_str().unwrap(), "/etc/wren/kubeconfig"),
+                ("/x/10-wren.conflist", "/etc/cni/net.d/10-wren.conflist"),
+            ],
+        );
+        let node_dir = dir.path().join("node");
+        bind_etc_wren(&wren, &node_dir).unwrap();
+        let linked = node_dir.join(ETC_WREN_DIR);
+        assert_eq!(
+            std::fs::read_to_string(linked.join("kubeconfig")).unwrap(),
+            "kubeconfig"
+        );
+        assert_eq!(std::fs::read_dir(&linked).unwrap().count(), 1);
+        let escape = node("wren", &[("/x/y", "/etc/wren/../shadow")]);
+        let error = bind_etc_wren(&escape, &dir.path().join("other"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/etc/wren/../shadow"), "{error}");
     }
 
     #[test]
