@@ -8,6 +8,14 @@
 //!   bgpd.toml) and FRR's `show bgp ipv4 unicast json` holds every node's block;
 //! - every node's kernel routes every other node's blocks through the owner (the node mesh
 //!   over the Node objects), and pods on all three nodes ping each other;
+//! - the `BGPPeer` of the ToR follows its `nodeSelector`: a node relabelled out of it
+//!   loses its session (FRR's `show bgp summary json`) while the others keep theirs, and a
+//!   changed `holdTime` resets exactly the selected nodes' ToR sessions (FRR's
+//!   `connectionsEstablished`, the negotiated hold time), no mesh session;
+//! - a fourth Node created with the annotations of a fourth bgpd (in a namespace of its
+//!   own, on the rack's bridge and the management network) gets mesh sessions from the
+//!   three others within 2 s, its block reaches their kernels, and deleting the Node
+//!   removes those sessions;
 //! - after tear-down no namespace of the lab is left, also when a check fails (the checks
 //!   run under `catch_unwind`).
 //!
@@ -22,8 +30,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lab::fixture::wren_binary;
-use lab::{Lab, Topology, wait_for, wait_until};
+use lab::fixture::{Wren, frr_neighbor, wren_binary, wren_config};
+use lab::{Lab, Netns, Topology, Veth, wait_for, wait_until};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -72,6 +80,38 @@ impl K8s {
             .map_err(|e| format!("bgpctl {args:?} on {node}: {e}: {out}"))
     }
 
+    /// `kubectl apply` of a manifest given as text.
+    fn apply(&self, manifest: &str) {
+        let path = self
+            .lab
+            .dir()
+            .join(format!("{}.yaml", lab::unique_name("manifest")));
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl(&["apply", "-f", path.to_str().unwrap()])
+            .unwrap();
+    }
+
+    /// The neighbors bgpctl lists on a node: address to (state, times established).
+    fn neighbors(&self, node: &str) -> Result<BTreeMap<String, (String, u64)>, String> {
+        Ok(self
+            .bgpctl(node, &["show", "neighbors"])?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                Some((
+                    n["address"].as_str()?.to_owned(),
+                    (
+                        n["state"].as_str()?.to_owned(),
+                        self.bgpctl(node, &["show", "neighbor", n["address"].as_str()?])
+                            .ok()?["detail"]["established_count"]
+                            .as_u64()?,
+                    ),
+                ))
+            })
+            .collect())
+    }
+
     /// The IPAMBlock objects: CIDR to the node it is affine to.
     fn blocks(&self) -> Result<BTreeMap<String, String>, String> {
         Ok(self
@@ -115,6 +155,8 @@ fn k8s_topology_on_the_kubernetes_datastore() {
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         converges(&k8s);
+        bgp_peer_follows_its_node_selector(&k8s);
+        mesh_follows_the_nodes(&k8s, &prefix, &root);
     }));
     drop(k8s);
     let left: Vec<String> = lab::netns::list()
@@ -250,4 +292,244 @@ fn converges(k8s: &K8s) {
             .unwrap();
         }
     }
+}
+
+/// FRR's count of sessions established with each node, and its state now.
+fn tor_sessions(k8s: &K8s) -> BTreeMap<&'static str, (String, u64, u64)> {
+    let tor = k8s.lab.frr("tor").unwrap();
+    NODES
+        .iter()
+        .map(|(node, address)| {
+            let neighbor = frr_neighbor(tor, address);
+            (
+                *node,
+                (
+                    neighbor["bgpState"].as_str().unwrap_or("?").to_owned(),
+                    neighbor["connectionsEstablished"].as_u64().unwrap_or(0),
+                    neighbor["bgpTimerHoldTimeMsecs"].as_u64().unwrap_or(0),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The mesh sessions of every node (its neighbors other than the ToR).
+fn mesh_sessions(k8s: &K8s) -> BTreeMap<String, BTreeMap<String, (String, u64)>> {
+    NODES
+        .iter()
+        .map(|(node, _)| {
+            let mut neighbors = k8s.neighbors(node).unwrap();
+            neighbors.remove("10.0.0.254");
+            ((*node).to_owned(), neighbors)
+        })
+        .collect()
+}
+
+/// Item 3: the ToR's BGPPeer on exactly the nodes its nodeSelector picks, and a changed
+/// holdTime resetting only those sessions.
+fn bgp_peer_follows_its_node_selector(k8s: &K8s) {
+    let before = tor_sessions(k8s);
+    let mesh = mesh_sessions(k8s);
+    for (node, (state, _, _)) in &before {
+        assert_eq!(
+            state, "Established",
+            "ToR's session with {node}: {before:?}"
+        );
+    }
+    k8s.kubectl(&[
+        "label",
+        "node",
+        "node3",
+        "topology.wren.io/rack=rack2",
+        "--overwrite",
+    ])
+    .unwrap();
+    let tor = k8s.lab.frr("tor").unwrap();
+    wait_for(TIMEOUT, "node3 out of the BGPPeer rack1-tor", || {
+        let state = tor.neighbor_state("10.0.0.3").map_err(|e| e.to_string())?;
+        let node3 = k8s.neighbors("node3")?;
+        if state.as_deref() != Some("Established") && !node3.contains_key("10.0.0.254") {
+            Ok(())
+        } else {
+            Err(format!(
+                "FRR sees node3 {state:?}; node3's neighbors {node3:?}"
+            ))
+        }
+    })
+    .unwrap();
+    let after = tor_sessions(k8s);
+    for node in ["node1", "node2"] {
+        assert_eq!(after[node], before[node], "{node}'s ToR session moved");
+    }
+
+    // holdTime 30 -> 6 (below FRR's 9, so the negotiated hold time shows it): node1's and
+    // node2's ToR sessions reset with it, node3 stays out, no mesh session moves.
+    k8s.kubectl(&[
+        "patch",
+        "bgppeer",
+        "rack1-tor",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"holdTime":6}}"#,
+    ])
+    .unwrap();
+    let reset = wait_for(TIMEOUT, "the selected nodes' ToR sessions reset", || {
+        let now = tor_sessions(k8s);
+        let done = ["node1", "node2"].iter().all(|node| {
+            let (state, established, hold) = &now[node];
+            state == "Established" && *established == before[node].1 + 1 && *hold == 6000
+        });
+        if done {
+            Ok(now)
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .unwrap();
+    assert_ne!(reset["node3"].0, "Established", "{reset:?}");
+    assert_eq!(reset["node3"].1, before["node3"].1, "{reset:?}");
+    assert_eq!(mesh_sessions(k8s), mesh, "a mesh session was reset");
+
+    // node3 back in rack1: its session comes back with the new hold time.
+    k8s.kubectl(&[
+        "label",
+        "node",
+        "node3",
+        "topology.wren.io/rack=rack1",
+        "--overwrite",
+    ])
+    .unwrap();
+    wait_for(TIMEOUT, "node3 back with the ToR", || {
+        let now = tor_sessions(k8s);
+        match &now["node3"] {
+            (state, _, 6000) if state == "Established" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .unwrap();
+}
+
+/// A fourth Wren node outside the topology file: a namespace on the ToR's bridge
+/// (10.0.0.4) and the management network (172.31.4.14), and its bgpd on the Kubernetes
+/// datastore as node4. Dropping it stops bgpd and removes the links and the namespace.
+struct Fourth {
+    wren: Wren,
+    _links: [Veth; 2],
+    _netns: Netns,
+}
+
+impl Fourth {
+    const ADDRESS: &str = "10.0.0.4";
+
+    fn start(k8s: &K8s, prefix: &str, root: &Path) -> Fourth {
+        let netns = Netns::new(&format!("{prefix}-node4")).unwrap();
+        netns.lo_up().unwrap();
+        let tor = k8s.lab.netns("tor").unwrap();
+        let mgmt = k8s.lab.mgmt_netns().unwrap();
+        let rack = Veth::new(tor, "eth4", &netns, "eth1").unwrap();
+        let management = Veth::new(mgmt, "node4", &netns, "eth0").unwrap();
+        tor.ip(&["link", "set", "eth4", "master", "br0"]).unwrap();
+        mgmt.ip(&[
+            "link",
+            "set",
+            "node4",
+            "master",
+            lab::topology::mgmt::BRIDGE,
+        ])
+        .unwrap();
+        netns.iface("eth1").addr("10.0.0.4/24").unwrap();
+        netns.iface("eth0").addr("172.31.4.14/24").unwrap();
+        let kubeconfig = root
+            .join("containerlab/k8s/admin.kubeconfig")
+            .canonicalize()
+            .unwrap();
+        // Accepts the others whether or not its own registry read has listed them yet.
+        let config = wren_config(
+            Self::ADDRESS,
+            &Wren::socket_path(&netns),
+            false,
+            &format!(
+                "[ipam]\nnode = \"node4\"\ndatastore = \"kubernetes://{}\"\n\
+                 node_addresses = [\"{}\"]\n\n\
+                 [[bgp.listen_range]]\nprefix = \"10.0.0.0/24\"\nremote_asn = 64512\n",
+                kubeconfig.display(),
+                Self::ADDRESS
+            ),
+        );
+        let wren = Wren::start(&netns, &config);
+        Fourth {
+            wren,
+            _links: [rack, management],
+            _netns: netns,
+        }
+    }
+}
+
+/// Item 2: the mesh follows the Node objects.
+fn mesh_follows_the_nodes(k8s: &K8s, prefix: &str, root: &Path) {
+    let fourth = Fourth::start(k8s, prefix, root);
+    let created = std::time::Instant::now();
+    k8s.apply(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: node4\n  annotations:\n    \
+         wren.io/asn: \"64512\"\n    wren.io/ipv4-address: 10.0.0.4\n",
+    );
+    wait_for(
+        TIMEOUT,
+        "mesh sessions of the three nodes with node4",
+        || {
+            for (node, _) in NODES {
+                let neighbors = k8s.neighbors(node)?;
+                match neighbors.get(Fourth::ADDRESS) {
+                    Some((state, _)) if state == "Established" => {}
+                    other => return Err(format!("{node}: {other:?}")),
+                }
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    let elapsed = created.elapsed();
+    eprintln!("node4 created: mesh sessions Established on the three nodes after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "node4's mesh sessions took {elapsed:?}"
+    );
+
+    // node4's bgpd claims a block in the API server; it reaches every node's kernel
+    // through node4.
+    let block = wait_for(TIMEOUT, "an IPAMBlock affine to node4", || {
+        k8s.blocks()?
+            .into_iter()
+            .find(|(_, owner)| owner == "node4")
+            .map(|(cidr, _)| cidr)
+            .ok_or_else(|| fourth.wren.daemon.log_tail(10).to_string())
+    })
+    .unwrap();
+    for (node, _) in NODES {
+        let netns = k8s.lab.netns(node).unwrap();
+        wait_for(
+            TIMEOUT,
+            &format!("{block} of node4 in {node}'s kernel"),
+            || match netns.route(&block) {
+                Ok(Some(route)) if route["gateway"] == Fourth::ADDRESS => Ok(()),
+                Ok(other) => Err(format!("route {other:?}")),
+                Err(error) => Err(error.to_string()),
+            },
+        )
+        .unwrap();
+    }
+
+    // The Node deleted: the three drop their sessions with node4 (which still runs).
+    k8s.kubectl(&["delete", "node", "node4"]).unwrap();
+    wait_for(TIMEOUT, "node4's mesh sessions gone", || {
+        for (node, _) in NODES {
+            if k8s.neighbors(node)?.contains_key(Fourth::ADDRESS) {
+                return Err(format!("{node} still peers with node4"));
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(fourth.wren.daemon.is_alive());
+    drop(fourth);
 }
