@@ -566,15 +566,26 @@ impl<S: Datastore> Ipam<S> {
 
     /// Every block, sorted by key.
     pub(crate) async fn blocks(&self) -> Result<Vec<(Entry, Block)>, IpamError> {
-        let blocks = self.read_all::<Block>(keys::BLOCKS).await?;
-        if let Some((entry, _)) = blocks.iter().find(|(_, b)| !b.is_valid()) {
+        let entries = self.store.list(keys::BLOCKS).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let block = self.decode_block(&entry)?;
+            out.push((entry, block));
+        }
+        Ok(out)
+    }
+
+    /// A stored block, which must be valid.
+    pub(crate) fn decode_block(&self, entry: &Entry) -> Result<Block, IpamError> {
+        let block: Block = decode(self.store.url(), entry)?;
+        if !block.is_valid() {
             return Err(IpamError::Corrupt {
                 url: self.store.url().to_string(),
                 key: entry.key.clone(),
                 reason: String::from("not a valid block"),
             });
         }
-        Ok(blocks)
+        Ok(block)
     }
 
     /// A node's affinities (pending and confirmed), sorted by CIDR.

@@ -15,7 +15,7 @@ use crate::keys;
 use crate::pool::Pool;
 use crate::records::{Affinity, IpamConfig, Node, NodeAllocations};
 use crate::snapshot::decode_pools;
-use crate::store::{Datastore, Expect, Watch};
+use crate::store::{Datastore, Expect, Read, Watch};
 
 impl<S: Datastore> Ipam<S> {
     // ---- pools ----
@@ -212,13 +212,30 @@ impl<S: Datastore> Ipam<S> {
         Ok(self.store.watch(keys::IPAM).await?)
     }
 
-    /// The blocks `node` owns and the addresses it borrowed from other nodes' blocks.
+    /// Notifications of changes to the pools and to the blocks `node` owns or borrows
+    /// from: re-read [`Ipam::node_allocations`] after each. Unlike [`Ipam::watch`],
+    /// on the Kubernetes store other nodes' pods and blocks never wake it.
+    pub async fn watch_node(&self, node: &str) -> Result<Watch, IpamError> {
+        keys::validate_node(node)?;
+        Ok(self.store.watch_node(node).await?)
+    }
+
+    /// The blocks `node` owns and the addresses it borrowed from other nodes' blocks
+    /// (read as `Read::NodeBlocks`: on the Kubernetes store, only those blocks).
     pub async fn node_allocations(&self, node: &str) -> Result<NodeAllocations, IpamError> {
         keys::validate_node(node)?;
         let revision = self.store.revision().await?;
         let mut blocks = BTreeSet::new();
         let mut borrowed = BTreeSet::new();
-        for (_, block) in self.blocks().await? {
+        let entries = self
+            .store
+            .read(vec![Read::NodeBlocks(node.to_string())])
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        for entry in entries {
+            let block = self.decode_block(&entry)?;
             if block.affinity.as_deref() == Some(node) {
                 blocks.insert(block.cidr);
             }

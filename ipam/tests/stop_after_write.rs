@@ -67,6 +67,10 @@ impl<S: Datastore> Datastore for StopAfter<S> {
     async fn watch(&self, prefix: &str) -> Result<Watch, StoreError> {
         self.inner.watch(prefix).await
     }
+
+    async fn watch_node(&self, node: &str) -> Result<Watch, StoreError> {
+        self.inner.watch_node(node).await
+    }
 }
 
 fn stopping<S: Datastore + Clone>(store: &S, writes: u32) -> (Ipam<StopAfter<S>>, Arc<AtomicU32>) {

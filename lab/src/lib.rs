@@ -9,6 +9,7 @@
 //! - [`Daemon`]: a process-group guard with a log file and `wait_until` helpers;
 //! - [`Etcd`]: a throw-away etcd with kill and restart;
 //! - [`kube::ControlPlane`]: etcd plus a real kube-apiserver (RBAC, tokens, kubectl);
+//!   [`kube_metrics`]: the requests it served, by kind (for request-count measurements);
 //! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
 //! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
 //!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
@@ -34,6 +35,7 @@ mod frr;
 mod gobgp;
 pub mod kube;
 mod kube_build;
+pub mod kube_metrics;
 mod link;
 mod names;
 pub mod netns;

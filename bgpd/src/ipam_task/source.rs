@@ -127,7 +127,7 @@ impl Source {
         let ipam = ipam::connect(&self.settings.datastore).await?;
         self.setup(&ipam).await?;
         // Watches first, then the first read: no change falls in between.
-        let mut changes = ipam.watch().await?;
+        let mut changes = ipam.watch_node(&self.settings.node).await?;
         let mut nodes = if self.settings.mesh || self.dataplane.is_some() {
             Some(ipam.watch_nodes().await?)
         } else {

@@ -223,6 +223,9 @@ impl Datastore for EtcdStore {
                 Read::Prefix(prefix) => {
                     TxnOp::get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
                 }
+                Read::NodeBlocks(_) => {
+                    TxnOp::get(crate::keys::BLOCKS, Some(GetOptions::new().with_prefix()))
+                }
             })
             .collect();
         let response = self
@@ -253,6 +256,9 @@ impl Datastore for EtcdStore {
                 });
             }
             entries.sort_by(|a, b| a.key.cmp(&b.key));
+            if let Some(Read::NodeBlocks(node)) = reads.get(out.len()) {
+                entries = super::node_blocks(entries, node);
+            }
             out.push(entries);
         }
         if out.len() != reads.len() {
@@ -271,6 +277,10 @@ impl Datastore for EtcdStore {
             .await
             .map_err(|e| unavailable(&self.url, &e))?;
         Ok(response.header().map_or(0, |h| h.revision() as u64))
+    }
+
+    async fn watch_node(&self, _node: &str) -> Result<Watch, StoreError> {
+        self.watch(crate::keys::IPAM).await
     }
 
     async fn watch(&self, prefix: &str) -> Result<Watch, StoreError> {

@@ -6,20 +6,24 @@
 //! the expected `resourceVersion`, a delete with a `resourceVersion` precondition; a
 //! 409 from the API server is a [`Outcome::Conflict`]. A transaction of several keys
 //! is refused (the IPAM operations never send one; see `store/mod.rs`). Reads are one
-//! request each; a watch is one API watch per kind, re-listed after `410 Gone`. The
-//! node registry is the cluster's Node objects (`nodes.rs`).
+//! request each: a GET by name for a key, a LIST for a prefix, narrowed by label where
+//! the store sets them (a node's affinities by `wren.io/node`; a node's blocks,
+//! `Read::NodeBlocks`, by owner and borrower labels: `blocks.rs`). A watch is one API
+//! watch per kind, re-listed after `410 Gone` (`watch.rs`). The node registry is the
+//! cluster's Node objects (`nodes.rs`).
 
+mod blocks;
 mod names;
 mod nodes;
+mod watch;
 
 pub use names::{object_name, safe_name};
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, ObjectMeta, PostParams,
-    Preconditions, WatchEvent, WatchParams,
+    Preconditions,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
@@ -34,7 +38,8 @@ pub const GROUP: &str = "wren.io";
 /// The version of the IPAM resources.
 const VERSION: &str = "v1alpha1";
 
-/// The label on a `BlockAffinity` naming its node (a node's affinities are listed by it).
+/// The label on a `BlockAffinity` and an `IPAMBlock` naming its node (a node's
+/// affinities and blocks are listed by it).
 const NODE_LABEL: &str = "wren.io/node";
 /// How many times a blind write (`Expect::Any`) re-reads after losing a race.
 const BLIND_RETRIES: u32 = 10;
@@ -364,6 +369,10 @@ impl KubernetesStore {
                 .get_or_insert_with(Default::default)
                 .insert(NODE_LABEL.to_string(), label_value(node));
         }
+        if kind == Kind::Block {
+            // A replace sets the labels whole: an owner or borrower gone loses its label.
+            object.meta_mut().labels = Some(blocks::labels(&spec));
+        }
         Ok(object)
     }
 
@@ -475,100 +484,6 @@ impl KubernetesStore {
             }
         }
     }
-
-    /// The kinds a watch of `prefix` covers.
-    fn kinds_under(prefix: &str) -> Vec<Kind> {
-        Kind::ALL
-            .into_iter()
-            .filter(|kind| kind.prefix().starts_with(prefix) || prefix.starts_with(kind.prefix()))
-            .collect()
-    }
-
-    /// Watches one resource from `version`, sending the revision of every change
-    /// under `prefix`; re-lists after `410 Gone` or a failure (reporting a change
-    /// then, as one may have been missed), with backoff.
-    async fn watch_resource<K>(
-        self,
-        api: Api<K>,
-        resource: String,
-        to_entry: fn(&KubernetesStore, &K) -> Result<Option<Entry>, StoreError>,
-        prefix: String,
-        mut version: String,
-        sender: tokio::sync::mpsc::Sender<Result<u64, StoreError>>,
-    ) where
-        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let params = WatchParams::default().timeout(290);
-            let failure = match api.watch(&params, &version).await {
-                Ok(stream) => {
-                    let mut stream = std::pin::pin!(stream);
-                    let mut failure = None;
-                    while let Some(event) = stream.next().await {
-                        match event {
-                            Ok(
-                                WatchEvent::Added(object)
-                                | WatchEvent::Modified(object)
-                                | WatchEvent::Deleted(object),
-                            ) => {
-                                pause = Duration::from_millis(100);
-                                if let Some(v) = &object.meta().resource_version {
-                                    version.clone_from(v);
-                                }
-                                match to_entry(&self, &object) {
-                                    Ok(Some(entry)) if entry.key.starts_with(&prefix) => {
-                                        // A full channel already holds a notification.
-                                        let _ = sender.try_send(Ok(entry.revision));
-                                    }
-                                    Ok(_) => {}
-                                    Err(e) => tracing::warn!("{e}"),
-                                }
-                            }
-                            Ok(WatchEvent::Bookmark(bookmark)) => {
-                                version = bookmark.metadata.resource_version;
-                            }
-                            Ok(WatchEvent::Error(status)) => {
-                                failure = Some(format!(
-                                    "{} {} {}",
-                                    status.code, status.reason, status.message
-                                ));
-                                break;
-                            }
-                            Err(e) => {
-                                failure = Some(e.to_string());
-                                break;
-                            }
-                        }
-                    }
-                    failure
-                }
-                Err(e) => Some(e.to_string()),
-            };
-            if sender.is_closed() {
-                return;
-            }
-            let Some(failure) = failure else {
-                // The watch timed out: go on from the last version seen.
-                continue;
-            };
-            tracing::warn!(
-                "datastore {}: the watch of {resource} on API server {} ended: {failure}; watching again in {pause:?}",
-                self.url,
-                self.server
-            );
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(30));
-            // Start over from the current revision; a change may have been missed.
-            match self.current_revision().await {
-                Ok(revision) => {
-                    version = revision.to_string();
-                    let _ = sender.try_send(Ok(revision));
-                }
-                Err(e) => tracing::warn!("{e}"),
-            }
-        }
-    }
 }
 
 impl crate::store::Datastore for KubernetesStore {
@@ -607,6 +522,7 @@ impl crate::store::Datastore for KubernetesStore {
             out.push(match read {
                 Read::Key(key) => self.get_entry(&key).await?.into_iter().collect(),
                 Read::Prefix(prefix) => self.list_entries(&prefix).await?,
+                Read::NodeBlocks(node) => self.node_blocks(&node).await?,
             });
         }
         Ok(out)
@@ -617,46 +533,10 @@ impl crate::store::Datastore for KubernetesStore {
     }
 
     async fn watch(&self, prefix: &str) -> Result<Watch, StoreError> {
-        let kinds = KubernetesStore::kinds_under(prefix);
-        let nodes = keys::NODES.starts_with(prefix) || prefix.starts_with(keys::NODES);
-        if kinds.is_empty() && !nodes {
-            return Err(self.failed(format!(
-                "prefix {prefix} holds no record the Kubernetes datastore keeps"
-            )));
-        }
-        // The watches start at the revision of this call, so every later change is seen.
-        let version = self.current_revision().await?.to_string();
-        let (sender, receiver) = tokio::sync::mpsc::channel(16);
-        let store = self.clone();
-        let prefix = prefix.to_string();
-        let task = tokio::spawn(async move {
-            let mut watches = tokio::task::JoinSet::new();
-            for kind in kinds {
-                let entry = |store: &KubernetesStore, object: &DynamicObject| {
-                    let kind = Kind::of_api(object);
-                    kind.map_or(Ok(None), |kind| store.entry(kind, object))
-                };
-                watches.spawn(store.clone().watch_resource(
-                    store.api(kind),
-                    kind.resource().plural,
-                    entry,
-                    prefix.clone(),
-                    version.clone(),
-                    sender.clone(),
-                ));
-            }
-            if nodes {
-                watches.spawn(store.clone().watch_resource(
-                    store.nodes_api(),
-                    String::from("nodes"),
-                    KubernetesStore::node_change,
-                    prefix.clone(),
-                    version.clone(),
-                    sender.clone(),
-                ));
-            }
-            while watches.join_next().await.is_some() {}
-        });
-        Ok(Watch::new(receiver, task))
+        self.watch_prefix(prefix).await
+    }
+
+    async fn watch_node(&self, node: &str) -> Result<Watch, StoreError> {
+        self.watch_node_blocks(node).await
     }
 }

@@ -154,6 +154,38 @@ pub enum Read {
     Key(String),
     /// Every key under a prefix, sorted by key.
     Prefix(String),
+    /// The blocks (under `keys::BLOCKS`) whose record names this node as its
+    /// `affinity` or as an allocation's `borrower`, sorted by key: what a node
+    /// advertises. The Kubernetes store lists them by label (see `kubernetes.rs`),
+    /// the others filter the blocks they read.
+    NodeBlocks(String),
+}
+
+/// Whether a block's stored JSON names `node` as its affinity or as a borrower (read
+/// without the block type, which the stores do not depend on; a value that is not
+/// JSON names nobody, and decoding it later reports it).
+pub(crate) fn block_names_node(value: &[u8], node: &str) -> bool {
+    let Ok(block) = serde_json::from_slice::<serde_json::Value>(value) else {
+        return false;
+    };
+    block.get("affinity").and_then(|a| a.as_str()) == Some(node)
+        || block
+            .get("allocations")
+            .and_then(|a| a.as_object())
+            .is_some_and(|allocations| {
+                allocations
+                    .values()
+                    .any(|a| a.get("borrower").and_then(|b| b.as_str()) == Some(node))
+            })
+}
+
+/// Of every block, those that name `node` ([`Read::NodeBlocks`] on the stores that
+/// read all blocks).
+pub(crate) fn node_blocks(blocks: Vec<Entry>, node: &str) -> Vec<Entry> {
+    blocks
+        .into_iter()
+        .filter(|entry| block_names_node(&entry.value, node))
+        .collect()
 }
 
 /// The result of [`Datastore::commit`].
@@ -254,6 +286,13 @@ pub trait Datastore: Send + Sync + 'static {
     /// Notifications of changes to keys under `prefix` made after this call
     /// (by any process). etcd: a native watch; SQLite: polling the change counter.
     fn watch(&self, prefix: &str) -> impl Future<Output = Result<Watch, StoreError>> + Send;
+
+    /// Notifications of changes to the pools and to the blocks that name `node`
+    /// ([`Read::NodeBlocks`]): what a node that advertises its blocks must follow.
+    /// It may report more (SQLite and etcd watch every IPAM key); the Kubernetes store
+    /// watches the pools and the node's blocks by label, so other nodes' pods never
+    /// wake it.
+    fn watch_node(&self, node: &str) -> impl Future<Output = Result<Watch, StoreError>> + Send;
 }
 
 /// A store chosen at run time from a URL.
@@ -358,6 +397,14 @@ impl Datastore for AnyStore {
             AnyStore::Sqlite(s) => s.watch(prefix).await,
             AnyStore::Etcd(s) => s.watch(prefix).await,
             AnyStore::Kubernetes(s) => s.watch(prefix).await,
+        }
+    }
+
+    async fn watch_node(&self, node: &str) -> Result<Watch, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.watch_node(node).await,
+            AnyStore::Etcd(s) => s.watch_node(node).await,
+            AnyStore::Kubernetes(s) => s.watch_node(node).await,
         }
     }
 }

@@ -110,6 +110,9 @@ impl Datastore for SqliteStore {
                     out.push(match read {
                         Read::Key(key) => get_blocking(&tx, key)?.into_iter().collect(),
                         Read::Prefix(prefix) => list_blocking(&tx, prefix)?,
+                        Read::NodeBlocks(node) => {
+                            super::node_blocks(list_blocking(&tx, crate::keys::BLOCKS)?, node)
+                        }
                     });
                 }
                 Ok(out)
@@ -122,6 +125,10 @@ impl Datastore for SqliteStore {
     async fn revision(&self) -> Result<u64, StoreError> {
         self.with_conn(|conn, url| current_revision(conn).map_err(|e| sql_error(url, e)))
             .await
+    }
+
+    async fn watch_node(&self, _node: &str) -> Result<Watch, StoreError> {
+        self.watch(crate::keys::IPAM).await
     }
 
     async fn watch(&self, prefix: &str) -> Result<Watch, StoreError> {

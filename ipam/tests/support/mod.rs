@@ -22,6 +22,10 @@ impl Guard {
     pub fn etcd_mut(&mut self) -> Option<&mut lab::Etcd> {
         self.etcd.as_mut()
     }
+
+    pub fn control_plane(&self) -> Option<&lab::kube::ControlPlane> {
+        self.control_plane.as_ref()
+    }
 }
 
 pub async fn sqlite() -> Option<(SqliteStore, Guard)> {

@@ -1,0 +1,199 @@
+//! Watches on the Kubernetes datastore: one API watch per resource kind, re-made
+//! from the last version seen after a timeout, and after `410 Gone` or a failure
+//! (reporting a change then). [`KubernetesStore::watch_node_blocks`] watches the
+//! pools and, by label, only the blocks that name one node (`blocks.rs`), so a node's
+//! reader is not woken by other nodes' pods.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Resource;
+use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
+
+use super::{Kind, KubernetesStore, blocks};
+use crate::keys;
+use crate::store::{Entry, StoreError, Watch};
+
+impl KubernetesStore {
+    /// The entry of a watched IPAM object (of any kind).
+    fn watched_entry(&self, object: &DynamicObject) -> Result<Option<Entry>, StoreError> {
+        Kind::of_api(object).map_or(Ok(None), |kind| self.entry(kind, object))
+    }
+
+    /// The kinds a watch of `prefix` covers.
+    pub(super) fn kinds_under(prefix: &str) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|kind| kind.prefix().starts_with(prefix) || prefix.starts_with(kind.prefix()))
+            .collect()
+    }
+
+    /// Watches one resource (the objects `selector` selects, when given) from
+    /// `version`, sending the revision of every change under `prefix`; re-lists after
+    /// `410 Gone` or a failure (reporting a change then, as one may have been missed),
+    /// with backoff.
+    #[allow(clippy::too_many_arguments)]
+    async fn watch_resource<K>(
+        self,
+        api: Api<K>,
+        resource: String,
+        selector: Option<String>,
+        to_entry: fn(&KubernetesStore, &K) -> Result<Option<Entry>, StoreError>,
+        prefix: String,
+        mut version: String,
+        sender: tokio::sync::mpsc::Sender<Result<u64, StoreError>>,
+    ) where
+        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let mut params = WatchParams::default().timeout(290);
+            if let Some(selector) = &selector {
+                params = params.labels(selector);
+            }
+            let failure = match api.watch(&params, &version).await {
+                Ok(stream) => {
+                    let mut stream = std::pin::pin!(stream);
+                    let mut failure = None;
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(
+                                WatchEvent::Added(object)
+                                | WatchEvent::Modified(object)
+                                | WatchEvent::Deleted(object),
+                            ) => {
+                                pause = Duration::from_millis(100);
+                                if let Some(v) = &object.meta().resource_version {
+                                    version.clone_from(v);
+                                }
+                                match to_entry(&self, &object) {
+                                    Ok(Some(entry)) if entry.key.starts_with(&prefix) => {
+                                        // A full channel already holds a notification.
+                                        let _ = sender.try_send(Ok(entry.revision));
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => tracing::warn!("{e}"),
+                                }
+                            }
+                            Ok(WatchEvent::Bookmark(bookmark)) => {
+                                version = bookmark.metadata.resource_version;
+                            }
+                            Ok(WatchEvent::Error(status)) => {
+                                failure = Some(format!(
+                                    "{} {} {}",
+                                    status.code, status.reason, status.message
+                                ));
+                                break;
+                            }
+                            Err(e) => {
+                                failure = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    failure
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            if sender.is_closed() {
+                return;
+            }
+            let Some(failure) = failure else {
+                // The watch timed out: go on from the last version seen.
+                continue;
+            };
+            tracing::warn!(
+                "datastore {}: the watch of {resource} on API server {} ended: {failure}; watching again in {pause:?}",
+                self.url,
+                self.server
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
+            // Start over from the current revision; a change may have been missed.
+            match self.current_revision().await {
+                Ok(revision) => {
+                    version = revision.to_string();
+                    let _ = sender.try_send(Ok(revision));
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+    }
+
+    /// [`crate::store::Datastore::watch`]: one API watch per kind under `prefix`.
+    pub(super) async fn watch_prefix(&self, prefix: &str) -> Result<Watch, StoreError> {
+        let kinds = KubernetesStore::kinds_under(prefix);
+        let nodes = keys::NODES.starts_with(prefix) || prefix.starts_with(keys::NODES);
+        if kinds.is_empty() && !nodes {
+            return Err(self.failed(format!(
+                "prefix {prefix} holds no record the Kubernetes datastore keeps"
+            )));
+        }
+        // The watches start at the revision of this call, so every later change is seen.
+        let version = self.current_revision().await?.to_string();
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let store = self.clone();
+        let prefix = prefix.to_string();
+        let task = tokio::spawn(async move {
+            let mut watches = tokio::task::JoinSet::new();
+            for kind in kinds {
+                watches.spawn(store.clone().watch_resource(
+                    store.api(kind),
+                    kind.resource().plural,
+                    None,
+                    KubernetesStore::watched_entry,
+                    prefix.clone(),
+                    version.clone(),
+                    sender.clone(),
+                ));
+            }
+            if nodes {
+                watches.spawn(store.clone().watch_resource(
+                    store.nodes_api(),
+                    String::from("nodes"),
+                    None,
+                    KubernetesStore::node_change,
+                    prefix.clone(),
+                    version.clone(),
+                    sender.clone(),
+                ));
+            }
+            while watches.join_next().await.is_some() {}
+        });
+        Ok(Watch::new(receiver, task))
+    }
+
+    /// [`crate::store::Datastore::watch_node`]: the pools, and the blocks whose labels
+    /// name `node` as owner or borrower (two label-selected watches).
+    pub(super) async fn watch_node_blocks(&self, node: &str) -> Result<Watch, StoreError> {
+        let version = self.current_revision().await?.to_string();
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let store = self.clone();
+        let selectors = blocks::selectors(node);
+        let task = tokio::spawn(async move {
+            let mut watches = tokio::task::JoinSet::new();
+            watches.spawn(store.clone().watch_resource(
+                store.api(Kind::Pool),
+                Kind::Pool.resource().plural,
+                None,
+                KubernetesStore::watched_entry,
+                keys::POOLS.to_string(),
+                version.clone(),
+                sender.clone(),
+            ));
+            for selector in selectors {
+                watches.spawn(store.clone().watch_resource(
+                    store.api(Kind::Block),
+                    Kind::Block.resource().plural,
+                    Some(selector),
+                    KubernetesStore::watched_entry,
+                    keys::BLOCKS.to_string(),
+                    version.clone(),
+                    sender.clone(),
+                ));
+            }
+            while watches.join_next().await.is_some() {}
+        });
+        Ok(Watch::new(receiver, task))
+    }
+}
