@@ -95,6 +95,8 @@ pub struct Wiring {
     ipam: Option<IpamHandle>,
     /// What the IPAM task publishes for the dataplane task (with both).
     dataplane: Option<crate::dataplane_task::SnapshotSender>,
+    /// The overlay's routes, from the dataplane task to the fib task (with `[ipam]`).
+    overlay: Option<crate::dataplane_task::OverlayReceiver>,
     control: Option<ControlSocket>,
     events: Events,
     /// A reader of the events subscribed before the rib task starts, for a task
@@ -118,6 +120,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         supervisor: None,
         ipam: None,
         dataplane: None,
+        overlay: None,
         control: None,
         events: Events::new(),
         first_events: None,
@@ -208,10 +211,14 @@ fn start_fib(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHan
             return Ok(None);
         }
         let keep_routes = config.fib.sync.keep_on_shutdown || config.bgp.graceful_restart.enabled;
-        let (sender, view, task) =
-            crate::fib::spawn(config.fib.sync.clone(), keep_routes, wiring.events.clone())
-                .await
-                .context("starting route-sync")?;
+        let (sender, view, task) = crate::fib::spawn_with_overlay(
+            config.fib.sync.clone(),
+            keep_routes,
+            wiring.events.clone(),
+            wiring.overlay.take(),
+        )
+        .await
+        .context("starting route-sync")?;
         wiring.fib = Some(sender);
         wiring.fib_view = Some(view);
         Ok(Some(task))
@@ -276,17 +283,21 @@ fn start_supervisor(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<
 /// underlay cannot carry stops bgpd here.
 fn start_dataplane(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
     Box::pin(async move {
-        let Some(settings) = crate::dataplane_task::Settings::from_config(&wiring.config) else {
+        let Some(settings) = crate::dataplane_task::Settings::from_config(&wiring.config)
+            .map_err(anyhow::Error::msg)?
+        else {
             return Ok(None);
         };
-        let snapshots = if wiring.config.ipam.is_some() {
+        let (snapshots, overlay) = if wiring.config.ipam.is_some() {
             let (sender, receiver) = tokio::sync::watch::channel(None);
             wiring.dataplane = Some(sender);
-            Some(receiver)
+            let (overlay, routes) = tokio::sync::watch::channel(None);
+            wiring.overlay = Some(routes);
+            (Some(receiver), Some(overlay))
         } else {
-            None
+            (None, None)
         };
-        let task = crate::dataplane_task::spawn(settings, snapshots).await?;
+        let task = crate::dataplane_task::spawn(settings, snapshots, overlay).await?;
         Ok(Some(task))
     })
 }

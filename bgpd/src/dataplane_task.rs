@@ -22,13 +22,25 @@
 //! stays, with one error line; every problem is logged once, and again when it
 //! changes.
 //!
+//! VXLAN overlay (with `[ipam]`): at every new snapshot and every
+//! [`LINK_INTERVAL`], the devices `vxlan.wren` / `vxlan-v6.wren`, their tunnel
+//! address and their neighbour and FDB entries are made what the snapshot asks for
+//! (`dataplane::vxlan`; nothing is sent when they already are), then the remote
+//! blocks' routes are published on a `watch` for the fib task, which hands them to
+//! route-sync. The first value is published even when the overlay fails (with no
+//! routes) or no pool encapsulates: the fib task holds its first convergence until
+//! it has one, so a restart never deletes the overlay's routes before asking for
+//! them again. On a later failure the last routes stay published.
+//!
 //! Calling contract: [`spawn`] checks what it can before returning the task; the
-//! task runs until aborted and leaves the file as it is at stop.
+//! task runs until aborted and leaves the file, the table and the devices as they
+//! are at stop.
 
 use std::time::Duration;
 
 use dataplane::mtu::{self, MtuSettings};
 use dataplane::nat::{self, Change, NatSettings};
+use dataplane::vxlan::{self, OverlayRoutes, kernel::Kernel};
 use dataplane::{Encapsulation, Snapshot};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -45,38 +57,54 @@ pub const NAT_INTERVAL: Duration = Duration::from_secs(30);
 pub type SnapshotSender = watch::Sender<Option<Snapshot>>;
 /// The dataplane task's side.
 pub type SnapshotReceiver = watch::Receiver<Option<Snapshot>>;
+/// The overlay's routes, from the dataplane task (`None` until its first
+/// snapshot).
+pub type OverlaySender = watch::Sender<Option<OverlayRoutes>>;
+/// The fib task's side.
+pub type OverlayReceiver = watch::Receiver<Option<OverlayRoutes>>;
 
 /// What the dataplane task works from.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub mtu: MtuSettings,
     pub nat: NatSettings,
+    /// This node's name in the registry (with `[ipam]`): the overlay's own node.
+    pub node: Option<String>,
 }
 
 impl Settings {
     /// The settings of `config`: `None` without `[dataplane]` and `[ipam]`.
-    pub fn from_config(config: &Config) -> Option<Settings> {
+    /// `Err` when `[ipam]` names no usable node.
+    pub fn from_config(config: &Config) -> Result<Option<Settings>, String> {
         let section = match (&config.dataplane, &config.ipam) {
             (Some(section), _) => section.clone(),
             (None, Some(_)) => DataplaneConfig::default(),
-            (None, None) => return None,
+            (None, None) => return Ok(None),
         };
-        Some(Settings {
+        let node = config
+            .ipam
+            .as_ref()
+            .map(|ipam| ipam.node_name())
+            .transpose()?;
+        Ok(Some(Settings {
             mtu: MtuSettings {
                 interface_pattern: section.mtu_interface_pattern.regex().clone(),
                 mtu: section.mtu,
                 state_dir: section.state_dir,
             },
             nat: NatSettings::default(),
-        })
+            node,
+        }))
     }
 }
 
 /// Checks the MTU override against the interfaces, then starts the task. With
-/// `snapshots` (`[ipam]`), the MTU file waits for the first snapshot.
+/// `snapshots` (`[ipam]`), the MTU file waits for the first snapshot, and the
+/// overlay's routes go to `overlay`.
 pub async fn spawn(
     settings: Settings,
     snapshots: Option<SnapshotReceiver>,
+    overlay: Option<OverlaySender>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let links = read_links().await?;
     // The least overhead: an override refused here is refused whatever the pools say.
@@ -87,6 +115,8 @@ pub async fn spawn(
         snapshot: None,
         failing: Failing::default(),
         nat_synced: false,
+        overlay,
+        kernel: None,
     };
     if snapshots.is_none() {
         task.snapshot = Some(Snapshot::default());
@@ -105,6 +135,10 @@ struct Task {
     failing: Failing,
     /// The nftables table was synchronised once.
     nat_synced: bool,
+    /// Where the overlay's routes go (with `[ipam]`).
+    overlay: Option<OverlaySender>,
+    /// The netlink connection of the overlay, opened at its first sync.
+    kernel: Option<Kernel>,
 }
 
 /// The problem last logged, per part.
@@ -112,6 +146,7 @@ struct Task {
 struct Failing {
     mtu: Option<String>,
     nat: Option<String>,
+    overlay: Option<String>,
 }
 
 impl Task {
@@ -143,6 +178,10 @@ impl Task {
             if check_nat && snapshots.is_some() {
                 let outcome = self.nat().await;
                 report(&mut self.failing.nat, outcome.err());
+            }
+            if check_mtu && snapshots.is_some() {
+                let outcome = self.overlay().await;
+                report(&mut self.failing.overlay, outcome.err());
             }
             if check_mtu {
                 let outcome = match read_links().await {
@@ -196,6 +235,53 @@ impl Task {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Makes the VXLAN devices and entries what the snapshot asks for, then
+    /// publishes the remote blocks' routes for the fib task.
+    async fn overlay(&mut self) -> anyhow::Result<()> {
+        let (Some(snapshot), Some(node), Some(sender)) =
+            (&self.snapshot, &self.settings.node, &self.overlay)
+        else {
+            return Ok(());
+        };
+        let pools = snapshot.pools.iter().map(|pool| pool.cidr).collect();
+        let outcome = async {
+            let kernel = match &self.kernel {
+                Some(kernel) => kernel.clone(),
+                None => Kernel::open()?,
+            };
+            self.kernel = Some(kernel.clone());
+            let interfaces = kernel.interface_addresses().await?;
+            let overlay = vxlan::desired(snapshot, node, &interfaces)?;
+            for change in kernel.sync(&overlay).await? {
+                tracing::info!("dataplane: {change}");
+            }
+            Ok::<_, dataplane::Error>(overlay.routes)
+        }
+        .await;
+        let routes = match outcome {
+            Ok(routes) => routes,
+            Err(error) => {
+                // The fib task's first convergence waits for a first value.
+                if sender.borrow().is_none() {
+                    sender.send_replace(Some(OverlayRoutes {
+                        pools,
+                        routes: Vec::new(),
+                    }));
+                }
+                return Err(error.into());
+            }
+        };
+        let wanted = OverlayRoutes { pools, routes };
+        sender.send_if_modified(|published| {
+            let changed = published.as_ref() != Some(&wanted);
+            if changed {
+                *published = Some(wanted);
+            }
+            changed
+        });
         Ok(())
     }
 

@@ -26,8 +26,14 @@
 //!                                                          fib task --> route-sync task --> kernel
 //!
 //!   IPAM task --watch: Option<dataplane::Snapshot>--> dataplane task --> pod MTU file (STATE_DIR/mtu),
-//!   (pools, nodes; the latest wins)                   reads the       nftables table inet wren
-//!                                                     interfaces      (nft -j, one transaction)
+//!   (pools, nodes, block owners,                      reads the       nftables table inet wren
+//!    tunnel endpoints; the latest wins)               interfaces      (nft -j, one transaction),
+//!                                                         |           vxlan.wren / vxlan-v6.wren with
+//!                                                         |           neighbour and FDB entries (rtnetlink)
+//!                                                         | watch: Option<OverlayRoutes> (remote blocks'
+//!                                                         v  routes; the latest wins)
+//!                                                     fib task: merged with the rib's FibChanges, the
+//!                                                     overlay's route winning for its prefix
 //!
 //!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
 //!                                       a reader that falls behind) --> subscribers
@@ -44,7 +50,9 @@
 //! the other messages live with the task that owns their channel:
 //! `supervisor::Request`, `session::SessionCommand`, `listener::Accepted`,
 //! `ipam::IpamHandle` (a shared handle, not a channel), `events::Event`,
-//! `dataplane::Snapshot` (the IPAM task's watch, `dataplane_task::SnapshotSender`).
+//! `dataplane::Snapshot` (the IPAM task's watch, `dataplane_task::SnapshotSender`),
+//! `dataplane::vxlan::OverlayRoutes` (the dataplane task's watch,
+//! `dataplane_task::OverlaySender`).
 //!
 //! Channel rules:
 //! - `RibInput` is one bounded mpsc into the rib task ([`RIB_INPUT_CAPACITY`]);
@@ -57,8 +65,8 @@
 //! - `FibChange` is bounded ([`FIB_CAPACITY`]); the rib task waits for room (the
 //!   kernel is where a large table has to go anyway).
 //! - Replies to queries travel on `oneshot` channels carried inside the request.
-//! - The dataplane's `watch` holds one value: the IPAM task never waits for the
-//!   dataplane task, which sees the latest snapshot.
+//! - The dataplane's `watch`es hold one value: the IPAM task never waits for the
+//!   dataplane task, nor the dataplane task for the fib task; each sees the latest.
 //! - Events are sent without waiting; nobody listening costs one atomic load.
 //!
 //! [`PeerId`] is stable for a neighbor's lifetime in the supervisor (across session

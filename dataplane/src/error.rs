@@ -24,6 +24,17 @@ pub enum Error {
         action: &'static str,
         message: String,
     },
+    #[error("dataplane: {device}: {problem}")]
+    Overlay {
+        device: &'static str,
+        problem: String,
+    },
+    #[error("dataplane: {device}: {action}: the kernel said {message}")]
+    Kernel {
+        device: &'static str,
+        action: String,
+        message: String,
+    },
     #[error("dataplane: writing the pod MTU to {}: {source}", path.display())]
     MtuFile {
         path: PathBuf,

@@ -7,17 +7,21 @@
 //! - [`link`]: the host's interfaces (one netlink dump).
 //! - [`mtu`]: the host MTU, the pod MTU and the file the CNI plugin reads.
 //! - [`nat`]: the nftables table `inet wren` that masquerades `nat_outgoing` pools.
+//! - [`vxlan`]: the VXLAN overlay: devices, neighbour and FDB entries, and the
+//!   remote blocks' routes (which bgpd's fib task hands to route-sync).
 //!
 //! Calling contract: every function works in the caller's network namespace and
-//! touches nothing but Wren's own objects (its MTU file, its nftables table).
+//! touches nothing but Wren's own objects (its MTU file, its nftables table, its
+//! VXLAN devices and their entries).
 
 pub mod error;
 pub mod link;
 pub mod mtu;
 pub mod nat;
 pub mod snapshot;
+pub mod vxlan;
 
 pub use error::Error;
 pub use link::{Link, links};
 pub use mtu::{Encapsulation, MtuSettings, PodMtu};
-pub use snapshot::{Node, Pool, Snapshot};
+pub use snapshot::{BlockOwner, Node, Pool, Snapshot, Vtep};

@@ -1,8 +1,8 @@
 //! What the dataplane is built from: the pools and the node registry as the IPAM
 //! task last read them from the datastore. bgpd's IPAM task publishes a
 //! [`Snapshot`] on a `tokio::sync::watch` (`None` until its first read) and the
-//! dataplane task follows it; a field added here (the VXLAN overlay's block
-//! affinities and tunnel endpoints) reaches the dataplane the same way.
+//! dataplane task follows it. The VXLAN overlay is built from it alone: the blocks
+//! and their owners (the datastore's affinities), and each node's tunnel endpoints.
 
 use std::net::IpAddr;
 
@@ -18,6 +18,15 @@ pub struct Snapshot {
     pub pools: Vec<Pool>,
     /// Every registered node (this one included).
     pub nodes: Vec<Node>,
+    /// Every block that has an owner, sorted by block.
+    pub blocks: Vec<BlockOwner>,
+}
+
+/// A block and the node that owns it, as the datastore says.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BlockOwner {
+    pub block: IpNet,
+    pub node: String,
 }
 
 /// A pool, as far as the dataplane cares.
@@ -29,6 +38,10 @@ pub struct Pool {
     pub nat_outgoing: bool,
     /// When traffic to the pool's blocks on other nodes is encapsulated in VXLAN.
     pub vxlan_mode: VxlanMode,
+    /// The VXLAN Network Identifier of the family's device.
+    pub vxlan_vni: u32,
+    /// The VXLAN UDP port of the family's device.
+    pub vxlan_port: u16,
 }
 
 /// A registered node.
@@ -36,6 +49,17 @@ pub struct Pool {
 pub struct Node {
     pub name: String,
     pub addresses: Vec<IpAddr>,
+    /// Its VXLAN tunnel endpoints, one per family with a VXLAN pool.
+    pub vteps: Vec<Vtep>,
+}
+
+/// A node's VXLAN tunnel endpoint of one family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vtep {
+    /// The address on the node's VXLAN device.
+    pub tunnel_address: IpAddr,
+    /// The MAC of the node's VXLAN device.
+    pub mac: [u8; 6],
 }
 
 impl Snapshot {
@@ -74,6 +98,8 @@ mod tests {
             cidr: cidr.parse().unwrap(),
             nat_outgoing: false,
             vxlan_mode,
+            vxlan_vni: 4096,
+            vxlan_port: 4789,
         }
     }
 
@@ -81,7 +107,7 @@ mod tests {
     fn the_encapsulation_follows_the_pools_vxlan_mode() {
         let snapshot = |pools: Vec<Pool>| Snapshot {
             pools,
-            nodes: vec![],
+            ..Snapshot::default()
         };
         let v4 = |mode| pool("10.244.0.0/16", mode);
         let v6 = |mode| pool("fd00:10:244::/56", mode);

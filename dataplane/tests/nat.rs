@@ -18,6 +18,8 @@ fn snapshot(pools: &[(&str, bool)], nodes: &[&str]) -> Snapshot {
                 cidr: cidr.parse().unwrap(),
                 nat_outgoing: *nat_outgoing,
                 vxlan_mode: Default::default(),
+                vxlan_vni: 4096,
+                vxlan_port: 4789,
             })
             .collect(),
         nodes: nodes
@@ -26,8 +28,10 @@ fn snapshot(pools: &[(&str, bool)], nodes: &[&str]) -> Snapshot {
             .map(|(index, address)| Node {
                 name: format!("node-{index}"),
                 addresses: vec![address.parse().unwrap()],
+                vteps: vec![],
             })
             .collect(),
+        blocks: vec![],
     }
 }
 

@@ -253,6 +253,19 @@ impl<S: Datastore> Ipam<S> {
         })
     }
 
+    /// Every block that has an owner, with that owner, sorted by block: where the
+    /// VXLAN overlay sends a remote block (the datastore, not BGP, says who owns it).
+    pub async fn block_owners(&self) -> Result<Vec<(IpNet, String)>, IpamError> {
+        let mut owners: Vec<(IpNet, String)> = self
+            .blocks()
+            .await?
+            .into_iter()
+            .filter_map(|(_, block)| block.affinity.map(|node| (block.cidr, node)))
+            .collect();
+        owners.sort();
+        Ok(owners)
+    }
+
     /// Makes sure `node` owns a block of each family that has a usable pool (bgpd calls
     /// this at start, so the node has a block before its first pod). Returns the
     /// node's blocks afterwards.

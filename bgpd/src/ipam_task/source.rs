@@ -389,8 +389,8 @@ impl Source {
         Ok(())
     }
 
-    /// Publishes the pools and nodes for the dataplane task when the store moved
-    /// since the last read (and the snapshot differs).
+    /// Publishes the pools, nodes and block owners for the dataplane task when the
+    /// store moved since the last read (and the snapshot differs).
     async fn sync_dataplane(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
         let Some(sender) = &self.dataplane else {
             return Ok(());
@@ -408,6 +408,8 @@ impl Source {
                     cidr: pool.cidr,
                     nat_outgoing: pool.nat_outgoing,
                     vxlan_mode: pool.vxlan_mode,
+                    vxlan_vni: pool.vxlan_vni,
+                    vxlan_port: pool.vxlan_port,
                 })
                 .collect(),
             nodes: ipam
@@ -417,7 +419,21 @@ impl Source {
                 .map(|node| dataplane::Node {
                     name: node.name,
                     addresses: node.addresses,
+                    vteps: node
+                        .vteps
+                        .iter()
+                        .map(|vtep| dataplane::Vtep {
+                            tunnel_address: vtep.tunnel_address,
+                            mac: vtep.mac.0,
+                        })
+                        .collect(),
                 })
+                .collect(),
+            blocks: ipam
+                .block_owners()
+                .await?
+                .into_iter()
+                .map(|(block, node)| dataplane::BlockOwner { block, node })
                 .collect(),
         };
         sender.send_if_modified(|published| {

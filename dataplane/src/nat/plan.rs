@@ -514,17 +514,23 @@ mod tests {
                     cidr: "10.244.0.0/16".parse().unwrap(),
                     nat_outgoing: nat,
                     vxlan_mode: Default::default(),
+                    vxlan_vni: 4096,
+                    vxlan_port: 4789,
                 },
                 Pool {
                     cidr: "fd00:244::/48".parse().unwrap(),
                     nat_outgoing: false,
                     vxlan_mode: Default::default(),
+                    vxlan_vni: 4096,
+                    vxlan_port: 4789,
                 },
             ],
             nodes: vec![Node {
                 name: "a".into(),
                 addresses: vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
+                vteps: vec![],
             }],
+            blocks: vec![],
         }
     }
 

@@ -44,6 +44,9 @@
 //!   `via inet6`. When no interface holds the local address, the global address is
 //!   used, or the link-local one without a device, which route-sync reports in
 //!   `bgpctl show fib` instead of installing.
+//! - The VXLAN overlay ([`overlay`], with `[ipam]`): the dataplane task's routes of
+//!   the remote blocks (on a `watch`, the latest wins) are merged with the rib's and
+//!   win for their prefixes; the first convergence waits for their first value.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -51,9 +54,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use route_sync::{Change, FibHandle, NextHop, Route, Snapshot, Target};
+
+pub mod overlay;
+
+use overlay::Merge;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::dataplane_task::OverlayReceiver;
 use crate::events::{Event, Events};
 use crate::session::addresses::canonical;
 use crate::tasks::{FIB_CAPACITY, FibChange, FibNextHop};
@@ -94,15 +102,27 @@ pub async fn spawn(
     keep_routes: bool,
     events: Events,
 ) -> Result<(mpsc::Sender<FibChange>, FibView, JoinHandle<()>), route_sync::Error> {
+    spawn_with_overlay(config, keep_routes, events, None).await
+}
+
+/// Starts route-sync and the fib task, with the VXLAN overlay's routes as a second
+/// source when `overlay` is given.
+pub async fn spawn_with_overlay(
+    config: route_sync::Config,
+    keep_routes: bool,
+    events: Events,
+    overlay: Option<OverlayReceiver>,
+) -> Result<(mpsc::Sender<FibChange>, FibView, JoinHandle<()>), route_sync::Error> {
     let handle = route_sync::start(config).await?;
     let (sender, receiver) = mpsc::channel(FIB_CAPACITY);
     let view = FibView {
         handle: handle.clone(),
         stopping: Arc::new(AtomicBool::new(false)),
     };
-    let task = tokio::spawn(run(
+    let task = tokio::spawn(run_with_overlay(
         handle,
         receiver,
+        overlay,
         Shutdown {
             requested: view.stopping.clone(),
             keep_routes,
@@ -125,37 +145,80 @@ pub struct Shutdown {
 /// Runs the fib task until every sender of `changes` is gone.
 pub async fn run(
     handle: FibHandle,
-    mut changes: mpsc::Receiver<FibChange>,
+    changes: mpsc::Receiver<FibChange>,
     shutdown: Shutdown,
     events: Events,
 ) {
+    run_with_overlay(handle, changes, None, shutdown, events).await;
+}
+
+/// Runs the fib task with the VXLAN overlay as a second route source (see
+/// [`overlay`]): the first convergence's deletion of stale kernel routes waits for
+/// the overlay's first value.
+pub async fn run_with_overlay(
+    handle: FibHandle,
+    mut changes: mpsc::Receiver<FibChange>,
+    mut overlay: Option<OverlayReceiver>,
+    shutdown: Shutdown,
+    events: Events,
+) {
+    let mut merge = overlay.is_some().then(Merge::default);
+    let mut convergence_held = false;
     let mut batch = Vec::new();
-    while let Some(first) = changes.recv().await {
-        let mut interfaces = Interfaces::default();
-        let mut next = Some(first);
-        while let Some(change) = next.take() {
-            match translate(change, &mut interfaces) {
-                Some(change) => batch.push(change),
-                None => {
-                    // Converged: everything before it first.
-                    if apply(&handle, &mut batch, &events).await.is_err() {
-                        return;
+    loop {
+        tokio::select! {
+            first = changes.recv() => {
+                let Some(first) = first else {
+                    break;
+                };
+                let mut interfaces = Interfaces::default();
+                let mut next = Some(first);
+                while let Some(change) = next.take() {
+                    match translate(change, &mut interfaces) {
+                        Some(change) => batch.extend(match merge.as_mut() {
+                            Some(merge) => merge.from_rib(change),
+                            None => Some(change),
+                        }),
+                        None => {
+                            // Converged: everything before it first.
+                            if apply(&handle, &mut batch, &events).await.is_err() {
+                                return;
+                            }
+                            if merge.as_ref().is_some_and(|m| !m.has_overlay()) {
+                                tracing::info!("first convergence: stale kernel routes are removed once the overlay's routes are known");
+                                convergence_held = true;
+                            } else {
+                                converge(&handle).await;
+                            }
+                        }
                     }
-                    match handle.end_of_initial_convergence().await {
-                        Ok(deleted) => tracing::info!(
-                            deleted,
-                            "first convergence: stale kernel routes removed"
-                        ),
-                        Err(error) => tracing::error!("fib: marking convergence failed: {error}"),
+                    if batch.len() < MAX_FIB_BATCH {
+                        next = changes.try_recv().ok();
                     }
                 }
+                if apply(&handle, &mut batch, &events).await.is_err() {
+                    return;
+                }
             }
-            if batch.len() < MAX_FIB_BATCH {
-                next = changes.try_recv().ok();
+            changed = next_overlay(&mut overlay) => {
+                if changed.is_err() {
+                    // The dataplane task is gone (bgpd stops): keep what is installed.
+                    overlay = None;
+                    continue;
+                }
+                let latest = overlay.as_mut().and_then(|o| o.borrow_and_update().clone());
+                let (Some(latest), Some(merge)) = (latest, merge.as_mut()) else {
+                    continue;
+                };
+                batch.extend(merge.replace(latest));
+                if apply(&handle, &mut batch, &events).await.is_err() {
+                    return;
+                }
+                if convergence_held {
+                    convergence_held = false;
+                    converge(&handle).await;
+                }
             }
-        }
-        if apply(&handle, &mut batch, &events).await.is_err() {
-            return;
         }
     }
     if !shutdown.requested.load(Ordering::SeqCst) {
@@ -166,6 +229,24 @@ pub async fn run(
     }
     if let Err(error) = handle.shutdown(shutdown.keep_routes).await {
         tracing::error!("fib: shutting route-sync down failed: {error}");
+    }
+}
+
+/// The first convergence: route-sync deletes what it adopted and nobody asked for.
+async fn converge(handle: &FibHandle) {
+    match handle.end_of_initial_convergence().await {
+        Ok(deleted) => tracing::info!(deleted, "first convergence: stale kernel routes removed"),
+        Err(error) => tracing::error!("fib: marking convergence failed: {error}"),
+    }
+}
+
+/// The next change of an optional watch (never, without one).
+async fn next_overlay(
+    overlay: &mut Option<OverlayReceiver>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match overlay {
+        Some(receiver) => receiver.changed().await,
+        None => std::future::pending().await,
     }
 }
 

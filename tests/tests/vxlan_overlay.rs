@@ -1,0 +1,396 @@
+//! The VXLAN overlay end to end (issue 15, part 2), BGP-less: three nodes, each a
+//! bgpd with `[ipam]` on one shared SQLite file, no neighbor and no node mesh, and
+//! pods wired by the `wren` CNI plugin. Nodes A and B share the subnet
+//! 10.82.1.0/24 (a bridge in the router's namespace); node C sits on 10.82.2.0/24
+//! behind that router, a plain Linux router with no BGP and no pod route.
+//!
+//! - With `vxlan_mode = "always"` every node has `vxlan.wren` (VNI, port, learning
+//!   off, its VTEP MAC, its tunnel address), a permanent neighbour and FDB entry
+//!   per other node, and every remote block `via TUNNEL dev vxlan.wren onlink`
+//!   with Wren's protocol, all read with `ip -j` / `bridge -j` from outside; pods
+//!   on all three nodes ping each other and open TCP connections;
+//!   `ping -M do -s (MTU-28)` passes pod to pod and one byte more is refused.
+//! - A restart of one bgpd with the overlay up changes nothing in its kernel
+//!   (`ip monitor` and `bridge monitor` stay silent).
+//!
+//! Needs root and the CNI plugins (skips otherwise; fails with WREN_REQUIRE_LAB=1).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use lab::TIMEOUT;
+use lab::fixture::{Wren, kernel_route, wren_binary, wren_config};
+use lab::topology::Pod;
+use lab::{Netns, Veth};
+use serde_json::Value;
+use wren_tests::ipam_node::ipam_section;
+
+const POOL: &str = "10.248.0.0/16";
+
+/// A node: its namespace with `eth1` on the underlay, its bgpd, its pod.
+struct Node {
+    name: String,
+    address: String,
+    netns: Netns,
+    _link: Veth,
+}
+
+/// A node at `address`/24 with the router's side `port`, enslaved to the router's
+/// bridge when `bridged`; its default route via `gateway`.
+fn node(
+    router: &Netns,
+    name: &str,
+    address: &str,
+    gateway: &str,
+    port: &str,
+    bridged: bool,
+) -> Node {
+    let netns = Netns::new("wv-node").unwrap();
+    let link = Veth::new(&netns, "eth1", router, port).unwrap();
+    netns
+        .iface("eth1")
+        .addr(&format!("{address}/24"))
+        .unwrap()
+        .up()
+        .unwrap();
+    router.iface(port).up().unwrap();
+    if bridged {
+        router.ip(&["link", "set", port, "master", "br0"]).unwrap();
+    }
+    netns
+        .ip(&["route", "add", "default", "via", gateway])
+        .unwrap();
+    netns.lo_up().unwrap();
+    Node {
+        name: name.into(),
+        address: address.into(),
+        netns,
+        _link: link,
+    }
+}
+
+fn config(node: &Node, url: &str, mode: &str) -> String {
+    let socket = Wren::socket_path(&node.netns);
+    let rest =
+        format!("[[ipam.pool]]\ncidr = \"{POOL}\"\nvxlan_mode = \"{mode}\"\nvxlan_vni = 4321\n");
+    wren_config(
+        &node.address,
+        &socket,
+        true,
+        &ipam_section(&node.name, url, &[&node.address], &rest),
+    )
+    .replace(
+        "[fib]\nenabled = true",
+        "[fib]\nenabled = true\nkeep_on_shutdown = true",
+    )
+    .replace("[bgp]\n", "[bgp]\nnode_mesh = false\n")
+}
+
+fn pod(node: &Node, url: &str) -> Pod {
+    let conf = lab::cni::wren_config(
+        url,
+        &node.name,
+        Some(&Wren::socket_path(&node.netns)),
+        &node.netns.dir().join("mtu"),
+    );
+    Pod::attach(&node.netns, &conf).unwrap()
+}
+
+/// The node's blocks as the datastore has them.
+fn blocks_of(url: &str, node: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ipam = ipam::connect(url).await.unwrap();
+        let allocations = ipam.node_allocations(node).await.unwrap();
+        allocations.blocks.iter().map(ToString::to_string).collect()
+    })
+}
+
+fn registered(url: &str, node: &str) -> ipam::Node {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(async { ipam::connect(url).await.unwrap().node(node).await.unwrap() })
+        .unwrap()
+}
+
+fn fdb(netns: &Netns) -> Value {
+    let output = netns
+        .command("bridge")
+        .args(["-j", "fdb", "show", "dev", "vxlan.wren"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `ping -M do -s SIZE` from `from` to `to`: whether it was answered.
+fn ping_size(from: &Netns, to: &str, size: u32) -> (bool, String) {
+    let output = from
+        .command("ping")
+        .args([
+            "-n",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            &size.to_string(),
+            to,
+        ])
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+/// A TCP connection from `client` to `server`'s `address`:7070 carrying a line both ways.
+fn tcp(server: &Netns, address: &str, client: &Netns) -> bool {
+    let target: SocketAddr = format!("{address}:7070").parse().unwrap();
+    let listener = server.enter(|| TcpListener::bind(target)).unwrap().unwrap();
+    let accepted = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().ok()?;
+        let mut line = [0; 5];
+        stream.read_exact(&mut line).ok()?;
+        stream.write_all(&line).ok()?;
+        Some(())
+    });
+    let echoed = client
+        .enter(|| {
+            let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3)).ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            stream.write_all(b"hello").ok()?;
+            let mut back = [0; 5];
+            stream.read_exact(&mut back).ok()?;
+            Some(back == *b"hello")
+        })
+        .unwrap();
+    echoed == Some(true) && accepted.join().unwrap().is_some()
+}
+
+/// `ip monitor` and `bridge monitor` of `netns`, printing to a file.
+fn monitors(netns: &Netns) -> Vec<(Child, std::path::PathBuf)> {
+    let mut children = Vec::new();
+    for (index, args) in [
+        vec![
+            "ip",
+            "-n",
+            netns.name(),
+            "monitor",
+            "link",
+            "address",
+            "route",
+            "neigh",
+        ],
+        vec!["bridge", "-n", netns.name(), "monitor", "fdb"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = netns.dir().join(format!("monitor-{index}.txt"));
+        let file = std::fs::File::create(&path).unwrap();
+        let child = Command::new(args[0])
+            .args(&args[1..])
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push((child, path));
+    }
+    children
+}
+
+#[test]
+fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
+    let Some(ready) = lab::require!(Root, Cni) else {
+        return;
+    };
+    wren_binary("wren");
+    wren_binary("wren-ipam");
+    let router = Netns::new("wv-router").unwrap();
+    router
+        .ip(&["link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    router
+        .iface("br0")
+        .addr("10.82.1.254/24")
+        .unwrap()
+        .up()
+        .unwrap();
+    router
+        .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    let a = node(&router, "node-a", "10.82.1.1", "10.82.1.254", "pa", true);
+    let b = node(&router, "node-b", "10.82.1.2", "10.82.1.254", "pb", true);
+    let c = node(&router, "node-c", "10.82.2.3", "10.82.2.254", "pc", false);
+    router.iface("pc").addr("10.82.2.254/24").unwrap();
+    for n in [&a, &b, &c] {
+        n.netns
+            .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            .unwrap();
+    }
+    let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
+    let mut wrens: Vec<Wren> = [&a, &b, &c]
+        .iter()
+        .map(|n| Wren::start(&n.netns, &config(n, &url, "always")))
+        .collect();
+    let pods: Vec<Pod> = [&a, &b, &c].iter().map(|n| pod(n, &url)).collect();
+    let nodes = [&a, &b, &c];
+
+    // Kernel state, from outside.
+    for (index, node) in nodes.iter().enumerate() {
+        let wren = &wrens[index];
+        let me = registered(&url, &node.name);
+        let vtep = me.vteps[0];
+        let link = node
+            .netns
+            .ip_json(&["-d", "link", "show", "dev", "vxlan.wren"])
+            .unwrap()[0]
+            .clone();
+        let info = &link["linkinfo"]["info_data"];
+        assert_eq!(info["id"], 4321, "{link}");
+        assert_eq!(info["port"], 4789, "{link}");
+        assert_eq!(info["local"], node.address.as_str(), "{link}");
+        assert_eq!(info["learning"], false, "{link}");
+        assert_eq!(link["address"], vtep.mac.to_string().as_str(), "{link}");
+        assert_eq!(link["mtu"], 1450, "{link}");
+        for other in nodes.iter().filter(|o| o.name != node.name) {
+            let theirs = registered(&url, &other.name);
+            let their_vtep = theirs.vteps[0];
+            for block in blocks_of(&url, &other.name) {
+                let route = wren
+                    .daemon
+                    .wait_for(TIMEOUT, &format!("{block} on {}", node.name), || {
+                        kernel_route(&node.netns, &block).ok_or("no route of protocol 196")
+                    })
+                    .unwrap();
+                assert_eq!(route["dev"], "vxlan.wren", "{route}");
+                assert_eq!(
+                    route["gateway"],
+                    their_vtep.tunnel_address.to_string().as_str(),
+                    "{route}"
+                );
+                assert!(route["flags"].to_string().contains("onlink"), "{route}");
+            }
+            let neighbours = node
+                .netns
+                .ip_json(&["neigh", "show", "dev", "vxlan.wren"])
+                .unwrap();
+            assert!(
+                neighbours.as_array().unwrap().iter().any(|n| {
+                    n["dst"] == their_vtep.tunnel_address.to_string().as_str()
+                        && n["lladdr"] == their_vtep.mac.to_string().as_str()
+                        && n["state"].to_string().contains("PERMANENT")
+                }),
+                "{neighbours}"
+            );
+            let entries = fdb(&node.netns);
+            assert!(
+                entries.as_array().unwrap().iter().any(|e| {
+                    e["mac"] == their_vtep.mac.to_string().as_str()
+                        && e["dst"] == other.address.as_str()
+                        && e["state"] == "permanent"
+                }),
+                "{entries}"
+            );
+        }
+    }
+
+    // Pods reach each other: ping, TCP, the MTU.
+    let mtu: u32 = std::fs::read_to_string(a.netns.dir().join("mtu"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(mtu, 1450);
+    for from in &pods {
+        for to in &pods {
+            let address = to.address().unwrap();
+            if from.address() == to.address() {
+                continue;
+            }
+            wrens[0]
+                .daemon
+                .wait_until(TIMEOUT, &format!("ping {address}"), || {
+                    from.netns().ping(&address)
+                })
+                .unwrap();
+            assert!(tcp(to.netns(), &address, from.netns()), "TCP to {address}");
+        }
+    }
+    let far = pods[2].address().unwrap();
+    let (passed, text) = ping_size(pods[0].netns(), &far, mtu - 28);
+    assert!(passed, "{text}");
+    let (passed, text) = ping_size(pods[0].netns(), &far, mtu - 27);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("message too long") || text.contains("mtu"),
+        "{text}"
+    );
+
+    // A restart changes nothing in the kernel: no line of `ip monitor` or `bridge
+    // monitor` names the overlay's device or Wren's protocol (the underlay's own
+    // neighbour entries age as they like), while a change made on purpose shows.
+    let mut watching = monitors(&a.netns);
+    std::thread::sleep(Duration::from_millis(300));
+    wrens[0].daemon.restart().unwrap();
+    wrens[0]
+        .daemon
+        .wait_until(TIMEOUT, "the second first convergence", || {
+            wrens[0]
+                .daemon
+                .log()
+                .matches("first convergence: stale kernel routes removed")
+                .count()
+                >= 2
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let ours = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("vxlan.wren") || line.contains("proto 196"))
+            .map(str::to_owned)
+            .collect()
+    };
+    for (_, path) in &watching {
+        assert_eq!(
+            ours(path),
+            Vec::<String>::new(),
+            "kernel changes across the restart"
+        );
+    }
+    a.netns
+        .ip(&["route", "add", "10.99.99.0/24", "dev", "vxlan.wren"])
+        .unwrap();
+    a.netns
+        .ip(&["route", "del", "10.99.99.0/24", "dev", "vxlan.wren"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    for (child, _) in &mut watching {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(
+        ours(&watching[0].1).len(),
+        2,
+        "ip monitor saw the control change"
+    );
+    assert!(pods[0].netns().ping(&far));
+    drop(pods);
+    wrens.clear();
+}
