@@ -328,7 +328,8 @@ fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHa
 }
 
 /// The cluster task (with `[kubernetes]`): BGPPeers to the supervisor, the Node's
-/// NetworkUnavailable condition after the first convergence.
+/// NetworkUnavailable condition after the first convergence, the WrenNode status,
+/// and with `[ipam]` the cluster's IPAM collector.
 fn start_cluster(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
     Box::pin(async move {
         let Some(settings) = crate::cluster_task::Settings::from_config(&wiring.config)
@@ -344,11 +345,16 @@ fn start_cluster(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
             .first_events
             .take()
             .context("no event reader from before the rib task")?;
+        let rib = wiring.rib.clone().context("the rib task is not started")?;
         Ok(Some(crate::cluster_task::spawn(
             settings,
-            wiring.config.clone(),
-            supervisor,
-            events,
+            crate::cluster_task::Wiring {
+                file: wiring.config.clone(),
+                supervisor,
+                rib,
+                ipam: wiring.ipam.clone(),
+                events,
+            },
         )))
     })
 }

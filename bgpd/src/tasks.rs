@@ -39,10 +39,14 @@
 //!                                       a reader that falls behind) --> subscribers
 //!
 //!   API server <--kube watch/patch-- cluster task --supervisor::Request::Cluster--> supervisor
-//!   (BGPPeer, BGPConfiguration,       (cluster_task.rs, the     (the BGPPeers' neighbors,
-//!    Nodes, Secrets)                   `cluster` crate)          applied like a reload)
-//!                                          ^
-//!                                          +-- Event::Converged: NetworkUnavailable=False
+//!   (BGPPeer, BGPConfiguration,       (cluster_task/, the       (the BGPPeers' neighbors,
+//!    Nodes, Secrets, WrenNode          `cluster` crate)          applied like a reload)
+//!    status, the collector's Lease)        ^  ^  ^
+//!                                          |  |  +-- Event::Converged: NetworkUnavailable=False
+//!                                          |  +-- Neighbors, RibQuery::PeerCounters (every 2 s,
+//!                                          |      for the WrenNode status, written on change)
+//!                                          +-- IPAM task's watch: IpamStatus (blocks, reachable);
+//!                                              the IPAM collector on its own datastore client
 //! ```
 //!
 //! Where the messages live: this file holds what crosses into and out of the rib

@@ -22,6 +22,8 @@
 //!   ([`files`]).
 //! - [`token`]: the CNI plugins' `wren-cni` token (TokenRequest API) in their
 //!   kubeconfig ([`kubeconfig`]), refreshed a quarter into its lifetime.
+//! - [`status`]: the `WrenNode` resource, one per node, whose status bgpd writes on
+//!   change.
 
 pub mod address;
 pub mod client;
@@ -32,9 +34,20 @@ pub mod kubeconfig;
 pub mod node;
 pub mod resources;
 pub mod selector;
+pub mod status;
 pub mod token;
 pub mod translate;
 pub mod watch;
+
+/// The CustomResourceDefinitions of the cluster crate's resources (`BGPConfiguration`,
+/// `BGPPeer`, `WrenNode`), rendered into `deploy/crds.yaml` beside IPAM's.
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    let mut crds = resources::crds();
+    crds.push(status::crd());
+    crds
+}
 
 /// What goes wrong on the cluster side, each one line naming what and where.
 #[derive(Debug, thiserror::Error)]

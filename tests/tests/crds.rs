@@ -13,7 +13,7 @@ const UPDATE_ENV: &str = "WREN_UPDATE_CRDS";
 fn every_crd() -> Vec<serde_json::Value> {
     let mut crds: Vec<serde_json::Value> = ipam::kubernetes::crds()
         .into_iter()
-        .chain(cluster::resources::crds())
+        .chain(cluster::crds())
         .map(|crd| serde_json::to_value(crd).unwrap())
         .collect();
     crds.sort_by_key(|crd| {
@@ -68,6 +68,7 @@ fn every_resource_is_cluster_scoped_in_wren_io() {
         "IPAMConfig",
         "BGPConfiguration",
         "BGPPeer",
+        "WrenNode",
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }

@@ -18,6 +18,9 @@
 //! - The pools and the registry as a `dataplane::Snapshot` for the dataplane task
 //!   (`[dataplane]`'s seam: a `watch`, read again whenever the store's revision
 //!   moved).
+//! - What it last knew ([`IpamStatus`]: the node's blocks, whether the datastore
+//!   answers) on a `watch`, for the `WrenNode` status the cluster task writes
+//!   ([`IpamHandle::status`]).
 //! - The operator commands (`bgpctl show ipam`, `ipam check`, release, pools) are
 //!   `ipam::ops::execute`, run by the control handler with [`IpamHandle::client`].
 //!
@@ -34,7 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipam::{AnyStore, Ipam};
-use tokio::sync::{Notify, mpsc};
+use ipnet::IpNet;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -85,6 +89,16 @@ impl Settings {
     }
 }
 
+/// What the IPAM task last knew of the node, for its status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpamStatus {
+    /// The blocks the node owns (advertised).
+    pub blocks: Vec<IpNet>,
+    /// `None` before the first connection; then whether the datastore answers, with
+    /// its error when it does not.
+    pub reachable: Option<Result<(), String>>,
+}
+
 /// The control server's way to the IPAM task and its datastore.
 #[derive(Clone, Debug)]
 pub struct IpamHandle {
@@ -99,6 +113,8 @@ struct Shared {
     client: Mutex<Option<Ipam<AnyStore>>>,
     /// Wakes the task to re-read now (a CNI ADD or DEL, an operator's release).
     changed: Notify,
+    /// What the task last knew (one value: the latest wins).
+    status: watch::Sender<IpamStatus>,
 }
 
 impl IpamHandle {
@@ -133,6 +149,24 @@ impl IpamHandle {
         }
     }
 
+    /// Follows what the task knows of the node: its blocks, whether the datastore
+    /// answers.
+    pub fn status(&self) -> watch::Receiver<IpamStatus> {
+        self.shared.status.subscribe()
+    }
+
+    fn set_blocks(&self, blocks: Vec<IpNet>) {
+        self.shared
+            .status
+            .send_if_modified(|status| replace(&mut status.blocks, blocks));
+    }
+
+    fn set_reachable(&self, reachable: Result<(), String>) {
+        self.shared
+            .status
+            .send_if_modified(|status| replace(&mut status.reachable, Some(reachable)));
+    }
+
     fn set_client(&self, client: Option<Ipam<AnyStore>>) {
         *self
             .shared
@@ -157,6 +191,7 @@ pub fn spawn(
             url: settings.datastore.clone(),
             client: Mutex::new(None),
             changed: Notify::new(),
+            status: watch::Sender::new(IpamStatus::default()),
         }),
     };
     let task = tokio::spawn(source::run(
@@ -168,4 +203,13 @@ pub fn spawn(
         events,
     ));
     (handle, task)
+}
+
+/// Sets `slot` to `value`; whether it changed.
+fn replace<T: PartialEq>(slot: &mut T, value: T) -> bool {
+    if *slot == value {
+        return false;
+    }
+    *slot = value;
+    true
 }

@@ -68,6 +68,7 @@ pub async fn run(
         let started = Instant::now();
         let error = source.connection().await;
         source.handle.set_client(None);
+        source.handle.set_reachable(Err(error.to_string()));
         source.revision = None;
         if source.rib.is_closed() {
             return;
@@ -137,6 +138,7 @@ impl Source {
         self.sync_mesh(&ipam).await?;
         self.sync_dataplane(&ipam).await?;
         self.handle.set_client(Some(ipam.clone()));
+        self.handle.set_reachable(Ok(()));
         if let Some((error, _)) = self.failing.take() {
             tracing::info!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
         }
@@ -354,6 +356,8 @@ impl Source {
                 return;
             }
         }
+        self.handle
+            .set_blocks(wanted.blocks.iter().copied().collect());
         self.events.send_with(|| Event::Ipam {
             blocks: wanted.blocks.iter().copied().collect(),
             borrowed: wanted.borrowed.iter().copied().collect(),

@@ -15,24 +15,39 @@
 //! - After the first convergence (`Event::Converged`) it sets the Node's condition
 //!   `NetworkUnavailable=False` (reason `WrenIsUp`), retrying with backoff until
 //!   the API server takes it.
-//! - While the API server is down, nothing changes: the watch keeps its last state.
+//! - It writes the node's `WrenNode` status ([`status`]) on change, at most once
+//!   every [`status::MIN_WRITE_INTERVAL`], from the supervisor's neighbors, the rib's
+//!   per-peer counters, the IPAM task's blocks and reachability, and convergence.
+//! - With `[ipam]`, it runs the cluster's IPAM garbage collector ([`collector`]),
+//!   elected through a Lease in `[kubernetes] namespace`; one pass at a time
+//!   cluster-wide.
+//! - While the API server is down, nothing changes: the watch keeps its last state,
+//!   the status waits, the collector makes no pass.
 //!
 //! Calling contract: [`spawn`] with the reader of the event stream subscribed before
-//! the rib task started (so the first convergence cannot be missed).
+//! the rib task started (so the first convergence cannot be missed). The task runs
+//! until bgpd stops; if its status writer or collector ends, it ends, and the
+//! daemon's watch stops bgpd naming it.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster::translate::NodeSettings;
+mod collector;
+mod peers;
+mod status;
+
 use cluster::watch::WatchSettings;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, NeighborConfig};
+use self::peers::Unapplied;
+use crate::config::Config;
 use crate::events::Event;
+use crate::ipam_task::IpamHandle;
 use crate::supervisor::{ClusterPart, Supervisor};
+use crate::tasks::RibInput;
 
 /// First and longest wait between two tries of a write the API server refused.
 const RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(30));
@@ -70,22 +85,33 @@ impl Settings {
     }
 }
 
-/// Starts the cluster task.
-pub fn spawn(
-    settings: Settings,
-    file: Arc<Config>,
-    supervisor: Supervisor,
-    events: broadcast::Receiver<Arc<Event>>,
-) -> JoinHandle<()> {
-    tokio::spawn(run(settings, file, supervisor, events))
+/// What the cluster task is handed by the daemon.
+#[derive(Debug)]
+pub struct Wiring {
+    pub file: Arc<Config>,
+    pub supervisor: Supervisor,
+    pub rib: mpsc::Sender<RibInput>,
+    /// The IPAM task's handle, with `[ipam]`: the node's blocks for its status, and
+    /// the datastore the collector cleans.
+    pub ipam: Option<IpamHandle>,
+    /// Subscribed before the rib task started, so the first convergence cannot be
+    /// missed.
+    pub events: broadcast::Receiver<Arc<Event>>,
 }
 
-async fn run(
-    settings: Settings,
-    file: Arc<Config>,
-    supervisor: Supervisor,
-    events: broadcast::Receiver<Arc<Event>>,
-) {
+/// Starts the cluster task.
+pub fn spawn(settings: Settings, wiring: Wiring) -> JoinHandle<()> {
+    tokio::spawn(run(settings, wiring))
+}
+
+async fn run(settings: Settings, wiring: Wiring) {
+    let Wiring {
+        file,
+        supervisor,
+        rib,
+        ipam,
+        events,
+    } = wiring;
     let mut wait = RETRY.0;
     let (client, api_server) = loop {
         match cluster::client::connect(settings.kubeconfig.as_deref()).await {
@@ -109,7 +135,30 @@ async fn run(
         },
         sender,
     );
-    let condition = network_available(client, api_server, settings.node.clone(), events);
+    let (converged_sender, converged) = watch::channel(false);
+    let condition = network_available(
+        client.clone(),
+        api_server.clone(),
+        settings.node.clone(),
+        events,
+        converged_sender,
+    );
+    let status = status::run(status::Inputs {
+        client: client.clone(),
+        api_server: api_server.clone(),
+        node: settings.node.clone(),
+        asn: file.bgp.asn.get(),
+        supervisor: supervisor.clone(),
+        rib,
+        ipam: ipam.as_ref().map(IpamHandle::status),
+        converged,
+    });
+    let collector = collector::run(
+        client,
+        settings.node.clone(),
+        settings.namespace.clone(),
+        ipam,
+    );
     let apply = async move {
         let mut unapplied = Unapplied::default();
         while changes.changed().await.is_ok() {
@@ -118,7 +167,7 @@ async fn run(
             };
             unapplied.report(&file, &node_settings);
             let part = ClusterPart {
-                neighbors: neighbors(&file, &node_settings),
+                neighbors: peers::neighbors(&file, &node_settings),
                 cluster_id: node_settings.cluster_id,
             };
             if supervisor.set_cluster(part).await.is_err() {
@@ -126,85 +175,12 @@ async fn run(
             }
         }
     };
-    // The watch ends only when `apply` stops reading: bgpd is stopping.
-    tokio::join!(watch, apply, condition);
-}
-
-/// The neighbors of `settings`, each parsed and checked as the file's are; those
-/// that fail are left out with one line each.
-fn neighbors(file: &Config, settings: &NodeSettings) -> Vec<NeighborConfig> {
-    let mut out = Vec::new();
-    for table in &settings.neighbors {
-        let from = table
-            .get("description")
-            .and_then(|value| value.as_str())
-            .unwrap_or("a BGPPeer")
-            .to_owned();
-        let neighbor: NeighborConfig = match toml::Value::Table(table.clone()).try_into() {
-            Ok(neighbor) => neighbor,
-            Err(error) => {
-                tracing::warn!("{from}: refused: {error}");
-                continue;
-            }
-        };
-        // The file's checks, on the file with this neighbor added.
-        let mut candidate = file.clone();
-        if candidate.neighbor(neighbor.address).is_some() {
-            continue;
-        }
-        candidate.bgp.neighbors.push(neighbor.clone());
-        let problems =
-            crate::config::check::check(&candidate, &crate::config::error::Locator::new(&from, ""));
-        if let Some(problem) = problems.first() {
-            tracing::warn!("{problem}: not peering");
-            continue;
-        }
-        out.push(neighbor);
-    }
-    out
-}
-
-/// The cluster's settings the file overrides, each logged once per value.
-#[derive(Debug, Default)]
-struct Unapplied {
-    told: Vec<String>,
-}
-
-impl Unapplied {
-    fn report(&mut self, file: &Config, settings: &NodeSettings) {
-        let mut lines = Vec::new();
-        if let Some(asn) = settings.asn.filter(|asn| *asn != file.bgp.asn.get()) {
-            lines.push(format!(
-                "the cluster's AS {asn} is not applied: [bgp] asn {} of the file wins",
-                file.bgp.asn.get()
-            ));
-        }
-        if let Some(port) = settings
-            .listen_port
-            .filter(|port| file.bgp.listen.iter().any(|a| a.port() != *port))
-        {
-            lines.push(format!(
-                "BGPConfiguration listenPort {port} is not applied: [bgp] listen of the file wins"
-            ));
-        }
-        if let Some(mesh) = settings.node_mesh.filter(|mesh| *mesh != file.node_mesh()) {
-            lines.push(format!(
-                "BGPConfiguration nodeToNodeMeshEnabled {mesh} is not applied: bgpd follows [bgp] node_mesh ({})",
-                file.node_mesh()
-            ));
-        }
-        if !settings.block_communities.is_empty() {
-            lines.push(
-                "BGPConfiguration communities are not applied: bgpd does not tag IPAM blocks yet"
-                    .to_owned(),
-            );
-        }
-        for line in lines {
-            if !self.told.contains(&line) {
-                tracing::warn!("{line}");
-                self.told.push(line);
-            }
-        }
+    // The watch ends only when `apply` stops reading: bgpd is stopping. The status
+    // writer and the collector run until then.
+    tokio::select! {
+        _ = async { tokio::join!(watch, apply, condition) } => {}
+        () = status => {}
+        () = collector => {}
     }
 }
 
@@ -215,6 +191,7 @@ async fn network_available(
     api_server: String,
     node: String,
     mut events: broadcast::Receiver<Arc<Event>>,
+    converged: watch::Sender<bool>,
 ) {
     loop {
         match events.recv().await {
@@ -231,6 +208,7 @@ async fn network_available(
     }
     // No more events wanted: building them costs the other tasks.
     drop(events);
+    converged.send_replace(true);
     let mut wait = RETRY.0;
     loop {
         match cluster::client::network_available(&client, &api_server, &node).await {

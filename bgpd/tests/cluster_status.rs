@@ -1,0 +1,236 @@
+//! bgpd's status where operators look, and the IPAM collector inside bgpd, against a
+//! real API server (`[kubernetes]` with `[ipam]`, issue 14 parts 4 and 5):
+//! - bgpd creates its `WrenNode`, owned by its Node, and writes Ready, its peers and
+//!   its blocks, as `kubectl get wrennodes` prints them;
+//! - at steady state it writes nothing (the object's resourceVersion stays);
+//! - a peer going down reaches the status within seconds;
+//! - the collector bgpd runs (elected by its Lease) releases a node IPAM knows and
+//!   the cluster does not.
+//!
+//! Namespace a: the control plane and bgpd `node-a` (IPAM on SQLite). Namespace b: a
+//! second bgpd peering with a over IPv4 and IPv6.
+
+use std::time::{Duration, Instant};
+
+use ipam::{AnyStore, Family, Ipam};
+use lab::fixture::{Wren, pair, wren_config};
+use lab::kube::ControlPlane;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn apply(control: &ControlPlane, object: &Value) {
+    control
+        .kubectl_input(&["apply", "-f", "-"], &object.to_string())
+        .unwrap_or_else(|error| panic!("kubectl apply {object}: {error}"));
+}
+
+/// `node-a`'s WrenNode as JSON, when it exists.
+fn wren_node(control: &ControlPlane) -> Option<Value> {
+    let text = control
+        .kubectl(&["get", "wrennode", "node-a", "-o", "json"])
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn ready(object: &Value) -> Option<&str> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?["status"]
+        .as_str()
+}
+
+/// Polls `probe` until it returns `Some`, or panics naming `what` with bgpd's log.
+fn wait<T>(wren: &Wren, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < until,
+            "{what}: not within {WAIT:?}\n{}",
+            wren.daemon.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn wren_node_status_and_the_collector() {
+    let Some(_ready) = lab::require!(Root, KubeApiserver) else {
+        return;
+    };
+    let pair = pair("clstat", "10.72.0", "fd00:72");
+    let control = ControlPlane::in_netns(&pair.a, "127.0.0.1".parse().expect("ip"))
+        .expect("control plane in namespace a");
+    for crd in cluster::crds() {
+        apply(&control, &serde_json::to_value(&crd).expect("crd"));
+    }
+    control
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/wrennodes.wren.io",
+        ])
+        .expect("CRDs established");
+    apply(
+        &control,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "wren-system"}}),
+    );
+    apply(
+        &control,
+        &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}}),
+    );
+
+    // A node IPAM knows, with a block and a pod, and no Node object: a leak.
+    let datastore = format!("sqlite://{}/ipam.db", pair.a.dir().display());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store: Ipam<AnyStore> = runtime.block_on(async {
+        let store = ipam::connect(&datastore).await.expect("datastore");
+        store
+            .add_pool(ipam::Pool::new("10.244.0.0/16".parse().expect("cidr")))
+            .await
+            .expect("pool");
+        store
+            .register_node(&ipam::Node {
+                name: String::from("node-gone"),
+                addresses: vec![],
+                asn: 64512,
+                labels: Default::default(),
+                vteps: Default::default(),
+            })
+            .await
+            .expect("register node-gone");
+        store
+            .assign("node-gone", "pod-gone", Family::Ipv4, 1)
+            .await
+            .expect("a pod on node-gone");
+        store
+    });
+
+    let b = Wren::start(
+        &pair.b,
+        &wren_config(
+            "10.72.0.2",
+            &Wren::socket_path(&pair.b),
+            false,
+            "[[bgp.neighbor]]\naddress = \"10.72.0.1\"\nremote_asn = 64512\n\
+             [[bgp.neighbor]]\naddress = \"fd00:72::1\"\nremote_asn = 64512\n",
+        )
+        .replace("asn = 64512\nrouter_id", "asn = 65001\nrouter_id"),
+    );
+    let config = wren_config(
+        "10.72.0.1",
+        &Wren::socket_path(&pair.a),
+        false,
+        &format!(
+            "[[bgp.neighbor]]\naddress = \"10.72.0.2\"\nremote_asn = 65001\n\
+             [[bgp.neighbor]]\naddress = \"fd00:72::2\"\nremote_asn = 65001\n\
+             [kubernetes]\nkubeconfig = \"{}\"\n\
+             [ipam]\ndatastore = \"{datastore}\"\n",
+            control.kubeconfig().display()
+        ),
+    );
+    let a = Wren::start_with_env(&pair.a, &config, &[("NODENAME", "node-a")]);
+    a.wait_established(&["10.72.0.2", "fd00:72::2"]);
+
+    // The WrenNode: owned by the Node, Ready, both peers up, the node's block.
+    let node_uid = control
+        .kubectl(&["get", "node", "node-a", "-o", "jsonpath={.metadata.uid}"])
+        .expect("node uid");
+    let object = wait(&a, "WrenNode node-a Ready with 2 peers up", || {
+        let object = wren_node(&control)?;
+        (ready(&object) == Some("True") && object["status"]["peersUp"] == 2).then_some(object)
+    });
+    let owner = &object["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "Node", "{object}");
+    assert_eq!(owner["name"], "node-a", "{object}");
+    assert_eq!(owner["uid"], node_uid.trim(), "{object}");
+    assert_eq!(object["spec"]["node"], "node-a");
+    assert_eq!(object["status"]["asn"], 64512);
+    assert_eq!(object["status"]["blockCount"], 1, "{object}");
+    let block = object["status"]["blocks"][0].as_str().expect("a block");
+    let owned = runtime
+        .block_on(store.node_allocations("node-a"))
+        .expect("node-a's allocations");
+    assert_eq!(
+        owned
+            .blocks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![block.to_owned()]
+    );
+    let peers = object["status"]["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 2, "{object}");
+    for peer in peers {
+        assert_eq!(peer["state"], "Established", "{peer}");
+        assert_eq!(peer["asn"], 65001, "{peer}");
+        assert!(peer["lastChange"].is_string(), "{peer}");
+    }
+    let table = control
+        .kubectl(&["get", "wrennodes"])
+        .expect("kubectl get wrennodes");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "NODE", "ASN", "PEERS", "UP", "BLOCKS", "READY", "AGE"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..6],
+        ["node-a", "node-a", "64512", "2", "1", "True"],
+        "{table}"
+    );
+
+    // Steady state: nothing is written (three write intervals).
+    let version = |object: &Value| {
+        object["metadata"]["resourceVersion"]
+            .as_str()
+            .map(String::from)
+    };
+    let before = version(&wren_node(&control).expect("WrenNode"));
+    std::thread::sleep(Duration::from_secs(16));
+    let after = version(&wren_node(&control).expect("WrenNode"));
+    assert_eq!(before, after, "bgpd wrote its status with nothing changed");
+
+    // The collector (bgpd holds its Lease: the only candidate) releases node-gone.
+    wait(&a, "node-gone released by the collector", || {
+        let nodes = runtime.block_on(store.nodes()).ok()?;
+        (!nodes.iter().any(|n| n.name == "node-gone")).then_some(())
+    });
+    let report = runtime.block_on(store.check()).expect("ipam check");
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(
+        runtime
+            .block_on(store.node_allocations("node-a"))
+            .expect("node-a")
+            .blocks
+            .len(),
+        1,
+        "the live node keeps its block"
+    );
+
+    // A peer goes down: the status follows within seconds.
+    drop(b);
+    wait(&a, "peersUp 0 in the WrenNode", || {
+        let object = wren_node(&control)?;
+        (object["status"]["peersUp"] == 0).then_some(())
+    });
+}
