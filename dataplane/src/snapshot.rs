@@ -82,6 +82,15 @@ impl Snapshot {
         }
     }
 
+    /// The pool whose VNI and port the family's VXLAN device takes: the first pool
+    /// of the family (by CIDR) whose `vxlan_mode` encapsulates.
+    pub fn vxlan_pool(&self, ipv4: bool) -> Option<&Pool> {
+        self.pools
+            .iter()
+            .filter(|pool| pool.vxlan_mode.encapsulates() && pool.cidr.addr().is_ipv4() == ipv4)
+            .min_by_key(|pool| pool.cidr)
+    }
+
     /// Whether some pool asks for masquerading.
     pub fn needs_nat(&self) -> bool {
         self.pools.iter().any(|pool| pool.nat_outgoing)

@@ -1,7 +1,8 @@
 //! The `inet wren` table in a namespace, through the library: made for a
 //! `nat_outgoing` pool, kept (same handles, no command) when nothing changed,
 //! changed element by element when pools and nodes change, rebuilt when its shape
-//! is not ours, removed when no pool needs it; iptables-nft's tables untouched.
+//! is not ours, UDP masquerade leaving out a VXLAN pool's port, removed when no
+//! pool needs it; iptables-nft's tables untouched.
 //! Needs root, nft and iptables.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -158,6 +159,27 @@ fn the_table_follows_the_pools_and_nodes() {
     let rebuilt = table(&netns).unwrap();
     assert!(!rebuilt.contains("stray"), "{rebuilt}");
     assert_eq!(sync(&netns, &second).unwrap(), Change::None);
+
+    // A VXLAN pool on port 8472: IPv4's UDP masquerade leaves out 8472 instead.
+    let mut vxlan = second.clone();
+    vxlan.pools[0].vxlan_mode = dataplane::snapshot::VxlanMode::Always;
+    vxlan.pools[0].vxlan_port = 8472;
+    assert_eq!(sync(&netns, &vxlan).unwrap(), Change::Rebuilt);
+    let ported = table(&netns).unwrap();
+    let masquerades: Vec<&str> = ported
+        .lines()
+        .filter(|line| line.contains("masquerade to"))
+        .collect();
+    assert_eq!(masquerades.len(), 2, "{ported}");
+    assert!(
+        masquerades[0].contains("ip saddr") && masquerades[0].contains(":8473-65535"),
+        "{ported}"
+    );
+    assert!(
+        masquerades[1].contains("ip6 saddr") && masquerades[1].contains(":4790-65535"),
+        "{ported}"
+    );
+    assert_eq!(sync(&netns, &vxlan).unwrap(), Change::None);
 
     // No pool needs it any more: removed.
     assert_eq!(sync(&netns, &plain).unwrap(), Change::Removed);

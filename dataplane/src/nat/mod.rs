@@ -20,7 +20,8 @@
 //! Pod-to-pod and pod-to-node traffic is never masqueraded; return traffic is
 //! conntrack's. UDP is masqueraded to ports that leave out the VXLAN port (calico
 //! #12244: a reply to a flow that was given source port 4789 would be taken for
-//! VXLAN). The rules never change with the pools: the sets do. Each rule carries a
+//! VXLAN): per family, the `vxlan_port` of the family's VXLAN device (its first
+//! encapsulating pool by CIDR), else [`NatSettings::avoided_port`] (4789). The rules never change with the pools: the sets do. Each rule carries a
 //! comment naming its shape ([`desired`]), so a table left by an older bgpd is
 //! recognised and rebuilt.
 //!
@@ -52,7 +53,8 @@ pub const FIRST_PORT: u16 = 1024;
 /// What the table depends on beside the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NatSettings {
-    /// The UDP port masquerade must never pick as a source port (the VXLAN port).
+    /// The UDP port masquerade must never pick as a source port when the family
+    /// has no VXLAN pool (whose `vxlan_port` is avoided instead).
     pub avoided_port: u16,
 }
 

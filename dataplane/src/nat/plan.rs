@@ -116,9 +116,13 @@ pub fn desired(snapshot: &Snapshot, settings: &NatSettings) -> Option<Desired> {
     }
     let mut rules = Vec::new();
     for ipv6 in [false, true] {
+        // The port of the family's VXLAN device, else the settings' port.
+        let avoided_port = snapshot
+            .vxlan_pool(!ipv6)
+            .map_or(settings.avoided_port, |pool| pool.vxlan_port);
         rules.push(RuleSpec {
             ipv6,
-            udp_ports: Some(settings.udp_ports()),
+            udp_ports: Some(NatSettings { avoided_port }.udp_ports()),
         });
         rules.push(RuleSpec {
             ipv6,
@@ -542,6 +546,36 @@ mod tests {
         assert_eq!(ports(60000), (1024, 59999));
         assert_eq!(ports(80), (1024, 65535));
         assert_eq!(ports(65535), (1024, 65534));
+    }
+
+    #[test]
+    fn udp_masquerade_leaves_out_the_vxlan_port_of_each_family() {
+        let ports = |snapshot: &Snapshot| -> Vec<(bool, (u16, u16))> {
+            desired(snapshot, &NatSettings::default())
+                .unwrap()
+                .rules
+                .iter()
+                .filter_map(|rule| rule.udp_ports.map(|ports| (rule.ipv6, ports)))
+                .collect()
+        };
+        let mut cluster = snapshot(true);
+        assert_eq!(
+            ports(&cluster),
+            [(false, (4790, 65535)), (true, (4790, 65535))]
+        );
+        cluster.pools[0].vxlan_mode = crate::snapshot::VxlanMode::Always;
+        cluster.pools[0].vxlan_port = 8472;
+        // A pool that does not encapsulate does not count.
+        cluster.pools[1].vxlan_port = 60000;
+        assert_eq!(
+            ports(&cluster),
+            [(false, (8473, 65535)), (true, (4790, 65535))]
+        );
+        cluster.pools[1].vxlan_mode = crate::snapshot::VxlanMode::CrossSubnet;
+        assert_eq!(
+            ports(&cluster),
+            [(false, (8473, 65535)), (true, (1024, 59999))]
+        );
     }
 
     #[test]

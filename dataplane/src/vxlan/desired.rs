@@ -1,7 +1,7 @@
 //! The overlay a snapshot asks for on one node (pure).
 //!
 //! Per family with a pool whose `vxlan_mode` encapsulates: the device (VNI and port
-//! of the family's first such pool, by CIDR), on the interface holding this node's
+//! of the family's first such pool, by CIDR: `Snapshot::vxlan_pool`), on the interface holding this node's
 //! registered underlay address of the family, once this node has a tunnel endpoint
 //! of the family in the registry (until then, nothing of that family). Every other
 //! node with a tunnel endpoint and an underlay address of the family is a peer.
@@ -35,7 +35,7 @@ pub fn desired(
             .iter()
             .filter(|pool| pool.vxlan_mode.encapsulates() && is_ipv4(&pool.cidr.addr()) == ipv4)
             .collect();
-        let Some(first) = pools.iter().min_by_key(|pool| pool.cidr) else {
+        let Some(first) = snapshot.vxlan_pool(ipv4) else {
             continue;
         };
         let Some(vtep) = this.and_then(|n| vtep_of(n, ipv4)) else {
