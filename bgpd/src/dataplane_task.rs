@@ -22,6 +22,10 @@
 //! stays, with one error line; every problem is logged once, and again when it
 //! changes.
 //!
+//! Forwarding: at every new snapshot and every [`LINK_INTERVAL`],
+//! `net.ipv4.ip_forward` (and `net.ipv6.conf.all.forwarding` when an IPv6 pool
+//! exists) is set to 1 where it is not (nothing is written when it is).
+//!
 //! VXLAN overlay (with `[ipam]`): at every new snapshot and every
 //! [`LINK_INTERVAL`], the devices `vxlan.wren` / `vxlan-v6.wren`, their tunnel
 //! address and their neighbour and FDB entries are made what the snapshot asks for
@@ -147,6 +151,7 @@ struct Failing {
     mtu: Option<String>,
     nat: Option<String>,
     overlay: Option<String>,
+    forwarding: Option<String>,
 }
 
 impl Task {
@@ -178,6 +183,10 @@ impl Task {
             if check_nat && snapshots.is_some() {
                 let outcome = self.nat().await;
                 report(&mut self.failing.nat, outcome.err());
+            }
+            if check_mtu {
+                let outcome = self.forwarding();
+                report(&mut self.failing.forwarding, outcome.err());
             }
             if check_mtu && snapshots.is_some() {
                 let outcome = self.overlay().await;
@@ -234,6 +243,17 @@ impl Task {
                     "dataplane: no pool has nat_outgoing; nftables table inet wren removed"
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Turns IP forwarding on (IPv6 too with an IPv6 pool) where it is off.
+    fn forwarding(&self) -> anyhow::Result<()> {
+        let Some(snapshot) = &self.snapshot else {
+            return Ok(());
+        };
+        for path in dataplane::forwarding::ensure(&dataplane::forwarding::wanted(snapshot))? {
+            tracing::info!(sysctl = path, "dataplane: IP forwarding turned on");
         }
         Ok(())
     }

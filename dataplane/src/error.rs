@@ -35,6 +35,13 @@ pub enum Error {
         action: String,
         message: String,
     },
+    #[error("dataplane: {action} {path}: {source}")]
+    Sysctl {
+        path: &'static str,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("dataplane: writing the pod MTU to {}: {source}", path.display())]
     MtuFile {
         path: PathBuf,

@@ -1,10 +1,11 @@
 //! What bgpd programs on the host beside the routes (issue 15): the nftables table
-//! for `nat_outgoing` and the pod MTU. One bgpd task owns all of it (bgpd's
+//! for `nat_outgoing`, the pod MTU, the VXLAN overlay and IP forwarding. One bgpd task owns all of it (bgpd's
 //! `dataplane_task`), fed by the IPAM task's [`Snapshot`]; nothing here is driven
 //! from the rib.
 //!
 //! - [`snapshot`]: the pools and nodes the dataplane follows.
 //! - [`link`]: the host's interfaces (one netlink dump).
+//! - [`forwarding`]: IPv4 (and with an IPv6 pool IPv6) forwarding turned on.
 //! - [`mtu`]: the host MTU, the pod MTU and the file the CNI plugin reads.
 //! - [`nat`]: the nftables table `inet wren` that masquerades `nat_outgoing` pools.
 //! - [`vxlan`]: the VXLAN overlay: devices, neighbour and FDB entries, and the
@@ -15,6 +16,7 @@
 //! VXLAN devices and their entries).
 
 pub mod error;
+pub mod forwarding;
 pub mod link;
 pub mod mtu;
 pub mod nat;
