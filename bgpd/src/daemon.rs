@@ -7,8 +7,8 @@
 //! in the kernel are adopted, and with graceful restart configured their presence
 //! makes this a restart: sessions set the Restart State bit and the Forwarding State
 //! flags for `restart_time`), the rib task, the supervisor (listeners and sessions),
-//! the IPAM task (with `[ipam]`), the cluster task (with `[kubernetes]`), the control
-//! socket.
+//! the IPAM task (with `[ipam]`), the cluster task (with `[kubernetes]`), the CNI
+//! token task (with `[kubernetes] cni_kubeconfig`), the control socket.
 //!
 //! Signals: SIGHUP reloads the configuration file (like `bgpctl reload`).
 //! SIGTERM and SIGINT stop: the rib task goes first (with graceful restart or
@@ -79,6 +79,7 @@ pub const TASKS: &[(&str, Start)] = &[
     ("supervisor", start_supervisor),
     ("ipam", start_ipam),
     ("cluster", start_cluster),
+    ("cni_token", start_cni_token),
     ("control", start_control),
 ];
 
@@ -356,6 +357,15 @@ fn start_cluster(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
                 events,
             },
         )))
+    })
+}
+
+/// The CNI token task (with `[kubernetes] cni_kubeconfig`): the CNI plugins'
+/// kubeconfig keeps a live token.
+fn start_cni_token(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        Ok(crate::cni_token_task::Settings::from_config(&wiring.config)
+            .map(crate::cni_token_task::spawn))
     })
 }
 

@@ -21,6 +21,7 @@
 //!   signals.
 
 pub mod cluster_task;
+pub mod cni_token_task;
 pub mod config;
 pub mod control;
 pub mod daemon;

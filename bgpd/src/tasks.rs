@@ -47,6 +47,9 @@
 //!                                          |      for the WrenNode status, written on change)
 //!                                          +-- IPAM task's watch: IpamStatus (blocks, reachable);
 //!                                              the IPAM collector on its own datastore client
+//!
+//!   API server <--TokenRequest-- CNI token task --> the CNI plugins' kubeconfig (a wren-cni
+//!                                (cni_token_task.rs)  token, renewed a quarter into its life)
 //! ```
 //!
 //! Where the messages live: this file holds what crosses into and out of the rib

@@ -31,6 +31,8 @@ pub const REFRESH_FRACTION: u32 = 4;
 pub const MIN_RETRY: Duration = Duration::from_secs(5);
 /// The longest wait between two failed requests.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How long connecting to the API server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The kubeconfig holds a secret: readable by root only.
 const KUBECONFIG_MODE: u32 = 0o600;
 
@@ -174,6 +176,24 @@ impl Refresher {
             account,
             path,
         }
+    }
+
+    /// A refresher with the credentials of `kubeconfig` (none: in-cluster, else
+    /// `KUBECONFIG`; see [`crate::client::config`]), for the API server they name.
+    pub async fn connect(
+        kubeconfig: Option<&Path>,
+        account: Account,
+        path: PathBuf,
+    ) -> Result<Refresher, ClusterError> {
+        let mut config = crate::client::config(kubeconfig).await?;
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let api_server = ApiServer::of_config(&config)?;
+        let client = Client::try_from(config).map_err(|e| ClusterError::Api {
+            api_server: api_server.server.clone(),
+            what: String::from("creating the client"),
+            reason: e.to_string(),
+        })?;
+        Ok(Refresher::new(client, api_server, account, path))
     }
 
     /// The kubeconfig's path.

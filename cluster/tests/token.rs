@@ -45,16 +45,7 @@ async fn the_cni_token_is_written_refreshed_and_least_privilege() {
         return;
     };
     let control_plane = ControlPlane::on_host().unwrap();
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    control_plane
-        .kubectl(&["create", "namespace", NAMESPACE])
-        .unwrap();
-    for file in ["crds.yaml", "wren.yaml"] {
-        let file = deploy.join(file);
-        control_plane
-            .kubectl(&["apply", "-f", file.to_str().unwrap()])
-            .unwrap();
-    }
+    control_plane.apply_deploy().unwrap();
     let node = control_plane
         .service_account_kubeconfig(NAMESPACE, "wren-node")
         .unwrap();

@@ -194,6 +194,28 @@ impl ControlPlane {
         command::run(&mut self.kubectl_command(kubeconfig, args))
     }
 
+    /// Applies the shipped manifests as a user would (`kubectl apply -f deploy/crds.yaml
+    /// -f deploy/wren.yaml`, see [`deploy_file`]) and waits until the CRDs are served.
+    pub fn apply_deploy(&self) -> Result<()> {
+        let crds = deploy_file("crds.yaml");
+        let wren = deploy_file("wren.yaml");
+        self.kubectl(&[
+            "apply",
+            "-f",
+            &crds.display().to_string(),
+            "-f",
+            &wren.display().to_string(),
+        ])?;
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])
+        .map(drop)
+    }
+
     /// The user name the API server gives `kubeconfig`'s credentials (`kubectl auth
     /// whoami`), e.g. `system:serviceaccount:NAMESPACE:NAME`.
     pub fn user_of(&self, kubeconfig: &Path) -> Result<String> {
@@ -334,6 +356,13 @@ fn write_credentials(dir: &Path) -> Result<()> {
             .arg(&public),
     )?;
     Ok(())
+}
+
+/// A file of the repository's `deploy/` (the shipped Kubernetes manifests).
+pub fn deploy_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(name)
 }
 
 fn kubeconfig_text(url: &str, certificate: &Path, user: &str, token: &str) -> String {

@@ -21,14 +21,6 @@ const NAMESPACE: &str = "wren-system";
 const NODE: &str = "node-install";
 const POOL: &str = "10.251.0.0/16";
 
-fn deploy(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(name)
-        .display()
-        .to_string()
-}
-
 fn install(source: &Path, bin: &Path, net: &Path, kubeconfig: &Path) {
     let output = Command::new(lab::fixture::wren_binary("wren-install"))
         .arg("--source-dir")
@@ -90,23 +82,7 @@ async fn the_installer_sets_up_a_node_whose_plugins_work_with_their_token() {
         return;
     };
     let control_plane = ControlPlane::on_host().unwrap();
-    control_plane
-        .kubectl(&["create", "namespace", NAMESPACE])
-        .unwrap();
-    for file in ["crds.yaml", "wren.yaml"] {
-        control_plane
-            .kubectl(&["apply", "-f", &deploy(file)])
-            .unwrap();
-    }
-    control_plane
-        .kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])
-        .unwrap();
+    control_plane.apply_deploy().unwrap();
     control_plane
         .kubectl_input(
             &["apply", "-f", "-"],

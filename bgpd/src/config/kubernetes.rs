@@ -5,6 +5,8 @@
 //! [kubernetes]
 //! kubeconfig = "/etc/wren/kubeconfig"   # default: KUBECONFIG, ~/.kube/config, the pod's service account
 //! namespace = "wren-system"             # where BGPPeer password Secrets are
+//! cni_kubeconfig = "/etc/cni/net.d/wren-kubeconfig"  # keep the CNI plugins' token fresh here
+//! cni_service_account = "wren-cni"      # whose token (in `namespace`)
 //! ```
 //!
 //! The file wins where both say something: a `[[bgp.neighbor]]` of the file keeps its
@@ -29,6 +31,21 @@ pub struct KubernetesConfig {
     /// The namespace of the Secrets that `BGPPeer` passwords refer to.
     #[serde(default = "default_namespace")]
     pub namespace: String,
+    /// The CNI plugins' kubeconfig (written by `wren-install`), which bgpd rewrites
+    /// with a new token of `cni_service_account` before the old one expires; none:
+    /// bgpd leaves the plugins' credentials alone.
+    #[serde(default)]
+    pub cni_kubeconfig: Option<PathBuf>,
+    /// The service account (in `namespace`) whose tokens the CNI plugins use.
+    #[serde(default = "default_cni_service_account")]
+    pub cni_service_account: String,
+}
+
+/// The CNI plugins' service account when not told (deploy/wren.yaml's).
+pub const DEFAULT_CNI_SERVICE_ACCOUNT: &str = "wren-cni";
+
+fn default_cni_service_account() -> String {
+    DEFAULT_CNI_SERVICE_ACCOUNT.to_owned()
 }
 
 fn default_namespace() -> String {

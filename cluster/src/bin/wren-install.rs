@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use cluster::install;
-use cluster::kubeconfig::ApiServer;
 use cluster::token::{self, Account, Refresher};
 
 #[derive(Debug, Parser)]
@@ -94,11 +93,6 @@ async fn install(args: Args) -> anyhow::Result<()> {
         println!("installed {}", path.display());
     }
 
-    let mut config = cluster::client::config(args.kubeconfig.as_deref()).await?;
-    config.connect_timeout = Some(Duration::from_secs(5));
-    let api_server = ApiServer::of_config(&config)?;
-    let client = kube::Client::try_from(config)
-        .with_context(|| format!("API server {}", api_server.server))?;
     let account = Account {
         namespace: args.namespace.clone(),
         name: args.service_account.clone(),
@@ -107,7 +101,8 @@ async fn install(args: Args) -> anyhow::Result<()> {
     let kubeconfig = args.net_dir.join(install::KUBECONFIG);
     std::fs::create_dir_all(&args.net_dir)
         .with_context(|| format!("creating {}", args.net_dir.display()))?;
-    let token = Refresher::new(client, api_server, account, kubeconfig.clone())
+    let token = Refresher::connect(args.kubeconfig.as_deref(), account, kubeconfig.clone())
+        .await?
         .refresh()
         .await?;
     let lifetime = token
