@@ -101,6 +101,9 @@ pub struct ClusterPart {
     pub neighbors: Vec<NeighborConfig>,
     /// The Node's route reflector cluster id.
     pub cluster_id: Option<std::net::Ipv4Addr>,
+    /// `BGPConfiguration` `nodeToNodeMeshEnabled`, in force where the file does not
+    /// set `[bgp] node_mesh`.
+    pub node_mesh: Option<bool>,
 }
 
 /// A neighbor's status and counters at one moment.
@@ -647,13 +650,14 @@ impl Task {
 impl Task {
     /// The configuration in force: the file's; plus the cluster's neighbors and
     /// cluster id where the file has none; plus the node mesh's neighbors when
-    /// `node_mesh` is on, where neither has one.
+    /// `node_mesh` is on (the file's `[bgp] node_mesh`, else the cluster's
+    /// `nodeToNodeMeshEnabled`, else on with `[ipam]`), where neither has one.
     fn in_force(&self, file: &Arc<Config>) -> Arc<Config> {
-        let mesh = if file.node_mesh() {
-            &self.mesh[..]
-        } else {
-            &[]
+        let meshing = match (file.bgp.node_mesh, self.cluster.node_mesh) {
+            (None, Some(cluster)) => cluster && file.node_mesh(),
+            _ => file.node_mesh(),
         };
+        let mesh = if meshing { &self.mesh[..] } else { &[] };
         if mesh.is_empty() && self.cluster == ClusterPart::default() {
             return file.clone();
         }

@@ -16,6 +16,9 @@
 //!   own, on the rack's bridge and the management network) gets mesh sessions from the
 //!   three others within 2 s, its block reaches their kernels, and deleting the Node
 //!   removes those sessions;
+//! - a route reflector topology declared with `peerSelector`s only (node1 labelled
+//!   reflector, the mesh off in the `BGPConfiguration`) converges: node2 and node3 peer
+//!   with node1 alone, and every node's kernel routes every other node's block;
 //! - after tear-down no namespace of the lab is left, also when a check fails (the checks
 //!   run under `catch_unwind`).
 //!
@@ -112,6 +115,27 @@ impl K8s {
             .collect())
     }
 
+    /// Waits until every node's kernel routes every other node's block (in `blocks`)
+    /// through its owner.
+    fn wait_kernels(&self, blocks: &BTreeMap<String, String>) {
+        for (node, _) in NODES {
+            let netns = self.lab.netns(node).unwrap();
+            for (block, owner) in blocks.iter().filter(|(_, owner)| *owner != node) {
+                let address = NODES.iter().find(|(n, _)| n == owner).unwrap().1;
+                wait_for(
+                    TIMEOUT,
+                    &format!("{block} of {owner} in {node}'s kernel"),
+                    || match netns.route(block) {
+                        Ok(Some(route)) if route["gateway"] == address => Ok(()),
+                        Ok(other) => Err(format!("route {other:?}")),
+                        Err(error) => Err(error.to_string()),
+                    },
+                )
+                .unwrap();
+            }
+        }
+    }
+
     /// The IPAMBlock objects: CIDR to the node it is affine to.
     fn blocks(&self) -> Result<BTreeMap<String, String>, String> {
         Ok(self
@@ -157,6 +181,7 @@ fn k8s_topology_on_the_kubernetes_datastore() {
         converges(&k8s);
         bgp_peer_follows_its_node_selector(&k8s);
         mesh_follows_the_nodes(&k8s, &prefix, &root);
+        route_reflectors_from_peer_selectors(&k8s);
     }));
     drop(k8s);
     let left: Vec<String> = lab::netns::list()
@@ -261,22 +286,7 @@ fn converges(k8s: &K8s) {
     }
 
     // Every node's kernel routes every other node's block through its owner (the mesh).
-    for (node, _) in NODES {
-        let netns = k8s.lab.netns(node).unwrap();
-        for (block, owner) in blocks.iter().filter(|(_, owner)| *owner != node) {
-            let address = NODES.iter().find(|(n, _)| n == owner).unwrap().1;
-            wait_for(
-                TIMEOUT,
-                &format!("{block} of {owner} in {node}'s kernel"),
-                || match netns.route(block) {
-                    Ok(Some(route)) if route["gateway"] == address => Ok(()),
-                    Ok(other) => Err(format!("route {other:?}")),
-                    Err(error) => Err(error.to_string()),
-                },
-            )
-            .unwrap();
-        }
-    }
+    k8s.wait_kernels(&blocks);
 
     // A pod of every node pings a pod of every other node.
     for (from, _) in NODES {
@@ -532,4 +542,91 @@ fn mesh_follows_the_nodes(k8s: &K8s, prefix: &str, root: &Path) {
     .unwrap();
     assert!(fourth.wren.daemon.is_alive());
     drop(fourth);
+}
+
+/// Item 3: a route reflector topology from BGPPeers with peerSelectors (no address
+/// written down) and the mesh off.
+fn route_reflectors_from_peer_selectors(k8s: &K8s) {
+    k8s.kubectl(&[
+        "label",
+        "node",
+        "node1",
+        "topology.wren.io/route-reflector=true",
+        "wren.io/route-reflector-cluster-id=10.0.0.1",
+    ])
+    .unwrap();
+    k8s.apply(
+        r#"apiVersion: wren.io/v1alpha1
+kind: BGPPeer
+metadata:
+  name: to-reflectors
+spec:
+  nodeSelector:
+    matchExpressions:
+      - {key: topology.wren.io/route-reflector, operator: DoesNotExist}
+  peerSelector:
+    matchExpressions:
+      - {key: topology.wren.io/route-reflector, operator: Exists}
+---
+apiVersion: wren.io/v1alpha1
+kind: BGPPeer
+metadata:
+  name: reflector-clients
+spec:
+  nodeSelector:
+    matchExpressions:
+      - {key: topology.wren.io/route-reflector, operator: Exists}
+  peerSelector:
+    matchExpressions:
+      - {key: topology.wren.io/route-reflector, operator: DoesNotExist}
+  routeReflectorClient: true
+---
+apiVersion: wren.io/v1alpha1
+kind: BGPConfiguration
+metadata:
+  name: default
+spec:
+  nodeToNodeMeshEnabled: false
+"#,
+    );
+    let wanted = [
+        ("node1", vec!["10.0.0.2", "10.0.0.254", "10.0.0.3"]),
+        ("node2", vec!["10.0.0.1", "10.0.0.254"]),
+        ("node3", vec!["10.0.0.1", "10.0.0.254"]),
+    ];
+    for (node, addresses) in &wanted {
+        wait_for(TIMEOUT, &format!("{node}'s sessions {addresses:?}"), || {
+            let neighbors = k8s.neighbors(node)?;
+            let established: Vec<&str> = neighbors
+                .iter()
+                .filter(|(_, (state, _))| state == "Established")
+                .map(|(address, _)| address.as_str())
+                .collect();
+            if neighbors.len() == addresses.len() && established == *addresses {
+                Ok(())
+            } else {
+                Err(format!("{neighbors:?}"))
+            }
+        })
+        .unwrap();
+    }
+    let descriptions = k8s.bgpctl("node2", &["show", "neighbors"]).unwrap();
+    assert!(
+        descriptions.to_string().contains("to-reflectors"),
+        "{descriptions}"
+    );
+    // node2 and node3 reach each other's blocks through the reflector, next hop the
+    // owner (a reflector passes it on unchanged).
+    let mut blocks = k8s.blocks().unwrap();
+    blocks.retain(|_, owner| NODES.iter().any(|(node, _)| node == owner));
+    k8s.wait_kernels(&blocks);
+    let routes = k8s.bgpctl("node2", &["show", "routes"]).unwrap();
+    let node3_block = blocks.iter().find(|(_, n)| *n == "node3").unwrap().0;
+    let best = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["prefix"] == node3_block.as_str() && r["best"] == true)
+        .unwrap_or_else(|| panic!("node2 has no best route to {node3_block}: {routes}"));
+    assert_eq!(best["source"], "10.0.0.1", "{best}");
 }

@@ -169,6 +169,7 @@ async fn run(settings: Settings, wiring: Wiring) {
             let part = ClusterPart {
                 neighbors: peers::neighbors(&file, &node_settings),
                 cluster_id: node_settings.cluster_id,
+                node_mesh: node_settings.node_mesh,
             };
             if supervisor.set_cluster(part).await.is_err() {
                 return;

@@ -63,7 +63,12 @@ impl Unapplied {
                 "BGPConfiguration listenPort {port} is not applied: [bgp] listen of the file wins"
             ));
         }
-        if let Some(mesh) = settings.node_mesh.filter(|mesh| *mesh != file.node_mesh()) {
+        // Only a mesh the file sets wins; else the cluster's is in force (the
+        // supervisor's `in_force`).
+        if let Some(mesh) = settings
+            .node_mesh
+            .filter(|mesh| file.bgp.node_mesh.is_some_and(|own| own != *mesh))
+        {
             lines.push(format!(
                 "BGPConfiguration nodeToNodeMeshEnabled {mesh} is not applied: bgpd follows [bgp] node_mesh ({})",
                 file.node_mesh()

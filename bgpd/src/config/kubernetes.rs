@@ -11,7 +11,9 @@
 //!
 //! The file wins where both say something: a `[[bgp.neighbor]]` of the file keeps its
 //! settings over a `BGPPeer` to the same address, and `[bgp] cluster_id` over the
-//! Node's `wren.io/route-reflector-cluster-id`.
+//! Node's `wren.io/route-reflector-cluster-id`; the `BGPConfiguration`'s
+//! `nodeToNodeMeshEnabled` turns the node mesh off (or on) live where the file sets no
+//! `[bgp] node_mesh`.
 
 use std::path::PathBuf;
 
