@@ -21,6 +21,7 @@
 //! one line naming it, without touching the kernel routes: the next start adopts
 //! them (see [`crate::supervision`]). Session tasks are the supervisor's to watch.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,6 +105,9 @@ pub struct Wiring {
     /// started after it that must see its first events (the cluster task waits for
     /// the first convergence); only with `[kubernetes]`.
     first_events: Option<broadcast::Receiver<Arc<Event>>>,
+    /// The Node's InternalIP addresses, read once from the API server when
+    /// `[ipam] address_detection = "kubernetes-internal-ip"`.
+    internal_ips: Option<Vec<IpAddr>>,
 }
 
 /// Runs bgpd with `config` (read from `config_path`, which reloads re-read) until
@@ -125,6 +129,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         control: None,
         events: Events::new(),
         first_events: None,
+        internal_ips: None,
     };
     let mut running = Running::default();
     for (name, start) in TASKS {
@@ -306,8 +311,10 @@ fn start_dataplane(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<J
 /// The IPAM task (with `[ipam]`).
 fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
     Box::pin(async move {
+        read_internal_ips(wiring).await?;
         let Some(settings) =
-            crate::ipam_task::Settings::from_config(&wiring.config).map_err(anyhow::Error::msg)?
+            crate::ipam_task::Settings::from_config(&wiring.config, wiring.internal_ips.as_deref())
+                .map_err(anyhow::Error::msg)?
         else {
             return Ok(None);
         };
@@ -328,13 +335,74 @@ fn start_ipam(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHa
     })
 }
 
+/// How long bgpd waits at start for its Node's InternalIP addresses.
+const INTERNAL_IPS_PATIENCE: Duration = Duration::from_secs(60);
+
+/// With `address_detection = "kubernetes-internal-ip"`, reads the Node's InternalIP
+/// addresses once (retrying while the API server or the Node's addresses are not
+/// there yet, for at most [`INTERNAL_IPS_PATIENCE`]); nothing otherwise.
+async fn read_internal_ips(wiring: &mut Wiring) -> anyhow::Result<()> {
+    let config = wiring.config.clone();
+    let (Some(ipam), Some(kubernetes)) = (&config.ipam, &config.kubernetes) else {
+        return Ok(());
+    };
+    if wiring.internal_ips.is_some()
+        || ipam.address_detection != Some(cluster::address::Detection::KubernetesInternalIp)
+        || !ipam.node_addresses.is_empty()
+    {
+        return Ok(());
+    }
+    let node = ipam.node_name().map_err(anyhow::Error::msg)?;
+    let until = Instant::now() + INTERNAL_IPS_PATIENCE;
+    let mut wait = Duration::from_millis(250);
+    let mut told = String::new();
+    loop {
+        let outcome = match cluster::client::connect(kubernetes.kubeconfig.as_deref()).await {
+            Ok((client, api_server)) => {
+                match cluster::client::internal_ips(&client, &api_server, &node).await {
+                    Ok(found) if found.is_empty() => Err(format!(
+                        "Node {node} on {api_server} has no InternalIP address yet"
+                    )),
+                    Ok(found) => Ok(found),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        match outcome {
+            Ok(found) => {
+                tracing::info!(node = %node, addresses = ?found, "ipam.address_detection kubernetes-internal-ip: the Node's InternalIP addresses");
+                wiring.internal_ips = Some(found);
+                return Ok(());
+            }
+            Err(error) if Instant::now() + wait < until => {
+                if error != told {
+                    tracing::warn!(
+                        "ipam.address_detection kubernetes-internal-ip: {error}; trying again"
+                    );
+                    told = error;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => anyhow::bail!(
+                "ipam.address_detection kubernetes-internal-ip: {error} (gave up after {INTERNAL_IPS_PATIENCE:?})"
+            ),
+        }
+    }
+}
+
 /// The cluster task (with `[kubernetes]`): BGPPeers to the supervisor, the Node's
 /// NetworkUnavailable condition after the first convergence, the WrenNode status,
 /// and with `[ipam]` the cluster's IPAM collector.
 fn start_cluster(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
     Box::pin(async move {
-        let Some(settings) = crate::cluster_task::Settings::from_config(&wiring.config)
-            .map_err(anyhow::Error::msg)?
+        read_internal_ips(wiring).await?;
+        let Some(settings) = crate::cluster_task::Settings::from_config(
+            &wiring.config,
+            wiring.internal_ips.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?
         else {
             return Ok(None);
         };

@@ -4,6 +4,7 @@
 //!   its blocks, as `kubectl get wrennodes` prints them;
 //! - at steady state it writes nothing (the object's resourceVersion stays);
 //! - a peer going down reaches the status within seconds;
+//! - `address_detection = "kubernetes-internal-ip"` registers the Node's InternalIPs;
 //! - the collector bgpd runs (elected by its Lease) releases a node IPAM knows and
 //!   the cluster does not.
 //!
@@ -84,6 +85,18 @@ fn wren_node_status_and_the_collector() {
         &control,
         &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}}),
     );
+    // The kubelet's addresses, for address_detection = "kubernetes-internal-ip".
+    control
+        .kubectl(&[
+            "patch",
+            "node",
+            "node-a",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"addresses":[{"type":"Hostname","address":"node-a"},{"type":"InternalIP","address":"fd00:72::1"},{"type":"InternalIP","address":"10.72.0.1"}]}}"#,
+        ])
+        .expect("node-a's addresses");
 
     // A node IPAM knows, with a block and a pod, and no Node object: a leak.
     let datastore = format!("sqlite://{}/ipam.db", pair.a.dir().display());
@@ -130,7 +143,7 @@ fn wren_node_status_and_the_collector() {
             "[[bgp.neighbor]]\naddress = \"10.72.0.2\"\nremote_asn = 65001\n\
              [[bgp.neighbor]]\naddress = \"fd00:72::2\"\nremote_asn = 65001\n\
              [kubernetes]\nkubeconfig = \"{}\"\n\
-             [ipam]\ndatastore = \"{datastore}\"\n",
+             [ipam]\ndatastore = \"{datastore}\"\naddress_detection = \"kubernetes-internal-ip\"\n",
             control.kubeconfig().display()
         ),
     );
@@ -163,6 +176,19 @@ fn wren_node_status_and_the_collector() {
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
         vec![block.to_owned()]
+    );
+    // kubernetes-internal-ip: the registered addresses are the Node's InternalIPs.
+    let registered = runtime.block_on(store.nodes()).expect("registry");
+    let node_a = registered
+        .iter()
+        .find(|n| n.name == "node-a")
+        .expect("node-a registered");
+    assert_eq!(
+        node_a.addresses,
+        vec![
+            "10.72.0.1".parse::<std::net::IpAddr>().expect("ip"),
+            "fd00:72::1".parse().expect("ip")
+        ]
     );
     let peers = object["status"]["peers"].as_array().expect("peers");
     assert_eq!(peers.len(), 2, "{object}");

@@ -82,3 +82,29 @@ pub async fn network_available(
         })?;
     Ok(())
 }
+
+/// The Node `node`'s `InternalIP` addresses (its `status.addresses`, as the kubelet
+/// reported them), for `[ipam] address_detection = "kubernetes-internal-ip"`.
+pub async fn internal_ips(
+    client: &Client,
+    api_server: &str,
+    node: &str,
+) -> Result<Vec<std::net::IpAddr>, ClusterError> {
+    let object = Api::<Node>::all(client.clone())
+        .get(node)
+        .await
+        .map_err(|error| ClusterError::Api {
+            api_server: api_server.to_owned(),
+            what: format!("Node {node}"),
+            reason: error.to_string(),
+        })?;
+    let addresses = object
+        .status
+        .and_then(|status| status.addresses)
+        .unwrap_or_default();
+    Ok(addresses
+        .iter()
+        .filter(|address| address.type_ == "InternalIP")
+        .filter_map(|address| address.address.parse().ok())
+        .collect())
+}

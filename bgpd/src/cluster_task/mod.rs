@@ -65,12 +65,19 @@ impl Settings {
     /// The settings of `config`'s `[kubernetes]`; `Ok(None)` without one. The node's
     /// name and addresses are those of `[ipam]` when configured, else `NODENAME` (or
     /// the host name) and the router id.
-    pub fn from_config(config: &Config) -> Result<Option<Settings>, String> {
+    /// `internal_ips`: as for the IPAM task's settings.
+    pub fn from_config(
+        config: &Config,
+        internal_ips: Option<&[IpAddr]>,
+    ) -> Result<Option<Settings>, String> {
         let Some(section) = &config.kubernetes else {
             return Ok(None);
         };
         let (node, addresses) = match &config.ipam {
-            Some(ipam) => (ipam.node_name()?, ipam.addresses(config.bgp.router_id)?),
+            Some(ipam) => (
+                ipam.node_name()?,
+                ipam.addresses(config.bgp.router_id, internal_ips)?,
+            ),
             None => (
                 cluster::node::name().map_err(|error| error.to_string())?,
                 vec![IpAddr::V4(config.bgp.router_id)],

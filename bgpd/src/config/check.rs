@@ -419,10 +419,12 @@ fn check_ipam(config: &Config, problems: &mut Problems<'_, '_>) {
                 "give node_addresses or address_detection, not both",
             );
         }
-        if *detection == cluster::address::Detection::KubernetesInternalIp {
+        if *detection == cluster::address::Detection::KubernetesInternalIp
+            && config.kubernetes.is_none()
+        {
             problems.add(
                 key_path!["ipam", "address_detection"],
-                "kubernetes-internal-ip needs bgpd's Kubernetes client, which reads no Node yet; use another method or node_addresses",
+                "kubernetes-internal-ip reads the Node's addresses from the API server: add a [kubernetes] section, or use another method or node_addresses",
             );
         }
     }

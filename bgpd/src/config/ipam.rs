@@ -96,15 +96,19 @@ impl IpamConfig {
     }
 
     /// The addresses registered for the mesh: `node_addresses`, else those
-    /// `address_detection` finds (in the calling thread's network namespace), else
-    /// the router id.
-    pub fn addresses(&self, router_id: std::net::Ipv4Addr) -> Result<Vec<IpAddr>, String> {
+    /// `address_detection` finds (in the calling thread's network namespace; the
+    /// Node's `internal_ips` for `kubernetes-internal-ip`), else the router id.
+    pub fn addresses(
+        &self,
+        router_id: std::net::Ipv4Addr,
+        internal_ips: Option<&[IpAddr]>,
+    ) -> Result<Vec<IpAddr>, String> {
         if !self.node_addresses.is_empty() {
             return Ok(self.node_addresses.clone());
         }
         match &self.address_detection {
             Some(detection) => detection
-                .detect(None)
+                .detect(internal_ips)
                 .map_err(|error| format!("ipam.address_detection: {error}")),
             None => Ok(vec![IpAddr::V4(router_id)]),
         }
@@ -137,6 +141,28 @@ mod tests {
         let message = error.to_string();
         assert!(!message.contains('\n'), "{message}");
         (error.line, error.key.clone(), message)
+    }
+
+    #[test]
+    fn kubernetes_internal_ip_needs_the_kubernetes_section_and_uses_the_nodes_addresses() {
+        let section = "[ipam]\nnode = \"node-a\"\naddress_detection = \"kubernetes-internal-ip\"\n";
+        let (_, key, message) = error(&format!("{BASE}{section}"));
+        assert_eq!(key, "ipam.address_detection");
+        assert!(message.contains("add a [kubernetes] section"), "{message}");
+        let config = Config::parse(&format!("{BASE}{section}[kubernetes]\n"), "test.toml").unwrap();
+        let ipam = config.ipam.as_ref().unwrap();
+        let internal: Vec<std::net::IpAddr> = vec![
+            "fd00::7".parse().unwrap(),
+            "10.0.0.7".parse().unwrap(),
+            "10.0.0.8".parse().unwrap(),
+        ];
+        assert_eq!(
+            ipam.addresses(config.bgp.router_id, Some(&internal))
+                .unwrap(),
+            vec![internal[1], internal[0]],
+            "the first of each family, IPv4 first"
+        );
+        assert!(ipam.addresses(config.bgp.router_id, None).is_err());
     }
 
     #[test]
@@ -188,7 +214,7 @@ mod tests {
         );
         // The node registers its router id when no address is given.
         assert_eq!(
-            ipam.addresses(config.bgp.router_id).unwrap(),
+            ipam.addresses(config.bgp.router_id, None).unwrap(),
             vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
         );
         // node_mesh: on with [ipam], off without, as configured when given.

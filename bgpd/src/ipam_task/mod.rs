@@ -66,7 +66,12 @@ pub struct Settings {
 impl Settings {
     /// The settings of `config`'s `[ipam]` section; `Ok(None)` without one, `Err`
     /// when the node name cannot be found (no `node` and no usable host name).
-    pub fn from_config(config: &Config) -> Result<Option<Settings>, String> {
+    /// `internal_ips`: the Node's InternalIP addresses, read by the daemon when
+    /// `address_detection` is `kubernetes-internal-ip`.
+    pub fn from_config(
+        config: &Config,
+        internal_ips: Option<&[IpAddr]>,
+    ) -> Result<Option<Settings>, String> {
         let Some(section) = &config.ipam else {
             return Ok(None);
         };
@@ -74,7 +79,7 @@ impl Settings {
             node: section.node_name()?,
             datastore: section.datastore.clone(),
             asn: config.bgp.asn.get(),
-            addresses: section.addresses(config.bgp.router_id)?,
+            addresses: section.addresses(config.bgp.router_id, internal_ips)?,
             labels: section.node_labels.clone(),
             pools: section
                 .pools
