@@ -5,7 +5,8 @@
 //! - [`peer_bench`]: bgpd in one namespace and the adversarial peer (crate `peer`) in
 //!   another (conformance and fault tests);
 //! - [`ipam_node`]: a node's `[ipam]` config section, forwarding, blackhole routes and
-//!   FRR's table (IPAM tests; their pods are `lab::topology::Pod::attach`).
+//!   FRR's table (IPAM tests; their pods are `lab::topology::Pod::attach`);
+//! - [`pod_traffic`]: TCP, ping with Don't Fragment and the VXLAN FDB (overlay tests).
 //!
 //! bgpd itself is started with `lab::fixture` (shared with bgpd's own tests). Every
 //! binary comes from the target dir (`lab::fixture::wren_binary`), so run
@@ -17,4 +18,5 @@
 
 pub mod ipam_node;
 pub mod peer_bench;
+pub mod pod_traffic;
 pub mod table;

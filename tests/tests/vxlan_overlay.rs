@@ -18,8 +18,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -27,8 +25,8 @@ use lab::TIMEOUT;
 use lab::fixture::{Wren, kernel_route, wren_binary, wren_config};
 use lab::topology::Pod;
 use lab::{Netns, Veth};
-use serde_json::Value;
 use wren_tests::ipam_node::ipam_section;
+use wren_tests::pod_traffic::{ping_size, tcp, vxlan_fdb};
 
 const POOL: &str = "10.248.0.0/16";
 
@@ -122,64 +120,6 @@ fn registered(url: &str, node: &str) -> ipam::Node {
     runtime
         .block_on(async { ipam::connect(url).await.unwrap().node(node).await.unwrap() })
         .unwrap()
-}
-
-fn fdb(netns: &Netns) -> Value {
-    let output = netns
-        .command("bridge")
-        .args(["-j", "fdb", "show", "dev", "vxlan.wren"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// `ping -M do -s SIZE` from `from` to `to`: whether it was answered.
-fn ping_size(from: &Netns, to: &str, size: u32) -> (bool, String) {
-    let output = from
-        .command("ping")
-        .args([
-            "-n",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "-M",
-            "do",
-            "-s",
-            &size.to_string(),
-            to,
-        ])
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr),
-    )
-}
-
-/// A TCP connection from `client` to `server`'s `address`:7070 carrying a line both ways.
-fn tcp(server: &Netns, address: &str, client: &Netns) -> bool {
-    let target: SocketAddr = format!("{address}:7070").parse().unwrap();
-    let listener = server.enter(|| TcpListener::bind(target)).unwrap().unwrap();
-    let accepted = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().ok()?;
-        let mut line = [0; 5];
-        stream.read_exact(&mut line).ok()?;
-        stream.write_all(&line).ok()?;
-        Some(())
-    });
-    let echoed = client
-        .enter(|| {
-            let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3)).ok()?;
-            stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-            stream.write_all(b"hello").ok()?;
-            let mut back = [0; 5];
-            stream.read_exact(&mut back).ok()?;
-            Some(back == *b"hello")
-        })
-        .unwrap();
-    echoed == Some(true) && accepted.join().unwrap().is_some()
 }
 
 /// `ip monitor` and `bridge monitor` of `netns`, printing to a file.
@@ -294,7 +234,7 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
                 }),
                 "{neighbours}"
             );
-            let entries = fdb(&node.netns);
+            let entries = vxlan_fdb(&node.netns);
             assert!(
                 entries.as_array().unwrap().iter().any(|e| {
                     e["mac"] == their_vtep.mac.to_string().as_str()

@@ -1,4 +1,4 @@
-//! The shipped Wren topologies (containerlab/mesh, tor and rr), each deployed by the library
+//! The shipped Wren topologies (containerlab/mesh, tor, rr and overlay), each deployed by the library
 //! the `wren-lab` runner uses, under a unique prefix so they run beside other tests, and
 //! checked from the peers' side:
 //! - every BGP session is Established: FRR's `show bgp summary json` on the ToRs, and each
@@ -25,6 +25,7 @@ use lab::fixture::wren_binary;
 use lab::topology::Role;
 use lab::{Lab, Topology, wait_for, wait_until};
 use serde_json::Value;
+use wren_tests::pod_traffic::{ping_size, tcp, vxlan_fdb};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -88,6 +89,21 @@ fn rr_topology_converges_and_leaves_nothing_behind() {
     run(&RR);
 }
 
+const OVERLAY: Expect = Expect {
+    file: "containerlab/overlay.clab.yml",
+    sessions: &[("node1", 0), ("node2", 0), ("node3", 0)],
+    direct: false,
+    extra: None,
+};
+
+#[test]
+fn overlay_topology_reaches_every_pod_without_bgp_and_leaves_nothing_behind() {
+    if lab::require!(Tcpdump).is_none() {
+        return;
+    }
+    run_with(&OVERLAY, check_overlay);
+}
+
 /// A check failing midway (here: on purpose, once the lab is up and peering) still leaves
 /// nothing behind.
 #[test]
@@ -113,12 +129,17 @@ fn a_failure_midway_leaves_nothing_behind() {
 /// Deploys `expect.file`, runs every check, tears down and checks nothing is left (also
 /// when a check failed, whose panic is then passed on).
 fn run(expect: &Expect) {
+    run_with(expect, |lab, bgpctl| check(lab, bgpctl, expect));
+}
+
+/// [`run`] with the checks of `checks`.
+fn run_with(expect: &Expect, checks: impl Fn(&Lab, &Path)) {
     let Some(bgpctl) = ready() else {
         return;
     };
     let (lab, prefix) = deploy(expect);
     let left = Leftovers::record(&lab, &prefix);
-    let outcome = catch_unwind(AssertUnwindSafe(|| check(&lab, &bgpctl, expect)));
+    let outcome = catch_unwind(AssertUnwindSafe(|| checks(&lab, &bgpctl)));
     drop(lab);
     left.assert_gone();
     if let Err(panic) = outcome {
@@ -169,29 +190,8 @@ fn pod_nodes(lab: &Lab) -> Vec<&str> {
 fn check(lab: &Lab, bgpctl: &Path, expect: &Expect) {
     wait_sessions(lab, bgpctl, expect.sessions);
 
-    // The blocks and their owners, from the datastore (through the first pod node's bgpd).
     let pod_nodes = pod_nodes(lab);
-    assert!(pod_nodes.len() >= 3, "pod nodes: {pod_nodes:?}");
-    let blocks: BTreeMap<String, String> = wait_for(TIMEOUT, "a block for every pod node", || {
-        let ipam = json(lab, pod_nodes[0], bgpctl, &["show", "ipam", "--blocks"])?;
-        let blocks: BTreeMap<String, String> = ipam["blocks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|b| {
-                Some((
-                    b["cidr"].as_str()?.to_owned(),
-                    b["node"].as_str()?.to_owned(),
-                ))
-            })
-            .collect();
-        let owners: BTreeSet<&str> = blocks.values().map(String::as_str).collect();
-        match pod_nodes.iter().find(|n| !owners.contains(**n)) {
-            None => Ok(blocks),
-            Some(node) => Err(format!("{node} owns no block yet: {blocks:?}")),
-        }
-    })
-    .unwrap();
+    let blocks = blocks(lab, bgpctl);
 
     // Every pod address lies in a block of its own node.
     for node in lab.nodes().iter().filter(|n| !n.pods().is_empty()) {
@@ -316,6 +316,175 @@ fn check(lab: &Lab, bgpctl: &Path, expect: &Expect) {
     if let Some(extra) = expect.extra {
         extra(lab, bgpctl);
     }
+}
+
+/// The blocks and their owners, from the datastore (through the first pod node's
+/// bgpd), once every pod node owns one.
+fn blocks(lab: &Lab, bgpctl: &Path) -> BTreeMap<String, String> {
+    let pod_nodes = pod_nodes(lab);
+    assert!(pod_nodes.len() >= 3, "pod nodes: {pod_nodes:?}");
+    wait_for(TIMEOUT, "a block for every pod node", || {
+        let ipam = json(lab, pod_nodes[0], bgpctl, &["show", "ipam", "--blocks"])?;
+        let blocks: BTreeMap<String, String> = ipam["blocks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                Some((
+                    b["cidr"].as_str()?.to_owned(),
+                    b["node"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let owners: BTreeSet<&str> = blocks.values().map(String::as_str).collect();
+        match pod_nodes.iter().find(|n| !owners.contains(**n)) {
+            None => Ok(blocks),
+            Some(node) => Err(format!("{node} owns no block yet: {blocks:?}")),
+        }
+    })
+    .unwrap()
+}
+
+/// overlay (no BGP session anywhere, pool `cross_subnet`): node1 and node2 (one
+/// subnet) route each other's blocks natively through eth1, every other pair through
+/// vxlan.wren on link to the owner's tunnel address; each node has a permanent
+/// neighbour and FDB entry per other node; pods ping each other and talk TCP; the pod
+/// MTU carries a Don't Fragment ping of MTU-28 bytes and refuses one byte more; the
+/// router sees UDP 4789 between the subnets and the pods' own packets within one.
+fn check_overlay(lab: &Lab, bgpctl: &Path) {
+    wait_sessions(lab, bgpctl, OVERLAY.sessions);
+    let blocks = blocks(lab, bgpctl);
+    let same_subnet = |a: &str, b: &str| a != "node3" && b != "node3";
+    let tunnel_address = |node: &str| -> String {
+        let addresses = lab
+            .netns(node)
+            .unwrap()
+            .ip_json(&["-4", "addr", "show", "dev", "vxlan.wren"])
+            .unwrap();
+        addresses[0]["addr_info"][0]["local"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for &node in &pod_nodes(lab) {
+        let netns = lab.netns(node).unwrap();
+        for (block, owner) in blocks.iter().filter(|(_, owner)| owner.as_str() != node) {
+            // Wren's protocol (which FRR's rt_protos.d names "static").
+            let route = wait_for(
+                TIMEOUT,
+                &format!("{block} of {owner} in {node}'s kernel, protocol 196"),
+                || match lab::fixture::kernel_route(netns, block) {
+                    Some(route) if route["gateway"].is_string() => Ok(route),
+                    other => Err(format!("route {other:?}")),
+                },
+            )
+            .unwrap();
+            if same_subnet(node, owner) {
+                assert_eq!(route["dev"], "eth1", "{node}: {route}");
+                assert_eq!(
+                    route["gateway"],
+                    eth1_address(lab, owner).as_str(),
+                    "{route}"
+                );
+            } else {
+                assert_eq!(route["dev"], "vxlan.wren", "{node}: {route}");
+                assert_eq!(route["gateway"], tunnel_address(owner).as_str(), "{route}");
+                assert!(route["flags"].to_string().contains("onlink"), "{route}");
+            }
+            let entries = vxlan_fdb(netns);
+            assert!(
+                entries.as_array().unwrap().iter().any(|e| {
+                    e["dst"] == eth1_address(lab, owner).as_str() && e["state"] == "permanent"
+                }),
+                "{node}: fdb {entries}"
+            );
+            let neighbours = netns
+                .ip_json(&["neigh", "show", "dev", "vxlan.wren"])
+                .unwrap();
+            assert!(
+                neighbours.as_array().unwrap().iter().any(|n| {
+                    n["dst"] == tunnel_address(owner).as_str()
+                        && n["state"].to_string().contains("PERMANENT")
+                }),
+                "{node}: neighbours {neighbours}"
+            );
+        }
+    }
+
+    // Pods reach each other: ping and TCP, every pair.
+    let pod = |node: &str| &lab.node(node).unwrap().pods()[0];
+    for from in ["node1", "node2", "node3"] {
+        for to in ["node1", "node2", "node3"]
+            .into_iter()
+            .filter(|to| *to != from)
+        {
+            let address = pod(to).address().unwrap();
+            wait_until(
+                TIMEOUT,
+                &format!("a pod of {from} to ping {address}"),
+                || pod(from).netns().ping(&address),
+            )
+            .unwrap();
+            assert!(
+                tcp(pod(to).netns(), &address, pod(from).netns()),
+                "TCP from a pod of {from} to {address}"
+            );
+        }
+    }
+
+    // The pod MTU, through the tunnel.
+    let mtu: u32 = lab
+        .exec("node1", &["cat", "/var/lib/wren/mtu"])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(mtu, 1450);
+    let far = pod("node3").address().unwrap();
+    let (passed, text) = ping_size(pod("node1").netns(), &far, mtu - 28);
+    assert!(passed, "{text}");
+    let (passed, text) = ping_size(pod("node1").netns(), &far, mtu - 27);
+    assert!(!passed, "{text}");
+
+    // What the router sees.
+    let router = lab.netns("router").unwrap();
+    let capture = router.dir().join("overlay.txt");
+    let file = std::fs::File::create(&capture).unwrap();
+    let mut tcpdump = router
+        .command("tcpdump")
+        .args(["-l", "-nn", "-i", "any", "udp port 4789 or icmp"])
+        .stdout(file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let near = pod("node2").address().unwrap();
+    assert!(pod("node1").netns().ping(&far));
+    assert!(pod("node1").netns().ping(&near));
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = tcpdump.kill();
+    let _ = tcpdump.wait();
+    let seen = std::fs::read_to_string(&capture).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("10.0.1.1.") && l.contains("10.0.2.3.4789")),
+        "no VXLAN from node1 to node3: {seen}"
+    );
+    let near_source = pod("node1").address().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ICMP") && l.contains(&format!("{near_source} > {near}"))),
+        "no plain ICMP from node1's pod to node2's: {seen}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("10.0.1.1.") && l.contains("10.0.1.2.4789")),
+        "VXLAN within the shared subnet: {seen}"
+    );
 }
 
 /// rr: with rr1's bgpd stopped (SIGTERM: it closes its sessions with a Cease, so its
