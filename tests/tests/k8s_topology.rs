@@ -3,7 +3,8 @@
 //! `wren-lab` runner uses, under a unique prefix, and checked where an operator looks:
 //! - the nodes' blocks are `IPAMBlock` objects (`kubectl get ipamblocks`) with their
 //!   `BlockAffinity`, each pod's address lies in a block of its own node, and each bgpd
-//!   wrote its address and AS on its Node object;
+//!   wrote its address and AS on its Node object; `kubectl get wrennodes` shows the
+//!   three Ready;
 //! - the ToR's sessions come from the BGPPeer of the topology (no neighbor in any
 //!   bgpd.toml) and FRR's `show bgp ipv4 unicast json` holds every node's block;
 //! - every node's kernel routes every other node's blocks through the owner (the node mesh
@@ -15,7 +16,7 @@
 //! - a fourth Node created with the annotations of a fourth bgpd (in a namespace of its
 //!   own, on the rack's bridge and the management network) gets mesh sessions from the
 //!   three others within 2 s, its block reaches their kernels, and deleting the Node
-//!   removes those sessions;
+//!   removes those sessions and, through the collector, its block (`ipam check` clean);
 //! - a route reflector topology declared with `peerSelector`s only (node1 labelled
 //!   reflector, the mesh off in the `BGPConfiguration`) converges: node2 and node3 peer
 //!   with node1 alone, and every node's kernel routes every other node's block;
@@ -106,9 +107,7 @@ impl K8s {
                     n["address"].as_str()?.to_owned(),
                     (
                         n["state"].as_str()?.to_owned(),
-                        self.bgpctl(node, &["show", "neighbor", n["address"].as_str()?])
-                            .ok()?["detail"]["established_count"]
-                            .as_u64()?,
+                        n["established_count"].as_u64()?,
                     ),
                 ))
             })
@@ -242,6 +241,45 @@ fn converges(k8s: &K8s) {
             "{node}: {object}"
         );
     }
+
+    // Each node's WrenNode says Ready, as `kubectl get wrennodes` shows it.
+    wait_for(TIMEOUT, "the three WrenNodes Ready", || {
+        let nodes = k8s.get("wrennodes")?;
+        let ready: Vec<&str> = nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| {
+                n["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .filter_map(|n| n["metadata"]["name"].as_str())
+            .collect();
+        if ready == ["node1", "node2", "node3"] {
+            Ok(())
+        } else {
+            Err(format!("Ready: {ready:?}: {nodes}"))
+        }
+    })
+    .unwrap();
+    let table = k8s.kubectl(&["get", "wrennodes"]).unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0][..5],
+        ["NAME", "NODE", "ASN", "PEERS", "UP"],
+        "{table}"
+    );
+    for (row, (node, _)) in rows[1..].iter().zip(NODES) {
+        // NAME NODE ASN PEERS-UP BLOCKS READY AGE: three peers up (two nodes, the ToR).
+        assert_eq!(row[..6], [node, node, "64512", "3", "1", "True"], "{table}");
+    }
+    eprintln!("kubectl get wrennodes:\n{table}");
 
     // Every pod's address is in a block of its own node.
     for (node, _) in NODES {
@@ -542,6 +580,26 @@ fn mesh_follows_the_nodes(k8s: &K8s, prefix: &str, root: &Path) {
     .unwrap();
     assert!(fourth.wren.daemon.is_alive());
     drop(fourth);
+
+    // node4 gone for good: the collector (elected among the three bgpd) frees its
+    // block and affinity, and the datastore checks clean.
+    let freed = std::time::Instant::now();
+    wait_for(TIMEOUT, "node4's block freed by the collector", || {
+        let blocks = k8s.blocks()?;
+        let affinities = k8s.kubectl(&["get", "blockaffinities", "-o", "name"])?;
+        if blocks.contains_key(&block) || affinities.contains("node4") {
+            Err(format!("blocks {blocks:?}, affinities {affinities}"))
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap();
+    eprintln!(
+        "node4's block freed {:?} after node4 stopped",
+        freed.elapsed()
+    );
+    let check = k8s.bgpctl("node1", &["ipam", "check"]).unwrap();
+    assert_eq!(check["problems"], 0, "{check}");
 }
 
 /// Item 3: a route reflector topology from BGPPeers with peerSelectors (no address
