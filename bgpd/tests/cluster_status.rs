@@ -4,6 +4,7 @@
 //!   its blocks, as `kubectl get wrennodes` prints them;
 //! - at steady state it writes nothing (the object's resourceVersion stays);
 //! - a peer going down reaches the status within seconds;
+//! - `BGPConfiguration` `communities` are attached to the node's block routes;
 //! - `address_detection = "kubernetes-internal-ip"` registers the Node's InternalIPs;
 //! - the collector bgpd runs (elected by its Lease) releases a node IPAM knows and
 //!   the cluster does not.
@@ -224,6 +225,22 @@ fn wren_node_status_and_the_collector() {
         ["node-a", "node-a", "64512", "2", "1", "True"],
         "{table}"
     );
+
+    // BGPConfiguration communities reach the block's route, as b receives it.
+    apply(
+        &control,
+        &json!({"apiVersion": "wren.io/v1alpha1", "kind": "BGPConfiguration",
+                "metadata": {"name": "default"}, "spec": {"communities": ["64512:100"]}}),
+    );
+    wait(&a, "the block's route with community 64512:100 at b", || {
+        let routes = b.bgpctl_json(&["show", "routes"]);
+        let route = routes
+            .as_array()?
+            .iter()
+            .find(|r| r["prefix"] == block)?
+            .clone();
+        (route["communities"] == json!(["64512:100"])).then_some(())
+    });
 
     // Steady state: nothing is written (three write intervals).
     let version = |object: &Value| {

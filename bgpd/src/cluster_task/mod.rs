@@ -15,6 +15,8 @@
 //! - After the first convergence (`Event::Converged`) it sets the Node's condition
 //!   `NetworkUnavailable=False` (reason `WrenIsUp`), retrying with backoff until
 //!   the API server takes it.
+//! - `BGPConfiguration` `communities` go to the IPAM task, which attaches them to
+//!   the node's block routes (re-announced when they change).
 //! - It writes the node's `WrenNode` status ([`status`]) on change, at most once
 //!   every [`status::MIN_WRITE_INTERVAL`], from the supervisor's neighbors, the rib's
 //!   per-peer counters, the IPAM task's blocks and reachability, and convergence.
@@ -164,7 +166,7 @@ async fn run(settings: Settings, wiring: Wiring) {
         client,
         settings.node.clone(),
         settings.namespace.clone(),
-        ipam,
+        ipam.clone(),
     );
     let apply = async move {
         let mut unapplied = Unapplied::default();
@@ -173,6 +175,9 @@ async fn run(settings: Settings, wiring: Wiring) {
                 continue;
             };
             unapplied.report(&file, &node_settings);
+            if let Some(ipam) = &ipam {
+                ipam.set_block_communities(node_settings.block_communities.clone());
+            }
             let part = ClusterPart {
                 neighbors: peers::neighbors(&file, &node_settings),
                 cluster_id: node_settings.cluster_id,

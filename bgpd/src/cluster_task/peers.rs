@@ -74,12 +74,6 @@ impl Unapplied {
                 file.node_mesh()
             ));
         }
-        if !settings.block_communities.is_empty() {
-            lines.push(
-                "BGPConfiguration communities are not applied: bgpd does not tag IPAM blocks yet"
-                    .to_owned(),
-            );
-        }
         for line in lines {
             if !self.told.contains(&line) {
                 tracing::warn!("{line}");

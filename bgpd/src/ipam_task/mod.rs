@@ -120,6 +120,9 @@ struct Shared {
     changed: Notify,
     /// What the task last knew (one value: the latest wins).
     status: watch::Sender<IpamStatus>,
+    /// The communities of the node's block routes (`BGPConfiguration`), set by the
+    /// cluster task.
+    block_communities: Mutex<Vec<u32>>,
 }
 
 impl IpamHandle {
@@ -160,6 +163,30 @@ impl IpamHandle {
         self.shared.status.subscribe()
     }
 
+    /// Sets the communities of the node's block routes; the task re-announces the
+    /// blocks when they changed.
+    pub fn set_block_communities(&self, communities: Vec<u32>) {
+        let changed = {
+            let mut slot = self
+                .shared
+                .block_communities
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            replace(&mut *slot, communities)
+        };
+        if changed {
+            self.notify();
+        }
+    }
+
+    fn block_communities(&self) -> Vec<u32> {
+        self.shared
+            .block_communities
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     fn set_blocks(&self, blocks: Vec<IpNet>) {
         self.shared
             .status
@@ -197,6 +224,7 @@ pub fn spawn(
             client: Mutex::new(None),
             changed: Notify::new(),
             status: watch::Sender::new(IpamStatus::default()),
+            block_communities: Mutex::new(Vec::new()),
         }),
     };
     let task = tokio::spawn(source::run(

@@ -88,6 +88,8 @@ pub async fn run(
 struct Advertised {
     blocks: BTreeSet<IpNet>,
     borrowed: BTreeSet<IpAddr>,
+    /// The communities on the block routes.
+    communities: Vec<u32>,
 }
 
 struct Source {
@@ -284,7 +286,13 @@ impl Source {
     /// Makes the rib task's IPAM routes equal to the node's allocations.
     async fn sync(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
         let revision = ipam.store().revision().await?;
-        if self.revision == Some(revision) && self.advertised.is_some() {
+        let communities = self.handle.block_communities();
+        if self.revision == Some(revision)
+            && self
+                .advertised
+                .as_ref()
+                .is_some_and(|advertised| advertised.communities == communities)
+        {
             return Ok(());
         }
         self.sync_vteps(ipam).await?;
@@ -292,6 +300,7 @@ impl Source {
         let wanted = Advertised {
             blocks: allocations.blocks,
             borrowed: allocations.borrowed,
+            communities,
         };
         self.advertise(wanted).await;
         self.revision = Some(allocations.revision);
@@ -321,7 +330,7 @@ impl Source {
                     routes: wanted
                         .blocks
                         .iter()
-                        .map(|b| ipam_block(*b, Vec::new()))
+                        .map(|b| ipam_block(*b, wanted.communities.clone()))
                         .collect(),
                 });
             }
@@ -343,7 +352,19 @@ impl Source {
                 }
                 for block in wanted.blocks.difference(&old.blocks) {
                     tracing::info!(block = %block, "ipam: new block; advertising it");
-                    changes.push(LocalChange::Announce(ipam_block(*block, Vec::new())));
+                    changes.push(LocalChange::Announce(ipam_block(
+                        *block,
+                        wanted.communities.clone(),
+                    )));
+                }
+                if old.communities != wanted.communities {
+                    tracing::info!(communities = ?wanted.communities, "ipam: the blocks' communities changed; advertising them again");
+                    for block in wanted.blocks.intersection(&old.blocks) {
+                        changes.push(LocalChange::Announce(ipam_block(
+                            *block,
+                            wanted.communities.clone(),
+                        )));
+                    }
                 }
                 for address in wanted.borrowed.difference(&old.borrowed) {
                     tracing::debug!(address = %address, "ipam: borrowed address; advertising it");
