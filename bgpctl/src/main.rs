@@ -1,6 +1,7 @@
 //! bgpctl: the command-line tool of Wren's BGP speaker. Parses the command line and
 //! hands each subcommand to its module:
-//! - [`show`]: `show neighbors|neighbor|routes|fib`, `neighbor ADDR ...`, `reload`
+//! - [`show`]: `show neighbors|neighbor|routes|fib`, `neighbor ADDR ...`, `reload`,
+//!   `health`
 //!   (through bgpd's control socket, [`client`]); `show routes` streams ([`routes`]);
 //! - [`ipam`]: `show ipam` and `ipam ...`, through bgpd or `--datastore URL`
 //!   ([`ipam_tables`]: their tables);
@@ -55,6 +56,11 @@ enum Command {
     /// Exit status: 0 when every message is well-formed, 1 when an RFC 7606 / RFC 4271
     /// action applies to one, 2 when the input is unusable.
     Decode(decode::DecodeArgs),
+    /// Is bgpd ready (converged, IPAM datastore reachable)? For probes.
+    ///
+    /// Exit status: 0 when ready (with --live: when bgpd and its rib task answer at
+    /// all), 1 otherwise.
+    Health(show::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +71,6 @@ fn main() -> ExitCode {
         Command::Reload => show::reload(&cli.connection),
         Command::Ipam(args) => ipam::run(&cli.connection, args),
         Command::Decode(args) => decode::run(args),
+        Command::Health(args) => show::health(&cli.connection, args),
     }
 }

@@ -97,6 +97,37 @@ pub fn neighbor(connection: &Connection, args: &NeighborArgs) -> ExitCode {
     }
 }
 
+/// `health`'s options.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Succeed when bgpd answers at all (liveness), not only when ready.
+    #[arg(long)]
+    pub live: bool,
+}
+
+/// Runs `health`: prints bgpd's health; exit status 0 when ready (or, with
+/// `--live`, when it answered), 1 otherwise.
+pub fn health(connection: &Connection, args: &HealthArgs) -> ExitCode {
+    let health = match ask(connection, &Request::ShowHealth) {
+        Ok(Answer::Health(health)) => health,
+        Ok(other) => return fail(&unexpected(&other)),
+        Err(error) => return fail(&error.to_string()),
+    };
+    let printed = if connection.json {
+        match pretty(&health) {
+            Ok(text) => print_answer(&format!("{text}\n")),
+            Err(message) => return fail(&message),
+        }
+    } else {
+        print_answer(&format!("{health}\n"))
+    };
+    if printed != ExitCode::SUCCESS || args.live || health.ready() {
+        printed
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// Runs `reload`.
 pub fn reload(connection: &Connection) -> ExitCode {
     match ask(connection, &Request::Reload) {

@@ -262,6 +262,9 @@ pub enum RibQuery {
         peer: PeerId,
         reply: oneshot::Sender<PeerCounters>,
     },
+    /// Whether the first convergence is done (`show-health`; an answer also shows
+    /// that the rib task turns).
+    Converged { reply: oneshot::Sender<bool> },
 }
 
 /// Where a scan of the RIB's prefixes goes on: a family (0 IPv4, 1 IPv6) and a slot.

@@ -4,6 +4,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::fib::Snapshot;
+use crate::health::Health;
 use crate::neighbor::{NeighborEntry, ReloadSummary};
 use crate::route::RouteLine;
 
@@ -40,6 +41,8 @@ pub enum Answer {
     Ipam(String),
     /// `ipam-changed`: the IPAM task was told to re-read.
     Notified,
+    /// `show-health`.
+    Health(Health),
 }
 
 /// How a `show-routes` answer ended.

@@ -19,10 +19,12 @@
 //!
 //! Modules: [`request`] (what bgpctl asks), [`answer`] (what bgpd says), [`neighbor`]
 //! (`show neighbors` / `show neighbor ADDR`, reload summaries), [`route`] (`show
-//! routes`), [`fib`] (`show fib`), [`ipam`] (the IPAM commands).
+//! routes`), [`fib`] (`show fib`), [`ipam`] (the IPAM commands), [`health`] (`show
+//! health`, the probes').
 
 pub mod answer;
 pub mod fib;
+pub mod health;
 pub mod ipam;
 pub mod neighbor;
 pub mod request;

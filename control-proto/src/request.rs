@@ -44,6 +44,8 @@ pub enum Request {
     },
     /// IPAM changed (a CNI ADD or DEL): re-read the node's allocations now.
     IpamChanged,
+    /// Alive and ready? (the DaemonSet's probes).
+    ShowHealth,
 }
 
 impl Request {
@@ -55,6 +57,7 @@ impl Request {
                 | Request::ShowNeighbor { .. }
                 | Request::ShowRoutes { .. }
                 | Request::ShowFib
+                | Request::ShowHealth
         ) || matches!(self, Request::Ipam { request } if request.is_read_only())
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use control_proto::fib::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
+use control_proto::health::{Datastore, Health};
 use control_proto::{
     Answer, ConnectionInfo, FamilyName, IpamRequest, LastError, MessageCount, NegotiatedInfo,
     NeighborAction, NeighborDetail, NeighborEntry, NeighborView, PeerCounters, ReloadSummary,
@@ -111,6 +112,7 @@ fn requests() {
             r#"{"command":"ipam","request":{"op":"usage"}}"#,
         ),
         (Request::IpamChanged, r#"{"command":"ipam-changed"}"#),
+        (Request::ShowHealth, r#"{"command":"show-health"}"#),
     ];
     for (request, text) in &cases {
         both_ways(request, text);
@@ -410,6 +412,20 @@ fn answers() {
         (
             Response::Ok(Answer::Notified),
             r#"{"ok":"notified"}"#.to_owned(),
+        ),
+        (
+            Response::Ok(Answer::Health(Health {
+                converged: true,
+                datastore: Datastore::Reachable,
+            })),
+            r#"{"ok":{"health":{"converged":true,"datastore":"reachable"}}}"#.to_owned(),
+        ),
+        (
+            Response::Ok(Answer::Health(Health {
+                converged: false,
+                datastore: Datastore::Unreachable("etcd://10.0.0.5:2379: refused".into()),
+            })),
+            r#"{"ok":{"health":{"converged":false,"datastore":{"unreachable":"etcd://10.0.0.5:2379: refused"}}}}"#.to_owned(),
         ),
         (
             Response::Route(route()),

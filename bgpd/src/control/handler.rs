@@ -1,10 +1,12 @@
 //! Answers control requests: neighbor status from the supervisor (with prefix
 //! counters from the rib task), routes from the rib task (streamed, see
 //! [`super::routes`]), the FIB from the fib task, operator commands and reloads
-//! through the supervisor, IPAM commands against the datastore.
+//! through the supervisor, IPAM commands against the datastore, health from the rib
+//! task and the IPAM task.
 
 use std::time::Instant;
 
+use control_proto::health::{Datastore, Health};
 use control_proto::{
     Answer, IpamRequest, NeighborDetail, NeighborEntry, NeighborView, Request, Response,
     RouteQuery, Timers,
@@ -82,7 +84,33 @@ impl Handler {
                 }
                 Ok(Answer::Notified)
             }
+            Request::ShowHealth => self.health().await.map(Answer::Health),
         }
+    }
+
+    /// `show-health`: the rib's convergence (asked, so a stuck rib task gives no
+    /// answer) and the IPAM task's last view of its datastore.
+    async fn health(&self) -> Result<Health, String> {
+        let (reply, answer) = oneshot::channel();
+        self.rib
+            .send(RibInput::Query(RibQuery::Converged { reply }))
+            .await
+            .map_err(|_| String::from("the rib task is gone"))?;
+        let converged = answer
+            .await
+            .map_err(|_| String::from("the rib task did not answer"))?;
+        let datastore = match &self.ipam {
+            None => Datastore::None,
+            Some(ipam) => match &ipam.status().borrow().reachable {
+                None => Datastore::Connecting,
+                Some(Ok(())) => Datastore::Reachable,
+                Some(Err(error)) => Datastore::Unreachable(error.clone()),
+            },
+        };
+        Ok(Health {
+            converged,
+            datastore,
+        })
     }
 
     /// Starts a `show-routes` answer.
