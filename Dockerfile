@@ -1,6 +1,8 @@
-# The `wren` image the topologies in containerlab/ name (image: wren:latest):
-# bgpd and bgpctl in /usr/local/bin, the wren and wren-ipam CNI plugins beside Debian's CNI
-# plugins in /usr/lib/cni, iproute2 for the nodes' exec: commands, and wren-pod to add pods.
+# The `wren` image the topologies in containerlab/ and deploy/wren.yaml name (image:
+# wren:latest): bgpd, bgpctl and wren-install (the DaemonSet's init container, which
+# copies the plugins from /usr/lib/cni to the node) in /usr/local/bin, the wren and
+# wren-ipam CNI plugins beside Debian's CNI plugins in /usr/lib/cni, iproute2 for the
+# nodes' exec: commands, and wren-pod to add pods.
 #
 #   docker build -t wren:latest .
 #   containerlab deploy -t containerlab/tor.clab.yml
@@ -17,8 +19,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p bgpd -p bgpctl -p ipam -p cni --bins \
- && install -D -m 0755 target/release/bgpd target/release/bgpctl -t /out/usr/local/bin \
+RUN cargo build --release --locked -p bgpd -p bgpctl -p ipam -p cni -p cluster --bins \
+ && install -D -m 0755 target/release/bgpd target/release/bgpctl target/release/wren-install \
+      -t /out/usr/local/bin \
  && install -D -m 0755 target/release/wren target/release/wren-ipam -t /out/usr/lib/cni
 
 # --- runtime ----------------------------------------------------------------------------

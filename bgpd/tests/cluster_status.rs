@@ -232,15 +232,19 @@ fn wren_node_status_and_the_collector() {
         &json!({"apiVersion": "wren.io/v1alpha1", "kind": "BGPConfiguration",
                 "metadata": {"name": "default"}, "spec": {"communities": ["64512:100"]}}),
     );
-    wait(&a, "the block's route with community 64512:100 at b", || {
-        let routes = b.bgpctl_json(&["show", "routes"]);
-        let route = routes
-            .as_array()?
-            .iter()
-            .find(|r| r["prefix"] == block)?
-            .clone();
-        (route["communities"] == json!(["64512:100"])).then_some(())
-    });
+    wait(
+        &a,
+        "the block's route with community 64512:100 at b",
+        || {
+            let routes = b.bgpctl_json(&["show", "routes"]);
+            let route = routes
+                .as_array()?
+                .iter()
+                .find(|r| r["prefix"] == block)?
+                .clone();
+            (route["communities"] == json!(["64512:100"])).then_some(())
+        },
+    );
 
     // Steady state: nothing is written (three write intervals).
     let version = |object: &Value| {

@@ -3,7 +3,11 @@
 //! are least privilege: what bgpd and the CNI plugins need is allowed, with their own
 //! tokens, and what they do not need (deleting a Pod, reading Secrets elsewhere,
 //! tokens of other accounts) is refused.
-//! Needs root and the built API server (fails with WREN_REQUIRE_LAB=1).
+//! The ConfigMap's bgpd.toml passes `bgpd --check-config` (bgpd's own parser) with
+//! the router id the DaemonSet gives it, and the DaemonSet gives bgpd and the init
+//! container what they need (names, capabilities, probes, mounts).
+//! Needs root and the built API server (fails with WREN_REQUIRE_LAB=1); the
+//! configuration test needs the built bgpd.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::path::{Path, PathBuf};
@@ -70,8 +74,24 @@ fn manifests_apply_and_roles_are_least_privilege() {
     control_plane
         .kubectl(&["create", "namespace", NAMESPACE])
         .unwrap();
+    // Every manifest: the CRDs, then the rest (ConfigMap and DaemonSet included).
+    let crds = manifest("crds.yaml");
+    apply(&control_plane, &crds, true);
+    apply(&control_plane, &crds, false);
     apply(&control_plane, &wren, true);
     apply(&control_plane, &wren, false);
+    let rollout = control_plane
+        .kubectl(&[
+            "-n",
+            NAMESPACE,
+            "get",
+            "daemonset",
+            "wren-node",
+            "-o",
+            "jsonpath={.spec.updateStrategy.rollingUpdate.maxUnavailable} {.spec.template.spec.priorityClassName}",
+        ])
+        .unwrap();
+    assert_eq!(rollout, "1 system-node-critical");
 
     // A Pod and a Node to act on, as the kubelet and a user would make them.
     control_plane
@@ -169,4 +189,129 @@ fn manifests_apply_and_roles_are_least_privilege() {
         cni,
         &["-n", NAMESPACE, "create", "token", "wren-cni"],
     );
+}
+
+/// The objects of deploy/wren.yaml.
+fn objects() -> Vec<serde_yaml_ng::Value> {
+    let text = std::fs::read_to_string(manifest("wren.yaml")).unwrap();
+    text.split("\n---\n")
+        .map(|document| serde_yaml_ng::from_str(document).unwrap())
+        .collect()
+}
+
+fn object(kind: &str, name: &str) -> serde_yaml_ng::Value {
+    objects()
+        .into_iter()
+        .find(|o| o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {kind} {name} in wren.yaml"))
+}
+
+/// `bgpd --check-config` on `config` with `env`: success and what it printed.
+fn check_config(config: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bgpd.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = std::process::Command::new(lab::fixture::wren_binary("bgpd"))
+        .arg("--check-config")
+        .arg(&path)
+        .env_remove("WREN_ROUTER_ID")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+fn env_source(container: &serde_yaml_ng::Value, name: &str) -> String {
+    let env = container["env"].as_sequence().unwrap();
+    let entry = env
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in {container:?}"));
+    entry["valueFrom"]["fieldRef"]["fieldPath"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn mounts(container: &serde_yaml_ng::Value) -> Vec<String> {
+    container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_shipped_config_parses_and_the_daemonset_gives_bgpd_what_it_needs() {
+    let config = object("ConfigMap", "wren-config");
+    let toml_text = config["data"]["bgpd.toml"].as_str().unwrap();
+    let (ok, out) = check_config(toml_text, &[("WREN_ROUTER_ID", "192.0.2.1")]);
+    assert!(
+        ok,
+        "bgpd --check-config refused the ConfigMap's bgpd.toml: {out}"
+    );
+    // The router id comes from the DaemonSet's environment, nowhere else.
+    let (ok, out) = check_config(toml_text, &[]);
+    assert!(!ok && out.contains("WREN_ROUTER_ID"), "{out}");
+    let parsed: toml::Table = toml_text.parse().unwrap();
+    let socket = parsed["control"]["socket"].as_str().unwrap();
+    let state_dir = parsed["dataplane"]["state_dir"].as_str().unwrap();
+    let cni_kubeconfig = parsed["kubernetes"]["cni_kubeconfig"].as_str().unwrap();
+    // Where wren-install writes the plugins' kubeconfig by default.
+    assert_eq!(cni_kubeconfig, "/etc/cni/net.d/wren-kubeconfig");
+
+    let daemonset = object("DaemonSet", "wren-node");
+    let spec = &daemonset["spec"];
+    assert_eq!(spec["updateStrategy"]["rollingUpdate"]["maxUnavailable"], 1);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "wren-node");
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["tolerations"][0]["operator"], "Exists");
+    assert!(pod["tolerations"][0]["key"].is_null());
+
+    let init = &pod["initContainers"][0];
+    assert_eq!(init["command"][0], "wren-install");
+    assert_eq!(env_source(init, "NODENAME"), "spec.nodeName");
+    let init_mounts = mounts(init);
+    for dir in ["/opt/cni/bin", "/etc/cni/net.d"] {
+        assert!(
+            init_mounts.iter().any(|m| m == dir),
+            "{dir}: {init_mounts:?}"
+        );
+    }
+
+    let bgpd = &pod["containers"][0];
+    assert_eq!(bgpd["command"][0], "bgpd");
+    assert_eq!(env_source(bgpd, "NODENAME"), "spec.nodeName");
+    assert_eq!(env_source(bgpd, "WREN_ROUTER_ID"), "status.hostIP");
+    let security = &bgpd["securityContext"];
+    assert_eq!(security["privileged"], false);
+    let added: Vec<&str> = security["capabilities"]["add"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(added, ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]);
+    assert_eq!(bgpd["readinessProbe"]["exec"]["command"][1], "health");
+    assert_eq!(bgpd["livenessProbe"]["exec"]["command"][2], "--live");
+    let bgpd_mounts = mounts(bgpd);
+    let parent = |path: &str| Path::new(path).parent().unwrap().display().to_string();
+    for dir in [
+        "/etc/wren".to_owned(),
+        parent(socket),
+        state_dir.to_owned(),
+        parent(cni_kubeconfig),
+    ] {
+        assert!(bgpd_mounts.contains(&dir), "{dir}: {bgpd_mounts:?}");
+    }
 }

@@ -55,7 +55,7 @@ fn check_bgp(config: &Config, problems: &mut Problems<'_, '_>) {
     if bgp.router_id.is_unspecified() {
         problems.add(
             key_path!["bgp", "router_id"],
-            "router_id 0.0.0.0 is not a valid BGP identifier",
+            "router_id is missing or 0.0.0.0 (not a valid BGP identifier); name one here or in WREN_ROUTER_ID",
         );
     }
     if bgp.cluster_id.is_some_and(|id| id.is_unspecified()) {

@@ -85,6 +85,8 @@ pub struct Config {
 impl Config {
     /// Reads and checks the configuration file at `path`: every problem found, each
     /// naming the file, line and key.
+    /// A file without `[bgp] router_id` takes it from [`ROUTER_ID_ENV`] when set (the
+    /// DaemonSet's one ConfigMap for every node, each with its own address).
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|error| {
@@ -92,14 +94,32 @@ impl Config {
                 error::Locator::new(&file, "").file_error(format!("cannot read: {error}")),
             ])
         })?;
-        Config::parse(&text, &file)
+        let router_id = std::env::var(ROUTER_ID_ENV).ok();
+        Config::parse_with(&text, &file, router_id.as_deref())
     }
 
     /// Parses and checks a configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+        Config::parse_with(text, file, None)
+    }
+
+    /// [`Config::parse`] with the value of [`ROUTER_ID_ENV`], used when the text
+    /// names no router id.
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        router_id: Option<&str>,
+    ) -> Result<Config, ConfigErrors> {
         let locator = error::Locator::new(file, text);
-        let config: Config =
+        let mut config: Config =
             toml::from_str(text).map_err(|error| ConfigErrors(vec![locator.toml_error(&error)]))?;
+        if let Some(text) = router_id.filter(|_| config.bgp.router_id.is_unspecified()) {
+            config.bgp.router_id = text.trim().parse().map_err(|_| {
+                ConfigErrors(vec![locator.file_error(format!(
+                    "{ROUTER_ID_ENV}={text:?} is not an IPv4 address (the router id when [bgp] names none)"
+                ))])
+            })?;
+        }
         let problems = check::check(&config, &locator);
         if problems.is_empty() {
             Ok(config)
@@ -137,11 +157,21 @@ impl Config {
     }
 }
 
+/// The environment variable that gives the router id when `[bgp]` names none.
+pub const ROUTER_ID_ENV: &str = "WREN_ROUTER_ID";
+
+fn no_router_id() -> Ipv4Addr {
+    Ipv4Addr::UNSPECIFIED
+}
+
 /// `[bgp]`: the speaker.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpConfig {
     pub asn: Asn,
+    /// Required, here or in [`ROUTER_ID_ENV`] (0.0.0.0 when neither names one, which
+    /// the checks refuse).
+    #[serde(default = "no_router_id")]
     pub router_id: Ipv4Addr,
     /// Addresses to accept BGP connections on; empty: accept none.
     #[serde(default = "default_listen")]

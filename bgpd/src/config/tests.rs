@@ -517,3 +517,22 @@ fn max_prefixes_is_one_limit_or_one_per_family() {
         assert!(text.contains("max_prefixes"), "{text}");
     }
 }
+
+#[test]
+fn the_router_id_comes_from_the_environment_only_when_the_file_names_none() {
+    let without = "[bgp]\nasn = 64512\n";
+    let config = Config::parse_with(without, "test.toml", Some("192.0.2.7")).unwrap();
+    assert_eq!(config.bgp.router_id, Ipv4Addr::new(192, 0, 2, 7));
+    // The file wins.
+    let config = Config::parse_with(BASE, "test.toml", Some("192.0.2.7")).unwrap();
+    assert_eq!(config.bgp.router_id, Ipv4Addr::new(10, 0, 0, 1));
+    // Neither: one error naming both places.
+    let all = errors(without);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].contains("router_id is missing") && all[0].contains(ROUTER_ID_ENV));
+    // Not an IPv4 address (an IPv6-only node's hostIP): one line naming the variable.
+    let bad = Config::parse_with(without, "test.toml", Some("fd00::1")).unwrap_err();
+    assert_eq!(bad.0.len(), 1);
+    let text = bad.0[0].to_string();
+    assert!(text.contains("WREN_ROUTER_ID=\"fd00::1\""), "{text}");
+}
