@@ -1,6 +1,8 @@
 //! bgpd as the DaemonSet runs it, against a real API server with the shipped manifests
 //! (deploy/crds.yaml, deploy/wren.yaml): with exactly the `wren-node` service
-//! account's token, its cluster task sets the Node's NetworkUnavailable=False, and
+//! account's token, on the Kubernetes IPAM datastore, it creates the file's pool,
+//! registers its node, becomes ready, its cluster task sets the Node's
+//! NetworkUnavailable=False, and
 //! with `[kubernetes] cni_kubeconfig` its CNI token task writes the plugins' kubeconfig
 //! at start with a working `wren-cni` token, all without a refused request in its log.
 //!
@@ -56,9 +58,11 @@ fn bgpd_with_the_node_token_keeps_the_cni_token_fresh() {
         &Wren::socket_path(&netns),
         false,
         &format!(
-            "[kubernetes]\nkubeconfig = \"{}\"\ncni_kubeconfig = \"{}\"\n",
-            node.display(),
-            cni.display()
+            "[ipam]\ndatastore = \"kubernetes://{node}\"\nnode_addresses = [\"10.72.0.1\"]\n\n\
+             [[ipam.pool]]\ncidr = \"10.245.0.0/16\"\n\n\
+             [kubernetes]\nkubeconfig = \"{node}\"\ncni_kubeconfig = \"{cni}\"\n",
+            node = node.display(),
+            cni = cni.display()
         ),
     );
     let wren = Wren::start_with_env(&netns, &config, &[("NODENAME", "node-t")]);
@@ -88,6 +92,30 @@ fn bgpd_with_the_node_token_keeps_the_cni_token_fresh() {
         (text.trim() == "False WrenIsUp").then_some(text)
     });
     assert_eq!(condition.trim(), "False WrenIsUp");
+    // On the Kubernetes datastore with the same token: the file's pool is created, the
+    // node registers (its Node's wren.io/asn), and bgpd is ready.
+    wait(&wren, "bgpctl health: ready", || {
+        wren.bgpctl(&["health"]).status.success().then_some(())
+    });
+    let pools = control
+        .kubectl(&[
+            "get",
+            "ippools.wren.io",
+            "-o",
+            "jsonpath={.items[*].spec.cidr}",
+        ])
+        .expect("IPPools");
+    assert_eq!(pools.trim(), "10.245.0.0/16");
+    let asn = control
+        .kubectl(&[
+            "get",
+            "node",
+            "node-t",
+            "-o",
+            "jsonpath={.metadata.annotations.wren\\.io/asn}",
+        ])
+        .expect("node-t");
+    assert_eq!(asn.trim(), "64512");
     let log = wren.daemon.log();
     for refused in ["403", "Forbidden", "forbidden"] {
         assert!(
