@@ -11,10 +11,12 @@
 //!   on all three nodes ping each other and open TCP connections;
 //!   `ping -M do -s (MTU-28)` passes pod to pod and one byte more is refused.
 //! - bgpd turns IPv4 forwarding on (the test does not).
-//! - A restart of one bgpd with the overlay up changes nothing in its kernel
-//!   (`ip monitor` and `bridge monitor` stay silent).
+//! - A restart of one bgpd with the overlay up (and the pool's `nat_outgoing`
+//!   table) changes nothing in its kernel: `ip monitor`, `bridge monitor` and
+//!   `nft monitor` show nothing of vxlan.wren, protocol 196 or `inet wren`, while a
+//!   change made on purpose shows.
 //!
-//! Needs root and the CNI plugins (skips otherwise; fails with WREN_REQUIRE_LAB=1).
+//! Needs root, nft and the CNI plugins (skips otherwise; fails with WREN_REQUIRE_LAB=1).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,8 +76,9 @@ fn node(
 
 fn config(node: &Node, url: &str, mode: &str) -> String {
     let socket = Wren::socket_path(&node.netns);
-    let rest =
-        format!("[[ipam.pool]]\ncidr = \"{POOL}\"\nvxlan_mode = \"{mode}\"\nvxlan_vni = 4321\n");
+    let rest = format!(
+        "[[ipam.pool]]\ncidr = \"{POOL}\"\nvxlan_mode = \"{mode}\"\nvxlan_vni = 4321\nnat_outgoing = true\n"
+    );
     wren_config(
         &node.address,
         &socket,
@@ -137,6 +140,7 @@ fn monitors(netns: &Netns) -> Vec<(Child, std::path::PathBuf)> {
             "neigh",
         ],
         vec!["bridge", "-n", netns.name(), "monitor", "fdb"],
+        vec!["ip", "netns", "exec", netns.name(), "nft", "monitor"],
     ]
     .into_iter()
     .enumerate()
@@ -156,7 +160,7 @@ fn monitors(netns: &Netns) -> Vec<(Child, std::path::PathBuf)> {
 
 #[test]
 fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
-    let Some(ready) = lab::require!(Root, Cni) else {
+    let Some(ready) = lab::require!(Root, Cni, Nft) else {
         return;
     };
     wren_binary("wren");
@@ -278,6 +282,12 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
         "{text}"
     );
 
+    assert!(
+        a.netns
+            .exec(&["nft", "list", "table", "inet", "wren"])
+            .is_ok(),
+        "the nat_outgoing table is there before the restart"
+    );
     // A restart changes nothing in the kernel: no line of `ip monitor` or `bridge
     // monitor` names the overlay's device or Wren's protocol (the underlay's own
     // neighbour entries age as they like), while a change made on purpose shows.
@@ -300,7 +310,11 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
         std::fs::read_to_string(path)
             .unwrap()
             .lines()
-            .filter(|line| line.contains("vxlan.wren") || line.contains("proto 196"))
+            .filter(|line| {
+                line.contains("vxlan.wren")
+                    || line.contains("proto 196")
+                    || line.contains("inet wren")
+            })
             .map(str::to_owned)
             .collect()
     };
@@ -317,6 +331,12 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
     a.netns
         .ip(&["route", "del", "10.99.99.0/24", "dev", "vxlan.wren"])
         .unwrap();
+    a.netns
+        .exec(&["nft", "add", "table", "inet", "wren_control"])
+        .unwrap();
+    a.netns
+        .exec(&["nft", "delete", "table", "inet", "wren_control"])
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     for (child, _) in &mut watching {
         let _ = child.kill();
@@ -326,6 +346,11 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
         ours(&watching[0].1).len(),
         2,
         "ip monitor saw the control change"
+    );
+    assert_eq!(
+        ours(&watching[2].1).len(),
+        2,
+        "nft monitor saw the control change"
     );
     assert!(pods[0].netns().ping(&far));
     drop(pods);
