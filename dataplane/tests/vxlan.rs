@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dataplane::snapshot::VxlanMode;
-use dataplane::vxlan::{self, Overlay, kernel::Kernel};
+use dataplane::vxlan::{Overlay, kernel};
 use dataplane::{BlockOwner, Node, Pool, Snapshot, Vtep};
 use lab::Netns;
 use serde_json::Value;
@@ -49,19 +49,8 @@ fn cluster(vni: u32, peers: &[(&str, &str, &str, u8)]) -> Snapshot {
 /// The desired overlay of `node` and one sync of it inside `netns`: the changes made.
 fn sync(netns: &Netns, snapshot: &Snapshot, node: &str) -> (Overlay, Vec<String>) {
     netns
-        .enter(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let kernel = Kernel::open().unwrap();
-                let interfaces = kernel.interface_addresses().await.unwrap();
-                let overlay = vxlan::desired(snapshot, node, &interfaces).unwrap();
-                let changes = kernel.sync(&overlay).await.unwrap();
-                (overlay, changes)
-            })
-        })
+        .enter(|| kernel::sync_once(snapshot, node))
+        .unwrap()
         .unwrap()
 }
 

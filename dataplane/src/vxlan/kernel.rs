@@ -26,6 +26,7 @@ use rtnetlink::{Handle, LinkUnspec, LinkVxlan};
 
 use super::{DEVICE_IPV4, DEVICE_IPV6, Device, InterfaceAddress, Overlay};
 use crate::error::Error;
+use crate::snapshot::Snapshot;
 
 /// ENODEV: what netlink answers for a link that does not exist.
 const ENODEV: i32 = 19;
@@ -432,6 +433,24 @@ impl Table {
             (Table::Neighbours, IpAddr::V6(_)) => AddressFamily::Inet6,
         }
     }
+}
+
+/// One sync of what `snapshot` asks of `node`, from a thread that is not inside a
+/// tokio runtime (a test, a benchmark, a one-shot tool): the interfaces read, the
+/// overlay computed and programmed on a netlink connection of its own, in the
+/// calling thread's network namespace. Returns the overlay and the changes made.
+pub fn sync_once(snapshot: &Snapshot, node: &str) -> Result<(Overlay, Vec<String>), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting a runtime for one overlay sync", e))?;
+    runtime.block_on(async {
+        let kernel = Kernel::open()?;
+        let interfaces = kernel.interface_addresses().await?;
+        let overlay = super::desired(snapshot, node, &interfaces)?;
+        let changes = kernel.sync(&overlay).await?;
+        Ok((overlay, changes))
+    })
 }
 
 /// Whether the device's tunnel settings (what needs a new device to change) are
