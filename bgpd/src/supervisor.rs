@@ -562,6 +562,7 @@ impl Task {
                 None => {
                     let neighbor = self.neighbors.remove(&address);
                     if let Some(neighbor) = neighbor {
+                        let peer = neighbor.handle.peer;
                         stop(
                             neighbor,
                             Notification::new(
@@ -570,6 +571,15 @@ impl Task {
                                 Vec::new(),
                             ),
                         );
+                        // Routes it left stale (a graceful restart it will now never
+                        // finish: a killed node whose Node was deleted) go with it.
+                        let down = RibInput::PeerDown {
+                            peer,
+                            stale_for: None,
+                        };
+                        if self.rib.send(down).await.is_err() {
+                            tracing::warn!("the rib task is gone");
+                        }
                     }
                     summary.removed.push(address);
                 }

@@ -20,6 +20,12 @@
 //! - a route reflector topology declared with `peerSelector`s only (node1 labelled
 //!   reflector, the mesh off in the `BGPConfiguration`) converges: node2 and node3 peer
 //!   with node1 alone, and every node's kernel routes every other node's block;
+//! - faults: the API server killed (SIGKILL) and restarted, then etcd under it, with the
+//!   three nodes running: no session resets, every kernel keeps every block, each bgpd
+//!   logs the API server's outage naming it, and a BGPPeer change made after the restart
+//!   reaches every node (FRR sees the new hold time); node3's bgpd killed with SIGKILL
+//!   while its Node is deleted: the others drop their sessions with it, the collector
+//!   frees its block, `ipam check` is clean;
 //! - after tear-down no namespace of the lab is left, also when a check fails (the checks
 //!   run under `catch_unwind`).
 //!
@@ -82,6 +88,20 @@ impl K8s {
         let out = self.lab.exec(node, &all).map_err(|e| e.to_string())?;
         lab::fixture::parse_bgpctl_json(args, &out)
             .map_err(|e| format!("bgpctl {args:?} on {node}: {e}: {out}"))
+    }
+
+    /// Patches the BGPPeer rack1-tor's holdTime.
+    fn set_tor_hold_time(&self, seconds: u64) {
+        let patch = format!(r#"{{"spec":{{"holdTime":{seconds}}}}}"#);
+        self.kubectl(&[
+            "patch",
+            "bgppeer",
+            "rack1-tor",
+            "--type=merge",
+            "-p",
+            &patch,
+        ])
+        .unwrap();
     }
 
     /// `kubectl apply` of a manifest given as text.
@@ -176,11 +196,14 @@ fn k8s_topology_on_the_kubernetes_datastore() {
         kubeconfig: root.join("containerlab/k8s/admin.kubeconfig"),
         bgpctl,
     };
+    let mut k8s = k8s;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         converges(&k8s);
         bgp_peer_follows_its_node_selector(&k8s);
         mesh_follows_the_nodes(&k8s, &prefix, &root);
         route_reflectors_from_peer_selectors(&k8s);
+        control_plane_faults(&mut k8s);
+        node_killed_while_deleted(&k8s);
     }));
     drop(k8s);
     let left: Vec<String> = lab::netns::list()
@@ -412,15 +435,7 @@ fn bgp_peer_follows_its_node_selector(k8s: &K8s) {
 
     // holdTime 30 -> 6 (below FRR's 9, so the negotiated hold time shows it): node1's and
     // node2's ToR sessions reset with it, node3 stays out, no mesh session moves.
-    k8s.kubectl(&[
-        "patch",
-        "bgppeer",
-        "rack1-tor",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"holdTime":6}}"#,
-    ])
-    .unwrap();
+    k8s.set_tor_hold_time(6);
     let reset = wait_for(TIMEOUT, "the selected nodes' ToR sessions reset", || {
         let now = tor_sessions(k8s);
         let done = ["node1", "node2"].iter().all(|node| {
@@ -584,20 +599,30 @@ fn mesh_follows_the_nodes(k8s: &K8s, prefix: &str, root: &Path) {
     // node4 gone for good: the collector (elected among the three bgpd) frees its
     // block and affinity, and the datastore checks clean.
     let freed = std::time::Instant::now();
-    wait_for(TIMEOUT, "node4's block freed by the collector", || {
-        let blocks = k8s.blocks()?;
-        let affinities = k8s.kubectl(&["get", "blockaffinities", "-o", "name"])?;
-        if blocks.contains_key(&block) || affinities.contains("node4") {
-            Err(format!("blocks {blocks:?}, affinities {affinities}"))
-        } else {
-            Ok(())
-        }
-    })
-    .unwrap();
+    freed_by_the_collector(k8s, "node4", &block);
     eprintln!(
         "node4's block freed {:?} after node4 stopped",
         freed.elapsed()
     );
+}
+
+/// Waits until `node`'s `block` and its affinity are gone from the API server (the
+/// collector's work), then checks the datastore clean.
+fn freed_by_the_collector(k8s: &K8s, node: &str, block: &str) {
+    wait_for(
+        TIMEOUT,
+        &format!("{node}'s block freed by the collector"),
+        || {
+            let blocks = k8s.blocks()?;
+            let affinities = k8s.kubectl(&["get", "blockaffinities", "-o", "name"])?;
+            if blocks.contains_key(block) || affinities.contains(&format!("/{node}-")) {
+                Err(format!("blocks {blocks:?}, affinities {affinities}"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .unwrap();
     let check = k8s.bgpctl("node1", &["ipam", "check"]).unwrap();
     assert_eq!(check["problems"], 0, "{check}");
 }
@@ -687,4 +712,121 @@ spec:
         .find(|r| r["prefix"] == node3_block.as_str() && r["best"] == true)
         .unwrap_or_else(|| panic!("node2 has no best route to {node3_block}: {routes}"));
     assert_eq!(best["source"], "10.0.0.1", "{best}");
+}
+
+/// The three nodes' blocks (node4's, freed, excluded).
+fn node_blocks(k8s: &K8s) -> BTreeMap<String, String> {
+    let mut blocks = k8s.blocks().unwrap();
+    blocks.retain(|_, owner| NODES.iter().any(|(node, _)| node == owner));
+    blocks
+}
+
+/// Item 4: the API server, then etcd under it, killed and restarted under the three
+/// running nodes.
+fn control_plane_faults(k8s: &mut K8s) {
+    let blocks = node_blocks(k8s);
+    for (daemon_node, hold) in [("apiserver", 7), ("etcd", 8)] {
+        let sessions: Vec<_> = NODES
+            .iter()
+            .map(|(n, _)| k8s.neighbors(n).unwrap())
+            .collect();
+        let logged: Vec<usize> = NODES
+            .iter()
+            .map(|(n, _)| k8s.lab.node(n).unwrap().daemons()[0].log().len())
+            .collect();
+        k8s.lab.node(daemon_node).unwrap().daemons()[0]
+            .kill()
+            .unwrap();
+        // While it is down: sessions and routes stay.
+        std::thread::sleep(Duration::from_secs(3));
+        for ((node, _), before) in NODES.iter().zip(&sessions) {
+            assert_eq!(
+                &k8s.neighbors(node).unwrap(),
+                before,
+                "{node}'s sessions moved with {daemon_node} down"
+            );
+        }
+        k8s.wait_kernels(&blocks);
+        k8s.lab.node_mut(daemon_node).unwrap().daemons_mut()[0]
+            .restart()
+            .unwrap();
+        wait_until(TIMEOUT, "the API server ready again", || {
+            k8s.kubectl(&["get", "--raw", "/readyz"]).is_ok()
+        })
+        .unwrap();
+        // Recovered by itself: a change made now reaches every node.
+        k8s.set_tor_hold_time(hold);
+        wait_for(
+            TIMEOUT,
+            &format!("holdTime {hold} on every node after {daemon_node}'s restart"),
+            || {
+                let now = tor_sessions(k8s);
+                if now
+                    .values()
+                    .all(|(state, _, ms)| state == "Established" && *ms == hold * 1000)
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{now:?}"))
+                }
+            },
+        )
+        .unwrap();
+        for ((node, _), from) in NODES.iter().zip(logged) {
+            let log = k8s.lab.node(node).unwrap().daemons()[0].log();
+            let lines: Vec<&str> = log[from..]
+                .lines()
+                .filter(|l| {
+                    l.contains("172.31.4.101") && (l.contains("WARN") || l.contains("ERROR"))
+                })
+                .collect();
+            eprintln!(
+                "{node}, {daemon_node} killed: {} warnings naming the API server, the first: {}",
+                lines.len(),
+                lines.first().unwrap_or(&"none")
+            );
+            if daemon_node == "apiserver" {
+                assert!(!lines.is_empty(), "{node} said nothing of the outage");
+            }
+        }
+    }
+}
+
+/// Item 4: node3's bgpd killed with SIGKILL while its Node is deleted.
+fn node_killed_while_deleted(k8s: &K8s) {
+    let blocks = node_blocks(k8s);
+    let block = blocks
+        .iter()
+        .find(|(_, owner)| *owner == "node3")
+        .unwrap()
+        .0
+        .clone();
+    k8s.lab.node("node3").unwrap().daemons()[0].kill().unwrap();
+    k8s.kubectl(&["delete", "node", "node3"]).unwrap();
+    wait_for(
+        TIMEOUT,
+        "node3's sessions gone from node1 and node2",
+        || {
+            for node in ["node1", "node2"] {
+                if k8s.neighbors(node)?.contains_key("10.0.0.3") {
+                    return Err(format!("{node} still has node3 as a neighbor"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    freed_by_the_collector(k8s, "node3", &block);
+    for node in ["node1", "node2"] {
+        let netns = k8s.lab.netns(node).unwrap();
+        wait_for(
+            TIMEOUT,
+            &format!("{block} of node3 out of {node}'s kernel"),
+            || match netns.route(&block) {
+                Ok(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        )
+        .unwrap();
+    }
 }

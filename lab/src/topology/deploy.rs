@@ -246,6 +246,15 @@ impl Lab {
         })
     }
 
+    /// A node by name, to restart its daemons ([`LabNode::daemons_mut`]).
+    pub fn node_mut(&mut self, name: &str) -> Result<&mut LabNode> {
+        let lab = self.topology.name.clone();
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::invalid(format!("lab {lab}"), format!("no node {name:?}")))
+    }
+
     /// A node's namespace.
     pub fn netns(&self, node: &str) -> Result<&Netns> {
         Ok(&self.node(node)?.netns)
@@ -355,6 +364,11 @@ impl LabNode {
     /// Its daemons other than FRR (Wren's bgpd).
     pub fn daemons(&self) -> &[Daemon] {
         &self.daemons
+    }
+
+    /// Its daemons other than FRR, to kill and restart them (fault tests).
+    pub fn daemons_mut(&mut self) -> &mut [Daemon] {
+        &mut self.daemons
     }
 
     /// Its pods.
