@@ -24,7 +24,7 @@ pub const MAX_BLOCK_ADDRESSES: u32 = 4096;
 /// A block as stored; the spec of the `IPAMBlock` custom resource (named after its
 /// CIDR) on the Kubernetes datastore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[kube(
     group = "wren.io",
     version = "v1alpha1",
@@ -48,7 +48,7 @@ pub struct Block {
 
 /// One address in use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Allocation {
     pub handle: String,
     pub sequence: u64,

@@ -121,7 +121,7 @@ mod tests {
         }
         // A stored pool from before these keys reads as `never` with the defaults.
         let old: Pool = serde_json::from_str(
-            r#"{"cidr":"10.244.0.0/16","block_size":26,"disabled":false,"node_selector":{},"nat_outgoing":false}"#,
+            r#"{"cidr":"10.244.0.0/16","blockSize":26,"disabled":false,"nodeSelector":{},"natOutgoing":false}"#,
         )
         .unwrap();
         assert_eq!(old, Pool::new("10.244.0.0/16".parse().unwrap()));

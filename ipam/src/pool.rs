@@ -24,7 +24,7 @@ pub const DEFAULT_V6_BLOCK_SIZE: u8 = 122;
 /// An IP pool as stored; the spec of the `IPPool` custom resource (named after its
 /// CIDR) on the Kubernetes datastore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[kube(
     group = "wren.io",
     version = "v1alpha1",

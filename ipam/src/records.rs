@@ -31,7 +31,7 @@ pub enum AffinityState {
 /// The spec of the `BlockAffinity` custom resource (named after the node and the
 /// CIDR) on the Kubernetes datastore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[kube(
     group = "wren.io",
     version = "v1alpha1",
@@ -54,7 +54,7 @@ pub struct Affinity {
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema,
 )]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[kube(
     group = "wren.io",
     version = "v1alpha1",
@@ -112,7 +112,7 @@ impl HandleRecord {
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema,
 )]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[kube(
     group = "wren.io",
     version = "v1alpha1",

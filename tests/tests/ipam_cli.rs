@@ -91,8 +91,8 @@ fn commands_work_on_a_datastore_without_bgpd() {
     let pools = pools.as_array().unwrap();
     assert_eq!(pools.len(), 2, "{pools:?}");
     assert_eq!(pools[0]["cidr"], "10.244.0.0/24");
-    assert_eq!(pools[0]["block_size"], 28);
-    assert_eq!(pools[1]["block_size"], 122);
+    assert_eq!(pools[0]["blockSize"], 28);
+    assert_eq!(pools[1]["blockSize"], 122);
     let list = ok(&url, &["ipam", "pool", "list"]);
     assert!(
         list.contains("10.244.0.0/24") && list.contains("zone=a"),
@@ -220,9 +220,9 @@ fn vxlan_pools_and_the_tunnel_address_through_bgpctl() {
             "7",
         ],
     );
-    assert_eq!(added["vxlan_mode"], "cross_subnet", "{added}");
+    assert_eq!(added["vxlanMode"], "cross_subnet", "{added}");
     assert_eq!(
-        (added["vxlan_vni"].clone(), added["vxlan_port"].clone()),
+        (added["vxlanVni"].clone(), added["vxlanPort"].clone()),
         (7.into(), 4789.into()),
         "{added}"
     );
