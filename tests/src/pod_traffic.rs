@@ -11,7 +11,7 @@ use serde_json::Value;
 /// A TCP connection from `client` to `server`'s `address`:7070 carrying five bytes
 /// there and back.
 pub fn tcp(server: &Netns, address: &str, client: &Netns) -> bool {
-    let target: SocketAddr = format!("{address}:7070").parse().unwrap();
+    let target = SocketAddr::new(address.parse().unwrap(), 7070);
     let listener = server.enter(|| TcpListener::bind(target)).unwrap().unwrap();
     let accepted = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().ok()?;

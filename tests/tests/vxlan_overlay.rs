@@ -11,6 +11,8 @@
 //!   on all three nodes ping each other and open TCP connections;
 //!   `ping -M do -s (MTU-28)` passes pod to pod and one byte more is refused.
 //! - bgpd turns IPv4 forwarding on (the test does not).
+//! - IPv6 pods on two subnets reach each other through `vxlan-v6.wren` over the IPv6
+//!   underlay.
 //! - A restart of one bgpd with the overlay up (and the pool's `nat_outgoing`
 //!   table) changes nothing in its kernel: `ip monitor`, `bridge monitor` and
 //!   `nft monitor` show nothing of vxlan.wren, protocol 196 or `inet wren`, while a
@@ -75,15 +77,21 @@ fn node(
 }
 
 fn config(node: &Node, url: &str, mode: &str) -> String {
-    let socket = Wren::socket_path(&node.netns);
     let rest = format!(
         "[[ipam.pool]]\ncidr = \"{POOL}\"\nvxlan_mode = \"{mode}\"\nvxlan_vni = 4321\nnat_outgoing = true\n"
     );
+    config_with(node, url, &[&node.address], &rest)
+}
+
+/// bgpd without BGP (no neighbor, no mesh), keeping its routes at stop, with
+/// `addresses` registered and `pools` in `[ipam]`.
+fn config_with(node: &Node, url: &str, addresses: &[&str], pools: &str) -> String {
+    let socket = Wren::socket_path(&node.netns);
     wren_config(
         &node.address,
         &socket,
         true,
-        &ipam_section(&node.name, url, &[&node.address], &rest),
+        &ipam_section(&node.name, url, addresses, pools),
     )
     .replace(
         "[fib]\nenabled = true",
@@ -355,4 +363,83 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
     assert!(pods[0].netns().ping(&far));
     drop(pods);
     wrens.clear();
+}
+
+/// IPv6 pods on two nodes on different subnets reach each other through
+/// `vxlan-v6.wren` over the IPv6 underlay (an IPv6-only pool with
+/// `vxlan_mode = "always"`).
+#[test]
+fn ipv6_pods_reach_each_other_over_the_ipv6_overlay() {
+    let Some(ready) = lab::require!(Root, Cni) else {
+        return;
+    };
+    wren_binary("wren");
+    wren_binary("wren-ipam");
+    let router = Netns::new("wv-router6").unwrap();
+    router
+        .ip(&["link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    router.iface("br0").up().unwrap();
+    router
+        .exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        .unwrap();
+    let a = node(&router, "node-a6", "10.83.1.1", "10.83.1.254", "pa", true);
+    let c = node(&router, "node-c6", "10.83.2.3", "10.83.2.254", "pc", false);
+    router.iface("br0").addr("10.83.1.254/24").unwrap();
+    router.iface("pc").addr("10.83.2.254/24").unwrap();
+    for (netns, device, address) in [
+        (&router, "br0", "fd00:83:1::fe/64"),
+        (&router, "pc", "fd00:83:2::fe/64"),
+        (&a.netns, "eth1", "fd00:83:1::1/64"),
+        (&c.netns, "eth1", "fd00:83:2::3/64"),
+    ] {
+        netns
+            .ip(&["addr", "add", address, "dev", device, "nodad"])
+            .unwrap();
+    }
+    a.netns
+        .ip(&["-6", "route", "add", "default", "via", "fd00:83:1::fe"])
+        .unwrap();
+    c.netns
+        .ip(&["-6", "route", "add", "default", "via", "fd00:83:2::fe"])
+        .unwrap();
+    let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
+    let pools = "[[ipam.pool]]\ncidr = \"fd00:248::/56\"\nvxlan_mode = \"always\"\n";
+    let wrens: Vec<Wren> = [(&a, "fd00:83:1::1"), (&c, "fd00:83:2::3")]
+        .iter()
+        .map(|(n, underlay)| Wren::start(&n.netns, &config_with(n, &url, &[underlay], pools)))
+        .collect();
+    let pods: Vec<Pod> = [&a, &c].iter().map(|n| pod(n, &url)).collect();
+    let link = a
+        .netns
+        .ip_json(&["-d", "link", "show", "dev", "vxlan-v6.wren"])
+        .unwrap()[0]
+        .clone();
+    assert_eq!(
+        link["linkinfo"]["info_data"]["local6"], "fd00:83:1::1",
+        "{link}"
+    );
+    assert_eq!(link["mtu"], 1430, "{link}");
+    let far = pods[1].address().unwrap();
+    assert!(far.contains(':'), "{far}");
+    let block = blocks_of(&url, "node-c6").pop().unwrap();
+    let route = wrens[0]
+        .daemon
+        .wait_for(TIMEOUT, &format!("{block} on node-a6"), || {
+            kernel_route(&a.netns, &block).ok_or("no route of protocol 196")
+        })
+        .unwrap();
+    assert_eq!(route["dev"], "vxlan-v6.wren", "{route}");
+    assert!(route["flags"].to_string().contains("onlink"), "{route}");
+    let near = pods[0].address().unwrap();
+    wrens[0]
+        .daemon
+        .wait_until(TIMEOUT, &format!("ping {far}"), || {
+            pods[0].netns().ping(&far)
+        })
+        .unwrap();
+    assert!(pods[1].netns().ping(&near));
+    assert!(tcp(pods[1].netns(), &far, pods[0].netns()), "TCP to {far}");
+    drop(pods);
+    drop(wrens);
 }
