@@ -102,11 +102,22 @@ impl KubernetesStore {
                 // The watch timed out: go on from the last version seen.
                 continue;
             };
-            tracing::warn!(
-                "datastore {}: the watch of {resource} on API server {} ended: {failure}; watching again in {pause:?}",
-                self.url,
-                self.server
-            );
+            // One warning per outage (the first failure after a working watch); the
+            // retries of the same outage are debug lines.
+            let first = pause == Duration::from_millis(100);
+            if first {
+                tracing::warn!(
+                    "datastore {}: the watch of {resource} on API server {} ended: {failure}; watching again with backoff",
+                    self.url,
+                    self.server
+                );
+            } else {
+                tracing::debug!(
+                    "datastore {}: the watch of {resource} on API server {} ended: {failure}; watching again in {pause:?}",
+                    self.url,
+                    self.server
+                );
+            }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(30));
             // Start over from the current revision; a change may have been missed.
@@ -115,7 +126,7 @@ impl KubernetesStore {
                     version = revision.to_string();
                     let _ = sender.try_send(Ok(revision));
                 }
-                Err(e) => tracing::warn!("{e}"),
+                Err(e) => tracing::debug!("{e}"),
             }
         }
     }
