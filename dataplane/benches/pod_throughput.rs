@@ -148,6 +148,7 @@ fn overlay(netns: &Netns, name: &str) {
             node("b", NODE_B, "10.244.1.0", 2),
         ],
         blocks: vec![owner("10.244.0.0/24", "a"), owner("10.244.1.0/24", "b")],
+        borrowed: vec![],
     };
     netns
         .enter(|| kernel::sync_once(&snapshot, name))

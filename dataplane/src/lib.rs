@@ -26,4 +26,4 @@ pub mod vxlan;
 pub use error::Error;
 pub use link::{Link, links};
 pub use mtu::{Encapsulation, MtuSettings, PodMtu};
-pub use snapshot::{BlockOwner, Node, Pool, Snapshot, Vtep};
+pub use snapshot::{BlockOwner, Borrowed, Node, Pool, Snapshot, Vtep};

@@ -2,7 +2,8 @@
 //! task last read them from the datastore. bgpd's IPAM task publishes a
 //! [`Snapshot`] on a `tokio::sync::watch` (`None` until its first read) and the
 //! dataplane task follows it. The VXLAN overlay is built from it alone: the blocks
-//! and their owners (the datastore's affinities), and each node's tunnel endpoints.
+//! and their owners (the datastore's affinities), the addresses borrowed from
+//! other nodes' blocks and their users, and each node's tunnel endpoints.
 
 use std::net::IpAddr;
 
@@ -20,12 +21,23 @@ pub struct Snapshot {
     pub nodes: Vec<Node>,
     /// Every block that has an owner, sorted by block.
     pub blocks: Vec<BlockOwner>,
+    /// Every address used by another node than its block's owner (borrowed with
+    /// strict affinity off), sorted by address.
+    pub borrowed: Vec<Borrowed>,
 }
 
 /// A block and the node that owns it, as the datastore says.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BlockOwner {
     pub block: IpNet,
+    pub node: String,
+}
+
+/// An address a node uses in a block it does not own (`ipam::Block::user_of`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Borrowed {
+    pub address: IpAddr,
+    /// The node whose pod has the address.
     pub node: String,
 }
 

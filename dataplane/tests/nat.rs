@@ -33,6 +33,7 @@ fn snapshot(pools: &[(&str, bool)], nodes: &[&str]) -> Snapshot {
             })
             .collect(),
         blocks: vec![],
+        borrowed: vec![],
     }
 }
 

@@ -43,6 +43,7 @@ fn cluster(vni: u32, peers: &[(&str, &str, &str, u8)]) -> Snapshot {
                 node: (*name).into(),
             })
             .collect(),
+        borrowed: vec![],
     }
 }
 

@@ -50,7 +50,8 @@ pub use error::IpamError;
 pub use family::Family;
 pub use pool::{Pool, VxlanMode, format_node_selector, parse_node_selector};
 pub use records::{
-    Affinity, AffinityState, HandleRecord, IpamConfig, MacAddress, Node, NodeAllocations, Vtep,
+    Affinity, AffinityState, BlockUsers, HandleRecord, IpamConfig, MacAddress, Node,
+    NodeAllocations, Vtep,
 };
 pub use release::{NodeRelease, Released};
 pub use report::{AddressInfo, Usage, UsageReport};

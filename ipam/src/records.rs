@@ -209,6 +209,16 @@ pub struct NodeAllocations {
     pub revision: u64,
 }
 
+/// Who uses which block and address in the cluster ([`crate::Ipam::block_users`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockUsers {
+    /// Every block that has an owner, with its owner, sorted.
+    pub owners: Vec<(IpNet, String)>,
+    /// Every address used by another node than its block's owner (borrowed, or in
+    /// a block without owner), with that node, sorted.
+    pub borrowed: Vec<(IpAddr, String)>,
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Records are plain structs of strings, numbers and maps with string keys:
     // serializing them cannot fail.

@@ -13,7 +13,7 @@ use crate::error::IpamError;
 use crate::family::Family;
 use crate::keys;
 use crate::pool::Pool;
-use crate::records::{Affinity, IpamConfig, Node, NodeAllocations};
+use crate::records::{Affinity, BlockUsers, IpamConfig, Node, NodeAllocations};
 use crate::snapshot::decode_pools;
 use crate::store::{Datastore, Expect, Read, Watch};
 
@@ -253,17 +253,29 @@ impl<S: Datastore> Ipam<S> {
         })
     }
 
-    /// Every block that has an owner, with that owner, sorted by block: where the
-    /// VXLAN overlay sends a remote block (the datastore, not BGP, says who owns it).
-    pub async fn block_owners(&self) -> Result<Vec<(IpNet, String)>, IpamError> {
-        let mut owners: Vec<(IpNet, String)> = self
-            .blocks()
-            .await?
-            .into_iter()
-            .filter_map(|(_, block)| block.affinity.map(|node| (block.cidr, node)))
-            .collect();
-        owners.sort();
-        Ok(owners)
+    /// Who uses which block and address, for the VXLAN overlay (the datastore, not
+    /// BGP, says where a block or a borrowed address lives): every block that has an
+    /// owner, with that owner, and every address whose user (`Block::user_of`) is
+    /// not its block's owner, with that user; both sorted.
+    pub async fn block_users(&self) -> Result<BlockUsers, IpamError> {
+        let mut users = BlockUsers::default();
+        for (_, block) in self.blocks().await? {
+            for (ordinal, allocation) in &block.allocations {
+                if let Some(user) = block.user_of(allocation)
+                    && Some(user) != block.affinity.as_deref()
+                {
+                    users
+                        .borrowed
+                        .push((block.address(*ordinal), user.to_string()));
+                }
+            }
+            if let Some(node) = block.affinity {
+                users.owners.push((block.cidr, node));
+            }
+        }
+        users.owners.sort();
+        users.borrowed.sort();
+        Ok(users)
     }
 
     /// Makes sure `node` owns a block of each family that has a usable pool (bgpd calls

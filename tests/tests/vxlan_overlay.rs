@@ -76,6 +76,52 @@ fn node(
     }
 }
 
+/// The IPv4 underlay of three nodes: a router (forwarding on) with a bridge on
+/// `NET.1.254/24` holding node A (`.1.1`) and node B (`.1.2`), and node C
+/// (`NET.2.3`) on its own link `NET.2.0/24`. Names end in `suffix`.
+fn underlay(net: &str, suffix: &str) -> (Netns, Node, Node, Node) {
+    let router = Netns::new(&format!("wv-router{suffix}")).unwrap();
+    router
+        .ip(&["link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    router
+        .iface("br0")
+        .addr(&format!("{net}.1.254/24"))
+        .unwrap()
+        .up()
+        .unwrap();
+    router
+        .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    let gateway = format!("{net}.1.254");
+    let a = node(
+        &router,
+        &format!("node-a{suffix}"),
+        &format!("{net}.1.1"),
+        &gateway,
+        "pa",
+        true,
+    );
+    let b = node(
+        &router,
+        &format!("node-b{suffix}"),
+        &format!("{net}.1.2"),
+        &gateway,
+        "pb",
+        true,
+    );
+    let c = node(
+        &router,
+        &format!("node-c{suffix}"),
+        &format!("{net}.2.3"),
+        &format!("{net}.2.254"),
+        "pc",
+        false,
+    );
+    router.iface("pc").addr(&format!("{net}.2.254/24")).unwrap();
+    (router, a, b, c)
+}
+
 fn config(node: &Node, url: &str, mode: &str) -> String {
     let rest = format!(
         "[[ipam.pool]]\ncidr = \"{POOL}\"\nvxlan_mode = \"{mode}\"\nvxlan_vni = 4321\nnat_outgoing = true\n"
@@ -124,13 +170,16 @@ fn blocks_of(url: &str, node: &str) -> Vec<String> {
 }
 
 fn registered(url: &str, node: &str) -> ipam::Node {
+    registration(url, node).unwrap()
+}
+
+/// The node's record in the registry, once it registered.
+fn registration(url: &str, node: &str) -> Option<ipam::Node> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime
-        .block_on(async { ipam::connect(url).await.unwrap().node(node).await.unwrap() })
-        .unwrap()
+    runtime.block_on(async { ipam::connect(url).await.unwrap().node(node).await.unwrap() })
 }
 
 /// `ip monitor` and `bridge monitor` of `netns`, printing to a file.
@@ -173,23 +222,7 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
     };
     wren_binary("wren");
     wren_binary("wren-ipam");
-    let router = Netns::new("wv-router").unwrap();
-    router
-        .ip(&["link", "add", "br0", "type", "bridge"])
-        .unwrap();
-    router
-        .iface("br0")
-        .addr("10.82.1.254/24")
-        .unwrap()
-        .up()
-        .unwrap();
-    router
-        .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-        .unwrap();
-    let a = node(&router, "node-a", "10.82.1.1", "10.82.1.254", "pa", true);
-    let b = node(&router, "node-b", "10.82.1.2", "10.82.1.254", "pb", true);
-    let c = node(&router, "node-c", "10.82.2.3", "10.82.2.254", "pc", false);
-    router.iface("pc").addr("10.82.2.254/24").unwrap();
+    let (_router, a, b, c) = underlay("10.82", "");
     // No forwarding turned on here: bgpd does it.
     let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
     let mut wrens: Vec<Wren> = [&a, &b, &c]
@@ -363,6 +396,88 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
     assert!(pods[0].netns().ping(&far));
     drop(pods);
     wrens.clear();
+}
+
+/// Strict affinity off, BGP-less: a node that finds no free block borrows its
+/// tunnel address and its pod's address from another node's block, and that pod is
+/// reached from the block's owner and from the third node through the borrower's
+/// tunnel (a /32 via its tunnel address dev vxlan.wren onlink, protocol 196, from
+/// the datastore's allocations), while the borrower keeps its pod's host route.
+#[test]
+fn a_borrowed_address_is_reached_over_vxlan_without_bgp() {
+    let Some(ready) = lab::require!(Root, Cni) else {
+        return;
+    };
+    wren_binary("wren");
+    wren_binary("wren-ipam");
+    let (_router, a, b, c) = underlay("10.84", "b");
+    let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
+    // Two blocks of /27: a and c take them, b borrows.
+    let pools = "strict_affinity = false\n[[ipam.pool]]\ncidr = \"10.249.0.0/26\"\nblock_size = 27\nvxlan_mode = \"always\"\n";
+    let mut wrens = Vec::new();
+    for n in [&a, &c, &b] {
+        let wren = Wren::start(&n.netns, &config_with(n, &url, &[&n.address], pools));
+        wren.daemon
+            .wait_until(TIMEOUT, &format!("{}'s tunnel endpoint", n.name), || {
+                registration(&url, &n.name).is_some_and(|r| !r.vteps.is_empty())
+            })
+            .unwrap();
+        wrens.push(wren);
+    }
+    assert_eq!(blocks_of(&url, "node-bb"), Vec::<String>::new());
+    let pods: Vec<Pod> = [&a, &c, &b].iter().map(|n| pod(n, &url)).collect();
+    let borrowed = pods[2].address().unwrap();
+    let (owner, third) = if blocks_of(&url, "node-ab")[0]
+        .parse::<ipnet::IpNet>()
+        .unwrap()
+        .contains(&borrowed.parse::<std::net::IpAddr>().unwrap())
+    {
+        ((&a, &pods[0], &wrens[0]), (&c, &pods[1], &wrens[1]))
+    } else {
+        ((&c, &pods[1], &wrens[1]), (&a, &pods[0], &wrens[0]))
+    };
+    let tunnel = registered(&url, "node-bb").vteps[0]
+        .tunnel_address
+        .to_string();
+    let host = format!("{borrowed}/32");
+    for (node, _, wren) in [owner, third] {
+        let route = wren
+            .daemon
+            .wait_for(TIMEOUT, &format!("{host} on {}", node.name), || {
+                kernel_route(&node.netns, &host).ok_or("no route of protocol 196")
+            })
+            .unwrap();
+        assert_eq!(route["dev"], "vxlan.wren", "{route}");
+        assert_eq!(route["gateway"], tunnel.as_str(), "{route}");
+        assert!(route["flags"].to_string().contains("onlink"), "{route}");
+    }
+    // The borrower sends its own pod's address to the pod, not to the owner.
+    assert_eq!(kernel_route(&b.netns, &host), None);
+    let local = b.netns.ip_json(&["route", "get", &borrowed]).unwrap();
+    assert!(
+        local[0]["dev"].as_str().unwrap().starts_with("wren"),
+        "{local}"
+    );
+    for (node, pod, wren) in [owner, third] {
+        wren.daemon
+            .wait_until(
+                TIMEOUT,
+                &format!("ping {borrowed} from {}", node.name),
+                || pod.netns().ping(&borrowed),
+            )
+            .unwrap();
+        let address = pod.address().unwrap();
+        assert!(
+            pods[2].netns().ping(&address),
+            "ping {address} from node-bb"
+        );
+        assert!(
+            tcp(pods[2].netns(), &borrowed, pod.netns()),
+            "TCP to {borrowed}"
+        );
+    }
+    drop(pods);
+    drop(wrens);
 }
 
 /// IPv6 pods on two nodes on different subnets reach each other through

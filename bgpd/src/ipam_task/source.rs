@@ -414,8 +414,9 @@ impl Source {
         Ok(())
     }
 
-    /// Publishes the pools, nodes and block owners for the dataplane task when the
-    /// store moved since the last read (and the snapshot differs).
+    /// Publishes the pools, nodes, block owners and borrowed addresses for the
+    /// dataplane task when the store moved since the last read (and the snapshot
+    /// differs).
     async fn sync_dataplane(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
         let Some(sender) = &self.dataplane else {
             return Ok(());
@@ -424,6 +425,7 @@ impl Source {
         if self.dataplane_revision == Some(revision) {
             return Ok(());
         }
+        let users = ipam.block_users().await?;
         let snapshot = dataplane::Snapshot {
             pools: ipam
                 .pools()
@@ -454,11 +456,15 @@ impl Source {
                         .collect(),
                 })
                 .collect(),
-            blocks: ipam
-                .block_owners()
-                .await?
+            blocks: users
+                .owners
                 .into_iter()
                 .map(|(block, node)| dataplane::BlockOwner { block, node })
+                .collect(),
+            borrowed: users
+                .borrowed
+                .into_iter()
+                .map(|(address, node)| dataplane::Borrowed { address, node })
                 .collect(),
         };
         sender.send_if_modified(|published| {

@@ -535,6 +535,7 @@ mod tests {
                 vteps: vec![],
             }],
             blocks: vec![],
+            borrowed: vec![],
         }
     }
 

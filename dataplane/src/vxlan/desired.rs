@@ -7,7 +7,9 @@
 //! node with a tunnel endpoint and an underlay address of the family is a peer.
 //! Every remote block of an encapsulating pool gets a route: through the tunnel,
 //! or, with `cross_subnet` and an owner on the parent's subnet, straight to the
-//! owner's underlay address.
+//! owner's underlay address. So does every address of such a pool that another
+//! node borrowed (a /32 or /128 to its user, strict affinity off), whoever owns
+//! its block: without BGP nothing else tells where that pod lives.
 
 use std::net::IpAddr;
 
@@ -94,14 +96,23 @@ pub fn desired(
                 })
             })
             .collect::<Vec<_>>();
-        for owner in &snapshot.blocks {
-            let Some(pool) = pools.iter().find(|p| p.cidr.contains(&owner.block)) else {
+        // The remote blocks, then the addresses other nodes borrowed (from any
+        // block, this node's too: the /32 or /128 is more specific than the block's
+        // route or blackhole). This node's own borrowed addresses get nothing here:
+        // its pods' host routes hold them.
+        let blocks = snapshot.blocks.iter().map(|b| (b.block, &b.node));
+        let borrowed = snapshot
+            .borrowed
+            .iter()
+            .map(|b| (IpNet::from(b.address), &b.node));
+        for (prefix, user) in blocks.chain(borrowed) {
+            let Some(pool) = pools.iter().find(|p| p.cidr.contains(&prefix)) else {
                 continue;
             };
-            if owner.node == node {
+            if *user == node {
                 continue;
             }
-            let Some(peer) = peers.iter().find(|p| p.node == owner.node) else {
+            let Some(peer) = peers.iter().find(|p| p.node == *user) else {
                 continue;
             };
             let via =
@@ -117,12 +128,12 @@ pub fn desired(
                     }
                 };
             overlay.routes.push(OverlayRoute {
-                block: owner.block,
-                owner: owner.node.clone(),
+                block: prefix,
+                owner: user.clone(),
                 owner_addresses: snapshot
                     .nodes
                     .iter()
-                    .find(|n| n.name == owner.node)
+                    .find(|n| n.name == *user)
                     .map(|n| n.addresses.clone())
                     .unwrap_or_default(),
                 via,
@@ -175,7 +186,7 @@ fn underlay_of(node: &Node, ipv4: bool) -> Option<IpAddr> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::snapshot::{BlockOwner, Vtep};
+    use crate::snapshot::{BlockOwner, Borrowed, Vtep};
 
     fn pool(cidr: &str, mode: VxlanMode) -> Pool {
         Pool {
@@ -239,6 +250,7 @@ mod tests {
                 owner("10.244.3.0/26", "d"),
                 owner("10.96.1.0/26", "b"),
             ],
+            borrowed: vec![],
         }
     }
 
@@ -267,6 +279,49 @@ mod tests {
             [
                 ("10.244.1.0/26".to_string(), tunnel("10.244.1.1")),
                 ("10.244.2.0/26".to_string(), tunnel("10.244.2.1")),
+            ]
+        );
+    }
+
+    #[test]
+    fn borrowed_addresses_go_to_the_node_that_uses_them() {
+        let borrowed = |address: &str, node: &str| Borrowed {
+            address: address.parse().unwrap(),
+            node: node.into(),
+        };
+        let mut snapshot = cluster(VxlanMode::CrossSubnet);
+        snapshot.borrowed = vec![
+            // c's pod in a's block: a routes it to c rather than to its blackhole.
+            borrowed("10.244.0.5", "c"),
+            // b's pod in c's block: a sends it to b, not to c.
+            borrowed("10.244.2.7", "b"),
+            // a's own pod in b's block: its host route holds it.
+            borrowed("10.244.1.9", "a"),
+            // d has no tunnel endpoint; a never pool is BGP's.
+            borrowed("10.244.1.10", "d"),
+            borrowed("10.96.1.3", "c"),
+        ];
+        let overlay = desired(&snapshot, "a", &eth0(24)).unwrap();
+        let routes: Vec<(String, &str, &Via)> = overlay
+            .routes
+            .iter()
+            .map(|r| (r.block.to_string(), r.owner.as_str(), &r.via))
+            .collect();
+        let tunnel = Via::Tunnel {
+            tunnel_address: "10.244.2.1".parse().unwrap(),
+            device: "vxlan.wren",
+        };
+        let direct = Via::Direct {
+            address: "192.0.2.2".parse().unwrap(),
+            device: "eth0".into(),
+        };
+        assert_eq!(
+            routes,
+            [
+                ("10.244.0.5/32".to_string(), "c", &tunnel),
+                ("10.244.1.0/26".to_string(), "b", &direct),
+                ("10.244.2.0/26".to_string(), "c", &tunnel),
+                ("10.244.2.7/32".to_string(), "b", &direct),
             ]
         );
     }

@@ -4,7 +4,8 @@
 //! (`self`, VTEP MAC -> underlay address) per remote node, and the routes of the
 //! remote blocks (`BLOCK via TUNNEL_IP dev vxlan.wren onlink`, or with
 //! `cross_subnet` for a node on this node's underlay subnet
-//! `BLOCK via NODE_IP dev PARENT`).
+//! `BLOCK via NODE_IP dev PARENT`), and of the addresses other nodes borrowed
+//! (the same, as a /32 or /128 to the node using it).
 //!
 //! - [`desired`] (pure): what a [`crate::Snapshot`] asks for on this node, from the
 //!   datastore alone (block owners, node addresses and tunnel endpoints): no BGP.
@@ -89,11 +90,13 @@ pub struct Peer {
     pub underlay: IpAddr,
 }
 
-/// The route of one remote block.
+/// The route of one remote block, or of one address another node borrowed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverlayRoute {
+    /// The block, or the borrowed address as a /32 or /128.
     pub block: IpNet,
-    /// The node that owns it (the datastore's affinity).
+    /// The node that owns the block (the datastore's affinity), or that uses the
+    /// borrowed address.
     pub owner: String,
     /// The owner's addresses in the registry (to compare with a BGP next hop).
     pub owner_addresses: Vec<IpAddr>,
