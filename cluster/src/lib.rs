@@ -53,8 +53,8 @@ pub fn crds()
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The node's name cannot be found or is not a Kubernetes name.
-    #[error("node name from {origin}: {reason}")]
-    NodeName { origin: String, reason: String },
+    #[error(transparent)]
+    NodeName(#[from] ipam::node_name::NodeNameError),
     /// An address detection method found nothing usable.
     #[error("address detection {method}: {reason}")]
     Detection { method: String, reason: String },

@@ -1,8 +1,9 @@
 //! The IPAM collector against a real kube-apiserver (the Node objects and the Lease) and
 //! a real IPAM datastore (SQLite): deleted Nodes are released whole, empty blocks go on
 //! their second sight with one block kept per node, only the Lease holder collects and
-//! another node takes over when it stops, and 100 Nodes deleted at once are cleaned up.
-//! Needs root and the built API server (fails with WREN_REQUIRE_LAB=1).
+//! another node takes over when it stops, 100 Nodes deleted at once are cleaned up, and
+//! the addresses of a pod that is gone go after the grace and a re-check, while a live
+//! pod's, a handle's without pod and any after a refused Pod GET stay. Needs root and the built API server (fails with WREN_REQUIRE_LAB=1).
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::collections::BTreeSet;
@@ -10,13 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::collector::{self, Collector, Settings};
-use ipam::{AnyStore, Family, Ipam, Pool};
+use ipam::{AnyStore, Family, Ipam, PodReference, Pool};
 use lab::kube::ControlPlane;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn client(control_plane: &ControlPlane) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(control_plane.kubeconfig()).unwrap();
+    client_of(control_plane.kubeconfig()).await
+}
+
+async fn client_of(kubeconfig: &std::path::Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions::default(),
@@ -277,6 +282,175 @@ async fn a_hundred_deleted_nodes_are_cleaned_up() {
     assert!(!task.is_finished(), "the collector ended");
     task.abort();
     assert_eq!(ipam.nodes().await.unwrap().len(), 1);
+    assert_clean(&ipam).await;
+}
+
+/// Pods in `default` (no node: no kubelet runs, and they go at once when deleted);
+/// returns their uids.
+fn create_pods(control_plane: &ControlPlane, names: &[&str]) -> Vec<String> {
+    let mut yaml = String::new();
+    for name in names {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  containers:\n    - name: main\n      image: registry.invalid/none\n"
+        ));
+    }
+    control_plane
+        .kubectl_input(&["apply", "-f", "-"], &yaml)
+        .unwrap();
+    names
+        .iter()
+        .map(|name| {
+            control_plane
+                .kubectl(&[
+                    "-n",
+                    "default",
+                    "get",
+                    "pod",
+                    name,
+                    "-o",
+                    "jsonpath={.metadata.uid}",
+                ])
+                .unwrap()
+        })
+        .collect()
+}
+
+fn delete_pods(control_plane: &ControlPlane, names: &[&str]) {
+    let mut args = vec!["-n", "default", "delete", "pod", "--wait=true"];
+    args.extend_from_slice(names);
+    control_plane.kubectl(&args).unwrap();
+}
+
+/// Assigns an address to `handle` on node-a for the pod `name` (with `uid` when given).
+async fn pod_address(ipam: &Ipam<AnyStore>, handle: &str, name: &str, uid: Option<&str>) {
+    let pod = PodReference {
+        namespace: String::from("default"),
+        name: name.to_owned(),
+        uid: uid.map(str::to_owned),
+    };
+    let assigned = ipam
+        .assign_once_for_pod("node-a", handle, Family::Ipv4, &pod)
+        .await
+        .unwrap();
+    assert_eq!(assigned.len(), 1);
+}
+
+async fn held(ipam: &Ipam<AnyStore>, handle: &str) -> usize {
+    ipam.addresses_of(handle).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_of_gone_pods_go_after_the_grace_and_a_recheck() {
+    let Some(ready) = lab::require!(Root, KubeApiserver) else {
+        return;
+    };
+    let control_plane = ControlPlane::on_host().unwrap();
+    create_nodes(&control_plane, &["node-a".to_owned()], "pods");
+    let ipam = ipam(ready.dir(), 26).await;
+    // A handle without pod (as Wren's own addresses): never this rule's.
+    node_with_pod(&ipam, "node-a").await;
+    let uids = create_pods(&control_plane, &["web", "job", "dns", "db"]);
+    pod_address(&ipam, "web.eth0", "web", Some(&uids[0])).await;
+    pod_address(&ipam, "job.eth0", "job", Some(&uids[1])).await;
+    pod_address(&ipam, "dns.eth0", "dns", Some(&uids[2])).await;
+    // No uid recorded (a runtime that does not pass K8S_POD_UID): the name decides.
+    pod_address(&ipam, "db.eth0", "db", None).await;
+    let grace = Duration::from_secs(3);
+    let mut collector = Collector::new(
+        client(&control_plane).await,
+        ipam.clone(),
+        Settings {
+            pod_grace: grace,
+            ..Settings::new("node-a")
+        },
+    );
+    assert_eq!(
+        collector.pass().await.unwrap(),
+        collector::PassReport::default()
+    );
+
+    // job is gone; dns is made again (another uid); db is gone, then made again.
+    delete_pods(&control_plane, &["job", "dns", "db"]);
+    create_pods(&control_plane, &["dns"]);
+    assert_eq!(
+        collector.pass().await.unwrap(),
+        collector::PassReport::default()
+    );
+    // The grace runs from each Pod's confirming GET, within that pass.
+    let suspected = Instant::now();
+    create_pods(&control_plane, &["db"]);
+    // Before the grace: nothing goes.
+    assert_eq!(
+        collector.pass().await.unwrap(),
+        collector::PassReport::default()
+    );
+    for handle in ["web.eth0", "job.eth0", "dns.eth0", "db.eth0", "pod-node-a"] {
+        assert_eq!(held(&ipam, handle).await, 1, "{handle}");
+    }
+
+    tokio::time::sleep(grace.saturating_sub(suspected.elapsed())).await;
+    let after = collector.pass().await.unwrap();
+    assert_eq!(after.handles_released, vec!["dns.eth0", "job.eth0"]);
+    assert_eq!(after.addresses_released, 2);
+    for (handle, count) in [
+        ("web.eth0", 1),
+        ("job.eth0", 0),
+        ("dns.eth0", 0),
+        ("db.eth0", 1),
+        ("pod-node-a", 1),
+    ] {
+        assert_eq!(held(&ipam, handle).await, count, "{handle}");
+    }
+    assert_clean(&ipam).await;
+    // The live pods' addresses stay, pass after pass.
+    tokio::time::sleep(grace).await;
+    collector.pass().await.unwrap();
+    assert_eq!(
+        collector.pass().await.unwrap(),
+        collector::PassReport::default()
+    );
+    assert_eq!(held(&ipam, "web.eth0").await, 1);
+    assert_eq!(held(&ipam, "db.eth0").await, 1);
+
+    // A collector that may list Pods but whose GET is refused releases nothing.
+    let rbac = "---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: lister, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: collector-lister}
+rules:
+  - {apiGroups: [\"\"], resources: [nodes], verbs: [get, list]}
+  - {apiGroups: [\"\"], resources: [pods], verbs: [list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: collector-lister}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: collector-lister}
+subjects: [{kind: ServiceAccount, name: lister, namespace: default}]
+";
+    control_plane
+        .kubectl_input(&["apply", "-f", "-"], rbac)
+        .unwrap();
+    let lister = control_plane
+        .service_account_kubeconfig("default", "lister")
+        .unwrap();
+    let mut refused = Collector::new(
+        client_of(&lister).await,
+        ipam.clone(),
+        Settings {
+            pod_grace: Duration::ZERO,
+            ..Settings::new("node-a")
+        },
+    );
+    delete_pods(&control_plane, &["web"]);
+    for _ in 0..3 {
+        let error = refused.pass().await.unwrap_err().to_string();
+        assert!(error.contains("Pod default/web"), "{error}");
+        assert_eq!(held(&ipam, "web.eth0").await, 1);
+    }
     assert_clean(&ipam).await;
 }
 

@@ -21,10 +21,12 @@ use crate::block::Block;
 use crate::claim::Claim;
 use crate::error::IpamError;
 use crate::family::Family;
-use crate::handles::Want;
+use crate::handles::{Holder, Want};
 use crate::keys;
 use crate::pool::Pool;
-use crate::records::{Affinity, AffinityState, HandleRecord, IpamConfig, decode, encode};
+use crate::records::{
+    Affinity, AffinityState, HandleRecord, IpamConfig, PodReference, decode, encode,
+};
 use crate::snapshot::decode_pools;
 use crate::store::{Datastore, Entry, Expect, Outcome, Read, Txn};
 
@@ -71,6 +73,7 @@ impl<S: Datastore> Ipam<S> {
                     count,
                     once: false,
                     vxlan_only: false,
+                    pod: None,
                 },
                 &mut done,
             )
@@ -98,17 +101,36 @@ impl<S: Datastore> Ipam<S> {
         handle: &str,
         family: Family,
     ) -> Result<Vec<Assigned>, IpamError> {
-        self.assign_once_from(node, handle, family, false).await
+        self.assign_once_from(node, handle, family, false, None)
+            .await
+    }
+
+    /// [`Ipam::assign_once`] for a pod's addresses: the handle's record names `pod`,
+    /// so that the collector can release them once the pod is gone.
+    pub async fn assign_once_for_pod(
+        &self,
+        node: &str,
+        handle: &str,
+        family: Family,
+        pod: &PodReference,
+    ) -> Result<Vec<Assigned>, IpamError> {
+        pod.validate().map_err(|reason| IpamError::BadPod {
+            handle: handle.to_owned(),
+            reason,
+        })?;
+        self.assign_once_from(node, handle, family, false, Some(pod))
+            .await
     }
 
     /// [`Ipam::assign_once`], from the pools with VXLAN on only when `vxlan_only`
-    /// (a node's tunnel address, see `tunnel.rs`).
+    /// (a node's tunnel address, see `tunnel.rs`), naming `pod` in a new record.
     pub(crate) async fn assign_once_from(
         &self,
         node: &str,
         handle: &str,
         family: Family,
         vxlan_only: bool,
+        pod: Option<&PodReference>,
     ) -> Result<Vec<Assigned>, IpamError> {
         keys::validate_node(node)?;
         keys::validate_handle(handle)?;
@@ -121,6 +143,7 @@ impl<S: Datastore> Ipam<S> {
                 count: 1,
                 once: true,
                 vxlan_only,
+                pod,
             },
             &mut done,
         )
@@ -178,8 +201,12 @@ impl<S: Datastore> Ipam<S> {
             }
             let record = self.store.get(&keys::handle(handle)).await?;
             let want = Want::Ordinal(ordinal);
+            let holder = Holder {
+                record: record.as_ref(),
+                pod: None,
+            };
             if let Some(taken) = self
-                .allocate(&entry, &block, handle, Some(node), want, record.as_ref())
+                .allocate(&entry, &block, handle, Some(node), want, holder)
                 .await?
                 && let Some((_, sequence)) = taken.first()
             {
@@ -374,9 +401,15 @@ impl<S: Datastore> Ipam<S> {
                 continue;
             }
             let want = Want::Count(remaining);
-            let record = attempt.handle.as_ref();
             let Some(taken) = self
-                .allocate(&entry, &block, request.handle, None, want, record)
+                .allocate(
+                    &entry,
+                    &block,
+                    request.handle,
+                    None,
+                    want,
+                    request.holder(attempt),
+                )
                 .await?
             else {
                 return Ok(Step::Conflict);
@@ -436,9 +469,8 @@ impl<S: Datastore> Ipam<S> {
                 reason: refusal,
             });
         }
-        let record = attempt.handle.as_ref();
         match self
-            .borrow(request.node, request.handle, remaining, pools, record)
+            .borrow(request, remaining, pools, request.holder(attempt))
             .await?
         {
             Some(assigned) if !assigned.is_empty() => {
@@ -458,12 +490,12 @@ impl<S: Datastore> Ipam<S> {
     /// list when no block has a free address.
     async fn borrow(
         &self,
-        node: &str,
-        handle: &str,
+        request: &Request<'_>,
         count: u32,
         pools: &[Pool],
-        record: Option<&Entry>,
+        holder: Holder<'_>,
     ) -> Result<Option<Vec<Assigned>>, IpamError> {
+        let (node, handle) = (request.node, request.handle);
         for (entry, block) in self.blocks().await? {
             let Some(pool) = pools
                 .iter()
@@ -476,7 +508,7 @@ impl<S: Datastore> Ipam<S> {
             }
             let want = Want::Count(count);
             let Some(taken) = self
-                .allocate(&entry, &block, handle, Some(node), want, record)
+                .allocate(&entry, &block, handle, Some(node), want, holder)
                 .await?
             else {
                 return Ok(None);
@@ -718,4 +750,16 @@ struct Request<'a> {
     once: bool,
     /// Only from pools with VXLAN on.
     vxlan_only: bool,
+    /// The pod a new handle record names.
+    pod: Option<&'a PodReference>,
+}
+
+impl Request<'_> {
+    /// The handle's record as `attempt` read it, with the request's pod.
+    fn holder<'b>(&'b self, attempt: &'b Attempt) -> Holder<'b> {
+        Holder {
+            record: attempt.handle.as_ref(),
+            pod: self.pod,
+        }
+    }
 }

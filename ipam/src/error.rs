@@ -56,6 +56,8 @@ pub enum IpamError {
     },
     #[error(transparent)]
     BadName(#[from] crate::keys::BadName),
+    #[error("handle {handle}: {reason}")]
+    BadPod { handle: String, reason: String },
     #[error("corrupt record {key} in datastore {url}: {reason}")]
     Corrupt {
         url: String,

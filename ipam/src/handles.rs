@@ -28,7 +28,7 @@ use crate::Ipam;
 use crate::block::Block;
 use crate::error::IpamError;
 use crate::keys;
-use crate::records::{HandleRecord, decode};
+use crate::records::{HandleRecord, PodReference, decode};
 use crate::store::{Datastore, Entry, Expect};
 
 /// What to allocate in a block.
@@ -40,15 +40,22 @@ pub(crate) enum Want {
     Ordinal(u32),
 }
 
+/// The handle's record as the caller read it (the expectation of the allocation's
+/// first write; `None`: there is none), and the pod a record made now names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Holder<'a> {
+    pub record: Option<&'a Entry>,
+    pub pod: Option<&'a PodReference>,
+}
+
 /// Most times a block write is retried against a fresh read before the allocation
 /// starts over.
 const BLOCK_RETRIES: u32 = 5;
 
 impl<S: Datastore> Ipam<S> {
     /// Allocates in the block read at `entry` for `handle` (borrowed by `borrower` when
-    /// it is not the block's owner), in the three writes of the module text. `record`
-    /// is the handle's record as the caller read it (the expectation of the first
-    /// write). Returns the addresses with their sequence numbers, or `None` on a lost
+    /// it is not the block's owner), in the three writes of the module text, from the
+    /// record `holder` read (a record without a pod gets `holder`'s). Returns the addresses with their sequence numbers, or `None` on a lost
     /// race (nothing is left allocated).
     pub(crate) async fn allocate(
         &self,
@@ -57,7 +64,7 @@ impl<S: Datastore> Ipam<S> {
         handle: &str,
         borrower: Option<&str>,
         want: Want,
-        record: Option<&Entry>,
+        holder: Holder<'_>,
     ) -> Result<Option<Vec<(IpAddr, u64)>>, IpamError> {
         let mut trial = block.clone();
         let chosen: Vec<IpAddr> = match want {
@@ -74,17 +81,20 @@ impl<S: Datastore> Ipam<S> {
         if chosen.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let mut intent = match record {
+        let mut intent = match holder.record {
             Some(e) => decode::<HandleRecord>(self.store.url(), e)?,
             None => HandleRecord::new(handle),
         };
         if intent.releasing {
             return Ok(None);
         }
+        if intent.pod.is_none() {
+            intent.pod = holder.pod.cloned();
+        }
         intent.add(block.cidr, &chosen);
         let key = keys::handle(handle);
         if self
-            .put(&key, &intent, Expect::from_entry(record))
+            .put(&key, &intent, Expect::from_entry(holder.record))
             .await?
             .is_none()
         {

@@ -10,7 +10,8 @@
 //!   (`registry.rs`), the audit (`check.rs`, its findings in `problem.rs`: a pure [`audit`] of one [`Snapshot`], the
 //!   whole state read at one revision by `snapshot.rs`), usage reports (`report.rs`)
 //!   and the nodes' VXLAN tunnel endpoints (`tunnel.rs`: MAC and tunnel address).
-//! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary.
+//! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary;
+//!   [`node_name`]: the node's name (`NODENAME`, else the host name), shared with bgpd.
 //!
 //! Calling contract: every operation is safe to run concurrently from any number of
 //! processes and hosts on one store; each is retried internally on conflicts. Each
@@ -31,6 +32,7 @@ mod family;
 mod handles;
 pub mod keys;
 pub mod kubernetes;
+pub mod node_name;
 pub mod ops;
 pub mod pool;
 mod problem;
@@ -51,7 +53,7 @@ pub use family::Family;
 pub use pool::{Pool, VxlanMode, format_node_selector, parse_node_selector};
 pub use records::{
     Affinity, AffinityState, BlockUsers, HandleRecord, IpamConfig, MacAddress, Node,
-    NodeAllocations, Vtep,
+    NodeAllocations, PodReference, Vtep,
 };
 pub use release::{NodeRelease, Released};
 pub use report::{AddressInfo, Usage, UsageReport};

@@ -67,6 +67,63 @@ pub struct HandleRecord {
     pub blocks: BTreeMap<IpNet, BTreeSet<IpAddr>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub releasing: bool,
+    /// The pod the addresses are for, when the runtime said (`CNI_ARGS`): the
+    /// collector releases them once that pod is gone. Absent in records of Wren's own
+    /// addresses and in records written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodReference>,
+}
+
+/// A pod, as the CNI runtime names it in `CNI_ARGS` (`K8S_POD_NAMESPACE`,
+/// `K8S_POD_NAME` and, from containerd and CRI-O, `K8S_POD_UID`). With a uid, a pod
+/// of the same name made again is another pod.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodReference {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+impl PodReference {
+    /// Checks the names as Kubernetes does (the namespace an RFC 1123 label, the name
+    /// a subdomain) and the uid (at most 128 letters, digits and `-`), so that a
+    /// record never names a path the collector would GET.
+    pub fn validate(&self) -> Result<(), String> {
+        let label = self.namespace.len() <= 63 && !self.namespace.contains('.');
+        crate::node_name::validate(&self.namespace)
+            .and_then(|()| {
+                label
+                    .then_some(())
+                    .ok_or_else(|| String::from("is not an RFC 1123 label"))
+            })
+            .map_err(|reason| format!("pod namespace {:?} {reason}", self.namespace))?;
+        crate::node_name::validate(&self.name)
+            .map_err(|reason| format!("pod name {:?} {reason}", self.name))?;
+        if let Some(uid) = &self.uid
+            && (uid.is_empty()
+                || uid.len() > 128
+                || !uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(format!(
+                "pod uid {uid:?} is not 1-128 letters, digits and '-'"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PodReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)?;
+        match &self.uid {
+            Some(uid) => write!(f, " (uid {uid})"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl HandleRecord {

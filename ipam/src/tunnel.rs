@@ -71,7 +71,9 @@ impl<S: Datastore> Ipam<S> {
         if pools.is_empty() {
             return Ok(None);
         }
-        let assigned = self.assign_once_from(node, &handle, family, true).await?;
+        let assigned = self
+            .assign_once_from(node, &handle, family, true, None)
+            .await?;
         Ok(assigned.first().map(|a| Vtep {
             tunnel_address: a.address,
             mac: vtep_mac(node, family),

@@ -1,5 +1,6 @@
 //! The `wren-ipam` binary as a runtime runs it: ADD, CHECK, DEL, VERSION, its errors,
-//! 200 concurrent ADDs from separate processes (one node on SQLite, three nodes on
+//! the pod (`CNI_ARGS`) named in the handle's record and the node taken from
+//! `NODENAME`, 200 concurrent ADDs from separate processes (one node on SQLite, three nodes on
 //! etcd), and processes killed with SIGKILL in the middle of a block claim.
 
 #![allow(clippy::unwrap_used)]
@@ -136,6 +137,101 @@ async fn add_check_del() {
     assert!(ok);
     assert_eq!(legacy["cniVersion"], "0.4.0");
     assert_eq!(legacy["ips"][0]["version"], "4");
+    assert!(ipam.check().await.unwrap().is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pod_is_recorded_and_the_node_comes_from_nodename() {
+    let (store, guard) = support::sqlite().await.unwrap();
+    let ipam = with_pool(store, "10.244.0.0/16").await;
+    // No ipam.node: NODENAME names the node, as the DaemonSet's downward API does.
+    let mut conf: Value = serde_json::from_str(&netconf(&guard.url, "unused")).unwrap();
+    conf["ipam"].as_object_mut().unwrap().remove("node");
+    let conf = conf.to_string();
+    let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart-7f9c;K8S_POD_UID=0d1e-42;K8S_POD_INFRA_CONTAINER_ID=p1";
+    let env = [("CNI_ARGS", args), ("NODENAME", "node-n")];
+    let (ok, added) = tokio::task::block_in_place(|| finish(spawn("ADD", "p1", &conf, &env)));
+    assert!(ok, "{added}");
+    let address: std::net::IpAddr = address_of(&added).parse().unwrap();
+    let info = ipam.address_info(address).await.unwrap().unwrap();
+    assert_eq!(info.node.as_deref(), Some("node-n"));
+    let records = ipam.snapshot().await.unwrap().handles;
+    let pod = |handle: &str| {
+        records
+            .iter()
+            .find(|r| r.value.handle == handle)
+            .map(|r| r.value.pod.clone())
+    };
+    assert_eq!(
+        pod("p1.eth0"),
+        Some(Some(ipam::PodReference {
+            namespace: "shop".into(),
+            name: "cart-7f9c".into(),
+            uid: Some("0d1e-42".into()),
+        }))
+    );
+    // The node's gateway is no pod's.
+    assert_eq!(pod("wren-gateway.node-n.ipv4"), Some(None));
+
+    // Without K8S_POD_UID the name alone is recorded; without the pod, nothing.
+    let env = [
+        ("CNI_ARGS", "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart-2"),
+        ("NODENAME", "node-n"),
+    ];
+    let (ok, out) = tokio::task::block_in_place(|| finish(spawn("ADD", "p2", &conf, &env)));
+    assert!(ok, "{out}");
+    let (ok, out) = tokio::task::block_in_place(|| {
+        finish(spawn("ADD", "p3", &conf, &[("NODENAME", "node-n")]))
+    });
+    assert!(ok, "{out}");
+    let records = ipam.snapshot().await.unwrap().handles;
+    let p2 = records
+        .iter()
+        .find(|r| r.value.handle == "p2.eth0")
+        .unwrap();
+    assert_eq!(
+        p2.value
+            .pod
+            .as_ref()
+            .map(|p| (p.name.as_str(), p.uid.clone())),
+        Some(("cart-2", None))
+    );
+    let p3 = records
+        .iter()
+        .find(|r| r.value.handle == "p3.eth0")
+        .unwrap();
+    assert_eq!(p3.value.pod, None);
+
+    // Bad inputs: one line each, naming what is wrong; nothing assigned.
+    for (env, code, words) in [
+        (
+            vec![("CNI_ARGS", "K8S_POD_NAME=cart"), ("NODENAME", "node-n")],
+            4,
+            "K8S_POD_NAMESPACE",
+        ),
+        (
+            vec![
+                ("CNI_ARGS", "K8S_POD_NAMESPACE=shop;K8S_POD_NAME=../x"),
+                ("NODENAME", "node-n"),
+            ],
+            4,
+            "pod name",
+        ),
+        (
+            vec![("CNI_ARGS", "K8S_POD_NAMESPACE"), ("NODENAME", "node-n")],
+            4,
+            "KEY=VALUE",
+        ),
+        (vec![("NODENAME", "Node_N")], 7, "NODENAME"),
+    ] {
+        let (ok, out) = tokio::task::block_in_place(|| finish(spawn("ADD", "bad", &conf, &env)));
+        assert!(!ok, "{out}");
+        assert_eq!(out["code"], code, "{out}");
+        let message = out["msg"].as_str().unwrap_or_default().to_owned()
+            + out["details"].as_str().unwrap_or_default();
+        assert!(message.contains(words) && !message.contains('\n'), "{out}");
+    }
+    assert!(ipam.addresses_of("bad.eth0").await.unwrap().is_empty());
     assert!(ipam.check().await.unwrap().is_clean());
 }
 

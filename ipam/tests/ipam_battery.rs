@@ -82,4 +82,5 @@ batteries!(
     usage_table,
     node_registry_and_watches,
     bad_names_are_refused,
+    pods_are_named_in_handle_records,
 );

@@ -132,6 +132,17 @@ fn manifests_apply_and_roles_are_least_privilege() {
         ],
     );
     allowed(&control_plane, node, &["get", "pods", "--all-namespaces"]);
+    // The IPAM collector lists Pods and GETs one at a time; it never watches them.
+    let can = |verb: &str| {
+        try_as(
+            &control_plane,
+            node,
+            &["auth", "can-i", verb, "pods", "--all-namespaces"],
+        )
+        .is_ok()
+    };
+    assert!(can("get") && can("list"));
+    assert!(!can("watch"));
     allowed(
         &control_plane,
         node,

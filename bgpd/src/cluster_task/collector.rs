@@ -22,6 +22,7 @@ pub async fn run(
     client: cluster::client::Client,
     node: String,
     namespace: String,
+    pod_grace: Duration,
     ipam: Option<IpamHandle>,
 ) {
     let Some(ipam) = ipam else {
@@ -33,6 +34,7 @@ pub async fn run(
             Ok(store) => {
                 let mut settings = Settings::new(node.clone());
                 settings.namespace = namespace.clone();
+                settings.pod_grace = pod_grace;
                 let started = tokio::time::Instant::now();
                 let outcome = collector::run(client.clone(), Arc::new(store), settings).await;
                 if started.elapsed() > RESTART.1 {

@@ -61,6 +61,8 @@ pub struct Settings {
     pub addresses: Vec<IpAddr>,
     pub namespace: String,
     pub kubeconfig: Option<PathBuf>,
+    /// The collector's grace before a gone pod's addresses are released.
+    pub pod_grace: Duration,
 }
 
 impl Settings {
@@ -90,6 +92,7 @@ impl Settings {
             addresses,
             namespace: section.namespace.clone(),
             kubeconfig: section.kubeconfig.clone(),
+            pod_grace: Duration::from_secs(section.collector_pod_grace),
         }))
     }
 }
@@ -166,6 +169,7 @@ async fn run(settings: Settings, wiring: Wiring) {
         client,
         settings.node.clone(),
         settings.namespace.clone(),
+        settings.pod_grace,
         ipam.clone(),
     );
     let apply = async move {

@@ -7,6 +7,7 @@
 //! namespace = "wren-system"             # where BGPPeer password Secrets are
 //! cni_kubeconfig = "/etc/cni/net.d/wren-kubeconfig"  # keep the CNI plugins' token fresh here
 //! cni_service_account = "wren-cni"      # whose token (in `namespace`)
+//! collector_pod_grace = 300             # seconds a pod stays gone before the IPAM collector releases its addresses
 //! ```
 //!
 //! The file wins where both say something: a `[[bgp.neighbor]]` of the file keeps its
@@ -41,6 +42,14 @@ pub struct KubernetesConfig {
     /// The service account (in `namespace`) whose tokens the CNI plugins use.
     #[serde(default = "default_cni_service_account")]
     pub cni_service_account: String,
+    /// Seconds a handle's pod must stay gone (its GET answering 404, twice) before
+    /// the IPAM collector releases the handle's addresses (with `[ipam]`).
+    #[serde(default = "default_collector_pod_grace")]
+    pub collector_pod_grace: u64,
+}
+
+fn default_collector_pod_grace() -> u64 {
+    cluster::collector::DEFAULT_POD_GRACE.as_secs()
 }
 
 /// The CNI plugins' service account when not told (deploy/wren.yaml's).

@@ -536,3 +536,17 @@ fn the_router_id_comes_from_the_environment_only_when_the_file_names_none() {
     let text = bad.0[0].to_string();
     assert!(text.contains("WREN_ROUTER_ID=\"fd00::1\""), "{text}");
 }
+
+#[test]
+fn the_collector_pod_grace_defaults_to_five_minutes() {
+    let config = Config::parse(&format!("{BASE}[kubernetes]\n"), "x").unwrap();
+    assert_eq!(config.kubernetes.unwrap().collector_pod_grace, 300);
+    let text = format!("{BASE}[kubernetes]\ncollector_pod_grace = 30\n");
+    let config = Config::parse(&text, "x").unwrap();
+    assert_eq!(config.kubernetes.unwrap().collector_pod_grace, 30);
+    error(
+        &format!("{BASE}[kubernetes]\ncollector_pod_grace = \"5m\"\n"),
+        6,
+        "kubernetes.collector_pod_grace",
+    );
+}

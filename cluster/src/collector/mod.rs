@@ -9,31 +9,38 @@
 //! - a node IPAM knows and the cluster does not is released whole, after a GET of its
 //!   Node confirms that it is gone;
 //! - an empty block of a live node goes when two consecutive passes saw it empty, and
-//!   a live node keeps one block per family.
+//!   a live node keeps one block per family;
+//! - a handle whose pod is gone (one list of Pods' metadata, read after the snapshot,
+//!   picks the candidates; a GET of each Pod confirms it gone) is released whole once
+//!   it has been suspected for `pod_grace` and a second GET still finds no such Pod
+//!   ([`rules::decide_pods`]; the suspects live in the collector's memory, so a new
+//!   Lease holder starts their grace again).
 //!
 //! Nothing is released on a failed read: a pass that cannot list the Nodes, or does
 //! not find its own node among them (the wrong cluster, a half-started API server), is
-//! skipped with one line.
+//! skipped with one line; a failed list or GET of Pods ends the pass before the pod
+//! rule releases anything.
 //!
 //! Calling contract: [`run`] returns only on an error the collector cannot outlive
 //! (the Lease manager ending); bgpd's supervision then stops the daemon.
 
 pub mod rules;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use ipam::PodReference;
 use ipam::{Datastore, Ipam};
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, PartialObjectMeta};
 use kube::runtime::watcher::{self, watcher};
 use kube_lease_manager::LeaseManagerBuilder;
 
-pub use rules::{Decision, Release};
+pub use rules::{Decision, ListedPods, PodDecision, PodHandle, Release};
 
 /// Where the collector's Lease lives and how often it looks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +55,20 @@ pub struct Settings {
     /// The Lease's duration and the grace before a silent holder loses it.
     pub lease_duration: u64,
     pub lease_grace: u64,
+    /// How long a handle's pod must stay gone before its addresses are released.
+    pub pod_grace: Duration,
 }
+
+/// The pod-gone rule's grace when not told (Calico's).
+pub const DEFAULT_POD_GRACE: Duration = Duration::from_secs(300);
+
+/// Pods' metadata read per page of the list.
+const POD_PAGE: u32 = 500;
 
 impl Settings {
     /// The defaults for `identity`: the Lease `wren-ipam-collector` in `wren-system`, a
-    /// pass every 30 s, a 15 s Lease with 5 s of grace.
+    /// pass every 30 s, a 15 s Lease with 5 s of grace, 5 min before a gone pod's
+    /// addresses are released.
     pub fn new(identity: impl Into<String>) -> Settings {
         Settings {
             identity: identity.into(),
@@ -61,6 +77,7 @@ impl Settings {
             interval: Duration::from_secs(30),
             lease_duration: 15,
             lease_grace: 5,
+            pod_grace: DEFAULT_POD_GRACE,
         }
     }
 }
@@ -87,15 +104,19 @@ pub enum CollectorError {
 pub struct PassReport {
     pub nodes_released: Vec<String>,
     pub blocks_released: Vec<IpNet>,
+    /// Handles released because their pod is gone.
+    pub handles_released: Vec<String>,
     pub addresses_released: usize,
 }
 
-/// The collector's memory between passes: the empty blocks last seen.
+/// The collector's memory between passes: the empty blocks last seen, the handles
+/// whose pod is gone since when.
 pub struct Collector<S> {
     client: Client,
     ipam: Arc<Ipam<S>>,
     settings: Settings,
     seen_empty: BTreeSet<IpNet>,
+    suspects: BTreeMap<PodHandle, Instant>,
 }
 
 impl<S> std::fmt::Debug for Collector<S> {
@@ -103,6 +124,7 @@ impl<S> std::fmt::Debug for Collector<S> {
         f.debug_struct("Collector")
             .field("settings", &self.settings)
             .field("seen_empty", &self.seen_empty)
+            .field("suspects", &self.suspects)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +136,7 @@ impl<S: Datastore> Collector<S> {
             ipam,
             settings,
             seen_empty: BTreeSet::new(),
+            suspects: BTreeMap::new(),
         }
     }
 
@@ -178,7 +201,98 @@ impl<S: Datastore> Collector<S> {
                 }
             }
         }
+        self.release_gone_pods(&snapshot, &mut report).await?;
         Ok(report)
+    }
+
+    /// The pod-gone rule (see the module text) over `snapshot`, read before the Pods
+    /// are listed.
+    async fn release_gone_pods(
+        &mut self,
+        snapshot: &ipam::Snapshot,
+        report: &mut PassReport,
+    ) -> Result<(), CollectorError> {
+        if !snapshot.handles.iter().any(|h| h.value.pod.is_some()) {
+            self.suspects.clear();
+            return Ok(());
+        }
+        let listed = self.listed_pods().await?;
+        let decision = rules::decide_pods(
+            &snapshot.handles,
+            &listed,
+            &self.suspects,
+            Instant::now(),
+            self.settings.pod_grace,
+        );
+        self.suspects = decision.suspects;
+        for suspect in decision.confirm {
+            if self.pod_gone(&suspect.pod).await? {
+                tracing::info!(
+                    handle = suspect.handle,
+                    pod = %suspect.pod,
+                    "IPAM collector: the pod of a handle is gone; released after {:?} if it stays gone",
+                    self.settings.pod_grace
+                );
+                self.suspects.insert(suspect, Instant::now());
+            }
+        }
+        for suspect in decision.recheck {
+            if !self.pod_gone(&suspect.pod).await? {
+                self.suspects.remove(&suspect);
+                continue;
+            }
+            let released = self.ipam.release_handle(&suspect.handle).await?;
+            tracing::info!(
+                handle = suspect.handle,
+                pod = %suspect.pod,
+                addresses = released.len(),
+                "IPAM collector: released the addresses of a pod that is gone"
+            );
+            self.suspects.remove(&suspect);
+            report.addresses_released += released.len();
+            report.handles_released.push(suspect.handle);
+        }
+        Ok(())
+    }
+
+    /// Every Pod's uid by namespace and name (metadata only, page by page).
+    async fn listed_pods(&self) -> Result<ListedPods, CollectorError> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let mut listed = ListedPods::new();
+        let mut params = ListParams::default().limit(POD_PAGE);
+        loop {
+            let page = pods
+                .list_metadata(&params)
+                .await
+                .map_err(|e| api_error("the list of Pods", e))?;
+            for pod in page.items {
+                let meta = pod.metadata;
+                if let (Some(namespace), Some(name)) = (meta.namespace, meta.name) {
+                    listed.insert((namespace, name), meta.uid.unwrap_or_default());
+                }
+            }
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(listed),
+            }
+        }
+    }
+
+    /// Whether a GET of the Pod finds it missing (404) or another pod under its name
+    /// (another uid than the one recorded). An error is an error, never "gone".
+    async fn pod_gone(&self, pod: &PodReference) -> Result<bool, CollectorError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        let found = pods
+            .get_metadata_opt(&pod.name)
+            .await
+            .map_err(|e| api_error(&format!("Pod {}/{}", pod.namespace, pod.name), e))?;
+        Ok(match found {
+            None => true,
+            Some(found) => pod
+                .uid
+                .as_ref()
+                .is_some_and(|recorded| found.metadata.uid.as_ref() != Some(recorded)),
+        })
     }
 }
 

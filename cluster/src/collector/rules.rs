@@ -8,10 +8,18 @@
 //!   previous pass too (two consecutive observations), except that a live node keeps
 //!   one block per family: when every block of a family would go, the first by CIDR
 //!   stays.
+//! - A handle whose record names a pod that the list of Pods lacks (by namespace and
+//!   name, and by uid when the record has one: a pod made again under the same name
+//!   is another pod) is suspected once a GET of that Pod confirms it gone
+//!   ([`decide_pods`]); when it has been suspected for the grace period, a second GET
+//!   re-checks and the whole handle is released. The Pod showing up again cancels it;
+//!   a handle without a pod (Wren's own addresses, records from before) is never
+//!   released by this rule.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
-use ipam::Snapshot;
+use ipam::{HandleRecord, PodReference, Snapshot, Stored};
 use ipnet::IpNet;
 
 /// One release the collector makes.
@@ -95,6 +103,74 @@ pub fn decide(
         }));
     }
     Decision { releases, empty }
+}
+
+/// A handle and the pod its record names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodHandle {
+    pub handle: String,
+    pub pod: PodReference,
+}
+
+/// The Pods the API server listed: their uid by namespace and name.
+pub type ListedPods = BTreeMap<(String, String), String>;
+
+/// What the pod-gone rule does in one pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodDecision {
+    /// Pods the list lacks that are not suspected yet: a GET of each confirms it is
+    /// gone, and its grace starts then.
+    pub confirm: Vec<PodHandle>,
+    /// Suspects whose grace has run out: a GET re-checks each, then its handle goes.
+    pub recheck: Vec<PodHandle>,
+    /// Every suspect that still stands (the recheck ones too), since when: the
+    /// collector's memory for the next pass. A suspect whose Pod is listed again, or
+    /// whose handle is gone, is dropped.
+    pub suspects: BTreeMap<PodHandle, Instant>,
+}
+
+/// Whether `pod` is among the listed Pods (with the recorded uid, when there is one).
+pub fn is_listed(pod: &PodReference, listed: &ListedPods) -> bool {
+    listed
+        .get(&(pod.namespace.clone(), pod.name.clone()))
+        .is_some_and(|uid| pod.uid.as_ref().is_none_or(|recorded| recorded == uid))
+}
+
+/// Decides the pod-gone rule for one pass: `handles` of one IPAM snapshot, the Pods
+/// `listed` after that snapshot was read (so every handle's pod was made before the
+/// list), the `suspects` of the last pass, and the time now.
+pub fn decide_pods(
+    handles: &[Stored<HandleRecord>],
+    listed: &ListedPods,
+    suspects: &BTreeMap<PodHandle, Instant>,
+    now: Instant,
+    grace: Duration,
+) -> PodDecision {
+    let mut decision = PodDecision::default();
+    for stored in handles {
+        let record = &stored.value;
+        let Some(pod) = &record.pod else {
+            continue;
+        };
+        // A record naming no pod Kubernetes could have is no pod's.
+        if pod.validate().is_err() || is_listed(pod, listed) {
+            continue;
+        }
+        let suspect = PodHandle {
+            handle: record.handle.clone(),
+            pod: pod.clone(),
+        };
+        match suspects.get(&suspect) {
+            Some(since) => {
+                if now.saturating_duration_since(*since) >= grace {
+                    decision.recheck.push(suspect.clone());
+                }
+                decision.suspects.insert(suspect, *since);
+            }
+            None => decision.confirm.push(suspect),
+        }
+    }
+    decision
 }
 
 #[cfg(test)]
@@ -204,5 +280,94 @@ mod tests {
         assert_eq!(only_one.releases, vec![empty_block("a", "10.244.0.64/26")]);
         let used_since = decide(&snapshot, &live, &live, &nets(&["10.244.0.0/26"]));
         assert_eq!(used_since.releases, vec![]);
+    }
+
+    fn handle(name: &str, pod: Option<(&str, &str, Option<&str>)>) -> Stored<HandleRecord> {
+        let mut record = HandleRecord::new(name);
+        record.pod = pod.map(|(namespace, name, uid)| PodReference {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: uid.map(str::to_owned),
+        });
+        Stored {
+            key: format!("/handles/{name}"),
+            revision: 1,
+            value: record,
+        }
+    }
+
+    fn listed(pods: &[(&str, &str, &str)]) -> ListedPods {
+        pods.iter()
+            .map(|(namespace, name, uid)| {
+                (
+                    ((*namespace).to_owned(), (*name).to_owned()),
+                    (*uid).to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn handles_of(list: &[PodHandle]) -> Vec<&str> {
+        list.iter().map(|p| p.handle.as_str()).collect()
+    }
+
+    #[test]
+    fn a_gone_pod_is_confirmed_then_rechecked_after_the_grace() {
+        let grace = Duration::from_secs(300);
+        let start = Instant::now();
+        let handles = vec![
+            handle("live", Some(("default", "web", Some("u1")))),
+            handle("gone", Some(("default", "job", Some("u2")))),
+            // Made again under the same name: another pod.
+            handle("renamed", Some(("kube-system", "dns", Some("old")))),
+            // No uid recorded: the name decides.
+            handle("by-name", Some(("default", "db", None))),
+            // No pod, or one Kubernetes could not have: never this rule's.
+            handle("wren-gateway.node-a.ipv4", None),
+            handle("bad", Some(("Default", "x/../y", None))),
+        ];
+        let pods = listed(&[
+            ("default", "web", "u1"),
+            ("kube-system", "dns", "new"),
+            ("default", "db", "u9"),
+        ]);
+        let first = decide_pods(&handles, &pods, &BTreeMap::new(), start, grace);
+        assert_eq!(handles_of(&first.confirm), vec!["gone", "renamed"]);
+        assert!(first.recheck.is_empty() && first.suspects.is_empty());
+
+        // The pass confirmed both by a GET: they are suspects from `start`.
+        let suspects: BTreeMap<PodHandle, Instant> =
+            first.confirm.iter().map(|p| (p.clone(), start)).collect();
+        let early = decide_pods(&handles, &pods, &suspects, start + grace / 2, grace);
+        assert!(early.confirm.is_empty() && early.recheck.is_empty());
+        assert_eq!(early.suspects, suspects);
+        let due = decide_pods(&handles, &pods, &suspects, start + grace, grace);
+        assert_eq!(handles_of(&due.recheck), vec!["gone", "renamed"]);
+        assert_eq!(due.suspects, suspects);
+    }
+
+    #[test]
+    fn a_pod_back_or_a_handle_gone_cancels_the_suspicion() {
+        let grace = Duration::from_secs(5);
+        let start = Instant::now();
+        let handles = [
+            handle("back", Some(("default", "web", None))),
+            handle("released", Some(("default", "job", Some("u2")))),
+        ];
+        let suspects: BTreeMap<PodHandle, Instant> = handles
+            .iter()
+            .map(|h| {
+                let pod = h.value.pod.clone().unwrap();
+                let suspect = PodHandle {
+                    handle: h.value.handle.clone(),
+                    pod,
+                };
+                (suspect, start)
+            })
+            .collect();
+        // web is listed again; the handle of job was released by a CNI DEL.
+        let pods = listed(&[("default", "web", "u7")]);
+        let later = decide_pods(&handles[..1], &pods, &suspects, start + grace * 2, grace);
+        assert_eq!(later, PodDecision::default());
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::code;
 use super::result::{CniError, SUPPORTED_VERSIONS};
+use crate::records::PodReference;
 
 /// The datastore used when the configuration names none.
 pub const DEFAULT_DATASTORE: &str = "sqlite:///var/lib/wren/ipam.db";
@@ -28,6 +29,11 @@ pub struct CniEnv {
     pub command: Command,
     pub container_id: Option<String>,
     pub ifname: Option<String>,
+    /// The pod, from `CNI_ARGS` (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, `K8S_POD_UID`),
+    /// when the runtime is Kubernetes'.
+    pub pod: Option<PodReference>,
+    /// `NODENAME`: the node's name when the network configuration names none.
+    pub nodename: Option<String>,
 }
 
 impl CniEnv {
@@ -64,6 +70,8 @@ impl CniEnv {
             command,
             container_id: get("CNI_CONTAINERID"),
             ifname: get("CNI_IFNAME"),
+            pod: pod_of(vars.get("CNI_ARGS").map(String::as_str))?,
+            nodename: get(crate::node_name::NODENAME_ENV),
         })
     }
 
@@ -89,6 +97,45 @@ impl CniEnv {
             .map_err(|e| CniError::new("1.0.0", code::INVALID_ENVIRONMENT, e.to_string()))?;
         Ok(handle)
     }
+}
+
+/// The pod `CNI_ARGS` (`KEY=VALUE;KEY=VALUE`) names: none without
+/// `K8S_POD_NAMESPACE` and `K8S_POD_NAME`; other keys are the main plugin's.
+fn pod_of(args: Option<&str>) -> Result<Option<PodReference>, CniError> {
+    let bad = |reason: String| CniError::new("1.0.0", code::INVALID_ENVIRONMENT, reason);
+    let (mut namespace, mut name, mut uid) = (None, None, None);
+    for pair in args
+        .unwrap_or_default()
+        .split(';')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(format!("CNI_ARGS: {pair:?} is not KEY=VALUE")))?;
+        let value = Some(value.to_owned()).filter(|v| !v.is_empty());
+        match key {
+            "K8S_POD_NAMESPACE" => namespace = value,
+            "K8S_POD_NAME" => name = value,
+            "K8S_POD_UID" => uid = value,
+            _ => {}
+        }
+    }
+    let pod = match (namespace, name) {
+        (None, None) => return Ok(None),
+        (Some(namespace), Some(name)) => PodReference {
+            namespace,
+            name,
+            uid,
+        },
+        _ => {
+            return Err(bad(String::from(
+                "CNI_ARGS has one of K8S_POD_NAMESPACE and K8S_POD_NAME without the other",
+            )));
+        }
+    };
+    pod.validate()
+        .map_err(|reason| bad(format!("CNI_ARGS: {reason}")))?;
+    Ok(Some(pod))
 }
 
 /// The parts of the network configuration the plugin reads; the other keys belong to
@@ -232,22 +279,16 @@ impl IpamConf {
         }
     }
 
-    /// The configured node name, else the host name.
-    pub fn node_name(&self) -> Result<String, CniError> {
+    /// The configured node name, else `nodename` (the `NODENAME` environment
+    /// variable), else the host name: bgpd's rule (`crate::node_name`).
+    pub fn node_name(&self, nodename: Option<&str>) -> Result<String, CniError> {
+        let invalid = |reason: String| CniError::new("1.0.0", code::INVALID_CONFIG, reason);
         let name = match &self.node {
             Some(node) => node.clone(),
-            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|s| s.trim().to_string())
-                .map_err(|e| {
-                    CniError::new(
-                        "1.0.0",
-                        code::INVALID_CONFIG,
-                        format!("ipam.node is not set and the host name cannot be read: {e}"),
-                    )
-                })?,
+            None => crate::node_name::resolve(nodename, crate::node_name::host_name)
+                .map_err(|e| invalid(format!("ipam.node is not set and the {e}")))?,
         };
-        crate::keys::validate_node(&name)
-            .map_err(|e| CniError::new("1.0.0", code::INVALID_CONFIG, format!("ipam.node: {e}")))?;
+        crate::keys::validate_node(&name).map_err(|e| invalid(format!("ipam.node: {e}")))?;
         Ok(name)
     }
 }

@@ -8,7 +8,11 @@
 //!
 //! - The handle of a pod's addresses is `CNI_CONTAINERID.CNI_IFNAME`. ADD for a
 //!   handle that already has addresses returns them again.
+//! - The node is `ipam.node`, else `NODENAME`, else the host name (bgpd's rule,
+//!   `crate::node_name`).
 //! - ADD assigns one address per family that has an enabled pool selecting the node.
+//!   When `CNI_ARGS` names the pod (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`,
+//!   `K8S_POD_UID`), the handle's record names it, for the collector's pod-gone rule.
 //! - Without `"gateway": true` (the `wren` main plugin) each address is returned as a
 //!   host prefix (`/32`, `/128`) without gateway or route: the main plugin routes the
 //!   pod, and no address is used but the pods'.
@@ -36,6 +40,7 @@ pub use result::{CniError, CniResult, IpConfig, Route, SUPPORTED_VERSIONS, Versi
 
 use crate::family::Family;
 use crate::pool::to_u128;
+use crate::records::PodReference;
 use crate::store::Datastore;
 use crate::{Assigned, Ipam, IpamError, StoreError};
 
@@ -64,7 +69,7 @@ pub async fn run(env: &CniEnv, stdin: &[u8]) -> Result<String, CniError> {
     let version = conf.cni_version.clone();
     let node = conf
         .ipam
-        .node_name()
+        .node_name(env.nodename.as_deref())
         .map_err(|e| e.with_version(&version))?;
     let connected = crate::connect(&conf.ipam.datastore).await;
     if env.command == Command::Status {
@@ -83,7 +88,7 @@ pub async fn run(env: &CniEnv, stdin: &[u8]) -> Result<String, CniError> {
     }
     let handle = env.handle().map_err(|e| e.with_version(&version))?;
     let outcome = match env.command {
-        Command::Add => add(&ipam, &conf, &node, &handle).await,
+        Command::Add => add(&ipam, &conf, &node, &handle, env.pod.as_ref()).await,
         Command::Check => return check(&ipam, &conf, &handle).await.map(|()| String::new()),
         _ => {
             ipam.release_handle(&handle)
@@ -184,7 +189,16 @@ async fn add<S: Datastore>(
     conf: &NetConf,
     node: &str,
     handle: &str,
+    pod: Option<&PodReference>,
 ) -> Result<String, CniError> {
+    // The pod's handle record names it (the collector's pod-gone rule); the gateway's
+    // is the node's and names none.
+    let assign_pod = |family| async move {
+        match pod {
+            Some(pod) => ipam.assign_once_for_pod(node, handle, family, pod).await,
+            None => ipam.assign_once(node, handle, family).await,
+        }
+    };
     let version = &conf.cni_version;
     let fail = |e| from_ipam(version, e);
     let mut families = Vec::new();
@@ -213,7 +227,7 @@ async fn add<S: Datastore>(
     let mut result = CniResult::new(version);
     if !conf.ipam.gateway {
         for family in families {
-            let address = match ipam.assign_once(node, handle, family).await {
+            let address = match assign_pod(family).await {
                 Ok(assigned) => assigned.first().map(|a| a.address),
                 Err(e) => {
                     let _ = ipam.release_handle(handle).await;
@@ -232,7 +246,7 @@ async fn add<S: Datastore>(
             .assign_once(node, &gateway_handle(node, family), family)
             .await
         {
-            Ok(gateway) => match ipam.assign_once(node, handle, family).await {
+            Ok(gateway) => match assign_pod(family).await {
                 Ok(assigned) => Ok((assigned, gateway)),
                 Err(e) => Err(e),
             },
@@ -314,7 +328,7 @@ fn from_ipam(version: &str, error: IpamError) -> CniError {
     let code = match &error {
         IpamError::Store(StoreError::BadUrl { .. }) => code::INVALID_CONFIG,
         IpamError::Store(_) | IpamError::Contention { .. } => code::TRY_AGAIN_LATER,
-        IpamError::BadName { .. } => code::INVALID_ENVIRONMENT,
+        IpamError::BadName { .. } | IpamError::BadPod { .. } => code::INVALID_ENVIRONMENT,
         _ => code::ALLOCATION_FAILED,
     };
     CniError::new(version, code, error.to_string())

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use ipam::store::Datastore;
-use ipam::{Family, Ipam, IpamConfig, IpamError, Pool};
+use ipam::{Family, Ipam, IpamConfig, IpamError, PodReference, Pool};
 use ipnet::IpNet;
 
 use super::{assert_clean, ip, net, pool};
@@ -288,5 +288,50 @@ pub(crate) async fn concurrent_assigns_are_distinct<S: Datastore + Clone>(ipam: 
         assert!(seen.insert(task.await.unwrap()));
     }
     assert_eq!(seen.len(), 60);
+    assert_clean(&ipam).await;
+}
+
+/// A pod's handle record names the pod (the collector's pod-gone rule reads it back);
+/// a record without one (Wren's own addresses, records from before) reads as before.
+pub(crate) async fn pods_are_named_in_handle_records<S: Datastore>(ipam: Ipam<S>) {
+    ipam.add_pool(Pool::new(net("10.244.0.0/16")))
+        .await
+        .unwrap();
+    let pod = PodReference {
+        namespace: "shop".into(),
+        name: "cart-1".into(),
+        uid: Some("6c1d2e4f-0000-4000-8000-000000000001".into()),
+    };
+    let first = ipam
+        .assign_once_for_pod("node-a", "c1.eth0", Family::Ipv4, &pod)
+        .await
+        .unwrap();
+    let again = ipam
+        .assign_once_for_pod("node-a", "c1.eth0", Family::Ipv4, &pod)
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    ipam.assign_once("node-a", "wren-gateway.node-a.ipv4", Family::Ipv4)
+        .await
+        .unwrap();
+    let bad = PodReference {
+        name: "../nodes/node-a".into(),
+        ..pod.clone()
+    };
+    let refused = ipam
+        .assign_once_for_pod("node-a", "c2.eth0", Family::Ipv4, &bad)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, IpamError::BadPod { .. }), "{refused}");
+    let handles = ipam.snapshot().await.unwrap().handles;
+    let pods: Vec<(&str, Option<&PodReference>)> = handles
+        .iter()
+        .map(|h| (h.value.handle.as_str(), h.value.pod.as_ref()))
+        .collect();
+    assert_eq!(
+        pods,
+        vec![("c1.eth0", Some(&pod)), ("wren-gateway.node-a.ipv4", None)]
+    );
+    assert_eq!(ipam.release_handle("c1.eth0").await.unwrap().len(), 1);
     assert_clean(&ipam).await;
 }
