@@ -220,6 +220,14 @@ impl<S: Datastore> Ipam<S> {
         Ok(self.store.watch_node(node).await?)
     }
 
+    /// Notifications of changes to who uses which block or address (a block
+    /// claimed or released, an address borrowed or given back): re-read
+    /// [`Ipam::block_users`] after each. On the Kubernetes store a node's pods in its
+    /// own blocks never wake it.
+    pub async fn watch_block_users(&self) -> Result<Watch, IpamError> {
+        Ok(self.store.watch_block_users().await?)
+    }
+
     /// The blocks `node` owns and the addresses it borrowed from other nodes' blocks
     /// (read as `Read::NodeBlocks`: on the Kubernetes store, only those blocks).
     pub async fn node_allocations(&self, node: &str) -> Result<NodeAllocations, IpamError> {

@@ -4,7 +4,8 @@
 //! A connection's life: connect, set up (pools, cluster settings, the node's
 //! registration, a block per family), start the watches, synchronise, then
 //! synchronise again on every wake-up: a notification through the control socket,
-//! the datastore watch of the IPAM keys (and of the registry for the mesh), or the
+//! the datastore watch of the IPAM keys (and of the registry for the mesh and the
+//! dataplane, and of who uses which block for the dataplane), or the
 //! resynchronisation timer. Any datastore error ends the connection: one error line
 //! (repeated only when the error changes, or once a minute), the advertised routes
 //! stay as they are, and the task connects again with a backoff.
@@ -136,6 +137,13 @@ impl Source {
         } else {
             None
         };
+        // The overlay routes every node's blocks and borrowed addresses: woken when
+        // who uses them changes (a remote node's new block at once, on every store).
+        let mut users = if self.dataplane.is_some() {
+            Some(ipam.watch_block_users().await?)
+        } else {
+            None
+        };
         self.sync(&ipam).await?;
         self.sync_mesh(&ipam).await?;
         self.sync_dataplane(&ipam).await?;
@@ -152,6 +160,7 @@ impl Source {
             tokio::select! {
                 changed = changes.changed() => { changed?; }
                 changed = next(&mut nodes) => { changed?; mesh_changed = true; }
+                changed = next(&mut users) => { changed?; }
                 () = self.handle.shared.changed.notified() => {}
                 _ = resync.tick() => mesh_changed = true,
             }
@@ -163,6 +172,11 @@ impl Source {
                 while let Some(changed) = watch.changed().now_or_never() {
                     changed?;
                     mesh_changed = true;
+                }
+            }
+            if let Some(watch) = users.as_mut() {
+                while let Some(changed) = watch.changed().now_or_never() {
+                    changed?;
                 }
             }
             self.sync(&ipam).await?;

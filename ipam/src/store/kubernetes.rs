@@ -9,7 +9,8 @@
 //! request each: a GET by name for a key, a LIST for a prefix, narrowed by label where
 //! the store sets them (a node's affinities by `wren.io/node`; a node's blocks,
 //! `Read::NodeBlocks`, by owner and borrower labels: `blocks.rs`). A watch is one API
-//! watch per kind, re-listed after `410 Gone` (`watch.rs`). The node registry is the
+//! watch per kind, re-listed after `410 Gone` (`watch.rs`); the watch of who uses
+//! the blocks filters what it reports (`blocks::Users`). The node registry is the
 //! cluster's Node objects (`nodes.rs`).
 
 mod blocks;
@@ -538,5 +539,9 @@ impl crate::store::Datastore for KubernetesStore {
 
     async fn watch_node(&self, node: &str) -> Result<Watch, StoreError> {
         self.watch_node_blocks(node).await
+    }
+
+    async fn watch_block_users(&self) -> Result<Watch, StoreError> {
+        self.watch_users().await
     }
 }

@@ -293,6 +293,15 @@ pub trait Datastore: Send + Sync + 'static {
     /// watches the pools and the node's blocks by label, so other nodes' pods never
     /// wake it.
     fn watch_node(&self, node: &str) -> impl Future<Output = Result<Watch, StoreError>> + Send;
+
+    /// Notifications of changes to who uses which block or address: a block claimed,
+    /// released or given another owner, an address borrowed or given back (what the
+    /// VXLAN overlay routes). It may report more: by default every block change; the
+    /// Kubernetes store watches every block but reports only those changes, so a
+    /// node's pods in its own blocks never wake the other nodes.
+    fn watch_block_users(&self) -> impl Future<Output = Result<Watch, StoreError>> + Send {
+        self.watch(crate::keys::BLOCKS)
+    }
 }
 
 /// A store chosen at run time from a URL.
@@ -405,6 +414,14 @@ impl Datastore for AnyStore {
             AnyStore::Sqlite(s) => s.watch_node(node).await,
             AnyStore::Etcd(s) => s.watch_node(node).await,
             AnyStore::Kubernetes(s) => s.watch_node(node).await,
+        }
+    }
+
+    async fn watch_block_users(&self) -> Result<Watch, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.watch_block_users().await,
+            AnyStore::Etcd(s) => s.watch_block_users().await,
+            AnyStore::Kubernetes(s) => s.watch_block_users().await,
         }
     }
 }

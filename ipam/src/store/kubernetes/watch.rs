@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Resource;
-use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
+use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 
 use super::{Kind, KubernetesStore, blocks};
 use crate::keys;
@@ -29,9 +29,10 @@ impl KubernetesStore {
     }
 
     /// Watches one resource (the objects `selector` selects, when given) from
-    /// `version`, sending the revision of every change under `prefix`; re-lists after
-    /// `410 Gone` or a failure (reporting a change then, as one may have been missed),
-    /// with backoff.
+    /// `version`, sending the revision of every change under `prefix` (with `users`,
+    /// of the blocks whose owner or borrowed addresses changed); re-lists after
+    /// `410 Gone` or a failure (reporting a change then, as one may have been missed,
+    /// and forgetting what `users` knew), with backoff.
     #[allow(clippy::too_many_arguments)]
     async fn watch_resource<K>(
         self,
@@ -42,6 +43,7 @@ impl KubernetesStore {
         prefix: String,
         mut version: String,
         sender: tokio::sync::mpsc::Sender<Result<u64, StoreError>>,
+        mut users: Option<blocks::Users>,
     ) where
         K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
@@ -56,27 +58,14 @@ impl KubernetesStore {
                     let mut stream = std::pin::pin!(stream);
                     let mut failure = None;
                     while let Some(event) = stream.next().await {
-                        match event {
-                            Ok(
-                                WatchEvent::Added(object)
-                                | WatchEvent::Modified(object)
-                                | WatchEvent::Deleted(object),
-                            ) => {
-                                pause = Duration::from_millis(100);
-                                if let Some(v) = &object.meta().resource_version {
-                                    version.clone_from(v);
-                                }
-                                match to_entry(&self, &object) {
-                                    Ok(Some(entry)) if entry.key.starts_with(&prefix) => {
-                                        // A full channel already holds a notification.
-                                        let _ = sender.try_send(Ok(entry.revision));
-                                    }
-                                    Ok(_) => {}
-                                    Err(e) => tracing::warn!("{e}"),
-                                }
+                        let (object, deleted) = match event {
+                            Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)) => {
+                                (object, false)
                             }
+                            Ok(WatchEvent::Deleted(object)) => (object, true),
                             Ok(WatchEvent::Bookmark(bookmark)) => {
                                 version = bookmark.metadata.resource_version;
+                                continue;
                             }
                             Ok(WatchEvent::Error(status)) => {
                                 failure = Some(format!(
@@ -89,6 +78,23 @@ impl KubernetesStore {
                                 failure = Some(e.to_string());
                                 break;
                             }
+                        };
+                        pause = Duration::from_millis(100);
+                        if let Some(v) = &object.meta().resource_version {
+                            version.clone_from(v);
+                        }
+                        match to_entry(&self, &object) {
+                            Ok(Some(entry))
+                                if entry.key.starts_with(&prefix)
+                                    && users
+                                        .as_mut()
+                                        .is_none_or(|users| users.changed(&entry, deleted)) =>
+                            {
+                                // A full channel already holds a notification.
+                                let _ = sender.try_send(Ok(entry.revision));
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!("{e}"),
                         }
                     }
                     failure
@@ -117,6 +123,9 @@ impl KubernetesStore {
                     self.url,
                     self.server
                 );
+            }
+            if let Some(users) = &mut users {
+                users.clear();
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(30));
@@ -156,6 +165,7 @@ impl KubernetesStore {
                     prefix.clone(),
                     version.clone(),
                     sender.clone(),
+                    None,
                 ));
             }
             if nodes {
@@ -167,6 +177,7 @@ impl KubernetesStore {
                     prefix.clone(),
                     version.clone(),
                     sender.clone(),
+                    None,
                 ));
             }
             while watches.join_next().await.is_some() {}
@@ -191,6 +202,7 @@ impl KubernetesStore {
                 keys::POOLS.to_string(),
                 version.clone(),
                 sender.clone(),
+                None,
             ));
             for selector in selectors {
                 watches.spawn(store.clone().watch_resource(
@@ -201,10 +213,46 @@ impl KubernetesStore {
                     keys::BLOCKS.to_string(),
                     version.clone(),
                     sender.clone(),
+                    None,
                 ));
             }
             while watches.join_next().await.is_some() {}
         });
+        Ok(Watch::new(receiver, task))
+    }
+
+    /// [`crate::store::Datastore::watch_block_users`]: one watch of every block,
+    /// reporting only a block claimed, released or given another owner, and an
+    /// address borrowed or given back (`blocks::Users`); a node's pods in its own
+    /// blocks are not reported. The blocks are listed once to know where they stand.
+    pub(super) async fn watch_users(&self) -> Result<Watch, StoreError> {
+        let kind = Kind::Block;
+        let list = self
+            .api(kind)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| self.error(kind, e))?;
+        let mut users = blocks::Users::default();
+        for object in &list.items {
+            if let Some(entry) = self.entry(kind, object)? {
+                users.changed(&entry, false);
+            }
+        }
+        let version = match list.metadata.resource_version {
+            Some(version) => version,
+            None => self.current_revision().await?.to_string(),
+        };
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        let task = tokio::spawn(self.clone().watch_resource(
+            self.api(kind),
+            kind.resource().plural,
+            None,
+            KubernetesStore::watched_entry,
+            keys::BLOCKS.to_string(),
+            version,
+            sender,
+            Some(users),
+        ));
         Ok(Watch::new(receiver, task))
     }
 }
