@@ -65,7 +65,14 @@ pub struct BgpConfigurationSpec {
     plural = "bgppeers",
     root = "BgpPeer",
     status = "ResourceStatus",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Peer IP","type":"string","jsonPath":".spec.peerIP"}"#,
+    printcolumn = r#"{"name":"ASN","type":"integer","jsonPath":".spec.asNumber"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".spec.node"}"#,
+    printcolumn = r#"{"name":"Node Selector","type":"string","jsonPath":".spec.nodeSelector.matchLabels"}"#,
+    printcolumn = r#"{"name":"Peer Selector","type":"string","jsonPath":".spec.peerSelector.matchLabels"}"#,
+    printcolumn = r#"{"name":"Accepted","type":"string","jsonPath":".status.conditions[?(@.type==\"Accepted\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BgpPeerSpec {

@@ -22,14 +22,19 @@ use crate::pool::{addr_from, to_u128};
 pub const MAX_BLOCK_ADDRESSES: u32 = 4096;
 
 /// A block as stored; the spec of the `IPAMBlock` custom resource (named after its
-/// CIDR) on the Kubernetes datastore.
+/// CIDR) on the Kubernetes datastore, whose store writes the count of its allocations
+/// into the annotation `wren.io/in-use` for `kubectl get ipamblocks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, CustomResource, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[kube(
     group = "wren.io",
     version = "v1alpha1",
     kind = "IPAMBlock",
-    plural = "ipamblocks"
+    plural = "ipamblocks",
+    printcolumn = r#"{"name":"CIDR","type":"string","jsonPath":".spec.cidr"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".spec.affinity"}"#,
+    printcolumn = r#"{"name":"In Use","type":"string","jsonPath":".metadata.annotations.wren\\.io/in-use"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 pub struct Block {
     #[schemars(with = "String")]

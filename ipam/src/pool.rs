@@ -29,7 +29,13 @@ pub const DEFAULT_V6_BLOCK_SIZE: u8 = 122;
     group = "wren.io",
     version = "v1alpha1",
     kind = "IPPool",
-    plural = "ippools"
+    plural = "ippools",
+    printcolumn = r#"{"name":"CIDR","type":"string","jsonPath":".spec.cidr"}"#,
+    printcolumn = r#"{"name":"Block Size","type":"integer","jsonPath":".spec.blockSize"}"#,
+    printcolumn = r#"{"name":"VXLAN","type":"string","jsonPath":".spec.vxlanMode"}"#,
+    printcolumn = r#"{"name":"NAT","type":"boolean","jsonPath":".spec.natOutgoing"}"#,
+    printcolumn = r#"{"name":"Disabled","type":"boolean","jsonPath":".spec.disabled"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 pub struct Pool {
     #[schemars(with = "String")]

@@ -36,7 +36,11 @@ pub enum AffinityState {
     group = "wren.io",
     version = "v1alpha1",
     kind = "BlockAffinity",
-    plural = "blockaffinities"
+    plural = "blockaffinities",
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".spec.node"}"#,
+    printcolumn = r#"{"name":"CIDR","type":"string","jsonPath":".spec.cidr"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".spec.state"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 pub struct Affinity {
     pub node: String,

@@ -4,7 +4,8 @@
 //! - the nodes' blocks are `IPAMBlock` objects (`kubectl get ipamblocks`) with their
 //!   `BlockAffinity`, each pod's address lies in a block of its own node, and each bgpd
 //!   wrote its address and AS on its Node object; `kubectl get wrennodes` shows the
-//!   three Ready;
+//!   three Ready, and `kubectl get` of the pools, blocks, affinities and BGPPeers
+//!   prints their columns (CIDR, owner, addresses in use, state, peer, selectors);
 //! - the ToR's sessions come from the BGPPeer of the topology (no neighbor in any
 //!   bgpd.toml) and FRR's `show bgp ipv4 unicast json` holds every node's block;
 //! - every node's kernel routes every other node's blocks through the owner (the node mesh
@@ -53,6 +54,8 @@ const NODES: [(&str, &str); 3] = [
     ("node3", "10.0.0.3"),
 ];
 
+#[path = "k8s_topology/columns.rs"]
+mod columns;
 #[path = "k8s_topology/deployment.rs"]
 mod deployment;
 #[path = "k8s_topology/faults.rs"]
@@ -62,6 +65,7 @@ mod mesh;
 #[path = "k8s_topology/peers.rs"]
 mod peers;
 
+use self::columns::*;
 use self::deployment::*;
 use self::faults::*;
 use self::mesh::*;
@@ -197,6 +201,7 @@ fn converges(k8s: &K8s) {
         assert_eq!(row[..6], [node, node, "64512", "3", "1", "True"], "{table}");
     }
     eprintln!("kubectl get wrennodes:\n{table}");
+    printer_columns(k8s, &blocks);
 
     // Every pod's address is in a block of its own node.
     for (node, _) in NODES {

@@ -373,6 +373,7 @@ impl KubernetesStore {
         if kind == Kind::Block {
             // A replace sets the labels whole: an owner or borrower gone loses its label.
             object.meta_mut().labels = Some(blocks::labels(&spec));
+            object.meta_mut().annotations = Some(blocks::annotations(&spec));
         }
         Ok(object)
     }

@@ -3,7 +3,8 @@
 //! owner (its `affinity`), and `borrower.wren.io/NODE` (empty value) each node that
 //! borrowed one of its addresses. Node names go through [`label_value`] (a long or
 //! odd name is shortened with a hash; the store still filters what it lists by the
-//! spec, so two names sharing a label value cannot mix).
+//! spec, so two names sharing a label value cannot mix). The annotation
+//! `wren.io/in-use` counts its allocations, for `kubectl get ipamblocks`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,6 +35,18 @@ pub(super) fn labels(spec: &Value) -> BTreeMap<String, String> {
         }
     }
     labels
+}
+
+/// The annotation counting a block's allocations (`kubectl get ipamblocks`' IN USE).
+const IN_USE_ANNOTATION: &str = "wren.io/in-use";
+
+/// The annotations of a block whose spec is `spec`: its allocations' count.
+pub(super) fn annotations(spec: &Value) -> BTreeMap<String, String> {
+    let in_use = spec
+        .get("allocations")
+        .and_then(Value::as_object)
+        .map_or(0, serde_json::Map::len);
+    BTreeMap::from([(IN_USE_ANNOTATION.to_string(), in_use.to_string())])
 }
 
 /// The label selectors of the blocks that name `node`: as owner, as borrower.
@@ -155,6 +168,7 @@ mod tests {
         assert_eq!(labels.len(), 2, "{labels:?}");
         assert_eq!(labels["wren.io/node"], "node-a");
         assert_eq!(labels["borrower.wren.io/node-b"], "");
+        assert_eq!(annotations(&spec)["wren.io/in-use"], "3");
         assert_eq!(
             selectors("node-b"),
             ["wren.io/node=node-b", "borrower.wren.io/node-b"]
