@@ -9,6 +9,9 @@
 //! [`ControlPlane::service_account_kubeconfig`] writes one with a service account's token,
 //! for tests that check what a role allows.
 //!
+//! [`ControlPlane::start_garbage_collector`] adds kube-controller-manager running only its
+//! garbage collector (the test control plane has no other controller).
+//!
 //! Where the binaries come from: `WREN_KUBE_APISERVER` (a path), else
 //! `target/go/kubernetes-VERSION/kube-apiserver`, which `scripts/kube-apiserver` builds
 //! (`scripts/test` and `.ci/run` run it first), with `kubectl` of the same release beside
@@ -30,11 +33,15 @@ use crate::netns::Netns;
 use crate::prereq::{find_program, keep_files, scratch_dir};
 
 pub use crate::kube_build::{
-    APISERVER_ENV, apiserver_binary, built_apiserver, kubectl_binary, kubernetes_version,
+    APISERVER_ENV, apiserver_binary, built_apiserver, controller_manager_binary, kubectl_binary,
+    kubernetes_version,
 };
 
 /// The administrator's bearer token (static token file; group `system:masters`).
 const ADMIN_TOKEN: &str = "wren-lab-admin-token";
+
+/// What kube-controller-manager logs once its garbage collector watches every resource.
+const GARBAGE_COLLECTOR_SYNCED: &str = "Garbage collector: all resource monitors have synced";
 
 /// How long the API server may take to become ready (it installs its built-in resources
 /// and RBAC roles into an empty etcd on the first start).
@@ -43,7 +50,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// etcd plus a kube-apiserver. Dropping it stops both and removes their files.
 #[derive(Debug)]
 pub struct ControlPlane {
-    // Dropped in this order: the API server stops before the etcd under it.
+    // Dropped in this order: the controller manager, then the API server, then the etcd
+    // under it.
+    controller_manager: Option<Daemon>,
     apiserver: Daemon,
     etcd: Etcd,
     kubectl: PathBuf,
@@ -128,6 +137,7 @@ impl ControlPlane {
         let apiserver = Daemon::spawn(&label, command, &file("kube-apiserver.log"))?;
         let kubeconfig = file("admin.kubeconfig");
         let control_plane = ControlPlane {
+            controller_manager: None,
             etcd,
             kubectl,
             apiserver,
@@ -141,6 +151,48 @@ impl ControlPlane {
         // tests can create Pods in `default` (admission looks the account up).
         control_plane.kubectl(&["-n", "default", "create", "serviceaccount", "default"])?;
         Ok(control_plane)
+    }
+
+    /// Starts kube-controller-manager (the same release's, [`controller_manager_binary`])
+    /// with its garbage collector alone, as the administrator, and waits until the
+    /// collector watches every resource: objects whose owners (`ownerReferences`) are
+    /// gone are then deleted, as in a real cluster. No other controller runs, no leader
+    /// election, no serving port. Stopped with the control plane. Start it once the
+    /// CRDs are served: it looks for new resource types only every 30 s.
+    pub fn start_garbage_collector(&mut self) -> Result<()> {
+        if self.controller_manager.is_some() {
+            return Ok(());
+        }
+        let binary = controller_manager_binary()
+            .map_err(|e| Error::invalid("kube-controller-manager", e))?;
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        command
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg("--controllers=garbagecollector")
+            .arg("--leader-elect=false")
+            .arg("--secure-port=0")
+            .arg("--v=1");
+        let label = match &self.netns {
+            Some(netns) => format!("kube-controller-manager@{netns}"),
+            None => String::from("kube-controller-manager"),
+        };
+        let log = self.dir.path().join("kube-controller-manager.log");
+        let daemon = Daemon::spawn(&label, command, &log)?;
+        daemon.wait_log(READY_TIMEOUT, GARBAGE_COLLECTOR_SYNCED)?;
+        self.controller_manager = Some(daemon);
+        Ok(())
+    }
+
+    /// The controller manager's process guard, once started.
+    pub fn controller_manager(&self) -> Option<&Daemon> {
+        self.controller_manager.as_ref()
     }
 
     /// The API server's URL, `https://IP:PORT`.

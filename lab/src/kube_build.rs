@@ -1,5 +1,5 @@
-//! Where the Kubernetes binaries for tests are: the kube-apiserver and kubectl that
-//! `scripts/kube-apiserver` builds from the wrapper module `tools/kube` (the release
+//! Where the Kubernetes binaries for tests are: the kube-apiserver, kubectl and
+//! kube-controller-manager that `scripts/kube-apiserver` builds from the wrapper module `tools/kube` (the release
 //! its go.mod pins), or `WREN_KUBE_APISERVER`. Used by [`crate::kube`], the
 //! prerequisite check and the topology runner; it uses nothing of the crate.
 
@@ -61,14 +61,24 @@ pub fn apiserver_binary() -> std::result::Result<PathBuf, String> {
 
 /// The kubectl beside the kube-apiserver binary (same release); `Err` says how to get it.
 pub fn kubectl_binary() -> std::result::Result<PathBuf, String> {
-    let apiserver = apiserver_binary()?;
-    let kubectl = apiserver.with_file_name("kubectl");
-    if kubectl.is_file() {
-        Ok(kubectl)
+    beside_apiserver("kubectl")
+}
+
+/// The kube-controller-manager beside the kube-apiserver binary (same release); `Err` says
+/// how to get it.
+pub fn controller_manager_binary() -> std::result::Result<PathBuf, String> {
+    beside_apiserver("kube-controller-manager")
+}
+
+/// The command `name` that `scripts/kube-apiserver` builds beside the kube-apiserver.
+fn beside_apiserver(name: &str) -> std::result::Result<PathBuf, String> {
+    let binary = apiserver_binary()?.with_file_name(name);
+    if binary.is_file() {
+        Ok(binary)
     } else {
         Err(format!(
-            "kubectl not built ({} missing; run scripts/kube-apiserver)",
-            kubectl.display()
+            "{name} not built ({} missing; run scripts/kube-apiserver)",
+            binary.display()
         ))
     }
 }

@@ -54,6 +54,9 @@ pub enum Prereq {
     /// `WREN_KUBE_APISERVER`), etcd under it, `openssl` (its service-account key):
     /// [`crate::kube`].
     KubeApiserver,
+    /// What [`Prereq::KubeApiserver`] needs, and the kube-controller-manager of the same
+    /// release beside it (its garbage collector: [`crate::kube::ControlPlane::start_garbage_collector`]).
+    KubeControllerManager,
 }
 
 /// Proof that the prerequisites are present, with a scratch directory for the test that is
@@ -137,6 +140,10 @@ pub fn check(prereq: Prereq) -> Result<(), String> {
             crate::kube_build::kubectl_binary()?;
             programs(&["etcd", "etcdctl"], "etcd-server etcd-client")?;
             programs(&["openssl"], "openssl")
+        }
+        Prereq::KubeControllerManager => {
+            check(Prereq::KubeApiserver)?;
+            crate::kube_build::controller_manager_binary().map(drop)
         }
     }
 }
