@@ -139,6 +139,27 @@ impl Pool {
         Family::of(&self.cidr)
     }
 
+    /// Why this pool cannot encapsulate beside `other`: both are VXLAN pools of one
+    /// family with another VNI or port (the family's one VXLAN device takes one VNI
+    /// and one port); `None` when they can.
+    pub fn vxlan_conflict(&self, other: &Pool) -> Option<String> {
+        let both = self.vxlan_mode.encapsulates()
+            && other.vxlan_mode.encapsulates()
+            && self.family() == other.family();
+        if !both || (self.vxlan_vni, self.vxlan_port) == (other.vxlan_vni, other.vxlan_port) {
+            return None;
+        }
+        Some(format!(
+            "vxlan_vni {} and vxlan_port {} differ from VXLAN pool {}'s {} and {}: one VXLAN device serves every {} pool",
+            self.vxlan_vni,
+            self.vxlan_port,
+            other.cidr,
+            other.vxlan_vni,
+            other.vxlan_port,
+            self.family()
+        ))
+    }
+
     /// Checks the CIDR and block size.
     pub fn validate(&self) -> Result<(), IpamError> {
         let bad = |reason: String| IpamError::BadPool {
@@ -227,6 +248,22 @@ impl Pool {
     }
 }
 
+/// The pools, sorted by CIDR, whose VNI or port differs from their family's first
+/// VXLAN pool (whose VNI and port the family's device takes): one line each, naming
+/// both pools.
+pub fn vxlan_conflicts(pools: &[Pool]) -> Vec<String> {
+    let mut conflicts = Vec::new();
+    for (index, pool) in pools.iter().enumerate() {
+        let first = pools[..index]
+            .iter()
+            .find(|first| first.vxlan_mode.encapsulates() && first.family() == pool.family());
+        if let Some(reason) = first.and_then(|first| pool.vxlan_conflict(first)) {
+            conflicts.push(format!("pool {}: {reason}", pool.cidr));
+        }
+    }
+    conflicts
+}
+
 /// Parses `zone=a,rack=r1` (an empty text selects every node).
 pub fn parse_node_selector(text: &str) -> Result<BTreeMap<String, String>, IpamError> {
     let mut labels = BTreeMap::new();
@@ -278,5 +315,41 @@ fn net_from(family: Family, value: u128, prefix_len: u8) -> IpNet {
     match addr_from(family, value) {
         IpAddr::V4(a) => IpNet::V4(Ipv4Net::new_assert(a, prefix_len).trunc()),
         IpAddr::V6(a) => IpNet::V6(Ipv6Net::new_assert(a, prefix_len).trunc()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pool(cidr: &str, mode: VxlanMode, vni: u32, port: u16) -> Pool {
+        Pool {
+            vxlan_mode: mode,
+            vxlan_vni: vni,
+            vxlan_port: port,
+            ..Pool::new(cidr.parse().unwrap())
+        }
+    }
+
+    #[test]
+    fn vxlan_pools_of_a_family_must_share_the_first_ones_vni_and_port() {
+        let pools = [
+            pool("10.1.0.0/16", VxlanMode::Never, 9, 9),
+            pool("10.2.0.0/16", VxlanMode::Always, 4096, 4789),
+            pool("10.3.0.0/16", VxlanMode::CrossSubnet, 4096, 4789),
+            pool("10.4.0.0/16", VxlanMode::Always, 5000, 4789),
+            pool("10.5.0.0/16", VxlanMode::Never, 5000, 4789),
+            pool("fd00:1::/48", VxlanMode::Always, 7, 4790),
+            pool("fd00:2::/48", VxlanMode::Always, 7, 4791),
+        ];
+        assert_eq!(
+            vxlan_conflicts(&pools),
+            [
+                "pool 10.4.0.0/16: vxlan_vni 5000 and vxlan_port 4789 differ from VXLAN pool 10.2.0.0/16's 4096 and 4789: one VXLAN device serves every IPv4 pool",
+                "pool fd00:2::/48: vxlan_vni 7 and vxlan_port 4791 differ from VXLAN pool fd00:1::/48's 7 and 4790: one VXLAN device serves every IPv6 pool",
+            ]
+        );
+        assert_eq!(vxlan_conflicts(&pools[1..3]), Vec::<String>::new());
     }
 }

@@ -28,10 +28,12 @@ impl<S: Datastore> Ipam<S> {
         Ok(pools)
     }
 
-    /// Adds a pool; refuses a malformed one or one overlapping an existing pool. The
-    /// pool is created, then the pools are read again: when another pool overlapping
-    /// it was added meanwhile, this one is deleted again and refused (both may be).
-    /// Readers ignore overlapping pools, so neither is used in between.
+    /// Adds a pool; refuses a malformed one, one overlapping an existing pool, and a
+    /// VXLAN pool whose VNI or port differs from an existing VXLAN pool of its family
+    /// (`Pool::vxlan_conflict`). The pool is created, then the pools are read again:
+    /// when another pool in conflict with it was added meanwhile, this one is deleted
+    /// again and refused (both may be). Readers ignore overlapping pools, so neither
+    /// is used in between.
     pub async fn add_pool(&self, pool: Pool) -> Result<(), IpamError> {
         pool.validate()?;
         for key in pool.node_selector.keys() {
@@ -42,31 +44,37 @@ impl<S: Datastore> Ipam<S> {
                 });
             }
         }
-        let overlap = |stored: &[crate::store::Entry]| -> Result<Option<IpNet>, IpamError> {
+        let conflict = |stored: &[crate::store::Entry]| -> Result<Option<IpamError>, IpamError> {
             for entry in stored {
                 let existing: Pool = crate::records::decode(self.store.url(), entry)?;
-                if existing.cidr != pool.cidr && existing.overlaps(&pool.cidr) {
-                    return Ok(Some(existing.cidr));
+                if existing.cidr == pool.cidr {
+                    continue;
+                }
+                if existing.overlaps(&pool.cidr) {
+                    return Ok(Some(IpamError::PoolOverlap {
+                        new: pool.cidr,
+                        existing: existing.cidr,
+                    }));
+                }
+                if let Some(reason) = pool.vxlan_conflict(&existing) {
+                    return Ok(Some(IpamError::BadPool {
+                        cidr: pool.cidr.to_string(),
+                        reason,
+                    }));
                 }
             }
             Ok(None)
         };
-        if let Some(existing) = overlap(&self.store.list(keys::POOLS).await?)? {
-            return Err(IpamError::PoolOverlap {
-                new: pool.cidr,
-                existing,
-            });
+        if let Some(refused) = conflict(&self.store.list(keys::POOLS).await?)? {
+            return Err(refused);
         }
         let key = keys::pool(&pool.cidr);
         let Some(revision) = self.put(&key, &pool, Expect::Absent).await? else {
             return Err(IpamError::PoolExists(pool.cidr));
         };
-        if let Some(existing) = overlap(&self.store.list(keys::POOLS).await?)? {
+        if let Some(refused) = conflict(&self.store.list(keys::POOLS).await?)? {
             self.delete(&key, Expect::Revision(revision)).await?;
-            return Err(IpamError::PoolOverlap {
-                new: pool.cidr,
-                existing,
-            });
+            return Err(refused);
         }
         Ok(())
     }

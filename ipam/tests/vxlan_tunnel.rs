@@ -131,6 +131,50 @@ async fn one_tunnel_address_per_node_and_family_under_concurrency<S: Datastore +
     assert!(report.is_clean(), "{}", report.render());
 }
 
+/// A second VXLAN pool of a family must take the first one's VNI and port (one
+/// device per family): another VNI or port is refused with one line naming both
+/// pools, and nothing is stored; the other family and a `never` pool are free.
+async fn a_second_vxlan_pool_of_a_family_takes_the_first_ones_vni_and_port<S: Datastore>(
+    ipam: Ipam<S>,
+) {
+    ipam.add_pool(vxlan_pool("10.244.0.0/16")).await.unwrap();
+    for (vni, port) in [(4097, 4789), (4096, 8472)] {
+        let error = ipam
+            .add_pool(Pool {
+                vxlan_vni: vni,
+                vxlan_port: port,
+                ..vxlan_pool("10.245.0.0/16")
+            })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "pool 10.245.0.0/16: vxlan_vni {vni} and vxlan_port {port} differ from VXLAN pool 10.244.0.0/16's 4096 and 4789: one VXLAN device serves every IPv4 pool"
+            )
+        );
+        assert!(!error.contains('\n'));
+    }
+    let pools: Vec<IpNet> = ipam.pools().await.unwrap().iter().map(|p| p.cidr).collect();
+    assert_eq!(pools, [net("10.244.0.0/16")]);
+    // The same VNI and port; a pool that does not encapsulate; IPv6 on its own.
+    ipam.add_pool(vxlan_pool("10.245.0.0/16")).await.unwrap();
+    ipam.add_pool(Pool {
+        vxlan_vni: 7,
+        ..Pool::new(net("10.246.0.0/16"))
+    })
+    .await
+    .unwrap();
+    ipam.add_pool(Pool {
+        vxlan_vni: 7,
+        ..vxlan_pool("fd00:10:244::/56")
+    })
+    .await
+    .unwrap();
+    assert_eq!(ipam.pools().await.unwrap().len(), 4);
+}
+
 macro_rules! battery {
     ($store:ident, $($test:ident),* $(,)?) => {
         mod $store {
@@ -148,10 +192,12 @@ macro_rules! battery {
 battery!(
     sqlite,
     tunnel_address_comes_from_a_vxlan_pool_block,
-    one_tunnel_address_per_node_and_family_under_concurrency
+    one_tunnel_address_per_node_and_family_under_concurrency,
+    a_second_vxlan_pool_of_a_family_takes_the_first_ones_vni_and_port
 );
 battery!(
     etcd,
     tunnel_address_comes_from_a_vxlan_pool_block,
-    one_tunnel_address_per_node_and_family_under_concurrency
+    one_tunnel_address_per_node_and_family_under_concurrency,
+    a_second_vxlan_pool_of_a_family_takes_the_first_ones_vni_and_port
 );

@@ -246,22 +246,26 @@ fn vxlan_pools_and_the_tunnel_address_through_bgpctl() {
         &["ipam", "pool", "add", "10.245.0.0/16", "--vxlan-vni", "0"],
     ));
     assert!(vni.contains("vxlan_vni 0 is outside 1-16777215"), "{vni}");
-    let mode = bgpctl(
-        &url,
-        &[
-            "ipam",
-            "pool",
-            "add",
-            "10.245.0.0/16",
-            "--vxlan-mode",
-            "sometimes",
-        ],
-    );
+    let add_with_mode = |mode: &str| {
+        bgpctl(
+            &url,
+            &["ipam", "pool", "add", "10.245.0.0/16", "--vxlan-mode", mode],
+        )
+    };
+    let mode = add_with_mode("sometimes");
     assert!(!mode.status.success());
     let stderr = String::from_utf8_lossy(&mode.stderr);
     assert!(
         stderr.contains("not one of always, cross_subnet, never"),
         "{stderr}"
+    );
+    // A second IPv4 VXLAN pool must take the first one's VNI and port.
+    let other = refused(add_with_mode("always"));
+    assert!(
+        other.contains(
+            "pool 10.245.0.0/16: vxlan_vni 4096 and vxlan_port 4789 differ from VXLAN pool 10.244.0.0/16's 7 and 4789: one VXLAN device serves every IPv4 pool"
+        ),
+        "{other}"
     );
     assert_eq!(
         json(&url, &["ipam", "pool", "list"])

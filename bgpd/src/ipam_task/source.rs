@@ -63,6 +63,7 @@ pub async fn run(
         failing: None,
         unregistered: false,
         vtep_pools: None,
+        vxlan_conflicts: Vec::new(),
     };
     let mut retry = RETRY_FIRST;
     loop {
@@ -116,6 +117,8 @@ struct Source {
     unregistered: bool,
     /// The pools the node's VXLAN tunnel endpoints were last made for.
     vtep_pools: Option<Vec<ipam::Pool>>,
+    /// The VXLAN pools in conflict with their family's first, last warned of.
+    vxlan_conflicts: Vec<String>,
 }
 
 impl Source {
@@ -432,18 +435,18 @@ impl Source {
     /// dataplane task when the store moved since the last read (and the snapshot
     /// differs).
     async fn sync_dataplane(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
-        let Some(sender) = &self.dataplane else {
+        if self.dataplane.is_none() {
             return Ok(());
-        };
+        }
         let revision = ipam.store().revision().await?;
         if self.dataplane_revision == Some(revision) {
             return Ok(());
         }
         let users = ipam.block_users().await?;
+        let pools = ipam.pools().await?;
+        self.warn_vxlan_conflicts(&pools);
         let snapshot = dataplane::Snapshot {
-            pools: ipam
-                .pools()
-                .await?
+            pools: pools
                 .into_iter()
                 .map(|pool| dataplane::Pool {
                     cidr: pool.cidr,
@@ -481,6 +484,9 @@ impl Source {
                 .map(|(address, node)| dataplane::Borrowed { address, node })
                 .collect(),
         };
+        let Some(sender) = &self.dataplane else {
+            return Ok(());
+        };
         sender.send_if_modified(|published| {
             let changed = published.as_ref() != Some(&snapshot);
             if changed {
@@ -490,6 +496,22 @@ impl Source {
         });
         self.dataplane_revision = Some(revision);
         Ok(())
+    }
+
+    /// Warns of the stored VXLAN pools whose VNI or port differs from their family's
+    /// first VXLAN pool (by CIDR), whose VNI and port the device takes (`bgpctl ipam
+    /// pool add` refuses them; another writer or an older version may have stored
+    /// them): once per pool, and again when the conflicts change.
+    fn warn_vxlan_conflicts(&mut self, pools: &[ipam::Pool]) {
+        let conflicts = ipam::pool::vxlan_conflicts(pools);
+        if conflicts != self.vxlan_conflicts {
+            for conflict in &conflicts {
+                tracing::warn!(
+                    "ipam: {conflict}; the device keeps the first pool's (change the pool: bgpctl ipam pool delete, then add)"
+                );
+            }
+            self.vxlan_conflicts = conflicts;
+        }
     }
 
     /// Logs a datastore error: once, again when it changes, and once a minute.
