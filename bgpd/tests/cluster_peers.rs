@@ -1,6 +1,7 @@
 //! bgpd against a real API server (`[kubernetes]`, issue 14): BGPPeer resources
 //! become sessions on the nodes they select, a changed holdTime resets only that
-//! session, a malformed BGPPeer is refused in its status without touching the others,
+//! session, a malformed BGPPeer is refused in its status and a Warning Event without
+//! touching the others,
 //! and after its first convergence bgpd sets its Node's NetworkUnavailable=False
 //! (reason WrenIsUp), as kubectl shows.
 //!
@@ -202,6 +203,23 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         "{message}"
     );
     assert!(a.neighbor("10.71.0.7").is_none());
+    // Its Warning Event, once (no Lease without [ipam]: this node posts it).
+    let reasons = wait(&a, "bad BGPPeer's Event", || {
+        let text = control
+            .kubectl(&[
+                "get",
+                "events.v1.events.k8s.io",
+                "-n",
+                "default",
+                "--field-selector",
+                "regarding.name=bad",
+                "-o",
+                "jsonpath={range .items[*]}{.type} {.reason} {.regarding.kind}{\"\\n\"}{end}",
+            ])
+            .ok()?;
+        (!text.trim().is_empty()).then_some(text)
+    });
+    assert_eq!(reasons.trim(), "Warning BothNodeAndNodeSelector BGPPeer");
     assert_eq!(
         (
             established_count(&a, "10.71.0.2"),

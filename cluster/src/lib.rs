@@ -17,6 +17,10 @@
 //!   with backoff), this node's settings sent on each change, refused resources'
 //!   status written; [`client`]: the connection and the Node condition
 //!   `NetworkUnavailable=False` (`WrenIsUp`).
+//! - [`refusal`]: why a resource is refused, each reason a variant;
+//!   [`events`]: refusals posted as Warning Events, once each cluster-wide (by the
+//!   collector's Lease holder, or the one node concerned); [`pools`]: the `IPPool`s
+//!   IPAM refuses, followed by the Lease holder for their Events.
 //! - [`install`]: what the DaemonSet's init container (`wren-install`) puts on the
 //!   node: the CNI plugins, their kubeconfig and the conflist, each written atomically
 //!   ([`files`]).
@@ -28,10 +32,13 @@
 pub mod address;
 pub mod client;
 pub mod collector;
+pub mod events;
 pub mod files;
 pub mod install;
 pub mod kubeconfig;
 pub mod node;
+pub mod pools;
+pub mod refusal;
 pub mod resources;
 pub mod selector;
 pub mod status;

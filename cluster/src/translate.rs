@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use toml::{Table, Value};
 
+use crate::refusal::{Problem, Refusal, Subject};
 use crate::resources::{BgpConfigurationSpec, BgpPeerSpec, SecretKeyRef};
 use crate::selector;
 
@@ -55,32 +56,33 @@ impl NodeFacts {
     }
 
     /// The node's own AS (annotation, else label), if it sets one.
-    pub fn asn(&self) -> Result<Option<u32>, String> {
+    pub fn asn(&self) -> Result<Option<u32>, Refusal> {
         self.setting(ASN_KEY)
             .map(|text| {
                 text.parse::<u32>()
                     .ok()
                     .filter(|asn| usable_asn(*asn))
-                    .ok_or_else(|| {
-                        format!(
-                            "node {}: {ASN_KEY} {text:?} is not a usable AS number",
-                            self.name
-                        )
+                    .ok_or_else(|| Refusal::InvalidNodeSetting {
+                        node: self.name.clone(),
+                        key: ASN_KEY,
+                        value: text.to_owned(),
+                        expected: "a usable AS number",
                     })
             })
             .transpose()
     }
 
     /// The node's route reflector cluster id (annotation, else label), if it sets one.
-    pub fn cluster_id(&self) -> Result<Option<Ipv4Addr>, String> {
+    pub fn cluster_id(&self) -> Result<Option<Ipv4Addr>, Refusal> {
         self.setting(CLUSTER_ID_KEY)
             .map(|text| {
-                text.parse::<Ipv4Addr>().map_err(|_| {
-                    format!(
-                        "node {}: {CLUSTER_ID_KEY} {text:?} is not an IPv4 address",
-                        self.name
-                    )
-                })
+                text.parse::<Ipv4Addr>()
+                    .map_err(|_| Refusal::InvalidNodeSetting {
+                        node: self.name.clone(),
+                        key: CLUSTER_ID_KEY,
+                        value: text.to_owned(),
+                        expected: "an IPv4 address",
+                    })
             })
             .transpose()
     }
@@ -111,20 +113,17 @@ pub struct Configuration {
 }
 
 /// Checks a `BGPConfiguration`'s spec.
-pub fn configuration(spec: &BgpConfigurationSpec) -> Result<Configuration, String> {
+pub fn configuration(spec: &BgpConfigurationSpec) -> Result<Configuration, Refusal> {
     if let Some(asn) = spec.as_number.filter(|asn| !usable_asn(*asn)) {
-        return Err(format!("asNumber {asn} is not a usable AS number"));
+        return Err(Refusal::UnusableAsNumber(asn));
     }
     if spec.listen_port == Some(0) {
-        return Err("listenPort 0 is not a port".into());
+        return Err(Refusal::InvalidListenPort);
     }
     let communities = spec
         .communities
         .iter()
-        .map(|text| {
-            community(text)
-                .ok_or_else(|| format!("communities: {text:?} is not AS:VALUE (each 0-65535)"))
-        })
+        .map(|text| community(text).ok_or_else(|| Refusal::InvalidCommunity(text.clone())))
         .collect::<Result<_, _>>()?;
     Ok(Configuration {
         asn: spec.as_number,
@@ -177,34 +176,43 @@ pub struct Peer {
 }
 
 /// Checks the `BGPPeer` `name`.
-pub fn peer(name: &str, spec: &BgpPeerSpec) -> Result<Peer, String> {
+pub fn peer(name: &str, spec: &BgpPeerSpec) -> Result<Peer, Refusal> {
     let scope = match (&spec.node, &spec.node_selector) {
-        (Some(_), Some(_)) => return Err("node and nodeSelector exclude each other".into()),
+        (Some(_), Some(_)) => return Err(Refusal::BothNodeAndNodeSelector),
         (Some(node), None) => {
-            crate::node::validate(node).map_err(|reason| format!("node {node:?} {reason}"))?;
+            crate::node::validate(node).map_err(|reason| Refusal::InvalidNodeName {
+                node: node.clone(),
+                reason,
+            })?;
             Scope::Node(node.clone())
         }
         (None, Some(selector)) => {
-            selector::validate(selector).map_err(|reason| format!("nodeSelector: {reason}"))?;
+            selector::validate(selector).map_err(|reason| Refusal::InvalidSelector {
+                field: "nodeSelector",
+                reason,
+            })?;
             Scope::Selector(selector.clone())
         }
         (None, None) => Scope::Every,
     };
     if let Some(asn) = spec.as_number.filter(|asn| !usable_asn(*asn)) {
-        return Err(format!("asNumber {asn} is not a usable AS number"));
+        return Err(Refusal::UnusableAsNumber(asn));
     }
     let target = match (&spec.peer_ip, &spec.peer_selector) {
-        (Some(_), Some(_)) => return Err("peerIP and peerSelector exclude each other".into()),
-        (None, None) => return Err("needs peerIP or peerSelector".into()),
+        (Some(_), Some(_)) => return Err(Refusal::BothPeerIPAndPeerSelector),
+        (None, None) => return Err(Refusal::NoPeerIPOrPeerSelector),
         (Some(text), None) => Target::Address {
             address: text
                 .trim()
                 .parse()
-                .map_err(|_| format!("peerIP {text:?} is not an IP address"))?,
-            asn: spec.as_number.ok_or("asNumber is required with peerIP")?,
+                .map_err(|_| Refusal::InvalidPeerIP(text.clone()))?,
+            asn: spec.as_number.ok_or(Refusal::MissingAsNumber)?,
         },
         (None, Some(selector)) => {
-            selector::validate(selector).map_err(|reason| format!("peerSelector: {reason}"))?;
+            selector::validate(selector).map_err(|reason| Refusal::InvalidSelector {
+                field: "peerSelector",
+                reason,
+            })?;
             Target::Nodes {
                 selector: selector.clone(),
                 asn: spec.as_number,
@@ -214,7 +222,7 @@ pub fn peer(name: &str, spec: &BgpPeerSpec) -> Result<Peer, String> {
     let mut session = Table::new();
     if let Some(seconds) = spec.hold_time {
         if seconds != 0 && !(3..=65535).contains(&seconds) {
-            return Err(format!("holdTime {seconds}: 0 or 3 to 65535 seconds"));
+            return Err(Refusal::InvalidHoldTime(seconds));
         }
         session.insert("hold_time".into(), Value::Integer(i64::from(seconds)));
     }
@@ -223,7 +231,7 @@ pub fn peer(name: &str, spec: &BgpPeerSpec) -> Result<Peer, String> {
         for family in families {
             match family.as_str() {
                 "ipv4" | "ipv6" => names.push(Value::String(family.clone())),
-                other => return Err(format!("families: {other:?} is not ipv4 or ipv6")),
+                other => return Err(Refusal::InvalidFamily(other.to_owned())),
             }
         }
         session.insert("families".into(), Value::Array(names));
@@ -243,9 +251,7 @@ pub fn peer(name: &str, spec: &BgpPeerSpec) -> Result<Peer, String> {
     let use_node_ip = match spec.source_address.as_deref() {
         None | Some("UseNodeIP") => true,
         Some("None") => false,
-        Some(other) => {
-            return Err(format!("sourceAddress {other:?} is not UseNodeIP or None"));
-        }
+        Some(other) => return Err(Refusal::InvalidSourceAddress(other.to_owned())),
     };
     Ok(Peer {
         name: name.to_owned(),
@@ -268,9 +274,9 @@ pub struct NodeSettings {
     pub block_communities: Vec<u32>,
     /// `[[bgp.neighbor]]` tables, one per peer address, ordered by `BGPPeer` name.
     pub neighbors: Vec<Table>,
-    /// Problems of this node with resources that are fine in themselves (a missing
-    /// Secret, a peer address two `BGPPeer`s claim): (resource, reason).
-    pub problems: Vec<(String, String)>,
+    /// Problems of this node with resources that are fine in themselves (its own
+    /// annotations, a missing Secret, a peer address two `BGPPeer`s claim).
+    pub problems: Vec<Problem>,
 }
 
 /// The settings of node `me` with peering `addresses`, from the checked
@@ -295,18 +301,20 @@ pub fn node_settings(
     let default_asn = configuration.and_then(|c| c.asn);
     match me.asn() {
         Ok(asn) => settings.asn = asn.or(default_asn),
-        Err(reason) => {
+        Err(refusal) => {
             settings.asn = default_asn;
-            settings
-                .problems
-                .push((format!("Node {}", me.name), reason));
+            settings.problems.push(Problem {
+                subject: Subject::Node(me.name.clone()),
+                refusal,
+            });
         }
     }
     match me.cluster_id() {
         Ok(id) => settings.cluster_id = id,
-        Err(reason) => settings
-            .problems
-            .push((format!("Node {}", me.name), reason)),
+        Err(refusal) => settings.problems.push(Problem {
+            subject: Subject::Node(me.name.clone()),
+            refusal,
+        }),
     }
     let mut taken: BTreeMap<IpAddr, String> = addresses
         .iter()
@@ -326,13 +334,13 @@ pub fn node_settings(
             Some(reference) => match secret(reference) {
                 Some(password) => Some(password),
                 None => {
-                    settings.problems.push((
-                        format!("BGPPeer {}", peer.name),
-                        format!(
-                            "Secret {} has no key {:?}: not peering",
-                            reference.name, reference.key
-                        ),
-                    ));
+                    settings.problems.push(Problem {
+                        subject: Subject::BgpPeer(peer.name.clone()),
+                        refusal: Refusal::SecretKeyNotFound {
+                            secret: reference.name.clone(),
+                            key: reference.key.clone(),
+                        },
+                    });
                     continue;
                 }
             },
@@ -342,10 +350,13 @@ pub fn node_settings(
         {
             if let Some(owner) = taken.get(&address) {
                 if owner != "this node" {
-                    settings.problems.push((
-                        format!("BGPPeer {}", peer.name),
-                        format!("{address} is already a peer of {owner}: skipped"),
-                    ));
+                    settings.problems.push(Problem {
+                        subject: Subject::BgpPeer(peer.name.clone()),
+                        refusal: Refusal::AddressAlreadyPeered {
+                            address,
+                            owner: owner.clone(),
+                        },
+                    });
                 }
                 continue;
             }
@@ -374,7 +385,7 @@ fn targets(
     me: &NodeFacts,
     nodes: &[NodeFacts],
     default_asn: Option<u32>,
-    problems: &mut Vec<(String, String)>,
+    problems: &mut Vec<Problem>,
 ) -> Vec<(IpAddr, u32, String)> {
     match &peer.target {
         Target::Address { address, asn } => {
@@ -393,19 +404,19 @@ fn targets(
                 let node_asn = match (asn, node.asn()) {
                     (Some(asn), _) => Some(*asn),
                     (None, Ok(own)) => own.or(default_asn),
-                    (None, Err(reason)) => {
-                        problems.push((format!("BGPPeer {}", peer.name), reason));
+                    (None, Err(refusal)) => {
+                        problems.push(Problem {
+                            subject: Subject::BgpPeer(peer.name.clone()),
+                            refusal,
+                        });
                         continue;
                     }
                 };
                 let Some(node_asn) = node_asn else {
-                    problems.push((
-                        format!("BGPPeer {}", peer.name),
-                        format!(
-                            "node {} has no AS number (no {ASN_KEY}, no asNumber): not peering",
-                            node.name
-                        ),
-                    ));
+                    problems.push(Problem {
+                        subject: Subject::BgpPeer(peer.name.clone()),
+                        refusal: Refusal::PeerNodeWithoutAsNumber(node.name.clone()),
+                    });
                     continue;
                 };
                 for address in node.addresses() {

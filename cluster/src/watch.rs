@@ -11,7 +11,12 @@
 //!   one line says when it is back.
 //! - A `BGPPeer` or `BGPConfiguration` that does not check is refused: its status
 //!   gets `Accepted=False` with the reason, and its last accepted version (if any)
-//!   stays in force; the other resources are not touched.
+//!   stays in force; the other resources are not touched. Such a refusal is the same
+//!   on every node, so only the node that leads (holds the collector's Lease, or
+//!   every node when there is no Lease) posts its Warning Event
+//!   ([`crate::events`]); a problem of this node alone (its own annotation, a
+//!   Secret's missing key, an address two `BGPPeer`s claim) is posted by this node,
+//!   its name in the note.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -27,6 +32,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::events::{self, Recorder, Refused};
+use crate::refusal::{Refusal, Subject};
 use crate::resources::{
     BgpConfiguration, BgpPeer, DEFAULT_CONFIGURATION, ResourceStatus, SecretKeyRef,
 };
@@ -46,6 +53,10 @@ pub struct WatchSettings {
     pub namespace: String,
     /// The API server's address, for log lines.
     pub api_server: String,
+    /// Whether this node posts the Events of cluster-wide refusals (it holds the
+    /// collector's Lease); `None`: no Lease runs, every node posts them (the Events'
+    /// names keep them one each).
+    pub leading: Option<watch::Receiver<bool>>,
 }
 
 /// What one reflector reported.
@@ -84,9 +95,16 @@ pub async fn run(
     let mut failing = BTreeSet::new();
     let mut state = State::default();
     let peers_api: Api<BgpPeer> = Api::all(client.clone());
-    let configurations_api: Api<BgpConfiguration> = Api::all(client);
+    let configurations_api: Api<BgpConfiguration> = Api::all(client.clone());
+    let mut recorder = Recorder::new(client, settings.api_server.clone(), settings.node.clone());
+    let mut leading = settings.leading.clone();
     loop {
-        let Some(first) = streams.next().await else {
+        let first = tokio::select! {
+            first = streams.next() => first,
+            // Becoming the leader: post what the previous one may not have.
+            Some(()) = became_leader(&mut leading) => Some(Seen::Changed),
+        };
+        let Some(first) = first else {
             return;
         };
         let mut batch = vec![first];
@@ -120,7 +138,13 @@ pub async fn run(
             continue;
         }
         let computed = state.compute(&settings, &configurations, &peers, &nodes, &secrets);
-        write_statuses(&peers_api, &configurations_api, &mut state, &settings).await;
+        let refusals = state.refusals(
+            &settings.node,
+            &computed,
+            &peers,
+            &nodes,
+            leading.as_ref().is_none_or(|leads| *leads.borrow()),
+        );
         out.send_if_modified(|current| {
             if current.as_ref() == Some(&computed) {
                 false
@@ -131,6 +155,25 @@ pub async fn run(
         });
         if out.is_closed() {
             return;
+        }
+        write_statuses(&peers_api, &configurations_api, &mut state, &settings).await;
+        recorder.post(&refusals).await;
+    }
+}
+
+/// Resolves when this node becomes the leader; never without a Lease, or once the
+/// Lease's sender is gone.
+async fn became_leader(leading: &mut Option<watch::Receiver<bool>>) -> Option<()> {
+    let Some(receiver) = leading else {
+        return std::future::pending().await;
+    };
+    loop {
+        if receiver.changed().await.is_err() {
+            *leading = None;
+            return std::future::pending().await;
+        }
+        if *receiver.borrow_and_update() {
+            return Some(());
         }
     }
 }
@@ -164,9 +207,11 @@ struct State {
     configuration: Option<Configuration>,
     /// The verdict of each resource ("BGPPeer NAME"), with the generation it is for,
     /// as last written to its status.
-    written: BTreeMap<String, (Option<i64>, Result<(), String>)>,
+    written: BTreeMap<String, (Option<i64>, Result<(), Refusal>)>,
     /// The verdicts to write.
-    verdicts: BTreeMap<String, (Option<i64>, Result<(), String>)>,
+    verdicts: BTreeMap<String, (Option<i64>, Result<(), Refusal>)>,
+    /// The object of each verdict, for its Event.
+    references: BTreeMap<String, k8s_openapi::api::core::v1::ObjectReference>,
 }
 
 impl State {
@@ -179,6 +224,7 @@ impl State {
         secrets: &Store<Secret>,
     ) -> NodeSettings {
         self.verdicts.clear();
+        self.references.clear();
         let default = configurations
             .state()
             .into_iter()
@@ -190,10 +236,11 @@ impl State {
                 if let Ok(configuration) = &verdict {
                     self.configuration = Some(configuration.clone());
                 }
-                self.verdicts.insert(
-                    format!("BGPConfiguration {}", resource.name_any()),
-                    (resource.meta().generation, verdict.map(drop)),
-                );
+                let what = format!("BGPConfiguration {}", resource.name_any());
+                self.references
+                    .insert(what.clone(), events::reference(resource.as_ref()));
+                self.verdicts
+                    .insert(what, (resource.meta().generation, verdict.map(drop)));
             }
         }
         let mut present = BTreeSet::new();
@@ -205,10 +252,11 @@ impl State {
             if let Ok(peer) = &verdict {
                 self.peers.insert(name.clone(), peer.clone());
             }
-            self.verdicts.insert(
-                format!("BGPPeer {name}"),
-                (resource.meta().generation, verdict.map(drop)),
-            );
+            let what = format!("BGPPeer {name}");
+            self.references
+                .insert(what.clone(), events::reference(resource.as_ref()));
+            self.verdicts
+                .insert(what, (resource.meta().generation, verdict.map(drop)));
             present.insert(name);
         }
         self.peers.retain(|name, _| present.contains(name));
@@ -240,10 +288,58 @@ impl State {
             &facts,
             secret,
         );
-        for (what, why) in &computed.problems {
-            tracing::warn!(node = %settings.node, "{what}: {why}");
+        for problem in &computed.problems {
+            tracing::warn!(node = %settings.node, "{problem}");
         }
         computed
+    }
+
+    /// The refusals to post as Events: this node's problems, and with `cluster_wide`
+    /// the refused resources (the same on every node).
+    fn refusals(
+        &self,
+        node: &str,
+        computed: &NodeSettings,
+        peers: &Store<BgpPeer>,
+        nodes: &Store<Node>,
+        cluster_wide: bool,
+    ) -> Vec<Refused> {
+        let mut out = Vec::new();
+        if cluster_wide {
+            for (what, (generation, result)) in &self.verdicts {
+                if let (Err(refusal), Some(reference)) = (result, self.references.get(what)) {
+                    out.push(Refused {
+                        regarding: reference.clone(),
+                        generation: *generation,
+                        reason: refusal.reason(),
+                        note: format!("{what}: {refusal}"),
+                    });
+                }
+            }
+        }
+        for problem in &computed.problems {
+            let (regarding, generation) = match &problem.subject {
+                Subject::Node(name) => match nodes.state().iter().find(|n| n.name_any() == *name) {
+                    Some(object) => (events::reference(object.as_ref()), None),
+                    None => continue,
+                },
+                Subject::BgpPeer(name) => {
+                    match peers.state().iter().find(|p| p.name_any() == *name) {
+                        Some(object) => {
+                            (events::reference(object.as_ref()), object.meta().generation)
+                        }
+                        None => continue,
+                    }
+                }
+            };
+            out.push(Refused {
+                regarding,
+                generation,
+                reason: problem.refusal.reason(),
+                note: format!("node {node}: {problem}"),
+            });
+        }
+        out
     }
 }
 
@@ -264,7 +360,11 @@ async fn write_statuses(
             type_: "Accepted".into(),
             status: if result.is_ok() { "True" } else { "False" }.into(),
             reason: if result.is_ok() { "Valid" } else { "Invalid" }.into(),
-            message: result.clone().err().unwrap_or_default(),
+            message: result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             observed_generation: *generation,
             last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
         };

@@ -175,49 +175,65 @@ fn malformed_resources_are_refused_with_a_reason() {
         (
             json!({"node": "a", "nodeSelector": {}, "peerIP": "10.0.0.9", "asNumber": 1}),
             "node and nodeSelector exclude each other",
+            "BothNodeAndNodeSelector",
         ),
         (
             json!({"peerIP": "10.0.0.9", "peerSelector": {}, "asNumber": 1}),
             "peerIP and peerSelector exclude each other",
+            "BothPeerIPAndPeerSelector",
         ),
-        (json!({"asNumber": 1}), "needs peerIP or peerSelector"),
+        (
+            json!({"asNumber": 1}),
+            "needs peerIP or peerSelector",
+            "NoPeerIPOrPeerSelector",
+        ),
         (
             json!({"peerIP": "10.0.0.300", "asNumber": 1}),
             "peerIP \"10.0.0.300\" is not an IP address",
+            "InvalidPeerIP",
         ),
         (
             json!({"peerIP": "10.0.0.9"}),
             "asNumber is required with peerIP",
+            "MissingAsNumber",
         ),
         (
             json!({"peerIP": "10.0.0.9", "asNumber": 0}),
             "asNumber 0 is not a usable AS number",
+            "UnusableAsNumber",
         ),
         (
             json!({"peerIP": "10.0.0.9", "asNumber": 1, "holdTime": 2}),
             "holdTime 2",
+            "InvalidHoldTime",
         ),
         (
             json!({"peerIP": "10.0.0.9", "asNumber": 1, "families": ["ipv4", "l2vpn"]}),
             "families: \"l2vpn\"",
+            "InvalidFamily",
         ),
         (
             json!({"peerIP": "10.0.0.9", "asNumber": 1, "sourceAddress": "Auto"}),
             "sourceAddress \"Auto\"",
+            "InvalidSourceAddress",
         ),
         (
             json!({"node": "Node_A", "peerIP": "10.0.0.9", "asNumber": 1}),
             "node \"Node_A\"",
+            "InvalidNodeName",
         ),
         (
             json!({"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "Is"}]}, "peerIP": "10.0.0.9", "asNumber": 1}),
             "nodeSelector: matchExpressions: unknown operator",
+            "InvalidSelector",
         ),
     ];
-    for (value, reason) in cases {
-        let message = translate::peer("bad", &spec(value.clone())).expect_err(&value.to_string());
-        assert!(message.contains(reason), "{value}: {message}");
+    for (value, text, reason) in cases {
+        let refusal = translate::peer("bad", &spec(value.clone())).expect_err(&value.to_string());
+        let message = refusal.to_string();
+        assert!(message.contains(text), "{value}: {message}");
         assert!(!message.contains('\n'), "{message}");
+        assert_eq!(refusal.reason(), reason, "{value}");
     }
     let configurations = [
         (
@@ -226,6 +242,7 @@ fn malformed_resources_are_refused_with_a_reason() {
                 ..Default::default()
             },
             "asNumber 23456",
+            "UnusableAsNumber",
         ),
         (
             BgpConfigurationSpec {
@@ -233,6 +250,7 @@ fn malformed_resources_are_refused_with_a_reason() {
                 ..Default::default()
             },
             "listenPort 0",
+            "InvalidListenPort",
         ),
         (
             BgpConfigurationSpec {
@@ -240,6 +258,7 @@ fn malformed_resources_are_refused_with_a_reason() {
                 ..Default::default()
             },
             "\"65536:1\" is not AS:VALUE",
+            "InvalidCommunity",
         ),
         (
             BgpConfigurationSpec {
@@ -247,11 +266,13 @@ fn malformed_resources_are_refused_with_a_reason() {
                 ..Default::default()
             },
             "\"no-export\"",
+            "InvalidCommunity",
         ),
     ];
-    for (spec, reason) in configurations {
-        let message = translate::configuration(&spec).expect_err(reason);
-        assert!(message.contains(reason), "{message}");
+    for (spec, text, reason) in configurations {
+        let refusal = translate::configuration(&spec).expect_err(text);
+        assert!(refusal.to_string().contains(text), "{refusal}");
+        assert_eq!(refusal.reason(), reason, "{refusal}");
     }
 }
 
@@ -296,11 +317,13 @@ fn per_node_problems_skip_that_peer_only() {
             "192.168.1.5".parse().expect("ip")
         ]
     );
-    let problems: Vec<String> = settings
+    let problems: Vec<String> = settings.problems.iter().map(ToString::to_string).collect();
+    let reasons: Vec<&str> = settings
         .problems
         .iter()
-        .map(|(what, why)| format!("{what}: {why}"))
+        .map(|problem| problem.refusal.reason())
         .collect();
+    assert_eq!(reasons, ["AddressAlreadyPeered", "SecretKeyNotFound"]);
     assert_eq!(
         problems,
         [
@@ -324,8 +347,11 @@ fn per_node_problems_skip_that_peer_only() {
     assert_eq!(settings.asn, Some(64512));
     assert_eq!(settings.problems.len(), 1, "{:?}", settings.problems);
     assert!(
-        settings.problems[0].1.contains("wren.io/asn \"0\""),
+        settings.problems[0]
+            .to_string()
+            .contains("Node x: node x: wren.io/asn \"0\" is not a usable AS number"),
         "{:?}",
         settings.problems
     );
+    assert_eq!(settings.problems[0].refusal.reason(), "InvalidNodeSetting");
 }

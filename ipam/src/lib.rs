@@ -57,7 +57,7 @@ pub use records::{
 };
 pub use release::{NodeRelease, Released};
 pub use report::{AddressInfo, Usage, UsageReport};
-pub use snapshot::{Snapshot, Stored};
+pub use snapshot::{PoolRefusal, Snapshot, Stored, sort_pools};
 pub use store::{AnyStore, Datastore, StoreError};
 pub use tunnel::{tunnel_handle, vtep_mac};
 

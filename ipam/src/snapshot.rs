@@ -73,7 +73,11 @@ impl<S: Datastore> Ipam<S> {
                 reason: String::from("not a valid block"),
             });
         }
-        let (pools, pools_refused) = sort_pools(url, &pools);
+        let (pools, refused) = sort_pools(&pools);
+        let pools_refused = refused
+            .into_iter()
+            .map(|(key, refusal)| (key, refusal.to_string()))
+            .collect();
         Ok(Snapshot {
             pools,
             pools_refused,
@@ -89,25 +93,46 @@ impl<S: Datastore> Ipam<S> {
 /// and left out (a custom resource written by hand must not stop allocation from the
 /// other pools). Overlapping pools are both refused, as neither can be trusted.
 pub(crate) fn decode_pools(url: &str, entries: &[Entry]) -> Result<Vec<Pool>, IpamError> {
-    let (pools, refused) = sort_pools(url, entries);
+    let (pools, refused) = sort_pools(entries);
     for (key, reason) in refused {
         tracing::warn!(url, pool = key, "pool refused: {reason}");
     }
     Ok(pools)
 }
 
-/// The pools that can be used, and the key and reason of each refused one.
-pub(crate) fn sort_pools(url: &str, entries: &[Entry]) -> (Vec<Pool>, Vec<(String, String)>) {
+/// Why a stored pool is left out; [`PoolRefusal::reason`] names it in CamelCase (the
+/// reason of the Kubernetes Event bgpd posts for an `IPPool`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolRefusal {
+    /// The CIDR is not one, or has host bits set.
+    #[error("{0}")]
+    InvalidCIDR(String),
+    /// The record does not decode, or a setting is out of range.
+    #[error("{0}")]
+    InvalidPool(String),
+    #[error("pool {pool} overlaps pool {other}")]
+    OverlappingPool { pool: IpNet, other: IpNet },
+}
+
+impl PoolRefusal {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PoolRefusal::InvalidCIDR(_) => "InvalidCIDR",
+            PoolRefusal::InvalidPool(_) => "InvalidPool",
+            PoolRefusal::OverlappingPool { .. } => "OverlappingPool",
+        }
+    }
+}
+
+/// The pools of `entries` that can be used, and the key of each refused one with why
+/// (the checks every reader of the pools applies).
+pub fn sort_pools(entries: &[Entry]) -> (Vec<Pool>, Vec<(String, PoolRefusal)>) {
     let mut valid = Vec::with_capacity(entries.len());
     let mut refused = Vec::new();
-    let mut refuse = |key: &str, reason: String| refused.push((key.to_string(), reason));
     for entry in entries {
-        match decode::<Pool>(url, entry) {
-            Ok(pool) => match pool.validate() {
-                Ok(()) => valid.push((entry.key.as_str(), pool)),
-                Err(e) => refuse(&entry.key, e.to_string()),
-            },
-            Err(e) => refuse(&entry.key, e.to_string()),
+        match check_pool(entry) {
+            Ok(pool) => valid.push((entry.key.as_str(), pool)),
+            Err(refusal) => refused.push((entry.key.clone(), refusal)),
         }
     }
     let mut pools = Vec::with_capacity(valid.len());
@@ -116,14 +141,48 @@ pub(crate) fn sort_pools(url: &str, entries: &[Entry]) -> (Vec<Pool>, Vec<(Strin
             .iter()
             .find(|(other, p)| other != key && p.overlaps(&pool.cidr))
         {
-            Some((_, other)) => refuse(
-                key,
-                format!("pool {} overlaps pool {}", pool.cidr, other.cidr),
-            ),
+            Some((_, other)) => refused.push((
+                key.to_string(),
+                PoolRefusal::OverlappingPool {
+                    pool: pool.cidr,
+                    other: other.cidr,
+                },
+            )),
             None => pools.push(pool.clone()),
         }
     }
     (pools, refused)
+}
+
+/// One pool record, decoded and checked alone.
+fn check_pool(entry: &Entry) -> Result<Pool, PoolRefusal> {
+    let pool = match serde_json::from_slice::<Pool>(&entry.value) {
+        Ok(pool) => pool,
+        Err(error) => {
+            // A CIDR that does not parse is the usual reason: say so plainly.
+            let cidr = serde_json::from_slice::<serde_json::Value>(&entry.value)
+                .ok()
+                .and_then(|value| value.get("cidr")?.as_str().map(str::to_owned));
+            if let Some(Err(bad)) = cidr.as_deref().map(Pool::parse_cidr) {
+                return Err(PoolRefusal::InvalidCIDR(bad.to_string()));
+            }
+            return Err(PoolRefusal::InvalidPool(format!(
+                "pool {}: {error}",
+                cidr.as_deref().unwrap_or("(no cidr)")
+            )));
+        }
+    };
+    if pool.cidr.trunc() != pool.cidr {
+        return Err(PoolRefusal::InvalidCIDR(
+            Pool::parse_cidr(&pool.cidr.to_string())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        ));
+    }
+    pool.validate()
+        .map_err(|e| PoolRefusal::InvalidPool(e.to_string()))?;
+    Ok(pool)
 }
 
 fn decode_all<T: serde::de::DeserializeOwned>(
@@ -140,4 +199,71 @@ fn decode_all<T: serde::de::DeserializeOwned>(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: serde_json::Value) -> Entry {
+        Entry {
+            key: key.into(),
+            value: value.to_string().into_bytes(),
+            revision: 1,
+        }
+    }
+
+    fn pool(cidr: &str) -> serde_json::Value {
+        let mut value = serde_json::to_value(Pool::new(cidr.parse().expect("cidr"))).expect("json");
+        value["cidr"] = serde_json::Value::String(cidr.into());
+        value
+    }
+
+    #[test]
+    fn each_refused_pool_has_its_reason() {
+        let mut bad_cidr = pool("10.250.0.0/16");
+        bad_cidr["cidr"] = "10.250.0.0/33".into();
+        let mut host_bits = pool("10.251.0.0/16");
+        host_bits["cidr"] = "10.251.0.1/16".into();
+        let mut block_size = pool("10.252.0.0/16");
+        block_size["blockSize"] = 8.into();
+        let entries = [
+            entry("good", pool("10.244.0.0/16")),
+            entry("bad-cidr", bad_cidr),
+            entry("host-bits", host_bits),
+            entry("block-size", block_size),
+            entry("overlap-a", pool("10.96.0.0/16")),
+            entry("overlap-b", pool("10.96.128.0/17")),
+        ];
+        let (pools, refused) = sort_pools(&entries);
+        assert_eq!(pools.len(), 1);
+        let reasons: Vec<(&str, &str)> = refused
+            .iter()
+            .map(|(key, refusal)| (key.as_str(), refusal.reason()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("bad-cidr", "InvalidCIDR"),
+                ("host-bits", "InvalidCIDR"),
+                ("block-size", "InvalidPool"),
+                ("overlap-a", "OverlappingPool"),
+                ("overlap-b", "OverlappingPool"),
+            ]
+        );
+        assert!(
+            refused[0].1.to_string().contains("10.250.0.0/33"),
+            "{}",
+            refused[0].1
+        );
+        assert!(
+            refused[1].1.to_string().contains("10.251.0.0/16"),
+            "{}",
+            refused[1].1
+        );
+        assert_eq!(
+            refused[3].1.to_string(),
+            "pool 10.96.0.0/16 overlaps pool 10.96.128.0/17"
+        );
+    }
 }

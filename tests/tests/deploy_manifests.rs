@@ -170,6 +170,33 @@ fn manifests_apply_and_roles_are_least_privilege() {
         );
     }
     forbidden(&control_plane, node, &["-n", NAMESPACE, "get", "leases"]);
+    // Refused resources' Warning Events: created once each, never patched or read
+    // (bgpd/tests/cluster_events.rs posts them with this token); the refused
+    // BGPPeer's or BGPConfiguration's status patched.
+    let can = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        try_as(&control_plane, node, &all).is_ok()
+    };
+    assert!(can(&["create", "events.events.k8s.io", "-n", "default"]));
+    for verb in ["patch", "list", "delete"] {
+        assert!(
+            !can(&[verb, "events.events.k8s.io", "-n", "default"]),
+            "{verb}"
+        );
+    }
+    assert!(!can(&["create", "events", "-n", "default"]), "core events");
+    for resource in ["bgppeers", "bgpconfigurations"] {
+        assert!(can(&[
+            "patch",
+            &format!("{resource}.wren.io"),
+            "--subresource=status"
+        ]));
+        assert!(
+            !can(&["patch", &format!("{resource}.wren.io")]),
+            "{resource}"
+        );
+    }
     forbidden(&control_plane, node, &["delete", "pod", "app"]);
     forbidden(&control_plane, node, &["delete", "node", "node-a"]);
     forbidden(&control_plane, node, &["get", "secret", "elsewhere"]);

@@ -17,13 +17,15 @@ use crate::ipam_task::IpamHandle;
 /// First and longest wait before starting the collector again.
 const RESTART: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
 
-/// Runs the collector until bgpd stops; without IPAM, nothing (forever).
+/// Runs the collector until bgpd stops, telling `holder` whether this node holds
+/// its Lease; without IPAM, nothing (forever).
 pub async fn run(
     client: cluster::client::Client,
     node: String,
     namespace: String,
     pod_grace: Duration,
     ipam: Option<IpamHandle>,
+    holder: tokio::sync::watch::Sender<bool>,
 ) {
     let Some(ipam) = ipam else {
         return std::future::pending().await;
@@ -36,7 +38,9 @@ pub async fn run(
                 settings.namespace = namespace.clone();
                 settings.pod_grace = pod_grace;
                 let started = tokio::time::Instant::now();
-                let outcome = collector::run(client.clone(), Arc::new(store), settings).await;
+                let outcome =
+                    collector::run_telling(client.clone(), Arc::new(store), settings, &holder)
+                        .await;
                 if started.elapsed() > RESTART.1 {
                     wait = RESTART.0;
                 }

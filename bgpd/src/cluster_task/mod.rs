@@ -22,7 +22,11 @@
 //!   per-peer counters, the IPAM task's blocks and reachability, and convergence.
 //! - With `[ipam]`, it runs the cluster's IPAM garbage collector ([`collector`]),
 //!   elected through a Lease in `[kubernetes] namespace`; one pass at a time
-//!   cluster-wide.
+//!   cluster-wide. The Lease holder also posts the Warning Events of refused
+//!   resources that are the same on every node (`cluster::watch`), and on the
+//!   Kubernetes datastore follows the `IPPool`s for those IPAM refuses
+//!   (`cluster::pools`); without `[ipam]` every node posts them (one Event each
+//!   all the same: `cluster::events`).
 //! - While the API server is down, nothing changes: the watch keeps its last state,
 //!   the status waits, the collector makes no pass.
 //!
@@ -137,6 +141,24 @@ async fn run(settings: Settings, wiring: Wiring) {
     };
     tracing::info!(node = %settings.node, "Kubernetes API server {api_server}: watching BGP resources");
     let (sender, mut changes) = watch::channel(None);
+    // The collector's Lease holder posts the Events of cluster-wide refusals; without
+    // a collector (no [ipam]) every node does (one Event each all the same).
+    let (holder, leading) = watch::channel(false);
+    // The IPPools are custom resources only on the Kubernetes datastore.
+    let on_kubernetes = file
+        .ipam
+        .as_ref()
+        .is_some_and(|ipam| ipam.datastore.starts_with("kubernetes"));
+    let pools = {
+        let (client, api_server) = (client.clone(), api_server.clone());
+        let (node, leading) = (settings.node.clone(), leading.clone());
+        async move {
+            if on_kubernetes {
+                cluster::pools::run(client, api_server, node, leading).await;
+            }
+            std::future::pending::<()>().await;
+        }
+    };
     let watch = cluster::watch::run(
         client.clone(),
         WatchSettings {
@@ -144,6 +166,7 @@ async fn run(settings: Settings, wiring: Wiring) {
             addresses: settings.addresses.clone(),
             namespace: settings.namespace.clone(),
             api_server: api_server.clone(),
+            leading: ipam.is_some().then_some(leading),
         },
         sender,
     );
@@ -171,6 +194,7 @@ async fn run(settings: Settings, wiring: Wiring) {
         settings.namespace.clone(),
         settings.pod_grace,
         ipam.clone(),
+        holder,
     );
     let apply = async move {
         let mut unapplied = Unapplied::default();
@@ -198,6 +222,7 @@ async fn run(settings: Settings, wiring: Wiring) {
         _ = async { tokio::join!(watch, apply, condition) } => {}
         () = status => {}
         () = collector => {}
+        () = pools => {}
     }
 }
 

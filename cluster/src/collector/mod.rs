@@ -304,6 +304,35 @@ pub async fn run<S: Datastore>(
     ipam: Arc<Ipam<S>>,
     settings: Settings,
 ) -> Result<(), CollectorError> {
+    run_telling(
+        client,
+        ipam,
+        settings,
+        &tokio::sync::watch::Sender::new(false),
+    )
+    .await
+}
+
+/// [`run`], telling `holder` whether this node holds the Lease (bgpd's other
+/// cluster-wide duties follow it: the Events of refused resources); `false` when it
+/// returns.
+pub async fn run_telling<S: Datastore>(
+    client: Client,
+    ipam: Arc<Ipam<S>>,
+    settings: Settings,
+    holder: &tokio::sync::watch::Sender<bool>,
+) -> Result<(), CollectorError> {
+    let outcome = lead(client, ipam, settings, holder).await;
+    holder.send_replace(false);
+    outcome
+}
+
+async fn lead<S: Datastore>(
+    client: Client,
+    ipam: Arc<Ipam<S>>,
+    settings: Settings,
+    holder: &tokio::sync::watch::Sender<bool>,
+) -> Result<(), CollectorError> {
     let lease_error = |reason: String| CollectorError::Lease {
         namespace: settings.namespace.clone(),
         lease: settings.lease.clone(),
@@ -318,6 +347,7 @@ pub async fn run<S: Datastore>(
         .await
         .map_err(|e| lease_error(e.to_string()))?;
     let (mut leading, mut lease_task) = manager.watch().await;
+    holder.send_replace(*leading.borrow());
     let node_metadata = || -> Api<PartialObjectMeta<Node>> { Api::all(client.clone()) };
     let mut deletions = Box::pin(watcher(node_metadata(), watcher::Config::default()));
     let mut ticks = tokio::time::interval(settings.interval);
@@ -338,6 +368,7 @@ pub async fn run<S: Datastore>(
                     return Err(lease_error(String::from("the Lease manager stopped")));
                 }
                 let now = *leading.borrow_and_update();
+                holder.send_replace(now);
                 tracing::info!(
                     identity = settings.identity,
                     "IPAM collector: {} the Lease {}/{}",
