@@ -13,7 +13,7 @@
 //! as node `node-e` (NODENAME).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lab::fixture::{Wren, wren_config};
 use lab::kube::ControlPlane;
@@ -23,24 +23,18 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(40);
 const NAMESPACE: &str = "wren-system";
 
-/// Polls `probe` until it returns `Some`, or panics naming `what` with bgpd's log.
+/// Polls `probe` until it returns `Some` (lab's wait: fails early if bgpd exits, with
+/// its log tail).
 fn wait<T>(wren: &Wren, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        if Instant::now() > until {
-            panic!("{what}: not within {WAIT:?}\n{}", wren.daemon.log_tail(40));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wren.daemon
+        .wait_for(WAIT, what, || probe().ok_or("not yet"))
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 fn apply(control: &ControlPlane, object: &Value) {
-    control
-        .kubectl_input(&["apply", "-f", "-"], &object.to_string())
-        .unwrap_or_else(|error| panic!("kubectl apply {object}: {error}"));
+    if let Err(error) = control.kubectl_input(&["apply", "-f", "-"], &object.to_string()) {
+        panic!("kubectl apply {object}: {error}");
+    }
 }
 
 fn object(kind: &str, name: &str, spec: Value) -> Value {
