@@ -13,6 +13,10 @@
 //! - bgpd turns IPv4 forwarding on (the test does not).
 //! - IPv6 pods on two subnets reach each other through `vxlan-v6.wren` over the IPv6
 //!   underlay.
+//! - With strict affinity off, a pod whose address node B borrowed from another
+//!   node's block is reached from the owner and from the third node.
+//! - The restart figure: one bgpd with 200 pods and 10 remote nodes in the
+//!   datastore restarts with no kernel change.
 //! - A restart of one bgpd with the overlay up (and the pool's `nat_outgoing`
 //!   table) changes nothing in its kernel: `ip monitor`, `bridge monitor` and
 //!   `nft monitor` show nothing of vxlan.wren, protocol 196 or `inet wren`, while a
@@ -215,6 +219,34 @@ fn monitors(netns: &Netns) -> Vec<(Child, std::path::PathBuf)> {
     children
 }
 
+/// The lines of a monitor's output that name Wren's objects: the overlay's device,
+/// Wren's route protocol, its nftables table.
+fn wren_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            line.contains("vxlan.wren") || line.contains("proto 196") || line.contains("inet wren")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Restarts `wren`'s bgpd and waits for its second first convergence, then 3 s.
+fn restart(wren: &mut Wren) {
+    wren.daemon.restart().unwrap();
+    wren.daemon
+        .wait_until(TIMEOUT, "the second first convergence", || {
+            wren.daemon
+                .log()
+                .matches("first convergence: stale kernel routes removed")
+                .count()
+                >= 2
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+}
+
 #[test]
 fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
     let Some(ready) = lab::require!(Root, Cni, Nft) else {
@@ -334,34 +366,10 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
     // neighbour entries age as they like), while a change made on purpose shows.
     let mut watching = monitors(&a.netns);
     std::thread::sleep(Duration::from_millis(300));
-    wrens[0].daemon.restart().unwrap();
-    wrens[0]
-        .daemon
-        .wait_until(TIMEOUT, "the second first convergence", || {
-            wrens[0]
-                .daemon
-                .log()
-                .matches("first convergence: stale kernel routes removed")
-                .count()
-                >= 2
-        })
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    let ours = |path: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .filter(|line| {
-                line.contains("vxlan.wren")
-                    || line.contains("proto 196")
-                    || line.contains("inet wren")
-            })
-            .map(str::to_owned)
-            .collect()
-    };
+    restart(&mut wrens[0]);
     for (_, path) in &watching {
         assert_eq!(
-            ours(path),
+            wren_lines(path),
             Vec::<String>::new(),
             "kernel changes across the restart"
         );
@@ -384,12 +392,12 @@ fn pods_on_three_nodes_reach_each_other_over_vxlan_without_bgp() {
         let _ = child.wait();
     }
     assert_eq!(
-        ours(&watching[0].1).len(),
+        wren_lines(&watching[0].1).len(),
         2,
         "ip monitor saw the control change"
     );
     assert_eq!(
-        ours(&watching[2].1).len(),
+        wren_lines(&watching[2].1).len(),
         2,
         "nft monitor saw the control change"
     );
@@ -557,4 +565,141 @@ fn ipv6_pods_reach_each_other_over_the_ipv6_overlay() {
     assert!(tcp(pods[1].netns(), &far, pods[0].netns()), "TCP to {far}");
     drop(pods);
     drop(wrens);
+}
+
+/// Remote nodes in the datastore (no daemon of theirs runs) for the restart figure.
+const REMOTE_NODES: u8 = 10;
+/// Pods of the node under test (datastore allocations and their host routes).
+const PODS: u32 = 200;
+
+/// The restart figure (issue 15, speed): one bgpd on VXLAN with 200 pods (their
+/// addresses allocated in the datastore, their host routes `IP/32 dev DEVICE scope
+/// link` as the plugin makes them, on one dummy device) and 10 remote nodes in the
+/// datastore (registered with their VTEPs, a block each), restarted: `ip monitor`,
+/// `bridge monitor` and `nft monitor` see nothing of Wren's (the count is printed:
+/// `cargo test --workspace --features bgpd/fault-injection --test vxlan_overlay --
+/// restart_figure --nocapture`).
+#[test]
+fn restart_figure_200_pods_10_remote_nodes_no_kernel_change() {
+    let Some(ready) = lab::require!(Root, Nft) else {
+        return;
+    };
+    let router = Netns::new("wv-routerr").unwrap();
+    router
+        .ip(&["link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    router.iface("br0").up().unwrap();
+    let a = node(&router, "node-r", "10.85.1.1", "10.85.1.254", "pa", true);
+    let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
+    let pools =
+        "[[ipam.pool]]\ncidr = \"10.250.0.0/16\"\nvxlan_mode = \"always\"\nnat_outgoing = true\n";
+    let mut wren = Wren::start(&a.netns, &config_with(&a, &url, &[&a.address], pools));
+    wren.daemon
+        .wait_until(TIMEOUT, "node-r's tunnel endpoint", || {
+            registration(&url, "node-r").is_some_and(|r| !r.vteps.is_empty())
+        })
+        .unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (remote_blocks, pods) = runtime.block_on(async {
+        let ipam = ipam::connect(&url).await.unwrap();
+        let mut remote_blocks = Vec::new();
+        for index in 0..REMOTE_NODES {
+            let name = format!("remote-{index}");
+            remote_blocks.extend(ipam.ensure_blocks(&name).await.unwrap());
+            let vtep = ipam
+                .ensure_vtep(&name, ipam::Family::Ipv4)
+                .await
+                .unwrap()
+                .unwrap();
+            ipam.register_node(&ipam::Node {
+                name,
+                addresses: vec![format!("10.85.1.{}", 10 + index).parse().unwrap()],
+                asn: 64512,
+                labels: Default::default(),
+                vteps: vec![vtep],
+            })
+            .await
+            .unwrap();
+        }
+        let mut pods = Vec::new();
+        for index in 0..PODS {
+            let assigned = ipam
+                .assign("node-r", &format!("pod-{index}"), ipam::Family::Ipv4, 1)
+                .await
+                .unwrap();
+            pods.push(assigned[0].address);
+        }
+        (remote_blocks, pods)
+    });
+    a.netns
+        .ip(&[
+            "link", "add", "wrenpods", "type", "veth", "peer", "name", "podpeer",
+        ])
+        .unwrap();
+    a.netns.iface("wrenpods").up().unwrap();
+    a.netns.iface("podpeer").up().unwrap();
+    let batch = pods
+        .iter()
+        .map(|address| format!("route add {address}/32 dev wrenpods scope link\n"))
+        .collect::<String>();
+    let batch_file = a.netns.dir().join("pods.batch");
+    std::fs::write(&batch_file, batch).unwrap();
+    a.netns
+        .ip(&["-batch", batch_file.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(remote_blocks.len(), usize::from(REMOTE_NODES));
+    for block in &remote_blocks {
+        let block = block.to_string();
+        let route = wren
+            .daemon
+            .wait_for(TIMEOUT, &format!("{block} on node-r"), || {
+                kernel_route(&a.netns, &block).ok_or("no route of protocol 196")
+            })
+            .unwrap();
+        assert_eq!(route["dev"], "vxlan.wren", "{route}");
+    }
+    wren.daemon
+        .wait_until(TIMEOUT, "an FDB entry per remote node", || {
+            vxlan_fdb(&a.netns)
+                .as_array()
+                .is_some_and(|e| e.len() >= usize::from(REMOTE_NODES))
+        })
+        .unwrap();
+
+    let mut watching = monitors(&a.netns);
+    std::thread::sleep(Duration::from_millis(300));
+    restart(&mut wren);
+    let all: usize = watching
+        .iter()
+        .map(|(_, path)| std::fs::read_to_string(path).unwrap().lines().count())
+        .sum();
+    let ours: Vec<String> = watching
+        .iter()
+        .flat_map(|(_, path)| wren_lines(path))
+        .collect();
+    println!(
+        "restart with {PODS} pods and {REMOTE_NODES} remote nodes on VXLAN: {} kernel changes of Wren's (device, protocol 196, inet wren), {all} monitor lines in all",
+        ours.len()
+    );
+    assert_eq!(
+        ours,
+        Vec::<String>::new(),
+        "kernel changes across the restart"
+    );
+    assert_eq!(all, 0, "monitor lines across the restart");
+    // The monitors see a change made on purpose.
+    a.netns
+        .ip(&["route", "add", "10.99.99.0/24", "dev", "vxlan.wren"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    for (child, _) in &mut watching {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(wren_lines(&watching[0].1).len(), 1, "ip monitor saw it");
+    drop(wren);
 }
