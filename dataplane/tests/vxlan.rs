@@ -249,3 +249,74 @@ fn the_overlay_follows_the_snapshot_and_carries_packets() {
     assert!(changes.iter().any(|c| c.contains("deleted")), "{changes:?}");
     assert!(device(&a).is_none());
 }
+
+/// The VXLAN port already in use: by a UDP socket, then by another VXLAN device
+/// with the VNI. Each time one error line naming the device, the port and what
+/// holds it, and no device left behind; once the port is free, the next sync makes
+/// the device.
+#[test]
+fn a_port_in_use_is_one_clear_error_and_leaves_nothing() {
+    let Some(_ready) = lab::require!(Root) else {
+        return;
+    };
+    let a = Netns::new("wd-vx-port").unwrap();
+    a.ip(&["link", "add", "ua", "type", "veth", "peer", "name", "ub"])
+        .unwrap();
+    a.iface("ua").addr("192.0.2.1/24").unwrap().up().unwrap();
+    a.iface("ub").up().unwrap();
+    let snapshot = cluster(4100, &[("a", "192.0.2.1", "10.244.0.1", 1)]);
+    let attempt = || {
+        a.enter(|| kernel::sync_once(&snapshot, "a"))
+            .unwrap()
+            .unwrap_err()
+            .to_string()
+    };
+
+    // A UDP socket on the port.
+    let socket = a
+        .enter(|| std::net::UdpSocket::bind("0.0.0.0:4789"))
+        .unwrap()
+        .unwrap();
+    let error = attempt();
+    assert!(
+        error.starts_with(
+            "dataplane: vxlan.wren: UDP port 4789 is already in use by another socket"
+        ),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "{error}");
+    assert_eq!(device(&a), None, "nothing half-made");
+    drop(socket);
+
+    // Another VXLAN device with the VNI on the port.
+    a.ip(&[
+        "link",
+        "add",
+        "vx-other",
+        "type",
+        "vxlan",
+        "id",
+        "4100",
+        "dstport",
+        "4789",
+        "local",
+        "192.0.2.1",
+        "dev",
+        "ua",
+    ])
+    .unwrap();
+    let error = attempt();
+    assert!(
+        error.starts_with(
+            "dataplane: vxlan.wren: UDP port 4789 is already in use by the VXLAN device vx-other"
+        ),
+        "{error}"
+    );
+    assert_eq!(device(&a), None, "nothing half-made");
+
+    // Freed: made at the next sync.
+    a.ip(&["link", "del", "vx-other"]).unwrap();
+    let (_, changes) = sync(&a, &snapshot, "a");
+    assert!(changes.iter().any(|c| c.contains("made")), "{changes:?}");
+    assert!(device(&a).is_some());
+}

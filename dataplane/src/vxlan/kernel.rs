@@ -30,6 +30,10 @@ use crate::snapshot::Snapshot;
 
 /// ENODEV: what netlink answers for a link that does not exist.
 const ENODEV: i32 = 19;
+/// EEXIST: another VXLAN device has the VNI on the port.
+const EEXIST: i32 = 17;
+/// EADDRINUSE: another socket holds the UDP port.
+const EADDRINUSE: i32 = 98;
 
 /// One netlink connection in the namespace of the thread that opened it.
 #[derive(Clone, Debug)]
@@ -139,12 +143,9 @@ impl Kernel {
                         .address(device.mac.to_vec())
                         .up()
                         .build();
-                    self.handle
-                        .link()
-                        .set(message)
-                        .execute()
-                        .await
-                        .map_err(|e| kernel(name, "setting MTU, MAC and up", &e))?;
+                    if let Err(e) = self.handle.link().set(message).execute().await {
+                        return Err(self.refused(device, "setting MTU, MAC and up", &e).await);
+                    }
                     changes.push(format!("{name}: MTU {}, MAC and up set", device.mtu));
                 }
                 found.index
@@ -226,12 +227,59 @@ impl Kernel {
             .address(device.mac.to_vec())
             .up()
             .build();
-        self.handle
-            .link()
-            .add(message)
-            .execute()
-            .await
-            .map_err(|e| kernel(device.name, "making the device", &e))
+        match self.handle.link().add(message).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.refused(device, "making the device", &e).await),
+        }
+    }
+
+    /// The error of a device the kernel refused to make or bring up: when its UDP
+    /// port is taken (by another VXLAN device with the VNI, or by another socket),
+    /// one line naming the port and what holds it, found among the VXLAN devices
+    /// (the kernel makes no device it cannot bring up, so nothing is left half-made).
+    async fn refused(&self, device: &Device, action: &str, error: &rtnetlink::Error) -> Error {
+        let rtnetlink::Error::NetlinkError(message) = error else {
+            return kernel(device.name, action, error);
+        };
+        let code = -message.raw_code();
+        if code != EADDRINUSE && code != EEXIST {
+            return kernel(device.name, action, error);
+        }
+        let holder = match self.vxlan_on_port(device).await {
+            Ok(Some(other)) => format!("the VXLAN device {other}"),
+            Ok(None) => String::from("another socket (ss -ulpn)"),
+            Err(_) => String::from("another socket or device"),
+        };
+        Error::Overlay {
+            device: device.name,
+            problem: format!(
+                "UDP port {} is already in use by {holder}, so the device cannot be brought up (the kernel said {}); free the port or give the VXLAN pools another vxlan_port",
+                device.port,
+                describe(error)
+            ),
+        }
+    }
+
+    /// Another VXLAN device on `device`'s UDP port.
+    async fn vxlan_on_port(&self, device: &Device) -> Result<Option<String>, rtnetlink::Error> {
+        let mut links = self.handle.link().get().execute();
+        while let Some(link) = links.try_next().await? {
+            let name = name_of(&link).unwrap_or_default();
+            if name == device.name {
+                continue;
+            }
+            let on_port = link.attributes.iter().any(|attribute| match attribute {
+                LinkAttribute::LinkInfo(infos) => infos.iter().any(|info| {
+                    matches!(info, LinkInfo::Data(InfoData::Vxlan(data))
+                        if data.contains(&InfoVxlan::Port(device.port)))
+                }),
+                _ => false,
+            });
+            if on_port {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
     }
 
     async fn delete(&self, name: &'static str, index: u32) -> Result<(), Error> {
