@@ -193,3 +193,54 @@ fn the_table_follows_the_pools_and_nodes() {
         "iptables-nft's rules changed"
     );
 }
+
+/// nftables refusing the table for real: another process holds `inet wren` as its
+/// own (`flags owner`, kept by a running `nft -i`), so every change of it is refused
+/// ("Operation not permitted"). The sync is one error line naming the table, and
+/// changes nothing; once the holder is gone the next sync makes the table.
+#[test]
+fn a_refused_table_is_one_error_line_and_the_next_sync_makes_it() {
+    let Some(_ready) = lab::require!(Root, Nft) else {
+        return;
+    };
+    let netns = Netns::new("wd-nat-owner").unwrap();
+    let mut holder = netns
+        .command("nft")
+        .arg("-i")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = holder.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"add table inet wren { flags owner; }\n")
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while table(&netns).is_none_or(|t| !t.contains("owner")) {
+        assert!(std::time::Instant::now() < deadline, "the owner's table");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let snapshot = snapshot(&[("10.244.0.0/16", true)], &["192.0.2.1"]);
+    let error = sync(&netns, &snapshot).unwrap_err().to_string();
+    // nft 1.0.6 cannot even print such a table as JSON (it stops at its flags), so
+    // the sync stops at reading it; any refusal is one line naming the table.
+    assert!(
+        error.starts_with("dataplane: nftables: ") && error.contains("inet wren"),
+        "{error}"
+    );
+    println!("{error}");
+    assert!(!error.contains('\n'), "{error}");
+    let held = table(&netns).unwrap();
+    assert!(!held.contains("masquerade"), "{held}");
+
+    // The holder exits (its table goes with it): the next sync makes the table.
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    assert_eq!(sync(&netns, &snapshot).unwrap(), Change::Created);
+    assert!(table(&netns).unwrap().contains("masquerade"));
+}

@@ -45,7 +45,13 @@ pub async fn list() -> Result<Option<Listed>, Error> {
         .map(Some)
         .map_err(|message| Error::Nft {
             action: "reading the table inet wren as nft lists it",
-            message,
+            message: if serde_json::from_str::<serde_json::Value>(&text).is_err() {
+                format!(
+                    "{message} (nft printed no whole JSON of it: a table another program made, such as one with flags owner, shows so; see nft list table inet wren)"
+                )
+            } else {
+                message
+            },
         })
 }
 
