@@ -15,6 +15,7 @@
 //!   underlay.
 //! - With strict affinity off, a pod whose address node B borrowed from another
 //!   node's block is reached from the owner and from the third node.
+//! - The parent device going down and coming back (`faults`).
 //! - The restart figure: one bgpd with 200 pods and 10 remote nodes in the
 //!   datastore restarts with no kernel change.
 //! - A restart of one bgpd with the overlay up (and the pool's `nat_outgoing`
@@ -35,6 +36,9 @@ use lab::topology::Pod;
 use lab::{Netns, Veth};
 use wren_tests::ipam_node::ipam_section;
 use wren_tests::pod_traffic::{ping_size, tcp, vxlan_fdb};
+
+#[path = "vxlan_overlay/faults.rs"]
+mod faults;
 
 const POOL: &str = "10.248.0.0/16";
 
