@@ -7,6 +7,8 @@
 //!   pools, registers the node (name, addresses, ASN, labels), claims a block per
 //!   family (`ensure_blocks`), keeps the node's VXLAN tunnel endpoints in the
 //!   registry equal to what the pools ask for (at start and when the pools change),
+//!   re-runs `address_detection` at each resync and registers the node's new
+//!   addresses when its interfaces changed (`Settings::redetect`),
 //!   and keeps the rib task's `IpamBlock` routes (one per
 //!   block the node owns, blackholed in the kernel) and `IpamBorrowed` routes (one
 //!   host route per address borrowed from another node's block) equal to the
@@ -48,7 +50,7 @@ use crate::supervisor::Supervisor;
 use crate::tasks::RibInput;
 
 /// What the IPAM task works from (the `[ipam]` section, resolved).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub node: String,
     pub datastore: String,
@@ -61,6 +63,12 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// Follow the node registry with the mesh (`[bgp] node_mesh`).
     pub mesh: bool,
+    /// The `address_detection` run again at each resync, when it reads the host's
+    /// interfaces or routes: the registered addresses follow the underlay (an
+    /// address changed on the parent device), and with them the VXLAN device here
+    /// and its FDB entries on the other nodes. `None` with `node_addresses`, with
+    /// `kubernetes-internal-ip` (read once at start) and without detection.
+    pub redetect: Option<cluster::address::Detection>,
 }
 
 impl Settings {
@@ -90,6 +98,10 @@ impl Settings {
             max_blocks_per_node: section.max_blocks_per_node,
             resync_interval: Duration::from_secs(u64::from(section.resync_interval.max(1))),
             mesh: config.node_mesh(),
+            redetect: section.address_detection.clone().filter(|detection| {
+                section.node_addresses.is_empty()
+                    && !matches!(detection, cluster::address::Detection::KubernetesInternalIp)
+            }),
         }))
     }
 }

@@ -64,6 +64,7 @@ pub async fn run(
         unregistered: false,
         vtep_pools: None,
         vxlan_conflicts: Vec::new(),
+        detection_failing: None,
     };
     let mut retry = RETRY_FIRST;
     loop {
@@ -119,6 +120,8 @@ struct Source {
     vtep_pools: Option<Vec<ipam::Pool>>,
     /// The VXLAN pools in conflict with their family's first, last warned of.
     vxlan_conflicts: Vec<String>,
+    /// Why the last `address_detection` run failed (said once per reason).
+    detection_failing: Option<String>,
 }
 
 impl Source {
@@ -165,7 +168,10 @@ impl Source {
                 changed = next(&mut nodes) => { changed?; mesh_changed = true; }
                 changed = next(&mut users) => { changed?; }
                 () = self.handle.shared.changed.notified() => {}
-                _ = resync.tick() => mesh_changed = true,
+                _ = resync.tick() => {
+                    mesh_changed = true;
+                    self.follow_addresses(&ipam).await?;
+                }
             }
             // Coalesce what else is already queued into this one re-read.
             while let Some(changed) = changes.changed().now_or_never() {
@@ -188,6 +194,50 @@ impl Source {
             }
             self.sync_dataplane(&ipam).await?;
         }
+    }
+
+    /// Runs `address_detection` again (`Settings::redetect`) and registers the
+    /// node's new addresses when they changed: its VXLAN device takes the new local
+    /// address, the other nodes their FDB entries and mesh sessions, from the
+    /// registry. A detection that fails is said once per reason; the registered
+    /// addresses stay.
+    async fn follow_addresses(&mut self, ipam: &Ipam<AnyStore>) -> Result<(), IpamError> {
+        let Some(detection) = &self.settings.redetect else {
+            return Ok(());
+        };
+        let found = match detection.detect(None) {
+            Ok(found) => {
+                self.detection_failing = None;
+                found
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if self.detection_failing.as_ref() != Some(&text) {
+                    tracing::warn!(
+                        addresses = ?self.settings.addresses,
+                        "ipam: {text}; the node's registered addresses stay"
+                    );
+                    self.detection_failing = Some(text);
+                }
+                return Ok(());
+            }
+        };
+        if found == self.settings.addresses {
+            return Ok(());
+        }
+        let Some(mut node) = ipam.node(&self.settings.node).await? else {
+            return Ok(());
+        };
+        tracing::warn!(
+            node = %node.name,
+            from = ?self.settings.addresses,
+            to = ?found,
+            "ipam: the node's addresses changed ({detection}); registering the new ones"
+        );
+        node.addresses.clone_from(&found);
+        ipam.register_node(&node).await?;
+        self.settings.addresses = found;
+        Ok(())
     }
 
     /// Pools, cluster settings, the node's registration and its blocks.

@@ -83,3 +83,88 @@ fn the_overlay_comes_back_after_the_parent_goes_down_and_up() {
     drop(pods);
     drop(wrens);
 }
+
+/// Node A finds its address by `address_detection = "interface=eth1"`; its parent
+/// device's address changes (10.87.1.1 -> 10.87.1.5, the default route put back):
+/// within a resync bgpd registers the new address, `vxlan.wren` is made again with
+/// it as local address, node C's FDB entry for A's VTEP points at it, and the pods
+/// reach each other again.
+#[test]
+fn the_overlay_follows_a_new_underlay_address() {
+    let Some(ready) = lab::require!(Root, Cni) else {
+        return;
+    };
+    wren_binary("wren");
+    wren_binary("wren-ipam");
+    let (_router, a, _b, c) = underlay("10.87", "d");
+    let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
+    let pools = "[[ipam.pool]]\ncidr = \"10.251.0.0/16\"\nvxlan_mode = \"always\"\n";
+    let detected = format!("address_detection = \"interface=eth1\"\nresync_interval = 1\n{pools}");
+    let wrens = [
+        Wren::start(&a.netns, &config_with(&a, &url, &[], &detected)),
+        Wren::start(&c.netns, &config_with(&c, &url, &[&c.address], pools)),
+    ];
+    let pods: Vec<Pod> = [&a, &c].iter().map(|n| pod(n, &url)).collect();
+    let near = pods[0].address().unwrap();
+    let far = pods[1].address().unwrap();
+    let reach = |what: &str| {
+        wrens[0]
+            .daemon
+            .wait_until(TIMEOUT, &format!("ping {far} {what}"), || {
+                pods[0].netns().ping(&far)
+            })
+            .unwrap();
+        assert!(pods[1].netns().ping(&near), "ping {near} {what}");
+        assert!(tcp(pods[1].netns(), &far, pods[0].netns()), "TCP {what}");
+    };
+    reach("before");
+
+    a.netns
+        .ip(&["addr", "del", "10.87.1.1/24", "dev", "eth1"])
+        .unwrap();
+    a.netns
+        .ip(&["addr", "add", "10.87.1.5/24", "dev", "eth1"])
+        .unwrap();
+    a.netns
+        .ip(&["route", "replace", "default", "via", "10.87.1.254"])
+        .unwrap();
+    let new: std::net::IpAddr = "10.87.1.5".parse().unwrap();
+    wrens[0]
+        .daemon
+        .wait_until(TIMEOUT, "node-ad's new address registered", || {
+            registration(&url, &a.name).is_some_and(|n| n.addresses == [new])
+        })
+        .unwrap();
+    wrens[0]
+        .daemon
+        .wait_until(TIMEOUT, "vxlan.wren's new local address", || {
+            a.netns
+                .ip_json(&["-d", "link", "show", "dev", "vxlan.wren"])
+                .is_ok_and(|l| l[0]["linkinfo"]["info_data"]["local"] == "10.87.1.5")
+        })
+        .unwrap();
+    let mac = registered(&url, &a.name).vteps[0].mac.to_string();
+    wrens[1]
+        .daemon
+        .wait_until(
+            TIMEOUT,
+            "node C's FDB entry for A at its new address",
+            || {
+                vxlan_fdb(&c.netns).as_array().is_some_and(|entries| {
+                    entries
+                        .iter()
+                        .any(|e| e["mac"] == mac.as_str() && e["dst"] == "10.87.1.5")
+                })
+            },
+        )
+        .unwrap();
+    reach("after");
+    let log = wrens[0].daemon.log();
+    assert_eq!(
+        log.matches("the node's addresses changed").count(),
+        1,
+        "{log}"
+    );
+    drop(pods);
+    drop(wrens);
+}
