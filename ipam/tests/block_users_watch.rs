@@ -2,7 +2,8 @@
 //! task follows for the VXLAN overlay) on the Kubernetes store, against a real API
 //! server: a reader following it, re-reading `Ipam::block_users` at each wake, is
 //! woken by a remote node's new block and by an address borrowed and given back,
-//! and never by a node's pods coming and going in its own block.
+//! and never by a node's pods coming and going in its own block. On SQLite and etcd
+//! (which report every block change) the reader sees the same.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +12,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ipam::store::Datastore;
 use ipam::{BlockUsers, Family, Ipam, IpamConfig, Pool};
 
 const PODS: u32 = 20;
@@ -20,8 +22,28 @@ async fn the_block_users_watch_wakes_for_new_blocks_and_borrowed_addresses_only(
     let Some((store, guard)) = support::kubernetes().await else {
         return;
     };
-    support::create_nodes(&guard.url, &["node-a", "node-b", "node-c", "node-d"]);
-    let ipam = Ipam::new(store);
+    wakes_for_new_blocks_and_borrowed_addresses(Ipam::new(store), &guard.url, true).await;
+}
+
+/// SQLite and etcd report every block change (a node's own pods too), and the
+/// reader still sees each new block and borrowed address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_and_etcd_the_watch_reports_every_block_change() {
+    let (store, guard) = support::sqlite().await.unwrap();
+    wakes_for_new_blocks_and_borrowed_addresses(Ipam::new(store), &guard.url, false).await;
+    if let Some((store, guard)) = support::etcd().await {
+        wakes_for_new_blocks_and_borrowed_addresses(Ipam::new(store), &guard.url, false).await;
+    }
+}
+
+/// The steps of the module text; `only_users`: the store reports nothing but
+/// changes of who uses a block or an address (the Kubernetes store).
+async fn wakes_for_new_blocks_and_borrowed_addresses<S: Datastore>(
+    ipam: Ipam<S>,
+    url: &str,
+    only_users: bool,
+) {
+    support::create_nodes(url, &["node-a", "node-b", "node-c", "node-d"]);
     ipam.set_config(&IpamConfig {
         strict_affinity: false,
         max_blocks_per_node: 0,
@@ -36,7 +58,7 @@ async fn the_block_users_watch_wakes_for_new_blocks_and_borrowed_addresses_only(
     ipam.ensure_blocks("node-b").await.unwrap();
 
     // A reader on its own connection, as bgpd's IPAM task follows it.
-    let reader = ipam::connect(&guard.url).await.unwrap();
+    let reader = ipam::connect(url).await.unwrap();
     let mut users = reader.watch_block_users().await.unwrap();
     let seen: Arc<Mutex<Vec<BlockUsers>>> = Arc::default();
     let wakes = seen.clone();
@@ -59,7 +81,9 @@ async fn the_block_users_watch_wakes_for_new_blocks_and_borrowed_addresses_only(
         ipam.release_handle(&handle).await.unwrap();
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(woken(), 0, "woken by node-b's own pods");
+    if only_users {
+        assert_eq!(woken(), 0, "woken by node-b's own pods");
+    }
 
     // A new block of node-c (a second pool): woken, the block and its owner read.
     let mut pool = Pool::new("10.93.0.0/26".parse().unwrap());
@@ -91,10 +115,12 @@ async fn the_block_users_watch_wakes_for_new_blocks_and_borrowed_addresses_only(
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!(
-        "the reader woke {} times: {PODS} pods of node-b added and deleted, node-c's block claimed, node-d's address borrowed and given back",
+        "{url}: the reader woke {} times: {PODS} pods of node-b added and deleted, node-c's block claimed, node-d's address borrowed and given back",
         woken()
     );
-    // At most a few per step (a claim is three writes, one of them the block).
-    assert!(woken() <= 6, "woken {} times", woken());
+    if only_users {
+        // At most a few per step (a claim is three writes, one of them the block).
+        assert!(woken() <= 6, "woken {} times", woken());
+    }
     task.abort();
 }
