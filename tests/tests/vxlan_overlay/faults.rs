@@ -168,3 +168,63 @@ fn the_overlay_follows_a_new_underlay_address() {
     drop(pods);
     drop(wrens);
 }
+
+/// The VXLAN port already held by another socket when bgpd starts: one error line
+/// naming the port and the device (said once, though the overlay is retried every
+/// 5 s), bgpd keeps running and routes the rest (its blocks, of the VXLAN pool and
+/// of a `never` pool, blackholed in the kernel, protocol 196; bgpctl health ready);
+/// once the port is free, `vxlan.wren` is made.
+#[test]
+fn a_vxlan_port_in_use_leaves_bgpd_running_and_the_rest_routed() {
+    let Some(ready) = lab::require!(Root, Cni) else {
+        return;
+    };
+    let (_router, a, _b, _c) = underlay("10.89", "u");
+    let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
+    let socket = a
+        .netns
+        .enter(|| std::net::UdpSocket::bind("0.0.0.0:4789"))
+        .unwrap()
+        .unwrap();
+    let pools = "[[ipam.pool]]\ncidr = \"10.254.0.0/16\"\nvxlan_mode = \"always\"\n\
+                 [[ipam.pool]]\ncidr = \"10.253.0.0/16\"\n";
+    let wren = Wren::start(&a.netns, &config_with(&a, &url, &[&a.address], pools));
+    let line = "UDP port 4789 is already in use by another socket";
+    wren.daemon
+        .wait_until(TIMEOUT, "the port's error line", || {
+            wren.daemon.log().contains(line)
+        })
+        .unwrap();
+    // Two more overlay attempts (every 5 s): still one line, bgpd up and routing.
+    std::thread::sleep(Duration::from_secs(11));
+    assert!(wren.daemon.is_alive(), "{}", wren.daemon.log());
+    let log = wren.daemon.log();
+    assert_eq!(log.matches(line).count(), 1, "{log}");
+    let error = log.lines().find(|l| l.contains(line)).unwrap();
+    assert!(error.contains("vxlan.wren"), "{error}");
+    assert!(wren.bgpctl(&["health"]).status.success(), "{log}");
+    let blocks = blocks_of(&url, &a.name);
+    assert!(
+        blocks.iter().any(|b| b.starts_with("10.253.")),
+        "{blocks:?}"
+    );
+    for block in &blocks {
+        let route = kernel_route(&a.netns, block).unwrap();
+        assert_eq!(route["type"], "blackhole", "{route}");
+    }
+    assert!(
+        a.netns
+            .ip_json(&["link", "show", "dev", "vxlan.wren"])
+            .is_err()
+    );
+
+    drop(socket);
+    wren.daemon
+        .wait_until(TIMEOUT, "vxlan.wren made once the port is free", || {
+            a.netns
+                .ip_json(&["link", "show", "dev", "vxlan.wren"])
+                .is_ok()
+        })
+        .unwrap();
+    drop(wren);
+}
