@@ -9,13 +9,15 @@
 //! machine they ran on. Progress lines go to stderr. Any scenario that fails makes the
 //! exit status non-zero after the others have run.
 //!
-//! Modules: `scenario` (the six scenarios), `generator` (simulated peers), `dut` (the
+//! Modules: `scenario` (the seven scenarios), `generator` (simulated peers), `dut` (the
 //! daemons under test), `topology` (namespaces), `fibwatch` and `routelog` (time stamps),
-//! `system` (pinning, /proc), `report` (tables, charts, machine), `stats`.
+//! `system` (pinning, /proc), `kubernetes` (the control plane and real nodes of `k8s-join`),
+//! `report` (tables, charts, machine), `stats`.
 
 mod dut;
 mod fibwatch;
 mod generator;
+mod kubernetes;
 mod report;
 mod routelog;
 mod scenario;
@@ -37,7 +39,8 @@ use scenario::{NAMES, Options};
 #[derive(Debug, Parser)]
 #[command(name = "bench", version)]
 struct Cli {
-    /// Scenarios to run: all, or any of propagation, mesh, bulk, churn, restart, ipam.
+    /// Scenarios to run: all, or any of propagation, mesh, bulk, churn, restart, ipam,
+    /// k8s-join.
     #[arg(required = true)]
     scenarios: Vec<String>,
     /// One run of each scenario on small sizes (a few minutes; what CI runs).

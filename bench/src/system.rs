@@ -65,6 +65,26 @@ pub fn pin_current_thread(cpu: usize) -> Result<()> {
     sched_setaffinity(Pid::from_raw(0), &set).with_context(|| format!("pinning to CPU {cpu}"))
 }
 
+/// Runs `body` on a thread allowed both CPUs of the harness, so that the processes it
+/// starts (a control plane standing for the cluster's, not under test) inherit that
+/// instead of the harness's pinning; returns what `body` returns.
+pub fn on_every_cpu<T: Send>(body: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let cpus = cpus();
+                let mut set = CpuSet::new();
+                for cpu in [cpus.dut, cpus.generator] {
+                    set.set(cpu).with_context(|| format!("CPU {cpu}"))?;
+                }
+                sched_setaffinity(Pid::from_raw(0), &set).context("unpinning a thread")?;
+                body()
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("a thread starting processes panicked"))?
+    })
+}
+
 /// Pins every thread of process `pid` to `cpu` (threads it starts later inherit it).
 pub fn pin_process(pid: u32, cpu: usize) -> Result<()> {
     let mut set = CpuSet::new();

@@ -47,6 +47,11 @@ impl Bench {
         &self.generator
     }
 
+    /// The generator's namespace (where `k8s-join` puts its bridge and control plane).
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
     /// A new slot for a daemon with room for `peers` simulated peers and a monitor.
     pub fn slot(&self, name: &str, peers: usize) -> Result<Slot> {
         if peers > MAX_PEERS {

@@ -4,8 +4,9 @@
 //! alive. A second task reads everything the daemon sends; for a monitor peer it records
 //! each announced and withdrawn prefix, with its arrival time, into a [`RouteLog`].
 //!
-//! With `reconnect`, a lost session is opened again (every 50 ms) and the initial UPDATEs
-//! are sent again, as a restarted daemon needs. The harness sees the peer through
+//! A first session that cannot open yet is tried again every 5 ms for 100 ms, then every
+//! 50 ms for about a minute. With `reconnect`, a lost session is opened again (every
+//! 50 ms) and the initial UPDATEs are sent again, as a restarted daemon needs. The harness sees the peer through
 //! [`PeerShared`]: a state behind a mutex and a condition variable.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,8 +31,13 @@ use crate::routelog::{Key, RouteLog};
 const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause before opening a lost session again.
 const RECONNECT_DELAY: Duration = Duration::from_millis(50);
-/// Attempts to open the first session before giving up (a minute).
+/// Attempts to open the first session before giving up (about a minute).
 const FIRST_ATTEMPTS: u32 = 1200;
+/// The first attempts that follow each other faster: a peer that starts before the
+/// daemon accepts it (a Node being created) is not late by a whole [`RECONNECT_DELAY`].
+const FAST_ATTEMPTS: u32 = 20;
+/// The pause between those (100 ms in all).
+const FAST_DELAY: Duration = Duration::from_millis(5);
 
 /// What a simulated peer is.
 #[derive(Clone, Debug)]
@@ -168,7 +174,8 @@ pub async fn run(
         } else if !spec.reconnect {
             break;
         }
-        tokio::time::sleep(RECONNECT_DELAY).await;
+        let fast = shared.state().sessions == 0 && first_attempts <= FAST_ATTEMPTS;
+        tokio::time::sleep(if fast { FAST_DELAY } else { RECONNECT_DELAY }).await;
         // Requests that arrived while down are answered with an error, Close ends.
         while let Ok(request) = requests.try_recv() {
             match request {

@@ -1,4 +1,4 @@
-//! The scenarios of issue 7 and what they share: options (full or `--quick` sizes, runs,
+//! The scenarios of issue 7 (and `k8s-join`, issue 14) and what they share: options (full or `--quick` sizes, runs,
 //! daemons), progress lines, and the rule for failures — an anchor daemon (BIRD, FRR,
 //! GoBGP) that fails fails the scenario loudly; Wren failing (while its bgpd is being
 //! written) makes it "not available: <reason>" in the table, unless `--require-wren`.
@@ -9,6 +9,7 @@
 mod bulk;
 mod churn;
 mod ipam;
+mod k8s_join;
 mod mesh;
 mod propagation;
 mod restart;
@@ -23,7 +24,15 @@ use crate::report::{Collector, Table};
 use crate::topology::Bench;
 
 /// Every scenario, in the order `all` runs them.
-pub const NAMES: [&str; 6] = ["propagation", "mesh", "bulk", "churn", "restart", "ipam"];
+pub const NAMES: [&str; 7] = [
+    "propagation",
+    "mesh",
+    "bulk",
+    "churn",
+    "restart",
+    "ipam",
+    "k8s-join",
+];
 
 /// The remark on GoBGP's timings of its routing table.
 pub const GOBGP_RIB: &str = "GoBGP: time to its RIB (gRPC watch stream), not to the kernel: \
@@ -161,7 +170,8 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         "bulk" => bulk::run(&context),
         "churn" => churn::run(&context),
         "restart" => restart::run(&context),
-        _ => ipam::run(&context),
+        "ipam" => ipam::run(&context),
+        _ => k8s_join::run(&context),
     }?;
     context.progress(format!(
         "done in {:.0} s",
