@@ -9,7 +9,9 @@
 //! `via TUNNEL_ADDRESS dev vxlan.wren onlink`, the pods' MTU 1450 (as bgpd writes it).
 //! Each round measures host-to-host, native pod-to-pod and VXLAN pod-to-pod with
 //! `iperf3 -J` (one TCP stream), so drift on a busy machine hits all three alike;
-//! the medians and the ratios are printed.
+//! the medians and the ratios are printed. Each round runs twice: with the link
+//! unshaped (a veth, bound by the CPU) and shaped by tbf to 1 Gbit/s (bound by the
+//! link, as with a NIC).
 //!
 //! `sudo cargo bench -p dataplane --bench pod_throughput` (5 rounds of 5 s); without
 //! `--bench` (as `cargo test --all-targets` runs it) one round of 1 s. Needs root and
@@ -64,42 +66,101 @@ fn main() {
     overlay(&b, "b");
     let pod_links = [(&pod_a, "eth0"), (&a, "pod"), (&pod_b, "eth0"), (&b, "pod")];
 
-    let (mut host, mut native, mut vxlan) = (Vec::new(), Vec::new(), Vec::new());
+    let cluster = Cluster {
+        a: &a,
+        b: &b,
+        pod_a: &pod_a,
+        pod_b: &pod_b,
+        pod_links,
+    };
+    // Unshaped, the link is a veth: every path is bound by the CPU, so the pod path's
+    // two extra veth hops show. Shaped to LINK_RATE (tbf on both ends), the link is the
+    // bottleneck, as a NIC is on a real network.
+    let mut free = [Vec::new(), Vec::new(), Vec::new()];
+    let mut shaped = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        host.push(iperf(&b, NODE_B, &a, seconds));
-        route(&a, "10.244.1.0/24", &["via", NODE_B, "dev", "eth1"]);
-        route(&b, "10.244.0.0/24", &["via", NODE_A, "dev", "eth1"]);
-        mtu(&pod_links, 1500);
-        native.push(iperf(&pod_b, POD_B, &pod_a, seconds));
+        for (rate, results) in [(None, &mut free), (Some(LINK_RATE), &mut shaped)] {
+            for node in [&a, &b] {
+                shape(node, rate);
+            }
+            let [host, native, vxlan] = cluster.round(seconds);
+            println!(
+                "round {round}, link {}: host {:.2} Gbit/s, native pod {:.2}, vxlan pod {:.2}",
+                rate.unwrap_or("unshaped"),
+                host / 1e9,
+                native / 1e9,
+                vxlan / 1e9
+            );
+            for (all, value) in results.iter_mut().zip([host, native, vxlan]) {
+                all.push(value);
+            }
+        }
+    }
+    for (link, results) in [("unshaped", free), (LINK_RATE, shaped)] {
+        let [host, native, vxlan] = results.map(median);
+        println!(
+            "pod_throughput, link {link} ({rounds} rounds of {seconds} s, one TCP stream, medians): host-to-host {:.2} Gbit/s, native pod-to-pod {:.2} Gbit/s (ratio {:.3}), VXLAN pod-to-pod {:.2} Gbit/s (ratio {:.3})",
+            host / 1e9,
+            native / 1e9,
+            native / host,
+            vxlan / 1e9,
+            vxlan / host
+        );
+    }
+}
+
+/// The rate the link is shaped to in the second half of each round: well below what
+/// the veths carry on this 2-core machine even when it is busy (3-9 Gbit/s unshaped),
+/// like a NIC slower than the CPU.
+const LINK_RATE: &str = "1gbit";
+
+/// The two nodes and their pods.
+struct Cluster<'a> {
+    a: &'a Netns,
+    b: &'a Netns,
+    pod_a: &'a Netns,
+    pod_b: &'a Netns,
+    pod_links: [(&'a Netns, &'a str); 4],
+}
+
+impl Cluster<'_> {
+    /// Host-to-host, native pod-to-pod and VXLAN pod-to-pod, in bits per second.
+    fn round(&self, seconds: u32) -> [f64; 3] {
+        let Self {
+            a, b, pod_a, pod_b, ..
+        } = self;
+        let host = iperf(b, NODE_B, a, seconds);
+        route(a, "10.244.1.0/24", &["via", NODE_B, "dev", "eth1"]);
+        route(b, "10.244.0.0/24", &["via", NODE_A, "dev", "eth1"]);
+        mtu(&self.pod_links, 1500);
+        let native = iperf(pod_b, POD_B, pod_a, seconds);
         let tunnel = ["dev", "vxlan.wren", "onlink"];
         route(
-            &a,
+            a,
             "10.244.1.0/24",
             &[&["via", "10.244.1.0"][..], &tunnel].concat(),
         );
         route(
-            &b,
+            b,
             "10.244.0.0/24",
             &[&["via", "10.244.0.0"][..], &tunnel].concat(),
         );
-        mtu(&pod_links, 1450);
-        vxlan.push(iperf(&pod_b, POD_B, &pod_a, seconds));
-        println!(
-            "round {round}: host {:.2} Gbit/s, native pod {:.2}, vxlan pod {:.2}",
-            host[round] / 1e9,
-            native[round] / 1e9,
-            vxlan[round] / 1e9
-        );
+        mtu(&self.pod_links, 1450);
+        let vxlan = iperf(pod_b, POD_B, pod_a, seconds);
+        [host, native, vxlan]
     }
-    let (host, native, vxlan) = (median(host), median(native), median(vxlan));
-    println!(
-        "pod_throughput ({rounds} rounds of {seconds} s, one TCP stream, medians): host-to-host {:.2} Gbit/s, native pod-to-pod {:.2} Gbit/s (ratio {:.3}), VXLAN pod-to-pod {:.2} Gbit/s (ratio {:.3})",
-        host / 1e9,
-        native / 1e9,
-        native / host,
-        vxlan / 1e9,
-        vxlan / host
-    );
+}
+
+/// The link's end `eth1` on `node` shaped to `rate` by tbf, or unshaped.
+fn shape(node: &Netns, rate: Option<&str>) {
+    let _ = node.exec(&["tc", "qdisc", "del", "dev", "eth1", "root"]);
+    if let Some(rate) = rate {
+        node.exec(&[
+            "tc", "qdisc", "add", "dev", "eth1", "root", "tbf", "rate", rate, "burst", "1mb",
+            "latency", "20ms",
+        ])
+        .unwrap();
+    }
 }
 
 /// A pod namespace at `address`/24 whose gateway `gateway` is its node's side `pod`.
