@@ -294,16 +294,19 @@ impl<S: Datastore> Ipam<S> {
                 .assign_from_own_blocks(&request, &attempt, &pools, remaining, done)
                 .await?
             {
-                Step::NoRoom(_) => match self
-                    .claim_another_block(&request, &attempt, &pools)
-                    .await?
-                {
-                    Step::NoRoom(refusal) => {
-                        self.borrow_or_refuse(&request, &attempt, &pools, remaining, refusal, done)
+                Step::NoRoom(_) => {
+                    // The configuration matters only once the node's blocks are full.
+                    attempt.config = self.config().await?;
+                    match self.claim_another_block(&request, &attempt, &pools).await? {
+                        Step::NoRoom(refusal) => {
+                            self.borrow_or_refuse(
+                                &request, &attempt, &pools, remaining, refusal, done,
+                            )
                             .await?
+                        }
+                        step => step,
                     }
-                    step => step,
-                },
+                }
                 step => step,
             };
             if let Step::Conflict = step {
@@ -635,10 +638,10 @@ impl<S: Datastore> Ipam<S> {
         Ok(out)
     }
 
-    /// Pools, the node's affinities (sorted by CIDR), the configuration and a handle
-    /// record, read at one revision. Every write of the attempt compares against this
-    /// handle record, so in `once` mode two concurrent calls cannot both add an
-    /// address.
+    /// Pools, the node's affinities (sorted by CIDR) and a handle record, read together
+    /// (in one round trip on every store, at one revision on SQLite and etcd). Every write of the attempt compares
+    /// against this handle record, so in `once` mode two concurrent calls cannot both
+    /// add an address. The configuration is read only when the node's blocks are full.
     async fn read_attempt(&self, node: &str, handle: &str) -> Result<Attempt, IpamError> {
         let url = self.store.url();
         let mut results = self
@@ -646,26 +649,21 @@ impl<S: Datastore> Ipam<S> {
             .read(vec![
                 Read::Prefix(keys::POOLS.to_string()),
                 Read::Prefix(keys::node_affinities(node)),
-                Read::Key(keys::CONFIG.to_string()),
                 Read::Key(keys::handle(handle)),
             ])
             .await?
             .into_iter();
         let mut next = || results.next().unwrap_or_default();
-        let (pool_entries, affinity_entries, config, handle) = (next(), next(), next(), next());
+        let (pool_entries, affinity_entries, handle) = (next(), next(), next());
         let mut affinities = Vec::with_capacity(affinity_entries.len());
         for entry in affinity_entries {
             affinities.push((decode::<Affinity>(url, &entry)?, entry));
         }
         affinities.sort_by_key(|a| a.0.cidr);
-        let config = match config.first() {
-            Some(entry) => decode(url, entry)?,
-            None => IpamConfig::default(),
-        };
         Ok(Attempt {
             pools: decode_pools(url, &pool_entries)?,
             affinities,
-            config,
+            config: IpamConfig::default(),
             handle: handle.into_iter().next(),
         })
     }
@@ -713,6 +711,8 @@ impl<S: Datastore> Ipam<S> {
 struct Attempt {
     pools: Vec<Pool>,
     affinities: Vec<(Affinity, Entry)>,
+    /// Read (`assign_loop`) before a block is claimed or an address borrowed; the
+    /// default until then.
     config: IpamConfig,
     handle: Option<Entry>,
 }

@@ -23,7 +23,7 @@ use lab::kube_metrics::{RequestCounts, RequestKind};
 const OPERATIONS: u64 = 20;
 /// Requests one assignment of one address may send at most (see the module text of
 /// `store/kubernetes.rs` for which they are).
-const ASSIGN_BUDGET: u64 = 8;
+const ASSIGN_BUDGET: u64 = 7;
 /// Requests one release of a handle of one address may send at most.
 const RELEASE_BUDGET: u64 = 6;
 

@@ -6,7 +6,9 @@
 //! the expected `resourceVersion`, a delete with a `resourceVersion` precondition; a
 //! 409 from the API server is a [`Outcome::Conflict`]. A transaction of several keys
 //! is refused (the IPAM operations never send one; see `store/mod.rs`). Reads are one
-//! request each: a GET by name for a key, a LIST for a prefix, narrowed by label where
+//! request each, and the reads of one `Datastore::read` are sent together (one
+//! round trip, as SQLite and etcd answer them): a GET by name for a key, a LIST for a
+//! prefix, narrowed by label where
 //! the store sets them (a node's affinities by `wren.io/node`; a node's blocks,
 //! `Read::NodeBlocks`, by owner and borrower labels: `blocks.rs`). A watch is one API
 //! watch per kind, re-listed after `410 Gone` (`watch.rs`); the watch of who uses
@@ -519,15 +521,15 @@ impl crate::store::Datastore for KubernetesStore {
     }
 
     async fn read(&self, reads: Vec<Read>) -> Result<Vec<Vec<Entry>>, StoreError> {
-        let mut out = Vec::with_capacity(reads.len());
-        for read in reads {
-            out.push(match read {
+        // Independent requests, in flight together: one round trip, not one per read.
+        futures::future::try_join_all(reads.into_iter().map(|read| async move {
+            Ok(match read {
                 Read::Key(key) => self.get_entry(&key).await?.into_iter().collect(),
                 Read::Prefix(prefix) => self.list_entries(&prefix).await?,
                 Read::NodeBlocks(node) => self.node_blocks(&node).await?,
-            });
-        }
-        Ok(out)
+            })
+        }))
+        .await
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {

@@ -124,23 +124,24 @@ impl Users {
 
 impl KubernetesStore {
     /// The blocks that name `node` (`Read::NodeBlocks`): two label-selected lists,
-    /// each block once, sorted by key.
+    /// sent together, each block once, sorted by key.
     pub(super) async fn node_blocks(&self, node: &str) -> Result<Vec<Entry>, StoreError> {
         let kind = Kind::Block;
+        let api = self.api(kind);
+        let [owner, borrower] = selectors(node);
+        let (owned, borrowed) = futures::future::try_join(
+            api.list(&ListParams::default().labels(&owner)),
+            api.list(&ListParams::default().labels(&borrower)),
+        )
+        .await
+        .map_err(|e| self.error(kind, e))?;
         let mut out: Vec<Entry> = Vec::new();
-        for selector in selectors(node) {
-            let list = self
-                .api(kind)
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| self.error(kind, e))?;
-            for object in &list.items {
-                if let Some(entry) = self.entry(kind, object)?
-                    && block_names_node(&entry.value, node)
-                    && !out.iter().any(|e| e.key == entry.key)
-                {
-                    out.push(entry);
-                }
+        for object in owned.items.iter().chain(&borrowed.items) {
+            if let Some(entry) = self.entry(kind, object)?
+                && block_names_node(&entry.value, node)
+                && !out.iter().any(|e| e.key == entry.key)
+            {
+                out.push(entry);
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
