@@ -46,13 +46,20 @@ use crate::tasks::{FibChange, RibInput};
 /// Longest the fib task may take to finish (route-sync's last batch and shutdown).
 const FIB_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Libraries that log each failed request themselves (about 90 lines per node for a
+/// 6 s API server outage): bgpd reports every failure they return, and an outage
+/// once (`ipam::outage`), so their own lines are off unless the filter names them.
+const QUIET_LIBRARIES: [&str; 2] = ["kube_client", "kube_lease_manager"];
+
 /// Sets up logging to stderr: text or JSON lines, filtered by `level` (a tracing
-/// filter), else `RUST_LOG`, else `info`.
+/// filter), else `RUST_LOG`, else `info`; with [`QUIET_LIBRARIES`] off unless named.
 pub fn init_logging(format: LogFormat, level: Option<&str>) {
-    let filter = level
-        .map(tracing_subscriber::EnvFilter::new)
-        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let text = level
+        .map(str::to_owned)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .filter(|text| tracing_subscriber::EnvFilter::builder().parse(text).is_ok())
+        .unwrap_or_else(|| String::from("info"));
+    let filter = tracing_subscriber::EnvFilter::new(quiet_libraries(&text));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -64,6 +71,17 @@ pub fn init_logging(format: LogFormat, level: Option<&str>) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// `filter` with each of [`QUIET_LIBRARIES`] it does not name turned off.
+fn quiet_libraries(filter: &str) -> String {
+    let mut out = filter.to_owned();
+    for library in QUIET_LIBRARIES {
+        if !filter.contains(library) {
+            out.push_str(&format!(",{library}=off"));
+        }
+    }
+    out
 }
 
 /// Starts one task from what the tasks before it left in the [`Wiring`]; `None`

@@ -30,7 +30,7 @@ pub async fn run(
     node: String,
     mut leading: watch::Receiver<bool>,
 ) {
-    let mut recorder = Recorder::new(client.clone(), api_server, node);
+    let mut recorder = Recorder::new(client.clone(), api_server.clone(), node);
     loop {
         while !*leading.borrow_and_update() {
             if leading.changed().await.is_err() {
@@ -38,7 +38,7 @@ pub async fn run(
             }
         }
         tokio::select! {
-            () = follow(&client, &mut recorder) => {}
+            () = follow(&client, &api_server, &mut recorder) => {}
             () = lost(&mut leading) => {}
         }
     }
@@ -54,7 +54,7 @@ async fn lost(leading: &mut watch::Receiver<bool>) {
 }
 
 /// Follows the `IPPool`s, posting the refused ones; never returns.
-async fn follow(client: &Client, recorder: &mut Recorder) {
+async fn follow(client: &Client, api_server: &str, recorder: &mut Recorder) {
     let resource = ApiResource::erase::<ipam::pool::IPPool>(&());
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let writer = reflector::store::Writer::new(resource);
@@ -71,10 +71,17 @@ async fn follow(client: &Client, recorder: &mut Recorder) {
         }
         for event in batch {
             match event {
-                Ok(watcher::Event::InitDone) => listed = true,
+                Ok(watcher::Event::InitDone) => {
+                    listed = true;
+                    ipam::outage::working(api_server, "IPPool");
+                }
                 Ok(_) => {}
-                // The cluster watch of the same API server tells the outage.
-                Err(error) => tracing::debug!("watching IPPools: {error}"),
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                    ipam::outage::gone(api_server, "IPPool", &status.to_string());
+                }
+                Err(error) => {
+                    ipam::outage::failed(api_server, "IPPool", &ipam::outage::describe(&error))
+                }
             }
         }
         if listed {

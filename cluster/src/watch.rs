@@ -6,9 +6,10 @@
 //! - Nothing is sent until every kind has been listed once, so a start never sees a
 //!   half-empty cluster.
 //! - While the API server is unreachable or refuses (401, 403, 5xx, a closed watch),
-//!   the stores keep what they had, so the settings (and bgpd's sessions) stay; one
-//!   error line per resource and outage names the API server and the resource, and
-//!   one line says when it is back.
+//!   the stores keep what they had, so the settings (and bgpd's sessions) stay; each
+//!   failure and re-list is told to [`ipam::outage`], which logs one line per outage
+//!   for all of bgpd's watches (naming the API server and the resources) and one
+//!   when it is reachable again.
 //! - A `BGPPeer` or `BGPConfiguration` that does not check is refused: its status
 //!   gets `Accepted=False` with the reason, and its last accepted version (if any)
 //!   stays in force; the other resources are not touched. Such a refusal is the same
@@ -64,6 +65,8 @@ enum Seen {
     Listed(&'static str),
     Changed,
     Failed(&'static str, String),
+    /// The watch was closed with 410 Gone: it re-lists.
+    Gone(&'static str, String),
 }
 
 /// Runs until `out` has no receiver: sends this node's settings after the first full
@@ -92,7 +95,6 @@ pub async fn run(
         ),
     ]);
     let mut listed = BTreeSet::new();
-    let mut failing = BTreeSet::new();
     let mut state = State::default();
     let peers_api: Api<BgpPeer> = Api::all(client.clone());
     let configurations_api: Api<BgpConfiguration> = Api::all(client.clone());
@@ -116,21 +118,14 @@ pub async fn run(
             match seen {
                 Seen::Listed(kind) => {
                     listed.insert(kind);
-                    if failing.remove(kind) {
-                        tracing::info!(
-                            "Kubernetes API server {}: {kind} watch is back",
-                            settings.api_server
-                        );
-                    }
+                    ipam::outage::working(&settings.api_server, kind);
                 }
                 Seen::Changed => {}
+                // One line per outage for the whole of bgpd (`ipam::outage`); a 410
+                // Gone is a re-list, not an outage.
+                Seen::Gone(kind, error) => ipam::outage::gone(&settings.api_server, kind, &error),
                 Seen::Failed(kind, error) => {
-                    if failing.insert(kind) {
-                        tracing::error!(
-                            "Kubernetes API server {}: watching {kind}: {error}; keeping what is known, re-listing with backoff",
-                            settings.api_server
-                        );
-                    }
+                    ipam::outage::failed(&settings.api_server, kind, &error)
                 }
             }
         }
@@ -195,7 +190,10 @@ where
     Box::pin(stream.map(move |event| match event {
         Ok(watcher::Event::InitDone) => Seen::Listed(kind),
         Ok(_) => Seen::Changed,
-        Err(error) => Seen::Failed(kind, error.to_string()),
+        Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+            Seen::Gone(kind, status.to_string())
+        }
+        Err(error) => Seen::Failed(kind, ipam::outage::describe(&error)),
     }))
 }
 

@@ -12,6 +12,8 @@
 //!   and the nodes' VXLAN tunnel endpoints (`tunnel.rs`: MAC and tunnel address).
 //! - [`cni`]: the CNI 1.0 IPAM plugin logic behind the `wren-ipam` binary;
 //!   [`node_name`]: the node's name (`NODENAME`, else the host name), shared with bgpd.
+//! - [`outage`]: one log line per API server outage for every watch of the process
+//!   (the Kubernetes store's and bgpd's cluster watches).
 //!
 //! Calling contract: every operation is safe to run concurrently from any number of
 //! processes and hosts on one store; each is retried internally on conflicts. Each
@@ -34,6 +36,7 @@ pub mod keys;
 pub mod kubernetes;
 pub mod node_name;
 pub mod ops;
+pub mod outage;
 pub mod pool;
 mod problem;
 pub mod records;

@@ -24,6 +24,7 @@ pub async fn run(
     node: String,
     namespace: String,
     pod_grace: Duration,
+    api_server: String,
     ipam: Option<IpamHandle>,
     holder: tokio::sync::watch::Sender<bool>,
 ) {
@@ -37,6 +38,7 @@ pub async fn run(
                 let mut settings = Settings::new(node.clone());
                 settings.namespace = namespace.clone();
                 settings.pod_grace = pod_grace;
+                settings.api_server.clone_from(&api_server);
                 let started = tokio::time::Instant::now();
                 let outcome =
                     collector::run_telling(client.clone(), Arc::new(store), settings, &holder)

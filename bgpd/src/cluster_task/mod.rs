@@ -193,6 +193,7 @@ async fn run(settings: Settings, wiring: Wiring) {
         settings.node.clone(),
         settings.namespace.clone(),
         settings.pod_grace,
+        api_server.clone(),
         ipam.clone(),
         holder,
     );

@@ -79,7 +79,12 @@ pub async fn run(mut inputs: Inputs) {
             Err(error) => {
                 let text = error.to_string();
                 if failing.as_deref() != Some(text.as_str()) {
-                    tracing::warn!("{text}; trying again in {LOOK_INTERVAL:?}");
+                    // An outage is told once, by `ipam::outage`.
+                    if ipam::outage::is_failing(&inputs.api_server) {
+                        tracing::debug!("{text}; trying again in {LOOK_INTERVAL:?}");
+                    } else {
+                        tracing::warn!("{text}; trying again in {LOOK_INTERVAL:?}");
+                    }
                     failing = Some(text);
                 }
             }

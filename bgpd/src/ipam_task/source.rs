@@ -578,7 +578,15 @@ impl Source {
             } else {
                 "no IPAM block is advertised yet"
             };
-            tracing::error!("ipam: {text}; {what}; retrying");
+            // An API server outage is told once, by `ipam::outage`.
+            if ipam::outage::failing_servers()
+                .iter()
+                .any(|server| text.contains(server.as_str()))
+            {
+                tracing::debug!("ipam: {text}; {what}; retrying");
+            } else {
+                tracing::error!("ipam: {text}; {what}; retrying");
+            }
             self.failing = Some((text, now));
         }
     }

@@ -57,6 +57,8 @@ pub struct Settings {
     pub lease_grace: u64,
     /// How long a handle's pod must stay gone before its addresses are released.
     pub pod_grace: Duration,
+    /// The API server's URL, for [`ipam::outage`] (empty: failures are logged here).
+    pub api_server: String,
 }
 
 /// The pod-gone rule's grace when not told (Calico's).
@@ -78,6 +80,7 @@ impl Settings {
             lease_duration: 15,
             lease_grace: 5,
             pod_grace: DEFAULT_POD_GRACE,
+            api_server: String::new(),
         }
     }
 }
@@ -381,9 +384,23 @@ async fn lead<S: Datastore>(
             _ = ticks.tick() => true,
             event = deletions.next() => match event {
                 Some(Ok(watcher::Event::Delete(_))) => true,
+                Some(Ok(watcher::Event::InitDone)) => {
+                    if !settings.api_server.is_empty() {
+                        ipam::outage::working(&settings.api_server, "Node");
+                    }
+                    false
+                }
                 Some(Ok(_)) => false,
+                Some(Err(watcher::Error::WatchError(status))) if status.code == 410 => {
+                    ipam::outage::gone(&settings.api_server, "Node", &status.to_string());
+                    false
+                }
                 Some(Err(e)) => {
-                    tracing::warn!("IPAM collector: watch of Nodes: {e}; retrying");
+                    if settings.api_server.is_empty() {
+                        tracing::warn!("IPAM collector: watch of Nodes: {e}; retrying");
+                    } else {
+                        ipam::outage::failed(&settings.api_server, "Node", &ipam::outage::describe(&e));
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     false
                 }
@@ -395,7 +412,12 @@ async fn lead<S: Datastore>(
         };
         if due && *leading.borrow() {
             if let Err(error) = collector.pass().await {
-                tracing::warn!("{error}");
+                // An outage is told once, by `ipam::outage`.
+                if ipam::outage::is_failing(&settings.api_server) {
+                    tracing::debug!("{error}");
+                } else {
+                    tracing::warn!("{error}");
+                }
             }
         }
     }

@@ -63,26 +63,36 @@ pub(crate) fn control_plane_faults(k8s: &mut K8s) {
         .unwrap();
         for ((node, _), from) in NODES.iter().zip(logged) {
             let log = k8s.lab.node(node).unwrap().daemons()[0].log();
-            let lines: Vec<&str> = log[from..]
+            let warnings: Vec<&str> = log[from..]
                 .lines()
-                .filter(|l| {
-                    l.contains("172.31.4.101") && (l.contains("WARN") || l.contains("ERROR"))
-                })
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            let back: Vec<&str> = log[from..]
+                .lines()
+                .filter(|l| l.contains("reachable again"))
                 .collect();
             eprintln!(
-                "{node}, {daemon_node} killed: {} warnings naming the API server, the first: {}",
-                lines.len(),
-                lines.first().unwrap_or(&"none")
+                "{node}, {daemon_node} killed: {} warnings, {} lines back:\n{}\n{}",
+                warnings.len(),
+                back.len(),
+                warnings.join("\n"),
+                back.join("\n")
             );
             if daemon_node == "apiserver" {
-                // One line per watched resource at most (the IPAM store's 4 watches, the
-                // cluster task's 4 reflectors, the status writer, the collector...), not
-                // one per retry (48 before the IPAM watches logged once per outage).
+                // One line for the outage, naming the API server and the resources
+                // whose watches failed, and one when it is back (9 warnings before:
+                // one per watch and task; 48 before the IPAM watches logged once).
                 assert!(
-                    (1..=12).contains(&lines.len()),
+                    warnings.len() == 1
+                        && warnings[0].contains("API server https://172.31.4.101")
+                        && warnings[0].contains("watches of"),
                     "{node}: {} warnings for one outage:\n{}",
-                    lines.len(),
-                    lines.join("\n")
+                    warnings.len(),
+                    warnings.join("\n")
+                );
+                assert!(
+                    back.len() == 1 && back[0].contains("API server https://172.31.4.101"),
+                    "{node}: {back:?}"
                 );
             }
         }

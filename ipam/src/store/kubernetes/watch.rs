@@ -53,8 +53,10 @@ impl KubernetesStore {
             if let Some(selector) = &selector {
                 params = params.labels(selector);
             }
+            let mut gone = false;
             let failure = match api.watch(&params, &version).await {
                 Ok(stream) => {
+                    crate::outage::working(&self.server, &resource);
                     let mut stream = std::pin::pin!(stream);
                     let mut failure = None;
                     while let Some(event) = stream.next().await {
@@ -68,6 +70,7 @@ impl KubernetesStore {
                                 continue;
                             }
                             Ok(WatchEvent::Error(status)) => {
+                                gone = status.code == 410;
                                 failure = Some(format!(
                                     "{} {} {}",
                                     status.code, status.reason, status.message
@@ -75,7 +78,7 @@ impl KubernetesStore {
                                 break;
                             }
                             Err(e) => {
-                                failure = Some(e.to_string());
+                                failure = Some(crate::outage::describe(&e));
                                 break;
                             }
                         };
@@ -99,7 +102,7 @@ impl KubernetesStore {
                     }
                     failure
                 }
-                Err(e) => Some(e.to_string()),
+                Err(e) => Some(crate::outage::describe(&e)),
             };
             if sender.is_closed() {
                 return;
@@ -108,21 +111,12 @@ impl KubernetesStore {
                 // The watch timed out: go on from the last version seen.
                 continue;
             };
-            // One warning per outage (the first failure after a working watch); the
-            // retries of the same outage are debug lines.
-            let first = pause == Duration::from_millis(100);
-            if first {
-                tracing::warn!(
-                    "datastore {}: the watch of {resource} on API server {} ended: {failure}; watching again with backoff",
-                    self.url,
-                    self.server
-                );
+            // One line per outage for the whole process (`crate::outage`); a 410
+            // Gone is a re-list, not an outage.
+            if gone {
+                crate::outage::gone(&self.server, &resource, &failure);
             } else {
-                tracing::debug!(
-                    "datastore {}: the watch of {resource} on API server {} ended: {failure}; watching again in {pause:?}",
-                    self.url,
-                    self.server
-                );
+                crate::outage::failed(&self.server, &resource, &failure);
             }
             if let Some(users) = &mut users {
                 users.clear();
@@ -159,7 +153,7 @@ impl KubernetesStore {
             for kind in kinds {
                 watches.spawn(store.clone().watch_resource(
                     store.api(kind),
-                    kind.resource().plural,
+                    kind.resource().kind,
                     None,
                     KubernetesStore::watched_entry,
                     prefix.clone(),
@@ -171,7 +165,7 @@ impl KubernetesStore {
             if nodes {
                 watches.spawn(store.clone().watch_resource(
                     store.nodes_api(),
-                    String::from("nodes"),
+                    String::from("Node"),
                     None,
                     KubernetesStore::node_change,
                     prefix.clone(),
@@ -196,7 +190,7 @@ impl KubernetesStore {
             let mut watches = tokio::task::JoinSet::new();
             watches.spawn(store.clone().watch_resource(
                 store.api(Kind::Pool),
-                Kind::Pool.resource().plural,
+                Kind::Pool.resource().kind,
                 None,
                 KubernetesStore::watched_entry,
                 keys::POOLS.to_string(),
@@ -207,7 +201,7 @@ impl KubernetesStore {
             for selector in selectors {
                 watches.spawn(store.clone().watch_resource(
                     store.api(Kind::Block),
-                    Kind::Block.resource().plural,
+                    Kind::Block.resource().kind,
                     Some(selector),
                     KubernetesStore::watched_entry,
                     keys::BLOCKS.to_string(),
@@ -245,7 +239,7 @@ impl KubernetesStore {
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let task = tokio::spawn(self.clone().watch_resource(
             self.api(kind),
-            kind.resource().plural,
+            kind.resource().kind,
             None,
             KubernetesStore::watched_entry,
             keys::BLOCKS.to_string(),
