@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cluster::resources::{BgpConfiguration, BgpPeer};
 use kube::CustomResourceExt;
-use lab::fixture::{Wren, pair, wren_config};
+use lab::fixture::{Wren, pair, peer_of_a, wren_config};
 use lab::kube::ControlPlane;
 use serde_json::{Value, json};
 
@@ -98,17 +98,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         ),
     );
 
-    let b = Wren::start(
-        &pair.b,
-        &wren_config(
-            "10.71.0.2",
-            &Wren::socket_path(&pair.b),
-            false,
-            "[[bgp.neighbor]]\naddress = \"10.71.0.1\"\nremote_asn = 64512\n\
-             [[bgp.neighbor]]\naddress = \"fd00:71::1\"\nremote_asn = 64512\n",
-        )
-        .replace("asn = 64512\nrouter_id", "asn = 65001\nrouter_id"),
-    );
+    let b = peer_of_a(&pair, "10.71.0", "fd00:71");
     let config = wren_config(
         "10.71.0.1",
         &Wren::socket_path(&pair.a),

@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use ipam::{AnyStore, Family, Ipam};
-use lab::fixture::{Wren, pair, wren_config};
+use lab::fixture::{Wren, pair, peer_of_a, wren_config};
 use lab::kube::ControlPlane;
 use serde_json::{Value, json};
 
@@ -125,17 +125,7 @@ fn wren_node_status_and_the_collector() {
         store
     });
 
-    let b = Wren::start(
-        &pair.b,
-        &wren_config(
-            "10.72.0.2",
-            &Wren::socket_path(&pair.b),
-            false,
-            "[[bgp.neighbor]]\naddress = \"10.72.0.1\"\nremote_asn = 64512\n\
-             [[bgp.neighbor]]\naddress = \"fd00:72::1\"\nremote_asn = 64512\n",
-        )
-        .replace("asn = 64512\nrouter_id", "asn = 65001\nrouter_id"),
-    );
+    let b = peer_of_a(&pair, "10.72.0", "fd00:72");
     let config = wren_config(
         "10.72.0.1",
         &Wren::socket_path(&pair.a),

@@ -299,6 +299,24 @@ pub fn pair(prefix: &str, net: &str, net6: &str) -> Pair {
     built.unwrap_or_else(|error| panic!("namespace pair {prefix}: {error}"))
 }
 
+/// bgpd in `pair.b` (`NET.2`, AS 65001) peering from its file with both of a's
+/// addresses (`NET.1` and `NET6::1`, AS 64512): the outside peer of a bgpd that a
+/// test runs in `pair.a` with the default AS.
+pub fn peer_of_a(pair: &Pair, net: &str, net6: &str) -> Wren {
+    let neighbors = format!(
+        "[[bgp.neighbor]]\naddress = \"{net}.1\"\nremote_asn = 64512\n\
+         [[bgp.neighbor]]\naddress = \"{net6}::1\"\nremote_asn = 64512\n"
+    );
+    let config = wren_config(
+        &format!("{net}.2"),
+        &Wren::socket_path(&pair.b),
+        false,
+        &neighbors,
+    )
+    .replace("asn = 64512\nrouter_id", "asn = 65001\nrouter_id");
+    Wren::start(&pair.b, &config)
+}
+
 /// A bgpd config: AS 64512, router id `router_id`, listening on 0.0.0.0 and ::,
 /// the control socket at `socket`, short connect retry, the FIB off unless `fib`;
 /// `rest` adds neighbors, networks and more. With `[ipam]` in `rest` and no
