@@ -67,8 +67,11 @@ async fn the_cni_token_is_written_refreshed_and_least_privilege() {
 
     let first = refresher.refresh().await.unwrap();
     let lifetime = first.expires.duration_since(first.issued).unwrap();
+    // `issued` is this host's clock before the request, `expires` the API server's
+    // after it: the request's own time (a few ms, more on a busy machine) can come on
+    // top of the 600 s asked for.
     assert!(
-        lifetime > Duration::from_secs(590) && lifetime <= Duration::from_secs(600),
+        lifetime > Duration::from_secs(590) && lifetime <= Duration::from_secs(605),
         "{lifetime:?}"
     );
     let mode =
