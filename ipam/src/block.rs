@@ -15,8 +15,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::family::Family;
-use crate::pool::{addr_from, to_u128};
+use crate::family::{Family, addr_from, to_u128};
 
 /// Largest block (a /20 or /116).
 pub const MAX_BLOCK_ADDRESSES: u32 = 4096;

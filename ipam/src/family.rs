@@ -45,3 +45,19 @@ impl fmt::Display for Family {
         })
     }
 }
+
+/// An address as an integer (IPv4 in the low 32 bits).
+pub(crate) fn to_u128(addr: &IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(*a)),
+        IpAddr::V6(a) => u128::from(*a),
+    }
+}
+
+/// The address of `family` whose integer is `value` (IPv4: its low 32 bits).
+pub(crate) fn addr_from(family: Family, value: u128) -> IpAddr {
+    match family {
+        Family::Ipv4 => IpAddr::V4(std::net::Ipv4Addr::from(value as u32)),
+        Family::Ipv6 => IpAddr::V6(std::net::Ipv6Addr::from(value)),
+    }
+}

@@ -2,7 +2,7 @@
 //! pool's block index to a block CIDR and back (u128, so IPv6 pools of any size work).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use control_proto::PoolSettings;
 pub use control_proto::ipam::{DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, VxlanMode};
@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::IpamError;
-use crate::family::Family;
+use crate::family::{Family, addr_from, to_u128};
 
 /// Block sizes (prefix lengths) allowed for IPv4 pools; at most 4096 addresses a block.
 pub const V4_BLOCK_SIZES: std::ops::RangeInclusive<u8> = 20..=32;
@@ -293,21 +293,6 @@ pub fn format_node_selector(labels: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// An address as an integer (IPv4 in the low 32 bits).
-pub(crate) fn to_u128(addr: &IpAddr) -> u128 {
-    match addr {
-        IpAddr::V4(a) => u128::from(u32::from(*a)),
-        IpAddr::V6(a) => u128::from(*a),
-    }
-}
-
-pub(crate) fn addr_from(family: Family, value: u128) -> IpAddr {
-    match family {
-        Family::Ipv4 => IpAddr::V4(Ipv4Addr::from(value as u32)),
-        Family::Ipv6 => IpAddr::V6(Ipv6Addr::from(value)),
-    }
 }
 
 /// The network of `prefix_len` bits containing the address `value`.

@@ -39,7 +39,7 @@ pub use config::{CniEnv, Command, IpamConf, NetConf};
 pub use result::{CniError, CniResult, IpConfig, Route, SUPPORTED_VERSIONS, VersionResult};
 
 use crate::family::Family;
-use crate::pool::to_u128;
+use crate::family::to_u128;
 use crate::records::PodReference;
 use crate::store::Datastore;
 use crate::{Assigned, Ipam, IpamError, StoreError};
