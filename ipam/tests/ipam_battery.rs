@@ -41,6 +41,12 @@ async fn assert_clean<S: Datastore>(ipam: &Ipam<S>) {
     assert!(report.is_clean(), "{}", report.render());
 }
 
+/// `node` holds no block.
+async fn assert_no_blocks<S: Datastore>(ipam: &Ipam<S>, node: &str) {
+    let blocks = ipam.node_allocations(node).await.unwrap().blocks;
+    assert!(blocks.is_empty(), "{node} still holds {blocks:?}");
+}
+
 macro_rules! battery {
     ($store:ident, $($test:ident),* $(,)?) => {
         mod $store {

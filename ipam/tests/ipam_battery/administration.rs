@@ -7,7 +7,7 @@ use ipam::store::{Datastore, Expect, Txn};
 use ipam::{Family, Ipam, IpamError, Node, Pool, ProblemKind, keys};
 use ipnet::IpNet;
 
-use super::{assert_clean, ip, net, pool};
+use super::{assert_clean, assert_no_blocks, ip, net, pool};
 
 pub(crate) async fn bad_pools_are_refused<S: Datastore>(ipam: Ipam<S>) {
     let err = ipam.add_pool(pool("10.0.0.0/16", 19)).await.unwrap_err();
@@ -210,13 +210,7 @@ pub(crate) async fn node_registry_and_watches<S: Datastore>(ipam: Ipam<S>) {
         blocks
     );
     ipam.release_node("node-a").await.unwrap();
-    assert!(
-        ipam.node_allocations("node-a")
-            .await
-            .unwrap()
-            .blocks
-            .is_empty()
-    );
+    assert_no_blocks(&ipam, "node-a").await;
     assert_clean(&ipam).await;
 }
 

@@ -7,7 +7,7 @@ use ipam::store::Datastore;
 use ipam::{Family, Ipam, IpamConfig, IpamError, PodReference, Pool};
 use ipnet::IpNet;
 
-use super::{assert_clean, ip, net, pool};
+use super::{assert_clean, assert_no_blocks, ip, net, pool};
 
 pub(crate) async fn assign_from_the_nodes_block<S: Datastore>(ipam: Ipam<S>) {
     ipam.add_pool(Pool::new(net("10.244.0.0/16")))
@@ -70,13 +70,7 @@ pub(crate) async fn assign_many_claims_more_blocks<S: Datastore>(ipam: Ipam<S>) 
     assert_clean(&ipam).await;
     let empty = ipam.release_empty_blocks("node-a").await.unwrap();
     assert_eq!(empty.len(), 2);
-    assert!(
-        ipam.node_allocations("node-a")
-            .await
-            .unwrap()
-            .blocks
-            .is_empty()
-    );
+    assert_no_blocks(&ipam, "node-a").await;
     assert_clean(&ipam).await;
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipam::store::{Datastore, Expect, Txn};
 use ipam::{Affinity, AffinityState, Family, Ipam, IpamError, Node, ProblemKind, keys};
 
-use super::{assert_clean, ip, net, pool};
+use super::{assert_clean, assert_no_blocks, ip, net, pool};
 use crate::assignment::two_nodes_two_blocks;
 
 pub(crate) async fn release_of_a_deleted_node<S: Datastore>(ipam: Ipam<S>) {
@@ -53,13 +53,7 @@ pub(crate) async fn release_of_a_deleted_node<S: Datastore>(ipam: Ipam<S>) {
     assert!(ipam.addresses_of("a-fill").await.unwrap().is_empty());
     assert!(ipam.addresses_of("a-borrow").await.unwrap().is_empty());
     assert_eq!(ipam.addresses_of("b-borrow").await.unwrap(), borrowed_by_b);
-    assert!(
-        ipam.node_allocations("node-a")
-            .await
-            .unwrap()
-            .blocks
-            .is_empty()
-    );
+    assert_no_blocks(&ipam, "node-a").await;
     assert_clean(&ipam).await;
     // The last borrowed address released: the ownerless block goes.
     ipam.release_handle("b-borrow").await.unwrap();
