@@ -8,7 +8,8 @@
 //! makes this a restart: sessions set the Restart State bit and the Forwarding State
 //! flags for `restart_time`), the rib task, the supervisor (listeners and sessions),
 //! the IPAM task (with `[ipam]`), the cluster task (with `[kubernetes]`), the CNI
-//! token task (with `[kubernetes] cni_kubeconfig`), the control socket.
+//! token task (with `[kubernetes] cni_kubeconfig`), the control socket, the metrics
+//! listener (with `[metrics]`).
 //!
 //! Signals: SIGHUP reloads the configuration file (like `bgpctl reload`).
 //! SIGTERM and SIGINT stop: the rib task goes first (with graceful restart or
@@ -100,6 +101,7 @@ pub const TASKS: &[(&str, Start)] = &[
     ("cluster", start_cluster),
     ("cni_token", start_cni_token),
     ("control", start_control),
+    ("metrics", start_metrics),
 ];
 
 /// What the tasks hand each other while the daemon starts.
@@ -118,6 +120,8 @@ pub struct Wiring {
     /// The overlay's routes, from the dataplane task to the fib task (with `[ipam]`).
     overlay: Option<crate::dataplane_task::OverlayReceiver>,
     control: Option<ControlSocket>,
+    /// What the control server answers from; the metrics task reads the same.
+    handler: Option<Arc<Handler>>,
     events: Events,
     /// A reader of the events subscribed before the rib task starts, for a task
     /// started after it that must see its first events (the cluster task waits for
@@ -145,6 +149,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         dataplane: None,
         overlay: None,
         control: None,
+        handler: None,
         events: Events::new(),
         first_events: None,
         internal_ips: None,
@@ -467,8 +472,28 @@ fn start_control(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
             fib: wiring.fib_view.clone(),
             ipam: wiring.ipam.clone(),
         });
-        let (socket, task) = crate::control::server::spawn(&wiring.config.control, handler)?;
+        let (socket, task) =
+            crate::control::server::spawn(&wiring.config.control, handler.clone())?;
         wiring.control = Some(socket);
+        wiring.handler = Some(handler);
         Ok(Some(task))
+    })
+}
+
+/// The metrics listener (with `[metrics]`), after the control socket: it answers
+/// from the same view of the tasks.
+fn start_metrics(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let Some(metrics) = &wiring.config.metrics else {
+            return Ok(None);
+        };
+        let handler = wiring
+            .handler
+            .clone()
+            .context("the control server is not started")?;
+        let sources = crate::metrics::Sources { handler };
+        Ok(Some(
+            crate::metrics::http::spawn(metrics.listen, sources).await?,
+        ))
     })
 }

@@ -17,8 +17,8 @@
 //! - [`dataplane_task`]: what bgpd programs on the host beside routes (the pod
 //!   MTU; the `dataplane` crate), fed by the IPAM task.
 //! - [`control`]: the control socket's server (answers typed by `control-proto`,
-//!   `show routes` streamed in chunks); [`daemon`]: wiring the tasks together,
-//!   signals.
+//!   `show routes` streamed in chunks); [`metrics`]: the Prometheus endpoint and
+//!   health checks over HTTP; [`daemon`]: wiring the tasks together, signals.
 
 pub mod cluster_task;
 pub mod cni_token_task;
@@ -32,6 +32,7 @@ pub mod fib;
 pub mod ipam_task;
 pub mod listener;
 pub mod local;
+pub mod metrics;
 pub mod policy;
 pub mod rib;
 pub mod session;

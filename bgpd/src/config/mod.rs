@@ -16,6 +16,8 @@
 //! prefix = "10.1.0.0/24"
 //! [control]
 //! socket = "/run/wren/bgpd.sock"
+//! [metrics]
+//! listen = "10.0.0.1:9180"
 //! ```
 
 pub mod check;
@@ -24,6 +26,7 @@ pub mod error;
 pub mod fib;
 pub mod ipam;
 pub mod kubernetes;
+pub mod metrics;
 pub mod policy;
 mod section;
 pub mod session;
@@ -42,6 +45,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use fib::FibConfig;
 pub use ipam::{IpamConfig, PoolConfig};
 pub use kubernetes::KubernetesConfig;
+pub use metrics::MetricsConfig;
 pub use policy::{
     FilterAction, FilterConfig, FilterRule, PolicyConfig, PrefixListConfig, PrefixListRule,
     RouteSourceMatch,
@@ -80,6 +84,10 @@ pub struct Config {
     /// [`kubernetes`]); none: no Kubernetes API.
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
+    /// The Prometheus endpoint and health checks over HTTP (see [`metrics`]); none:
+    /// no HTTP listener.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl Config {

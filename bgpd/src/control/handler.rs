@@ -90,7 +90,7 @@ impl Handler {
 
     /// `show-health`: the rib's convergence (asked, so a stuck rib task gives no
     /// answer) and the IPAM task's last view of its datastore.
-    async fn health(&self) -> Result<Health, String> {
+    pub async fn health(&self) -> Result<Health, String> {
         let (reply, answer) = oneshot::channel();
         self.rib
             .send(RibInput::Query(RibQuery::Converged { reply }))

@@ -1,0 +1,21 @@
+//! `[metrics]`: the HTTP listener of `/metrics`, `/healthz` and `/readyz`.
+//!
+//! ```toml
+//! [metrics]
+//! listen = "10.0.0.1:9180"
+//! ```
+//!
+//! Without the section nothing listens: by default bgpd listens on TCP for BGP
+//! only. Changes take effect at the next start.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// The `[metrics]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address and port the HTTP listener binds.
+    pub listen: SocketAddr,
+}

@@ -1,0 +1,73 @@
+//! Writing one metric family from a snapshot: the few shapes every collector of
+//! [`super`] uses (a family of gauges or counters, each series a label set and a
+//! value), on prometheus-client's encoder, so each format (OpenMetrics, text 0.0.4)
+//! comes out of the same code.
+//!
+//! Names are given whole, in Prometheus' terms (base units such as `_seconds`), but a
+//! counter's without `_total`: the encoder appends it (and OpenMetrics names the
+//! family without it).
+
+use std::fmt;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+/// A series' labels: names and values.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// A family of gauges: `name` with `help`, one series per item.
+pub fn gauges<V>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, V)>,
+) -> fmt::Result
+where
+    ConstGauge<V>: EncodeMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One gauge without labels.
+pub fn gauge<V>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: V) -> fmt::Result
+where
+    ConstGauge<V>: EncodeMetric,
+{
+    gauges(encoder, name, help, [(Labels::new(), value)])
+}
+
+/// A family of counters: `name` (without `_total`) with `help`, one series per item.
+pub fn counters<V>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, V)>,
+) -> fmt::Result
+where
+    ConstCounter<V>: EncodeMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One counter without labels.
+pub fn counter<V>(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: V) -> fmt::Result
+where
+    ConstCounter<V>: EncodeMetric,
+{
+    counters(encoder, name, help, [(Labels::new(), value)])
+}
+
+/// A boolean as a gauge's value.
+pub fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
