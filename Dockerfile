@@ -19,6 +19,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# The commit wren_build_info reports: docker build --build-arg WREN_COMMIT=$(git rev-parse --short HEAD) .
+ARG WREN_COMMIT=unknown
+ENV WREN_COMMIT=$WREN_COMMIT
 RUN cargo build --release --locked -p bgpd -p bgpctl -p ipam -p cni -p cluster --bins \
  && install -D -m 0755 target/release/bgpd target/release/bgpctl target/release/wren-install \
       -t /out/usr/local/bin \

@@ -132,7 +132,12 @@ impl Collector for ProcessSample {
         ];
         for (name, help, value) in gauges {
             if let Some(value) = value {
-                series::gauge(&mut encoder, name, help, value as f64)?;
+                series::gauge(
+                    &mut encoder,
+                    name,
+                    help,
+                    i64::try_from(value).unwrap_or(i64::MAX),
+                )?;
             }
         }
         if let Some(value) = self.start_time_seconds {
