@@ -30,6 +30,7 @@ pub mod events;
 pub mod fault;
 pub mod fib;
 pub mod ipam_task;
+pub mod limits;
 pub mod listener;
 pub mod local;
 pub mod metrics;

@@ -49,6 +49,25 @@ impl Bench {
         env: &[(&str, &str)],
         config: impl FnOnce(&std::path::Path) -> String,
     ) -> Bench {
+        Bench::start_full(prefix, &[], env, config)
+    }
+
+    /// Like [`Bench::start`], with bgpd run by `wrapper` (a command and its arguments
+    /// that end by running the command after them, such as `prlimit --nofile=64:4096 --`).
+    pub fn start_wrapped(
+        prefix: &str,
+        wrapper: &[&str],
+        config: impl FnOnce(&std::path::Path) -> String,
+    ) -> Bench {
+        Bench::start_full(prefix, wrapper, &[], config)
+    }
+
+    fn start_full(
+        prefix: &str,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        config: impl FnOnce(&std::path::Path) -> String,
+    ) -> Bench {
         let daemon_ns = Netns::new(&format!("{prefix}d")).unwrap();
         let peer_ns = Netns::new(&format!("{prefix}p")).unwrap();
         let link = Veth::new(&daemon_ns, "eth1", &peer_ns, "eth1").unwrap();
@@ -61,7 +80,7 @@ impl Bench {
         let socket = daemon_ns.dir().join("bgpd.sock");
         let config_path = daemon_ns.dir().join("bgpd.toml");
         std::fs::write(&config_path, config(&socket)).unwrap();
-        let bgpd = spawn_bgpd(&daemon_ns, &config_path, &[], env);
+        let bgpd = spawn_bgpd(&daemon_ns, &config_path, &[], env, wrapper);
         let observer = peer::Daemon::new(&wren_binary("bgpctl"), &socket, Some(daemon_ns.name()));
         let bench = Bench {
             bgpd,
@@ -131,7 +150,7 @@ impl Bench {
 /// Starts bgpd (the built binary) in `netns` with `config_path` and `extra` arguments,
 /// logging at debug level to the namespace's directory.
 pub fn start_bgpd(netns: &Netns, config_path: &std::path::Path, extra: &[&str]) -> Daemon {
-    spawn_bgpd(netns, config_path, extra, &[])
+    spawn_bgpd(netns, config_path, extra, &[], &[])
 }
 
 fn spawn_bgpd(
@@ -139,8 +158,16 @@ fn spawn_bgpd(
     config_path: &std::path::Path,
     extra: &[&str],
     env: &[(&str, &str)],
+    wrapper: &[&str],
 ) -> Daemon {
-    let mut command = netns.command(wren_binary("bgpd"));
+    let mut command = match wrapper.split_first() {
+        Some((program, arguments)) => {
+            let mut command = netns.command(program);
+            command.args(arguments).arg(wren_binary("bgpd"));
+            command
+        }
+        None => netns.command(wren_binary("bgpd")),
+    };
     command
         .arg("--config")
         .arg(config_path)

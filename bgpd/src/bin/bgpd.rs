@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         None => config.log.format,
     };
     bgpd::daemon::init_logging(format, config.log.level.as_deref());
+    open_files(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,6 +83,33 @@ fn main() -> ExitCode {
             runtime.shutdown_background();
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one, and says so when the
+/// sessions the configuration allows could exceed it (see `bgpd::limits`).
+fn open_files(config: &Config) {
+    let limit = match bgpd::limits::raise_open_files() {
+        Ok(files) => {
+            if files.now != files.before {
+                tracing::info!(
+                    "open files: soft limit (RLIMIT_NOFILE) raised from {} to the hard limit {}",
+                    files.before,
+                    files.now
+                );
+            }
+            files.now
+        }
+        Err(line) => {
+            tracing::warn!("{line}");
+            match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Some(line) = bgpd::limits::shortfall(limit, bgpd::limits::sessions_allowed(config)) {
+        tracing::warn!("{line}");
     }
 }
 
