@@ -9,9 +9,9 @@
 //! machine they ran on. Progress lines go to stderr. Any scenario that fails makes the
 //! exit status non-zero after the others have run.
 //!
-//! Modules: `scenario` (the seven scenarios), `generator` (simulated peers), `dut` (the
+//! Modules: `scenario` (the eight scenarios), `generator` (simulated peers), `dut` (the
 //! daemons under test), `topology` (namespaces), `fibwatch` and `routelog` (time stamps),
-//! `system` (pinning, /proc), `kubernetes` (the control plane and real nodes of `k8s-join`),
+//! `system` (pinning, /proc), `scraper` (GETs of Wren's /metrics), `kubernetes` (the control plane and real nodes of `k8s-join`),
 //! `report` (tables, charts, machine), `stats`.
 
 mod dut;
@@ -21,6 +21,7 @@ mod kubernetes;
 mod report;
 mod routelog;
 mod scenario;
+mod scraper;
 mod stats;
 mod system;
 mod topology;
@@ -40,7 +41,7 @@ use scenario::{NAMES, Options};
 #[command(name = "bench", version)]
 struct Cli {
     /// Scenarios to run: all, or any of propagation, mesh, bulk, churn, restart, ipam,
-    /// k8s-join.
+    /// k8s-join, metrics.
     #[arg(required = true)]
     scenarios: Vec<String>,
     /// One run of each scenario on small sizes (a few minutes; what CI runs).

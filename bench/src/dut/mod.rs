@@ -114,6 +114,9 @@ pub struct DutConfig {
     pub peers: Vec<Ipv4Addr>,
     /// The monitor peer (AS [`MONITOR_ASN`]).
     pub monitor: Ipv4Addr,
+    /// Wren only: `[metrics] listen` (the `metrics` scenario); the other daemons
+    /// have no such endpoint.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl DutConfig {
@@ -123,6 +126,7 @@ impl DutConfig {
             router_id: slot.daemon(),
             peers: slot.peers(),
             monitor: slot.monitor(),
+            metrics: None,
         }
     }
 }
@@ -433,6 +437,7 @@ mod tests {
             router_id: "10.1.0.1".parse().unwrap(),
             peers: vec!["10.1.1.1".parse().unwrap(), "10.1.1.2".parse().unwrap()],
             monitor: "10.1.250.1".parse().unwrap(),
+            metrics: Some("10.1.0.1:9180".parse().unwrap()),
         };
         let dir = ready.dir();
         let checks: [(&str, String, Vec<&str>); 3] = [

@@ -155,5 +155,8 @@ level = "info"
 "#,
         socket = dir.join("bgpd.sock").display()
     );
+    if let Some(listen) = config.metrics {
+        let _ = write!(text, "\n[metrics]\nlisten = \"{listen}\"\n");
+    }
     text
 }

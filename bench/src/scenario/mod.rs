@@ -1,4 +1,4 @@
-//! The scenarios of issue 7 (and `k8s-join`, issue 14) and what they share: options (full or `--quick` sizes, runs,
+//! The scenarios of issue 7 (and `k8s-join`, issue 14; `metrics`, issue 16) and what they share: options (full or `--quick` sizes, runs,
 //! daemons), progress lines, and the rule for failures — an anchor daemon (BIRD, FRR,
 //! GoBGP) that fails fails the scenario loudly; Wren failing (while its bgpd is being
 //! written) makes it "not available: <reason>" in the table, unless `--require-wren`.
@@ -11,6 +11,7 @@ mod churn;
 mod ipam;
 mod k8s_join;
 mod mesh;
+mod metrics;
 mod propagation;
 mod restart;
 
@@ -24,7 +25,7 @@ use crate::report::{Collector, Table};
 use crate::topology::Bench;
 
 /// Every scenario, in the order `all` runs them.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "propagation",
     "mesh",
     "bulk",
@@ -32,6 +33,7 @@ pub const NAMES: [&str; 7] = [
     "restart",
     "ipam",
     "k8s-join",
+    "metrics",
 ];
 
 /// The remark on GoBGP's timings of its routing table.
@@ -171,6 +173,7 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         "churn" => churn::run(&context),
         "restart" => restart::run(&context),
         "ipam" => ipam::run(&context),
+        "metrics" => metrics::run(&context),
         _ => k8s_join::run(&context),
     }?;
     context.progress(format!(

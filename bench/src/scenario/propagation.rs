@@ -4,6 +4,7 @@
 //! the daemon's kernel table, and to the daemon's UPDATE for it reaching the monitor peer.
 //! Per run the p50 and p99 of the 200 samples; each figure is the median of the runs.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, MONITOR_ASN, PEER_ASN};
 use crate::generator::{PeerSpec, check_nothing_received, updates, wait_all_established};
 use crate::report::{Collector, Table, Unit};
 use crate::routelog::{Key, RouteLog};
+use crate::scraper::{self, Scrape, Scraper};
 use crate::stats::percentile;
 
 /// How long one announcement or withdrawal may take to be seen.
@@ -40,8 +42,9 @@ pub fn run(context: &Context) -> Result<Table> {
                 kind.name(),
                 context.runs()
             ));
-            let samples =
-                context.attempt(&mut collector, kind, || once(context, kind, peers, cycles))?;
+            let samples = context.attempt(&mut collector, kind, || {
+                once(context, kind, peers, cycles, None).map(|(samples, _)| samples)
+            })?;
             if let Some(samples) = samples {
                 for (i, series) in samples.iter().enumerate() {
                     let p50 = percentile(series, 0.5).ok_or_else(|| anyhow!("no samples"))?;
@@ -86,11 +89,21 @@ const FIGURES: [&str; 8] = [
 ];
 
 /// One run: latencies in ms, as [announce→table, withdraw→table, announce→monitor,
-/// withdraw→monitor].
-fn once(context: &Context, kind: Kind, peers: usize, cycles: usize) -> Result<[Vec<f64>; 4]> {
+/// withdraw→monitor]. With `scrape_every` (Wren only), bgpd serves `/metrics` and a
+/// scraper GETs it at that interval during the cycles; its scrapes come back too.
+pub fn once(
+    context: &Context,
+    kind: Kind,
+    peers: usize,
+    cycles: usize,
+    scrape_every: Option<Duration>,
+) -> Result<([Vec<f64>; 4], Vec<Scrape>)> {
     let bench = context.bench;
     let slot = bench.slot(kind.slug(), peers)?;
-    let config = DutConfig::for_slot(&slot);
+    let mut config = DutConfig::for_slot(&slot);
+    if scrape_every.is_some() {
+        config.metrics = Some(SocketAddr::new(slot.daemon().into(), scraper::PORT));
+    }
     // Encoded before any clock starts.
     let initial: Vec<_> = (0..peers)
         .map(|i| {
@@ -139,6 +152,10 @@ fn once(context: &Context, kind: Kind, peers: usize, cycles: usize) -> Result<[V
     table.wait_all_present(Duration::from_secs(120), &initial_keys)?;
     monitor_log.wait_all_present(Duration::from_secs(120), &initial_keys)?;
 
+    let scraper = match (scrape_every, config.metrics) {
+        (Some(every), Some(address)) => Some(Scraper::start(bench.netns(), address, every)?),
+        _ => None,
+    };
     let mut series: [Vec<f64>; 4] = Default::default();
     let sender = &generators[0];
     for _ in 0..cycles {
@@ -160,11 +177,15 @@ fn once(context: &Context, kind: Kind, peers: usize, cycles: usize) -> Result<[V
             series[2 + offset].push(seconds(sent, at_monitor) * 1000.0);
         }
     }
+    let scrapes = match scraper {
+        Some(scraper) => scraper.finish().context("scraping /metrics")?,
+        None => Vec::new(),
+    };
     dut.check_alive()?;
     table.check_complete()?;
     check_nothing_received(&generators)?;
     drop(generators);
     drop(monitor);
     drop(dut);
-    Ok(series)
+    Ok((series, scrapes))
 }
