@@ -5,6 +5,10 @@
 //!   does). Connections from anywhere else are closed.
 //! - [`PeerId`]s are stable per address for the life of the process, so a neighbor
 //!   that restarts (graceful restart) meets its stale routes again.
+//! - A neighbor's counters (messages, NOTIFICATIONs, malformed UPDATEs, times
+//!   Established) live as long as it is in the set, across its sessions, also when
+//!   its session task is started again; each snapshot says where the neighbor came
+//!   from ([`NeighborKind`]).
 //! - Reload (`bgpctl reload`, SIGHUP): re-reads the file; adds, removes (Cease 6/3)
 //!   and changes neighbors. A change to what the OPEN or the connection depends on
 //!   restarts that session only; other changes apply in place, and policy changes
@@ -48,7 +52,8 @@ use crate::listener::{Accepted, Listeners};
 use crate::session::addresses::canonical;
 use crate::session::status::MessageCount;
 use crate::session::{
-    self, NeighborSettings, NeighborStatus, SessionCommand, SessionHandle, SpeakerSettings,
+    self, History, MessageCounters, NeighborSettings, NeighborStatus, SessionCommand,
+    SessionHandle, SpeakerSettings,
 };
 use crate::tasks::{PeerId, RibInput};
 pub use control_proto::{NeighborAction, ReloadSummary};
@@ -112,6 +117,37 @@ pub struct NeighborSnapshot {
     pub status: NeighborStatus,
     pub sent: MessageCount,
     pub received: MessageCount,
+    /// Where the neighbor comes from.
+    pub kind: NeighborKind,
+    /// Every counter of the neighbor (NOTIFICATIONs, malformed UPDATEs, ...), read
+    /// when needed.
+    pub counters: Arc<MessageCounters>,
+}
+
+/// Where a neighbor comes from; the file wins over the cluster, the cluster over the
+/// node mesh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NeighborKind {
+    /// `[[bgp.neighbor]]` in the file.
+    Configured,
+    /// An address of a `[[bgp.listen_range]]` that connected.
+    Dynamic,
+    /// A Kubernetes `BGPPeer`.
+    Cluster,
+    /// The node mesh (another node of the IPAM node registry).
+    Mesh,
+}
+
+impl NeighborKind {
+    /// `configured`, `dynamic`, `cluster` or `mesh`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NeighborKind::Configured => "configured",
+            NeighborKind::Dynamic => "dynamic",
+            NeighborKind::Cluster => "cluster",
+            NeighborKind::Mesh => "mesh",
+        }
+    }
 }
 
 /// The way to the supervisor task.
@@ -231,7 +267,10 @@ pub fn spawn(
     };
     let configured: Vec<_> = task.config.bgp.neighbors.clone();
     for neighbor in &configured {
-        task.start_session(NeighborSettings::from_neighbor(neighbor));
+        task.start_session(
+            NeighborSettings::from_neighbor(neighbor),
+            History::default(),
+        );
     }
     let handle = tokio::spawn(task.run());
     Ok((
@@ -298,11 +337,13 @@ impl Task {
             Request::Neighbors { reply } => {
                 let list = self
                     .neighbors
-                    .values()
-                    .map(|neighbor| NeighborSnapshot {
+                    .iter()
+                    .map(|(address, neighbor)| NeighborSnapshot {
                         status: neighbor.handle.status.borrow().clone(),
                         sent: neighbor.handle.counters.sent(),
                         received: neighbor.handle.counters.received(),
+                        kind: self.kind_of(*address, &neighbor.settings),
+                        counters: neighbor.handle.counters.clone(),
                     })
                     .collect();
                 let _ = reply.send(list);
@@ -441,7 +482,7 @@ impl Task {
             }
         }
         let settings = NeighborSettings::from_range(&range, address);
-        if let Some(handle) = self.start_session(settings) {
+        if let Some(handle) = self.start_session(settings, History::default()) {
             tracing::info!(peer = %address, range = %range.prefix, "dynamic neighbor");
             let _ = handle.try_send(SessionCommand::Incoming(accepted.stream));
         }
@@ -486,14 +527,15 @@ impl Task {
             tracing::warn!("the rib task is gone");
         }
         if !dynamic {
-            self.start_session(neighbor.settings);
+            self.start_session(neighbor.settings, neighbor.handle.history());
         }
     }
 
-    /// Starts a session; returns its command sender.
+    /// Starts a session going on from `history`; returns its command sender.
     fn start_session(
         &mut self,
         settings: NeighborSettings,
+        history: History,
     ) -> Option<mpsc::Sender<SessionCommand>> {
         let address = settings.address;
         let next = &mut self.next_id;
@@ -509,6 +551,7 @@ impl Task {
             self.rib.clone(),
             self.events.clone(),
             &mut self.sessions,
+            history,
         ) {
             Ok(handle) => {
                 let commands = handle.commands.clone();
@@ -585,7 +628,9 @@ impl Task {
                 }
                 // A dynamic neighbor that is now configured (or the reverse) starts over.
                 Some(new) if new.range.is_some() != neighbor.settings.range.is_some() => {
+                    let mut history = History::default();
                     if let Some(old) = self.neighbors.remove(&address) {
+                        history = old.handle.history();
                         stop(
                             old,
                             Notification::new(
@@ -596,7 +641,7 @@ impl Task {
                         );
                     }
                     if new.range.is_none() {
-                        self.start_session(new);
+                        self.start_session(new, history);
                     }
                     summary.reset.push(address);
                 }
@@ -624,7 +669,10 @@ impl Task {
         }
         for neighbor in &config.bgp.neighbors {
             if !self.neighbors.contains_key(&neighbor.address) {
-                self.start_session(NeighborSettings::from_neighbor(neighbor));
+                self.start_session(
+                    NeighborSettings::from_neighbor(neighbor),
+                    History::default(),
+                );
                 summary.added.push(neighbor.address);
             }
         }
@@ -658,6 +706,20 @@ impl Task {
 }
 
 impl Task {
+    /// Where the neighbor at `address` comes from: a listen range, the file, the
+    /// cluster's `BGPPeer`s, else the node mesh (what `in_force` added last).
+    fn kind_of(&self, address: IpAddr, settings: &NeighborSettings) -> NeighborKind {
+        if settings.range.is_some() {
+            NeighborKind::Dynamic
+        } else if self.file_config.neighbor(address).is_some() {
+            NeighborKind::Configured
+        } else if self.cluster.neighbors.iter().any(|n| n.address == address) {
+            NeighborKind::Cluster
+        } else {
+            NeighborKind::Mesh
+        }
+    }
+
     /// The configuration in force: the file's; plus the cluster's neighbors and
     /// cluster id where the file has none; plus the node mesh's neighbors when
     /// `node_mesh` is on (the file's `[bgp] node_mesh`, else the cluster's

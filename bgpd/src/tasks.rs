@@ -265,6 +265,40 @@ pub enum RibQuery {
     /// Whether the first convergence is done (`show-health`; an answer also shows
     /// that the rib task turns).
     Converged { reply: oneshot::Sender<bool> },
+    /// The prefix counts of the whole RIB and of every neighbor, per family
+    /// (`/metrics`): O(neighbors), from counts the rib keeps as paths change.
+    Counts { reply: oneshot::Sender<RibCounts> },
+}
+
+/// The RIB's prefix counts at one moment; arrays are per family (0 IPv4 unicast,
+/// 1 IPv6 unicast).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RibCounts {
+    pub families: [FamilyCounts; 2],
+    /// Every neighbor the rib knows (with a session or with routes).
+    pub peers: Vec<(PeerId, [PeerFamilyCounts; 2])>,
+}
+
+/// One family of the Loc-RIB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FamilyCounts {
+    /// Prefixes with at least one path.
+    pub prefixes: u64,
+    /// Paths, from neighbors and local sources.
+    pub paths: u64,
+}
+
+/// One neighbor's prefixes of one family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerFamilyCounts {
+    /// In its adj_rib_in (before import policy).
+    pub received: u64,
+    /// Accepted by the import policy.
+    pub accepted: u64,
+    /// In its adj_rib_out.
+    pub advertised: u64,
+    /// Kept stale while it restarts (graceful restart).
+    pub stale: u64,
 }
 
 /// Where a scan of the RIB's prefixes goes on: a family (0 IPv4, 1 IPv6) and a slot.

@@ -10,6 +10,8 @@
 //! - [`Etcd`]: a throw-away etcd with kill and restart;
 //! - [`kube::ControlPlane`]: etcd plus a real kube-apiserver (RBAC, tokens, kubectl);
 //!   [`kube_metrics`]: the requests it served, by kind (for request-count measurements);
+//! - [`metrics`]: bgpd's metrics listener from a test (an HTTP GET in a namespace,
+//!   `promtool check metrics`, the OpenMetrics parser, text samples by name and labels);
 //! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
 //! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
 //!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
@@ -37,6 +39,7 @@ pub mod kube;
 mod kube_build;
 pub mod kube_metrics;
 mod link;
+pub mod metrics;
 mod names;
 pub mod netns;
 mod prereq;

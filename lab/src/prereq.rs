@@ -57,6 +57,11 @@ pub enum Prereq {
     /// What [`Prereq::KubeApiserver`] needs, and the kube-controller-manager of the same
     /// release beside it (its garbage collector: [`crate::kube::ControlPlane::start_garbage_collector`]).
     KubeControllerManager,
+    /// `promtool` (Debian's `prometheus` package), for `promtool check metrics`.
+    Promtool,
+    /// Python `prometheus_client`'s OpenMetrics parser under Debian's
+    /// `/usr/bin/python3` (`python3-prometheus-client`): [`crate::metrics`].
+    OpenMetricsParser,
 }
 
 /// Proof that the prerequisites are present, with a scratch directory for the test that is
@@ -145,8 +150,25 @@ pub fn check(prereq: Prereq) -> Result<(), String> {
             check(Prereq::KubeApiserver)?;
             crate::kube_build::controller_manager_binary().map(drop)
         }
+        Prereq::Promtool => programs(&["promtool"], "prometheus"),
+        Prereq::OpenMetricsParser => {
+            let probe = Command::new(PYTHON)
+                .args(["-c", "import prometheus_client.openmetrics.parser"])
+                .output();
+            match probe {
+                Ok(output) if output.status.success() => Ok(()),
+                _ => Err(format!(
+                    "{} cannot import prometheus_client.openmetrics.parser (apt-get install python3-prometheus-client)",
+                    PYTHON
+                )),
+            }
+        }
     }
 }
+
+/// The Python that has Debian's `python3-prometheus-client` (not a pyenv one first on
+/// `PATH`), for [`crate::metrics`].
+pub const PYTHON: &str = "/usr/bin/python3";
 
 /// Where the FRR daemons live (Debian's package).
 pub const FRR_DIR: &str = "/usr/lib/frr";

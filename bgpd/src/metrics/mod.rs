@@ -9,8 +9,10 @@
 //!
 //! Modules: [`http`] (the server and its three paths), [`format`] (OpenMetrics or
 //! the text format 0.0.4, by the scraper's `Accept`), [`series`] (writing one family
-//! from a sample), [`process`] (build info and the process collector).
+//! from a sample), [`process`] (build info and the process collector), [`bgp`]
+//! (sessions, messages, prefixes per neighbor; the RIB per family).
 
+pub mod bgp;
 pub mod format;
 pub mod http;
 pub mod process;
@@ -40,6 +42,7 @@ impl Sources {
     pub async fn registry(&self) -> Registry {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(process::ProcessSample::read()));
+        registry.register_collector(Box::new(bgp::BgpSample::gather(&self.handler).await));
         registry
     }
 

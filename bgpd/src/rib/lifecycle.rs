@@ -416,10 +416,18 @@ impl Rib {
             let Some(position) = entry.paths.find(idx) else {
                 continue;
             };
-            entry.paths.as_mut_slice()[position].flags |= Path::STALE;
+            let path = &mut entry.paths.as_mut_slice()[position];
+            let fresh = !path.stale();
+            path.flags |= Path::STALE;
             if entry.paths.as_slice().len() > 1 {
                 before.clear();
                 before.extend_from_slice(entry.selected());
+            }
+            let several = entry.paths.as_slice().len() > 1;
+            if fresh && let Some(peer) = self.peer_mut(idx) {
+                peer.counters[K::INDEX].stale += 1;
+            }
+            if several {
                 self.decide::<K>(slot);
                 self.effects::<K>(slot, &before);
             }
@@ -453,20 +461,10 @@ impl Rib {
 
     /// Clears the stale timer once no stale path of `idx` is left.
     fn update_stale_timer(&mut self, idx: PeerIdx) {
-        let has_stale = |rib: &Rib| {
-            rib.tables.v4.iter().any(|(_, e)| {
-                e.paths
-                    .as_slice()
-                    .iter()
-                    .any(|p| p.peer == idx && p.stale())
-            }) || rib.tables.v6.iter().any(|(_, e)| {
-                e.paths
-                    .as_slice()
-                    .iter()
-                    .any(|p| p.peer == idx && p.stale())
-            })
-        };
-        if self.peer(idx).is_some_and(|p| p.stale_until.is_some()) && !has_stale(self) {
+        let done = self
+            .peer(idx)
+            .is_some_and(|p| p.stale_until.is_some() && p.counters.iter().all(|c| c.stale == 0));
+        if done {
             if let Some(record) = self.peer_mut(idx) {
                 record.stale_until = None;
             }

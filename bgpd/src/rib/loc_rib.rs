@@ -154,6 +154,7 @@ impl Rib {
         before.clear();
         before.extend_from_slice(entry.selected());
         let position = entry.paths.find(peer);
+        let had_paths = !entry.paths.is_empty();
         let old = match (position, new) {
             (Some(position), Some(path)) => {
                 let slot_path = &mut entry.paths.as_mut_slice()[position];
@@ -174,12 +175,21 @@ impl Rib {
             if let Some(old) = old {
                 counters.received = counters.received.saturating_sub(1);
                 counters.accepted = counters.accepted.saturating_sub(u64::from(old.eligible()));
+                counters.stale = counters.stale.saturating_sub(u64::from(old.stale()));
             }
             if let Some(new) = new {
                 counters.received += 1;
                 counters.accepted += u64::from(new.eligible());
+                counters.stale += u64::from(new.stale());
                 accepted_up = new.eligible() && !old.is_some_and(|o| o.eligible());
             }
+        }
+        let has_paths = !K::table(&self.tables).entry(slot).paths.is_empty();
+        let routed = &mut self.routed[K::INDEX];
+        match (had_paths, has_paths) {
+            (false, true) => *routed += 1,
+            (true, false) => *routed = routed.saturating_sub(1),
+            _ => {}
         }
         self.decide::<K>(slot);
         self.effects::<K>(slot, &before);

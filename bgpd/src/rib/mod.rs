@@ -54,7 +54,8 @@
 //! - `adj_rib_out`: packing pending changes into UPDATEs, backpressure, End-of-RIB;
 //! - `lifecycle`: sessions up and down, graceful restart, refresh, reload, timers,
 //!   first convergence;
-//! - `query`: `show routes` and counters;
+//! - `query`: `show routes` and counters (per neighbor, and the whole RIB's for
+//!   `/metrics`: all kept as paths change, so a count never walks the tables);
 //! - `task`: the async loop.
 
 mod adj_rib_in;
@@ -109,6 +110,10 @@ pub struct Rib {
     fib: Option<Vec<FibChange>>,
     convergence: Convergence,
     scratch: Scratch,
+    /// Prefixes with at least one path, per family (kept by `loc_rib`'s one place a
+    /// path changes; the tables also hold prefixes without paths, waiting for their
+    /// withdrawals to be sent).
+    routed: [u64; 2],
 }
 
 /// Settings of the whole RIB, from the configuration.
@@ -169,6 +174,7 @@ impl Rib {
             fib: fib.then(Vec::new),
             convergence: Convergence::new(&config, now),
             scratch: Scratch::default(),
+            routed: [0; 2],
         };
         rib.local_change(crate::local::config_routes(&config));
         rib.check_convergence(now);
@@ -187,7 +193,12 @@ impl Rib {
 
     /// Number of prefixes with at least one path, per family.
     pub fn prefixes(&self) -> (usize, usize) {
-        (self.tables.v4.len(), self.tables.v6.len())
+        let [v4, v6] = self
+            .routed
+            .map(|count| usize::try_from(count).unwrap_or(usize::MAX));
+        // The tables hold these and the prefixes waiting for their withdrawals.
+        debug_assert!(v4 <= self.tables.v4.len() && v6 <= self.tables.v6.len());
+        (v4, v6)
     }
 
     /// Distinct attribute sets in use.

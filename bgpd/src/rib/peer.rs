@@ -78,11 +78,16 @@ pub struct Session {
     pub eor_received: [bool; 2],
 }
 
-/// Prefix counters of one family.
+/// Prefix counters of one family, kept as paths change (never counted by walking
+/// the tables).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FamilyCounters {
+    /// Paths from the peer (adj_rib_in).
     pub received: u64,
+    /// Of those, the ones the import policy accepted.
     pub accepted: u64,
+    /// Of those, the ones kept stale for a restarting peer (graceful restart).
+    pub stale: u64,
 }
 
 /// A peer's adj_rib_out for one family, as two sets of table slots: what it was

@@ -17,7 +17,9 @@ use super::attrs::{NO_ATTR, RouteAttrs};
 use super::table::{Net, PeerIdx};
 use control_proto::{FamilyName, RouteLine, RouteQuery, RouteTable, RouteView};
 
-use crate::tasks::{PeerCounters, PeerId, PrefixChunk, PrefixCursor};
+use crate::tasks::{
+    FamilyCounts, PeerCounters, PeerFamilyCounts, PeerId, PrefixChunk, PrefixCursor, RibCounts,
+};
 
 impl Rib {
     /// The routes a query asks for, sorted by prefix, best path first.
@@ -140,6 +142,37 @@ impl Rib {
             accepted: record.counters.iter().map(|c| c.accepted).sum(),
             advertised: self.advertised(idx).iter().sum(),
         }
+    }
+
+    /// The whole RIB's and every neighbor's prefix counts, per family: read from the
+    /// counts kept as paths change, O(neighbors).
+    pub fn counts(&self) -> RibCounts {
+        let mut counts = RibCounts::default();
+        for (index, family) in counts.families.iter_mut().enumerate() {
+            *family = FamilyCounts {
+                prefixes: self.routed[index],
+                paths: self
+                    .peers
+                    .iter()
+                    .flatten()
+                    .map(|peer| peer.counters[index].received)
+                    .sum(),
+            };
+        }
+        for (idx, peer) in self.peers.iter().enumerate() {
+            let Some((id, peer)) = peer.as_ref().and_then(|p| Some((p.id?, p))) else {
+                continue;
+            };
+            let advertised = PeerIdx::try_from(idx).map_or([0; 2], |idx| self.advertised(idx));
+            let family = |index: usize| PeerFamilyCounts {
+                received: peer.counters[index].received,
+                accepted: peer.counters[index].accepted,
+                advertised: advertised[index],
+                stale: peer.counters[index].stale,
+            };
+            counts.peers.push((id, [family(0), family(1)]));
+        }
+        counts
     }
 
     fn index_by_address(&self, address: IpAddr) -> Option<PeerIdx> {

@@ -73,6 +73,9 @@ impl Rib {
             RibInput::Query(RibQuery::PeerCounters { peer, reply }) => {
                 let _ = reply.send(self.counters(peer));
             }
+            RibInput::Query(RibQuery::Counts { reply }) => {
+                let _ = reply.send(self.counts());
+            }
             RibInput::Query(RibQuery::Converged { reply }) => {
                 let _ = reply.send(self.convergence.done);
             }

@@ -123,6 +123,7 @@ pub(super) fn initial_status(peer: PeerId, settings: &NeighborSettings) -> Neigh
         range: settings.range,
         state: State::Idle,
         since: Instant::now(),
+        changed_at: std::time::SystemTime::now(),
         admin_down: settings.shutdown,
         passive: settings.passive,
         hold_time: settings.hold_time.seconds(),

@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 
 pub use settings::{NeighborSettings, SpeakerSettings};
-pub use status::{MessageCounters, NeighborStatus};
+pub use status::{History, MessageCounters, NeighborStatus};
 
 use crate::events::Events;
 use crate::tasks::{PeerId, RibInput};
@@ -98,8 +98,19 @@ pub struct SessionHandle {
     pub task: AbortHandle,
 }
 
-/// Starts the session task of one neighbor; fails when the state machine refuses
-/// the settings (the config checks make that rare: a reserved AS, for example).
+impl SessionHandle {
+    /// What a session task started again for this neighbor takes over.
+    pub fn history(&self) -> History {
+        History {
+            counters: self.counters.clone(),
+            established_count: self.status.borrow().established_count,
+        }
+    }
+}
+
+/// Starts the session task of one neighbor, going on from `history` (the default for
+/// a new neighbor); fails when the state machine refuses the settings (the config
+/// checks make that rare: a reserved AS, for example).
 pub fn spawn(
     peer: PeerId,
     settings: NeighborSettings,
@@ -107,10 +118,13 @@ pub fn spawn(
     rib: mpsc::Sender<RibInput>,
     events: Events,
     tasks: &mut JoinSet<()>,
+    history: History,
 ) -> Result<SessionHandle, bgp_proto::fsm::ConfigError> {
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
-    let counters = Arc::new(MessageCounters::default());
-    let (status_tx, status) = watch::channel(driver::initial_status(peer, &settings));
+    let counters = history.counters;
+    let mut initial = driver::initial_status(peer, &settings);
+    initial.established_count = history.established_count;
+    let (status_tx, status) = watch::channel(initial);
     let driver = driver::Driver::new(
         peer,
         settings,

@@ -1,14 +1,22 @@
 //! What a session tells the rest of the daemon about itself: a [`NeighborStatus`]
 //! published in a `tokio::sync::watch` channel (state, timers, negotiated
 //! capabilities, last error) and [`MessageCounters`] (atomics, updated per message
-//! without waking anyone). The control server reads both for `show neighbors`.
+//! without waking anyone: messages by type, NOTIFICATIONs by code and subcode,
+//! malformed UPDATEs by RFC 7606 action). The control server reads both for
+//! `show neighbors`, the metrics task for `/metrics`.
+//!
+//! Both live as long as the neighbor does in the supervisor, across its sessions (a
+//! session task started again after a fault takes them over, see [`History`]), so
+//! every counter only grows.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
 
 use bgp_proto::fsm::{Negotiated, State};
-use bgp_proto::{Capability, MessageType};
+use bgp_proto::{Action as ErrorAction, Capability, MessageType, Notification};
 pub use control_proto::{ConnectionInfo, LastError, MessageCount, NegotiatedInfo};
 use ipnet::IpNet;
 
@@ -27,6 +35,8 @@ pub struct NeighborStatus {
     pub state: State,
     /// When the current state began.
     pub since: Instant,
+    /// The same moment on the wall clock (for `/metrics`).
+    pub changed_at: SystemTime,
     /// Shut down by `bgpctl neighbor ADDR shutdown` or the config.
     pub admin_down: bool,
     pub passive: bool,
@@ -86,12 +96,64 @@ impl NeighborStatus {
 }
 
 /// Messages sent and received, by type (OPEN, UPDATE, NOTIFICATION, KEEPALIVE,
-/// ROUTE-REFRESH). Shared between the session (writes) and the control server
-/// (reads).
+/// ROUTE-REFRESH), NOTIFICATIONs by direction, code and subcode, and malformed
+/// UPDATEs by the RFC 7606 action taken. Shared between the session (writes) and the
+/// control server and metrics task (reads).
 #[derive(Debug, Default)]
 pub struct MessageCounters {
     sent: [AtomicU64; 5],
     received: [AtomicU64; 5],
+    /// At most [`NOTIFICATION_KINDS`] (direction, code, subcode); the rest in
+    /// `notifications_other`.
+    notifications: Mutex<BTreeMap<NotificationKind, u64>>,
+    notifications_other: [AtomicU64; 2],
+    malformed: [AtomicU64; MALFORMED_ACTIONS.len()],
+}
+
+/// Distinct (direction, code, subcode) counted apart per neighbor: a peer choosing
+/// codes cannot grow a neighbor's series without bound.
+pub const NOTIFICATION_KINDS: usize = 64;
+
+/// The RFC 7606 actions a malformed UPDATE is counted under, in this order.
+pub const MALFORMED_ACTIONS: [ErrorAction; 4] = [
+    ErrorAction::TreatAsWithdraw,
+    ErrorAction::AttributeDiscard,
+    ErrorAction::AfiSafiDisable,
+    ErrorAction::SessionReset,
+];
+
+/// Which way a NOTIFICATION went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+impl Direction {
+    /// `sent` or `received`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+}
+
+/// A NOTIFICATION's direction, code and subcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NotificationKind {
+    pub direction: Direction,
+    pub code: u8,
+    pub subcode: u8,
+}
+
+/// NOTIFICATIONs counted by kind, and those beyond [`NOTIFICATION_KINDS`] kinds by
+/// direction only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationCounts {
+    pub by_kind: Vec<(NotificationKind, u64)>,
+    /// (sent, received) of the kinds not counted apart.
+    pub other: [u64; 2],
 }
 
 impl MessageCounters {
@@ -110,6 +172,65 @@ impl MessageCounters {
     pub fn received(&self) -> MessageCount {
         snapshot(&self.received)
     }
+
+    /// A NOTIFICATION sent or received.
+    pub fn count_notification(&self, direction: Direction, notification: &Notification) {
+        let kind = NotificationKind {
+            direction,
+            code: notification.code,
+            subcode: notification.subcode,
+        };
+        let mut counts = self
+            .notifications
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&kind) {
+            *count += 1;
+        } else if counts.len() < NOTIFICATION_KINDS {
+            counts.insert(kind, 1);
+        } else {
+            let index = usize::from(direction == Direction::Received);
+            self.notifications_other[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A malformed UPDATE handled with `action` (nothing for `Action::None`).
+    pub fn count_malformed(&self, action: ErrorAction) {
+        if let Some(index) = MALFORMED_ACTIONS.iter().position(|a| *a == action) {
+            self.malformed[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn notifications(&self) -> NotificationCounts {
+        let by_kind = self
+            .notifications
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(kind, count)| (*kind, *count))
+            .collect();
+        NotificationCounts {
+            by_kind,
+            other: [
+                self.notifications_other[0].load(Ordering::Relaxed),
+                self.notifications_other[1].load(Ordering::Relaxed),
+            ],
+        }
+    }
+
+    /// Malformed UPDATEs by action, in the order of [`MALFORMED_ACTIONS`].
+    pub fn malformed(&self) -> [u64; MALFORMED_ACTIONS.len()] {
+        std::array::from_fn(|i| self.malformed[i].load(Ordering::Relaxed))
+    }
+}
+
+/// What a neighbor's next session task takes over from the last one (the supervisor
+/// starts a session task again after a fault): its counters and how many times it
+/// was Established.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub counters: Arc<MessageCounters>,
+    pub established_count: u64,
 }
 
 fn index(kind: MessageType) -> usize {
@@ -168,5 +289,36 @@ mod tests {
         assert_eq!(counters.sent().update, 3);
         assert_eq!(counters.sent().total(), 4);
         assert_eq!(counters.received().open, 1);
+    }
+
+    #[test]
+    fn notifications_and_malformed_updates_are_counted_boundedly() {
+        let counters = MessageCounters::default();
+        let cease = Notification::new(6, 4, Vec::new());
+        counters.count_notification(Direction::Sent, &cease);
+        counters.count_notification(Direction::Sent, &cease);
+        counters.count_notification(Direction::Received, &cease);
+        let counts = counters.notifications();
+        let sent = NotificationKind {
+            direction: Direction::Sent,
+            code: 6,
+            subcode: 4,
+        };
+        assert_eq!(counts.by_kind[0], (sent, 2));
+        assert_eq!(counts.by_kind.len(), 2);
+        for subcode in 0..=255u8 {
+            counters.count_notification(
+                Direction::Received,
+                &Notification::new(9, subcode, Vec::new()),
+            );
+        }
+        let counts = counters.notifications();
+        assert_eq!(counts.by_kind.len(), NOTIFICATION_KINDS);
+        assert_eq!(counts.other, [0, 256 - (NOTIFICATION_KINDS as u64 - 2)]);
+
+        counters.count_malformed(ErrorAction::TreatAsWithdraw);
+        counters.count_malformed(ErrorAction::SessionReset);
+        counters.count_malformed(ErrorAction::None);
+        assert_eq!(counters.malformed(), [1, 0, 0, 1]);
     }
 }

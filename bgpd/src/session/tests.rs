@@ -156,6 +156,7 @@ fn start(settings: NeighborSettings) -> Harness {
         rib_tx,
         crate::events::Events::new(),
         &mut tasks,
+        super::History::default(),
     )
     .unwrap();
     Harness { handle, rib, tasks }

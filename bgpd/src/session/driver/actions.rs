@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::{Driver, Up, Which, timer_index};
 use crate::events::Event as DaemonEvent;
 use crate::session::addresses::{canonical, local_addresses, scoped};
-use crate::session::status::{ConnectionInfo, LastError, negotiated_info};
+use crate::session::status::{ConnectionInfo, Direction, LastError, negotiated_info};
 use crate::tasks::{OUTBOUND_CAPACITY, Outbound, PeerInfo, PeerUp, RibInput};
 
 /// Malformed-message log lines per session and minute; the rest are counted.
@@ -76,6 +76,9 @@ impl Driver {
             Ok(bytes) => {
                 if let Some(conn) = &slot.conn {
                     counters.count_sent(message.message_type(), 1);
+                    if let Message::Notification(notification) = message {
+                        counters.count_notification(Direction::Sent, notification);
+                    }
                     conn.send_urgent(bytes);
                 }
             }
@@ -364,11 +367,20 @@ impl Driver {
         Ok(())
     }
 
-    /// Counts a received frame and logs a malformed one (rate-limited).
+    /// Counts a received frame (a NOTIFICATION also by code, a malformed UPDATE by
+    /// the RFC 7606 action taken) and logs a malformed one (rate-limited).
     pub(super) fn received(&mut self, bytes: &Bytes, decoded: &Result<Decoded, Malformed>) {
         let kind = bytes.get(18).copied().and_then(MessageType::from_code);
         if let Some(kind) = kind {
             self.counters.count_received(kind);
+        }
+        if let Ok(Decoded {
+            message: Message::Notification(notification),
+            ..
+        }) = decoded
+        {
+            self.counters
+                .count_notification(Direction::Received, notification);
         }
         let (action, problems, notification) = match decoded {
             Ok(decoded) if decoded.errors.is_empty() => return,
@@ -379,6 +391,9 @@ impl Driver {
                 Some(&malformed.notification),
             ),
         };
+        if kind == Some(MessageType::Update) {
+            self.counters.count_malformed(action);
+        }
         let Some(suppressed) = self.malformed_log.allow(Instant::now()) else {
             return;
         };
@@ -453,6 +468,7 @@ impl Driver {
             if status.state != state {
                 status.state = state;
                 status.since = Instant::now();
+                status.changed_at = SystemTime::now();
                 events.send_with(|| DaemonEvent::Session {
                     peer,
                     address,
