@@ -266,6 +266,8 @@ pub struct NodeAllocations {
     pub node: String,
     pub blocks: BTreeSet<IpNet>,
     pub borrowed: BTreeSet<IpAddr>,
+    /// Addresses allocated in each of the node's blocks (every block of `blocks`).
+    pub in_use: BTreeMap<IpNet, u32>,
     /// The store revision this was read at.
     pub revision: u64,
 }

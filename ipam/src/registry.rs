@@ -2,7 +2,7 @@
 //! plus what bgpd reads and watches (a node's blocks and borrowed addresses, change
 //! notifications, and a block claimed for the node at start).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
@@ -243,6 +243,7 @@ impl<S: Datastore> Ipam<S> {
         let revision = self.store.revision().await?;
         let mut blocks = BTreeSet::new();
         let mut borrowed = BTreeSet::new();
+        let mut in_use = BTreeMap::new();
         let entries = self
             .store
             .read(vec![Read::NodeBlocks(node.to_string())])
@@ -254,6 +255,7 @@ impl<S: Datastore> Ipam<S> {
             let block = self.decode_block(&entry)?;
             if block.affinity.as_deref() == Some(node) {
                 blocks.insert(block.cidr);
+                in_use.insert(block.cidr, block.in_use());
             }
             for (ordinal, allocation) in &block.allocations {
                 if allocation.borrower.as_deref() == Some(node) {
@@ -265,6 +267,7 @@ impl<S: Datastore> Ipam<S> {
             node: node.to_string(),
             blocks,
             borrowed,
+            in_use,
             revision,
         })
     }

@@ -27,6 +27,7 @@ use crate::message::{KernelKind, KernelNextHop, KernelRoute, Placement, Request}
 use crate::netlink::Refusal;
 use crate::resolve::{HopFailure, Resolver};
 use crate::route::{NextHop, Route, Target};
+use crate::summary::{Histogram, RouteCount, Summary};
 use crate::table::{CLAIMED, SEEN, Slot, Tables};
 use crate::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
 
@@ -120,9 +121,12 @@ impl State {
     pub(crate) fn desire(&mut self, route: Route) {
         let prefix = route.prefix.trunc();
         let target = self.targets.intern(route.target);
-        let slot = self.tables.queued(prefix);
-        slot.set(CLAIMED, true);
-        if let Some(old) = slot.set_desired(Some(target)) {
+        let old = {
+            let mut slot = self.tables.queued(prefix);
+            slot.set(CLAIMED, true);
+            slot.set_desired(Some(target))
+        };
+        if let Some(old) = old {
             self.release_target(old);
         }
     }
@@ -130,7 +134,7 @@ impl State {
     /// No longer wants a route for `prefix`.
     pub(crate) fn withdraw(&mut self, prefix: IpNet) {
         let prefix = prefix.trunc();
-        let old = self.tables.queued_existing(prefix).and_then(|slot| {
+        let old = self.tables.queued_existing(prefix).and_then(|mut slot| {
             slot.set(CLAIMED, true);
             slot.set_desired(None)
         });
@@ -270,8 +274,11 @@ impl State {
         if route.table == self.placement.table && route.metric == self.placement.metric && !deleted
         {
             // Another protocol took our slot (NLM_F_REPLACE): ours is gone.
-            if let Some(slot) = self.tables.queued_existing(route.prefix) {
-                let old = slot.set_kernel(None);
+            let old = self
+                .tables
+                .queued_existing(route.prefix)
+                .and_then(|mut slot| slot.set_kernel(None));
+            if old.is_some() {
                 self.kernel_changed(old, None);
             }
         }
@@ -337,7 +344,7 @@ impl State {
         if route.table == placement.table && route.protocol == placement.protocol {
             if route.metric == placement.metric {
                 let kind = self.kinds.intern(route.kind);
-                let slot = self.tables.queued(route.prefix);
+                let mut slot = self.tables.queued(route.prefix);
                 slot.set(SEEN, true);
                 if let Some(old) = slot.set_kernel(Some(kind)) {
                     self.kinds.release(old);
@@ -401,22 +408,19 @@ impl State {
         for (prefix, slot) in self.tables.iter() {
             let problem = self.problem(prefix, slot);
             if let Some(kind) = self.kernel_kind(slot.kernel()) {
-                let (kind_name, next_hops) = match kind {
-                    KernelKind::Unicast(hops) => (
-                        "unicast".to_string(),
-                        hops.iter()
-                            .map(|hop| InstalledNextHop {
-                                gateway: hop.gateway,
-                                device: self.device_name(hop.ifindex),
-                            })
-                            .collect(),
-                    ),
-                    KernelKind::Blackhole => ("blackhole".to_string(), Vec::new()),
-                    KernelKind::Other(kind) => (format!("type {kind}"), Vec::new()),
+                let next_hops = match kind {
+                    KernelKind::Unicast(hops) => hops
+                        .iter()
+                        .map(|hop| InstalledNextHop {
+                            gateway: hop.gateway,
+                            device: self.device_name(hop.ifindex),
+                        })
+                        .collect(),
+                    KernelKind::Blackhole | KernelKind::Other(_) => Vec::new(),
                 };
                 installed.push(InstalledRoute {
                     prefix,
-                    kind: kind_name,
+                    kind: kind_name(kind),
                     next_hops,
                     adopted: !slot.has(CLAIMED),
                     warning: problem.as_ref().map(ToString::to_string),
@@ -438,6 +442,35 @@ impl State {
             installed,
             failed,
             counters: self.counters.clone(),
+        }
+    }
+
+    /// The counts for metrics, from what is kept ([`crate::census`]): the
+    /// installed routes per family and kernel form (a few forms, however many
+    /// routes), named here.
+    pub(crate) fn summary(&self, batch_durations: Histogram) -> Summary {
+        let mut routes: Vec<RouteCount> = Vec::new();
+        for (ipv6, kind, count) in self.tables.census().installed() {
+            let kind = self
+                .kinds
+                .get(kind)
+                .map_or_else(|| String::from("unknown"), kind_name);
+            match routes.iter_mut().find(|r| r.ipv6 == ipv6 && r.kind == kind) {
+                Some(entry) => entry.routes += count,
+                None => routes.push(RouteCount {
+                    ipv6,
+                    kind,
+                    routes: count,
+                }),
+            }
+        }
+        routes.sort();
+        Summary {
+            converged: self.converged,
+            routes,
+            failed: self.tables.census().failed(),
+            counters: self.counters.clone(),
+            batch_durations,
         }
     }
 
@@ -545,19 +578,21 @@ impl State {
             }
             return;
         }
-        let Some(slot) = self.tables.get_mut(prefix) else {
+        let Some(mut slot) = self.tables.get_mut(prefix) else {
             if let Some(kind) = operation.kind {
                 self.kinds.release(kind);
             }
             return;
         };
+        let old = slot.set_kernel(operation.kind);
+        let empty = slot.desired().is_none() && slot.kernel().is_none();
+        drop(slot);
         match operation.request {
             Request::Add => self.counters.added += 1,
             Request::Replace => self.counters.replaced += 1,
             Request::Delete => self.counters.deleted += 1,
         }
-        let old = slot.set_kernel(operation.kind);
-        if slot.desired().is_none() && slot.kernel().is_none() {
+        if empty {
             self.tables.remove(prefix);
         }
         if !self.refused.is_empty() {
@@ -690,6 +725,15 @@ impl Failure {
             Failure::FamilyMismatch(gateway) => RouteError::FamilyMismatch { prefix, gateway },
             Failure::NoNextHop => RouteError::NoNextHop { prefix },
         }
+    }
+}
+
+/// How `show fib` and the metrics name a kernel form.
+fn kind_name(kind: &KernelKind) -> String {
+    match kind {
+        KernelKind::Unicast(_) => String::from("unicast"),
+        KernelKind::Blackhole => String::from("blackhole"),
+        KernelKind::Other(kind) => format!("type {kind}"),
     }
 }
 

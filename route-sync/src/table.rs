@@ -6,12 +6,20 @@
 //! flags. A hash bucket is 15 octets for IPv4 and 27 for IPv6 (a control
 //! octet included). Prefixes waiting for a decision sit in a queue per
 //! family, in the same packed form, marked `QUEUED` so each is queued once.
+//!
+//! Every change to a slot is counted ([`crate::census`]): a slot is changed
+//! through a [`SlotMut`], whose drop reports it, and queueing, dequeueing and
+//! removal are reported here.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use std::ops::{Deref, DerefMut};
+
+use crate::census::{Census, View};
 
 /// Per-route state: ids of interned values and flags (alignment 1, so a
 /// slot costs its 9 octets and nothing for padding).
@@ -62,6 +70,11 @@ impl Slot {
         old
     }
 
+    /// What the counts see of this slot.
+    pub(crate) fn view(&self) -> View {
+        View::new(self.desired().is_some(), self.kernel(), self.has(QUEUED))
+    }
+
     pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
@@ -80,11 +93,12 @@ fn id(octets: [u8; 4]) -> Option<u32> {
     (id != NONE).then_some(id)
 }
 
-/// Both families' tables and queues.
+/// Both families' tables and queues, and the counts kept of them.
 #[derive(Debug, Default)]
 pub(crate) struct Tables {
     v4: Table<V4Key>,
     v6: Table<V6Key>,
+    census: Census,
 }
 
 impl Tables {
@@ -97,43 +111,47 @@ impl Tables {
     }
 
     /// The slot of `prefix`, if present, without queueing it.
-    pub(crate) fn get_mut(&mut self, prefix: IpNet) -> Option<&mut Slot> {
+    pub(crate) fn get_mut(&mut self, prefix: IpNet) -> Option<SlotMut<'_>> {
         match prefix {
-            IpNet::V4(net) => self.v4.slots.get_mut(&V4Key::new(net)),
-            IpNet::V6(net) => self.v6.slots.get_mut(&V6Key::new(net)),
+            IpNet::V4(net) => self.v4.get_mut(V4Key::new(net), &mut self.census),
+            IpNet::V6(net) => self.v6.get_mut(V6Key::new(net), &mut self.census),
         }
     }
 
     /// The slot of `prefix`, created empty if absent, queued for a decision.
-    pub(crate) fn queued(&mut self, prefix: IpNet) -> &mut Slot {
+    pub(crate) fn queued(&mut self, prefix: IpNet) -> SlotMut<'_> {
         match prefix {
-            IpNet::V4(net) => self.v4.queued(V4Key::new(net)),
-            IpNet::V6(net) => self.v6.queued(V6Key::new(net)),
+            IpNet::V4(net) => self.v4.queued(V4Key::new(net), &mut self.census),
+            IpNet::V6(net) => self.v6.queued(V6Key::new(net), &mut self.census),
         }
     }
 
     /// The slot of `prefix` queued for a decision, if present.
-    pub(crate) fn queued_existing(&mut self, prefix: IpNet) -> Option<&mut Slot> {
+    pub(crate) fn queued_existing(&mut self, prefix: IpNet) -> Option<SlotMut<'_>> {
         match prefix {
-            IpNet::V4(net) => self.v4.queued_existing(V4Key::new(net)),
-            IpNet::V6(net) => self.v6.queued_existing(V6Key::new(net)),
+            IpNet::V4(net) => self.v4.queued_existing(V4Key::new(net), &mut self.census),
+            IpNet::V6(net) => self.v6.queued_existing(V6Key::new(net), &mut self.census),
         }
     }
 
     pub(crate) fn remove(&mut self, prefix: IpNet) -> Option<Slot> {
-        match prefix {
-            IpNet::V4(net) => self.v4.slots.remove(&V4Key::new(net)),
-            IpNet::V6(net) => self.v6.slots.remove(&V6Key::new(net)),
+        let (slot, v6) = match prefix {
+            IpNet::V4(net) => (self.v4.slots.remove(&V4Key::new(net)), false),
+            IpNet::V6(net) => (self.v6.slots.remove(&V6Key::new(net)), true),
+        };
+        if let Some(slot) = &slot {
+            self.census.change(v6, slot.view(), View::NONE);
         }
+        slot
     }
 
     /// The next queued prefix and a copy of its slot, no longer marked
     /// queued (`None` for a prefix removed since it was queued).
     pub(crate) fn next_queued(&mut self) -> Option<(IpNet, Option<Slot>)> {
         if !self.v4.queue.is_empty() {
-            return self.v4.next_queued();
+            return self.v4.next_queued(&mut self.census);
         }
-        self.v6.next_queued()
+        self.v6.next_queued(&mut self.census)
     }
 
     pub(crate) fn has_queued(&self) -> bool {
@@ -142,8 +160,8 @@ impl Tables {
 
     /// Calls `visit` on every slot; queues those for which it returns true.
     pub(crate) fn visit(&mut self, mut visit: impl FnMut(IpNet, &mut Slot) -> bool) {
-        self.v4.visit(&mut visit);
-        self.v6.visit(&mut visit);
+        self.v4.visit(&mut visit, &mut self.census);
+        self.v6.visit(&mut visit, &mut self.census);
     }
 
     /// Every slot with its prefix.
@@ -151,6 +169,11 @@ impl Tables {
         let v4 = self.v4.slots.iter().map(|(key, slot)| (key.net(), slot));
         let v6 = self.v6.slots.iter().map(|(key, slot)| (key.net(), slot));
         v4.chain(v6)
+    }
+
+    /// The counts kept of both tables.
+    pub(crate) fn census(&self) -> &Census {
+        &self.census
     }
 
     /// Gives memory back after many routes went away: hash tables at most
@@ -161,8 +184,57 @@ impl Tables {
     }
 }
 
+/// A slot borrowed for a change: the counts follow when it is dropped.
+pub(crate) struct SlotMut<'a> {
+    slot: &'a mut Slot,
+    census: &'a mut Census,
+    v6: bool,
+    before: View,
+}
+
+impl<'a> SlotMut<'a> {
+    /// `before` is the slot's view before this borrow changed anything (the
+    /// table may have queued it already).
+    pub(crate) fn new(
+        slot: &'a mut Slot,
+        census: &'a mut Census,
+        v6: bool,
+        before: View,
+    ) -> SlotMut<'a> {
+        SlotMut {
+            slot,
+            census,
+            v6,
+            before,
+        }
+    }
+}
+
+impl Deref for SlotMut<'_> {
+    type Target = Slot;
+
+    fn deref(&self) -> &Slot {
+        self.slot
+    }
+}
+
+impl DerefMut for SlotMut<'_> {
+    fn deref_mut(&mut self) -> &mut Slot {
+        self.slot
+    }
+}
+
+impl Drop for SlotMut<'_> {
+    fn drop(&mut self) {
+        self.census.change(self.v6, self.before, self.slot.view());
+    }
+}
+
 /// A prefix in a packed form.
 trait Key: Copy + Eq + Hash {
+    /// The family, for the counts (IPv6: true).
+    const V6: bool;
+
     fn net(self) -> IpNet;
 }
 
@@ -182,6 +254,8 @@ impl V4Key {
 }
 
 impl Key for V4Key {
+    const V6: bool = false;
+
     fn net(self) -> IpNet {
         let [a, b, c, d, length] = self.0;
         IpNet::V4(Ipv4Net::new(Ipv4Addr::new(a, b, c, d), length).unwrap_or_default())
@@ -198,6 +272,8 @@ impl V6Key {
 }
 
 impl Key for V6Key {
+    const V6: bool = true;
+
     fn net(self) -> IpNet {
         let mut octets = [0; 16];
         octets.copy_from_slice(&self.0[..16]);
@@ -225,35 +301,47 @@ impl<K> Default for Table<K> {
 const QUEUE_KEPT: usize = 4096;
 
 impl<K: Key> Table<K> {
-    fn queued(&mut self, key: K) -> &mut Slot {
-        let slot = self.slots.entry(key).or_insert(Slot::EMPTY);
-        enqueue(&mut self.queue, key, slot);
-        slot
-    }
-
-    fn queued_existing(&mut self, key: K) -> Option<&mut Slot> {
+    fn get_mut<'a>(&'a mut self, key: K, census: &'a mut Census) -> Option<SlotMut<'a>> {
         let slot = self.slots.get_mut(&key)?;
-        enqueue(&mut self.queue, key, slot);
-        Some(slot)
+        let before = slot.view();
+        Some(SlotMut::new(slot, census, K::V6, before))
     }
 
-    fn next_queued(&mut self) -> Option<(IpNet, Option<Slot>)> {
+    fn queued<'a>(&'a mut self, key: K, census: &'a mut Census) -> SlotMut<'a> {
+        let slot = self.slots.entry(key).or_insert(Slot::EMPTY);
+        let before = slot.view();
+        enqueue(&mut self.queue, key, slot);
+        SlotMut::new(slot, census, K::V6, before)
+    }
+
+    fn queued_existing<'a>(&'a mut self, key: K, census: &'a mut Census) -> Option<SlotMut<'a>> {
+        let slot = self.slots.get_mut(&key)?;
+        let before = slot.view();
+        enqueue(&mut self.queue, key, slot);
+        Some(SlotMut::new(slot, census, K::V6, before))
+    }
+
+    fn next_queued(&mut self, census: &mut Census) -> Option<(IpNet, Option<Slot>)> {
         let key = self.queue.pop_front()?;
         if self.queue.is_empty() && self.queue.capacity() > QUEUE_KEPT {
             self.queue.shrink_to(QUEUE_KEPT);
         }
         let slot = self.slots.get_mut(&key).map(|slot| {
+            let before = slot.view();
             slot.set(QUEUED, false);
+            census.change(K::V6, before, slot.view());
             *slot
         });
         Some((key.net(), slot))
     }
 
-    fn visit(&mut self, visit: &mut impl FnMut(IpNet, &mut Slot) -> bool) {
+    fn visit(&mut self, visit: &mut impl FnMut(IpNet, &mut Slot) -> bool, census: &mut Census) {
         for (key, slot) in self.slots.iter_mut() {
+            let before = slot.view();
             if visit(key.net(), slot) {
                 enqueue(&mut self.queue, *key, slot);
             }
+            census.change(K::V6, before, slot.view());
         }
     }
 
@@ -303,6 +391,10 @@ mod tests {
         assert_eq!(tables.queued(a).set_desired(Some(7)), None);
         tables.queued(a).set(CLAIMED, true);
         tables.queued(b).set_kernel(Some(3));
+        assert_eq!(
+            tables.census().installed().collect::<Vec<_>>(),
+            [(true, 3, 1)]
+        );
         assert!(
             tables
                 .queued_existing("10.9.0.0/24".parse().unwrap())
@@ -320,7 +412,10 @@ mod tests {
         tables.visit(|prefix, _| prefix == b);
         assert_eq!(tables.next_queued().unwrap().0, b);
         assert_eq!(tables.iter().count(), 2);
+        // a is desired, decided and not installed: failed until it goes.
+        assert_eq!(tables.census().failed(), 1);
         assert!(tables.remove(a).is_some());
         assert_eq!(tables.iter().count(), 1);
+        assert_eq!(tables.census().failed(), 0);
     }
 }

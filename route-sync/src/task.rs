@@ -14,6 +14,7 @@ use crate::message;
 use crate::netlink::RequestSocket;
 use crate::reconcile::State;
 use crate::route::Route;
+use crate::summary::{Histogram, Summary};
 use crate::watch::{self, Event, WatchSocket};
 
 /// Requests per batch at most (errors for all of them fit the receive buffer).
@@ -38,6 +39,8 @@ pub(crate) enum Command {
     Converged(oneshot::Sender<u64>),
     Sync(oneshot::Sender<()>),
     Snapshot(oneshot::Sender<Snapshot>),
+    /// Answered at once, between two batches.
+    Summary(oneshot::Sender<Summary>),
     Shutdown {
         keep_routes: bool,
         done: oneshot::Sender<()>,
@@ -76,6 +79,8 @@ pub(crate) struct Syncer {
     watch: WatchSocket,
     state: State,
     resync_wanted: bool,
+    /// How long each batch took, for [`Summary`].
+    batch_durations: Histogram,
 }
 
 impl Syncer {
@@ -89,6 +94,7 @@ impl Syncer {
             watch,
             state,
             resync_wanted: false,
+            batch_durations: Histogram::default(),
         };
         syncer.resync(true).await?;
         syncer.flush(None).await;
@@ -173,6 +179,9 @@ impl Syncer {
             }
             Command::Sync(reply) => waiting.push(Waiter::Sync(reply)),
             Command::Snapshot(reply) => waiting.push(Waiter::Snapshot(reply)),
+            Command::Summary(reply) => {
+                let _ = reply.send(self.state.summary(self.batch_durations.clone()));
+            }
             Command::Shutdown { keep_routes, done } => {
                 waiting.push(Waiter::Shutdown { keep_routes, done })
             }
@@ -270,7 +279,10 @@ impl Syncer {
                 break;
             }
             self.state.counters.batches += 1;
-            match self.socket.execute(batch).await {
+            let started = std::time::Instant::now();
+            let result = self.socket.execute(batch).await;
+            self.batch_durations.observe(started.elapsed());
+            match result {
                 Ok(refusals) => self.state.applied(operations, refusals),
                 Err(Error::Io { source, .. })
                     if source.raw_os_error().is_some_and(|e| e != libc::ENOBUFS) =>

@@ -90,6 +90,13 @@ impl FibView {
         self.handle.snapshot().await
     }
 
+    /// The counts for metrics (routes per family and kind, failed routes,
+    /// counters, batch durations): one turn of route-sync's task, whatever the
+    /// number of routes.
+    pub async fn summary(&self) -> Result<route_sync::Summary, route_sync::Error> {
+        self.handle.summary().await
+    }
+
     /// Waits until every change handed over so far reached the kernel.
     pub async fn sync(&self) -> Result<(), route_sync::Error> {
         self.handle.sync().await

@@ -21,7 +21,8 @@
 //!   (`[dataplane]`'s seam: a `watch`, read again whenever the store's revision
 //!   moved).
 //! - What it last knew ([`IpamStatus`]: the node's blocks, whether the datastore
-//!   answers) on a `watch`, for the `WrenNode` status the cluster task writes
+//!   answers, what the node uses of each pool ([`usage`])) on a `watch`, for the
+//!   `WrenNode` status the cluster task writes and for the metrics
 //!   ([`IpamHandle::status`]).
 //! - The operator commands (`bgpctl show ipam`, `ipam check`, release, pools) are
 //!   `ipam::ops::execute`, run by the control handler with [`IpamHandle::client`].
@@ -33,6 +34,7 @@
 
 pub mod mesh;
 pub mod source;
+pub mod usage;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -114,6 +116,9 @@ pub struct IpamStatus {
     /// `None` before the first connection; then whether the datastore answers, with
     /// its error when it does not.
     pub reachable: Option<Result<(), String>>,
+    /// What the node uses of each pool, at the last synchronisation (kept while the
+    /// datastore is down).
+    pub usage: Vec<usage::PoolUsage>,
 }
 
 /// The control server's way to the IPAM task and its datastore.
@@ -203,6 +208,12 @@ impl IpamHandle {
         self.shared
             .status
             .send_if_modified(|status| replace(&mut status.blocks, blocks));
+    }
+
+    fn set_usage(&self, usage: Vec<usage::PoolUsage>) {
+        self.shared
+            .status
+            .send_if_modified(|status| replace(&mut status.usage, usage));
     }
 
     fn set_reachable(&self, reachable: Result<(), String>) {

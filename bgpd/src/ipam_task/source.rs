@@ -364,6 +364,12 @@ impl Source {
         }
         self.sync_vteps(ipam).await?;
         let allocations = ipam.node_allocations(&self.settings.node).await?;
+        let pools = match &self.vtep_pools {
+            Some(pools) => pools.clone(),
+            None => ipam.pools().await?,
+        };
+        self.handle
+            .set_usage(super::usage::usage(&pools, &allocations));
         let wanted = Advertised {
             blocks: allocations.blocks,
             borrowed: allocations.borrowed,

@@ -10,11 +10,15 @@
 //! Modules: [`http`] (the server and its three paths), [`format`] (OpenMetrics or
 //! the text format 0.0.4, by the scraper's `Accept`), [`series`] (writing one family
 //! from a sample), [`process`] (build info and the process collector), [`bgp`]
-//! (sessions, messages, prefixes per neighbor; the RIB per family).
+//! (sessions, messages, prefixes per neighbor; the RIB per family), [`fib`]
+//! (route-sync's counts), [`ipam`] (the IPAM task's status and the datastore
+//! operations).
 
 pub mod bgp;
+pub mod fib;
 pub mod format;
 pub mod http;
+pub mod ipam;
 pub mod process;
 pub mod series;
 
@@ -43,6 +47,20 @@ impl Sources {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(process::ProcessSample::read()));
         registry.register_collector(Box::new(bgp::BgpSample::gather(&self.handler).await));
+        if let Some(view) = &self.handler.fib {
+            // One turn of route-sync's task (it answers between two batches).
+            match tokio::time::timeout(HEALTH_TIMEOUT, view.summary()).await {
+                Ok(Ok(summary)) => {
+                    registry.register_collector(Box::new(fib::FibSample { summary }));
+                }
+                Ok(Err(error)) => tracing::debug!("metrics: fib: {error}"),
+                Err(_) => tracing::debug!("metrics: fib: no summary within {HEALTH_TIMEOUT:?}"),
+            }
+        }
+        if let Some(handle) = &self.handler.ipam {
+            let status = handle.status().borrow().clone();
+            registry.register_collector(Box::new(ipam::IpamSample::read(status)));
+        }
         registry
     }
 

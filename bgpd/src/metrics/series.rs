@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -65,6 +65,44 @@ where
     ConstCounter<V>: EncodeMetric,
 {
     counters(encoder, name, help, [(Labels::new(), value)])
+}
+
+/// A histogram from its buckets (prometheus-client's encoder writes `_bucket`,
+/// `_sum` and `_count`).
+struct Buckets<'a> {
+    sum: f64,
+    count: u64,
+    buckets: &'a [(f64, u64)],
+}
+
+impl EncodeMetric for Buckets<'_> {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// A family of histograms: `name` with `help`, one series per label set, each
+/// (sum, count, non-cumulative buckets ending with the infinite one).
+pub fn histograms(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, f64, u64, Vec<(f64, u64)>)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, sum, count, buckets) in series {
+        Buckets {
+            sum,
+            count,
+            buckets: &buckets,
+        }
+        .encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// A boolean as a gauge's value.

@@ -39,16 +39,19 @@
 //! refuses a transaction of several keys). [`open`] picks one from a URL:
 //! `sqlite:///var/lib/wren/ipam.db`, `etcd://127.0.0.1:2379,10.0.0.2:2379`,
 //! `kubernetes` (in-cluster configuration, else `KUBECONFIG`) or
-//! `kubernetes:///path/to/kubeconfig`.
+//! `kubernetes:///path/to/kubeconfig`. [`AnyStore`], through which every store is
+//! reached, counts and times each operation ([`operations`], for bgpd's metrics).
 
 mod etcd;
 pub(crate) mod kubernetes;
+pub mod operations;
 mod sqlite;
 
 use std::future::Future;
 
 pub use etcd::EtcdStore;
 pub use kubernetes::KubernetesStore;
+use operations::{Operation, OperationResult};
 pub use sqlite::SqliteStore;
 
 /// One stored key with its value and the revision of its last change.
@@ -328,8 +331,13 @@ pub fn validate_url(url: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Opens the datastore a URL names, and checks that it answers.
+/// Opens the datastore a URL names, and checks that it answers (counted as a
+/// `connect` in [`operations`]).
 pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
+    counted(Operation::Connect, OperationResult::of, open_uncounted(url)).await
+}
+
+async fn open_uncounted(url: &str) -> Result<AnyStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(AnyStore::Sqlite(SqliteStore::open(url).await?))
     } else if url.starts_with("etcd:") {
@@ -344,6 +352,20 @@ pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
     }
 }
 
+/// Runs one store operation, counted and timed in [`operations`].
+async fn counted<T>(
+    operation: Operation,
+    classify: fn(&Result<T, StoreError>) -> OperationResult,
+    run: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let result = run.await;
+    operations::record(operation, classify(&result), started.elapsed());
+    result
+}
+
+/// Every operation goes to the chosen store, counted and timed
+/// ([`operations`]): one place for every store.
 impl Datastore for AnyStore {
     fn url(&self) -> &str {
         match self {
@@ -362,67 +384,91 @@ impl Datastore for AnyStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.get(key).await,
-            AnyStore::Etcd(s) => s.get(key).await,
-            AnyStore::Kubernetes(s) => s.get(key).await,
-        }
+        counted(Operation::Get, OperationResult::of_get, async {
+            match self {
+                AnyStore::Sqlite(s) => s.get(key).await,
+                AnyStore::Etcd(s) => s.get(key).await,
+                AnyStore::Kubernetes(s) => s.get(key).await,
+            }
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.list(prefix).await,
-            AnyStore::Etcd(s) => s.list(prefix).await,
-            AnyStore::Kubernetes(s) => s.list(prefix).await,
-        }
+        counted(Operation::List, OperationResult::of, async {
+            match self {
+                AnyStore::Sqlite(s) => s.list(prefix).await,
+                AnyStore::Etcd(s) => s.list(prefix).await,
+                AnyStore::Kubernetes(s) => s.list(prefix).await,
+            }
+        })
+        .await
     }
 
     async fn commit(&self, txn: Txn) -> Result<Outcome, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.commit(txn).await,
-            AnyStore::Etcd(s) => s.commit(txn).await,
-            AnyStore::Kubernetes(s) => s.commit(txn).await,
-        }
+        counted(Operation::of(&txn), OperationResult::of_commit, async {
+            match self {
+                AnyStore::Sqlite(s) => s.commit(txn).await,
+                AnyStore::Etcd(s) => s.commit(txn).await,
+                AnyStore::Kubernetes(s) => s.commit(txn).await,
+            }
+        })
+        .await
     }
 
     async fn read(&self, reads: Vec<Read>) -> Result<Vec<Vec<Entry>>, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.read(reads).await,
-            AnyStore::Etcd(s) => s.read(reads).await,
-            AnyStore::Kubernetes(s) => s.read(reads).await,
-        }
+        counted(Operation::Read, OperationResult::of, async {
+            match self {
+                AnyStore::Sqlite(s) => s.read(reads).await,
+                AnyStore::Etcd(s) => s.read(reads).await,
+                AnyStore::Kubernetes(s) => s.read(reads).await,
+            }
+        })
+        .await
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.revision().await,
-            AnyStore::Etcd(s) => s.revision().await,
-            AnyStore::Kubernetes(s) => s.revision().await,
-        }
+        counted(Operation::Revision, OperationResult::of, async {
+            match self {
+                AnyStore::Sqlite(s) => s.revision().await,
+                AnyStore::Etcd(s) => s.revision().await,
+                AnyStore::Kubernetes(s) => s.revision().await,
+            }
+        })
+        .await
     }
 
     async fn watch(&self, prefix: &str) -> Result<Watch, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.watch(prefix).await,
-            AnyStore::Etcd(s) => s.watch(prefix).await,
-            AnyStore::Kubernetes(s) => s.watch(prefix).await,
-        }
+        counted(Operation::Watch, OperationResult::of, async {
+            match self {
+                AnyStore::Sqlite(s) => s.watch(prefix).await,
+                AnyStore::Etcd(s) => s.watch(prefix).await,
+                AnyStore::Kubernetes(s) => s.watch(prefix).await,
+            }
+        })
+        .await
     }
 
     async fn watch_node(&self, node: &str) -> Result<Watch, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.watch_node(node).await,
-            AnyStore::Etcd(s) => s.watch_node(node).await,
-            AnyStore::Kubernetes(s) => s.watch_node(node).await,
-        }
+        counted(Operation::Watch, OperationResult::of, async {
+            match self {
+                AnyStore::Sqlite(s) => s.watch_node(node).await,
+                AnyStore::Etcd(s) => s.watch_node(node).await,
+                AnyStore::Kubernetes(s) => s.watch_node(node).await,
+            }
+        })
+        .await
     }
 
     async fn watch_block_users(&self) -> Result<Watch, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.watch_block_users().await,
-            AnyStore::Etcd(s) => s.watch_block_users().await,
-            AnyStore::Kubernetes(s) => s.watch_block_users().await,
-        }
+        counted(Operation::Watch, OperationResult::of, async {
+            match self {
+                AnyStore::Sqlite(s) => s.watch_block_users().await,
+                AnyStore::Etcd(s) => s.watch_block_users().await,
+                AnyStore::Kubernetes(s) => s.watch_block_users().await,
+            }
+        })
+        .await
     }
 }
 
