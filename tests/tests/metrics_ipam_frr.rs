@@ -11,15 +11,18 @@
 //!   addresses in use per pool, after `wren-ipam` assigned some);
 //! - the datastore operation counters only grow, through the outage too;
 //! - the text scrape passes `promtool check metrics`, the OpenMetrics one the
-//!   OpenMetrics parser of Python's `prometheus_client`, ending in `# EOF`.
+//!   OpenMetrics parser of Python's `prometheus_client`, ending in `# EOF`;
+//! - every metric name of the Grafana dashboard (`deploy/grafana/wren.json`) is in
+//!   the scrape, and every `wren_` family of the scrape is on the dashboard.
 //!
 //! Needs root, FRR, etcd, the CNI plugins, promtool and python3-prometheus-client
 //! (skips otherwise; fails with WREN_REQUIRE_LAB=1).
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::Path;
 
 use ipnet::IpNet;
 use lab::cni::wren_ipam_config;
@@ -190,6 +193,78 @@ fn ipam_agrees(samples: &Samples, ipam: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// A sample's or an expression's metric family: histogram series named by theirs.
+fn family_of(name: &str) -> &str {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name)
+}
+
+/// Every `expr` (panel targets) and `query` (template variables) string in `value`.
+fn expressions(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("expr" | "definition", Value::String(text)) => found.push(text.clone()),
+                    _ => expressions(inner, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| expressions(item, found)),
+        _ => {}
+    }
+}
+
+/// The metric families deploy/grafana/wren.json's expressions use.
+fn dashboard_families() -> BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/wren.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(dashboard["schemaVersion"], 39);
+    let mut found = Vec::new();
+    expressions(&dashboard, &mut found);
+    let mut families = BTreeSet::new();
+    for expression in &found {
+        for token in
+            expression.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        {
+            if token.starts_with("wren_") || token.starts_with("process_") {
+                families.insert(family_of(token).to_owned());
+            }
+        }
+    }
+    families
+}
+
+/// Every name the dashboard uses is in the text scrape (as a sample, or as a
+/// family without samples yet, such as NOTIFICATIONs before any), and every
+/// `wren_` family of the scrape is on the dashboard.
+fn dashboard_matches(text: &str) {
+    let samples = Samples::parse(text).unwrap();
+    let mut scraped: BTreeSet<String> = samples
+        .0
+        .iter()
+        .map(|(name, _, _)| family_of(name).to_owned())
+        .collect();
+    scraped.extend(text.lines().filter_map(|line| {
+        let name = line.strip_prefix("# TYPE ")?.split(' ').next()?;
+        Some(family_of(name).to_owned())
+    }));
+    let used = dashboard_families();
+    let missing: Vec<&String> = used.difference(&scraped).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard uses names no scrape has: {missing:?}"
+    );
+    let unused: Vec<&String> = scraped
+        .iter()
+        .filter(|name| name.starts_with("wren_") && !used.contains(*name))
+        .collect();
+    assert!(unused.is_empty(), "the dashboard leaves out {unused:?}");
+}
+
 #[test]
 fn metrics_follow_the_fib_and_ipam_and_readyz_follows_etcd() {
     let Some(_ready) = lab::require!(Root, Frr, Etcd, Cni, Promtool, OpenMetricsParser) else {
@@ -326,6 +401,9 @@ fn metrics_follow_the_fib_and_ipam_and_readyz_follows_etcd() {
 
     let samples = daemon.scrape();
     assert_eq!(samples.value("wren_ipam_datastore_up", &[]), Some(1.0));
+    // A daemon with an FRR peer, IPAM and kernel routes has every family of the
+    // dashboard.
+    dashboard_matches(&text.body);
     let before = operations(&samples);
     for (op, result) in [
         ("connect", "ok"),
