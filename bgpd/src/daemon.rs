@@ -6,7 +6,8 @@
 //! anything else starts), route-sync and the fib task (when `[fib] enabled`; routes of ours already
 //! in the kernel are adopted, and with graceful restart configured their presence
 //! makes this a restart: sessions set the Restart State bit and the Forwarding State
-//! flags for `restart_time`), the rib task, the supervisor (listeners and sessions),
+//! flags for `restart_time`), the rib task, the BFD task, the supervisor (listeners
+//! and sessions),
 //! the IPAM task (with `[ipam]`), the cluster task (with `[kubernetes]`), the CNI
 //! token task (with `[kubernetes] cni_kubeconfig`), the control socket, the metrics
 //! listener (with `[metrics]`).
@@ -96,6 +97,7 @@ pub const TASKS: &[(&str, Start)] = &[
     ("dataplane", start_dataplane),
     ("fib", start_fib),
     ("rib", start_rib),
+    ("bfd", start_bfd),
     ("supervisor", start_supervisor),
     ("ipam", start_ipam),
     ("cluster", start_cluster),
@@ -114,6 +116,8 @@ pub struct Wiring {
     fib_view: Option<FibView>,
     rib: Option<mpsc::Sender<RibInput>>,
     supervisor: Option<Supervisor>,
+    /// The BFD task's handle, for the supervisor's sessions.
+    bfd: Option<crate::bfd_task::BfdHandle>,
     ipam: Option<IpamHandle>,
     /// What the IPAM task publishes for the dataplane task (with both).
     dataplane: Option<crate::dataplane_task::SnapshotSender>,
@@ -145,6 +149,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         fib_view: None,
         rib: None,
         supervisor: None,
+        bfd: None,
         ipam: None,
         dataplane: None,
         overlay: None,
@@ -270,6 +275,16 @@ fn start_rib(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHan
     })
 }
 
+/// The BFD task (`bfd_task`): always started, it opens no socket until a session
+/// configured with `bfd` subscribes.
+fn start_bfd(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move {
+        let (handle, task) = crate::bfd_task::spawn();
+        wiring.bfd = Some(handle);
+        Ok(Some(task))
+    })
+}
+
 /// The listeners and sessions; with graceful restart and adopted kernel routes,
 /// sessions announce the restart for `restart_time`.
 fn start_supervisor(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
@@ -302,6 +317,7 @@ fn start_supervisor(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<
             Arc::new(speaker),
             rib,
             wiring.events.clone(),
+            wiring.bfd.clone(),
         )?;
         wiring.supervisor = Some(supervisor);
         Ok(Some(task))

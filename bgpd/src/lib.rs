@@ -20,6 +20,7 @@
 //!   `show routes` streamed in chunks); [`metrics`]: the Prometheus endpoint and
 //!   health checks over HTTP; [`daemon`]: wiring the tasks together, signals.
 
+pub mod bfd_task;
 pub mod cluster_task;
 pub mod cni_token_task;
 pub mod config;

@@ -241,6 +241,7 @@ pub fn spawn(
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
     events: Events,
+    bfd: Option<crate::bfd_task::BfdHandle>,
 ) -> anyhow::Result<(Supervisor, tokio::task::JoinHandle<()>)> {
     let (accepted_tx, accepted) = mpsc::channel(64);
     let mut listeners = Listeners::open(&config.bgp.listen, &accepted_tx)
@@ -256,6 +257,7 @@ pub fn spawn(
         speaker,
         rib,
         events,
+        bfd,
         neighbors: BTreeMap::new(),
         ids: HashMap::new(),
         next_id: 1,
@@ -294,6 +296,8 @@ struct Task {
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
     events: Events,
+    /// The BFD task, for sessions configured with `bfd`.
+    bfd: Option<crate::bfd_task::BfdHandle>,
     neighbors: BTreeMap<IpAddr, Neighbor>,
     ids: HashMap<IpAddr, PeerId>,
     next_id: PeerId,
@@ -550,6 +554,7 @@ impl Task {
             self.speaker.clone(),
             self.rib.clone(),
             self.events.clone(),
+            self.bfd.clone(),
             &mut self.sessions,
             history,
         ) {

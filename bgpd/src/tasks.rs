@@ -35,6 +35,11 @@
 //!                                                     fib task: merged with the rib's FibChanges, the
 //!                                                     overlay's route winning for its prefix
 //!
+//!   session task --subscribe (Established, `bfd`)--> BFD task (bfd_task/): every BFD session
+//!                <--watch: BfdStatus (per session,--    and its UDP sockets (3784/4784);
+//!                   shared by its subscribers)          a path failure closes the BGP
+//!                                                       session (Cease / BFD Down)
+//!
 //!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
 //!                                       a reader that falls behind) --> subscribers
 //!
@@ -59,7 +64,8 @@
 //! `ipam::IpamHandle` (a shared handle, not a channel), `events::Event`,
 //! `dataplane::Snapshot` (the IPAM task's watch, `dataplane_task::SnapshotSender`),
 //! `dataplane::vxlan::OverlayRoutes` (the dataplane task's watch,
-//! `dataplane_task::OverlaySender`).
+//! `dataplane_task::OverlaySender`), `bfd_task::BfdStatus` (the BFD task's watch per
+//! session, held through `bfd_task::Subscription`).
 //!
 //! Channel rules:
 //! - `RibInput` is one bounded mpsc into the rib task ([`RIB_INPUT_CAPACITY`]);

@@ -278,6 +278,13 @@ fn check_session(
             "extended_next_hop is for IPv4 routes, but \"ipv4\" is not in families",
         );
     }
+    if let Some(bfd) = &session.bfd {
+        for (key, message) in bfd.problems() {
+            let mut path = at("bfd");
+            path.push(key.into());
+            problems.add(path, message);
+        }
+    }
     for (key, name) in [("import", &session.import), ("export", &session.export)] {
         if let Some(name) = name
             && !config.policy.filters.iter().any(|f| &f.name == name)

@@ -20,6 +20,7 @@
 //! listen = "10.0.0.1:9180"
 //! ```
 
+pub mod bfd;
 pub mod check;
 pub mod dataplane;
 pub mod error;

@@ -96,6 +96,10 @@ pub struct SessionOptions {
     /// (RFC 7947), which do not put their AS in the path. No effect on iBGP.
     #[serde(default = "default_true")]
     pub enforce_first_as: bool,
+    /// Follow a BFD session to the peer (`bfd = true` or a table of timers) and
+    /// close at once when it goes down (`config::bfd`).
+    #[serde(default, deserialize_with = "super::bfd::deserialize")]
+    pub bfd: Option<super::bfd::BfdOptions>,
 }
 
 impl SessionOptions {
@@ -124,6 +128,7 @@ impl SessionOptions {
             extended_next_hop: false,
             shutdown: false,
             enforce_first_as: true,
+            bfd: None,
         }
     }
 

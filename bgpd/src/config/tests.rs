@@ -550,3 +550,62 @@ fn the_collector_pod_grace_defaults_to_five_minutes() {
         "kubernetes.collector_pod_grace",
     );
 }
+
+#[test]
+fn bfd_is_true_false_or_a_table_of_timers() {
+    let neighbor = |bfd: &str| {
+        format!("{BASE}\n[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 65001\n{bfd}\n")
+    };
+    let bfd_of = |bfd: &str| {
+        Config::parse(&neighbor(bfd), "test.toml").unwrap().bgp.neighbors[0]
+            .session
+            .bfd
+    };
+    let frr_defaults = bfd::BfdOptions {
+        min_tx: 300,
+        min_rx: 300,
+        multiplier: 3,
+        on_down: bfd::OnDown::Reset,
+    };
+    assert_eq!(bfd_of(""), None);
+    assert_eq!(bfd_of("bfd = false"), None);
+    assert_eq!(bfd_of("bfd = true"), Some(frr_defaults));
+    assert_eq!(
+        bfd_of("bfd = { min_tx = 100, multiplier = 5, on_down = \"reset\" }"),
+        Some(bfd::BfdOptions {
+            min_tx: 100,
+            multiplier: 5,
+            ..frr_defaults
+        })
+    );
+    assert_eq!(
+        frr_defaults.session_config(),
+        ::bfd::SessionConfig::default()
+    );
+    // A listen range takes it too.
+    let range = format!(
+        "{BASE}\n[[bgp.listen_range]]\nprefix = \"10.1.0.0/16\"\nremote_asn = 65001\nbfd = true\n"
+    );
+    assert_eq!(
+        Config::parse(&range, "test.toml").unwrap().bgp.listen_ranges[0]
+            .session
+            .bfd,
+        Some(frr_defaults)
+    );
+
+    let text = error(&neighbor("bfd = { min_tx = 5 }"), 9, "bgp.neighbor[0].bfd.min_tx");
+    assert!(text.contains("between 10 and 60000 milliseconds"), "{text}");
+    let text = error(&neighbor("bfd = { multiplier = 0 }"), 9, "bgp.neighbor[0].bfd.multiplier");
+    assert!(text.contains("between 1 and 255"), "{text}");
+    for (bad, says) in [
+        ("bfd = { on_down = \"graceful\" }", "graceful"),
+        ("bfd = { min_txx = 300 }", "min_txx"),
+        ("bfd = \"yes\"", "true, false or a table"),
+        ("bfd = { multiplier = 300 }", "300"),
+    ] {
+        let all = errors(&neighbor(bad));
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!(all[0].starts_with("test.toml:9:"), "{bad}: {all:?}");
+        assert!(all[0].contains(says), "{bad}: {all:?}");
+    }
+}

@@ -5,6 +5,7 @@
 //! the secondary state machine.
 
 mod actions;
+mod bfd;
 
 use std::future::Future;
 use std::io;
@@ -58,6 +59,10 @@ pub(super) struct Driver {
     /// What was last published, and a counter of settings changes for it.
     published: Option<actions::Published>,
     settings_generation: u64,
+    /// The BFD task, for `bfd`.
+    bfd: Option<crate::bfd_task::BfdHandle>,
+    /// The BFD session this Established session follows.
+    bfd_subscription: Option<crate::bfd_task::Subscription>,
 }
 
 /// One state machine with its connection and timers.
@@ -96,6 +101,8 @@ enum Wake {
     Progress(Which),
     Timers,
     Outbound(Option<Outbound>),
+    /// The followed BFD session changed.
+    Bfd,
 }
 
 impl Slot {
@@ -147,6 +154,7 @@ impl Driver {
         status: watch::Sender<NeighborStatus>,
         counters: Arc<MessageCounters>,
         events: Events,
+        bfd: Option<crate::bfd_task::BfdHandle>,
     ) -> Result<Driver, bgp_proto::fsm::ConfigError> {
         let fsm = Fsm::new(settings.session_config(&speaker, Instant::now()))?;
         let admin_down = settings.shutdown;
@@ -171,6 +179,8 @@ impl Driver {
             malformed_log: actions::RateLimit::default(),
             published: None,
             settings_generation: 0,
+            bfd,
+            bfd_subscription: None,
         })
     }
 
@@ -202,6 +212,7 @@ impl Driver {
             secondary,
             connecting,
             up,
+            bfd_subscription,
             ..
         } = self;
         let secondary_conn = secondary.as_mut().and_then(|slot| slot.conn.as_mut());
@@ -212,6 +223,7 @@ impl Driver {
             result = poll_connecting(connecting.as_mut()) => Wake::Connected(result),
             () = sleep_until(deadline) => Wake::Timers,
             item = recv_outbound(up.as_mut()), if outbound_ready => Wake::Outbound(item),
+            () = bfd::changed(bfd_subscription.as_mut()) => Wake::Bfd,
         }
     }
 
@@ -252,6 +264,7 @@ impl Driver {
             Wake::Progress(which) => self.feed(which, Event::OutputProgressed).await,
             Wake::Timers => self.timers().await,
             Wake::Outbound(item) => self.outbound(item).await,
+            Wake::Bfd => self.bfd_changed().await,
         }
     }
 

@@ -16,6 +16,9 @@
 //!   takes them, a second state machine resolves a collision, or they are closed.
 //! - Each change of the neighbor's state is also told on the daemon's `Events`
 //!   (`Event::Session`).
+//! - With `bfd` configured and a `BfdHandle` given, an Established session follows
+//!   a BFD session to its peer (`crate::bfd_task`) and closes with Cease / BFD Down
+//!   (6/10, RFC 9384) when it reports a path failure, then starts again.
 //! - To the rib task the session sends `PeerUp` (with its `Outbound` channel and the
 //!   [`PeerInfo`](crate::tasks::PeerInfo)), each UPDATE (RFC 7606 treat-as-withdraw
 //!   and family disable applied), `EndOfRib`, `RouteRefresh`, `Drained` and
@@ -50,6 +53,7 @@ use tokio::task::{AbortHandle, JoinSet};
 pub use settings::{NeighborSettings, SpeakerSettings};
 pub use status::{History, MessageCounters, NeighborStatus};
 
+use crate::bfd_task::BfdHandle;
 use crate::events::Events;
 use crate::tasks::{PeerId, RibInput};
 
@@ -117,6 +121,7 @@ pub fn spawn(
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
     events: Events,
+    bfd: Option<BfdHandle>,
     tasks: &mut JoinSet<()>,
     history: History,
 ) -> Result<SessionHandle, bgp_proto::fsm::ConfigError> {
@@ -134,6 +139,7 @@ pub fn spawn(
         status_tx,
         counters.clone(),
         events,
+        bfd,
     )?;
     let task = tasks.spawn(driver.run());
     Ok(SessionHandle {

@@ -155,6 +155,7 @@ fn start(settings: NeighborSettings) -> Harness {
         speaker(),
         rib_tx,
         crate::events::Events::new(),
+        None,
         &mut tasks,
         super::History::default(),
     )

@@ -177,6 +177,7 @@ impl Driver {
             outbound,
         }))
         .await;
+        self.follow_bfd(local).await;
     }
 
     /// The session left Established: PeerDown, keeping the routes stale when the
@@ -189,6 +190,7 @@ impl Driver {
             return;
         }
         slot.up = false;
+        self.bfd_subscription = None;
         let Some(up) = self.up.take() else {
             return;
         };
@@ -251,6 +253,7 @@ impl Driver {
     /// A shutdown without a state machine (the other connection replaced it).
     async fn rib_down(&mut self, stale_for: Option<Duration>) {
         self.up = None;
+        self.bfd_subscription = None;
         for which in [Which::Primary, Which::Secondary] {
             if let Some(slot) = self.slot_mut(which) {
                 slot.up = false;

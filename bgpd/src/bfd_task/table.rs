@@ -1,0 +1,287 @@
+//! The BFD task's sessions: one `bfd::Session` per [`bfd::SessionKey`] with its
+//! sending socket and the `watch` its subscribers follow; the map of local
+//! discriminators; and the demultiplexing of received packets (RFC 5880 section
+//! 6.8.6: by Your Discriminator when it is nonzero, otherwise by key; RFC 5881
+//! section 5: single hop packets only with TTL 255).
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bfd::key::SINGLE_HOP_TTL;
+use bfd::{Action, ControlPacket, Diagnostic, DropReason, Session, SessionKey, State};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use super::Path;
+use super::socket::{self, Datagram};
+
+/// What subscribers see of a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BfdStatus {
+    pub key: SessionKey,
+    pub state: State,
+    /// Why the session last went down.
+    pub diagnostic: Diagnostic,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    /// Times the session went from Up to Down because the path failed.
+    pub failures: u64,
+    pub since: Instant,
+}
+
+struct Entry {
+    session: Session,
+    socket: UdpSocket,
+    destination: SocketAddr,
+    status: watch::Sender<BfdStatus>,
+}
+
+/// Every session of the task.
+pub struct Table {
+    entries: HashMap<SessionKey, Entry>,
+    discriminators: HashMap<u32, SessionKey>,
+    random: RandomState,
+    counter: u64,
+    /// Drops since they were last taken, by reason.
+    drops: BTreeMap<&'static str, u64>,
+}
+
+impl Table {
+    pub fn new() -> Table {
+        Table {
+            entries: HashMap::new(),
+            discriminators: HashMap::new(),
+            random: RandomState::new(),
+            counter: 0,
+            drops: BTreeMap::new(),
+        }
+    }
+
+    /// A random number (the process's hash keys over a counter).
+    fn random(&mut self) -> u64 {
+        self.counter += 1;
+        self.random.hash_one(self.counter)
+    }
+
+    /// The session of `path`, made when missing; a `watch` of its status.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        path: &Path,
+        config: bfd::SessionConfig,
+    ) -> Result<watch::Receiver<BfdStatus>, String> {
+        let (key, interface_index) = if path.multihop {
+            let key = SessionKey::Multihop {
+                local: path.local,
+                peer: path.peer,
+            };
+            (key, None)
+        } else {
+            let (interface, index) = socket::interface_of(path.local)
+                .ok_or_else(|| format!("no interface holds the local address {}", path.local))?;
+            (
+                SessionKey::SingleHop {
+                    interface,
+                    peer: path.peer,
+                },
+                Some(index),
+            )
+        };
+        if let Some(entry) = self.entries.get(&key) {
+            return Ok(entry.status.subscribe());
+        }
+        let discriminator = loop {
+            let candidate = self.random() as u32;
+            if candidate != 0 && !self.discriminators.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let seed = self.random();
+        let session = Session::new(now, config, discriminator, seed)
+            .map_err(|error| format!("BFD session to {key}: {error}"))?;
+        let port_start = self.random() as u16;
+        let (socket, destination, _) =
+            socket::sender(path.local, path.peer, interface_index, port_start).map_err(
+                |error| format!("BFD session to {key}: socket from {}: {error}", path.local),
+            )?;
+        let destination = SocketAddr::new(destination.ip(), key.port());
+        let (status, receiver) = watch::channel(BfdStatus {
+            key: key.clone(),
+            state: session.state(),
+            diagnostic: session.diagnostic(),
+            local_discriminator: discriminator,
+            remote_discriminator: 0,
+            failures: 0,
+            since: now,
+        });
+        tracing::info!(session = %key, discriminator, "BFD session created");
+        self.discriminators.insert(discriminator, key.clone());
+        self.entries.insert(
+            key,
+            Entry {
+                session,
+                socket,
+                destination,
+                status,
+            },
+        );
+        Ok(receiver)
+    }
+
+    /// The earliest timer of any session.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter_map(|entry| entry.session.poll_timeout())
+            .min()
+    }
+
+    /// Runs every session's timers due at `now`, and removes sessions nobody
+    /// follows any more.
+    pub fn timers(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for (key, entry) in &mut self.entries {
+            if entry.status.receiver_count() == 0 {
+                gone.push(key.clone());
+                continue;
+            }
+            if entry.session.poll_timeout().is_some_and(|due| due <= now) {
+                let actions = entry.session.on_timer(now);
+                entry.execute(now, actions);
+            }
+        }
+        for key in gone {
+            if let Some(entry) = self.entries.remove(&key) {
+                self.discriminators
+                    .remove(&entry.session.local_discriminator());
+                tracing::info!(session = %key, "BFD session removed (no subscriber)");
+            }
+        }
+    }
+
+    /// Handles one received datagram.
+    pub fn received(&mut self, now: Instant, datagram: Datagram) {
+        if let Err(reason) = self.deliver(now, &datagram) {
+            *self.drops.entry(reason).or_default() += 1;
+        }
+    }
+
+    fn deliver(&mut self, now: Instant, datagram: &Datagram) -> Result<(), &'static str> {
+        if !datagram.multihop && datagram.ttl != Some(SINGLE_HOP_TTL) {
+            return Err("ttl");
+        }
+        let packet = ControlPacket::decode(&datagram.bytes).map_err(|reason| reason.name())?;
+        let key = if packet.your_discriminator != 0 {
+            self.discriminators
+                .get(&packet.your_discriminator)
+                .cloned()
+                .ok_or(
+                    DropReason::UnknownDiscriminator {
+                        discriminator: packet.your_discriminator,
+                    }
+                    .name(),
+                )?
+        } else {
+            self.key_of(datagram).ok_or(DropReason::NoSession.name())?
+        };
+        let entry = self
+            .entries
+            .get_mut(&key)
+            .ok_or(DropReason::NoSession.name())?;
+        // The packet must come from the session's peer (and, single hop, over its
+        // interface): a discriminator alone is not enough.
+        if key.peer() != datagram.source || !matches_key(&key, datagram) {
+            return Err("wrong_source");
+        }
+        let actions = entry
+            .session
+            .on_packet(now, &packet)
+            .map_err(|reason| reason.name())?;
+        entry.execute(now, actions);
+        Ok(())
+    }
+
+    /// The key a datagram with Your Discriminator 0 is for.
+    fn key_of(&self, datagram: &Datagram) -> Option<SessionKey> {
+        if datagram.multihop {
+            Some(SessionKey::Multihop {
+                local: datagram.destination?,
+                peer: datagram.source,
+            })
+        } else {
+            Some(SessionKey::SingleHop {
+                interface: socket::interface_name(datagram.interface_index?)?,
+                peer: datagram.source,
+            })
+        }
+    }
+
+    /// The drops since the last call, as `reason: count, ...`; `None` when none.
+    pub fn take_drops(&mut self) -> Option<String> {
+        if self.drops.is_empty() {
+            return None;
+        }
+        let summary = self
+            .drops
+            .iter()
+            .map(|(reason, count)| format!("{reason}: {count}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.drops.clear();
+        Some(summary)
+    }
+}
+
+/// A datagram matched by discriminator arrived the way its session's key says.
+fn matches_key(key: &SessionKey, datagram: &Datagram) -> bool {
+    match key {
+        SessionKey::SingleHop { interface, .. } => {
+            !datagram.multihop
+                && datagram
+                    .interface_index
+                    .and_then(socket::interface_name)
+                    .is_some_and(|name| &name == interface)
+        }
+        SessionKey::Multihop { local, .. } => {
+            datagram.multihop && datagram.destination == Some(*local)
+        }
+    }
+}
+
+impl Entry {
+    /// Sends the session's packets and publishes its state changes.
+    fn execute(&mut self, now: Instant, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send(packet) => {
+                    // Never wait: a packet the socket cannot take now is lost, as
+                    // on the wire.
+                    if let Err(error) = self.socket.try_send_to(&packet.encode(), self.destination)
+                    {
+                        tracing::debug!(peer = %self.destination, "BFD: sending: {error}");
+                    }
+                }
+                Action::StateChanged(transition) => {
+                    let key = self.status.borrow().key.clone();
+                    if transition.signals_failure() {
+                        tracing::warn!(session = %key, diagnostic = %transition.diagnostic, "BFD {} -> {}", transition.from, transition.to);
+                    } else {
+                        tracing::info!(session = %key, diagnostic = %transition.diagnostic, "BFD {} -> {}", transition.from, transition.to);
+                    }
+                    let remote = self.session.remote().discriminator;
+                    self.status.send_modify(|status| {
+                        status.state = transition.to;
+                        status.diagnostic = transition.diagnostic;
+                        status.remote_discriminator = remote;
+                        status.since = now;
+                        if transition.signals_failure() {
+                            status.failures += 1;
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
