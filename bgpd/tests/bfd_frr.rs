@@ -1,16 +1,16 @@
-//! BFD against FRR's bfdd (single hop, RFC 5881): bgpd with `bfd = true` and FRR with
-//! `neighbor X bfd` bring the BFD session Up (FRR's `show bfd peers json` says so);
-//! with all traffic on the link dropped both ways by nftables, bgpd closes the BGP
-//! session and the peer's route leaves its kernel table within 1 s, although the hold
-//! time is 90 s; with traffic back, everything returns by itself. Needs root, FRR
-//! and nft.
+//! BFD against FRR's bfdd, single hop (RFC 5881) and multihop across a router (RFC
+//! 5883): bgpd with `bfd = true` and FRR with `neighbor X bfd` bring the BFD session
+//! Up (FRR's `show bfd peers json` says so); with all traffic to the peer dropped both
+//! ways by nftables, bgpd closes the BGP session with Cease / BFD Down and the peer's
+//! route leaves its kernel table within 1 s, although the hold time is 90 s; with
+//! traffic back, everything returns by itself. Needs root, FRR and nft.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
 use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
-use lab::{Frr, TIMEOUT};
+use lab::{Frr, Netns, TIMEOUT, Veth};
 use serde_json::Value;
 
 const PREFIX: &str = "10.172.1.0/24";
@@ -65,28 +65,24 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
     assert_eq!(neighbor["bgpTimerHoldTimeMsecs"], 90_000, "{neighbor}");
 
     // FRR's side: Up, with our 300/300/3 (the 1 s of slow start polled away).
-    lab::wait_until(TIMEOUT, "FRR's BFD peer 10.94.1.1 up", || {
-        frr_bfd_peer(&frr, "10.94.1.1").is_some_and(|peer| peer["status"] == "up")
-    })
-    .unwrap();
-    lab::wait_until(TIMEOUT, "our intervals at FRR", || {
-        frr_bfd_peer(&frr, "10.94.1.1").is_some_and(|peer| {
-            peer["remote-transmit-interval"] == 300
-                && peer["remote-receive-interval"] == 300
-                && peer["remote-detect-multiplier"] == 3
-        })
-    })
-    .unwrap();
-    let peer = frr_bfd_peer(&frr, "10.94.1.1").unwrap();
+    let peer = wait_frr_bfd_up(&frr, "10.94.1.1");
+    assert_eq!(peer["multihop"], false, "{peer}");
     assert_eq!(peer["interface"], "eth1", "{peer}");
     assert_ne!(peer["remote-id"], 0, "{peer}");
 
-    // Drop everything between the two, both ways.
-    pair.a
+    drop_and_measure(&pair.a, &wren, "10.94.1.2");
+    restore_and_wait(&pair.a, &wren, &frr, "10.94.1.2", "10.94.1.1");
+}
+
+/// Drops all traffic between `netns` and `peer`, both ways; checks that bgpd's
+/// session closed with Cease / BFD Down and the peer's route left the kernel within
+/// 1 s.
+fn drop_and_measure(netns: &Netns, wren: &Wren, peer: &str) {
+    netns
         .exec(&["nft", "add", "table", "inet", DROP_TABLE])
         .unwrap();
     for hook in ["input", "output"] {
-        pair.a
+        netns
             .exec(&[
                 "nft",
                 &format!("add chain inet {DROP_TABLE} {hook} {{ type filter hook {hook} priority 0 ; policy accept ; }}"),
@@ -94,24 +90,24 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
             .unwrap();
     }
     let dropped = Instant::now();
-    pair.a
+    netns
         .exec(&[
             "nft",
             &format!(
-                "add rule inet {DROP_TABLE} input ip saddr 10.94.1.2 drop ; add rule inet {DROP_TABLE} output ip daddr 10.94.1.2 drop"
+                "add rule inet {DROP_TABLE} input ip saddr {peer} drop ; add rule inet {DROP_TABLE} output ip daddr {peer} drop"
             ),
         ])
         .unwrap();
     let mut route_gone = None;
     while dropped.elapsed() < Duration::from_secs(5) {
-        if kernel_route(&pair.a, PREFIX).is_none() {
+        if kernel_route(netns, PREFIX).is_none() {
             route_gone = Some(dropped.elapsed());
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     let route_gone = route_gone.expect("the route left the kernel");
-    let neighbor = wren.bgpctl_json(&["show", "neighbor", "10.94.1.2"]);
+    let neighbor = wren.bgpctl_json(&["show", "neighbor", peer]);
     assert_ne!(neighbor["state"], "Established", "{neighbor}");
     assert!(
         neighbor["detail"]["last_error"]["reason"]
@@ -124,18 +120,92 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
         route_gone < Duration::from_secs(1),
         "the route left the kernel {route_gone:?} after the drop"
     );
+}
 
-    // Traffic back: BGP, the route and BFD return by themselves.
-    pair.a
+/// Lets traffic through again; BGP, the route and BFD (FRR's peer `us`) return by
+/// themselves.
+fn restore_and_wait(netns: &Netns, wren: &Wren, frr: &Frr, peer: &str, us: &str) {
+    netns
         .exec(&["nft", "delete", "table", "inet", DROP_TABLE])
         .unwrap();
-    wren.wait_established(&["10.94.1.2"]);
+    wren.wait_established(&[peer]);
     lab::wait_until(TIMEOUT, "the route back in the kernel", || {
-        kernel_route(&pair.a, PREFIX).is_some()
+        kernel_route(netns, PREFIX).is_some()
     })
     .unwrap();
     lab::wait_until(TIMEOUT, "FRR's BFD peer up again", || {
-        frr_bfd_peer(&frr, "10.94.1.1").is_some_and(|peer| peer["status"] == "up")
+        frr_bfd_peer(frr, us).is_some_and(|peer| peer["status"] == "up")
     })
     .unwrap();
+}
+
+/// Waits until FRR's BFD peer `us` is up with our 300/300/3 (the 1 s of slow start
+/// polled away); returns it.
+fn wait_frr_bfd_up(frr: &Frr, us: &str) -> Value {
+    lab::wait_until(TIMEOUT, "FRR's BFD peer up with 300/300/3", || {
+        frr_bfd_peer(frr, us).is_some_and(|peer| {
+            peer["status"] == "up"
+                && peer["remote-transmit-interval"] == 300
+                && peer["remote-receive-interval"] == 300
+                && peer["remote-detect-multiplier"] == 3
+        })
+    })
+    .unwrap();
+    frr_bfd_peer(frr, us).unwrap()
+}
+
+#[test]
+fn multihop_bfd_with_frr_across_a_router() {
+    let Some(_ready) = lab::require!(Root, Frr, Nft) else {
+        return;
+    };
+    let left = Netns::new("wbfml").unwrap();
+    let middle = Netns::new("wbfmm").unwrap();
+    let right = Netns::new("wbfmr").unwrap();
+    let _a = Veth::new(&left, "eth1", &middle, "eth1").unwrap();
+    let _b = Veth::new(&middle, "eth2", &right, "eth1").unwrap();
+    left.iface("eth1").addr("10.95.1.1/24").unwrap();
+    middle.iface("eth1").addr("10.95.1.2/24").unwrap();
+    middle.iface("eth2").addr("10.95.2.2/24").unwrap();
+    right.iface("eth1").addr("10.95.2.1/24").unwrap();
+    left.ip(&["route", "add", "10.95.2.0/24", "via", "10.95.1.2"])
+        .unwrap();
+    right
+        .ip(&["route", "add", "10.95.1.0/24", "via", "10.95.2.2"])
+        .unwrap();
+    middle
+        .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    let frr = Frr::start_daemons(
+        &left,
+        &frr_config(
+            65001,
+            "10.95.1.1",
+            " neighbor 10.95.2.1 remote-as 64512\n neighbor 10.95.2.1 ebgp-multihop 2\n neighbor 10.95.2.1 update-source 10.95.1.1\n neighbor 10.95.2.1 timers 30 90\n neighbor 10.95.2.1 bfd",
+            &format!("  network {PREFIX}"),
+            "",
+            &[PREFIX],
+        ),
+        &["bgpd", "bfdd"],
+    )
+    .unwrap();
+    let socket = Wren::socket_path(&right);
+    let wren = Wren::start(
+        &right,
+        &wren_config(
+            "10.95.2.1",
+            &socket,
+            true,
+            "[[bgp.neighbor]]\naddress = \"10.95.1.1\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nmultihop = 2\nbfd = true\n",
+        ),
+    );
+    wren.wait_established(&["10.95.1.1"]);
+    lab::wait_until(TIMEOUT, "the peer's route in bgpd's kernel table", || {
+        kernel_route(&right, PREFIX).is_some()
+    })
+    .unwrap();
+    let peer = wait_frr_bfd_up(&frr, "10.95.2.1");
+    assert_eq!(peer["multihop"], true, "{peer}");
+    drop_and_measure(&right, &wren, "10.95.1.1");
+    restore_and_wait(&right, &wren, &frr, "10.95.1.1", "10.95.2.1");
 }

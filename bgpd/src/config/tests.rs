@@ -557,7 +557,10 @@ fn bfd_is_true_false_or_a_table_of_timers() {
         format!("{BASE}\n[[bgp.neighbor]]\naddress = \"10.0.0.2\"\nremote_asn = 65001\n{bfd}\n")
     };
     let bfd_of = |bfd: &str| {
-        Config::parse(&neighbor(bfd), "test.toml").unwrap().bgp.neighbors[0]
+        Config::parse(&neighbor(bfd), "test.toml")
+            .unwrap()
+            .bgp
+            .neighbors[0]
             .session
             .bfd
     };
@@ -587,15 +590,26 @@ fn bfd_is_true_false_or_a_table_of_timers() {
         "{BASE}\n[[bgp.listen_range]]\nprefix = \"10.1.0.0/16\"\nremote_asn = 65001\nbfd = true\n"
     );
     assert_eq!(
-        Config::parse(&range, "test.toml").unwrap().bgp.listen_ranges[0]
+        Config::parse(&range, "test.toml")
+            .unwrap()
+            .bgp
+            .listen_ranges[0]
             .session
             .bfd,
         Some(frr_defaults)
     );
 
-    let text = error(&neighbor("bfd = { min_tx = 5 }"), 9, "bgp.neighbor[0].bfd.min_tx");
+    let text = error(
+        &neighbor("bfd = { min_tx = 5 }"),
+        9,
+        "bgp.neighbor[0].bfd.min_tx",
+    );
     assert!(text.contains("between 10 and 60000 milliseconds"), "{text}");
-    let text = error(&neighbor("bfd = { multiplier = 0 }"), 9, "bgp.neighbor[0].bfd.multiplier");
+    let text = error(
+        &neighbor("bfd = { multiplier = 0 }"),
+        9,
+        "bgp.neighbor[0].bfd.multiplier",
+    );
     assert!(text.contains("between 1 and 255"), "{text}");
     for (bad, says) in [
         ("bfd = { on_down = \"graceful\" }", "graceful"),
