@@ -14,7 +14,7 @@ use lab::{Frr, Netns, TIMEOUT, Veth};
 use serde_json::Value;
 
 const PREFIX: &str = "10.172.1.0/24";
-/// The nftables table the test drops traffic with (in namespace a only).
+/// The nftables table the test drops traffic with (in bgpd's namespace only).
 const DROP_TABLE: &str = "wren_bfd_test";
 
 /// FRR's BFD peer `address` from `show bfd peers json`.
@@ -47,15 +47,17 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
     )
     .unwrap();
     let socket = Wren::socket_path(&pair.a);
-    let wren = Wren::start(
-        &pair.a,
-        &wren_config(
+    let config = |bfd: &str| {
+        wren_config(
             "10.94.1.1",
             &socket,
             true,
-            "[[bgp.neighbor]]\naddress = \"10.94.1.2\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nbfd = true\n",
-        ),
-    );
+            &format!(
+                "[[bgp.neighbor]]\naddress = \"10.94.1.2\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\n{bfd}\n"
+            ),
+        )
+    };
+    let wren = Wren::start(&pair.a, &config("bfd = true"));
     wren.wait_established(&["10.94.1.2"]);
     lab::wait_until(TIMEOUT, "the peer's route in bgpd's kernel table", || {
         kernel_route(&pair.a, PREFIX).is_some()
@@ -72,12 +74,40 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
 
     drop_and_measure(&pair.a, &wren, "10.94.1.2");
     restore_and_wait(&pair.a, &wren, &frr, "10.94.1.2", "10.94.1.1");
+
+    // FRR 8.4 takes its BGP session down on our AdminDown, and its `no neighbor X
+    // bfd` sends Down (not AdminDown), which takes ours down once (RFC 5880 6.8.6,
+    // diag 3). Then the session comes back although BFD stays down (BGP never waits
+    // for BFD), and without bfd (a reload, which keeps the session) the same drop
+    // leaves the session to its 90 s hold timer.
+    let count = wren.neighbor("10.94.1.2").unwrap()["established_count"].clone();
+    frr.vtysh_lines(&[
+        "configure terminal",
+        "router bgp 65001",
+        "no neighbor 10.94.1.1 bfd",
+    ])
+    .unwrap();
+    lab::wait_until(TIMEOUT, "the session back without BFD", || {
+        wren.neighbor("10.94.1.2")
+            .is_some_and(|n| n["state"] == "Established" && n["established_count"] != count)
+            && kernel_route(&pair.a, PREFIX).is_some()
+    })
+    .unwrap();
+    std::fs::write(&wren.config_path, config("")).unwrap();
+    let summary = wren.bgpctl_json(&["reload"]);
+    assert_eq!(summary["reset"], serde_json::json!([]), "{summary}");
+    block(&pair.a, "10.94.1.2");
+    std::thread::sleep(Duration::from_secs(2));
+    let neighbor = wren.neighbor("10.94.1.2").unwrap();
+    assert_eq!(neighbor["state"], "Established", "{neighbor}");
+    assert!(kernel_route(&pair.a, PREFIX).is_some());
+    pair.a
+        .exec(&["nft", "delete", "table", "inet", DROP_TABLE])
+        .unwrap();
 }
 
-/// Drops all traffic between `netns` and `peer`, both ways; checks that bgpd's
-/// session closed with Cease / BFD Down and the peer's route left the kernel within
-/// 1 s.
-fn drop_and_measure(netns: &Netns, wren: &Wren, peer: &str) {
+/// Drops all traffic between `netns` and `peer`, both ways; returns when.
+fn block(netns: &Netns, peer: &str) -> Instant {
     netns
         .exec(&["nft", "add", "table", "inet", DROP_TABLE])
         .unwrap();
@@ -98,6 +128,13 @@ fn drop_and_measure(netns: &Netns, wren: &Wren, peer: &str) {
             ),
         ])
         .unwrap();
+    dropped
+}
+
+/// Blocks `peer` ([`block`]); checks that bgpd's session closed with Cease / BFD Down
+/// and the peer's route left the kernel within 1 s.
+fn drop_and_measure(netns: &Netns, wren: &Wren, peer: &str) {
+    let dropped = block(netns, peer);
     let mut route_gone = None;
     while dropped.elapsed() < Duration::from_secs(5) {
         if kernel_route(netns, PREFIX).is_none() {

@@ -18,7 +18,8 @@
 //!   never for a failure before the subscription, so a flap cannot replay an old
 //!   one).
 //! - Dropping the subscription is the unsubscription: a session without subscribers
-//!   is removed at its next timer (within about a second).
+//!   is removed at its next timer (within about a second), with one AdminDown packet
+//!   to the peer so that it does not count a failure.
 //! - Received packets: single hop ones must come with TTL 255 (RFC 5881 section 5);
 //!   each is decoded and checked by the `bfd` crate, and matched to a session by Your
 //!   Discriminator or, when it is 0, by key. A packet never creates a session; drops

@@ -139,7 +139,7 @@ impl Table {
     }
 
     /// Runs every session's timers due at `now`, and removes sessions nobody
-    /// follows any more.
+    /// follows any more (sending AdminDown once).
     pub fn timers(&mut self, now: Instant) {
         let mut gone = Vec::new();
         for (key, entry) in &mut self.entries {
@@ -153,7 +153,11 @@ impl Table {
             }
         }
         for key in gone {
-            if let Some(entry) = self.entries.remove(&key) {
+            if let Some(mut entry) = self.entries.remove(&key) {
+                // Tell the peer it is administratively down, not a failure (RFC 5880
+                // section 6.8.16): one packet, on the way out.
+                let actions = entry.session.set_admin_down(now, true);
+                entry.execute(now, actions);
                 self.discriminators
                     .remove(&entry.session.local_discriminator());
                 tracing::info!(session = %key, "BFD session removed (no subscriber)");

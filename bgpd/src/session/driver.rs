@@ -312,7 +312,11 @@ impl Driver {
             || speaker.router_id != self.speaker.router_id
             || speaker.graceful_restart != self.speaker.graceful_restart;
         let was_down = self.settings.shutdown;
+        let bfd_before = self.settings.bfd;
         self.settings = settings;
+        if self.settings.bfd != bfd_before {
+            self.bfd_reconfigured().await;
+        }
         self.settings_generation += 1;
         self.speaker = speaker;
         if self.settings.shutdown && !was_down {

@@ -121,8 +121,8 @@ impl NeighborSettings {
     /// True when going from `self` to `new` changes the OPEN or the connection, so
     /// the session must start over (other changes apply in place).
     pub fn needs_new_open(&self, new: &NeighborSettings) -> bool {
-        // What the rib applies (policy, reflection, limits) and what only the
-        // supervisor or the status use.
+        // What the rib applies (policy, reflection, limits), what only the
+        // supervisor or the status use, and BFD (followed anew in place).
         let in_place = |settings: &NeighborSettings| NeighborSettings {
             session: SessionOptions {
                 description: None,
@@ -133,6 +133,8 @@ impl NeighborSettings {
                 max_prefixes: None,
                 import: None,
                 export: None,
+                // The session follows BFD or stops following it in place.
+                bfd: None,
                 ..settings.session.clone()
             },
             ..settings.clone()

@@ -11,6 +11,7 @@ use bgp_proto::notification::{cease_subcode, code};
 
 use super::Driver;
 use crate::bfd_task::{Path, Subscription};
+use crate::session::addresses::canonical;
 
 /// Waits until the followed BFD session changes (forever without one).
 pub(super) async fn changed(subscription: Option<&mut Subscription>) {
@@ -37,6 +38,21 @@ impl Driver {
                 tracing::warn!(neighbor = %self.settings.address, "BFD not followed: {error}");
                 self.set_last_error(format!("BFD not followed: {error}"));
             }
+        }
+    }
+
+    /// `bfd` changed in a reload: an Established session follows BFD with the new
+    /// settings at once (or stops following it).
+    pub(super) async fn bfd_reconfigured(&mut self) {
+        self.bfd_subscription = None;
+        let local = [&self.primary]
+            .into_iter()
+            .chain(self.secondary.as_ref())
+            .find(|slot| slot.up)
+            .and_then(|slot| slot.conn.as_ref())
+            .map(|conn| canonical(conn.local.ip()));
+        if let Some(local) = local {
+            self.follow_bfd(local).await;
         }
     }
 
