@@ -115,6 +115,7 @@ impl SessionHandle {
 /// Starts the session task of one neighbor, going on from `history` (the default for
 /// a new neighbor); fails when the state machine refuses the settings (the config
 /// checks make that rare: a reserved AS, for example).
+#[allow(clippy::too_many_arguments)] // what the task owns, each from its own owner
 pub fn spawn(
     peer: PeerId,
     settings: NeighborSettings,
