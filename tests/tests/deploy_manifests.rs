@@ -253,6 +253,7 @@ fn check_config(config: &str, env: &[(&str, &str)]) -> (bool, String) {
         .arg("--check-config")
         .arg(&path)
         .env_remove("WREN_ROUTER_ID")
+        .env_remove("WREN_METRICS_LISTEN")
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -331,6 +332,38 @@ fn the_shipped_config_parses_and_the_daemonset_gives_bgpd_what_it_needs() {
     assert_eq!(bgpd["command"][0], "bgpd");
     assert_eq!(env_source(bgpd, "NODENAME"), "spec.nodeName");
     assert_eq!(env_source(bgpd, "WREN_ROUTER_ID"), "status.hostIP");
+    // The metrics listener at the node's address: WREN_ROUTER_ID expanded by the
+    // kubelet (so defined before), on the port the annotations and the container name.
+    let env = bgpd["env"].as_sequence().unwrap();
+    let position = |name: &str| env.iter().position(|e| e["name"].as_str() == Some(name));
+    assert!(position("WREN_ROUTER_ID") < position("WREN_METRICS_LISTEN"));
+    let listen = env[position("WREN_METRICS_LISTEN").unwrap()]["value"]
+        .as_str()
+        .unwrap();
+    assert_eq!(listen, "$(WREN_ROUTER_ID):9180");
+    let expanded = listen.replace("$(WREN_ROUTER_ID)", "192.0.2.1");
+    let (ok, out) = check_config(
+        toml_text,
+        &[
+            ("WREN_ROUTER_ID", "192.0.2.1"),
+            ("WREN_METRICS_LISTEN", &expanded),
+        ],
+    );
+    assert!(ok, "bgpd --check-config with {expanded}: {out}");
+    let (ok, out) = check_config(
+        toml_text,
+        &[
+            ("WREN_ROUTER_ID", "192.0.2.1"),
+            ("WREN_METRICS_LISTEN", "192.0.2.1"),
+        ],
+    );
+    assert!(!ok && out.contains("WREN_METRICS_LISTEN"), "{out}");
+    let annotations = &spec["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "9180");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert_eq!(bgpd["ports"][0]["name"], "metrics");
+    assert_eq!(bgpd["ports"][0]["containerPort"], 9180);
     let security = &bgpd["securityContext"];
     assert_eq!(security["privileged"], false);
     let added: Vec<&str> = security["capabilities"]["add"]

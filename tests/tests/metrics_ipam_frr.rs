@@ -285,7 +285,6 @@ fn metrics_follow_the_fib_and_ipam_and_readyz_follows_etcd() {
         true,
         &format!(
             "[bgp.graceful_restart]\nrestart_time = 600\n\n\
-             [metrics]\nlisten = \"{listen}\"\n\n\
              [[bgp.neighbor]]\naddress = \"10.85.0.1\"\nremote_asn = 65001\nfamilies = [\"ipv4\", \"ipv6\"]\n\n{}",
             ipam_section(
                 NODE,
@@ -298,7 +297,12 @@ fn metrics_follow_the_fib_and_ipam_and_readyz_follows_etcd() {
             )
         ),
     );
-    let wren = Wren::start(&net.b, &config);
+    // The listener from the environment, as the DaemonSet gives it.
+    let wren = Wren::start_with_env(
+        &net.b,
+        &config,
+        &[("WREN_METRICS_LISTEN", &listen.to_string())],
+    );
     let daemon = Daemon {
         wren: &wren,
         netns: &net.b,

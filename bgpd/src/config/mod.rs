@@ -94,7 +94,8 @@ pub struct Config {
 impl Config {
     /// Reads and checks the configuration file at `path`: every problem found, each
     /// naming the file, line and key.
-    /// A file without `[bgp] router_id` takes it from [`ROUTER_ID_ENV`] when set (the
+    /// A file without `[bgp] router_id` takes it from [`ROUTER_ID_ENV`] when set, and
+    /// one without `[metrics]` its listener from [`metrics::LISTEN_ENV`] (the
     /// DaemonSet's one ConfigMap for every node, each with its own address).
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
@@ -104,7 +105,34 @@ impl Config {
             ])
         })?;
         let router_id = std::env::var(ROUTER_ID_ENV).ok();
-        Config::parse_with(&text, &file, router_id.as_deref())
+        let metrics_listen = std::env::var(metrics::LISTEN_ENV).ok();
+        let config = Config::parse_with(&text, &file, router_id.as_deref())?;
+        config.with_metrics_listen(&text, &file, metrics_listen.as_deref())
+    }
+
+    /// `config` with `[metrics] listen` from `value` (the value of
+    /// [`metrics::LISTEN_ENV`]) when the text has no `[metrics]`; an empty value is
+    /// none.
+    pub fn with_metrics_listen(
+        mut self,
+        text: &str,
+        file: &str,
+        value: Option<&str>,
+    ) -> Result<Config, ConfigErrors> {
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(self);
+        };
+        if self.metrics.is_some() {
+            return Ok(self);
+        }
+        let listen = value.parse().map_err(|_| {
+            ConfigErrors(vec![error::Locator::new(file, text).file_error(format!(
+                "{}={value:?} is not an ADDR:PORT (the metrics listener when [metrics] names none)",
+                metrics::LISTEN_ENV
+            ))])
+        })?;
+        self.metrics = Some(MetricsConfig { listen });
+        Ok(self)
     }
 
     /// Parses and checks a configuration text; `file` names it in errors.

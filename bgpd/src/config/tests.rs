@@ -519,6 +519,40 @@ fn max_prefixes_is_one_limit_or_one_per_family() {
 }
 
 #[test]
+fn the_metrics_listener_comes_from_the_environment_only_when_the_file_names_none() {
+    let without = Config::parse(BASE, "test.toml").unwrap();
+    assert!(without.metrics.is_none());
+    let config = without
+        .clone()
+        .with_metrics_listen(BASE, "test.toml", Some("192.0.2.7:9180"))
+        .unwrap();
+    assert_eq!(
+        config.metrics.unwrap().listen,
+        "192.0.2.7:9180".parse().unwrap()
+    );
+    // Empty or absent: no listener.
+    let config = without
+        .clone()
+        .with_metrics_listen(BASE, "test.toml", Some(""))
+        .unwrap();
+    assert!(config.metrics.is_none());
+    // The file wins.
+    let with = format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9100\"\n");
+    let config = Config::parse(&with, "test.toml")
+        .unwrap()
+        .with_metrics_listen(&with, "test.toml", Some("192.0.2.7:9180"))
+        .unwrap();
+    assert_eq!(config.metrics.unwrap().listen.port(), 9100);
+    // Not an address and port: one line naming the variable.
+    let bad = without
+        .with_metrics_listen(BASE, "test.toml", Some("192.0.2.7"))
+        .unwrap_err();
+    assert_eq!(bad.0.len(), 1);
+    let text = bad.0[0].to_string();
+    assert!(text.contains("WREN_METRICS_LISTEN=\"192.0.2.7\""), "{text}");
+}
+
+#[test]
 fn the_router_id_comes_from_the_environment_only_when_the_file_names_none() {
     let without = "[bgp]\nasn = 64512\n";
     let config = Config::parse_with(without, "test.toml", Some("192.0.2.7")).unwrap();
