@@ -7,15 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+mod bfd_support;
 
+use std::time::Duration;
+
+use bfd_support::{PREFIX, block, drop_and_measure, unblock};
 use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
 use lab::{Frr, Netns, TIMEOUT, Veth};
 use serde_json::Value;
-
-const PREFIX: &str = "10.172.1.0/24";
-/// The nftables table the test drops traffic with (in bgpd's namespace only).
-const DROP_TABLE: &str = "wren_bfd_test";
 
 /// FRR's BFD peer `address` from `show bfd peers json`.
 fn frr_bfd_peer(frr: &Frr, address: &str) -> Option<Value> {
@@ -101,79 +100,15 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
     let neighbor = wren.neighbor("10.94.1.2").unwrap();
     assert_eq!(neighbor["state"], "Established", "{neighbor}");
     assert!(kernel_route(&pair.a, PREFIX).is_some());
-    pair.a
-        .exec(&["nft", "delete", "table", "inet", DROP_TABLE])
-        .unwrap();
+    unblock(&pair.a);
 }
 
-/// Drops all traffic between `netns` and `peer`, both ways; returns when.
-fn block(netns: &Netns, peer: &str) -> Instant {
-    netns
-        .exec(&["nft", "add", "table", "inet", DROP_TABLE])
-        .unwrap();
-    for hook in ["input", "output"] {
-        netns
-            .exec(&[
-                "nft",
-                &format!("add chain inet {DROP_TABLE} {hook} {{ type filter hook {hook} priority 0 ; policy accept ; }}"),
-            ])
-            .unwrap();
-    }
-    let dropped = Instant::now();
-    netns
-        .exec(&[
-            "nft",
-            &format!(
-                "add rule inet {DROP_TABLE} input ip saddr {peer} drop ; add rule inet {DROP_TABLE} output ip daddr {peer} drop"
-            ),
-        ])
-        .unwrap();
-    dropped
-}
-
-/// Blocks `peer` ([`block`]); checks that bgpd's session closed with Cease / BFD Down
-/// and the peer's route left the kernel within 1 s.
-fn drop_and_measure(netns: &Netns, wren: &Wren, peer: &str) {
-    let dropped = block(netns, peer);
-    let mut route_gone = None;
-    while dropped.elapsed() < Duration::from_secs(5) {
-        if kernel_route(netns, PREFIX).is_none() {
-            route_gone = Some(dropped.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let route_gone = route_gone.expect("the route left the kernel");
-    let neighbor = wren.bgpctl_json(&["show", "neighbor", peer]);
-    assert_ne!(neighbor["state"], "Established", "{neighbor}");
-    assert!(
-        neighbor["detail"]["last_error"]["reason"]
-            .as_str()
-            .is_some_and(|reason| reason.contains("6/10")),
-        "closed with Cease / BFD Down (inside a Hard Reset with FRR): {neighbor}"
-    );
-    eprintln!("route gone from the kernel {route_gone:?} after the drop (detection time 900 ms)");
-    assert!(
-        route_gone < Duration::from_secs(1),
-        "the route left the kernel {route_gone:?} after the drop"
-    );
-}
-
-/// Lets traffic through again; BGP, the route and BFD (FRR's peer `us`) return by
+/// Lets traffic through again; BGP, the route and FRR's BFD peer `us` return by
 /// themselves.
 fn restore_and_wait(netns: &Netns, wren: &Wren, frr: &Frr, peer: &str, us: &str) {
-    netns
-        .exec(&["nft", "delete", "table", "inet", DROP_TABLE])
-        .unwrap();
-    wren.wait_established(&[peer]);
-    lab::wait_until(TIMEOUT, "the route back in the kernel", || {
-        kernel_route(netns, PREFIX).is_some()
-    })
-    .unwrap();
-    lab::wait_until(TIMEOUT, "FRR's BFD peer up again", || {
+    bfd_support::restore_and_wait(netns, wren, peer, || {
         frr_bfd_peer(frr, us).is_some_and(|peer| peer["status"] == "up")
-    })
-    .unwrap();
+    });
 }
 
 /// Waits until FRR's BFD peer `us` is up with our 300/300/3 (the 1 s of slow start
