@@ -118,9 +118,9 @@ fn fib_agrees(samples: &Samples, fib: &Value) -> Result<(), String> {
     for route in fib["installed"].as_array().unwrap() {
         let prefix: IpNet = route["prefix"].as_str().unwrap().parse().unwrap();
         let family = if prefix.addr().is_ipv6() {
-            "ipv6"
+            "ipv6-unicast"
         } else {
-            "ipv4"
+            "ipv4-unicast"
         };
         *listed
             .entry((
@@ -345,10 +345,10 @@ fn metrics_follow_the_fib_and_ipam_and_readyz_follows_etcd() {
         |samples, fib| {
             fib_agrees(samples, fib)?;
             for (family, kind, least) in [
-                ("ipv4", "unicast", 3.0),
-                ("ipv6", "unicast", 2.0),
-                ("ipv4", "blackhole", 1.0),
-                ("ipv6", "blackhole", 1.0),
+                ("ipv4-unicast", "unicast", 3.0),
+                ("ipv6-unicast", "unicast", 2.0),
+                ("ipv4-unicast", "blackhole", 1.0),
+                ("ipv6-unicast", "blackhole", 1.0),
             ] {
                 let routes = samples
                     .value("wren_fib_routes", &[("family", family), ("kind", kind)])

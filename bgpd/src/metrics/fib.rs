@@ -29,9 +29,10 @@ pub struct FibSample {
     pub summary: Summary,
 }
 
-/// `ipv4` or `ipv6`, as every `family` label of the metrics says it.
+/// `ipv4-unicast` or `ipv6-unicast`: the `family` label of every series (the BGP and
+/// RIB series', bgpctl's name of the family), so that a query can join them.
 pub fn family(ipv6: bool) -> &'static str {
-    if ipv6 { "ipv6" } else { "ipv4" }
+    if ipv6 { "ipv6-unicast" } else { "ipv4-unicast" }
 }
 
 impl Collector for FibSample {
