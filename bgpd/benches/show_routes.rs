@@ -30,17 +30,10 @@ use bgpd::tasks::{PREFIX_SCAN, PrefixCursor, ROUTE_CHUNK};
 use control_proto::RouteQuery;
 use criterion::Criterion;
 use ipnet::IpNet;
-use support::{Loaded, Scenario, load, setup, updates};
+use support::{Loaded, Scenario, cpu_time, load, longest_and_p99, setup, updates};
 
 /// UPDATEs handled between two query turns.
 const UPDATES_PER_GAP: usize = 2;
-
-/// This thread's CPU time so far.
-fn cpu_time() -> Duration {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map(Duration::from)
-        .unwrap_or_default()
-}
 
 /// Wall and CPU time of one turn.
 fn timed<T>(turn: impl FnOnce() -> T, wall: &mut Vec<Duration>, cpu: &mut Vec<Duration>) -> T {
@@ -49,17 +42,6 @@ fn timed<T>(turn: impl FnOnce() -> T, wall: &mut Vec<Duration>, cpu: &mut Vec<Du
     cpu.push(cpu_time().saturating_sub(cpu_started));
     wall.push(started.elapsed());
     result
-}
-
-/// The longest and the 99th percentile of some durations, in milliseconds.
-fn longest_and_p99(mut times: Vec<Duration>) -> (f64, f64) {
-    times.sort_unstable();
-    let max = times.last().copied().unwrap_or_default();
-    let p99 = times
-        .get(times.len().saturating_mul(99) / 100)
-        .copied()
-        .unwrap_or_default();
-    (max.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3)
 }
 
 /// One line: turns, longest and p99 in wall and CPU time.

@@ -43,6 +43,10 @@
 //!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
 //!                                       a reader that falls behind) --> subscribers
 //!
+//!   metrics task (per scrape) --supervisor::Request::Neighbors--> supervisor (snapshots
+//!   (HTTP, [metrics])         |                                  with kind and counters)
+//!                             +--RibQuery::Counts--> rib task (one turn, O(neighbors))
+//!
 //!   API server <--kube watch/patch-- cluster task --supervisor::Request::Cluster--> supervisor
 //!   (BGPPeer, BGPConfiguration,       (cluster_task/, the       (the BGPPeers' neighbors,
 //!    Nodes, Secrets, WrenNode          `cluster` crate)          applied like a reload)

@@ -1,11 +1,12 @@
 //! What the RIB benches share: a RIB with eBGP/iBGP sessions up, UPDATEs of 800
-//! IPv4 prefixes (/26 to /32) to feed it, and feeding them as the rib task does.
+//! IPv4 prefixes (/26 to /32) to feed it, feeding them as the rib task does, and
+//! timing one turn of the rib task (its thread's CPU time, the longest and p99).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bgp_proto::{AsPath, Ipv4Prefix, Origin, PathAttributes, SessionContext, Update};
 use bgpd::config::Config;
@@ -74,32 +75,7 @@ pub fn setup(scenario: Scenario) -> (Loaded, Box<dyn Iterator<Item = RibInput>>)
     let mut receivers = Vec::new();
     let mut up = |rib: &mut Rib, id: u32, address: [u8; 4], remote_asn: u32| {
         // Big enough for the whole export of `ToIbgp` (a few hundred batches).
-        let (sender, receiver) = mpsc::channel(4096);
-        receivers.push(receiver);
-        let info = PeerInfo {
-            address: IpAddr::from(address),
-            local_address: IpAddr::from([10, 0, 0, 1]),
-            local_ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)),
-            local_ipv6: None,
-            local_link_local: None,
-            local_asn: ASN,
-            remote_asn,
-            remote_router_id: Ipv4Addr::from(address),
-            context: SessionContext {
-                ibgp: remote_asn == ASN,
-                ..SessionContext::default()
-            },
-            neighbor: Ipv4Addr::from(address).to_string(),
-            graceful_restart: None,
-        };
-        rib.handle(
-            RibInput::PeerUp(PeerUp {
-                peer: id,
-                info: Arc::new(info),
-                outbound: sender,
-            }),
-            now,
-        );
+        receivers.push(peer_up(rib, id, address, remote_asn, 4096));
     };
     up(&mut rib, 1, [10, 0, 0, 2], 65001);
     let first = updates(1, 65001, [10, 0, 0, 2], scenario.prefixes(), 1);
@@ -125,6 +101,62 @@ pub fn setup(scenario: Scenario) -> (Loaded, Box<dyn Iterator<Item = RibInput>>)
         },
         inputs,
     )
+}
+
+/// Brings up a session of `id` from `address` (AS `remote_asn`; iBGP when it is ours)
+/// with an outbound channel of `capacity` batches; returns its receiving end.
+pub fn peer_up(
+    rib: &mut Rib,
+    id: u32,
+    address: [u8; 4],
+    remote_asn: u32,
+    capacity: usize,
+) -> mpsc::Receiver<Outbound> {
+    let (sender, receiver) = mpsc::channel(capacity);
+    let info = PeerInfo {
+        address: IpAddr::from(address),
+        local_address: IpAddr::from([10, 0, 0, 1]),
+        local_ipv4: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        local_ipv6: None,
+        local_link_local: None,
+        local_asn: ASN,
+        remote_asn,
+        remote_router_id: Ipv4Addr::from(address),
+        context: SessionContext {
+            ibgp: remote_asn == ASN,
+            ..SessionContext::default()
+        },
+        neighbor: Ipv4Addr::from(address).to_string(),
+        graceful_restart: None,
+    };
+    rib.handle(
+        RibInput::PeerUp(PeerUp {
+            peer: id,
+            info: Arc::new(info),
+            outbound: sender,
+        }),
+        Instant::now(),
+    );
+    receiver
+}
+
+/// This thread's CPU time so far: what a turn costs the rib task, without the time
+/// other processes of a busy machine took the core.
+pub fn cpu_time() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// The longest and the 99th percentile of some durations, in milliseconds.
+pub fn longest_and_p99(mut times: Vec<Duration>) -> (f64, f64) {
+    times.sort_unstable();
+    let max = times.last().copied().unwrap_or_default();
+    let p99 = times
+        .get(times.len().saturating_mul(99) / 100)
+        .copied()
+        .unwrap_or_default();
+    (max.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3)
 }
 
 /// UPDATEs from `peer` announcing `count` prefixes (/26 to /32, distinct), AS path
