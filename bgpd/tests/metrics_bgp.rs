@@ -500,10 +500,12 @@ fn metrics_equal_bgpctl_and_counters_only_grow() {
     let after_reset = wait_transitions(&net, FRR_V4, 2);
     counters_grew(&samples, &after_reset, "bgpctl neighbor reset");
     // Cease / Administrative Reset (6/4), which goes out as an RFC 8538 Hard Reset
-    // (6/9) when both sides set the N bit.
+    // (6/9) when both sides set the N bit; besides it, both sides reconnecting at once
+    // may make us close one connection with Cease / Connection Collision (6/7).
     let sent_reset = [("peer", FRR_V4), ("direction", "sent"), ("code", "6")];
     let sent: Vec<_> = after_reset
         .matching("wren_bgp_notifications_total", &sent_reset)
+        .filter(|sample| sample.1["subcode"] != "7")
         .collect();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(
