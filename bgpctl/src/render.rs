@@ -1,13 +1,14 @@
 //! The text bgpctl prints for each answer, from the same values `--json` prints as
 //! they are: `show neighbors` like FRR's `show bgp summary`, `show neighbor` like
-//! FRR's `show bgp neighbor`, `show fib` like `ip route` in columns. (A reload summary
+//! FRR's `show bgp neighbor`, `show fib` like `ip route` in columns, `show bfd` like
+//! FRR's `show bfd peers brief` with the negotiated timers. (A reload summary
 //! prints as control-proto's `Display` of it.)
 //! Tables go through [`crate::table`]; `show routes` is in [`crate::routes`].
 
 use std::fmt::Write;
 
 use control_proto::fib::Snapshot;
-use control_proto::{MessageCount, NeighborEntry};
+use control_proto::{BfdSession, MessageCount, NeighborEntry};
 
 use crate::table::{self, Column};
 
@@ -282,6 +283,42 @@ pub fn fib(snapshot: &Snapshot) -> String {
 }
 
 /// Formats a duration like FRR's Up/Down column: `00:05:12`, `3d04h12m`.
+/// `show bfd`: one line per BFD session, like FRR's `show bfd peers brief` with the
+/// negotiated timers.
+pub fn bfd(sessions: &[BfdSession]) -> String {
+    const COLUMNS: [Column; 9] = [
+        Column::left("Peer"),
+        Column::left("Interface/Local"),
+        Column::left("State"),
+        Column::right("LocalDisc"),
+        Column::right("RemoteDisc"),
+        Column::right("TxMs"),
+        Column::right("DetectMs"),
+        Column::right("Up/Down"),
+        Column::left("LastDiag"),
+    ];
+    let millis = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let rows: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|session| {
+            vec![
+                session.peer.to_string(),
+                session.location(),
+                session.state.clone(),
+                session.local_discriminator.to_string(),
+                session.remote_discriminator.to_string(),
+                millis(session.transmit_interval_ms),
+                millis(session.detection_time_ms),
+                up_down(session.uptime_secs),
+                session.diagnostic.clone(),
+            ]
+        })
+        .collect();
+    let mut out = table::render(&COLUMNS, &rows, true);
+    let _ = write!(out, "\nTotal number of BFD sessions {}", sessions.len());
+    out
+}
+
 pub fn up_down(seconds: u64) -> String {
     let (days, hours, minutes, seconds) = (
         seconds / 86_400,
@@ -314,6 +351,65 @@ mod tests {
     };
 
     use super::*;
+
+    #[test]
+    fn bfd_sessions_as_a_table() {
+        let session = BfdSession {
+            peer: "10.0.0.2".parse().unwrap(),
+            interface: Some("eth1".into()),
+            local: None,
+            multihop: false,
+            state: "Up".into(),
+            local_discriminator: 7,
+            remote_discriminator: 9,
+            transmit_interval_ms: Some(300),
+            detection_time_ms: Some(900),
+            uptime_secs: 75,
+            diagnostic: "0 (No Diagnostic)".into(),
+            failures: 0,
+            packets_received: 4,
+            packets_sent: 5,
+        };
+        let multihop = BfdSession {
+            peer: "10.0.2.1".parse().unwrap(),
+            interface: None,
+            local: Some("10.0.1.1".parse().unwrap()),
+            multihop: true,
+            state: "Down".into(),
+            remote_discriminator: 0,
+            transmit_interval_ms: None,
+            detection_time_ms: None,
+            diagnostic: "1 (Control Detection Time Expired)".into(),
+            ..session.clone()
+        };
+        let text = bfd(&[session, multihop]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines[0].starts_with("Peer"), "{text}");
+        let first: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            first,
+            [
+                "10.0.0.2",
+                "eth1",
+                "Up",
+                "7",
+                "9",
+                "300",
+                "900",
+                "00:01:15",
+                "0",
+                "(No",
+                "Diagnostic)"
+            ],
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("from 10.0.1.1") && lines[2].contains(" - "),
+            "{text}"
+        );
+        assert_eq!(lines[4], "Total number of BFD sessions 2");
+    }
 
     fn entry(address: &str, state: &str) -> NeighborEntry {
         NeighborEntry {

@@ -27,6 +27,10 @@ pub enum Show {
     /// IPAM pools and blocks with their usage (GROUPING, CIDR, IPS TOTAL, IPS IN
     /// USE, IPS FREE), borrowed addresses, or one address (--ip).
     Ipam(crate::ipam::ShowArgs),
+    /// BFD sessions: peer, interface (single hop) or local address (multihop), state,
+    /// discriminators, negotiated transmit interval and detection time, time in the
+    /// state, last diagnostic (`--json` adds failures and packet counters).
+    Bfd,
 }
 
 /// `bgpctl neighbor ADDR ...`.
@@ -56,6 +60,7 @@ pub fn show(connection: &Connection, show: &Show) -> ExitCode {
         Show::Neighbor { address } => Request::ShowNeighbor { address: *address },
         Show::Routes(args) => return routes::show(connection, args),
         Show::Fib => Request::ShowFib,
+        Show::Bfd => Request::ShowBfd,
         Show::Ipam(args) => return crate::ipam::show(connection, args),
     };
     let answer = match ask(connection, &request) {
@@ -69,6 +74,8 @@ pub fn show(connection: &Connection, show: &Show) -> ExitCode {
         (Answer::Neighbor(entry), false) => Ok(render::neighbor(&entry)),
         (Answer::Fib(snapshot), true) => pretty(&snapshot),
         (Answer::Fib(snapshot), false) => Ok(render::fib(&snapshot)),
+        (Answer::Bfd(sessions), true) => pretty(&sessions),
+        (Answer::Bfd(sessions), false) => Ok(render::bfd(&sessions)),
         (other, _) => Err(unexpected(&other)),
     };
     match text {

@@ -487,6 +487,7 @@ fn start_control(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
             rib: wiring.rib.clone().context("the rib task is not started")?,
             fib: wiring.fib_view.clone(),
             ipam: wiring.ipam.clone(),
+            bfd: wiring.bfd.clone().context("the BFD task is not started")?,
         });
         let (socket, task) =
             crate::control::server::spawn(&wiring.config.control, handler.clone())?;

@@ -9,7 +9,7 @@
 
 mod bfd_support;
 
-use bfd_support::{PREFIX, drop_and_measure, restore_and_wait};
+use bfd_support::{PREFIX, drop_and_measure, restore_and_wait, wait_wren_bfd_up};
 use lab::fixture::{Wren, kernel_route, pair, wren_config};
 use lab::{Bird, TIMEOUT};
 
@@ -95,6 +95,8 @@ protocol bgp wren {{
     .unwrap();
     let session = bird_bfd_session(&bird, "10.96.1.1").unwrap();
     assert_eq!(session[1], "eth1", "{session:?}");
+    let ours = wait_wren_bfd_up(&wren, "10.96.1.2");
+    assert_eq!(ours["interface"], "eth1", "{ours}");
 
     drop_and_measure(&pair.a, &wren, "10.96.1.2");
     restore_and_wait(&pair.a, &wren, "10.96.1.2", || {

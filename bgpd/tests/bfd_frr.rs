@@ -11,7 +11,7 @@ mod bfd_support;
 
 use std::time::Duration;
 
-use bfd_support::{PREFIX, block, drop_and_measure, unblock};
+use bfd_support::{PREFIX, block, drop_and_measure, unblock, wait_wren_bfd_up};
 use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
 use lab::{Frr, Netns, TIMEOUT, Veth};
 use serde_json::Value;
@@ -70,6 +70,8 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
     assert_eq!(peer["multihop"], false, "{peer}");
     assert_eq!(peer["interface"], "eth1", "{peer}");
     assert_ne!(peer["remote-id"], 0, "{peer}");
+    let ours = wait_wren_bfd_up_as_frr(&wren, "10.94.1.2", &peer);
+    assert_eq!(ours["interface"], "eth1", "{ours}");
 
     drop_and_measure(&pair.a, &wren, "10.94.1.2");
     restore_and_wait(&pair.a, &wren, &frr, "10.94.1.2", "10.94.1.1");
@@ -126,6 +128,19 @@ fn wait_frr_bfd_up(frr: &Frr, us: &str) -> Value {
     frr_bfd_peer(frr, us).unwrap()
 }
 
+/// Waits until bgpd's session with `address` is Up (`bgpctl show bfd`) and checks it
+/// against FRR's `peer`: the same multihop, each side's discriminators swapped.
+fn wait_wren_bfd_up_as_frr(wren: &Wren, address: &str, peer: &Value) -> Value {
+    let ours = wait_wren_bfd_up(wren, address);
+    assert_eq!(ours["multihop"], peer["multihop"], "{ours} {peer}");
+    assert_eq!(
+        ours["local_discriminator"], peer["remote-id"],
+        "{ours} {peer}"
+    );
+    assert_eq!(ours["remote_discriminator"], peer["id"], "{ours} {peer}");
+    ours
+}
+
 #[test]
 fn multihop_bfd_with_frr_across_a_router() {
     let Some(_ready) = lab::require!(Root, Frr, Nft) else {
@@ -178,6 +193,8 @@ fn multihop_bfd_with_frr_across_a_router() {
     .unwrap();
     let peer = wait_frr_bfd_up(&frr, "10.95.2.1");
     assert_eq!(peer["multihop"], true, "{peer}");
+    let ours = wait_wren_bfd_up_as_frr(&wren, "10.95.1.1", &peer);
+    assert_eq!(ours["local"], "10.95.2.1", "{ours}");
     drop_and_measure(&right, &wren, "10.95.1.1");
     restore_and_wait(&right, &wren, &frr, "10.95.1.1", "10.95.2.1");
 }

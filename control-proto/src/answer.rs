@@ -3,6 +3,7 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::bfd::BfdSession;
 use crate::fib::Snapshot;
 use crate::health::Health;
 use crate::neighbor::{NeighborEntry, ReloadSummary};
@@ -43,6 +44,8 @@ pub enum Answer {
     Notified,
     /// `show-health`.
     Health(Health),
+    /// `show-bfd`: sessions ordered by peer, then interface or local address.
+    Bfd(Vec<BfdSession>),
 }
 
 /// How a `show-routes` answer ended.

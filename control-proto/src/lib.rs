@@ -19,10 +19,11 @@
 //!
 //! Modules: [`request`] (what bgpctl asks), [`answer`] (what bgpd says), [`neighbor`]
 //! (`show neighbors` / `show neighbor ADDR`, reload summaries), [`route`] (`show
-//! routes`), [`fib`] (`show fib`), [`ipam`] (the IPAM commands), [`health`] (`show
+//! routes`), [`fib`] (`show fib`), [`bfd`] (`show bfd`), [`ipam`] (the IPAM commands), [`health`] (`show
 //! health`, the probes').
 
 pub mod answer;
+pub mod bfd;
 pub mod fib;
 pub mod health;
 pub mod ipam;
@@ -31,6 +32,7 @@ pub mod request;
 pub mod route;
 
 pub use answer::{Answer, Response, RoutesEnd};
+pub use bfd::BfdSession;
 pub use ipam::{IpamRequest, PoolSettings, VxlanMode};
 pub use neighbor::{
     ConnectionInfo, LastError, MessageCount, NegotiatedInfo, NeighborAction, NeighborDetail,

@@ -46,6 +46,8 @@ pub enum Request {
     IpamChanged,
     /// Alive and ready? (the DaemonSet's probes).
     ShowHealth,
+    /// Every BFD session.
+    ShowBfd,
 }
 
 impl Request {
@@ -58,6 +60,7 @@ impl Request {
                 | Request::ShowRoutes { .. }
                 | Request::ShowFib
                 | Request::ShowHealth
+                | Request::ShowBfd
         ) || matches!(self, Request::Ipam { request } if request.is_read_only())
     }
 }

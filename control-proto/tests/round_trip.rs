@@ -10,9 +10,10 @@ use std::fmt::Debug;
 use control_proto::fib::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
 use control_proto::health::{Datastore, Health};
 use control_proto::{
-    Answer, ConnectionInfo, FamilyName, IpamRequest, LastError, MessageCount, NegotiatedInfo,
-    NeighborAction, NeighborDetail, NeighborEntry, NeighborView, PeerCounters, ReloadSummary,
-    Request, Response, RouteLine, RouteQuery, RouteTable, RouteView, RoutesEnd, Timers,
+    Answer, BfdSession, ConnectionInfo, FamilyName, IpamRequest, LastError, MessageCount,
+    NegotiatedInfo, NeighborAction, NeighborDetail, NeighborEntry, NeighborView, PeerCounters,
+    ReloadSummary, Request, Response, RouteLine, RouteQuery, RouteTable, RouteView, RoutesEnd,
+    Timers,
 };
 use control_proto::{PoolSettings, VxlanMode};
 use serde::Serialize;
@@ -113,6 +114,7 @@ fn requests() {
         ),
         (Request::IpamChanged, r#"{"command":"ipam-changed"}"#),
         (Request::ShowHealth, r#"{"command":"show-health"}"#),
+        (Request::ShowBfd, r#"{"command":"show-bfd"}"#),
     ];
     for (request, text) in &cases {
         both_ways(request, text);
@@ -146,6 +148,7 @@ fn read_only_requests() {
         r#"{"command":"show-neighbors"}"#,
         r#"{"command":"show-routes"}"#,
         r#"{"command":"show-fib"}"#,
+        r#"{"command":"show-bfd"}"#,
         r#"{"command":"ipam","request":{"op":"check"}}"#,
     ]
     .iter()
@@ -426,6 +429,51 @@ fn answers() {
                 datastore: Datastore::Unreachable("etcd://10.0.0.5:2379: refused".into()),
             })),
             r#"{"ok":{"health":{"converged":false,"datastore":{"unreachable":"etcd://10.0.0.5:2379: refused"}}}}"#.to_owned(),
+        ),
+        (
+            Response::Ok(Answer::Bfd(vec![
+                BfdSession {
+                    peer: ip("10.0.0.2"),
+                    interface: Some("eth1".into()),
+                    local: None,
+                    multihop: false,
+                    state: "Up".into(),
+                    local_discriminator: 7,
+                    remote_discriminator: 9,
+                    transmit_interval_ms: Some(300),
+                    detection_time_ms: Some(900),
+                    uptime_secs: 12,
+                    diagnostic: "0 (No Diagnostic)".into(),
+                    failures: 1,
+                    packets_received: 40,
+                    packets_sent: 41,
+                },
+                BfdSession {
+                    peer: ip("fd00::2"),
+                    interface: None,
+                    local: Some(ip("fd00::1")),
+                    multihop: true,
+                    state: "Down".into(),
+                    local_discriminator: 8,
+                    remote_discriminator: 0,
+                    transmit_interval_ms: None,
+                    detection_time_ms: None,
+                    uptime_secs: 3,
+                    diagnostic: "1 (Control Detection Time Expired)".into(),
+                    failures: 0,
+                    packets_received: 0,
+                    packets_sent: 3,
+                },
+            ])),
+            concat!(
+                r#"{"ok":{"bfd":[{"peer":"10.0.0.2","interface":"eth1","local":null,"multihop":false,"state":"Up","#,
+                r#""local_discriminator":7,"remote_discriminator":9,"transmit_interval_ms":300,"detection_time_ms":900,"#,
+                r#""uptime_secs":12,"diagnostic":"0 (No Diagnostic)","failures":1,"packets_received":40,"packets_sent":41},"#,
+                r#"{"peer":"fd00::2","interface":null,"local":"fd00::1","multihop":true,"state":"Down","#,
+                r#""local_discriminator":8,"remote_discriminator":0,"transmit_interval_ms":null,"detection_time_ms":null,"#,
+                r#""uptime_secs":3,"diagnostic":"1 (Control Detection Time Expired)","failures":0,"packets_received":0,"packets_sent":3}]}}"#
+            )
+            .to_owned(),
         ),
         (
             Response::Route(route()),

@@ -25,6 +25,9 @@
 //!   Discriminator or, when it is 0, by key. A packet never creates a session; drops
 //!   are counted per reason and logged at most once a minute.
 //!
+//! - [`BfdHandle::sessions`] answers `show bfd` and the metrics: every session with
+//!   its negotiated timers and packet counters, from the task itself (one question).
+//!
 //! Files: `socket` (the sockets, TTL and packet info), `table` (the sessions,
 //! their keys and discriminators, and the demultiplexing of received packets).
 
@@ -66,6 +69,10 @@ enum Request {
         config: bfd::SessionConfig,
         reply: oneshot::Sender<Result<watch::Receiver<BfdStatus>, String>>,
     },
+    /// `show bfd` and the metrics: every session now.
+    Sessions {
+        reply: oneshot::Sender<Vec<control_proto::BfdSession>>,
+    },
 }
 
 /// The daemon's way into the BFD task.
@@ -106,6 +113,20 @@ impl BfdHandle {
             status,
             failures_seen,
         })
+    }
+}
+
+impl BfdHandle {
+    /// Every session as `show bfd` shows it.
+    pub async fn sessions(&self) -> Result<Vec<control_proto::BfdSession>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Sessions { reply })
+            .await
+            .map_err(|_| "the BFD task is not running".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the BFD task did not answer".to_owned())
     }
 }
 
@@ -209,6 +230,9 @@ impl Task {
                     tracing::warn!(peer = %path.peer, "BFD: {error}");
                 }
                 let _ = reply.send(result);
+            }
+            Request::Sessions { reply } => {
+                let _ = reply.send(self.table.sessions(Instant::now()));
             }
         }
     }

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use bfd::key::SINGLE_HOP_TTL;
 use bfd::{Action, ControlPacket, Diagnostic, DropReason, Session, SessionKey, State};
+use control_proto::BfdSession;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -36,6 +37,10 @@ struct Entry {
     socket: UdpSocket,
     destination: SocketAddr,
     status: watch::Sender<BfdStatus>,
+    /// Packets accepted by the session.
+    packets_received: u64,
+    /// Packets the socket took.
+    packets_sent: u64,
 }
 
 /// Every session of the task.
@@ -125,6 +130,8 @@ impl Table {
                 socket,
                 destination,
                 status,
+                packets_received: 0,
+                packets_sent: 0,
             },
         );
         Ok(receiver)
@@ -203,6 +210,7 @@ impl Table {
             .session
             .on_packet(now, &packet)
             .map_err(|reason| reason.name())?;
+        entry.packets_received += 1;
         entry.execute(now, actions);
         Ok(())
     }
@@ -220,6 +228,19 @@ impl Table {
                 peer: datagram.source,
             })
         }
+    }
+
+    /// Every session as `show bfd` shows it, ordered by peer, then interface or local
+    /// address.
+    pub fn sessions(&self, now: Instant) -> Vec<BfdSession> {
+        let mut sessions: Vec<BfdSession> = self
+            .entries
+            .iter()
+            .map(|(key, entry)| entry.view(key, now))
+            .collect();
+        sessions
+            .sort_by(|a, b| (a.peer, &a.interface, a.local).cmp(&(b.peer, &b.interface, b.local)));
+        sessions
     }
 
     /// The drops since the last call, as `reason: count, ...`; `None` when none.
@@ -255,6 +276,38 @@ fn matches_key(key: &SessionKey, datagram: &Datagram) -> bool {
 }
 
 impl Entry {
+    /// The session as `show bfd` shows it.
+    fn view(&self, key: &SessionKey, now: Instant) -> BfdSession {
+        let status = self.status.borrow();
+        let (interface, local) = match key {
+            SessionKey::SingleHop { interface, .. } => (Some(interface.clone()), None),
+            SessionKey::Multihop { local, .. } => (None, Some(*local)),
+        };
+        let millis =
+            |duration: std::time::Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let heard = self.session.remote().detect_mult != 0;
+        BfdSession {
+            peer: key.peer(),
+            interface,
+            local,
+            multihop: matches!(key, SessionKey::Multihop { .. }),
+            state: self.session.state().name().to_owned(),
+            local_discriminator: self.session.local_discriminator(),
+            remote_discriminator: self.session.remote().discriminator,
+            transmit_interval_ms: self
+                .session
+                .transmit_interval()
+                .filter(|_| heard)
+                .map(millis),
+            detection_time_ms: self.session.detection_time().map(millis),
+            uptime_secs: now.saturating_duration_since(status.since).as_secs(),
+            diagnostic: self.session.diagnostic().to_string(),
+            failures: status.failures,
+            packets_received: self.packets_received,
+            packets_sent: self.packets_sent,
+        }
+    }
+
     /// Sends the session's packets and publishes its state changes.
     fn execute(&mut self, now: Instant, actions: Vec<Action>) {
         for action in actions {
@@ -262,9 +315,11 @@ impl Entry {
                 Action::Send(packet) => {
                     // Never wait: a packet the socket cannot take now is lost, as
                     // on the wire.
-                    if let Err(error) = self.socket.try_send_to(&packet.encode(), self.destination)
-                    {
-                        tracing::debug!(peer = %self.destination, "BFD: sending: {error}");
+                    match self.socket.try_send_to(&packet.encode(), self.destination) {
+                        Ok(_) => self.packets_sent += 1,
+                        Err(error) => {
+                            tracing::debug!(peer = %self.destination, "BFD: sending: {error}");
+                        }
                     }
                 }
                 Action::StateChanged(transition) => {

@@ -2,7 +2,7 @@
 //! counters from the rib task), routes from the rib task (streamed, see
 //! [`super::routes`]), the FIB from the fib task, operator commands and reloads
 //! through the supervisor, IPAM commands against the datastore, health from the rib
-//! task and the IPAM task.
+//! task and the IPAM task, BFD sessions from the BFD task.
 
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
 use super::routes::RouteStream;
+use crate::bfd_task::BfdHandle;
 use crate::fib::FibView;
 use crate::ipam_task::IpamHandle;
 use crate::session::addresses::canonical;
@@ -30,6 +31,7 @@ pub struct Handler {
     pub fib: Option<FibView>,
     /// `None` without `[ipam]`.
     pub ipam: Option<IpamHandle>,
+    pub bfd: BfdHandle,
 }
 
 impl Handler {
@@ -85,6 +87,7 @@ impl Handler {
                 Ok(Answer::Notified)
             }
             Request::ShowHealth => self.health().await.map(Answer::Health),
+            Request::ShowBfd => self.bfd.sessions().await.map(Answer::Bfd),
         }
     }
 

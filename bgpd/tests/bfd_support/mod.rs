@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use lab::fixture::{Wren, kernel_route};
 use lab::{Netns, TIMEOUT};
+use serde_json::Value;
 
 /// The prefix each peer announces to bgpd.
 pub const PREFIX: &str = "10.172.1.0/24";
@@ -40,6 +41,50 @@ pub fn block(netns: &Netns, peer: &str) -> Instant {
     dropped
 }
 
+/// bgpd's BFD session with `peer` in `bgpctl show bfd --json`.
+pub fn wren_bfd_session(wren: &Wren, peer: &str) -> Option<Value> {
+    let sessions = wren.bgpctl_json(&["show", "bfd"]);
+    sessions
+        .as_array()?
+        .iter()
+        .find(|session| session["peer"] == peer)
+        .cloned()
+}
+
+/// Waits until bgpd's BFD session with `peer` is Up at 300 ms × 3 with packets both
+/// ways, and its line in the text table says the same; returns its JSON.
+pub fn wait_wren_bfd_up(wren: &Wren, peer: &str) -> Value {
+    lab::wait_until(TIMEOUT, "bgpd's BFD session up at 300 ms x 3", || {
+        wren_bfd_session(wren, peer).is_some_and(|session| {
+            session["state"] == "Up"
+                && session["transmit_interval_ms"] == 300
+                && session["detection_time_ms"] == 900
+        })
+    })
+    .unwrap();
+    let session = wren_bfd_session(wren, peer).unwrap();
+    assert_ne!(session["local_discriminator"], 0, "{session}");
+    assert_ne!(session["remote_discriminator"], 0, "{session}");
+    assert!(
+        session["packets_received"].as_u64().unwrap() > 0,
+        "{session}"
+    );
+    assert!(session["packets_sent"].as_u64().unwrap() > 0, "{session}");
+    let text = wren.bgpctl_ok(&["show", "bfd"]);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&format!("{peer} ")))
+        .unwrap_or_else(|| panic!("no line for {peer}: {text}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        fields.contains(&"Up") && fields.contains(&"300") && fields.contains(&"900"),
+        "{text}"
+    );
+    let local = session["local_discriminator"].to_string();
+    assert!(fields.contains(&local.as_str()), "{text}");
+    session
+}
+
 /// Blocks `peer` ([`block`]); checks that bgpd's session closed with Cease / BFD Down
 /// and the peer's route left the kernel within 1 s (detection time 900 ms); returns
 /// how long the route took to leave.
@@ -63,6 +108,14 @@ pub fn drop_and_measure(netns: &Netns, wren: &Wren, peer: &str) -> Duration {
         "closed with Cease / BFD Down (inside a Hard Reset with FRR): {neighbor}"
     );
     eprintln!("route gone from the kernel {route_gone:?} after the drop (detection time 900 ms)");
+    let session =
+        wren_bfd_session(wren, peer).expect("the BFD session is kept while BGP reconnects");
+    assert_ne!(session["state"], "Up", "{session}");
+    assert_eq!(
+        session["diagnostic"], "1 (Control Detection Time Expired)",
+        "{session}"
+    );
+    assert!(session["failures"].as_u64().unwrap() >= 1, "{session}");
     assert!(
         route_gone < Duration::from_secs(1),
         "the route left the kernel {route_gone:?} after the drop"
