@@ -1,5 +1,5 @@
 //! bgpctl's side of the control socket: one request, then one answer line (or, for
-//! `show routes`, a stream of lines read one at a time), with errors that say in one
+//! `show routes` and `monitor`, a stream of lines read one at a time), with errors that say in one
 //! line what is wrong (daemon not running, permission denied, the daemon's own
 //! refusal).
 
@@ -124,6 +124,14 @@ fn io_error(path: &Path, error: io::Error) -> ClientError {
 }
 
 impl Answers {
+    /// Waits for lines as long as it takes (a monitor may be quiet for hours).
+    pub fn wait_forever(&mut self) -> Result<(), ClientError> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(None)
+            .map_err(|error| io_error(&self.path, error))
+    }
+
     /// True when more of the answer has already arrived (the next line is read
     /// without waiting).
     pub fn pending(&self) -> bool {

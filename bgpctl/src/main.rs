@@ -5,6 +5,7 @@
 //!   (through bgpd's control socket, [`client`]); `show routes` streams ([`routes`]);
 //! - [`ipam`]: `show ipam` and `ipam ...`, through bgpd or `--datastore URL`
 //!   ([`ipam_tables`]: their tables);
+//! - [`monitor`]: `monitor [routes|neighbors|fib]`, bgpd's changes as they happen;
 //! - [`decode`]: BGP messages from hex dumps to JSON;
 //! - [`table`]: the one table renderer every table goes through; [`render`]: what each
 //!   answer looks like as text; [`output`]: writing answers and one-line failures.
@@ -16,6 +17,7 @@ mod client;
 mod decode;
 mod ipam;
 mod ipam_tables;
+mod monitor;
 mod output;
 mod render;
 mod routes;
@@ -51,6 +53,12 @@ enum Command {
     /// IPAM: audit, release addresses or nodes, manage pools (through bgpd, or
     /// with --datastore URL directly).
     Ipam(ipam::IpamArgs),
+    /// Follow bgpd's changes as they happen: best routes, session states, kernel
+    /// route operations (default: all three); one line each, --json for JSON lines.
+    ///
+    /// Exit status: 1 when bgpd cuts the monitor off for reading too slowly (the
+    /// reason on stderr) or closes the stream; runs until interrupted otherwise.
+    Monitor(monitor::MonitorArgs),
     /// Decode BGP messages given in hex; print one JSON object per message.
     ///
     /// Exit status: 0 when every message is well-formed, 1 when an RFC 7606 / RFC 4271
@@ -70,6 +78,7 @@ fn main() -> ExitCode {
         Command::Neighbor(args) => show::neighbor(&cli.connection, args),
         Command::Reload => show::reload(&cli.connection),
         Command::Ipam(args) => ipam::run(&cli.connection, args),
+        Command::Monitor(args) => monitor::run(&cli.connection, args),
         Command::Decode(args) => decode::run(args),
         Command::Health(args) => show::health(&cli.connection, args),
     }

@@ -157,6 +157,11 @@ fn print_stream(
                     "{answer:?} where routes were due"
                 ))));
             }
+            other @ (Response::Event(_) | Response::Disconnected(_)) => {
+                return Err(Stop::Answer(ClientError::BadAnswer(format!(
+                    "{other:?} where routes were due"
+                ))));
+            }
         }
     }
 }

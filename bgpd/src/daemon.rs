@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, LogFormat};
 use crate::control::handler::Handler;
 use crate::control::server::ControlSocket;
-use crate::events::{Event, Events};
+use crate::events::{Events, Occurrence};
 use crate::fib::FibView;
 use crate::ipam_task::IpamHandle;
 use crate::session::SpeakerSettings;
@@ -130,7 +130,7 @@ pub struct Wiring {
     /// A reader of the events subscribed before the rib task starts, for a task
     /// started after it that must see its first events (the cluster task waits for
     /// the first convergence); only with `[kubernetes]`.
-    first_events: Option<broadcast::Receiver<Arc<Event>>>,
+    first_events: Option<broadcast::Receiver<Arc<Occurrence>>>,
     /// The Node's InternalIP addresses, read once from the API server when
     /// `[ipam] address_detection = "kubernetes-internal-ip"`.
     internal_ips: Option<Vec<IpAddr>>,
@@ -488,6 +488,7 @@ fn start_control(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
             fib: wiring.fib_view.clone(),
             ipam: wiring.ipam.clone(),
             bfd: wiring.bfd.clone().context("the BFD task is not started")?,
+            events: wiring.events.clone(),
         });
         let (socket, task) =
             crate::control::server::spawn(&wiring.config.control, handler.clone())?;

@@ -40,8 +40,10 @@
 //!                   shared by its subscribers)          a path failure closes the BGP
 //!                                                       session (Cease / BFD Down)
 //!
-//!   sessions, rib, fib, IPAM --Event--> events::Events (broadcast, bounded, lossy for
-//!                                       a reader that falls behind) --> subscribers
+//!   sessions, rib, fib, --Event--> events::Events (broadcast, bounded, lossy for
+//!   route-sync, IPAM               a reader that falls behind) --> subscribers: the
+//!                                  cluster task, `bgpctl monitor` (control::monitor,
+//!                                  one task per client, cut off when it lags)
 //!
 //!   metrics task (per scrape) --supervisor::Request::Neighbors--> supervisor (snapshots
 //!   (HTTP, [metrics])         |                                  with kind and counters)

@@ -122,15 +122,61 @@ fn fib_changes_reach_the_kernel() {
                     ]
                 );
 
-                // Every batch route-sync applied was told on the event stream.
+                // Every batch handed to route-sync was told on the event stream, and
+                // every kernel operation route by route.
                 let mut told_changes = 0;
-                while let Ok(event) = told.try_recv() {
-                    match &*event {
+                let mut operations = Vec::new();
+                while let Ok(occurrence) = told.try_recv() {
+                    match &occurrence.event {
                         bgpd::events::Event::Kernel { changes, .. } => told_changes += changes,
+                        bgpd::events::Event::KernelRoute(operation) => {
+                            operations.push(operation.clone())
+                        }
                         other => panic!("unexpected event {other:?}"),
                     }
                 }
                 assert_eq!(told_changes, 4, "changes told as kernel batches");
+                let shown: Vec<(String, &str, &str, Vec<String>)> = operations
+                    .iter()
+                    .filter(|op| op.prefix != net("10.2.0.0/24"))
+                    .map(|op| {
+                        let hops = op
+                            .next_hops
+                            .iter()
+                            .map(|hop| format!("{:?} {}", hop.gateway, hop.device))
+                            .collect();
+                        (
+                            op.prefix.to_string(),
+                            op.action.name(),
+                            op.kind.as_str(),
+                            hops,
+                        )
+                    })
+                    .collect();
+                let unicast = vec![
+                    "Some(10.0.0.2) d0".to_owned(),
+                    "Some(10.0.0.3) d0".to_owned(),
+                ];
+                assert_eq!(
+                    shown,
+                    [
+                        ("10.1.0.0/24".to_owned(), "add", "unicast", unicast),
+                        ("10.244.1.0/26".to_owned(), "add", "blackhole", vec![]),
+                    ],
+                    "kernel operations {operations:?}"
+                );
+                // 10.2.0.0/24 came and went: never reached the kernel, or added then
+                // deleted.
+                let brief: Vec<&str> = operations
+                    .iter()
+                    .filter(|op| op.prefix == net("10.2.0.0/24"))
+                    .map(|op| op.action.name())
+                    .collect();
+                assert!(
+                    brief.is_empty() || brief == ["add", "delete"],
+                    "10.2.0.0/24: {brief:?}"
+                );
+                assert!(operations.iter().all(|op| op.error.is_none()));
 
                 // A stop, then every sender gone: route-sync shuts down and
                 // (keep_routes false) removes our routes.
@@ -296,18 +342,50 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
                 // The best-route changes of 10.5.0.0/24 were told on the event stream,
                 // in order: ECMP over both, the remaining peer, gone.
                 let mut best = Vec::new();
-                while let Ok(event) = told.try_recv() {
-                    if let bgpd::events::Event::BestRoute(change) = &*event {
+                while let Ok(occurrence) = told.try_recv() {
+                    if let bgpd::events::Event::BestRoute(change) = &occurrence.event {
                         best.push(change.clone());
                     }
                 }
-                let prefix = net("10.5.0.0/24");
-                let last = best.iter().rev().take(2).rev().cloned().collect::<Vec<_>>();
+                let shown: Vec<(&str, String, Vec<String>, &str, &str)> = best
+                    .iter()
+                    .map(|change| {
+                        (
+                            change.action.name(),
+                            change.prefix.to_string(),
+                            change.next_hops.iter().map(ToString::to_string).collect(),
+                            change.as_path.as_str(),
+                            change.source.as_str(),
+                        )
+                    })
+                    .collect();
+                let prefix = "10.5.0.0/24".to_owned();
+                let hops = |hops: &[&str]| hops.iter().map(|h| h.to_string()).collect::<Vec<_>>();
                 assert_eq!(
-                    last,
+                    shown,
                     [
-                        install("10.5.0.0/24", &["10.0.0.3"]),
-                        FibChange::Remove { prefix },
+                        (
+                            "add",
+                            prefix.clone(),
+                            hops(&["10.0.0.2"]),
+                            "65001",
+                            "10.0.0.2"
+                        ),
+                        (
+                            "change",
+                            prefix.clone(),
+                            hops(&["10.0.0.2", "10.0.0.3"]),
+                            "65001",
+                            "10.0.0.2"
+                        ),
+                        (
+                            "change",
+                            prefix.clone(),
+                            hops(&["10.0.0.3"]),
+                            "65001",
+                            "10.0.0.3"
+                        ),
+                        ("withdraw", prefix, hops(&[]), "", "10.0.0.3"),
                     ],
                     "best-route events {best:?}"
                 );

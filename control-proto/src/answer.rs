@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::bfd::BfdSession;
 use crate::fib::Snapshot;
 use crate::health::Health;
+use crate::monitor::{Disconnected, MonitorEvent, MonitorTopic};
 use crate::neighbor::{NeighborEntry, ReloadSummary};
 use crate::route::RouteLine;
 
@@ -13,7 +14,8 @@ use crate::route::RouteLine;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Response {
-    /// The whole answer of every request but `show-routes`.
+    /// The whole answer of every request but `show-routes`, and the first line of a
+    /// `monitor` answer.
     Ok(Answer),
     /// One path of a `show-routes` answer; more lines follow.
     Route(RouteLine),
@@ -21,6 +23,10 @@ pub enum Response {
     End(RoutesEnd),
     /// The request failed (a `show-routes` answer may fail after some routes).
     Error(String),
+    /// One change a `monitor` follows; more lines follow.
+    Event(MonitorEvent),
+    /// The last line to a `monitor` cut off for reading too slowly.
+    Disconnected(Disconnected),
 }
 
 /// The answer to one request, tagged by its kind.
@@ -46,6 +52,8 @@ pub enum Answer {
     Health(Health),
     /// `show-bfd`: sessions ordered by peer, then interface or local address.
     Bfd(Vec<BfdSession>),
+    /// `monitor`: bgpd listens to these topics; event lines follow.
+    Monitoring(Vec<MonitorTopic>),
 }
 
 /// How a `show-routes` answer ended.

@@ -1,5 +1,6 @@
 //! `show fib`: the routes route-sync has in the kernel, the ones it could not install
-//! with the reason, and counters. route-sync builds it; bgpctl prints it.
+//! with the reason, and counters; and one kernel route operation as `bgpctl monitor
+//! fib` follows them ([`KernelOperation`]). route-sync builds both; bgpctl prints them.
 
 use std::net::IpAddr;
 
@@ -66,4 +67,45 @@ pub struct Counters {
     pub resyncs: u64,
     /// sendmsg calls carrying route requests.
     pub batches: u64,
+}
+
+/// One route request route-sync settled with the kernel, or a route it could not
+/// install at all (`bgpctl monitor fib`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelOperation {
+    pub action: KernelAction,
+    pub prefix: IpNet,
+    /// `unicast`, `blackhole` or the kernel's type number, as [`InstalledRoute`]: of
+    /// the route added or replaced, or of the route deleted.
+    pub kind: String,
+    /// The next hops added or replaced, or those of the route deleted (none when not
+    /// known: a refused delete, a route not installed).
+    pub next_hops: Vec<InstalledNextHop>,
+    /// Set when the kernel refused the request, or why the route is not installed:
+    /// one line naming the route and the reason.
+    pub error: Option<String>,
+}
+
+/// What route-sync asked of the kernel for one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelAction {
+    Add,
+    Replace,
+    Delete,
+    /// Nothing: the route cannot be installed (its next hop does not resolve, its
+    /// device does not exist, ...); `error` says why.
+    NotInstalled,
+}
+
+impl KernelAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelAction::Add => "add",
+            KernelAction::Replace => "replace",
+            KernelAction::Delete => "delete",
+            KernelAction::NotInstalled => "not-installed",
+        }
+    }
 }

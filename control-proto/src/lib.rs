@@ -7,7 +7,8 @@
 //! `{"ok": ANSWER}` ([`Answer`], tagged by kind) or `{"error": "one line"}`, except
 //! `show-routes`, which streams: one `{"route": ROUTE}` line per path as the rib hands
 //! them over, then `{"end": {...}}` ([`RoutesEnd`]), or `{"error": ...}` if it fails
-//! half-way.
+//! half-way; and `monitor`, which streams `{"event": {...}}` lines until the client
+//! leaves or is cut off for reading too slowly (see [`monitor`]).
 //!
 //! ```text
 //! → {"command":"show-neighbors"}
@@ -19,14 +20,15 @@
 //!
 //! Modules: [`request`] (what bgpctl asks), [`answer`] (what bgpd says), [`neighbor`]
 //! (`show neighbors` / `show neighbor ADDR`, reload summaries), [`route`] (`show
-//! routes`), [`fib`] (`show fib`), [`bfd`] (`show bfd`), [`ipam`] (the IPAM commands), [`health`] (`show
-//! health`, the probes').
+//! routes`), [`fib`] (`show fib`), [`bfd`] (`show bfd`), [`ipam`] (the IPAM commands),
+//! [`health`] (`show health`, the probes'), [`monitor`] (`bgpctl monitor`).
 
 pub mod answer;
 pub mod bfd;
 pub mod fib;
 pub mod health;
 pub mod ipam;
+pub mod monitor;
 pub mod neighbor;
 pub mod request;
 pub mod route;
@@ -34,6 +36,10 @@ pub mod route;
 pub use answer::{Answer, Response, RoutesEnd};
 pub use bfd::BfdSession;
 pub use ipam::{IpamRequest, PoolSettings, VxlanMode};
+pub use monitor::{
+    Disconnected, MonitorChange, MonitorEvent, MonitorTopic, NeighborChange, RouteAction,
+    RouteChange,
+};
 pub use neighbor::{
     ConnectionInfo, LastError, MessageCount, NegotiatedInfo, NeighborAction, NeighborDetail,
     NeighborEntry, NeighborView, PeerCounters, ReloadSummary, Timers,

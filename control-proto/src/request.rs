@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::ipam::IpamRequest;
+use crate::monitor::MonitorTopic;
 use crate::neighbor::NeighborAction;
 use crate::route::RouteQuery;
 
@@ -48,6 +49,11 @@ pub enum Request {
     ShowHealth,
     /// Every BFD session.
     ShowBfd,
+    /// Follow changes of these topics (at least one) as they happen: answered as a
+    /// stream (see [`crate::monitor`]).
+    Monitor {
+        topics: Vec<MonitorTopic>,
+    },
 }
 
 impl Request {
@@ -61,6 +67,7 @@ impl Request {
                 | Request::ShowFib
                 | Request::ShowHealth
                 | Request::ShowBfd
+                | Request::Monitor { .. }
         ) || matches!(self, Request::Ipam { request } if request.is_read_only())
     }
 }

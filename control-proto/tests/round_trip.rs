@@ -7,13 +7,20 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use control_proto::fib::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
+use control_proto::fib::{
+    Counters, FailedRoute, InstalledNextHop, InstalledRoute, KernelAction, KernelOperation,
+    Snapshot,
+};
 use control_proto::health::{Datastore, Health};
 use control_proto::{
     Answer, BfdSession, ConnectionInfo, FamilyName, IpamRequest, LastError, MessageCount,
     NegotiatedInfo, NeighborAction, NeighborDetail, NeighborEntry, NeighborView, PeerCounters,
     ReloadSummary, Request, Response, RouteLine, RouteQuery, RouteTable, RouteView, RoutesEnd,
     Timers,
+};
+use control_proto::{
+    Disconnected, MonitorChange, MonitorEvent, MonitorTopic, NeighborChange, RouteAction,
+    RouteChange,
 };
 use control_proto::{PoolSettings, VxlanMode};
 use serde::Serialize;
@@ -115,6 +122,16 @@ fn requests() {
         (Request::IpamChanged, r#"{"command":"ipam-changed"}"#),
         (Request::ShowHealth, r#"{"command":"show-health"}"#),
         (Request::ShowBfd, r#"{"command":"show-bfd"}"#),
+        (
+            Request::Monitor {
+                topics: vec![
+                    MonitorTopic::Routes,
+                    MonitorTopic::Neighbors,
+                    MonitorTopic::Fib,
+                ],
+            },
+            r#"{"command":"monitor","topics":["routes","neighbors","fib"]}"#,
+        ),
     ];
     for (request, text) in &cases {
         both_ways(request, text);
@@ -134,6 +151,8 @@ fn requests() {
         r#"{"command":"show-neighbor","address":"10.0.0.2","extra":1}"#,
         r#"{"command":"show-routes","query":{"prefixes":null}}"#,
         r#"{"command":"neighbor","address":"10.0.0.2","action":"explode"}"#,
+        r#"{"command":"monitor","topics":["bgp"]}"#,
+        r#"{"command":"monitor"}"#,
     ] {
         assert!(
             serde_json::from_str::<Request>(refused).is_err(),
@@ -150,6 +169,7 @@ fn read_only_requests() {
         r#"{"command":"show-fib"}"#,
         r#"{"command":"show-bfd"}"#,
         r#"{"command":"ipam","request":{"op":"check"}}"#,
+        r#"{"command":"monitor","topics":["fib"]}"#,
     ]
     .iter()
     .map(|text| serde_json::from_str(text).unwrap())
@@ -521,5 +541,120 @@ fn reload_summaries_read_as_one_line() {
     assert_eq!(
         summary.to_string(),
         "configuration reloaded: added 10.0.0.3; removed none; restarted 10.0.0.4, fd00::2; updated in place none; 2 unchanged"
+    );
+}
+
+#[test]
+fn monitor_lines() {
+    let time = "2026-12-06T22:50:01.123Z".to_owned();
+    let cases = [
+        (
+            Response::Ok(Answer::Monitoring(vec![
+                MonitorTopic::Routes,
+                MonitorTopic::Fib,
+            ])),
+            r#"{"ok":{"monitoring":["routes","fib"]}}"#,
+        ),
+        (
+            Response::Event(MonitorEvent {
+                time: time.clone(),
+                change: MonitorChange::Route(RouteChange {
+                    action: RouteAction::Add,
+                    prefix: "10.1.0.0/26".parse().unwrap(),
+                    next_hops: vec![ip("10.0.0.2"), ip("10.0.0.3")],
+                    as_path: "65001 {65003,65004}".into(),
+                    source: "10.0.0.2".into(),
+                }),
+            }),
+            concat!(
+                r#"{"event":{"time":"2026-12-06T22:50:01.123Z","change":{"route":{"action":"add","#,
+                r#""prefix":"10.1.0.0/26","next_hops":["10.0.0.2","10.0.0.3"],"as_path":"65001 {65003,65004}","source":"10.0.0.2"}}}}"#
+            ),
+        ),
+        (
+            Response::Event(MonitorEvent {
+                time: time.clone(),
+                change: MonitorChange::Route(RouteChange {
+                    action: RouteAction::Withdraw,
+                    prefix: "fd00:1::/64".parse().unwrap(),
+                    next_hops: vec![],
+                    as_path: String::new(),
+                    source: "local".into(),
+                }),
+            }),
+            concat!(
+                r#"{"event":{"time":"2026-12-06T22:50:01.123Z","change":{"route":{"action":"withdraw","#,
+                r#""prefix":"fd00:1::/64","next_hops":[],"as_path":"","source":"local"}}}}"#
+            ),
+        ),
+        (
+            Response::Event(MonitorEvent {
+                time: time.clone(),
+                change: MonitorChange::Neighbor(NeighborChange {
+                    address: ip("fd00::2"),
+                    from: "OpenConfirm".into(),
+                    to: "Established".into(),
+                }),
+            }),
+            concat!(
+                r#"{"event":{"time":"2026-12-06T22:50:01.123Z","change":{"neighbor":{"#,
+                r#""address":"fd00::2","from":"OpenConfirm","to":"Established"}}}}"#
+            ),
+        ),
+        (
+            Response::Event(MonitorEvent {
+                time: time.clone(),
+                change: MonitorChange::Fib(KernelOperation {
+                    action: KernelAction::Replace,
+                    prefix: "10.1.0.0/26".parse().unwrap(),
+                    kind: "unicast".into(),
+                    next_hops: vec![InstalledNextHop {
+                        gateway: Some(ip("10.0.0.2")),
+                        device: "eth1".into(),
+                    }],
+                    error: None,
+                }),
+            }),
+            concat!(
+                r#"{"event":{"time":"2026-12-06T22:50:01.123Z","change":{"fib":{"action":"replace","#,
+                r#""prefix":"10.1.0.0/26","kind":"unicast","next_hops":[{"gateway":"10.0.0.2","device":"eth1"}],"error":null}}}}"#
+            ),
+        ),
+        (
+            Response::Event(MonitorEvent {
+                time,
+                change: MonitorChange::Fib(KernelOperation {
+                    action: KernelAction::NotInstalled,
+                    prefix: "10.2.0.0/24".parse().unwrap(),
+                    kind: "unicast".into(),
+                    next_hops: vec![],
+                    error: Some(
+                        "10.2.0.0/24: next hop 10.9.9.9 is unresolvable: no route; not installed"
+                            .into(),
+                    ),
+                }),
+            }),
+            concat!(
+                r#"{"event":{"time":"2026-12-06T22:50:01.123Z","change":{"fib":{"action":"not-installed","#,
+                r#""prefix":"10.2.0.0/24","kind":"unicast","next_hops":[],"#,
+                r#""error":"10.2.0.0/24: next hop 10.9.9.9 is unresolvable: no route; not installed"}}}}"#
+            ),
+        ),
+        (
+            Response::Disconnected(Disconnected {
+                missed: 4100,
+                message: "disconnected for reading too slowly: 4100 events missed".into(),
+            }),
+            r#"{"disconnected":{"missed":4100,"message":"disconnected for reading too slowly: 4100 events missed"}}"#,
+        ),
+    ];
+    for (response, text) in &cases {
+        both_ways(response, text);
+    }
+    assert!(
+        serde_json::from_str::<Response>(
+            r#"{"event":{"time":"x","change":{"route":{"action":"flap","prefix":"10.0.0.0/8","next_hops":[],"as_path":"","source":"local"}}}}"#
+        )
+        .is_err()
     );
 }

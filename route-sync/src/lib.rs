@@ -58,6 +58,7 @@ pub mod error;
 mod intern;
 mod message;
 mod netlink;
+pub mod observe;
 mod reconcile;
 mod resolve;
 pub mod route;
@@ -72,7 +73,10 @@ use tokio::sync::{mpsc, oneshot};
 pub use config::{Config, Ecmp};
 /// What `bgpctl show fib` prints; the type lives with the control protocol.
 pub use control_proto::fib::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
+/// What an [`Observer`] is told (`bgpctl monitor fib`); also the control protocol's.
+pub use control_proto::fib::{KernelAction, KernelOperation};
 pub use error::{Error, RouteError};
+pub use observe::Observer;
 pub use route::{NextHop, Route, Target};
 pub use summary::{Histogram, RouteCount, Summary};
 pub use task::Change;
@@ -95,17 +99,36 @@ pub const COMMAND_CAPACITY: usize = 4;
 /// either desired (and then only changed if they differ) or, after
 /// [`FibHandle::end_of_initial_convergence`], deleted.
 pub async fn start(config: Config) -> Result<FibHandle, Error> {
+    start_with(config, None).await
+}
+
+/// [`start`], with `observer` told of every kernel operation from the first
+/// change on (see [`observe`]; adoption at start is not told).
+pub async fn start_observed(
+    config: Config,
+    observer: std::sync::Arc<dyn Observer>,
+) -> Result<FibHandle, Error> {
+    start_with(config, Some(observer)).await
+}
+
+async fn start_with(
+    config: Config,
+    observer: Option<std::sync::Arc<dyn Observer>>,
+) -> Result<FibHandle, Error> {
     config.validate()?;
     let placement = Placement {
         table: config.table,
         protocol: config.protocol,
         metric: config.metric,
     };
-    let state = State::new(
+    let mut state = State::new(
         placement,
         config.ecmp.max_paths(),
         Resolver::new(config.resolve_via_default),
     );
+    if let Some(observer) = observer {
+        state.set_observer(observer);
+    }
     let syncer = Syncer::start(config, state).await?;
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
     tokio::spawn(syncer.run(receiver));

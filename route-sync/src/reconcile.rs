@@ -16,20 +16,23 @@
 //! taken, and only refusals by the kernel are kept, in a map of their own.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::error::{Operation as Verb, RouteError};
+use crate::error::RouteError;
 use crate::intern::Interner;
 use crate::message::{KernelKind, KernelNextHop, KernelRoute, Placement, Request};
 use crate::netlink::Refusal;
+use crate::observe::{self, Observer};
 use crate::resolve::{HopFailure, Resolver};
 use crate::route::{NextHop, Route, Target};
 use crate::summary::{Histogram, RouteCount, Summary};
 use crate::table::{CLAIMED, SEEN, Slot, Tables};
-use crate::{Counters, FailedRoute, InstalledNextHop, InstalledRoute, Snapshot};
+use crate::{Counters, FailedRoute, InstalledRoute, KernelAction, Snapshot};
+
+mod report;
 
 /// One request handed to the kernel.
 #[derive(Debug)]
@@ -65,6 +68,9 @@ pub(crate) struct State {
     links_used: HashMap<u32, usize>,
     /// Requests the kernel refused, until the prefix is decided again.
     refused: HashMap<IpNet, Refused>,
+    /// Told of each operation while `observing` (asked once per batch).
+    observer: Option<Arc<dyn Observer>>,
+    observing: bool,
 }
 
 /// Why a desired target has no (complete) kernel form; the prefix is named
@@ -114,7 +120,19 @@ impl State {
             stale_queued: 0,
             links_used: HashMap::new(),
             refused: HashMap::new(),
+            observer: None,
+            observing: false,
         }
+    }
+
+    /// Tells `observer` of every kernel operation from now on (while it wants them).
+    pub(crate) fn set_observer(&mut self, observer: Arc<dyn Observer>) {
+        self.observer = Some(observer);
+    }
+
+    /// Asks the observer whether it wants the operations of the next batch.
+    pub(crate) fn observe(&mut self) {
+        self.observing = self.observer.as_ref().is_some_and(|o| o.wanted());
     }
 
     /// Wants `route` in the kernel.
@@ -408,19 +426,11 @@ impl State {
         for (prefix, slot) in self.tables.iter() {
             let problem = self.problem(prefix, slot);
             if let Some(kind) = self.kernel_kind(slot.kernel()) {
-                let next_hops = match kind {
-                    KernelKind::Unicast(hops) => hops
-                        .iter()
-                        .map(|hop| InstalledNextHop {
-                            gateway: hop.gateway,
-                            device: self.device_name(hop.ifindex),
-                        })
-                        .collect(),
-                    KernelKind::Blackhole | KernelKind::Other(_) => Vec::new(),
-                };
+                let (kind_name, next_hops) =
+                    observe::kind_and_hops(Some(kind), |index| self.device_name(index));
                 installed.push(InstalledRoute {
                     prefix,
-                    kind: kind_name(kind),
+                    kind: kind_name,
                     next_hops,
                     adopted: !slot.has(CLAIMED),
                     warning: problem.as_ref().map(ToString::to_string),
@@ -454,7 +464,7 @@ impl State {
             let kind = self
                 .kinds
                 .get(kind)
-                .map_or_else(|| String::from("unknown"), kind_name);
+                .map_or_else(|| String::from("unknown"), observe::kind_name);
             match routes.iter_mut().find(|r| r.ipv6 == ipv6 && r.kind == kind) {
                 Some(entry) => entry.routes += count,
                 None => routes.push(RouteCount {
@@ -499,7 +509,14 @@ impl State {
                     };
                     Some(operation(request, Some(kind)))
                 }
-                None => kernel.map(|_| operation(Request::Delete, None)),
+                None if kernel.is_some() => Some(operation(Request::Delete, None)),
+                None => {
+                    if self.observing {
+                        let error = self.problem(prefix, &slot).map(|p| p.to_string());
+                        self.tell(KernelAction::NotInstalled, prefix, None, error);
+                    }
+                    None
+                }
             },
             None if kernel.is_some() => {
                 (self.converged || slot.has(CLAIMED)).then(|| operation(Request::Delete, None))
@@ -561,6 +578,10 @@ impl State {
                 refusal.detail.clone(),
             );
             tracing::warn!("route-sync: {error}");
+            if self.observing {
+                let action = observe::action(operation.request);
+                self.tell(action, prefix, operation.kind, Some(error.to_string()));
+            }
             if self.tables.get(prefix).is_none() {
                 if let Some(kind) = operation.kind {
                     self.kinds.release(kind);
@@ -594,6 +615,13 @@ impl State {
         }
         if empty {
             self.tables.remove(prefix);
+        }
+        if self.observing {
+            let shown = match operation.request {
+                Request::Delete => old,
+                Request::Add | Request::Replace => operation.kind,
+            };
+            self.tell(observe::action(operation.request), prefix, shown, None);
         }
         if !self.refused.is_empty() {
             if let Some(refused) = self.refused.remove(&prefix) {
@@ -634,81 +662,6 @@ impl State {
             self.details.release(detail);
         }
     }
-
-    /// What is wrong with a route, if anything.
-    fn problem(&self, prefix: IpNet, slot: &Slot) -> Option<RouteError> {
-        if let Some(refused) = self.refused.get(&prefix) {
-            let detail = refused
-                .detail
-                .and_then(|detail| self.details.get(detail))
-                .cloned();
-            return Some(self.kernel_error(
-                prefix,
-                refused.request,
-                refused.kind,
-                refused.errno,
-                detail,
-            ));
-        }
-        let resolution = self.resolutions.get(&(slot.desired()?, is_v6(prefix)))?;
-        match &resolution.kind {
-            Err(failure) => Some(failure.at(prefix)),
-            Ok(_) => resolution.warning.as_ref().map(|w| w.at(prefix)),
-        }
-    }
-
-    fn kernel_error(
-        &self,
-        prefix: IpNet,
-        request: Request,
-        kind: Option<u32>,
-        errno: i32,
-        detail: Option<String>,
-    ) -> RouteError {
-        RouteError::Kernel {
-            operation: match request {
-                Request::Add => Verb::Add,
-                Request::Replace => Verb::Replace,
-                Request::Delete => Verb::Delete,
-            },
-            route: self.describe(prefix, self.kernel_kind(kind)),
-            table: self.placement.table,
-            metric: self.placement.metric,
-            errno,
-            detail,
-        }
-    }
-
-    fn device_name(&self, index: u32) -> String {
-        self.resolver
-            .link_name(index)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("if{index}"))
-    }
-
-    /// `10.1.0.0/24 via 10.0.0.2 dev eth0` for error messages.
-    fn describe(&self, prefix: IpNet, kind: Option<&KernelKind>) -> String {
-        let mut text = prefix.to_string();
-        match kind {
-            Some(KernelKind::Blackhole) => text.push_str(" blackhole"),
-            Some(KernelKind::Unicast(hops)) => {
-                for hop in hops {
-                    if let Some(gateway) = hop.gateway {
-                        let _ = write!(text, " via {gateway}");
-                    }
-                    let _ = write!(text, " dev {}", self.device_name(hop.ifindex));
-                    if hop.onlink {
-                        text.push_str(" onlink");
-                    }
-                }
-            }
-            Some(KernelKind::Other(kind)) => {
-                let _ = write!(text, " type {kind}");
-            }
-            None => {}
-        }
-        text
-    }
 }
 
 impl Failure {
@@ -725,15 +678,6 @@ impl Failure {
             Failure::FamilyMismatch(gateway) => RouteError::FamilyMismatch { prefix, gateway },
             Failure::NoNextHop => RouteError::NoNextHop { prefix },
         }
-    }
-}
-
-/// How `show fib` and the metrics name a kernel form.
-fn kind_name(kind: &KernelKind) -> String {
-    match kind {
-        KernelKind::Unicast(_) => String::from("unicast"),
-        KernelKind::Blackhole => String::from("blackhole"),
-        KernelKind::Other(kind) => format!("type {kind}"),
     }
 }
 

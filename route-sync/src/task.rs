@@ -252,6 +252,7 @@ impl Syncer {
     /// takes the commands that arrived after each batch.
     async fn flush(&mut self, mut intake: Option<&mut Intake<'_>>) {
         while self.state.has_work() {
+            self.state.observe();
             let mut batch = self.socket.batch();
             let mut operations = Vec::with_capacity(OPERATIONS_PER_BATCH);
             while !batch.is_full() && operations.len() < OPERATIONS_PER_BATCH {

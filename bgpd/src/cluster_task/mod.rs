@@ -50,7 +50,7 @@ use tokio::task::JoinHandle;
 
 use self::peers::Unapplied;
 use crate::config::Config;
-use crate::events::Event;
+use crate::events::{Event, Occurrence};
 use crate::ipam_task::IpamHandle;
 use crate::supervisor::{ClusterPart, Supervisor};
 use crate::tasks::RibInput;
@@ -112,7 +112,7 @@ pub struct Wiring {
     pub ipam: Option<IpamHandle>,
     /// Subscribed before the rib task started, so the first convergence cannot be
     /// missed.
-    pub events: broadcast::Receiver<Arc<Event>>,
+    pub events: broadcast::Receiver<Arc<Occurrence>>,
 }
 
 /// Starts the cluster task.
@@ -233,12 +233,12 @@ async fn network_available(
     client: cluster::client::Client,
     api_server: String,
     node: String,
-    mut events: broadcast::Receiver<Arc<Event>>,
+    mut events: broadcast::Receiver<Arc<Occurrence>>,
     converged: watch::Sender<bool>,
 ) {
     loop {
         match events.recv().await {
-            Ok(event) if *event == Event::Converged => break,
+            Ok(occurrence) if occurrence.event == Event::Converged => break,
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::routes::RouteStream;
 use crate::bfd_task::BfdHandle;
+use crate::events::Events;
 use crate::fib::FibView;
 use crate::ipam_task::IpamHandle;
 use crate::session::addresses::canonical;
@@ -32,6 +33,8 @@ pub struct Handler {
     /// `None` without `[ipam]`.
     pub ipam: Option<IpamHandle>,
     pub bfd: BfdHandle,
+    /// What `monitor` clients subscribe to.
+    pub events: Events,
 }
 
 impl Handler {
@@ -60,6 +63,9 @@ impl Handler {
             }
             Request::ShowRoutes { .. } => {
                 Err("show-routes is answered as a stream by the server".to_owned())
+            }
+            Request::Monitor { .. } => {
+                Err("monitor is answered as a stream by the server".to_owned())
             }
             Request::ShowFib => {
                 let fib = self

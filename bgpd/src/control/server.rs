@@ -3,7 +3,8 @@
 //! task per client, JSON lines (the types of `control-proto`), and credential checks
 //! (SO_PEERCRED plus the caller's groups from /proc) when `group` or
 //! `read_only_group` is set. `show-routes` answers are streamed: each chunk of
-//! routes is written and flushed before the next is asked of the rib task.
+//! routes is written and flushed before the next is asked of the rib task. A
+//! `monitor` request hands the connection to [`super::monitor`] for good.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -18,6 +19,7 @@ use tokio_util::codec::{Framed, LinesCodec};
 
 use control_proto::{MAX_REQUEST_LEN, Request, Response};
 
+use super::encode;
 use super::handler::Handler;
 use super::routes::RouteStream;
 use crate::config::ControlConfig;
@@ -153,6 +155,13 @@ async fn client(
                         }
                         Err(message) => Response::Error(message),
                     },
+                    Request::Monitor { topics } if topics.is_empty() => {
+                        Response::Error("monitor: no topic asked for".to_owned())
+                    }
+                    Request::Monitor { topics } => {
+                        let events = handler.events.subscribe();
+                        return super::monitor::serve(lines, events, topics).await;
+                    }
                     request => handler.handle(request).await,
                 },
             },
@@ -185,12 +194,6 @@ async fn send_routes(
     }
     lines.send(encode(&Response::End(stream.end()))).await?;
     Ok(())
-}
-
-/// One answer line.
-fn encode(response: &Response) -> String {
-    serde_json::to_string(response)
-        .unwrap_or_else(|error| format!("{{\"error\":\"cannot encode the answer: {error}\"}}"))
 }
 
 /// The caller's primary group and supplementary groups (from /proc/PID/status).

@@ -29,7 +29,10 @@
 //!   `keep_routes` is true (graceful restart or `keep_on_shutdown`); without it (the
 //!   rib task failed) it leaves the kernel as it is, for the next start to adopt.
 //! - Changes are applied in batches: the task takes what is queued (up to
-//!   [`MAX_FIB_BATCH`]) and hands it to route-sync in one `apply`.
+//!   [`MAX_FIB_BATCH`]) and hands it to route-sync in one `apply`; each batch is told
+//!   on the event stream (`Event::Kernel`), and route-sync's task tells every kernel
+//!   operation route by route (`Event::KernelRoute`, through
+//!   [`KernelObserver`](crate::events::KernelObserver)) while somebody listens.
 //! - `FibChange::Converged` (first full convergence, from the rib task) is passed on
 //!   as `end_of_initial_convergence` after every change before it: only then does
 //!   route-sync delete the routes it adopted at start that nobody asked for again.
@@ -120,7 +123,8 @@ pub async fn spawn_with_overlay(
     events: Events,
     overlay: Option<OverlayReceiver>,
 ) -> Result<(mpsc::Sender<FibChange>, FibView, JoinHandle<()>), route_sync::Error> {
-    let handle = route_sync::start(config).await?;
+    let observer = Arc::new(crate::events::KernelObserver(events.clone()));
+    let handle = route_sync::start_observed(config, observer).await?;
     let (sender, receiver) = mpsc::channel(FIB_CAPACITY);
     let view = FibView {
         handle: handle.clone(),

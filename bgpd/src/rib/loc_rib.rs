@@ -267,6 +267,8 @@ impl Rib {
         if same(before, after) {
             return;
         }
+        self.record_best_route::<K>(slot, before);
+        let entry = K::table(&self.tables).entry(slot);
         let best_before = before.first().map(|p| (p.peer, p.accepted));
         let best_after = entry.best_path();
         let net = entry.net;

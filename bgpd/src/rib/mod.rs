@@ -30,14 +30,16 @@
 //!   once every configured neighbor that is not shut down has sent End-of-RIB for
 //!   each family it negotiated (neighbors the node mesh adds before then too) and,
 //!   with `[ipam]`, the IPAM task's first `Replace` of `LocalSource::IpamBlock` is
-//!   in; or after `[bgp.graceful_restart] restart_time`. Each FIB change is also
-//!   told on `events` (`Event::BestRoute`, `Event::Converged`).
+//!   in; or after `[bgp.graceful_restart] restart_time`, which is also told on
+//!   `events` (`Event::Converged`). While anybody listens to `events`, every change
+//!   of a prefix's best route (or ECMP set) is told too (`Event::BestRoute`).
 //! - Outbound UPDATEs go to each session's `Outbound` channel with `try_reserve`
 //!   only; a full channel makes the peer wait for `RibInput::Drained`, so a session
 //!   must send `Drained` when it takes something off a channel that was full
 //!   (sending it more often is harmless).
 //! - [`Rib`] is the same state machine without the task, for tests and benchmarks:
-//!   [`Rib::handle`] an input, [`Rib::flush`] peers, [`Rib::take_fib`].
+//!   [`Rib::handle`] an input, [`Rib::flush`] peers, [`Rib::take_fib`]
+//!   ([`Rib::watch`], [`Rib::take_best_routes`]).
 //!
 //! # Files
 //!
@@ -48,6 +50,8 @@
 //! - `peer`: per-neighbor state and settings;
 //! - `mod.rs` (this file): the [`Rib`] with its settings, and [`spawn`];
 //! - `loc_rib`: the one place a path changes (decision, pending marks, FIB changes);
+//! - `best_routes`: best-route changes recorded for the event stream while somebody
+//!   listens;
 //! - `adj_rib_in`: UPDATEs and local routes in (checks, import policy, max_prefixes);
 //! - `export`: export rules (default eBGP export, split horizon, route reflection,
 //!   next hop, AS path, LOCAL_PREF, MED);
@@ -61,6 +65,7 @@
 mod adj_rib_in;
 mod adj_rib_out;
 pub mod attrs;
+mod best_routes;
 mod bitset;
 pub mod decision;
 mod export;
@@ -108,6 +113,8 @@ pub struct Rib {
     by_id: HashMap<PeerId, PeerIdx>,
     /// FIB changes not yet handed on (None: no FIB).
     fib: Option<Vec<FibChange>>,
+    /// Best-route changes not yet told on the event stream (None: nobody listens).
+    best_routes: Option<Vec<control_proto::RouteChange>>,
     convergence: Convergence,
     scratch: Scratch,
     /// Prefixes with at least one path, per family (kept by `loc_rib`'s one place a
@@ -172,6 +179,7 @@ impl Rib {
                 .collect(),
             by_id: HashMap::new(),
             fib: fib.then(Vec::new),
+            best_routes: None,
             convergence: Convergence::new(&config, now),
             scratch: Scratch::default(),
             routed: [0; 2],

@@ -100,6 +100,8 @@ pub async fn run(
             },
             () = sleep_until(deadline) => None,
         };
+        // Best-route changes are recorded only while somebody listens.
+        rib.watch(events.wanted());
         if let Some(input) = first {
             rib.handle(input, Instant::now());
             for _ in 1..MAX_BATCH {
@@ -124,18 +126,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Hands the FIB changes made so far to the fib task (waiting for room: the fib task
-/// drains quickly, and the kernel is where a large table has to go anyway), telling
-/// each on `events`.
+/// Tells the best-route changes of the turn on `events`, then hands the FIB changes
+/// made so far to the fib task (waiting for room: the fib task drains quickly, and
+/// the kernel is where a large table has to go anyway), telling the first
+/// convergence on `events` too.
 async fn send_fib(rib: &mut Rib, fib: &mut Option<mpsc::Sender<FibChange>>, events: &Events) {
+    for change in rib.take_best_routes() {
+        events.send_with(|| Event::BestRoute(change));
+    }
     let changes = rib.take_fib();
-    if events.wanted() {
-        for change in &changes {
-            events.send_with(|| match change {
-                FibChange::Converged => Event::Converged,
-                change => Event::BestRoute(change.clone()),
-            });
-        }
+    if changes.contains(&FibChange::Converged) {
+        events.send_with(|| Event::Converged);
     }
     let Some(sender) = fib else {
         return;

@@ -469,12 +469,14 @@ impl Driver {
                 status.connection.clone(),
             );
             if status.state != state {
+                let from = status.state;
                 status.state = state;
                 status.since = Instant::now();
                 status.changed_at = SystemTime::now();
                 events.send_with(|| DaemonEvent::Session {
                     peer,
                     address,
+                    from,
                     state,
                 });
             }
