@@ -367,6 +367,7 @@ mod tests {
             uptime_secs: 75,
             diagnostic: "0 (No Diagnostic)".into(),
             failures: 0,
+            downs: Default::default(),
             packets_received: 4,
             packets_sent: 5,
         };

@@ -3,7 +3,9 @@
 //! Up (FRR's `show bfd peers json` says so); with all traffic to the peer dropped both
 //! ways by nftables, bgpd closes the BGP session with Cease / BFD Down and the peer's
 //! route leaves its kernel table within 1 s, although the hold time is 90 s; with
-//! traffic back, everything returns by itself. Needs root, FRR and nft.
+//! traffic back, everything returns by itself. `bgpctl show bfd` agrees with FRR, and
+//! the BFD metrics with `bgpctl show bfd` (promtool checks the scrape). Needs root,
+//! FRR, nft and promtool.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,10 +13,24 @@ mod bfd_support;
 
 use std::time::Duration;
 
-use bfd_support::{PREFIX, block, drop_and_measure, unblock, wait_wren_bfd_up};
+use bfd_support::{PREFIX, block, drop_and_measure, unblock, wait_wren_bfd_up, wren_bfd_session};
 use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
+use lab::metrics::Samples;
 use lab::{Frr, Netns, TIMEOUT, Veth};
 use serde_json::Value;
+
+/// bgpd's metrics listener in its namespace (single hop test).
+const METRICS: &str = "127.0.0.1:9464";
+
+/// A text-format scrape of bgpd's metrics in `netns`, checked by promtool.
+fn scrape(netns: &Netns) -> Samples {
+    let answer = lab::metrics::get(netns, METRICS.parse().unwrap(), "/metrics", None).unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    if let Err(error) = lab::metrics::promtool_check(&answer.body) {
+        panic!("{error}\n{}", answer.body);
+    }
+    Samples::parse(&answer.body).unwrap()
+}
 
 /// FRR's BFD peer `address` from `show bfd peers json`.
 fn frr_bfd_peer(frr: &Frr, address: &str) -> Option<Value> {
@@ -28,7 +44,7 @@ fn frr_bfd_peer(frr: &Frr, address: &str) -> Option<Value> {
 
 #[test]
 fn bfd_with_frr_detects_a_dead_link_within_a_second() {
-    let Some(_ready) = lab::require!(Root, Frr, Nft) else {
+    let Some(_ready) = lab::require!(Root, Frr, Nft, Promtool) else {
         return;
     };
     let pair = pair("wbfd", "10.94.1", "fd00:94");
@@ -52,7 +68,7 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
             &socket,
             true,
             &format!(
-                "[[bgp.neighbor]]\naddress = \"10.94.1.2\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\n{bfd}\n"
+                "[metrics]\nlisten = \"{METRICS}\"\n\n[[bgp.neighbor]]\naddress = \"10.94.1.2\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\n{bfd}\n"
             ),
         )
     };
@@ -72,8 +88,59 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
     assert_ne!(peer["remote-id"], 0, "{peer}");
     let ours = wait_wren_bfd_up_as_frr(&wren, "10.94.1.2", &peer);
     assert_eq!(ours["interface"], "eth1", "{ours}");
+    // The metrics say what bgpctl show bfd says (packet counters between two answers).
+    let samples = scrape(&pair.a);
+    let after = wren_bfd_session(&wren, "10.94.1.2").unwrap();
+    let labels = [("peer", "10.94.1.2")];
+    assert_eq!(
+        samples.value(
+            "wren_bfd_session_up",
+            &[("peer", "10.94.1.2"), ("interface", "eth1")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        samples.value("wren_bfd_detection_time_seconds", &labels),
+        Some(0.9)
+    );
+    for (name, field) in [
+        ("wren_bfd_packets_received_total", "packets_received"),
+        ("wren_bfd_packets_sent_total", "packets_sent"),
+    ] {
+        let value = samples.value(name, &labels).unwrap();
+        let (low, high) = (
+            ours[field].as_f64().unwrap(),
+            after[field].as_f64().unwrap(),
+        );
+        assert!(
+            low <= value && value <= high,
+            "{name} {value} not in {low}..={high}"
+        );
+    }
+    assert_eq!(
+        samples.matching("wren_bfd_session_down_total", &[]).count(),
+        0
+    );
 
     drop_and_measure(&pair.a, &wren, "10.94.1.2");
+    // Read at once: the BFD session leaves within about a second once BGP, its only
+    // subscriber, has let it go.
+    let samples = scrape(&pair.a);
+    assert_eq!(
+        samples.value(
+            "wren_bfd_session_down_total",
+            &[
+                ("peer", "10.94.1.2"),
+                ("diag", "control_detection_time_expired")
+            ]
+        ),
+        Some(1.0),
+        "{samples:?}"
+    );
+    assert_eq!(
+        samples.value("wren_bfd_session_up", &[("peer", "10.94.1.2")]),
+        Some(0.0)
+    );
     restore_and_wait(&pair.a, &wren, &frr, "10.94.1.2", "10.94.1.1");
 
     // FRR 8.4 takes its BGP session down on our AdminDown, and its `no neighbor X

@@ -1,6 +1,7 @@
 //! `show-bfd` (`bgpctl show bfd`): every BFD session of bgpd's BFD task, as the task
 //! sees it at the moment of the request.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,10 @@ pub struct BfdSession {
     pub diagnostic: String,
     /// Times the session went from Up to Down because the path failed.
     pub failures: u64,
+    /// Times the session left Up, by the diagnostic it left with, in snake case
+    /// (`control_detection_time_expired`, `neighbor_signaled_session_down`,
+    /// `administratively_down`): `wren_bfd_session_down_total`'s `diag`.
+    pub downs: BTreeMap<String, u64>,
     /// Packets accepted by the session since it was made.
     pub packets_received: u64,
     /// Packets handed to the socket since it was made.

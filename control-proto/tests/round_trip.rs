@@ -465,6 +465,7 @@ fn answers() {
                     uptime_secs: 12,
                     diagnostic: "0 (No Diagnostic)".into(),
                     failures: 1,
+                    downs: [("control_detection_time_expired".to_owned(), 1)].into(),
                     packets_received: 40,
                     packets_sent: 41,
                 },
@@ -481,6 +482,7 @@ fn answers() {
                     uptime_secs: 3,
                     diagnostic: "1 (Control Detection Time Expired)".into(),
                     failures: 0,
+                    downs: Default::default(),
                     packets_received: 0,
                     packets_sent: 3,
                 },
@@ -488,10 +490,10 @@ fn answers() {
             concat!(
                 r#"{"ok":{"bfd":[{"peer":"10.0.0.2","interface":"eth1","local":null,"multihop":false,"state":"Up","#,
                 r#""local_discriminator":7,"remote_discriminator":9,"transmit_interval_ms":300,"detection_time_ms":900,"#,
-                r#""uptime_secs":12,"diagnostic":"0 (No Diagnostic)","failures":1,"packets_received":40,"packets_sent":41},"#,
+                r#""uptime_secs":12,"diagnostic":"0 (No Diagnostic)","failures":1,"downs":{"control_detection_time_expired":1},"packets_received":40,"packets_sent":41},"#,
                 r#"{"peer":"fd00::2","interface":null,"local":"fd00::1","multihop":true,"state":"Down","#,
                 r#""local_discriminator":8,"remote_discriminator":0,"transmit_interval_ms":null,"detection_time_ms":null,"#,
-                r#""uptime_secs":3,"diagnostic":"1 (Control Detection Time Expired)","failures":0,"packets_received":0,"packets_sent":3}]}}"#
+                r#""uptime_secs":3,"diagnostic":"1 (Control Detection Time Expired)","failures":0,"downs":{},"packets_received":0,"packets_sent":3}]}}"#
             )
             .to_owned(),
         ),

@@ -41,6 +41,8 @@ struct Entry {
     packets_received: u64,
     /// Packets the socket took.
     packets_sent: u64,
+    /// Times the session left Up, by diagnostic.
+    downs: BTreeMap<Diagnostic, u64>,
 }
 
 /// Every session of the task.
@@ -132,6 +134,7 @@ impl Table {
                 status,
                 packets_received: 0,
                 packets_sent: 0,
+                downs: BTreeMap::new(),
             },
         );
         Ok(receiver)
@@ -259,6 +262,11 @@ impl Table {
     }
 }
 
+/// `Control Detection Time Expired` as `control_detection_time_expired`.
+fn snake_case(name: &str) -> String {
+    name.to_lowercase().replace(' ', "_")
+}
+
 /// A datagram matched by discriminator arrived the way its session's key says.
 fn matches_key(key: &SessionKey, datagram: &Datagram) -> bool {
     match key {
@@ -303,6 +311,11 @@ impl Entry {
             uptime_secs: now.saturating_duration_since(status.since).as_secs(),
             diagnostic: self.session.diagnostic().to_string(),
             failures: status.failures,
+            downs: self
+                .downs
+                .iter()
+                .map(|(diagnostic, count)| (snake_case(diagnostic.name()), *count))
+                .collect(),
             packets_received: self.packets_received,
             packets_sent: self.packets_sent,
         }
@@ -328,6 +341,9 @@ impl Entry {
                         tracing::warn!(session = %key, diagnostic = %transition.diagnostic, "BFD {} -> {}", transition.from, transition.to);
                     } else {
                         tracing::info!(session = %key, diagnostic = %transition.diagnostic, "BFD {} -> {}", transition.from, transition.to);
+                    }
+                    if transition.from == State::Up && transition.to != State::Up {
+                        *self.downs.entry(transition.diagnostic).or_default() += 1;
                     }
                     let remote = self.session.remote().discriminator;
                     self.status.send_modify(|status| {

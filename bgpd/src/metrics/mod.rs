@@ -12,8 +12,9 @@
 //! from a sample), [`process`] (build info and the process collector), [`bgp`]
 //! (sessions, messages, prefixes per neighbor; the RIB per family), [`fib`]
 //! (route-sync's counts), [`ipam`] (the IPAM task's status and the datastore
-//! operations).
+//! operations), [`bfd`] (the BFD sessions).
 
+pub mod bfd;
 pub mod bgp;
 pub mod fib;
 pub mod format;
@@ -56,6 +57,16 @@ impl Sources {
                 Ok(Err(error)) => tracing::debug!("metrics: fib: {error}"),
                 Err(_) => tracing::debug!("metrics: fib: no summary within {HEALTH_TIMEOUT:?}"),
             }
+        }
+        // One turn of the BFD task.
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.handler.bfd.sessions()).await {
+            // No BFD session, no BFD family (as without `[ipam]`, no IPAM one).
+            Ok(Ok(sessions)) if sessions.is_empty() => {}
+            Ok(Ok(sessions)) => {
+                registry.register_collector(Box::new(bfd::BfdSample { sessions }));
+            }
+            Ok(Err(error)) => tracing::debug!("metrics: bfd: {error}"),
+            Err(_) => tracing::debug!("metrics: bfd: no answer within {HEALTH_TIMEOUT:?}"),
         }
         if let Some(handle) = &self.handler.ipam {
             let status = handle.status().borrow().clone();
