@@ -187,6 +187,9 @@ pub fn neighbor(entry: &NeighborEntry) -> String {
     for line in statistics.lines() {
         let _ = writeln!(out, "    {line}");
     }
+    if let Some(bfd) = &detail.bfd {
+        let _ = writeln!(out, "  BFD: {bfd}");
+    }
     let prefixes = &detail.prefixes;
     let _ = writeln!(
         out,
@@ -537,11 +540,13 @@ mod tests {
                 reason: "hold timer expired".into(),
                 unix_time: 1_700_000_000,
             }),
+            bfd: Some("Up".into()),
         });
         let text = neighbor(&entry);
         for expected in [
             "BGP neighbor is 10.0.0.2, remote AS 65001, external link",
             "  Dynamic neighbor from listen range 10.0.0.0/24",
+            "  BFD: Up",
             "  Local address 10.0.0.1:179, remote address 10.0.0.2:40000 (the peer connected)",
             "  Configured hold time 90 s, keepalive a third of the hold time, connect retry 5 s, passive",
             "  Peer router ID 10.0.0.2; negotiated hold time 90 s, keepalive 30 s, send hold time 180 s",

@@ -66,6 +66,10 @@ pub struct NeighborDetail {
     pub established_count: u64,
     /// Why the session last went down, and when.
     pub last_error: Option<LastError>,
+    /// The state of the BFD session the BGP session follows (`Up`, `Down`, `Init`,
+    /// `AdminDown`); none when it follows none.
+    #[serde(default)]
+    pub bfd: Option<String>,
 }
 
 /// The configured timers, in seconds.

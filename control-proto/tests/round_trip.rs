@@ -325,6 +325,7 @@ fn detail() -> NeighborDetail {
             reason: "hold timer expired".into(),
             unix_time: 1_700_000_000,
         }),
+        bfd: Some("Up".into()),
     }
 }
 
@@ -340,7 +341,7 @@ const DETAIL: &str = concat!(
     r#""messages_sent":{"open":1,"update":2,"notification":0,"keepalive":6,"route_refresh":0},"#,
     r#""messages_received":{"open":1,"update":3,"notification":0,"keepalive":6,"route_refresh":0},"#,
     r#""prefixes":{"received":3,"accepted":3,"advertised":1},"established_count":1,"#,
-    r#""last_error":{"reason":"hold timer expired","unix_time":1700000000}}"#
+    r#""last_error":{"reason":"hold timer expired","unix_time":1700000000},"bfd":"Up"}"#
 );
 
 fn route() -> RouteLine {

@@ -182,7 +182,16 @@ impl Handler {
             .negotiated
             .as_ref()
             .map_or(status.remote_asn, |n| n.peer_as);
-        let detail = detail.then(|| detail_of(snapshot, counters, now));
+        let mut detail = detail.then(|| detail_of(snapshot, counters, now));
+        if let Some(detail) = &mut detail {
+            // The BFD session toward the peer, if the BGP session follows one.
+            detail.bfd = self.bfd.sessions().await.ok().and_then(|sessions| {
+                sessions
+                    .into_iter()
+                    .find(|session| session.peer == status.address)
+                    .map(|session| session.state)
+            });
+        }
         NeighborEntry {
             view: NeighborView {
                 address: status.address,
@@ -225,5 +234,6 @@ fn detail_of(snapshot: &NeighborSnapshot, counters: PeerCounters, now: Instant) 
         prefixes: counters,
         established_count: status.established_count,
         last_error: status.last_error.clone(),
+        bfd: None,
     }
 }

@@ -82,6 +82,10 @@ pub fn wait_wren_bfd_up(wren: &Wren, peer: &str) -> Value {
     );
     let local = session["local_discriminator"].to_string();
     assert!(fields.contains(&local.as_str()), "{text}");
+    let neighbor = wren.bgpctl_json(&["show", "neighbor", peer]);
+    assert_eq!(neighbor["detail"]["bfd"], "Up", "{neighbor}");
+    let text = wren.bgpctl_ok(&["show", "neighbor", peer]);
+    assert!(text.contains("\n  BFD: Up\n"), "{text}");
     session
 }
 
