@@ -116,7 +116,7 @@ fn to_kernel(prefixes: u32) {
                     "[bgp]\nasn = {ASN}\nrouter_id = \"10.255.0.1\"\nlisten = []\n"
                 ))
                 .unwrap();
-                let (rib, rib_task) =
+                let (rib, _questions, rib_task) =
                     bgpd::rib::spawn(Arc::new(config), Some(fib), Default::default());
                 let (sender, mut receiver) = mpsc::channel(64);
                 // A session would drain its channel; this one has nothing to send to.

@@ -115,6 +115,8 @@ pub struct Wiring {
     fib: Option<mpsc::Sender<FibChange>>,
     fib_view: Option<FibView>,
     rib: Option<mpsc::Sender<RibInput>>,
+    /// The rib task's questions channel (answered before its queued inputs).
+    questions: Option<mpsc::Sender<crate::tasks::RibQuery>>,
     supervisor: Option<Supervisor>,
     /// The BFD task's handle, for the supervisor's sessions.
     bfd: Option<crate::bfd_task::BfdHandle>,
@@ -148,6 +150,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         fib: None,
         fib_view: None,
         rib: None,
+        questions: None,
         supervisor: None,
         bfd: None,
         ipam: None,
@@ -265,12 +268,13 @@ fn start_rib(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHan
             wiring.first_events = Some(wiring.events.subscribe());
         }
         // Only the rib task holds the fib task's input: the fib task ends after it.
-        let (rib, task) = crate::rib::spawn(
+        let (rib, questions, task) = crate::rib::spawn(
             wiring.config.clone(),
             wiring.fib.take(),
             wiring.events.clone(),
         );
         wiring.rib = Some(rib);
+        wiring.questions = Some(questions);
         Ok(Some(task))
     })
 }
@@ -485,6 +489,10 @@ fn start_control(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
                 .clone()
                 .context("the supervisor is not started")?,
             rib: wiring.rib.clone().context("the rib task is not started")?,
+            questions: wiring
+                .questions
+                .clone()
+                .context("the rib task is not started")?,
             fib: wiring.fib_view.clone(),
             ipam: wiring.ipam.clone(),
             bfd: wiring.bfd.clone().context("the BFD task is not started")?,

@@ -77,6 +77,10 @@
 //! - `RibInput` is one bounded mpsc into the rib task ([`RIB_INPUT_CAPACITY`]);
 //!   sessions `send().await` on it, so a busy RIB slows the peers that feed it (TCP
 //!   backpressure), never drops input.
+//! - Questions that must not wait behind that queue (health, the metrics' counts,
+//!   `show neighbors`' counters) go on the rib task's own bounded channel of
+//!   [`RibQuery`] ([`QUESTION_CAPACITY`]), answered before any queued input and
+//!   between two inputs of a batch; `show routes` chunks stay on `RibInput`.
 //! - `Outbound` is one bounded mpsc per established session, created by the session
 //!   and handed over in [`PeerUp`]. The rib task never blocks on it: it uses
 //!   `try_send`, keeps what did not fit as pending changes in that peer's
@@ -104,6 +108,9 @@ use control_proto::{FamilyName, RouteLine, RouteQuery};
 
 /// Capacity of the channel into the rib task.
 pub const RIB_INPUT_CAPACITY: usize = 1024;
+/// Capacity of the rib task's questions channel: [`RibQuery`]s that jump the
+/// [`RibInput`] queue (see `rib::run`).
+pub const QUESTION_CAPACITY: usize = 64;
 /// Capacity of each session's outbound channel (in batches of encoded UPDATEs).
 pub const OUTBOUND_CAPACITY: usize = 64;
 /// Capacity of the channel from the rib task toward the FIB.

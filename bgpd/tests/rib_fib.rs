@@ -290,7 +290,7 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
                     bgpd::fib::spawn(route_sync::Config::default(), false, events.clone())
                         .await
                         .unwrap();
-                let (rib, _rib_task) =
+                let (rib, _questions, _rib_task) =
                     bgpd::rib::spawn(config("max_paths = 4\n"), Some(fib), events);
                 let mut sessions = Vec::new();
                 for (id, address) in [(1, "10.0.0.2"), (2, "10.0.0.3")] {

@@ -340,7 +340,7 @@ fn route_refresh_resends_and_family_disable_drops() {
 #[tokio::test]
 async fn the_rib_task_over_its_channels() {
     let (fib_sender, mut fib) = tokio::sync::mpsc::channel(64);
-    let (rib, task) = bgpd::rib::spawn(
+    let (rib, _questions, task) = bgpd::rib::spawn(
         config("[[bgp.network]]\nprefix = \"10.7.0.0/24\"\n"),
         Some(fib_sender),
         Default::default(),

@@ -28,6 +28,8 @@ use crate::tasks::{PeerCounters, RibInput, RibQuery};
 pub struct Handler {
     pub supervisor: Supervisor,
     pub rib: mpsc::Sender<RibInput>,
+    /// The rib task's questions that jump its input queue (health, counters).
+    pub questions: mpsc::Sender<RibQuery>,
     /// `None` when `[fib] enabled = false`.
     pub fib: Option<FibView>,
     /// `None` without `[ipam]`.
@@ -101,8 +103,8 @@ impl Handler {
     /// answer) and the IPAM task's last view of its datastore.
     pub async fn health(&self) -> Result<Health, String> {
         let (reply, answer) = oneshot::channel();
-        self.rib
-            .send(RibInput::Query(RibQuery::Converged { reply }))
+        self.questions
+            .send(RibQuery::Converged { reply })
             .await
             .map_err(|_| String::from("the rib task is gone"))?;
         let converged = answer
@@ -164,11 +166,11 @@ impl Handler {
 
     async fn counters(&self, snapshot: &NeighborSnapshot) -> PeerCounters {
         let (reply, answer) = oneshot::channel();
-        let query = RibInput::Query(RibQuery::PeerCounters {
+        let query = RibQuery::PeerCounters {
             peer: snapshot.status.peer,
             reply,
-        });
-        if self.rib.send(query).await.is_err() {
+        };
+        if self.questions.send(query).await.is_err() {
             return PeerCounters::default();
         }
         answer.await.unwrap_or_default()

@@ -8,7 +8,7 @@
 //! let keep = config.fib.sync.keep_on_shutdown || config.bgp.graceful_restart.enabled;
 //! let (fib_sender, fib_view, fib_task) =
 //!     bgpd::fib::spawn(config.fib.sync.clone(), keep, events.clone()).await?;
-//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib_sender), events);
+//! let (rib, _questions, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib_sender), events);
 //! // `bgpctl show fib`: route-sync's snapshot, its JSON as it is.
 //! let _snapshot = fib_view.snapshot().await?;
 //! // On exit: stop, drop every RibInput sender, await the rib task, then the fib

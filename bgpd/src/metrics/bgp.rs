@@ -23,7 +23,7 @@ use super::series::{self, Labels};
 use crate::control::handler::Handler;
 use crate::session::status::{MALFORMED_ACTIONS, NotificationCounts};
 use crate::supervisor::NeighborSnapshot;
-use crate::tasks::{FamilyCounts, PeerFamilyCounts, PeerId, RibCounts, RibInput, RibQuery};
+use crate::tasks::{FamilyCounts, PeerFamilyCounts, PeerId, RibCounts, RibQuery};
 
 /// Longest a scrape waits for the rib task's counts; without them the prefix and
 /// RIB series are left out of that scrape (never reported as 0).
@@ -106,8 +106,8 @@ async fn rib_counts(handler: &Handler) -> Option<RibCounts> {
     let (reply, answer) = oneshot::channel();
     let ask = async {
         handler
-            .rib
-            .send(RibInput::Query(RibQuery::Counts { reply }))
+            .questions
+            .send(RibQuery::Counts { reply })
             .await
             .ok()?;
         answer.await.ok()

@@ -22,7 +22,9 @@
 //!
 //! - [`spawn`]`(config, fib, events)` starts the rib task and returns the sender of the
 //!   [`RibInput`](crate::tasks::RibInput) channel (capacity
-//!   [`RIB_INPUT_CAPACITY`](crate::tasks::RIB_INPUT_CAPACITY)) and the task's handle.
+//!   [`RIB_INPUT_CAPACITY`](crate::tasks::RIB_INPUT_CAPACITY)), the sender of its
+//!   questions channel (answered before any queued input: health, the metrics'
+//!   counts, neighbor counters) and the task's handle.
 //!   The task ends when every sender is dropped. It originates the configured
 //!   networks (`[[bgp.network]]`) itself, at start and on each `Reconfigure`, as
 //!   `LocalSource::Config`; other sources send `RibInput::Local`.
@@ -97,7 +99,9 @@ use table::{Path, PeerIdx, Tables};
 use crate::config::Config;
 use crate::events::Events;
 use crate::policy::Policy;
-use crate::tasks::{FibChange, FibNextHop, PeerId, RIB_INPUT_CAPACITY, RibInput};
+use crate::tasks::{
+    FibChange, FibNextHop, PeerId, QUESTION_CAPACITY, RIB_INPUT_CAPACITY, RibInput, RibQuery,
+};
 
 /// The RIB: adj_rib_in (the paths' received attributes), Loc-RIB (the paths and
 /// their selection) and adj_rib_out (per-peer bitsets) of both families.
@@ -225,12 +229,17 @@ pub fn spawn(
     config: Arc<Config>,
     fib: Option<mpsc::Sender<FibChange>>,
     events: Events,
-) -> (mpsc::Sender<RibInput>, JoinHandle<()>) {
+) -> (
+    mpsc::Sender<RibInput>,
+    mpsc::Sender<RibQuery>,
+    JoinHandle<()>,
+) {
     let (sender, receiver) = mpsc::channel(RIB_INPUT_CAPACITY);
+    let (questions, asked) = mpsc::channel(QUESTION_CAPACITY);
     // The FIB changes are gathered for the fib task, and also for the event stream
     // when a reader is there from the start (the cluster task waits for
     // `Converged`, with or without `[fib]`).
     let rib = Rib::new(config, fib.is_some() || events.wanted(), Instant::now());
-    let handle = tokio::spawn(run(rib, receiver, fib, events));
-    (sender, handle)
+    let handle = tokio::spawn(run(rib, receiver, asked, fib, events));
+    (sender, questions, handle)
 }

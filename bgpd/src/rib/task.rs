@@ -51,32 +51,40 @@ impl Rib {
                 }
             }
             RibInput::Reconfigure(config) => self.reconfigure(config, now),
-            RibInput::Query(RibQuery::Routes { query, reply }) => {
+            RibInput::Query(query) => self.answer(query),
+        }
+    }
+
+    /// Answers one question of the control server, the metrics task or the cluster
+    /// task, in this turn.
+    pub fn answer(&mut self, query: RibQuery) {
+        match query {
+            RibQuery::Routes { query, reply } => {
                 // The asker may have given up; nothing to do then.
                 let _ = reply.send(self.routes(&query));
             }
-            RibInput::Query(RibQuery::Prefixes {
+            RibQuery::Prefixes {
                 family,
                 after,
                 from,
                 reply,
-            }) => {
+            } => {
                 let _ = reply.send(self.prefix_chunk(family, after, from, PREFIX_SCAN));
             }
-            RibInput::Query(RibQuery::RouteChunk {
+            RibQuery::RouteChunk {
                 prefixes,
                 query,
                 reply,
-            }) => {
+            } => {
                 let _ = reply.send(self.route_chunk(&prefixes, &query));
             }
-            RibInput::Query(RibQuery::PeerCounters { peer, reply }) => {
+            RibQuery::PeerCounters { peer, reply } => {
                 let _ = reply.send(self.counters(peer));
             }
-            RibInput::Query(RibQuery::Counts { reply }) => {
+            RibQuery::Counts { reply } => {
                 let _ = reply.send(self.counts());
             }
-            RibInput::Query(RibQuery::Converged { reply }) => {
+            RibQuery::Converged { reply } => {
                 let _ = reply.send(self.convergence.done);
             }
         }
@@ -84,16 +92,31 @@ impl Rib {
 }
 
 /// Runs the rib task until every sender of `inputs` is gone.
+///
+/// `questions` jump the queue: they are answered before any waiting input and
+/// between two inputs of a batch, so a scrape or a health check waits for at most one
+/// input (one UPDATE), not for the thousand queued before it under a bulk load.
 pub async fn run(
     mut rib: Rib,
     mut inputs: mpsc::Receiver<RibInput>,
+    mut questions: mpsc::Receiver<RibQuery>,
     mut fib: Option<mpsc::Sender<FibChange>>,
     events: Events,
 ) {
     send_fib(&mut rib, &mut fib, &events).await;
+    // False once every sender of `questions` is gone (then it is not polled again).
+    let mut asked = true;
     loop {
         let deadline = rib.next_deadline();
         let first = tokio::select! {
+            biased;
+            question = questions.recv(), if asked => {
+                match question {
+                    Some(question) => rib.answer(question),
+                    None => asked = false,
+                }
+                continue;
+            }
             input = inputs.recv() => match input {
                 Some(input) => Some(input),
                 None => break,
@@ -105,6 +128,9 @@ pub async fn run(
         if let Some(input) = first {
             rib.handle(input, Instant::now());
             for _ in 1..MAX_BATCH {
+                while let Ok(question) = questions.try_recv() {
+                    rib.answer(question);
+                }
                 match inputs.try_recv() {
                     Ok(input) => rib.handle(input, Instant::now()),
                     Err(_) => break,
