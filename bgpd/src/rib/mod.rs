@@ -10,9 +10,11 @@
 //! // With `[fib] enabled`; `None` otherwise.
 //! let (fib, _fib_view, _fib_task) =
 //!     bgpd::fib::spawn(config.fib.sync.clone(), false, events.clone()).await?;
-//! let (rib, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib), events);
+//! let (rib, questions, rib_task) = bgpd::rib::spawn(config.clone(), Some(fib), events);
 //! // Sessions send RibInput::PeerUp / Update / EndOfRib / ... / PeerDown on `rib`;
-//! // the control server sends RibInput::Query; a reload sends RibInput::Reconfigure.
+//! // the control server sends RibInput::Query (route chunks) on `rib` and its other
+//! // questions (RibQuery) on `questions`; a reload sends RibInput::Reconfigure.
+//! drop(questions);
 //! rib.send(bgpd::tasks::RibInput::Reconfigure(config)).await?;
 //! drop(rib);
 //! rib_task.await?;
