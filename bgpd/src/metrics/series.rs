@@ -17,6 +17,23 @@ use prometheus_client::metrics::gauge::ConstGauge;
 /// A series' labels: names and values.
 pub type Labels = Vec<(&'static str, String)>;
 
+/// A family of `metric_type`: `name` with `help`, one series per item, each value
+/// made a metric by `metric` (a const gauge or counter).
+fn family<V, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    series: impl IntoIterator<Item = (Labels, V)>,
+    metric: impl Fn(V) -> M,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, value) in series {
+        metric(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 /// A family of gauges: `name` with `help`, one series per item.
 pub fn gauges<V>(
     encoder: &mut DescriptorEncoder,
@@ -27,11 +44,14 @@ pub fn gauges<V>(
 where
     ConstGauge<V>: EncodeMetric,
 {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in series {
-        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    family(
+        encoder,
+        name,
+        help,
+        MetricType::Gauge,
+        series,
+        ConstGauge::new,
+    )
 }
 
 /// One gauge without labels.
@@ -52,11 +72,14 @@ pub fn counters<V>(
 where
     ConstCounter<V>: EncodeMetric,
 {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in series {
-        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    family(
+        encoder,
+        name,
+        help,
+        MetricType::Counter,
+        series,
+        ConstCounter::new,
+    )
 }
 
 /// One counter without labels.
