@@ -18,6 +18,19 @@ pub fn run(command: &mut Command) -> Result<String> {
 
 /// Runs `command` with `input` on its stdin; returns stdout like [`run`].
 pub fn run_input(command: &mut Command, input: &[u8]) -> Result<String> {
+    let output = output_with_input(command, input)?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(failed(command, &output))
+    }
+}
+
+/// Runs `command` with `input` on its stdin to completion and returns its raw output
+/// whatever the exit status. The input is written from a thread, so a large one never
+/// waits for the child's output; a child that exits without reading it is judged by
+/// its exit status.
+pub fn output_with_input(command: &mut Command, input: &[u8]) -> Result<Output> {
     use std::io::Write;
     let line = display(command);
     let what = || format!("running `{line}`");
@@ -27,16 +40,15 @@ pub fn run_input(command: &mut Command, input: &[u8]) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io(what(), e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A child that exits without reading its input is judged by its exit status.
-        let _ = stdin.write_all(input);
-    }
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.to_owned();
+        std::thread::spawn(move || stdin.write_all(&input))
+    });
     let output = child.wait_with_output().map_err(|e| Error::io(what(), e))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(failed(command, &output))
+    if let Some(writer) = writer {
+        let _ = writer.join();
     }
+    Ok(output)
 }
 
 /// Runs `command` and parses its stdout as JSON.

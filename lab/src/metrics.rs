@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -199,23 +199,7 @@ pub fn parse_openmetrics(text: &str) -> Result<Vec<ParsedSample>> {
 
 /// Runs `command` with `input` on stdin; its exit code and stdout followed by stderr.
 fn run_with_input(command: &mut Command, input: &str) -> Result<(Option<i32>, String)> {
-    let line = crate::command_line(command);
-    let what = || format!("running `{line}`");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(what(), e))?;
-    let writer = child.stdin.take().map(|mut stdin| {
-        let input = input.to_owned();
-        // Written from a thread: a large input must not wait for the child's output.
-        std::thread::spawn(move || stdin.write_all(input.as_bytes()))
-    });
-    let output = child.wait_with_output().map_err(|e| Error::io(what(), e))?;
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
+    let output = crate::command::output_with_input(command, input.as_bytes())?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     Ok((output.status.code(), text))
