@@ -2,7 +2,8 @@
 //! namespaces built with the lab library, driven by one load generator written on
 //! bgp-proto, timed by netlink route events.
 //!
-//! `cargo run --release -p bench -- all` (as root) runs every scenario; name one or more
+//! `cargo run --release -p bench -- all` (as root) runs every scenario but the `scale`
+//! family (issue 18: thousands of simulated nodes, `scale` runs them all); name one or more
 //! to run only those; `--quick` runs each once on small sizes (for CI). Results go to
 //! bench/results/ (bench/results-quick/ with `--quick`): per scenario a Markdown table,
 //! an SVG chart and the raw runs as JSON, and README.md gathering every table with the
@@ -34,14 +35,15 @@ use clap::Parser;
 
 use dut::Kind;
 use report::Table;
-use scenario::{NAMES, Options};
+use scenario::{NAMES, Options, SCALE};
 
 /// Benchmarks Wren against BIRD, FRR and GoBGP (run as root).
 #[derive(Debug, Parser)]
 #[command(name = "bench", version)]
 struct Cli {
     /// Scenarios to run: all, or any of propagation, mesh, bulk, churn, restart, ipam,
-    /// k8s-join, metrics.
+    /// k8s-join, metrics; scale (the family), or any of scale-mesh,
+    /// scale-reflector.
     #[arg(required = true)]
     scenarios: Vec<String>,
     /// One run of each scenario on small sizes (a few minutes; what CI runs).
@@ -142,10 +144,16 @@ fn scenario_list(names: &[String]) -> Result<Vec<String>> {
     for name in names {
         if name == "all" {
             list.extend(NAMES.iter().map(|n| (*n).to_owned()));
-        } else if NAMES.contains(&name.as_str()) {
+        } else if name == "scale" {
+            list.extend(SCALE.iter().map(|n| (*n).to_owned()));
+        } else if NAMES.contains(&name.as_str()) || SCALE.contains(&name.as_str()) {
             list.push(name.clone());
         } else {
-            bail!("unknown scenario {name:?} (all, {})", NAMES.join(", "));
+            bail!(
+                "unknown scenario {name:?} (all, {}, scale, {})",
+                NAMES.join(", "),
+                SCALE.join(", ")
+            );
         }
     }
     list.dedup();
@@ -160,14 +168,10 @@ fn write_scenario(
     options: &Options,
     took: f64,
 ) -> Result<()> {
-    let svg = out.join(format!("{}.svg", table.scenario));
-    let charted = report::chart::draw(table, &svg)?;
+    let charts = report::chart::draw_by_unit(table, out)?;
     let mut text = report::markdown::render(table);
-    if charted {
-        text.push_str(&format!(
-            "![{}]({}.svg)\n\n",
-            table.scenario, table.scenario
-        ));
+    for chart in charts {
+        text.push_str(&format!("![{}]({chart})\n\n", table.scenario));
     }
     text.push_str(&format!(
         "<sub>{} run{} per figure{}, {:.0} s, on: {}.</sub>\n",
@@ -238,7 +242,7 @@ fn write_index(out: &Path, machine: &[(String, String)]) -> Result<()> {
         text.push_str(&format!("- {key}: {value}\n"));
     }
     text.push('\n');
-    for name in NAMES {
+    for name in NAMES.iter().chain(&SCALE) {
         let path = out.join(format!("{name}.md"));
         if let Ok(section) = std::fs::read_to_string(&path) {
             text.push_str(&section);

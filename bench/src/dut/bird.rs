@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use anyhow::Result;
 
-use super::{DUT_ASN, DutConfig, HOLD_TIME, MONITOR_ASN, PEER_ASN};
+use super::{DUT_ASN, DutConfig, MONITOR_ASN};
 use crate::topology::Slot;
 
 /// Starts BIRD in the slot's namespace.
@@ -17,7 +17,17 @@ pub fn start(slot: &Slot, config: &DutConfig) -> Result<lab::Bird> {
 /// The bird.conf.
 pub fn config_text(config: &DutConfig) -> String {
     let id = config.router_id;
-    let keepalive = HOLD_TIME / 3;
+    let keepalive = config.keepalive();
+    let hold_time = config.hold_time;
+    // iBGP (the scale scenarios): the peers are on the link (`direct`: BIRD takes iBGP
+    // as multihop otherwise, with recursive next hops), and the daemon's own blocks (a
+    // static protocol) go to every peer; a reflector sends every client's routes to
+    // every other client. eBGP: nothing goes back.
+    let (session, generator_export) = match (config.internal(), config.reflector) {
+        (true, true) => ("\n  direct;\n  rr client;", "all"),
+        (true, false) => ("\n  direct;", "where source = RTS_STATIC"),
+        _ => ("", "none"),
+    };
     let mut text = format!(
         "\
 router id {id};
@@ -35,27 +45,35 @@ protocol kernel {{
 
 template bgp generator {{
   local {id} as {DUT_ASN};
-  passive on;
-  hold time {HOLD_TIME};
+  passive on;{session}
+  hold time {hold_time};
   keepalive time {keepalive};
-  ipv4 {{ import all; export none; }};
+  ipv4 {{ import all; export {generator_export}; }};
 }}
 
 protocol bgp monitor {{
   local {id} as {DUT_ASN};
   neighbor {monitor} as {MONITOR_ASN};
   passive on;
-  hold time {HOLD_TIME};
+  hold time {hold_time};
   keepalive time {keepalive};
   ipv4 {{ import none; export all; }};
 }}
 ",
         monitor = config.monitor
     );
+    if !config.networks.is_empty() {
+        text.push_str("\nprotocol static {\n  ipv4;\n");
+        for network in &config.networks {
+            let _ = writeln!(text, "  route {network} blackhole;");
+        }
+        text.push_str("}\n\n");
+    }
+    let peer_asn = config.peer_asn;
     for (i, peer) in config.peers.iter().enumerate() {
         let _ = writeln!(
             text,
-            "protocol bgp g{i} from generator {{ neighbor {peer} as {PEER_ASN}; }}"
+            "protocol bgp g{i} from generator {{ neighbor {peer} as {peer_asn}; }}"
         );
     }
     text

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use anyhow::Result;
 
-use super::{DUT_ASN, DutConfig, HOLD_TIME, MONITOR_ASN, PEER_ASN};
+use super::{DUT_ASN, DutConfig, MONITOR_ASN};
 use crate::topology::Slot;
 
 /// Starts zebra, staticd and bgpd in the slot's namespace.
@@ -19,7 +19,17 @@ pub fn start(slot: &Slot, config: &DutConfig) -> Result<lab::Frr> {
 pub fn config_text(config: &DutConfig) -> String {
     let id = config.router_id;
     let monitor = config.monitor;
-    let keepalive = HOLD_TIME / 3;
+    let keepalive = config.keepalive();
+    let hold_time = config.hold_time;
+    let peer_asn = config.peer_asn;
+    // iBGP (the scale scenarios): the daemon's own blocks go to every peer, and the
+    // rules of RFC 4271 keep the peers' routes from going back; eBGP: nothing goes back.
+    let generator_out = if config.internal() { "ALL" } else { "NONE" };
+    let generator_client = if config.reflector {
+        "  neighbor GEN route-reflector-client\n"
+    } else {
+        ""
+    };
     let mut text = format!(
         "\
 frr defaults traditional
@@ -36,9 +46,9 @@ router bgp {DUT_ASN}
  no bgp ebgp-requires-policy
  no bgp network import-check
  no bgp default ipv4-unicast
- timers bgp {keepalive} {HOLD_TIME}
+ timers bgp {keepalive} {hold_time}
  neighbor GEN peer-group
- neighbor GEN remote-as {PEER_ASN}
+ neighbor GEN remote-as {peer_asn}
  neighbor GEN passive
  neighbor {monitor} remote-as {MONITOR_ASN}
  neighbor {monitor} passive
@@ -48,15 +58,17 @@ router bgp {DUT_ASN}
     for peer in &config.peers {
         let _ = writeln!(text, " neighbor {peer} peer-group GEN");
     }
+    text.push_str(" !\n address-family ipv4 unicast\n");
+    for network in &config.networks {
+        let _ = writeln!(text, "  network {network}");
+    }
     let _ = write!(
         text,
         "\
- !
- address-family ipv4 unicast
   neighbor GEN activate
   neighbor GEN route-map ALL in
-  neighbor GEN route-map NONE out
-  neighbor {monitor} activate
+  neighbor GEN route-map {generator_out} out
+{generator_client}  neighbor {monitor} activate
   neighbor {monitor} route-map NONE in
   neighbor {monitor} route-map ALL out
  exit-address-family

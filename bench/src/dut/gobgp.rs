@@ -23,7 +23,7 @@ use anyhow::{Context, Result, anyhow};
 use ipnet::Ipv4Net;
 use serde_json::Value;
 
-use super::{DUT_ASN, DutConfig, HOLD_TIME, MONITOR_ASN, PEER_ASN};
+use super::{DUT_ASN, DutConfig, MONITOR_ASN};
 use crate::routelog::{Key, RouteLog};
 use crate::topology::Slot;
 
@@ -93,7 +93,8 @@ fn probe(gobgp: &lab::Gobgp, log: &RouteLog, config: &DutConfig) -> Result<()> {
 /// The gobgpd TOML configuration.
 pub fn config_text(config: &DutConfig) -> String {
     let id = config.router_id;
-    let keepalive = HOLD_TIME / 3;
+    let keepalive = config.keepalive();
+    let hold_time = config.hold_time;
     let mut text = format!(
         r#"[global.config]
   as = {DUT_ASN}
@@ -129,7 +130,7 @@ pub fn config_text(config: &DutConfig) -> String {
     neighbor-address = "{address}"
     peer-as = {asn}
   [neighbors.timers.config]
-    hold-time = {HOLD_TIME}
+    hold-time = {hold_time}
     keepalive-interval = {keepalive}
   [neighbors.transport.config]
     passive-mode = true
@@ -140,7 +141,7 @@ pub fn config_text(config: &DutConfig) -> String {
     };
     neighbor(config.monitor, MONITOR_ASN);
     for peer in &config.peers {
-        neighbor(*peer, PEER_ASN);
+        neighbor(*peer, config.peer_asn);
     }
     text
 }

@@ -117,6 +117,16 @@ pub struct DutConfig {
     /// Wren only: `[metrics] listen` (the `metrics` scenario); the other daemons
     /// have no such endpoint.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The generator peers' AS: [`PEER_ASN`], or [`DUT_ASN`] for iBGP (the `scale-*`
+    /// scenarios: the daemon is a mesh member and sends its own blocks to every peer).
+    pub peer_asn: u32,
+    /// Hold time of every session (keepalive: a third).
+    pub hold_time: u16,
+    /// Blocks the daemon originates (its node's /26), sent to iBGP generator peers.
+    pub networks: Vec<ipnet::Ipv4Net>,
+    /// iBGP only: the generator peers are route reflector clients (RFC 4456), so every
+    /// peer's routes go to every other peer.
+    pub reflector: bool,
 }
 
 impl DutConfig {
@@ -127,7 +137,21 @@ impl DutConfig {
             peers: slot.peers(),
             monitor: slot.monitor(),
             metrics: None,
+            peer_asn: PEER_ASN,
+            hold_time: HOLD_TIME,
+            networks: Vec::new(),
+            reflector: false,
         }
+    }
+
+    /// True when the generator peers are in the daemon's AS.
+    pub fn internal(&self) -> bool {
+        self.peer_asn == DUT_ASN
+    }
+
+    /// The keepalive interval, a third of the hold time.
+    pub fn keepalive(&self) -> u16 {
+        self.hold_time / 3
     }
 }
 
@@ -297,6 +321,11 @@ fn launch(kind: Kind, slot: &Slot, config: &DutConfig) -> Result<(Process, Arc<R
         Kind::Frr => (Process::Frr(frr::start(slot, config)?), kernel),
         Kind::Wren => (Process::Wren(wren::start(slot, config)?), kernel),
         Kind::Gobgp => {
+            if !config.networks.is_empty() || config.reflector {
+                anyhow::bail!(
+                    "GoBGP under test originates no networks and reflects no routes (its FIB does not work here)"
+                );
+            }
             let log = Arc::new(RouteLog::new(format!("GoBGP RIB in {}", slot.name())));
             let running = gobgp::start(slot, config, log.clone())?;
             (Process::Gobgp(running), log)
@@ -438,6 +467,10 @@ mod tests {
             peers: vec!["10.1.1.1".parse().unwrap(), "10.1.1.2".parse().unwrap()],
             monitor: "10.1.250.1".parse().unwrap(),
             metrics: Some("10.1.0.1:9180".parse().unwrap()),
+            peer_asn: PEER_ASN,
+            hold_time: HOLD_TIME,
+            networks: Vec::new(),
+            reflector: false,
         };
         let dir = ready.dir();
         let checks: [(&str, String, Vec<&str>); 3] = [

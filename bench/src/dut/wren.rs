@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::{DUT_ASN, DutConfig, HOLD_TIME, MONITOR_ASN, PEER_ASN};
+use super::{DUT_ASN, DutConfig, MONITOR_ASN};
 use crate::topology::Slot;
 
 /// Environment variable naming the directory holding `bgpd`.
@@ -106,7 +106,14 @@ pub fn start(slot: &Slot, config: &DutConfig) -> Result<lab::Daemon> {
 /// The bgpd.toml (issue 3's keys, plus `[fib] enabled` for kernel export).
 pub fn config_text(config: &DutConfig, dir: &Path) -> String {
     let id = config.router_id;
-    let keepalive = HOLD_TIME / 3;
+    let keepalive = config.keepalive();
+    let hold_time = config.hold_time;
+    let peer_asn = config.peer_asn;
+    let client = if config.reflector {
+        "route_reflector_client = true\n"
+    } else {
+        ""
+    };
     let mut text = format!(
         r#"[bgp]
 asn = {DUT_ASN}
@@ -117,7 +124,7 @@ listen = ["{id}:{port}"]
 address = "{monitor}"
 remote_asn = {MONITOR_ASN}
 passive = true
-hold_time = {HOLD_TIME}
+hold_time = {hold_time}
 keepalive = {keepalive}
 export = "everything"
 
@@ -130,13 +137,16 @@ export = "everything"
             text,
             r#"[[bgp.neighbor]]
 address = "{peer}"
-remote_asn = {PEER_ASN}
+remote_asn = {peer_asn}
 passive = true
-hold_time = {HOLD_TIME}
+hold_time = {hold_time}
 keepalive = {keepalive}
-
+{client}
 "#
         );
+    }
+    for network in &config.networks {
+        let _ = write!(text, "[[bgp.network]]\nprefix = \"{network}\"\n\n");
     }
     let _ = write!(
         text,

@@ -2,6 +2,10 @@
 //! current-thread runtime on a thread inside the generator namespace, pinned to the
 //! generator CPU. Each peer connects from its own address on the generator's veth.
 //!
+//! A peer keeps counters and time stamps of what it receives, not the routes (unless it
+//! is a monitor with a route log), so thousands fit in one process (the `scale-*`
+//! scenarios run 5000).
+//!
 //! The harness drives it from its own thread: [`Generator::peer`] starts a peer task,
 //! [`Peer::send`] hands it pre-encoded UPDATEs (encode them with [`updates`] before the
 //! clock starts) and returns the instant the write began, [`Peer::close`] drops the
@@ -149,6 +153,18 @@ impl Peer {
         state
             .established_at
             .ok_or_else(|| anyhow!("peer {}: Established without a time", self.local))
+    }
+
+    /// Waits until `condition` holds on the peer's state (`what` names it in the error);
+    /// returns that state.
+    pub fn wait_for(
+        &self,
+        deadline: Instant,
+        what: &str,
+        condition: impl Fn(&State) -> bool,
+    ) -> Result<State> {
+        self.shared
+            .wait(deadline, &format!("peer {} {what}", self.local), condition)
     }
 
     /// Starts writing `bytes` on the session.

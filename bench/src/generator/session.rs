@@ -73,8 +73,17 @@ pub struct State {
     pub established_at: Option<Instant>,
     /// How many times a session became Established.
     pub sessions: u32,
+    /// UPDATE messages the daemon has sent this peer, over all sessions.
+    pub updates: u64,
     /// Prefixes the daemon has announced to this peer, over all sessions.
     pub received: u64,
+    /// When the first and the latest of those arrived.
+    pub first_received_at: Option<Instant>,
+    pub last_received_at: Option<Instant>,
+    /// Prefixes the daemon has withdrawn from this peer, over all sessions, and when the
+    /// latest withdrawal arrived.
+    pub withdrawn: u64,
+    pub last_withdrawn_at: Option<Instant>,
     /// The last error, if any (a session that ended or could not open).
     pub error: Option<String>,
     /// The task has stopped for good.
@@ -213,7 +222,7 @@ async fn session(
         .with_context(|| format!("connecting {} -> {}:{BGP_PORT}", spec.local, spec.remote))?;
     stream.set_nodelay(true).context("TCP_NODELAY")?;
     let (read, mut write) = stream.into_split();
-    let mut reader = FramedRead::new(read, BgpCodec::new(updates::context()));
+    let mut reader = FramedRead::new(read, BgpCodec::new(updates::context(false)));
 
     let local_open = Open::new(
         spec.asn,
@@ -227,14 +236,16 @@ async fn session(
             Capability::FourOctetAs { asn: spec.asn },
         ],
     );
-    let ctx = updates::context();
+    let ctx = updates::context(false);
     write_message(&mut write, &Message::Open(local_open.clone()), &ctx).await?;
     let (remote_open, ctx) = tokio::time::timeout(OPEN_TIMEOUT, async {
         let remote_open = match next_message(&mut reader).await? {
             Message::Open(open) => open,
             other => bail!("expected OPEN, got {:?}", other.message_type()),
         };
-        let ctx = SessionContext::negotiate(&local_open, &remote_open, false);
+        // iBGP when the daemon is in the peer's own AS (a mesh or reflector scenario).
+        let ibgp = remote_open.asn() == spec.asn;
+        let ctx = SessionContext::negotiate(&local_open, &remote_open, ibgp);
         updates::check_context(&ctx)?;
         reader.decoder_mut().set_context(ctx);
         write_message(&mut write, &Message::Keepalive, &ctx).await?;
@@ -328,8 +339,20 @@ async fn read_loop(
         };
         match message {
             Message::Update(update) => {
-                if !update.nlri.is_empty() {
-                    shared.update(|state| state.received += update.nlri.len() as u64);
+                if !update.nlri.is_empty() || !update.withdrawn.is_empty() {
+                    let at = Instant::now();
+                    shared.update(|state| {
+                        state.updates += 1;
+                        if !update.nlri.is_empty() {
+                            state.received += update.nlri.len() as u64;
+                            state.first_received_at.get_or_insert(at);
+                            state.last_received_at = Some(at);
+                        }
+                        if !update.withdrawn.is_empty() {
+                            state.withdrawn += update.withdrawn.len() as u64;
+                            state.last_withdrawn_at = Some(at);
+                        }
+                    });
                 }
                 if let Some(log) = &monitor {
                     let at = Instant::now();

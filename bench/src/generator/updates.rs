@@ -2,8 +2,9 @@
 //!
 //! Prefix number `i` is the /26 at 32.0.0.0 + 64·i (a million of them end at 36.0.0.0),
 //! a range no namespace uses for anything else. Announcements carry ORIGIN IGP, an
-//! AS_PATH of the peer's AS and the peer's address as NEXT_HOP, packed by bgp-proto's
-//! [`UpdatePacker`] into as few 4096-octet UPDATEs as possible.
+//! AS_PATH of the peer's AS (empty, with LOCAL_PREF 100, to an iBGP daemon: [`Role`])
+//! and the peer's address as NEXT_HOP, packed by bgp-proto's [`UpdatePacker`] into as
+//! few 4096-octet UPDATEs as possible.
 
 use std::net::Ipv4Addr;
 use std::ops::Range;
@@ -38,20 +39,32 @@ pub fn keys(nets: &[Ipv4Net]) -> Vec<Key> {
     nets.iter().map(|net| Key::of(*net)).collect()
 }
 
-/// The session parameters every pre-encoded UPDATE assumes: 4-octet AS numbers, eBGP, no
-/// add-path, no extended message. The generator's OPEN offers nothing that could change
-/// them, and a session negotiating otherwise is refused ([`check_context`]).
-pub fn context() -> SessionContext {
-    SessionContext::default()
+/// Whether the daemon is in the peers' AS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The daemon is in another AS (every scenario but `scale-*`).
+    External,
+    /// The daemon is in the peers' AS: a mesh member or a route reflector.
+    Internal,
+}
+
+/// The session parameters every pre-encoded UPDATE assumes: 4-octet AS numbers, no
+/// add-path, no extended message, iBGP when `ibgp`. The generator's OPEN offers nothing
+/// that could change them, and a session negotiating otherwise is refused
+/// ([`check_context`]); whether it is iBGP follows from the daemon's AS.
+pub fn context(ibgp: bool) -> SessionContext {
+    SessionContext {
+        ibgp,
+        ..SessionContext::default()
+    }
 }
 
 /// Fails when a negotiated session would need UPDATEs encoded differently.
 pub fn check_context(negotiated: &SessionContext) -> Result<()> {
-    let assumed = context();
+    let assumed = context(negotiated.ibgp);
     if negotiated.four_octet_as != assumed.four_octet_as
         || negotiated.extended_message != assumed.extended_message
         || negotiated.add_path_send != assumed.add_path_send
-        || negotiated.ibgp != assumed.ibgp
     {
         bail!(
             "the session negotiated {negotiated:?}, but the UPDATEs were encoded for {assumed:?}"
@@ -60,13 +73,25 @@ pub fn check_context(negotiated: &SessionContext) -> Result<()> {
     Ok(())
 }
 
-/// UPDATEs announcing `nets` from a peer at `next_hop` in AS `asn`.
+/// UPDATEs announcing `nets` from a peer at `next_hop` in AS `asn` to an eBGP daemon.
 pub fn announce(next_hop: Ipv4Addr, asn: u32, nets: &[Ipv4Net]) -> Result<Bytes> {
-    let ctx = context();
+    announce_as(Role::External, next_hop, asn, nets)
+}
+
+/// UPDATEs announcing `nets` from a peer at `next_hop` in AS `asn`, to a daemon in the
+/// role `role`.
+pub fn announce_as(role: Role, next_hop: Ipv4Addr, asn: u32, nets: &[Ipv4Net]) -> Result<Bytes> {
+    let ibgp = role == Role::Internal;
+    let ctx = context(ibgp);
     let attributes = PathAttributes {
         origin: Some(Origin::Igp),
-        as_path: Some(AsPath::from_sequence(&[asn])),
+        as_path: Some(if ibgp {
+            AsPath::from_sequence(&[])
+        } else {
+            AsPath::from_sequence(&[asn])
+        }),
         next_hop: Some(next_hop),
+        local_pref: ibgp.then_some(100),
         ..PathAttributes::default()
     };
     let mut out = BytesMut::with_capacity(nets.len() * 5 + 64);
@@ -84,7 +109,7 @@ pub fn announce(next_hop: Ipv4Addr, asn: u32, nets: &[Ipv4Net]) -> Result<Bytes>
 
 /// UPDATEs withdrawing `nets`.
 pub fn withdraw(nets: &[Ipv4Net]) -> Result<Bytes> {
-    let ctx = context();
+    let ctx = context(false);
     let mut out = BytesMut::with_capacity(nets.len() * 5 + 64);
     if !nets.is_empty() {
         UpdatePacker::new(&ctx)
@@ -113,8 +138,12 @@ mod tests {
     }
 
     /// Decodes a byte run of back-to-back messages.
-    fn decode_all(mut bytes: &[u8]) -> Vec<Message> {
-        let ctx = context();
+    fn decode_all(bytes: &[u8]) -> Vec<Message> {
+        decode_all_as(bytes, false)
+    }
+
+    fn decode_all_as(mut bytes: &[u8], ibgp: bool) -> Vec<Message> {
+        let ctx = context(ibgp);
         let mut messages = Vec::new();
         while let Some(length) = frame_length(bytes, 4096).unwrap() {
             messages.push(decode_message(&bytes[..length], &ctx).unwrap().message);
@@ -163,11 +192,24 @@ mod tests {
 
     #[test]
     fn context_mismatch_is_refused() {
-        check_context(&context()).unwrap();
+        check_context(&context(false)).unwrap();
+        check_context(&context(true)).unwrap();
         let extended = SessionContext {
             extended_message: true,
-            ..context()
+            ..context(true)
         };
         assert!(check_context(&extended).is_err());
+    }
+
+    #[test]
+    fn internal_announcements_carry_local_pref_and_no_as() {
+        let nets = prefixes(0..3);
+        let bytes = announce_as(Role::Internal, Ipv4Addr::new(10, 1, 1, 7), 64512, &nets).unwrap();
+        let Message::Update(update) = &decode_all_as(&bytes, true)[0] else {
+            panic!("not an UPDATE")
+        };
+        assert_eq!(update.attributes.local_pref, Some(100));
+        assert_eq!(update.attributes.as_path, Some(AsPath::from_sequence(&[])));
+        assert_eq!(update.nlri.len(), 3);
     }
 }

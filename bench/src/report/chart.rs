@@ -19,6 +19,36 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(0x66, 0x66, 0x66),
 ];
 
+/// Draws the charted rows of `table` into `dir`, one chart per unit: the first unit's
+/// rows to SCENARIO.svg (y axis: the table's `chart_axis`), each other unit's to
+/// SCENARIO-UNIT.svg (y axis: the first such row's figure and the unit), so time and
+/// memory against N are two charts with the same subjects. Returns the file names drawn.
+pub fn draw_by_unit(table: &Table, dir: &Path) -> Result<Vec<String>> {
+    let mut units = Vec::new();
+    for row in table.rows.iter().filter(|r| r.charted) {
+        if !units.contains(&row.unit) {
+            units.push(row.unit);
+        }
+    }
+    let mut drawn = Vec::new();
+    for (i, unit) in units.into_iter().enumerate() {
+        let mut part = table.clone();
+        part.rows.retain(|r| r.charted && r.unit == unit);
+        let name = if i == 0 {
+            format!("{}.svg", table.scenario)
+        } else {
+            let label = part.rows[0].label.clone();
+            let figure = label.split_once(": ").map_or(label.as_str(), |(_, f)| f);
+            part.chart_axis = format!("{figure} ({})", unit.symbol());
+            format!("{}-{}.svg", table.scenario, unit.symbol().replace(' ', "-"))
+        };
+        if draw(&part, &dir.join(&name))? {
+            drawn.push(name);
+        }
+    }
+    Ok(drawn)
+}
+
 /// Draws the charted rows of `table` to `path` (an .svg). A table without charted rows
 /// gets no chart (`Ok(false)`).
 pub fn draw(table: &Table, path: &Path) -> Result<bool> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::{Context, daemon_columns, mib, remark_table, seconds};
+use super::{Context, daemon_columns, list, mib, remark_table, seconds};
 use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN};
 use crate::generator::{Peer, PeerSpec, check_nothing_received, updates, wait_all_established};
 use crate::report::{Collector, Table, Unit};
@@ -104,14 +104,7 @@ pub fn run(context: &Context) -> Result<Table> {
     let (subjects, ratios) = daemon_columns();
     Ok(Table {
         scenario: "mesh".into(),
-        title: format!(
-            "mesh: {} peers with 1–4 /26 each",
-            sizes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        title: format!("mesh: {} peers with 1–4 /26 each", list(&sizes)),
         notes: vec![format!(
             "The daemon is started and listening; then the generator opens every session at \
              once and each peer announces its routes as soon as it is Established. Times run \

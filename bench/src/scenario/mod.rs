@@ -14,6 +14,9 @@ mod mesh;
 mod metrics;
 mod propagation;
 mod restart;
+mod scale;
+mod scale_mesh;
+mod scale_reflector;
 
 use std::fmt::Display;
 use std::time::{Duration, Instant};
@@ -23,6 +26,10 @@ use anyhow::{Result, anyhow, bail};
 use crate::dut::{Kind, TableKind};
 use crate::report::{Collector, Table};
 use crate::topology::Bench;
+
+/// The `scale` family (issue 18), run by `scale` and by name, not by `all`: its sizes
+/// take longer than the rest together.
+pub const SCALE: [&str; 2] = ["scale-mesh", "scale-reflector"];
 
 /// Every scenario, in the order `all` runs them.
 pub const NAMES: [&str; 8] = [
@@ -148,12 +155,17 @@ pub fn remark_table(collector: &mut Collector, figure: &str) {
 
 /// Runs the scenario `name`.
 pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
-    let scenario = NAMES.into_iter().find(|n| *n == name).ok_or_else(|| {
-        anyhow!(
-            "unknown scenario {name:?} (one of: all, {})",
-            NAMES.join(", ")
-        )
-    })?;
+    let scenario = NAMES
+        .into_iter()
+        .chain(SCALE)
+        .find(|n| *n == name)
+        .ok_or_else(|| {
+            anyhow!(
+                "unknown scenario {name:?} (one of: all, {}, scale, {})",
+                NAMES.join(", "),
+                SCALE.join(", ")
+            )
+        })?;
     let context = Context {
         options,
         bench,
@@ -174,6 +186,8 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         "restart" => restart::run(&context),
         "ipam" => ipam::run(&context),
         "metrics" => metrics::run(&context),
+        "scale-mesh" => scale_mesh::run(&context),
+        "scale-reflector" => scale_reflector::run(&context),
         _ => k8s_join::run(&context),
     }?;
     context.progress(format!(
@@ -181,6 +195,15 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         context.started.elapsed().as_secs_f64()
     ));
     Ok(table)
+}
+
+/// Sizes as a list for a title: "10, 50, 150".
+pub fn list(sizes: &[usize]) -> String {
+    sizes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Seconds between two instants (0 when `to` is earlier).

@@ -1,0 +1,248 @@
+//! What the `scale-*` scenarios (issue 18) share: the simulated nodes (generator peers
+//! in the daemon's AS, each announcing its node's /26), the daemon's own block, the
+//! open-files check, and waits over thousands of peers that count instead of keeping
+//! tables.
+//!
+//! Node `i` is generator peer `i` of the slot, announcing prefix number `i` (see
+//! `generator::updates`); the daemon's own block is the last prefix of the range, which
+//! no node announces.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use ipnet::Ipv4Net;
+
+use super::Context;
+use crate::dut::{DUT_ASN, DutConfig, Kind};
+use crate::generator::updates::{self, Role};
+use crate::generator::{Peer, PeerSpec};
+use crate::report::{Collector, Unit};
+use crate::routelog::{Key, RouteLog};
+use crate::topology::Slot;
+
+/// Hold time of every session in the scale scenarios: the short one of the issue (9 s;
+/// keepalives every 3 s), so a peer or daemon that falls behind under load loses its
+/// session within the run and the run says so.
+pub const HOLD_TIME: u16 = 9;
+
+/// The figure names of one size of a scale scenario.
+pub trait SizeFigures {
+    /// N.
+    fn size(&self) -> usize;
+    /// The figure charted against N on the time chart (seconds).
+    fn time(&self) -> &str;
+    /// The figure charted against N on the memory chart.
+    fn memory(&self) -> &str;
+    /// Every figure but [`SizeFigures::time`], with its unit, in table order.
+    fn rest(&self) -> Vec<(&str, Unit)>;
+}
+
+/// The daemons to run: GoBGP is left out (its FIB does not work here, and these
+/// scenarios time the kernel and originate a block).
+pub fn kinds(context: &Context, collector: &mut Collector) -> Result<Vec<Kind>> {
+    let mut kinds = context.daemons(collector)?;
+    if kinds.contains(&Kind::Gobgp) {
+        kinds.retain(|k| *k != Kind::Gobgp);
+        collector.unavailable(
+            Kind::Gobgp.name(),
+            "not run: GoBGP under test cannot write its FIB here (see the other scenarios)",
+        );
+    }
+    Ok(kinds)
+}
+
+/// Declares every size's figures (the time rows first, so they lead the table) and marks
+/// the charted ones; then measures every kind at every size, runs interleaved, sizes
+/// in order, kinds alternating within a size.
+pub fn measure_all<F: SizeFigures, O>(
+    context: &Context,
+    collector: &mut Collector,
+    kinds: &[Kind],
+    figures: &[F],
+    mut measure: impl FnMut(Kind, usize) -> Result<O>,
+    mut record: impl FnMut(O, &mut Collector, &F, Kind),
+) -> Result<()> {
+    for f in figures {
+        collector.chart(f.time());
+        collector.declare(f.time(), Unit::Seconds);
+    }
+    for f in figures {
+        for (figure, unit) in f.rest() {
+            collector.declare(figure, unit);
+        }
+        collector.chart(f.memory());
+    }
+    for run in 1..=context.runs() {
+        for f in figures {
+            for &kind in kinds {
+                context.progress(format!(
+                    "{} run {run}/{}: N = {}",
+                    kind.name(),
+                    context.runs(),
+                    f.size()
+                ));
+                let outcome = context.attempt(collector, kind, || measure(kind, f.size()))?;
+                if let Some(outcome) = outcome {
+                    record(outcome, collector, f, kind);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records that `subject` fell short on `figure` (a count instead of a time): progress
+/// line, remark, and the cell's reason.
+pub fn short(
+    context: &Context,
+    collector: &mut Collector,
+    figure: &str,
+    subject: &str,
+    what: String,
+) {
+    context.progress(format!("{subject}: {figure}: {what}"));
+    collector.not_applicable(figure, subject, what.clone());
+    collector.remark(figure, subject, what);
+}
+
+/// The block of node `i`.
+pub fn node_block(i: usize) -> Ipv4Net {
+    updates::prefix(i as u32)
+}
+
+/// The daemon's own block (announced by no simulated node).
+pub fn own_block() -> Ipv4Net {
+    updates::prefix(updates::CAPACITY - 1)
+}
+
+/// The blocks of nodes `0..count` as route log keys.
+pub fn node_keys(count: usize) -> Vec<Key> {
+    (0..count).map(|i| Key::of(node_block(i))).collect()
+}
+
+/// A daemon configured as one more iBGP member among the slot's peers, originating its
+/// own block, every session with [`HOLD_TIME`].
+pub fn internal_config(slot: &Slot) -> DutConfig {
+    DutConfig {
+        peer_asn: DUT_ASN,
+        hold_time: HOLD_TIME,
+        networks: vec![own_block()],
+        ..DutConfig::for_slot(slot)
+    }
+}
+
+/// The pre-encoded UPDATE of node `i` (its block, next hop its own address).
+pub fn node_update(slot: &Slot, i: usize) -> Result<bytes::Bytes> {
+    updates::announce_as(Role::Internal, slot.peer(i), DUT_ASN, &[node_block(i)])
+}
+
+/// Starts simulated node `i` of `slot`, connecting to `remote`.
+pub fn start_node(
+    context: &Context,
+    slot: &Slot,
+    remote: Ipv4Addr,
+    i: usize,
+    initial: bytes::Bytes,
+) -> Peer {
+    context.bench.generator().peer(PeerSpec {
+        local: slot.peer(i),
+        remote,
+        asn: DUT_ASN,
+        hold_time: HOLD_TIME,
+        initial,
+        reconnect: false,
+        monitor: None,
+    })
+}
+
+/// Fails when this process may not open the sockets of `sessions` peers (the generator
+/// holds one per session): says which limit to raise.
+pub fn check_open_files(sessions: usize) -> Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits")
+        .map_err(|e| anyhow!("reading /proc/self/limits: {e}"))?;
+    let soft = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .ok_or_else(|| anyhow!("no \"Max open files\" line in /proc/self/limits"))?;
+    let needed = sessions as u64 + 256;
+    if soft != "unlimited" {
+        let soft: u64 = soft
+            .parse()
+            .map_err(|_| anyhow!("/proc/self/limits: open files limit {soft:?} is not a number"))?;
+        if soft < needed {
+            bail!(
+                "the open files limit (RLIMIT_NOFILE, soft {soft}) is below the {needed} the \
+                 generator needs for {sessions} sessions: raise it (ulimit -n {needed})"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How many of `keys` are present in `log` now.
+pub fn count_present(log: &RouteLog, keys: &[Key]) -> usize {
+    let mut count = 0;
+    // A wait whose condition holds at once: a look at the log under its lock.
+    let _ = log.wait(Duration::ZERO, "a count", |inner| {
+        count = keys.iter().filter(|k| inner.contains(**k)).count();
+        true
+    });
+    count
+}
+
+/// Waits until every peer has received at least `prefixes` prefixes; returns the latest
+/// instant a peer's count reached it (the time of its last reception then), or how many
+/// peers got there by `deadline`.
+pub fn wait_all_received(
+    peers: &[Peer],
+    prefixes: u64,
+    deadline: Instant,
+) -> Result<Instant, usize> {
+    let mut last: Option<Instant> = None;
+    for (done, peer) in peers.iter().enumerate() {
+        match peer.wait_for(deadline, "receiving", |s| s.received >= prefixes) {
+            Ok(state) => {
+                let at = state.last_received_at.unwrap_or_else(Instant::now);
+                last = Some(last.map_or(at, |l| l.max(at)));
+            }
+            Err(_) => {
+                let reached = done
+                    + peers[done..]
+                        .iter()
+                        .filter(|p| p.state().received >= prefixes)
+                        .count();
+                return Err(reached);
+            }
+        }
+    }
+    last.ok_or(0)
+}
+
+/// Peers whose session is not the first one still Established (a lost session: hold
+/// timer expiry on either side, or a reset), with the first one's error.
+pub fn lost_sessions(peers: &[Peer]) -> (usize, Option<String>) {
+    let mut lost = 0;
+    let mut first = None;
+    for peer in peers {
+        let state = peer.state();
+        if !state.established || state.sessions != 1 {
+            lost += 1;
+            if first.is_none() {
+                first = Some(format!(
+                    "{}: {}",
+                    peer.address(),
+                    state.error.unwrap_or_else(|| "no error recorded".into())
+                ));
+            }
+        }
+    }
+    (lost, first)
+}
+
+/// The resident memory of this process (the harness; with thousands of simulated peers
+/// mostly the generator).
+pub fn own_rss() -> Result<u64> {
+    Ok(crate::system::usage(std::process::id())?.rss)
+}

@@ -1,0 +1,375 @@
+//! `scale-reflector` (issue 18): two real route reflectors of one kind and N = 1000, 2500
+//! and 5000 simulated clients (`--quick`: 50), every client a session to each reflector
+//! (its own address on each reflector's link), announcing its /26. Hold time 9 s.
+//!
+//! Figures per N: time from opening the sessions until every client session has every
+//! other client's block (N × (N − 1) deliveries per reflector, counted at the clients);
+//! UPDATEs the reflectors sent (counted at the clients) and prefixes delivered; the
+//! reflectors' RSS (both) and CPU to converge; a client joining after convergence: time
+//! until every client has its block (through either reflector); the same client withdrawing
+//! it: time until it has left every client (through both); one reflector killed: clients
+//! whose routes through the other one changed within a hold time and two seconds (should
+//! be none), and sessions lost on the other one.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::scale::{self, HOLD_TIME, SizeFigures};
+use super::{Context, daemon_columns, list, mib, seconds};
+use crate::dut::{Dut, Kind};
+use crate::generator::{Peer, updates};
+use crate::report::{Collector, Table, Unit};
+use crate::topology::Slot;
+
+pub fn run(context: &Context) -> Result<Table> {
+    let sizes: Vec<usize> = context.size(vec![1000, 2500, 5000], vec![50]);
+    let limit = context.size(Duration::from_secs(180), Duration::from_secs(60));
+    let mut collector = Collector::default();
+    let kinds = scale::kinds(context, &mut collector)?;
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    scale::check_open_files(2 * (largest + 1))?;
+    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n)).collect();
+    scale::measure_all(
+        context,
+        &mut collector,
+        &kinds,
+        &figures,
+        |kind, size| measure(context, kind, size, limit),
+        |outcome, collector, f, kind| outcome.record(collector, f, kind, context),
+    )?;
+    let (subjects, ratios) = daemon_columns();
+    Ok(Table {
+        scenario: "scale-reflector".into(),
+        title: format!(
+            "scale-reflector: two route reflectors, {} simulated clients",
+            list(&sizes)
+        ),
+        notes: vec![format!(
+            "Two daemons of one kind (AS 64512), each in its own namespace, every simulated \
+             client a passive iBGP route reflector client of both (hold time {HOLD_TIME} s); \
+             the reflectors do not peer with each other. Clients are generator peers in one \
+             process on the generator CPU (two sessions each), announcing one /26, counting \
+             what they receive. Times run from the generator opening every session at once. \
+             RSS is both reflectors' VmRSS after convergence (FRR: bgpd + zebra), CPU both \
+             reflectors' user + system time. UPDATEs and prefixes are counted at the clients \
+             until convergence. The joining client is configured from the start. A kind that \
+             does not converge within {} s gets the count it reached. See \
+             bench/src/scenario/scale_reflector.rs.",
+            limit.as_secs()
+        )],
+        rows: collector.rows(&subjects, "does not apply"),
+        subjects,
+        ratios,
+        chart_axis: "seconds until every client has every block".into(),
+    })
+}
+
+/// The figure names of one size.
+struct Figures {
+    size: usize,
+    converged: String,
+    updates: String,
+    prefixes: String,
+    rss: String,
+    cpu: String,
+    join: String,
+    withdraw: String,
+    changed: String,
+    lost: String,
+}
+
+impl Figures {
+    fn new(n: usize) -> Figures {
+        Figures {
+            size: n,
+            converged: format!("{n} clients: every client has every block"),
+            updates: format!("{n} clients: UPDATEs the reflectors sent"),
+            prefixes: format!("{n} clients: prefixes delivered"),
+            rss: format!("{n} clients: RSS of both reflectors"),
+            cpu: format!("{n} clients: CPU of both reflectors to converge"),
+            join: format!("{n} clients: a joining client's block at every client"),
+            withdraw: format!("{n} clients: a withdrawn block gone from every client"),
+            changed: format!("{n} clients: clients whose routes changed after one reflector died"),
+            lost: format!("{n} clients: sessions lost (hold time {HOLD_TIME} s)"),
+        }
+    }
+}
+
+impl SizeFigures for Figures {
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn time(&self) -> &str {
+        &self.converged
+    }
+
+    fn memory(&self) -> &str {
+        &self.rss
+    }
+
+    fn rest(&self) -> Vec<(&str, Unit)> {
+        vec![
+            (self.updates.as_str(), Unit::Count),
+            (self.prefixes.as_str(), Unit::Count),
+            (self.rss.as_str(), Unit::MiB),
+            (self.cpu.as_str(), Unit::CpuSeconds),
+            (self.join.as_str(), Unit::Seconds),
+            (self.withdraw.as_str(), Unit::Seconds),
+            (self.changed.as_str(), Unit::Count),
+            (self.lost.as_str(), Unit::Count),
+        ]
+    }
+}
+
+struct Outcome {
+    /// Seconds until every client session had every block, or how many had at the limit.
+    converged: Result<f64, usize>,
+    updates: u64,
+    prefixes: u64,
+    rss: u64,
+    cpu: f64,
+    /// The rest, when it converged.
+    after: Option<After>,
+    limit: Duration,
+}
+
+struct After {
+    join: f64,
+    withdraw: f64,
+    changed: usize,
+    lost: usize,
+}
+
+impl Outcome {
+    fn record(self, collector: &mut Collector, f: &Figures, kind: Kind, context: &Context) {
+        let subject = kind.name();
+        match self.converged {
+            Ok(s) => collector.add(&f.converged, Unit::Seconds, subject, s),
+            Err(n) => {
+                let what = format!(
+                    "{n} of {} client sessions had every block after {} s",
+                    2 * f.size,
+                    self.limit.as_secs()
+                );
+                scale::short(context, collector, &f.converged, subject, what);
+            }
+        }
+        collector.add(&f.updates, Unit::Count, subject, self.updates as f64);
+        collector.add(&f.prefixes, Unit::Count, subject, self.prefixes as f64);
+        collector.add(&f.rss, Unit::MiB, subject, mib(self.rss));
+        collector.add(&f.cpu, Unit::CpuSeconds, subject, self.cpu);
+        if let Some(after) = self.after {
+            collector.add(&f.join, Unit::Seconds, subject, after.join);
+            collector.add(&f.withdraw, Unit::Seconds, subject, after.withdraw);
+            collector.add(&f.changed, Unit::Count, subject, after.changed as f64);
+            collector.add(&f.lost, Unit::Count, subject, after.lost as f64);
+        }
+    }
+}
+
+/// One reflector and its clients' sessions to it.
+struct Side {
+    // Dropped in this order: sessions, daemon, namespace.
+    peers: Vec<Peer>,
+    dut: Option<Dut>,
+    slot: Slot,
+}
+
+fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Result<Outcome> {
+    let bench = context.bench;
+    let mut sides = Vec::new();
+    for name in ["a", "b"] {
+        // One more client than N: the one that joins after convergence.
+        let slot = bench.slot(&format!("{}r{name}{size}", kind.slug()), size + 1)?;
+        let config = crate::dut::DutConfig {
+            reflector: true,
+            networks: Vec::new(),
+            ..scale::internal_config(&slot)
+        };
+        let dut = Dut::start(kind, &slot, &config)?;
+        sides.push(Side {
+            peers: Vec::new(),
+            dut: Some(dut),
+            slot,
+        });
+    }
+    let initial: Vec<Vec<bytes::Bytes>> = sides
+        .iter()
+        .map(|side| {
+            (0..size)
+                .map(|i| scale::node_update(&side.slot, i))
+                .collect::<Result<_>>()
+        })
+        .collect::<Result<_>>()?;
+    let usage = |sides: &[Side]| -> Result<crate::system::Usage> {
+        let mut pids = Vec::new();
+        for side in sides {
+            pids.extend(side.dut.as_ref().map(Dut::pids).unwrap_or_default());
+        }
+        crate::system::usage_sum(&pids)
+    };
+    let cpu_before = usage(&sides)?.cpu_seconds;
+    let start = Instant::now();
+    let deadline = start + limit;
+    for i in 0..size {
+        for (side, initial) in sides.iter_mut().zip(&initial) {
+            let remote = side.slot.daemon();
+            let peer = scale::start_node(context, &side.slot, remote, i, initial[i].clone());
+            side.peers.push(peer);
+        }
+    }
+    let target = size as u64 - 1;
+    let mut converged_at: Result<Instant, usize> = Ok(start);
+    let mut reached = 0;
+    for side in &sides {
+        match scale::wait_all_received(&side.peers, target, deadline) {
+            Ok(at) => {
+                reached += side.peers.len();
+                if let Ok(last) = &mut converged_at {
+                    *last = (*last).max(at);
+                }
+            }
+            Err(n) => {
+                reached += n;
+                converged_at = Err(0);
+            }
+        }
+    }
+    let converged = converged_at
+        .map(|at| seconds(start, at))
+        .map_err(|_| reached);
+    let counted = |sides: &[Side]| {
+        sides
+            .iter()
+            .flat_map(|s| &s.peers)
+            .map(|p| {
+                let state = p.state();
+                (state.updates, state.received)
+            })
+            .fold((0, 0), |(u, r), (pu, pr)| (u + pu, r + pr))
+    };
+    let (updates_sent, prefixes) = counted(&sides);
+    let now = usage(&sides)?;
+    for side in &sides {
+        if let Some(dut) = &side.dut {
+            dut.check_alive()?;
+        }
+    }
+    let mut outcome = Outcome {
+        converged,
+        updates: updates_sent,
+        prefixes,
+        rss: now.rss,
+        cpu: now.cpu_seconds - cpu_before,
+        after: None,
+        limit,
+    };
+    if outcome.converged.is_err() {
+        finish(sides);
+        return Ok(outcome);
+    }
+
+    // A client joins: its block at every client, through either reflector.
+    let joined = Instant::now();
+    let joining: Vec<Peer> = sides
+        .iter()
+        .map(|side| -> Result<Peer> {
+            let bytes = scale::node_update(&side.slot, size)?;
+            Ok(scale::start_node(
+                context,
+                &side.slot,
+                side.slot.daemon(),
+                size,
+                bytes,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let join_deadline = Instant::now() + limit;
+    let mut join_last = joined;
+    for i in 0..size {
+        let mut first: Option<Instant> = None;
+        for side in &sides {
+            let state = side.peers[i].wait_for(
+                join_deadline,
+                "receiving the joining client's block",
+                |s| s.received > target,
+            )?;
+            let at = state.last_received_at.unwrap_or(joined);
+            first = Some(first.map_or(at, |f| f.min(at)));
+        }
+        join_last = join_last.max(first.unwrap_or(joined));
+    }
+    // It withdraws its block: gone from every client through both reflectors.
+    let withdrawal = updates::withdraw(&[scale::node_block(size)])?;
+    let withdrawn_before: Vec<Vec<u64>> = sides
+        .iter()
+        .map(|side| side.peers.iter().map(|p| p.state().withdrawn).collect())
+        .collect();
+    let sent = Instant::now();
+    for peer in &joining {
+        peer.send(withdrawal.clone())?;
+    }
+    let withdraw_deadline = Instant::now() + limit;
+    let mut withdraw_last = sent;
+    for (side, before) in sides.iter().zip(&withdrawn_before) {
+        for (peer, before) in side.peers.iter().zip(before) {
+            let state = peer.wait_for(withdraw_deadline, "the withdrawal", |s| {
+                s.withdrawn > *before
+            })?;
+            withdraw_last = withdraw_last.max(state.last_withdrawn_at.unwrap_or(sent));
+        }
+    }
+    drop(joining);
+    // One reflector dies: the clients' routes through the other must not change.
+    let survivor: Vec<(u64, u64)> = sides[1]
+        .peers
+        .iter()
+        .map(|p| {
+            let s = p.state();
+            (s.received, s.withdrawn)
+        })
+        .collect();
+    if let Some(dut) = sides[0].dut.take() {
+        dut.kill();
+    }
+    std::thread::sleep(Duration::from_secs(u64::from(HOLD_TIME) + 2));
+    let changed = sides[1]
+        .peers
+        .iter()
+        .zip(&survivor)
+        .filter(|(p, (received, withdrawn))| {
+            let s = p.state();
+            s.received != *received || s.withdrawn != *withdrawn
+        })
+        .count();
+    let (lost, first) = scale::lost_sessions(&sides[1].peers);
+    if let Some(first) = first {
+        context.progress(format!(
+            "{lost} sessions lost on the surviving reflector, first {first}"
+        ));
+    }
+    if let Some(dut) = &sides[1].dut {
+        dut.check_alive()?;
+    }
+    outcome.after = Some(After {
+        join: seconds(joined, join_last),
+        withdraw: seconds(sent, withdraw_last),
+        changed,
+        lost,
+    });
+    finish(sides);
+    Ok(outcome)
+}
+
+/// Closes every session, then kills the reflectors (no graceful stop with thousands of
+/// routes), then removes the namespaces.
+fn finish(sides: Vec<Side>) {
+    for mut side in sides {
+        side.peers.clear();
+        if let Some(dut) = side.dut.take() {
+            dut.kill();
+        }
+    }
+}
