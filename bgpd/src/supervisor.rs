@@ -728,7 +728,8 @@ impl Task {
     /// The configuration in force: the file's; plus the cluster's neighbors and
     /// cluster id where the file has none; plus the node mesh's neighbors when
     /// `node_mesh` is on (the file's `[bgp] node_mesh`, else the cluster's
-    /// `nodeToNodeMeshEnabled`, else on with `[ipam]`), where neither has one.
+    /// `nodeToNodeMeshEnabled`, else on with `[ipam]`), where neither has one, with
+    /// the file's `[bgp] node_mesh_bfd`.
     fn in_force(&self, file: &Arc<Config>) -> Arc<Config> {
         let meshing = match (file.bgp.node_mesh, self.cluster.node_mesh) {
             (None, Some(cluster)) => cluster && file.node_mesh(),
@@ -742,9 +743,14 @@ impl Task {
         if config.bgp.cluster_id.is_none() {
             config.bgp.cluster_id = self.cluster.cluster_id;
         }
-        for neighbor in self.cluster.neighbors.iter().chain(mesh) {
+        let mesh = mesh.iter().map(|neighbor| {
+            let mut neighbor = neighbor.clone();
+            neighbor.session.bfd = file.bgp.node_mesh_bfd;
+            neighbor
+        });
+        for neighbor in self.cluster.neighbors.iter().cloned().chain(mesh) {
             if config.neighbor(neighbor.address).is_none() {
-                config.bgp.neighbors.push(neighbor.clone());
+                config.bgp.neighbors.push(neighbor);
             }
         }
         Arc::new(config)

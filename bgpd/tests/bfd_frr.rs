@@ -32,6 +32,28 @@ fn scrape(netns: &Netns) -> Samples {
     Samples::parse(&answer.body).unwrap()
 }
 
+/// FRR (bgpd and bfdd, AS 65001) in `netns` with `neighbor_lines` inside `router
+/// bgp`, announcing `prefixes`.
+fn frr_with_bfdd(netns: &Netns, router_id: &str, neighbor_lines: &str, prefixes: &[&str]) -> Frr {
+    let networks: Vec<String> = prefixes
+        .iter()
+        .map(|prefix| format!("  network {prefix}"))
+        .collect();
+    Frr::start_daemons(
+        netns,
+        &frr_config(
+            65001,
+            router_id,
+            neighbor_lines,
+            &networks.join("\n"),
+            "",
+            prefixes,
+        ),
+        &["bgpd", "bfdd"],
+    )
+    .unwrap()
+}
+
 /// FRR's BFD peer `address` from `show bfd peers json`.
 fn frr_bfd_peer(frr: &Frr, address: &str) -> Option<Value> {
     let peers = frr.vtysh_json("show bfd peers json").ok()?;
@@ -48,19 +70,12 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
         return;
     };
     let pair = pair("wbfd", "10.94.1", "fd00:94");
-    let frr = Frr::start_daemons(
+    let frr = frr_with_bfdd(
         &pair.b,
-        &frr_config(
-            65001,
-            "10.94.1.2",
-            " neighbor 10.94.1.1 remote-as 64512\n neighbor 10.94.1.1 timers 30 90\n neighbor 10.94.1.1 bfd",
-            &format!("  network {PREFIX}"),
-            "",
-            &[PREFIX],
-        ),
-        &["bgpd", "bfdd"],
-    )
-    .unwrap();
+        "10.94.1.2",
+        " neighbor 10.94.1.1 remote-as 64512\n neighbor 10.94.1.1 timers 30 90\n neighbor 10.94.1.1 bfd",
+        &[PREFIX],
+    );
     let socket = Wren::socket_path(&pair.a);
     let config = |bfd: &str| {
         wren_config(
@@ -123,8 +138,10 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
     );
 
     drop_and_measure(&pair.a, &wren, "10.94.1.2");
-    // Read at once: the BFD session leaves within about a second once BGP, its only
-    // subscriber, has let it go.
+    // The BFD session stays while bfd is configured, BGP down or not (RFC 5882), and
+    // its counters with it: still there well after the session went (it used to
+    // leave about a second after BGP let it go).
+    std::thread::sleep(Duration::from_secs(3));
     let samples = scrape(&pair.a);
     assert_eq!(
         samples.value(
@@ -142,6 +159,21 @@ fn bfd_with_frr_detects_a_dead_link_within_a_second() {
         Some(0.0)
     );
     restore_and_wait(&pair.a, &wren, &frr, "10.94.1.2", "10.94.1.1");
+    // Back Up: the old failure is counted, not replayed on the new BGP session.
+    let samples = scrape(&pair.a);
+    assert_eq!(
+        samples.value(
+            "wren_bfd_session_down_total",
+            &[
+                ("peer", "10.94.1.2"),
+                ("diag", "control_detection_time_expired")
+            ]
+        ),
+        Some(1.0)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let neighbor = wren.neighbor("10.94.1.2").unwrap();
+    assert_eq!(neighbor["state"], "Established", "{neighbor}");
 
     // FRR 8.4 takes its BGP session down on our AdminDown, and its `no neighbor X
     // bfd` sends Down (not AdminDown), which takes ours down once (RFC 5880 6.8.6,
@@ -210,7 +242,7 @@ fn wait_wren_bfd_up_as_frr(wren: &Wren, address: &str, peer: &Value) -> Value {
 
 #[test]
 fn multihop_bfd_with_frr_across_a_router() {
-    let Some(_ready) = lab::require!(Root, Frr, Nft) else {
+    let Some(_ready) = lab::require!(Root, Frr, Nft, Promtool) else {
         return;
     };
     let left = Netns::new("wbfml").unwrap();
@@ -230,19 +262,12 @@ fn multihop_bfd_with_frr_across_a_router() {
     middle
         .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         .unwrap();
-    let frr = Frr::start_daemons(
+    let frr = frr_with_bfdd(
         &left,
-        &frr_config(
-            65001,
-            "10.95.1.1",
-            " neighbor 10.95.2.1 remote-as 64512\n neighbor 10.95.2.1 ebgp-multihop 2\n neighbor 10.95.2.1 update-source 10.95.1.1\n neighbor 10.95.2.1 timers 30 90\n neighbor 10.95.2.1 bfd",
-            &format!("  network {PREFIX}"),
-            "",
-            &[PREFIX],
-        ),
-        &["bgpd", "bfdd"],
-    )
-    .unwrap();
+        "10.95.1.1",
+        " neighbor 10.95.2.1 remote-as 64512\n neighbor 10.95.2.1 ebgp-multihop 2\n neighbor 10.95.2.1 update-source 10.95.1.1\n neighbor 10.95.2.1 timers 30 90\n neighbor 10.95.2.1 bfd",
+        &[PREFIX],
+    );
     let socket = Wren::socket_path(&right);
     let wren = Wren::start(
         &right,
@@ -250,7 +275,9 @@ fn multihop_bfd_with_frr_across_a_router() {
             "10.95.2.1",
             &socket,
             true,
-            "[[bgp.neighbor]]\naddress = \"10.95.1.1\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nmultihop = 2\nbfd = true\n",
+            &format!(
+                "[metrics]\nlisten = \"{METRICS}\"\n\n[[bgp.neighbor]]\naddress = \"10.95.1.1\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nmultihop = 2\nbfd = true\n"
+            ),
         ),
     );
     wren.wait_established(&["10.95.1.1"]);
@@ -262,6 +289,166 @@ fn multihop_bfd_with_frr_across_a_router() {
     assert_eq!(peer["multihop"], true, "{peer}");
     let ours = wait_wren_bfd_up_as_frr(&wren, "10.95.1.1", &peer);
     assert_eq!(ours["local"], "10.95.2.1", "{ours}");
+    // A multihop session's series carry its key: local address and peer, no
+    // interface.
+    let samples = scrape(&right);
+    let up: Vec<_> = samples
+        .matching("wren_bfd_session_up", &[("peer", "10.95.1.1")])
+        .collect();
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(
+        samples.value(
+            "wren_bfd_session_up",
+            &[("peer", "10.95.1.1"), ("local", "10.95.2.1")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !format!("{up:?}").contains("interface"),
+        "no interface label on multihop: {up:?}"
+    );
     drop_and_measure(&right, &wren, "10.95.1.1");
     restore_and_wait(&right, &wren, &frr, "10.95.1.1", "10.95.2.1");
+}
+
+/// A second prefix FRR announces, and withdraws while the session is down.
+const WITHDRAWN: &str = "10.172.2.0/24";
+
+#[test]
+fn graceful_bfd_keeps_frr_routes_stale_until_it_returns() {
+    let Some(_ready) = lab::require!(Root, Frr, Nft, Tcpdump) else {
+        return;
+    };
+    let pair = pair("wbfg", "10.96.1", "fd00:96");
+    let frr = frr_with_bfdd(
+        &pair.b,
+        "10.96.1.2",
+        " bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n neighbor 10.96.1.1 remote-as 64512\n neighbor 10.96.1.1 timers 30 90\n neighbor 10.96.1.1 timers connect 1\n neighbor 10.96.1.1 bfd",
+        &[PREFIX, WITHDRAWN],
+    );
+    let socket = Wren::socket_path(&pair.a);
+    let config = |neighbor: &str| wren_config("10.96.1.1", &socket, true, neighbor);
+    let wren = Wren::start(
+        &pair.a,
+        &config(
+            "[[bgp.neighbor]]\naddress = \"10.96.1.2\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nbfd = { on_down = \"graceful\" }\n",
+        ),
+    );
+    wren.wait_established(&["10.96.1.2"]);
+    lab::wait_until(TIMEOUT, "FRR's routes in bgpd's kernel table", || {
+        kernel_route(&pair.a, PREFIX).is_some() && kernel_route(&pair.a, WITHDRAWN).is_some()
+    })
+    .unwrap();
+    let neighbor = wren.neighbor("10.96.1.2").unwrap();
+    let count = neighbor["established_count"].as_u64().unwrap();
+    let detail = wren.bgpctl_json(&["show", "neighbor", "10.96.1.2"]);
+    assert_eq!(
+        detail["detail"]["negotiated"]["graceful_restart"], true,
+        "{detail}"
+    );
+    wait_frr_bfd_up(&frr, "10.96.1.1");
+    wait_wren_bfd_up(&wren, "10.96.1.2");
+
+    // The path fails: BGP closes with Cease / BFD Down within the detection time,
+    // but FRR's routes stay in the RIB and the kernel (stale).
+    let dropped = block(&pair.a, "10.96.1.2");
+    lab::wait_until(Duration::from_secs(5), "the session down by BFD", || {
+        wren.neighbor("10.96.1.2")
+            .is_some_and(|n| n["state"] != "Established")
+    })
+    .unwrap();
+    let down_after = dropped.elapsed();
+    let neighbor = wren.bgpctl_json(&["show", "neighbor", "10.96.1.2"]);
+    assert!(
+        neighbor["detail"]["last_error"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("6/10")),
+        "closed with Cease / BFD Down: {neighbor}"
+    );
+    assert!(
+        down_after < Duration::from_millis(1500),
+        "down {down_after:?} after the drop"
+    );
+    // FRR withdraws one of them while it cannot tell bgpd.
+    frr.vtysh_lines(&[
+        "configure terminal",
+        "router bgp 65001",
+        "address-family ipv4 unicast",
+        &format!("no network {WITHDRAWN}"),
+    ])
+    .unwrap();
+    let kept_until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < kept_until {
+        for prefix in [PREFIX, WITHDRAWN] {
+            assert!(
+                kernel_route(&pair.a, prefix).is_some(),
+                "{prefix} left the kernel {:?} after the drop",
+                dropped.elapsed()
+            );
+            assert!(!wren.paths(prefix).is_empty(), "{prefix} left the RIB");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The path returns: the session comes back (FRR's capability says its
+    // forwarding state was kept, RFC 4724 4.2), FRR's End-of-RIB clears the stale
+    // marks, and the route it withdrew meanwhile goes; the other never left.
+    unblock(&pair.a);
+    lab::wait_until(TIMEOUT, "the withdrawn route out of the kernel", || {
+        assert!(
+            kernel_route(&pair.a, PREFIX).is_some(),
+            "{PREFIX} left the kernel during the refresh"
+        );
+        kernel_route(&pair.a, WITHDRAWN).is_none()
+    })
+    .unwrap();
+    let neighbor = wren.neighbor("10.96.1.2").unwrap();
+    assert_eq!(neighbor["state"], "Established", "{neighbor}");
+    assert!(
+        neighbor["established_count"].as_u64().unwrap() > count,
+        "{neighbor}"
+    );
+    assert!(wren.paths(WITHDRAWN).is_empty());
+    assert!(kernel_route(&pair.a, PREFIX).is_some());
+    wait_wren_bfd_up(&wren, "10.96.1.2");
+
+    // The neighbor deleted by a reload: its BFD session leaves with one AdminDown.
+    let capture = pair
+        .a
+        .spawn(
+            "tcpdump",
+            &[
+                "tcpdump",
+                "-l",
+                "-nn",
+                "-i",
+                "eth1",
+                "src host 10.96.1.1 and udp dst port 3784",
+            ],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(&wren.config_path, config("")).unwrap();
+    wren.bgpctl_json(&["reload"]);
+    lab::wait_until(TIMEOUT, "the BFD session removed", || {
+        wren_bfd_session(&wren, "10.96.1.2").is_none()
+    })
+    .unwrap();
+    // Anything more would go out within the next second or two.
+    std::thread::sleep(Duration::from_secs(3));
+    drop(capture);
+    let seen = std::fs::read_to_string(pair.a.dir().join("tcpdump.log")).unwrap();
+    let admin_downs = seen
+        .lines()
+        .filter(|line| line.contains("State AdminDown"))
+        .count();
+    assert_eq!(admin_downs, 1, "{seen}");
+    let last = seen
+        .lines()
+        .rfind(|line| line.contains("BFD"))
+        .unwrap_or_default();
+    assert!(
+        last.contains("State AdminDown"),
+        "AdminDown was the last: {seen}"
+    );
 }

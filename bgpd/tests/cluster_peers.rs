@@ -1,7 +1,8 @@
 //! bgpd against a real API server (`[kubernetes]`, issue 14): BGPPeer resources
 //! become sessions on the nodes they select, a changed holdTime resets only that
-//! session, a malformed BGPPeer is refused in its status and a Warning Event without
-//! touching the others,
+//! session, `bfd` brings a BFD session Up with the peer (its multiplier as given)
+//! without a reset, a malformed BGPPeer is refused in its status and a Warning Event
+//! without touching the others,
 //! and after its first convergence bgpd sets its Node's NetworkUnavailable=False
 //! (reason WrenIsUp), as kubectl shows.
 //!
@@ -27,6 +28,13 @@ fn apply(control: &ControlPlane, object: &Value) {
 
 fn peer(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "wren.io/v1alpha1", "kind": "BGPPeer", "metadata": {"name": name}, "spec": spec})
+}
+
+/// Merges `patch` into the BGPPeer `tor`.
+fn patch_tor(control: &ControlPlane, patch: &str) {
+    control
+        .kubectl(&["patch", "bgppeer", "tor", "--type=merge", "-p", patch])
+        .expect("patch tor");
 }
 
 /// `show neighbor ADDR --json` of bgpd.
@@ -140,16 +148,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         established_count(&a, "10.71.0.2"),
         established_count(&a, "fd00:71::2"),
     );
-    control
-        .kubectl(&[
-            "patch",
-            "bgppeer",
-            "tor",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"holdTime":60}}"#,
-        ])
-        .expect("patch tor");
+    patch_tor(&control, r#"{"spec":{"holdTime":60}}"#);
     wait(&a, "tor's hold time 60", || {
         (neighbor(&a, "10.71.0.2")["detail"]["timers"]["hold_time"] == 60).then_some(())
     });
@@ -162,6 +161,39 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         before.1,
         "tor6 was reset"
     );
+
+    // bfd on tor (multiplier 5, FRR's other defaults), and on b's side from its
+    // file: the BFD session comes Up on both sides, without a BGP reset.
+    let count = established_count(&a, "10.71.0.2");
+    patch_tor(&control, r#"{"spec":{"bfd":{"multiplier":5}}}"#);
+    let b_config = std::fs::read_to_string(&b.config_path)
+        .expect("b's config")
+        .replacen(
+            "remote_asn = 64512\n",
+            "remote_asn = 64512\nbfd = true\n",
+            1,
+        );
+    std::fs::write(&b.config_path, b_config).expect("b's config");
+    b.bgpctl_json(&["reload"]);
+    for (wren, peer) in [(&a, "10.71.0.2"), (&b, "10.71.0.1")] {
+        wait(wren, &format!("BFD with {peer} Up"), || {
+            wren.bgpctl_json(&["show", "bfd"])
+                .as_array()?
+                .iter()
+                .find(|session| session["peer"] == peer && session["state"] == "Up")
+                .cloned()
+        });
+    }
+    // b detects with a's multiplier: 5 × 300 ms.
+    let session = wait(&b, "b's detection time from a's multiplier 5", || {
+        b.bgpctl_json(&["show", "bfd"])
+            .as_array()?
+            .iter()
+            .find(|session| session["detection_time_ms"] == 1500)
+            .cloned()
+    });
+    assert_eq!(session["peer"], "10.71.0.1", "{session}");
+    assert_eq!(established_count(&a, "10.71.0.2"), count);
 
     // A BGPPeer with both node and nodeSelector is refused in its status; nothing
     // else moves.

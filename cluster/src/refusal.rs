@@ -33,6 +33,12 @@ pub enum Refusal {
     InvalidFamily(String),
     #[error("sourceAddress {0:?} is not UseNodeIP or None")]
     InvalidSourceAddress(String),
+    #[error("bfd.{field} {value:?} is not {expected}")]
+    InvalidBfd {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 
     // What one node finds when it applies resources that are fine in themselves.
     #[error("node {node}: {key} {value:?} is not {expected}")]
@@ -70,6 +76,7 @@ impl Refusal {
             Refusal::InvalidHoldTime(_) => "InvalidHoldTime",
             Refusal::InvalidFamily(_) => "InvalidFamily",
             Refusal::InvalidSourceAddress(_) => "InvalidSourceAddress",
+            Refusal::InvalidBfd { .. } => "InvalidBfd",
             Refusal::InvalidNodeSetting { .. } => "InvalidNodeSetting",
             Refusal::SecretKeyNotFound { .. } => "SecretKeyNotFound",
             Refusal::AddressAlreadyPeered { .. } => "AddressAlreadyPeered",

@@ -117,6 +117,30 @@ pub struct BgpPeerSpec {
     /// (the kernel picks the source address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<String>,
+    /// BFD (RFC 5880) with the peer: present (`{}` for FRR's defaults, 300 ms, 300
+    /// ms, 3) turns it on; the session closes within the detection time of a path
+    /// failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<Bfd>,
+}
+
+/// `BGPPeer.spec.bfd`: bgpd's `bfd = { min_tx, min_rx, multiplier, on_down }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Bfd {
+    /// Desired minimum transmit interval, 10 to 60000 milliseconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_tx: Option<u32>,
+    /// Required minimum receive interval, 10 to 60000 milliseconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_rx: Option<u32>,
+    /// Detection time multiplier, 1 to 255 (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiplier: Option<u32>,
+    /// `Reset` (default: the peer's routes go) or `Graceful` (they stay, stale, as
+    /// graceful restart keeps them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_down: Option<String>,
 }
 
 /// `BGPPeer.spec.password`.

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use toml::{Table, Value};
 
 use crate::refusal::{Problem, Refusal, Subject};
-use crate::resources::{BgpConfigurationSpec, BgpPeerSpec, SecretKeyRef};
+use crate::resources::{Bfd, BgpConfigurationSpec, BgpPeerSpec, SecretKeyRef};
 use crate::selector;
 
 /// The Node annotation (or label) with the node's AS number.
@@ -248,6 +248,9 @@ pub fn peer(name: &str, spec: &BgpPeerSpec) -> Result<Peer, Refusal> {
     if let Some(limit) = spec.max_prefixes {
         session.insert("max_prefixes".into(), Value::Integer(i64::from(limit)));
     }
+    if let Some(bfd) = &spec.bfd {
+        session.insert("bfd".into(), Value::Table(bfd_table(bfd)?));
+    }
     let use_node_ip = match spec.source_address.as_deref() {
         None | Some("UseNodeIP") => true,
         Some("None") => false,
@@ -261,6 +264,52 @@ pub fn peer(name: &str, spec: &BgpPeerSpec) -> Result<Peer, Refusal> {
         password: spec.password.as_ref().map(|p| p.secret_key_ref.clone()),
         use_node_ip,
     })
+}
+
+/// `spec.bfd` as bgpd's `bfd` table (only the fields given; bgpd's defaults are
+/// FRR's).
+fn bfd_table(bfd: &Bfd) -> Result<Table, Refusal> {
+    let mut table = Table::new();
+    for (field, key, value) in [
+        ("minTx", "min_tx", bfd.min_tx),
+        ("minRx", "min_rx", bfd.min_rx),
+    ] {
+        if let Some(value) = value {
+            if !(10..=60_000).contains(&value) {
+                return Err(Refusal::InvalidBfd {
+                    field,
+                    value: value.to_string(),
+                    expected: "10 to 60000 milliseconds",
+                });
+            }
+            table.insert(key.into(), Value::Integer(i64::from(value)));
+        }
+    }
+    if let Some(multiplier) = bfd.multiplier {
+        if !(1..=255).contains(&multiplier) {
+            return Err(Refusal::InvalidBfd {
+                field: "multiplier",
+                value: multiplier.to_string(),
+                expected: "1 to 255",
+            });
+        }
+        table.insert("multiplier".into(), Value::Integer(i64::from(multiplier)));
+    }
+    if let Some(on_down) = &bfd.on_down {
+        let value = match on_down.as_str() {
+            "Reset" => "reset",
+            "Graceful" => "graceful",
+            _ => {
+                return Err(Refusal::InvalidBfd {
+                    field: "onDown",
+                    value: on_down.clone(),
+                    expected: "Reset or Graceful",
+                });
+            }
+        };
+        table.insert("on_down".into(), Value::String(value.into()));
+    }
+    Ok(table)
 }
 
 /// What the cluster says about one node's BGP.

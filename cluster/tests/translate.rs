@@ -228,6 +228,29 @@ fn malformed_resources_are_refused_with_a_reason() {
             "InvalidSelector",
         ),
     ];
+    let bfd = |bfd: serde_json::Value| json!({"peerIP": "10.0.0.9", "asNumber": 1, "bfd": bfd});
+    let cases = cases.into_iter().chain([
+        (
+            bfd(json!({"minTx": 5})),
+            "bfd.minTx \"5\" is not 10 to 60000 milliseconds",
+            "InvalidBfd",
+        ),
+        (
+            bfd(json!({"minRx": 60001})),
+            "bfd.minRx \"60001\"",
+            "InvalidBfd",
+        ),
+        (
+            bfd(json!({"multiplier": 0})),
+            "bfd.multiplier \"0\"",
+            "InvalidBfd",
+        ),
+        (
+            bfd(json!({"onDown": "reset"})),
+            "bfd.onDown \"reset\" is not Reset or Graceful",
+            "InvalidBfd",
+        ),
+    ]);
     for (value, text, reason) in cases {
         let refusal = translate::peer("bad", &spec(value.clone())).expect_err(&value.to_string());
         let message = refusal.to_string();
@@ -354,4 +377,25 @@ fn per_node_problems_skip_that_peer_only() {
         settings.problems
     );
     assert_eq!(settings.problems[0].refusal.reason(), "InvalidNodeSetting");
+}
+
+#[test]
+fn bfd_becomes_the_neighbors_bfd_table() {
+    let bfd_of = |value: serde_json::Value| {
+        let peer = translate::peer("tor", &spec(value)).expect("peer");
+        peer.session.get("bfd").cloned()
+    };
+    let base = json!({"peerIP": "10.0.0.9", "asNumber": 65001});
+    assert_eq!(bfd_of(base.clone()), None);
+    let mut with = base.clone();
+    with["bfd"] = json!({});
+    assert_eq!(
+        bfd_of(with.clone()),
+        Some(toml::Value::Table(toml::Table::new()))
+    );
+    with["bfd"] = json!({"minTx": 100, "minRx": 200, "multiplier": 5, "onDown": "Graceful"});
+    let expected: toml::Table =
+        toml::from_str("min_tx = 100\nmin_rx = 200\nmultiplier = 5\non_down = \"graceful\"\n")
+            .expect("toml");
+    assert_eq!(bfd_of(with), Some(toml::Value::Table(expected)));
 }

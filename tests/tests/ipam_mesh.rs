@@ -9,7 +9,10 @@
 //! - the mesh (one session per family) follows the registry: node C joining gets
 //!   sessions with A and B (and they learn C's block), and `bgpctl ipam release-node
 //!   node-c` drops C from the registry, its block from the store and its sessions
-//!   from A and B, without a restart (C's bgpd warns that it is unregistered).
+//!   from A and B, without a restart (C's bgpd warns that it is unregistered);
+//! - `[bgp] node_mesh_bfd`: the mesh's sessions follow BFD, Up on both sides over
+//!   IPv4 and IPv6 (`bgpctl show bfd --json`), and a reload without it stops BFD
+//!   without resetting BGP.
 //!
 //! Needs root, etcd and the CNI plugins (skips otherwise; fails with
 //! WREN_REQUIRE_LAB=1).
@@ -38,6 +41,17 @@ struct Node {
     address6: String,
     netns: Netns,
     _link: Veth,
+}
+
+/// The switch: a namespace `name` with the bridge br0 at [`SWITCH`].
+fn switch(name: &str) -> Netns {
+    let switch = Netns::new(name).unwrap();
+    switch
+        .ip(&["link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    switch.iface("br0").addr(&format!("{SWITCH}/24")).unwrap();
+    switch.iface("br0").up().unwrap();
+    switch
 }
 
 fn node(switch: &Netns, index: u8) -> Node {
@@ -72,6 +86,35 @@ fn start(node: &Node, url: &str, rest: &str) -> Wren {
             &ipam_section(&node.name, url, &[&node.address, &node.address6], rest),
         ),
     )
+}
+
+/// [`start`] with `[bgp] node_mesh_bfd = true`.
+fn start_with_mesh_bfd(node: &Node, url: &str, rest: &str) -> Wren {
+    let socket = Wren::socket_path(&node.netns);
+    Wren::start(
+        &node.netns,
+        &mesh_bfd_config(node, &socket, url, rest, true),
+    )
+}
+
+fn mesh_bfd_config(
+    node: &Node,
+    socket: &std::path::Path,
+    url: &str,
+    rest: &str,
+    bfd: bool,
+) -> String {
+    let config = wren_config(
+        &node.address,
+        socket,
+        true,
+        &ipam_section(&node.name, url, &[&node.address, &node.address6], rest),
+    );
+    if bfd {
+        config.replacen("[bgp]\n", "[bgp]\nnode_mesh_bfd = true\n", 1)
+    } else {
+        config
+    }
 }
 
 /// bgpctl run inside `node`'s namespace (to reach etcd with `--datastore`).
@@ -129,12 +172,7 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
         return;
     };
     wren_binary("wren-ipam");
-    let switch = Netns::new("wi-sw").unwrap();
-    switch
-        .ip(&["link", "add", "br0", "type", "bridge"])
-        .unwrap();
-    switch.iface("br0").addr(&format!("{SWITCH}/24")).unwrap();
-    switch.iface("br0").up().unwrap();
+    let switch = switch("wi-sw");
     let a = node(&switch, 1);
     let b = node(&switch, 2);
     let c = node(&switch, 3);
@@ -288,4 +326,69 @@ fn borrowed_addresses_are_reachable_and_the_mesh_follows_the_registry() {
     let direct: Value = serde_json::from_slice(&direct.stdout).unwrap();
     assert_eq!(direct, check);
     drop(pod_a);
+}
+
+/// `wren`'s BFD session with `peer` (`bgpctl show bfd --json`).
+fn bfd_session(wren: &Wren, peer: &str) -> Option<Value> {
+    wren.bgpctl_json(&["show", "bfd"])
+        .as_array()?
+        .iter()
+        .find(|session| session["peer"] == peer)
+        .cloned()
+}
+
+#[test]
+fn node_mesh_bfd_brings_bfd_up_on_both_sides() {
+    let Some(_ready) = lab::require!(Root, Etcd) else {
+        return;
+    };
+    let switch = switch("wi-sb");
+    let a = node(&switch, 1);
+    let b = node(&switch, 2);
+    let etcd = Etcd::in_netns(&switch, SWITCH.parse().unwrap()).unwrap();
+    let url = etcd.endpoint().replace("http://", "etcd://");
+    let pool = format!("[[ipam.pool]]\ncidr = \"{POOL}\"\n");
+    let wren_a = start_with_mesh_bfd(&a, &url, &pool);
+    let wren_b = start_with_mesh_bfd(&b, &url, &pool);
+    let sides = [(&wren_a, &b), (&wren_b, &a)];
+    for (wren, other) in sides {
+        for peer in [&other.address, &other.address6] {
+            wait_neighbor(wren, peer, Some("Established"));
+            wren.daemon
+                .wait_until(TIMEOUT, &format!("BFD with {peer} Up"), || {
+                    bfd_session(wren, peer).is_some_and(|s| s["state"] == "Up")
+                })
+                .unwrap();
+            let session = bfd_session(wren, peer).unwrap();
+            assert_eq!(session["interface"], "eth1", "{session}");
+            assert_eq!(session["multihop"], false, "{session}");
+            assert_eq!(session["detection_time_ms"], 900, "{session}");
+            let neighbor = wren.bgpctl_json(&["show", "neighbor", peer]);
+            assert_eq!(neighbor["detail"]["bfd"], "Up", "{neighbor}");
+        }
+    }
+    // Each side's discriminators are the other's, swapped.
+    let ab = bfd_session(&wren_a, &b.address).unwrap();
+    let ba = bfd_session(&wren_b, &a.address).unwrap();
+    assert_eq!(ab["local_discriminator"], ba["remote_discriminator"]);
+    assert_eq!(ab["remote_discriminator"], ba["local_discriminator"]);
+
+    // Reloaded without node_mesh_bfd, A stops BFD and keeps its BGP sessions.
+    let count = wren_a.neighbor(&b.address).unwrap()["established_count"].clone();
+    std::fs::write(
+        &wren_a.config_path,
+        mesh_bfd_config(&a, &wren_a.socket, &url, &pool, false),
+    )
+    .unwrap();
+    let summary = wren_a.bgpctl_json(&["reload"]);
+    assert_eq!(summary["reset"], serde_json::json!([]), "{summary}");
+    wren_a
+        .daemon
+        .wait_until(TIMEOUT, "A's BFD sessions gone", || {
+            wren_a.bgpctl_json(&["show", "bfd"]) == serde_json::json!([])
+        })
+        .unwrap();
+    let neighbor = wren_a.neighbor(&b.address).unwrap();
+    assert_eq!(neighbor["state"], "Established", "{neighbor}");
+    assert_eq!(neighbor["established_count"], count, "{neighbor}");
 }

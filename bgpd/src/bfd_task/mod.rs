@@ -7,16 +7,20 @@
 //! - [`spawn`] starts the task and returns a [`BfdHandle`]. No socket is opened until
 //!   the first subscription; a port that cannot be bound fails that subscription (the
 //!   BGP session goes on without BFD, and says so) and the next one tries again.
-//! - A BGP session that is Established and configured with `bfd` calls
-//!   [`BfdHandle::subscribe`] with its addresses: single hop (RFC 5881) unless its
-//!   `multihop` TTL is above 1 (RFC 5883). Sessions are keyed by
+//! - A BGP session configured with `bfd` calls [`BfdHandle::subscribe`] with its
+//!   addresses as soon as it knows its local address (a configured `local_address`,
+//!   else its first Established connection's), and keeps the subscription while
+//!   `bfd` stays configured, Established or not (RFC 5882: BFD runs before and
+//!   between BGP sessions, and BGP never waits for it): single hop (RFC 5881) unless
+//!   its `multihop` TTL is above 1 (RFC 5883). Sessions are keyed by
 //!   [`bfd::SessionKey`] (interface and peer, or local and peer); every subscriber of
 //!   one key shares one session (the first subscriber's timers apply). The answer is a
 //!   [`Subscription`]: a `watch` of the session's [`BfdStatus`].
 //! - The subscriber acts when [`Subscription::failed`] says the session went from Up
-//!   to Down since it subscribed (never because the peer went AdminDown, RFC 5882;
-//!   never for a failure before the subscription, so a flap cannot replay an old
-//!   one).
+//!   to Down since it subscribed or last called [`Subscription::forget_failures`]
+//!   (never because the peer went AdminDown, RFC 5882; never for a failure before,
+//!   so a flap cannot replay an old one: a BGP session forgets them each time it
+//!   becomes Established).
 //! - Dropping the subscription is the unsubscription: a session without subscribers
 //!   is removed at its next timer (within about a second), with one AdminDown packet
 //!   to the peer so that it does not count a failure.
@@ -84,6 +88,7 @@ pub struct BfdHandle {
 /// One subscriber's hold on a BFD session.
 #[derive(Debug)]
 pub struct Subscription {
+    path: Path,
     status: watch::Receiver<BfdStatus>,
     /// Failures counted when subscribing: older ones are not this subscriber's.
     failures_seen: u64,
@@ -99,7 +104,7 @@ impl BfdHandle {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Subscribe {
-                path,
+                path: path.clone(),
                 config,
                 reply,
             })
@@ -110,6 +115,7 @@ impl BfdHandle {
             .map_err(|_| "the BFD task is not running".to_owned())??;
         let failures_seen = status.borrow().failures;
         Ok(Subscription {
+            path,
             status,
             failures_seen,
         })
@@ -137,6 +143,17 @@ impl Subscription {
         if self.status.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// The path this subscription follows.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Failures until now are not this subscriber's to act on (a BGP session that
+    /// became Established again).
+    pub fn forget_failures(&mut self) {
+        self.failures_seen = self.status.borrow_and_update().failures;
     }
 
     /// The session's status now.

@@ -1,7 +1,8 @@
-//! A session's `bfd` key: `bfd = true` (FRR's defaults: 300 ms, 300 ms, 3) or
-//! `bfd = { min_tx = 300, min_rx = 300, multiplier = 3, on_down = "reset" }`. With
-//! it, the session follows a BFD session to its peer (bgpd's `bfd_task`) and closes
-//! with Cease / BFD Down (RFC 9384) when BFD sees the path fail.
+//! A session's `bfd` key (and `[bgp] node_mesh_bfd`): `bfd = true` (FRR's defaults:
+//! 300 ms, 300 ms, 3) or `bfd = { min_tx = 300, min_rx = 300, multiplier = 3,
+//! on_down = "reset" | "graceful" }`. With it, the session follows a BFD session to
+//! its peer (bgpd's `bfd_task`) and closes with Cease / BFD Down (RFC 9384) when BFD
+//! sees the path fail.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +21,12 @@ pub enum OnDown {
     /// kernel, and it reconnects by itself.
     #[default]
     Reset,
+    /// Close the session likewise, but keep the peer's routes as stale ones, as
+    /// graceful restart's helper does (BIRD's `bfd graceful`): in the RIB and the
+    /// kernel until the peer's End-of-RIB after it returns (routes it did not send
+    /// again go), or until its restart time runs out. Needs graceful restart
+    /// negotiated with the peer; without it the routes go as with `reset`.
+    Graceful,
 }
 
 /// BFD timers of one session, in milliseconds.
@@ -61,8 +68,16 @@ impl BfdOptions {
     }
 
     /// What is wrong with these values, if anything: (key, message).
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    /// `graceful_restart`: whether `[bgp.graceful_restart]` is enabled, which
+    /// `on_down = "graceful"` needs.
+    pub fn problems(&self, graceful_restart: bool) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
+        if self.on_down == OnDown::Graceful && !graceful_restart {
+            problems.push((
+                "on_down",
+                "on_down = \"graceful\" keeps routes through graceful restart, which [bgp.graceful_restart] disables".to_owned(),
+            ));
+        }
         for (key, value) in [("min_tx", self.min_tx), ("min_rx", self.min_rx)] {
             if !INTERVAL_RANGE_MS.contains(&value) {
                 problems.push((

@@ -279,11 +279,7 @@ fn check_session(
         );
     }
     if let Some(bfd) = &session.bfd {
-        for (key, message) in bfd.problems() {
-            let mut path = at("bfd");
-            path.push(key.into());
-            problems.add(path, message);
-        }
+        check_bfd(config, problems, bfd, at("bfd"));
     }
     for (key, name) in [("import", &session.import), ("export", &session.export)] {
         if let Some(name) = name
@@ -291,6 +287,20 @@ fn check_session(
         {
             problems.add(at(key), format!("no [[policy.filter]] is named {name:?}"));
         }
+    }
+}
+
+/// A `bfd` table at `path` (a session's or `[bgp] node_mesh_bfd`).
+fn check_bfd(
+    config: &Config,
+    problems: &mut Problems<'_, '_>,
+    bfd: &super::bfd::BfdOptions,
+    path: KeyPath,
+) {
+    for (key, message) in bfd.problems(config.bgp.graceful_restart.enabled) {
+        let mut at = path.clone();
+        at.push(key.into());
+        problems.add(at, message);
     }
 }
 
@@ -387,6 +397,16 @@ fn check_dataplane(config: &Config, problems: &mut Problems<'_, '_>) {
 }
 
 fn check_ipam(config: &Config, problems: &mut Problems<'_, '_>) {
+    if let Some(bfd) = &config.bgp.node_mesh_bfd {
+        if config.node_mesh() {
+            check_bfd(config, problems, bfd, key_path!["bgp", "node_mesh_bfd"]);
+        } else {
+            problems.add(
+                key_path!["bgp", "node_mesh_bfd"],
+                "node_mesh_bfd is for the node mesh, which is off (node_mesh = false or no [ipam]); remove it",
+            );
+        }
+    }
     let Some(ipam) = &config.ipam else {
         if config.bgp.node_mesh == Some(true) {
             problems.add(

@@ -233,6 +233,10 @@ pub struct BgpConfig {
     /// `[ipam]` is configured; needs `[ipam]`.
     #[serde(default)]
     pub node_mesh: Option<bool>,
+    /// BFD on every session of the node mesh, as a neighbor's `bfd` key
+    /// (`config::bfd`). Needs the node mesh on.
+    #[serde(default, deserialize_with = "bfd::deserialize")]
+    pub node_mesh_bfd: Option<bfd::BfdOptions>,
 }
 
 /// `[bgp.graceful_restart]`.

@@ -645,8 +645,25 @@ fn bfd_is_true_false_or_a_table_of_timers() {
         "bgp.neighbor[0].bfd.multiplier",
     );
     assert!(text.contains("between 1 and 255"), "{text}");
+    assert_eq!(
+        bfd_of("bfd = { on_down = \"graceful\" }"),
+        Some(bfd::BfdOptions {
+            on_down: bfd::OnDown::Graceful,
+            ..frr_defaults
+        })
+    );
+    // graceful keeps routes through graceful restart: not with it disabled.
+    let text = error(
+        &format!(
+            "{BASE}[bgp.graceful_restart]\nenabled = false\n{}",
+            neighbor("bfd = { on_down = \"graceful\" }").trim_start_matches(BASE)
+        ),
+        11,
+        "bgp.neighbor[0].bfd.on_down",
+    );
+    assert!(text.contains("[bgp.graceful_restart] disables"), "{text}");
     for (bad, says) in [
-        ("bfd = { on_down = \"graceful\" }", "graceful"),
+        ("bfd = { on_down = \"gentle\" }", "gentle"),
         ("bfd = { min_txx = 300 }", "min_txx"),
         ("bfd = \"yes\"", "true, false or a table"),
         ("bfd = { multiplier = 300 }", "300"),
@@ -656,4 +673,55 @@ fn bfd_is_true_false_or_a_table_of_timers() {
         assert!(all[0].starts_with("test.toml:9:"), "{bad}: {all:?}");
         assert!(all[0].contains(says), "{bad}: {all:?}");
     }
+}
+
+#[test]
+fn node_mesh_bfd_is_a_bfd_key_for_the_node_mesh() {
+    let mesh = |mesh: &str, bfd: &str| {
+        format!("[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\n{mesh}{bfd}\n[ipam]\nnode = \"n\"\n")
+    };
+    let parsed = Config::parse(&mesh("", "node_mesh_bfd = true"), "test.toml").unwrap();
+    assert_eq!(parsed.bgp.node_mesh_bfd, Some(bfd::BfdOptions::default()));
+    let parsed = Config::parse(
+        &mesh(
+            "",
+            "node_mesh_bfd = { min_rx = 500, on_down = \"graceful\" }",
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        parsed.bgp.node_mesh_bfd,
+        Some(bfd::BfdOptions {
+            min_rx: 500,
+            on_down: bfd::OnDown::Graceful,
+            ..Default::default()
+        })
+    );
+    assert_eq!(
+        Config::parse(&mesh("", ""), "test.toml")
+            .unwrap()
+            .bgp
+            .node_mesh_bfd,
+        None
+    );
+    let text = error(
+        &mesh("", "node_mesh_bfd = { multiplier = 0 }"),
+        4,
+        "bgp.node_mesh_bfd.multiplier",
+    );
+    assert!(text.contains("between 1 and 255"), "{text}");
+    // Not accepted and ignored: without the node mesh it is refused.
+    let text = error(
+        &mesh("node_mesh = false\n", "node_mesh_bfd = true"),
+        5,
+        "bgp.node_mesh_bfd",
+    );
+    assert!(text.contains("node mesh, which is off"), "{text}");
+    let text = error(
+        "[bgp]\nasn = 64512\nrouter_id = \"10.0.0.1\"\nnode_mesh_bfd = true\n",
+        4,
+        "bgp.node_mesh_bfd",
+    );
+    assert!(text.contains("node mesh, which is off"), "{text}");
 }

@@ -1,8 +1,9 @@
 //! The BFD series, from the BFD task's sessions (the same answer as `bgpctl show
 //! bfd`, one turn of the task):
 //!
-//! - `wren_bfd_session_up{peer,interface}`: the session is Up (0/1); `interface` is
-//!   empty for a multihop session;
+//! - `wren_bfd_session_up{peer,interface}` (single hop) or `{peer,local}`
+//!   (multihop): the session is Up (0/1), labelled by its key (RFC 5881: interface
+//!   and peer; RFC 5883: local address and peer);
 //! - `wren_bfd_session_down_total{peer,diag}`: times the session left Up, by the
 //!   diagnostic it left with (`control_detection_time_expired`,
 //!   `neighbor_signaled_session_down`, `administratively_down`, ...);
@@ -39,10 +40,14 @@ impl Collector for BfdSample {
         series::gauges(
             &mut encoder,
             "wren_bfd_session_up",
-            "The BFD session is Up (0 or 1); interface is empty for multihop.",
+            "The BFD session is Up (0 or 1); by interface (single hop) or local address (multihop).",
             sessions.iter().map(|session| {
                 let mut labels = peer(session);
-                labels.push(("interface", session.interface.clone().unwrap_or_default()));
+                match (&session.interface, session.local) {
+                    (Some(interface), _) => labels.push(("interface", interface.clone())),
+                    (None, Some(local)) => labels.push(("local", local.to_string())),
+                    (None, None) => {}
+                }
                 (labels, series::flag(session.state == "Up"))
             }),
         )?;

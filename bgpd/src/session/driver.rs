@@ -61,8 +61,11 @@ pub(super) struct Driver {
     settings_generation: u64,
     /// The BFD task, for `bfd`.
     bfd: Option<crate::bfd_task::BfdHandle>,
-    /// The BFD session this Established session follows.
+    /// The BFD session this neighbor follows (`bfd` configured, local address known).
     bfd_subscription: Option<crate::bfd_task::Subscription>,
+    /// The session is closing because BFD went down with `on_down = "graceful"`:
+    /// its loss keeps the peer's routes stale.
+    bfd_graceful_close: bool,
 }
 
 /// One state machine with its connection and timers.
@@ -181,12 +184,14 @@ impl Driver {
             settings_generation: 0,
             bfd,
             bfd_subscription: None,
+            bfd_graceful_close: false,
         })
     }
 
     /// The task: runs until stopped, or (dynamic neighbors) until the connection
     /// is gone.
     pub(super) async fn run(mut self) {
+        self.follow_bfd_now().await;
         if !self.admin_down {
             self.feed(Which::Primary, Event::ManualStart).await;
         }
@@ -312,9 +317,9 @@ impl Driver {
             || speaker.router_id != self.speaker.router_id
             || speaker.graceful_restart != self.speaker.graceful_restart;
         let was_down = self.settings.shutdown;
-        let bfd_before = self.settings.bfd;
+        let bfd_before = (self.settings.bfd, self.settings.local_address);
         self.settings = settings;
-        if self.settings.bfd != bfd_before {
+        if (self.settings.bfd, self.settings.local_address) != bfd_before {
             self.bfd_reconfigured().await;
         }
         self.settings_generation += 1;

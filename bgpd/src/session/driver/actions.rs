@@ -190,11 +190,14 @@ impl Driver {
             return;
         }
         slot.up = false;
-        self.bfd_subscription = None;
         let Some(up) = self.up.take() else {
             return;
         };
-        let stale = self.stale_times(reason, &up.negotiated);
+        let stale = self.stale_times(reason, &up.negotiated, self.bfd_graceful_close);
+        if self.bfd_graceful_close && stale.is_none() {
+            tracing::warn!(neighbor = %self.settings.address, "BFD graceful: graceful restart is not negotiated with the peer (with families); its routes go");
+            self.set_last_error("BFD went down with on_down = graceful, but graceful restart was not negotiated with families: routes withdrawn".to_owned());
+        }
         if let Some((restart, _)) = stale {
             tracing::info!(
                 neighbor = %self.settings.address,
@@ -213,12 +216,14 @@ impl Driver {
     /// (How long the peer has to come back, how long its routes may stay stale in
     /// all) when graceful restart applies to this loss: both sides negotiated it, the
     /// peer listed families in its capability, and the connection ended without a
-    /// NOTIFICATION (RFC 4724 4.2), a new connection of the peer replaced it, or both
-    /// sides set the N bit and the NOTIFICATION was not a Hard Reset (RFC 8538).
+    /// NOTIFICATION (RFC 4724 4.2), a new connection of the peer replaced it, both
+    /// sides set the N bit and the NOTIFICATION was not a Hard Reset (RFC 8538), or
+    /// (`bfd_graceful`) BFD went down with `on_down = "graceful"`.
     fn stale_times(
         &self,
         reason: &DownReason,
         negotiated: &Negotiated,
+        bfd_graceful: bool,
     ) -> Option<(Duration, Duration)> {
         let config = self.speaker.graceful_restart;
         if !config.enabled || !negotiated.graceful_restart {
@@ -229,7 +234,7 @@ impl Driver {
         if peer.restart_time == 0 || peer.families.is_empty() {
             return None;
         }
-        if !reason.keeps_routes(negotiated.graceful_notification) {
+        if !bfd_graceful && !reason.keeps_routes(negotiated.graceful_notification) {
             return None;
         }
         let restart = Duration::from_secs(u64::from(peer.restart_time));
@@ -253,7 +258,6 @@ impl Driver {
     /// A shutdown without a state machine (the other connection replaced it).
     async fn rib_down(&mut self, stale_for: Option<Duration>) {
         self.up = None;
-        self.bfd_subscription = None;
         for which in [Which::Primary, Which::Secondary] {
             if let Some(slot) = self.slot_mut(which) {
                 slot.up = false;
