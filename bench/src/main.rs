@@ -43,7 +43,7 @@ use scenario::{NAMES, Options, SCALE};
 struct Cli {
     /// Scenarios to run: all, or any of propagation, mesh, bulk, churn, restart, ipam,
     /// k8s-join, metrics; scale (the family), or any of scale-mesh,
-    /// scale-reflector.
+    /// scale-reflector, scale-ipam.
     #[arg(required = true)]
     scenarios: Vec<String>,
     /// One run of each scenario on small sizes (a few minutes; what CI runs).

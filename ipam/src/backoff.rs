@@ -1,14 +1,26 @@
 //! The retry policy every operation shares: jittered exponential backoff between
 //! attempts lost to concurrent writers, giving up after [`MAX_ATTEMPTS`]. A leaf
 //! module, so that the allocator and the single-key writes of `handles` both use it
-//! without using each other.
+//! without using each other. Every retry of the process is counted ([`retries`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::IpamError;
 
 /// Attempts an operation makes before giving up on contention (Calico's figure).
 pub const MAX_ATTEMPTS: u32 = 100;
+
+/// Attempts retried by every operation of this process (each wait of a [`Backoff`]).
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the operations of this process have retried since it started: an
+/// attempt lost to a concurrent writer (a compare-and-swap that found another
+/// revision, a block claimed by another node) or that repaired a state left between
+/// two writes, then backed off and read again.
+pub fn retries() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
 
 /// Jittered exponential backoff between attempts lost to concurrent writers.
 pub(crate) struct Backoff {
@@ -38,6 +50,7 @@ impl Backoff {
                 attempts: self.attempts,
             });
         }
+        RETRIES.fetch_add(1, Ordering::Relaxed);
         // xorshift64
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;

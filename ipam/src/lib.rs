@@ -49,7 +49,7 @@ pub mod store;
 mod tunnel;
 
 pub use allocator::{Assigned, MAX_ASSIGN};
-pub use backoff::MAX_ATTEMPTS;
+pub use backoff::{MAX_ATTEMPTS, retries};
 pub use check::{CLAIM_GRACE, CheckReport, Problem, ProblemKind, audit};
 pub use error::IpamError;
 pub use family::Family;

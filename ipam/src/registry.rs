@@ -329,6 +329,26 @@ impl<S: Datastore> Ipam<S> {
                 }
             }
         }
-        Ok(self.node_allocations(node).await?.blocks)
+        self.owned_blocks(node).await
+    }
+
+    /// The blocks `node` owns: of its affinities, those whose block names it, read by
+    /// key (O(the node's blocks); [`Ipam::node_allocations`] reads every block on the
+    /// stores that cannot select a node's, for the addresses it borrowed).
+    async fn owned_blocks(&self, node: &str) -> Result<BTreeSet<IpNet>, IpamError> {
+        let reads = self
+            .node_affinities(node)
+            .await?
+            .iter()
+            .map(|(affinity, _)| Read::Key(keys::block(&affinity.cidr)))
+            .collect();
+        let mut blocks = BTreeSet::new();
+        for entry in self.store.read(reads).await?.into_iter().flatten() {
+            let block = self.decode_block(&entry)?;
+            if block.affinity.as_deref() == Some(node) {
+                blocks.insert(block.cidr);
+            }
+        }
+        Ok(blocks)
     }
 }

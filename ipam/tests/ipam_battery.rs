@@ -1,6 +1,6 @@
 //! The IPAM operations, run against every datastore (SQLite always; etcd when
 //! installed): pools, assignment, claims, borrowing, releases, crash repair, check,
-//! usage, node registry and watches.
+//! usage, node registry and watches, where a claim looks for a free block.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,12 +8,15 @@
 mod administration;
 #[path = "ipam_battery/assignment.rs"]
 mod assignment;
+#[path = "ipam_battery/claims.rs"]
+mod claims;
 #[path = "ipam_battery/repair.rs"]
 mod repair;
 mod support;
 
 use administration::*;
 use assignment::*;
+use claims::*;
 use repair::*;
 
 use std::net::IpAddr;
@@ -89,4 +92,6 @@ batteries!(
     node_registry_and_watches,
     bad_names_are_refused,
     pods_are_named_in_handle_records,
+    a_claim_reads_a_few_blocks_not_every_block,
+    a_nearly_full_pool_gives_its_last_block,
 );

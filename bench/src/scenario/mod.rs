@@ -9,6 +9,7 @@
 mod bulk;
 mod churn;
 mod ipam;
+mod ipam_contention;
 mod k8s_join;
 mod mesh;
 mod metrics;
@@ -29,7 +30,7 @@ use crate::topology::Bench;
 
 /// The `scale` family (issue 18), run by `scale` and by name, not by `all`: its sizes
 /// take longer than the rest together.
-pub const SCALE: [&str; 2] = ["scale-mesh", "scale-reflector"];
+pub const SCALE: [&str; 3] = ["scale-mesh", "scale-reflector", "scale-ipam"];
 
 /// Every scenario, in the order `all` runs them.
 pub const NAMES: [&str; 8] = [
@@ -188,6 +189,7 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         "metrics" => metrics::run(&context),
         "scale-mesh" => scale_mesh::run(&context),
         "scale-reflector" => scale_reflector::run(&context),
+        "scale-ipam" => ipam_contention::run(&context),
         _ => k8s_join::run(&context),
     }?;
     context.progress(format!(
