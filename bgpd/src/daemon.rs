@@ -125,6 +125,8 @@ pub struct Wiring {
     dataplane: Option<crate::dataplane_task::SnapshotSender>,
     /// The overlay's routes, from the dataplane task to the fib task (with `[ipam]`).
     overlay: Option<crate::dataplane_task::OverlayReceiver>,
+    /// The dataplane task's status, for the metrics listener (with the task).
+    dataplane_status: Option<crate::dataplane_task::StatusReceiver>,
     control: Option<ControlSocket>,
     /// What the control server answers from; the metrics task reads the same.
     handler: Option<Arc<Handler>>,
@@ -155,6 +157,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> anyhow::Result<()> {
         bfd: None,
         ipam: None,
         dataplane: None,
+        dataplane_status: None,
         overlay: None,
         control: None,
         handler: None,
@@ -346,7 +349,9 @@ fn start_dataplane(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<J
         } else {
             (None, None)
         };
-        let task = crate::dataplane_task::spawn(settings, snapshots, overlay).await?;
+        let (status, status_receiver) = tokio::sync::watch::channel(Default::default());
+        wiring.dataplane_status = Some(status_receiver);
+        let task = crate::dataplane_task::spawn(settings, snapshots, overlay, status).await?;
         Ok(Some(task))
     })
 }
@@ -517,7 +522,10 @@ fn start_metrics(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
             .handler
             .clone()
             .context("the control server is not started")?;
-        let sources = crate::metrics::Sources { handler };
+        let sources = crate::metrics::Sources {
+            handler,
+            dataplane: wiring.dataplane_status.clone(),
+        };
         Ok(Some(
             crate::metrics::http::spawn(metrics.listen, sources).await?,
         ))

@@ -36,6 +36,11 @@
 //! it has one, so a restart never deletes the overlay's routes before asking for
 //! them again. On a later failure the last routes stay published.
 //!
+//! Status: after each sync the task publishes a [`Status`] on a `watch` (what it
+//! last did and found: the pod MTU, the underlay, the nat_outgoing pools and
+//! table, the VXLAN devices, counters since start), read by the metrics listener
+//! at each scrape.
+//!
 //! Calling contract: [`spawn`] checks what it can before returning the task; the
 //! task runs until aborted and leaves the file, the table and the devices as they
 //! are at stop.
@@ -66,6 +71,59 @@ pub type SnapshotReceiver = watch::Receiver<Option<Snapshot>>;
 pub type OverlaySender = watch::Sender<Option<OverlayRoutes>>;
 /// The fib task's side.
 pub type OverlayReceiver = watch::Receiver<Option<OverlayRoutes>>;
+
+/// The metrics' side of the task's [`Status`].
+pub type StatusReceiver = watch::Receiver<Status>;
+
+/// What the dataplane task last did and found, published after each sync.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Status {
+    /// The pod MTU the file holds (`None` until it is written).
+    pub pod_mtu: Option<u32>,
+    /// The underlay interface the pod MTU follows, and its MTU (`None` when no up
+    /// interface matches the pattern).
+    pub underlay: Option<dataplane::mtu::HostMtu>,
+    /// nat_outgoing (with `[ipam]`, from the first snapshot on).
+    pub nat: Option<NatStatus>,
+    /// The VXLAN devices the last overlay sync asked for (with `[ipam]`).
+    pub devices: Vec<DeviceStatus>,
+    /// Changes made to the VXLAN devices and their entries since start.
+    pub vxlan_changes: u64,
+    /// Failed syncs since start, per area ([`AREAS`]' order).
+    pub errors: [u64; AREAS.len()],
+}
+
+/// The areas of [`Status::errors`], by index.
+pub const AREAS: [&str; 4] = ["mtu", "nat", "vxlan", "forwarding"];
+const MTU: usize = 0;
+const NAT: usize = 1;
+const VXLAN: usize = 2;
+const FORWARDING: usize = 3;
+
+/// The nftables table `inet wren` as the last sync left it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NatStatus {
+    /// Pools with `nat_outgoing`, IPv4 and IPv6.
+    pub pools: [usize; 2],
+    /// The last sync made the table what the pools ask for (present with a
+    /// nat_outgoing pool, absent without).
+    pub synced: bool,
+    /// Times the table was found missing or of another shape, and made again,
+    /// while what it should hold had not changed (someone removed or changed it).
+    pub repairs: u64,
+}
+
+/// One VXLAN device after the last overlay sync.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceStatus {
+    /// `vxlan.wren` or `vxlan-v6.wren`.
+    pub name: &'static str,
+    /// The last sync made it, with its entries, and set it up.
+    pub up: bool,
+    /// Remote nodes with a tunnel endpoint of its family: one FDB entry (and one
+    /// neighbour entry) each.
+    pub remote_nodes: usize,
+}
 
 /// What the dataplane task works from.
 #[derive(Clone, Debug)]
@@ -109,6 +167,7 @@ pub async fn spawn(
     settings: Settings,
     snapshots: Option<SnapshotReceiver>,
     overlay: Option<OverlaySender>,
+    status: watch::Sender<Status>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let links = read_links().await?;
     // The least overhead: an override refused here is refused whatever the pools say.
@@ -119,13 +178,17 @@ pub async fn spawn(
         snapshot: None,
         failing: Failing::default(),
         nat_synced: false,
+        nat_desired: None,
         overlay,
         kernel: None,
+        status: Status::default(),
+        published: status,
     };
     if snapshots.is_none() {
         task.snapshot = Some(Snapshot::default());
         task.mtu(&links)?;
     }
+    task.publish();
     Ok(tokio::spawn(task.run(snapshots)))
 }
 
@@ -139,10 +202,16 @@ struct Task {
     failing: Failing,
     /// The nftables table was synchronised once.
     nat_synced: bool,
+    /// What the table was last made to hold (`None`: absent).
+    nat_desired: Option<nat::Desired>,
     /// Where the overlay's routes go (with `[ipam]`).
     overlay: Option<OverlaySender>,
     /// The netlink connection of the overlay, opened at its first sync.
     kernel: Option<Kernel>,
+    /// What is published next.
+    status: Status,
+    /// Where the status goes (the metrics listener reads it).
+    published: watch::Sender<Status>,
 }
 
 /// The problem last logged, per part.
@@ -182,14 +251,17 @@ impl Task {
             }
             if check_nat && snapshots.is_some() {
                 let outcome = self.nat().await;
+                self.count_error(NAT, &outcome);
                 report(&mut self.failing.nat, outcome.err());
             }
             if check_mtu {
                 let outcome = self.forwarding();
+                self.count_error(FORWARDING, &outcome);
                 report(&mut self.failing.forwarding, outcome.err());
             }
             if check_mtu && snapshots.is_some() {
                 let outcome = self.overlay().await;
+                self.count_error(VXLAN, &outcome);
                 report(&mut self.failing.overlay, outcome.err());
             }
             if check_mtu {
@@ -197,9 +269,29 @@ impl Task {
                     Ok(links) => self.mtu(&links),
                     Err(error) => Err(error),
                 };
+                self.count_error(MTU, &outcome);
                 report(&mut self.failing.mtu, outcome.err());
             }
+            self.publish();
         }
+    }
+
+    /// Counts a failed sync of the area `AREAS[area]`.
+    fn count_error<T>(&mut self, area: usize, outcome: &anyhow::Result<T>) {
+        if outcome.is_err() {
+            self.status.errors[area] += 1;
+        }
+    }
+
+    /// Publishes the status when it changed.
+    fn publish(&self) {
+        self.published.send_if_modified(|published| {
+            let changed = *published != self.status;
+            if changed {
+                published.clone_from(&self.status);
+            }
+            changed
+        });
     }
 
     /// Makes the nftables table what the snapshot asks for.
@@ -208,6 +300,16 @@ impl Task {
             return Ok(());
         };
         let desired = nat::desired(snapshot, &self.settings.nat);
+        let nat_pools = |ipv4: bool| {
+            snapshot
+                .pools
+                .iter()
+                .filter(|pool| pool.nat_outgoing && pool.cidr.addr().is_ipv4() == ipv4)
+                .count()
+        };
+        let status = self.status.nat.get_or_insert_with(NatStatus::default);
+        status.pools = [nat_pools(true), nat_pools(false)];
+        status.synced = false;
         let plan = nat::nft::sync(desired.as_ref()).await?;
         let pools: Vec<String> = snapshot
             .pools
@@ -217,12 +319,30 @@ impl Task {
             .collect();
         let first = !self.nat_synced;
         self.nat_synced = true;
+        // Made again while what it holds had not changed: someone removed or
+        // changed it.
+        let repaired = !first
+            && self.nat_desired.is_some()
+            && match plan.change {
+                Change::Created => true,
+                Change::Rebuilt => self.nat_desired == desired,
+                _ => false,
+            };
+        status.synced = true;
+        if repaired {
+            status.repairs += 1;
+        }
+        self.nat_desired = desired;
         match plan.change {
             Change::None if first => tracing::info!(
                 ?pools,
                 "dataplane: nftables table inet wren already as wanted; nothing sent"
             ),
             Change::None => {}
+            Change::Created if repaired => tracing::warn!(
+                ?pools,
+                "dataplane: nftables table inet wren was gone; made again"
+            ),
             Change::Created => {
                 tracing::info!(
                     ?pools,
@@ -267,6 +387,7 @@ impl Task {
             return Ok(());
         };
         let pools = snapshot.pools.iter().map(|pool| pool.cidr).collect();
+        let mut made = 0;
         let outcome = async {
             let kernel = match &self.kernel {
                 Some(kernel) => kernel.clone(),
@@ -275,12 +396,29 @@ impl Task {
             self.kernel = Some(kernel.clone());
             let interfaces = kernel.interface_addresses().await?;
             let overlay = vxlan::desired(snapshot, node, &interfaces)?;
-            for change in kernel.sync(&overlay).await? {
+            // Down until this sync has made them.
+            self.status.devices = overlay
+                .devices
+                .iter()
+                .map(|device| DeviceStatus {
+                    name: device.name,
+                    up: false,
+                    remote_nodes: device.peers.len(),
+                })
+                .collect();
+            let changes = kernel.sync(&overlay).await?;
+            made = changes.len();
+            for change in changes {
                 tracing::info!("dataplane: {change}");
+            }
+            for device in &mut self.status.devices {
+                device.up = true;
             }
             Ok::<_, dataplane::Error>(overlay.routes)
         }
         .await;
+        // A failed sync does not tell what it changed before failing: none counted.
+        self.status.vxlan_changes += made as u64;
         let routes = match outcome {
             Ok(routes) => routes,
             Err(error) => {
@@ -313,6 +451,7 @@ impl Task {
         };
         let settings = &self.settings.mtu;
         let pod = mtu::resolve(settings, links, snapshot.encapsulation())?;
+        self.status.underlay.clone_from(&pod.host);
         if pod.host.is_none()
             && !pod.overridden
             && let Some(written) = self.written
@@ -334,6 +473,7 @@ impl Task {
             );
             self.written = Some(pod.mtu);
         }
+        self.status.pod_mtu = self.written;
         Ok(())
     }
 }

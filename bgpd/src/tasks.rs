@@ -46,8 +46,10 @@
 //!                                  one task per client, cut off when it lags)
 //!
 //!   metrics task (per scrape) --supervisor::Request::Neighbors--> supervisor (snapshots
-//!   (HTTP, [metrics])         |                                  with kind and counters)
-//!                             +--RibQuery::Counts--> rib task (one turn, O(neighbors))
+//!   (HTTP, [metrics]; its own |                                  with kind and counters)
+//!    thread, nice 19)         +--RibQuery::Counts--> rib task (one turn, O(neighbors))
+//!                             +--reads watch: route_sync::Summary (after each batch)
+//!                             +--reads watch: dataplane_task::Status (after each sync)
 //!
 //!   API server <--kube watch/patch-- cluster task --supervisor::Request::Cluster--> supervisor
 //!   (BGPPeer, BGPConfiguration,       (cluster_task/, the       (the BGPPeers' neighbors,
@@ -70,7 +72,8 @@
 //! `ipam::IpamHandle` (a shared handle, not a channel), `events::Event`,
 //! `dataplane::Snapshot` (the IPAM task's watch, `dataplane_task::SnapshotSender`),
 //! `dataplane::vxlan::OverlayRoutes` (the dataplane task's watch,
-//! `dataplane_task::OverlaySender`), `bfd_task::BfdStatus` (the BFD task's watch per
+//! `dataplane_task::OverlaySender`), `dataplane_task::Status` (the dataplane task's
+//! watch for the metrics), `bfd_task::BfdStatus` (the BFD task's watch per
 //! session, held through `bfd_task::Subscription`).
 //!
 //! Channel rules:

@@ -129,10 +129,10 @@ async fn start_with(
     if let Some(observer) = observer {
         state.set_observer(observer);
     }
-    let syncer = Syncer::start(config, state).await?;
+    let (syncer, summary) = Syncer::start(config, state).await?;
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
     tokio::spawn(syncer.run(receiver));
-    Ok(FibHandle { commands })
+    Ok(FibHandle { commands, summary })
 }
 
 /// The way to the syncer task. Cheap to clone; when the last clone is
@@ -141,6 +141,8 @@ async fn start_with(
 #[derive(Debug, Clone)]
 pub struct FibHandle {
     commands: mpsc::Sender<Command>,
+    /// What the task publishes after every batch and every round.
+    summary: tokio::sync::watch::Receiver<Summary>,
 }
 
 impl FibHandle {
@@ -186,12 +188,15 @@ impl FibHandle {
     }
 
     /// The counts (routes per family and kind, failed routes, counters, batch
-    /// durations), answered at once between two batches from what the task
-    /// keeps: cheap at any number of routes, unlike [`FibHandle::snapshot`].
-    pub async fn summary(&self) -> Result<Summary, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Summary(reply)).await?;
-        answer.await.map_err(|_| Error::Stopped)
+    /// durations) as the task published them after its last batch or round (after
+    /// [`FibHandle::sync`], those of everything synced): never waits for the task
+    /// or behind queued changes, and cheap at any number of routes, unlike
+    /// [`FibHandle::snapshot`].
+    pub fn summary(&self) -> Result<Summary, Error> {
+        if self.summary.has_changed().is_err() {
+            return Err(Error::Stopped);
+        }
+        Ok(self.summary.borrow().clone())
     }
 
     /// Applies what is queued, then stops the task; with `keep_routes`

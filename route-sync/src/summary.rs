@@ -1,7 +1,8 @@
-//! [`Summary`]: the counts of a syncer, answered in one turn of its task from
-//! what it keeps ([`crate::census`], its counters, the batch durations), never by
-//! walking its routes. bgpd's metrics read one at every scrape; `show fib` is the
-//! whole [`crate::Snapshot`] instead.
+//! [`Summary`]: the counts of a syncer, made from what it keeps
+//! ([`crate::census`], its counters, the batch durations), never by walking its
+//! routes, and published by its task on a `watch` after every batch and every
+//! round. bgpd's metrics read the latest at every scrape without waiting for the
+//! task; `show fib` is the whole [`crate::Snapshot`] instead.
 //!
 //! The batch durations are a histogram of fixed buckets kept by the syncer task
 //! itself (plain integers: one task owns them, so no atomics), copied into each

@@ -39,8 +39,6 @@ pub(crate) enum Command {
     Converged(oneshot::Sender<u64>),
     Sync(oneshot::Sender<()>),
     Snapshot(oneshot::Sender<Snapshot>),
-    /// Answered at once, between two batches.
-    Summary(oneshot::Sender<Summary>),
     Shutdown {
         keep_routes: bool,
         done: oneshot::Sender<()>,
@@ -81,24 +79,42 @@ pub(crate) struct Syncer {
     resync_wanted: bool,
     /// How long each batch took, for [`Summary`].
     batch_durations: Histogram,
+    /// Where the [`Summary`] goes after every batch and every round.
+    summary: tokio::sync::watch::Sender<Summary>,
 }
 
 impl Syncer {
     /// Opens the sockets and adopts what the kernel holds of ours.
-    pub(crate) async fn start(config: Config, state: State) -> Result<Syncer, Error> {
+    /// Returns the task with the receiving side of its [`Summary`].
+    pub(crate) async fn start(
+        config: Config,
+        state: State,
+    ) -> Result<(Syncer, tokio::sync::watch::Receiver<Summary>), Error> {
         let socket = RequestSocket::open()?;
         let watch = WatchSocket::open(socket.portid())?;
+        let batch_durations = Histogram::default();
+        let (summary, summaries) =
+            tokio::sync::watch::channel(state.summary(batch_durations.clone()));
         let mut syncer = Syncer {
             config,
             socket,
             watch,
             state,
             resync_wanted: false,
-            batch_durations: Histogram::default(),
+            batch_durations,
+            summary,
         };
         syncer.resync(true).await?;
         syncer.flush(None).await;
-        Ok(syncer)
+        syncer.publish();
+        Ok((syncer, summaries))
+    }
+
+    /// Publishes the counts as they are now (a few counts per family and kind,
+    /// however many routes).
+    fn publish(&self) {
+        self.summary
+            .send_replace(self.state.summary(self.batch_durations.clone()));
     }
 
     /// Runs until shut down or until every handle is gone.
@@ -140,6 +156,9 @@ impl Syncer {
                 waiting: &mut waiting,
             };
             self.settle(Some(&mut intake)).await;
+            // Before the waiters: a caller that synced reads the counts of what it
+            // waited for.
+            self.publish();
             for waiter in waiting.drain(..) {
                 match waiter {
                     Waiter::Sync(reply) => {
@@ -179,9 +198,6 @@ impl Syncer {
             }
             Command::Sync(reply) => waiting.push(Waiter::Sync(reply)),
             Command::Snapshot(reply) => waiting.push(Waiter::Snapshot(reply)),
-            Command::Summary(reply) => {
-                let _ = reply.send(self.state.summary(self.batch_durations.clone()));
-            }
             Command::Shutdown { keep_routes, done } => {
                 waiting.push(Waiter::Shutdown { keep_routes, done })
             }
@@ -299,6 +315,7 @@ impl Syncer {
                     return;
                 }
             }
+            self.publish();
             if let Some(intake) = intake.as_deref_mut() {
                 self.absorb(intake);
             }

@@ -30,7 +30,7 @@ fn addr(text: &str) -> IpAddr {
 async fn agree(fib: &FibHandle) -> Result<BTreeMap<(bool, String), u64>> {
     fib.sync().await?;
     let snapshot = fib.snapshot().await?;
-    let summary = fib.summary().await?;
+    let summary = fib.summary()?;
     let mut listed = BTreeMap::new();
     for route in &snapshot.installed {
         *listed
@@ -102,7 +102,7 @@ fn the_summary_says_what_the_snapshot_lists() {
         ensure!(count(&routes, true, "unicast") == 20, "{routes:?}");
         ensure!(count(&routes, false, "blackhole") == 1, "{routes:?}");
         ensure!(count(&routes, true, "blackhole") == 1, "{routes:?}");
-        ensure!(fib.summary().await?.failed == 1);
+        ensure!(fib.summary()?.failed == 1);
 
         // Someone else's route where ours would go: the kernel refuses ours.
         ip(&[
@@ -117,8 +117,8 @@ fn the_summary_says_what_the_snapshot_lists() {
         fib.install(Route::via(net("10.7.0.0/24"), addr("10.0.0.2")))
             .await?;
         agree(&fib).await?;
-        ensure!(fib.summary().await?.failed == 2);
-        ensure!(fib.summary().await?.counters.refused >= 1);
+        ensure!(fib.summary()?.failed == 2);
+        ensure!(fib.summary()?.counters.refused >= 1);
 
         // Replaced (ECMP), withdrawn, a blackhole becoming unicast, the
         // unresolvable one resolvable.
@@ -140,7 +140,7 @@ fn the_summary_says_what_the_snapshot_lists() {
         ensure!(count(&routes, false, "unicast") == 51, "{routes:?}");
         ensure!(count(&routes, false, "blackhole") == 0, "{routes:?}");
         ensure!(count(&routes, true, "unicast") == 19, "{routes:?}");
-        ensure!(fib.summary().await?.failed == 1);
+        ensure!(fib.summary()?.failed == 1);
 
         // A route of ours deleted by hand: put back, counted the same.
         ip(&["route", "del", "10.1.2.0/24", "proto", "196"])?;
@@ -156,7 +156,7 @@ fn the_summary_says_what_the_snapshot_lists() {
         let fib = route_sync::start(Config::default()).await?;
         let adopted = agree(&fib).await?;
         ensure!(count(&adopted, false, "unicast") == 51, "{adopted:?}");
-        let summary = fib.summary().await?;
+        let summary = fib.summary()?;
         ensure!(summary.counters.adopted == 51 + 19 + 1, "{summary:?}");
         ensure!(!summary.converged);
         for i in 0..20u8 {
@@ -169,7 +169,7 @@ fn the_summary_says_what_the_snapshot_lists() {
         // replaced, the rest deleted.
         ensure!(count(&routes, false, "unicast") == 20, "{routes:?}");
         ensure!(routes.len() == 1, "{routes:?}");
-        ensure!(fib.summary().await?.converged);
+        ensure!(fib.summary()?.converged);
         fib.shutdown(false).await?;
         Ok(())
     });

@@ -94,10 +94,10 @@ impl FibView {
     }
 
     /// The counts for metrics (routes per family and kind, failed routes,
-    /// counters, batch durations): one turn of route-sync's task, whatever the
-    /// number of routes.
-    pub async fn summary(&self) -> Result<route_sync::Summary, route_sync::Error> {
-        self.handle.summary().await
+    /// counters, batch durations), as route-sync published them after its last
+    /// batch: never waits for its task, whatever the number of routes.
+    pub fn summary(&self) -> Result<route_sync::Summary, route_sync::Error> {
+        self.handle.summary()
     }
 
     /// Waits until every change handed over so far reached the kernel.

@@ -12,9 +12,9 @@
 //!   once the peer is heard).
 //!
 //! Counters count since the session was made: a session nobody follows any more is
-//! removed, and its series with it. Without any BFD session there are no BFD
-//! families at all; if the task does not answer, none either (the scrape goes on
-//! without them).
+//! removed, and its series with it. Without any BFD session the BFD families are
+//! there without series; if the task does not answer, they are left out (the
+//! scrape goes on without them).
 
 use std::fmt;
 

@@ -12,6 +12,13 @@
 //!
 //! At most [`MAX_CONNECTIONS`] connections are served at once (the accept loop waits
 //! for one to end), and a request head must arrive within [`HEADER_TIMEOUT`].
+//!
+//! The listener runs on a thread of its own (`metrics`), with a single-threaded
+//! runtime, at the lowest CPU priority ([`NICE`]): a scrape's work (reading the
+//! snapshots, encoding a few hundred kilobytes, writing them) yields the CPU to
+//! the sessions, the rib and the FIB whenever they have work, so a scraper never
+//! delays route propagation. The tasks' questions cross runtimes on their usual
+//! channels. The thread ending ends the task [`spawn`] returns.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -38,16 +45,56 @@ use super::format::Format;
 pub const MAX_CONNECTIONS: usize = 32;
 /// Longest a client may take to send a request head.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The metrics thread's nice value: the lowest priority.
+pub const NICE: i32 = 19;
 
 const PLAIN: &str = "text/plain; charset=utf-8";
 
-/// Binds `listen` (an error names it) and serves until aborted.
+/// Binds `listen` (an error names it) and serves from the metrics thread; the
+/// task returned ends when the thread does (aborting it leaves the thread, which
+/// ends with the process).
 pub async fn spawn(listen: SocketAddr, sources: Sources) -> anyhow::Result<JoinHandle<()>> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("[metrics] listen = \"{listen}\": cannot listen"))?;
+    let cannot = || format!("[metrics] listen = \"{listen}\": cannot listen");
+    let listener = std::net::TcpListener::bind(listen).with_context(cannot)?;
+    listener.set_nonblocking(true).with_context(cannot)?;
+    let (ended, end) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            // Dropped when the thread ends, by return or panic.
+            let _ended = ended;
+            if let Err(error) = lower_priority() {
+                tracing::warn!("metrics: the thread keeps its priority: {error}");
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!("metrics: cannot start the thread's runtime: {error}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, Arc::new(sources)).await,
+                    Err(error) => tracing::error!("metrics: {listen}: {error}"),
+                }
+            });
+        })
+        .context("metrics: cannot start the metrics thread")?;
     tracing::info!(%listen, "metrics: serving /metrics, /healthz and /readyz");
-    Ok(tokio::spawn(serve(listener, Arc::new(sources))))
+    Ok(tokio::spawn(async move {
+        let _ = end.await;
+    }))
+}
+
+/// Sets the calling thread's nice value to [`NICE`] (on Linux, `setpriority` of a
+/// thread id applies to that thread alone).
+fn lower_priority() -> std::io::Result<()> {
+    rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE)?;
+    Ok(())
 }
 
 async fn serve(listener: TcpListener, sources: Arc<Sources>) {

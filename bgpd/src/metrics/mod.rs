@@ -12,10 +12,12 @@
 //! from a sample), [`process`] (build info and the process collector), [`bgp`]
 //! (sessions, messages, prefixes per neighbor; the RIB per family), [`fib`]
 //! (route-sync's counts), [`ipam`] (the IPAM task's status and the datastore
-//! operations), [`bfd`] (the BFD sessions).
+//! operations), [`bfd`] (the BFD sessions), [`dataplane`] (the dataplane task's
+//! status: pod MTU, nat_outgoing, VXLAN).
 
 pub mod bfd;
 pub mod bgp;
+pub mod dataplane;
 pub mod fib;
 pub mod format;
 pub mod http;
@@ -30,6 +32,7 @@ use control_proto::health::Health;
 use prometheus_client::registry::Registry;
 
 use crate::control::handler::Handler;
+use crate::dataplane_task::StatusReceiver;
 
 /// Longest a health check waits for the rib task's answer before saying the daemon
 /// is not live.
@@ -40,6 +43,8 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct Sources {
     pub handler: Arc<Handler>,
+    /// The dataplane task's status (`None` without the task).
+    pub dataplane: Option<StatusReceiver>,
 }
 
 impl Sources {
@@ -49,19 +54,17 @@ impl Sources {
         registry.register_collector(Box::new(process::ProcessSample::read()));
         registry.register_collector(Box::new(bgp::BgpSample::gather(&self.handler).await));
         if let Some(view) = &self.handler.fib {
-            // One turn of route-sync's task (it answers between two batches).
-            match tokio::time::timeout(HEALTH_TIMEOUT, view.summary()).await {
-                Ok(Ok(summary)) => {
+            // What route-sync published after its last batch.
+            match view.summary() {
+                Ok(summary) => {
                     registry.register_collector(Box::new(fib::FibSample { summary }));
                 }
-                Ok(Err(error)) => tracing::debug!("metrics: fib: {error}"),
-                Err(_) => tracing::debug!("metrics: fib: no summary within {HEALTH_TIMEOUT:?}"),
+                Err(error) => tracing::debug!("metrics: fib: {error}"),
             }
         }
         // One turn of the BFD task.
         match tokio::time::timeout(HEALTH_TIMEOUT, self.handler.bfd.sessions()).await {
-            // No BFD session, no BFD family (as without `[ipam]`, no IPAM one).
-            Ok(Ok(sessions)) if sessions.is_empty() => {}
+            // Without a session the families are there, without series.
             Ok(Ok(sessions)) => {
                 registry.register_collector(Box::new(bfd::BfdSample { sessions }));
             }
@@ -71,6 +74,13 @@ impl Sources {
         if let Some(handle) = &self.handler.ipam {
             let status = handle.status().borrow().clone();
             registry.register_collector(Box::new(ipam::IpamSample::read(status)));
+        }
+        if let Some(status) = &self.dataplane {
+            let status = status.borrow().clone();
+            registry.register_collector(Box::new(dataplane::DataplaneSample {
+                status,
+                overlay: self.handler.ipam.is_some(),
+            }));
         }
         registry
     }
