@@ -10,15 +10,16 @@
 //! machine they ran on. Progress lines go to stderr. Any scenario that fails makes the
 //! exit status non-zero after the others have run.
 //!
-//! Modules: `scenario` (the eight scenarios), `generator` (simulated peers), `dut` (the
+//! Modules: `scenario` (the nine scenarios), `generator` (simulated peers), `dut` (the
 //! daemons under test), `topology` (namespaces), `fibwatch` and `routelog` (time stamps),
-//! `system` (pinning, /proc), `scraper` (GETs of Wren's /metrics), `kubernetes` (the control plane and real nodes of `k8s-join`),
+//! `system` (pinning, /proc), `poller` (the /proc poller of unpinned runs), `scraper` (GETs of Wren's /metrics), `kubernetes` (the control plane and real nodes of `k8s-join`),
 //! `report` (tables, charts, machine), `stats`.
 
 mod dut;
 mod fibwatch;
 mod generator;
 mod kubernetes;
+mod poller;
 mod report;
 mod routelog;
 mod scenario;
@@ -41,8 +42,8 @@ use scenario::{NAMES, Options, SCALE};
 #[derive(Debug, Parser)]
 #[command(name = "bench", version)]
 struct Cli {
-    /// Scenarios to run: all, or any of propagation, mesh, bulk, churn, restart, ipam,
-    /// k8s-join, metrics; scale (the family), or any of scale-mesh,
+    /// Scenarios to run: all, or any of propagation, mesh, bulk, bulk-unpinned, churn,
+    /// restart, ipam, k8s-join, metrics; scale (the family), or any of scale-mesh,
     /// scale-reflector, scale-ipam.
     #[arg(required = true)]
     scenarios: Vec<String>,

@@ -65,6 +65,16 @@ pub fn pin_current_thread(cpu: usize) -> Result<()> {
     sched_setaffinity(Pid::from_raw(0), &set).with_context(|| format!("pinning to CPU {cpu}"))
 }
 
+/// Allows the calling thread both CPUs of the harness.
+pub fn unpin_current_thread() -> Result<()> {
+    let cpus = cpus();
+    let mut set = CpuSet::new();
+    for cpu in [cpus.dut, cpus.generator] {
+        set.set(cpu).with_context(|| format!("CPU {cpu}"))?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set).context("unpinning a thread")
+}
+
 /// Runs `body` on a thread allowed both CPUs of the harness, so that the processes it
 /// starts (a control plane standing for the cluster's, not under test) inherit that
 /// instead of the harness's pinning; returns what `body` returns.
@@ -72,12 +82,7 @@ pub fn on_every_cpu<T: Send>(body: impl FnOnce() -> Result<T> + Send) -> Result<
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                let cpus = cpus();
-                let mut set = CpuSet::new();
-                for cpu in [cpus.dut, cpus.generator] {
-                    set.set(cpu).with_context(|| format!("CPU {cpu}"))?;
-                }
-                sched_setaffinity(Pid::from_raw(0), &set).context("unpinning a thread")?;
+                unpin_current_thread()?;
                 body()
             })
             .join()
@@ -87,8 +92,22 @@ pub fn on_every_cpu<T: Send>(body: impl FnOnce() -> Result<T> + Send) -> Result<
 
 /// Pins every thread of process `pid` to `cpu` (threads it starts later inherit it).
 pub fn pin_process(pid: u32, cpu: usize) -> Result<()> {
+    process_on(pid, &[cpu])
+}
+
+/// Lets every thread of process `pid` run on both CPUs of the harness, as an unpinned
+/// daemon would on a 2-CPU machine (threads it starts later inherit it).
+pub fn unpin_process(pid: u32) -> Result<()> {
+    let cpus = cpus();
+    process_on(pid, &[cpus.dut, cpus.generator])
+}
+
+/// Sets the affinity of every thread of process `pid` to `cpus`.
+fn process_on(pid: u32, cpus: &[usize]) -> Result<()> {
     let mut set = CpuSet::new();
-    set.set(cpu).with_context(|| format!("CPU {cpu}"))?;
+    for &cpu in cpus {
+        set.set(cpu).with_context(|| format!("CPU {cpu}"))?;
+    }
     let tasks = format!("/proc/{pid}/task");
     let entries = std::fs::read_dir(&tasks).with_context(|| format!("listing {tasks}"))?;
     for entry in entries {
@@ -103,7 +122,10 @@ pub fn pin_process(pid: u32, cpu: usize) -> Result<()> {
         // A thread may exit between the listing and the call: ESRCH is fine.
         match sched_setaffinity(Pid::from_raw(tid), &set) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => return Err(e).with_context(|| format!("pinning thread {tid} of {pid}")),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("setting the CPUs of thread {tid} of {pid}"));
+            }
         }
     }
     Ok(())
@@ -149,6 +171,31 @@ pub fn usage(pid: u32) -> Result<Usage> {
         rss: rss * 1024,
         peak_rss: peak_rss * 1024,
     })
+}
+
+/// The CPU seconds of each thread of process `pid` so far, named `NAME/TID`
+/// (/proc/PID/task/TID/stat); a thread that exits while they are read is left out.
+pub fn thread_cpu(pid: u32) -> Result<Vec<(String, f64)>> {
+    let tasks = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&tasks).with_context(|| format!("listing {tasks}"))?;
+    let ticks = clock_ticks();
+    let mut threads = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {tasks}"))?;
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let (Some(name), Some(cpu)) = (stat_name(&stat), parse_cpu_seconds(&stat, ticks)) {
+            let tid = entry.file_name();
+            threads.push((format!("{name}/{}", tid.to_string_lossy()), cpu));
+        }
+    }
+    Ok(threads)
+}
+
+/// The command name (field 2, between the first '(' and the last ')') of a stat line.
+fn stat_name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// The sum of [`usage`] over `pids`.
@@ -277,6 +324,8 @@ mod tests {
         let stat = "1234 (a) b) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 100 1000000 200 18446744073709551615";
         assert_eq!(parse_cpu_seconds(stat, 100.0), Some(3.0));
         assert_eq!(parse_cpu_seconds("1234 (x) S", 100.0), None);
+        assert_eq!(stat_name(stat), Some("a) b"));
+        assert_eq!(stat_name("1234 x S"), None);
     }
 
     #[test]

@@ -239,6 +239,16 @@ impl Dut {
         }
     }
 
+    /// Lets every process of the daemon run on both CPUs instead of the daemon CPU (the
+    /// unpinned runs of `bulk-unpinned`; threads started later inherit it).
+    pub fn unpin(&self) -> Result<()> {
+        for pid in self.pids() {
+            system::unpin_process(pid)
+                .with_context(|| format!("unpinning {}", self.kind.name()))?;
+        }
+        Ok(())
+    }
+
     /// Fails when a process of the daemon has exited.
     pub fn check_alive(&self) -> Result<()> {
         let dead = |d: &lab::Daemon| {

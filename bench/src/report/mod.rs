@@ -137,6 +137,13 @@ impl Collector {
             .push(value);
     }
 
+    /// The values recorded so far of `figure` for `subject`, run by run.
+    pub fn runs(&self, figure: &str, subject: &str) -> &[f64] {
+        self.samples
+            .get(&(figure.to_owned(), subject.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// Declares a figure (so it gets a row even if no subject has a value).
     pub fn declare(&mut self, figure: &str, unit: Unit) {
         if !self.order.iter().any(|(f, _)| f == figure) {

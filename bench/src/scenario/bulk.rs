@@ -17,6 +17,7 @@ use ipnet::{IpNet, Ipv4Net};
 use super::{Context, daemon_columns, mib, remark_table, seconds, timeout_for};
 use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN};
 use crate::generator::{PeerSpec, check_nothing_received, updates, wait_all_established};
+use crate::poller::Poller;
 use crate::report::{Collector, Table, Unit};
 use crate::system;
 use crate::topology::Slot;
@@ -27,9 +28,9 @@ const NETLINK_BATCH: &str = "batched netlink (route-sync)";
 
 /// One load: `peers` peers with `per_peer` routes each.
 #[derive(Clone, Copy, Debug)]
-struct Load {
-    peers: usize,
-    per_peer: usize,
+pub(super) struct Load {
+    pub peers: usize,
+    pub per_peer: usize,
 }
 
 impl Load {
@@ -37,7 +38,7 @@ impl Load {
         self.peers * self.per_peer
     }
 
-    fn name(self) -> String {
+    pub fn name(self) -> String {
         format!("{} × {}", self.peers, short(self.per_peer))
     }
 }
@@ -100,8 +101,9 @@ pub fn run(context: &Context) -> Result<Table> {
                     kind.name(),
                     context.runs()
                 ));
-                let figures =
-                    context.attempt(&mut collector, kind, || once(context, kind, *load))?;
+                let figures = context.attempt(&mut collector, kind, || {
+                    once(context, kind, *load, Placement::Pinned)
+                })?;
                 if let Some(figures) = figures {
                     figures.record(&mut collector, &name, kind);
                 }
@@ -146,27 +148,41 @@ pub fn run(context: &Context) -> Result<Table> {
     })
 }
 
-fn time_figure(load: &str) -> String {
+pub(super) fn time_figure(load: &str) -> String {
     format!("{load}: time to FIB")
 }
 
-fn spread_figure(load: &str) -> String {
+pub(super) fn spread_figure(load: &str) -> String {
     format!("{load}: first → last route")
 }
 
+/// Where the daemon's threads may run during [`once`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// On the daemon CPU (every scenario's default).
+    Pinned,
+    /// On both CPUs, with a /proc poller beside it (`bulk-unpinned`).
+    Unpinned,
+}
+
 /// One daemon run's figures.
-struct Figures {
-    time: f64,
-    spread: f64,
-    cpu: f64,
-    peak: u64,
-    per_route: f64,
-    bgp_peak: Option<u64>,
-    bgp_per_route: Option<f64>,
+pub(super) struct Figures {
+    pub time: f64,
+    /// From the first UPDATE octet written to the first route event.
+    pub to_first: f64,
+    pub spread: f64,
+    pub cpu: f64,
+    pub peak: u64,
+    pub per_route: f64,
+    pub bgp_peak: Option<u64>,
+    pub bgp_per_route: Option<f64>,
+    /// CPU seconds of each thread of the BGP process during the run, busiest first,
+    /// for the progress lines.
+    pub threads: Vec<(String, f64)>,
 }
 
 impl Figures {
-    fn record(&self, collector: &mut Collector, load: &str, kind: Kind) {
+    pub fn record(&self, collector: &mut Collector, load: &str, kind: Kind) {
         let subject = kind.name();
         collector.add(&time_figure(load), Unit::Seconds, subject, self.time);
         collector.add(&spread_figure(load), Unit::Seconds, subject, self.spread);
@@ -200,7 +216,13 @@ impl Figures {
     }
 }
 
-fn once(context: &Context, kind: Kind, load: Load) -> Result<Figures> {
+/// One run of `kind` with `load`.
+pub(super) fn once(
+    context: &Context,
+    kind: Kind,
+    load: Load,
+    placement: Placement,
+) -> Result<Figures> {
     let bench = context.bench;
     let slot = bench.slot(kind.slug(), load.peers)?;
     let config = DutConfig::for_slot(&slot);
@@ -218,6 +240,13 @@ fn once(context: &Context, kind: Kind, load: Load) -> Result<Figures> {
     let keys: Vec<_> = nets.iter().flat_map(|n| updates::keys(n)).collect();
 
     let dut = Dut::start(kind, &slot, &config)?;
+    let poller = match placement {
+        Placement::Pinned => None,
+        Placement::Unpinned => {
+            dut.unpin()?;
+            Some(Poller::start(dut.pids())?)
+        }
+    };
     let peers: Vec<_> = (0..load.peers)
         .map(|p| {
             bench.generator().peer(PeerSpec {
@@ -235,6 +264,7 @@ fn once(context: &Context, kind: Kind, load: Load) -> Result<Figures> {
     let table = dut.table();
     let before = dut.usage()?;
     let bgp_before = dut.bgp_usage()?;
+    let threads_before = thread_cpu(&dut)?;
     let mark = table.mark();
     let pending = peers
         .iter()
@@ -250,6 +280,10 @@ fn once(context: &Context, kind: Kind, load: Load) -> Result<Figures> {
     table.wait_all_present(timeout_for(load.routes()) * 4, &keys)?;
     let after = dut.usage()?;
     let bgp_after = dut.bgp_usage()?;
+    let threads = thread_cpu_since(&threads_before, thread_cpu(&dut)?);
+    if let Some(poller) = poller {
+        poller.finish().context("the /proc poller")?;
+    }
     dut.check_alive()?;
     table.check_complete()?;
     check_nothing_received(&peers)?;
@@ -264,18 +298,47 @@ fn once(context: &Context, kind: Kind, load: Load) -> Result<Figures> {
     let frr = kind == Kind::Frr;
     let figures = Figures {
         time: seconds(start, last),
+        to_first: seconds(start, first),
         spread: seconds(first, last),
         cpu: after.cpu_seconds - before.cpu_seconds,
         peak: after.peak_rss,
         per_route: per_route(after.peak_rss, before.rss),
         bgp_peak: frr.then_some(bgp_after.peak_rss),
         bgp_per_route: frr.then(|| per_route(bgp_after.peak_rss, bgp_before.rss)),
+        threads,
     };
     drop(peers);
     // A graceful stop would delete every route one by one; the namespace goes anyway.
     dut.kill();
     drop(slot);
     Ok(figures)
+}
+
+/// CPU seconds of each thread of the daemon's BGP process now (none without one).
+fn thread_cpu(dut: &Dut) -> Result<Vec<(String, f64)>> {
+    match dut.bgp_pid() {
+        Some(pid) => system::thread_cpu(pid),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Per thread, the CPU seconds used between `before` and `after`, busiest first (threads
+/// that used none left out).
+fn thread_cpu_since(before: &[(String, f64)], after: Vec<(String, f64)>) -> Vec<(String, f64)> {
+    let mut used: Vec<(String, f64)> = Vec::new();
+    let mut add = |name: &str, cpu: f64| match used.iter_mut().find(|(n, _)| n == name) {
+        Some((_, sum)) => *sum += cpu,
+        None => used.push((name.to_owned(), cpu)),
+    };
+    for (name, cpu) in &after {
+        add(name, *cpu);
+    }
+    for (name, cpu) in before {
+        add(name, -cpu);
+    }
+    used.retain(|(_, cpu)| *cpu > 0.0);
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    used
 }
 
 /// A kernel floor.

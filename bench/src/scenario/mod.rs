@@ -1,4 +1,4 @@
-//! The scenarios of issue 7 (and `k8s-join`, issue 14; `metrics`, issue 16) and what they share: options (full or `--quick` sizes, runs,
+//! The scenarios of issue 7 (and `k8s-join`, issue 14; `metrics`, issue 16; `bulk-unpinned`, issue 18) and what they share: options (full or `--quick` sizes, runs,
 //! daemons), progress lines, and the rule for failures — an anchor daemon (BIRD, FRR,
 //! GoBGP) that fails fails the scenario loudly; Wren failing (while its bgpd is being
 //! written) makes it "not available: <reason>" in the table, unless `--require-wren`.
@@ -7,6 +7,7 @@
 //! then run 2, ...), so slow drifts of the machine spread over all daemons alike.
 
 mod bulk;
+mod bulk_unpinned;
 mod churn;
 mod ipam;
 mod ipam_contention;
@@ -33,10 +34,11 @@ use crate::topology::Bench;
 pub const SCALE: [&str; 3] = ["scale-mesh", "scale-reflector", "scale-ipam"];
 
 /// Every scenario, in the order `all` runs them.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "propagation",
     "mesh",
     "bulk",
+    "bulk-unpinned",
     "churn",
     "restart",
     "ipam",
@@ -183,6 +185,7 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         "propagation" => propagation::run(&context),
         "mesh" => mesh::run(&context),
         "bulk" => bulk::run(&context),
+        "bulk-unpinned" => bulk_unpinned::run(&context),
         "churn" => churn::run(&context),
         "restart" => restart::run(&context),
         "ipam" => ipam::run(&context),
