@@ -10,7 +10,7 @@
 //! machine they ran on. Progress lines go to stderr. Any scenario that fails makes the
 //! exit status non-zero after the others have run.
 //!
-//! Modules: `scenario` (the nine scenarios), `generator` (simulated peers), `dut` (the
+//! Modules: `scenario` (the nine scenarios and the `scale` family), `generator` (simulated peers), `dut` (the
 //! daemons under test), `topology` (namespaces), `fibwatch` and `routelog` (time stamps),
 //! `system` (pinning, /proc), `poller` (the /proc poller of unpinned runs), `scraper` (GETs of Wren's /metrics), `kubernetes` (the control plane and real nodes of `k8s-join`),
 //! `report` (tables, charts, machine), `stats`.
