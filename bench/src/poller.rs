@@ -70,7 +70,8 @@ impl Drop for Poller {
 fn poll(pids: &[u32], stop: &AtomicBool) -> Result<Polled> {
     system::unpin_current_thread()?;
     let mut polled = Polled::default();
-    while !stop.load(Ordering::Relaxed) {
+    // At least one poll, however soon it is finished.
+    loop {
         let mut rss = 0;
         for &pid in pids {
             rss += system::usage(pid)?.rss;
@@ -78,9 +79,11 @@ fn poll(pids: &[u32], stop: &AtomicBool) -> Result<Polled> {
         }
         polled.polls += 1;
         polled.max_rss = polled.max_rss.max(rss);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(polled);
+        }
         std::thread::sleep(EVERY);
     }
-    Ok(polled)
 }
 
 #[cfg(test)]
