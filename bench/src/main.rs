@@ -10,7 +10,7 @@
 //! machine they ran on. Progress lines go to stderr. Any scenario that fails makes the
 //! exit status non-zero after the others have run.
 //!
-//! Modules: `scenario` (the nine scenarios and the `scale` family), `generator` (simulated peers), `dut` (the
+//! Modules: `scenario` (the ten scenarios and the `scale` family), `generator` (simulated peers), `dut` (the
 //! daemons under test), `topology` (namespaces), `fibwatch` and `routelog` (time stamps),
 //! `system` (pinning, /proc), `poller` (the /proc poller of unpinned runs), `scraper` (GETs of Wren's /metrics), `kubernetes` (the control plane and real nodes of `k8s-join`),
 //! `report` (tables, charts, machine), `stats`.
@@ -43,7 +43,7 @@ use scenario::{NAMES, Options, SCALE};
 #[command(name = "bench", version)]
 struct Cli {
     /// Scenarios to run: all, or any of propagation, mesh, bulk, bulk-unpinned, churn,
-    /// restart, ipam, k8s-join, metrics; scale (the family), or any of scale-mesh,
+    /// restart, ipam, k8s-join, metrics, bfd; scale (the family), or any of scale-mesh,
     /// scale-reflector, scale-ipam.
     #[arg(required = true)]
     scenarios: Vec<String>,

@@ -1,7 +1,11 @@
-//! GoBGP 3 as a peer inside a namespace: `gobgpd -f DIR/gobgpd.toml` with its gRPC API on
+//! GoBGP as a peer inside a namespace: `gobgpd -f DIR/gobgpd.toml` with its gRPC API on
 //! the namespace's own loopback (`--api-hosts 127.0.0.1:50051`, private to the namespace),
-//! queried with `gobgp -j` (JSON).
+//! queried with `gobgp -j` (JSON). [`Gobgp::start`] runs Debian's GoBGP 3 from `PATH`;
+//! [`Gobgp::start_v4`] the GoBGP v4 that `scripts/gobgp` builds (native BFD:
+//! `[neighbors.bfd.config]`, [`Gobgp::bfd_state`]). Both take the same command line and
+//! answer the same `gobgp -j` queries; only the config's BFD section is v4's alone.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,20 +27,39 @@ const API_PORT: &str = "50051";
 pub struct Gobgp {
     netns: String,
     dir: PathBuf,
+    /// The `gobgp` CLI of the same release as the daemon.
+    client: OsString,
     daemon: Daemon,
 }
 
 impl Gobgp {
-    /// Starts gobgpd in `netns` with `config` (the text of a TOML config) and waits until
-    /// the API answers.
+    /// Starts Debian's gobgpd (GoBGP 3, from `PATH`) in `netns` with `config` (the text of
+    /// a TOML config) and waits until the API answers.
     pub fn start(netns: &Netns, config: &str) -> Result<Gobgp> {
+        Gobgp::start_with(netns, config, "gobgpd".into(), "gobgp".into())
+    }
+
+    /// Starts the GoBGP v4 that `scripts/gobgp` built (or `WREN_GOBGP_V4`) in `netns`
+    /// with `config` and waits until the API answers.
+    pub fn start_v4(netns: &Netns, config: &str) -> Result<Gobgp> {
+        let (daemon, client) = crate::gobgp_build::gobgp_v4_binaries()
+            .map_err(|reason| Error::invalid("GoBGP v4", reason))?;
+        Gobgp::start_with(netns, config, daemon.into(), client.into())
+    }
+
+    fn start_with(
+        netns: &Netns,
+        config: &str,
+        daemon: OsString,
+        client: OsString,
+    ) -> Result<Gobgp> {
         let dir = netns.dir().join("gobgp");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let config_path = dir.join("gobgpd.toml");
         std::fs::write(&config_path, config)
             .map_err(|e| Error::io(format!("writing {}", config_path.display()), e))?;
-        let mut command = netns.command("gobgpd");
+        let mut command = netns.command(&daemon);
         command
             .arg("-f")
             .arg(&config_path)
@@ -46,6 +69,7 @@ impl Gobgp {
         let gobgp = Gobgp {
             netns: netns.name().to_owned(),
             dir,
+            client,
             daemon,
         };
         // `global` fails until the config (and so the global section) is loaded.
@@ -89,6 +113,19 @@ impl Gobgp {
             list.iter()
                 .find(|n| n["conf"]["neighbor_address"].as_str() == Some(neighbor))
                 .map(|n| session_state(&n["state"]["session_state"]))
+        }))
+    }
+
+    /// The local BFD session state with `neighbor` (GoBGP v4: `state.bfd_state.session_state`
+    /// of `gobgp -j neighbor`) as a lower-case name without the enum's prefix (`up`,
+    /// `down`, `init`, `admin_down`), with the packets it sent and received; `None` when
+    /// the neighbor is not configured or has no BFD state.
+    pub fn bfd_state(&self, neighbor: &str) -> Result<Option<BfdState>> {
+        let neighbors = self.neighbors()?;
+        Ok(neighbors.as_array().and_then(|list| {
+            list.iter()
+                .find(|n| n["conf"]["neighbor_address"].as_str() == Some(neighbor))
+                .and_then(|n| BfdState::of(&n["state"]["bfd_state"]))
         }))
     }
 
@@ -147,17 +184,53 @@ impl Gobgp {
 
     fn client(&self) -> std::process::Command {
         let mut command = std::process::Command::new("ip");
-        command.args([
-            "netns",
-            "exec",
-            &self.netns,
-            "gobgp",
-            "-u",
-            API_HOST,
-            "-p",
-            API_PORT,
-        ]);
+        command.args(["netns", "exec", &self.netns]);
         command
+            .arg(&self.client)
+            .args(["-u", API_HOST, "-p", API_PORT]);
+        command
+    }
+}
+
+/// GoBGP v4's view of one BFD session (`state.bfd_state` of a neighbor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdState {
+    /// `up`, `down`, `init` or `admin_down` (from `BFD_SESSION_STATE_UP` or the enum's
+    /// number).
+    pub state: String,
+    /// `bfd_async.transmitted_packets`.
+    pub transmitted: u64,
+    /// `bfd_async.received_packets`.
+    pub received: u64,
+}
+
+impl BfdState {
+    fn of(value: &Value) -> Option<BfdState> {
+        if value.is_null() {
+            return None;
+        }
+        let state = &value["session_state"];
+        let state = match state.as_u64() {
+            Some(number) => match number {
+                1 => "up",
+                2 => "down",
+                3 => "admin_down",
+                4 => "init",
+                _ => "unknown",
+            }
+            .to_owned(),
+            None => state
+                .as_str()
+                .unwrap_or("unknown")
+                .trim_start_matches("BFD_SESSION_STATE_")
+                .to_lowercase(),
+        };
+        let count = |name: &str| value["bfd_async"][name].as_u64().unwrap_or(0);
+        Some(BfdState {
+            state,
+            transmitted: count("transmitted_packets"),
+            received: count("received_packets"),
+        })
     }
 }
 
@@ -191,5 +264,27 @@ mod tests {
             "established"
         );
         assert_eq!(session_state(&serde_json::json!(null)), "unknown");
+    }
+
+    #[test]
+    fn bfd_states_both_spellings() {
+        let named = serde_json::json!({
+            "session_state": "BFD_SESSION_STATE_ADMIN_DOWN",
+            "bfd_async": {"transmitted_packets": 7, "received_packets": 5}
+        });
+        assert_eq!(
+            BfdState::of(&named),
+            Some(BfdState {
+                state: "admin_down".to_owned(),
+                transmitted: 7,
+                received: 5
+            })
+        );
+        let numbered = serde_json::json!({"session_state": 1});
+        assert_eq!(
+            BfdState::of(&numbered).map(|s| s.state),
+            Some("up".to_owned())
+        );
+        assert_eq!(BfdState::of(&serde_json::json!(null)), None);
     }
 }

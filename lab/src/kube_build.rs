@@ -21,15 +21,20 @@ pub fn kubernetes_version() -> Option<&'static str> {
     })
 }
 
+/// The cargo target dir (`CARGO_TARGET_DIR`, else the workspace's `target/`), under
+/// whose `go/` the scripts building Go test peers put them.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    )
+}
+
 /// Where `scripts/kube-apiserver` puts the binary for this release.
 pub fn built_apiserver() -> Option<PathBuf> {
     let version = kubernetes_version()?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
     Some(
-        target
+        target_dir()
             .join("go")
             .join(format!("kubernetes-{version}"))
             .join("kube-apiserver"),

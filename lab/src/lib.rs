@@ -13,7 +13,8 @@
 //! - [`metrics`]: bgpd's metrics listener from a test (an HTTP GET in a namespace,
 //!   `promtool check metrics`, the OpenMetrics parser, text samples by name and labels);
 //! - [`wait_until`] / [`wait_for`]: polling with timeouts and good errors;
-//! - peers: [`Frr`], [`Bird`], [`Gobgp`], [`ExaBgp`], each in its namespace with readiness
+//! - peers: [`Frr`], [`Bird`], [`Gobgp`] (Debian's GoBGP 3, or the GoBGP v4 `scripts/gobgp`
+//!   builds, with BFD), [`ExaBgp`], each in its namespace with readiness
 //!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
 //! - [`cni`]: one CNI plugin run as a runtime runs it (pods, the IPAM tests);
 //! - [`fixture`]: test fixtures around Wren's binaries (bgpd in a namespace, bgpctl, config
@@ -35,6 +36,7 @@ pub mod exabgp;
 pub mod fixture;
 mod frr;
 mod gobgp;
+mod gobgp_build;
 pub mod kube;
 mod kube_build;
 pub mod kube_metrics;
@@ -54,7 +56,8 @@ pub use error::{Error, Result};
 pub use etcd::Etcd;
 pub use exabgp::ExaBgp;
 pub use frr::Frr;
-pub use gobgp::Gobgp;
+pub use gobgp::{BfdState as GobgpBfdState, Gobgp};
+pub use gobgp_build::{GOBGP_V4_ENV, gobgp_v4_version};
 pub use link::{End, Iface, Veth};
 pub use names::{IFNAME_MAX, unique_ifname, unique_name, valid_ifname};
 pub use netns::Netns;

@@ -35,6 +35,9 @@ pub enum Prereq {
     Bird,
     /// GoBGP (`gobgpd`, `gobgp`).
     Gobgp,
+    /// GoBGP v4 (native BFD) built by `scripts/gobgp` (or `WREN_GOBGP_V4`):
+    /// [`crate::Gobgp::start_v4`].
+    GobgpV4,
     /// ExaBGP (`exabgp`).
     Exabgp,
     /// etcd server and client (`etcd`, `etcdctl`).
@@ -124,6 +127,7 @@ pub fn check(prereq: Prereq) -> Result<(), String> {
         }
         Prereq::Bird => programs(&["bird", "birdc"], "bird2"),
         Prereq::Gobgp => programs(&["gobgpd", "gobgp"], "gobgpd"),
+        Prereq::GobgpV4 => crate::gobgp_build::gobgp_v4_binaries().map(drop),
         Prereq::Exabgp => programs(&["exabgp"], "exabgp"),
         Prereq::Etcd => programs(&["etcd", "etcdctl"], "etcd-server etcd-client"),
         Prereq::Cni => {

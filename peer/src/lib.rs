@@ -13,10 +13,13 @@
 //! - [`observe`]: [`Daemon`], the daemon's RIB, neighbors and kernel routes;
 //! - [`probe`]: "ignored", "withdrawn" or "session reset" told apart with victim
 //!   routes and a sentinel route;
+//! - [`bfd`]: hostile BFD control packets (one defect each on a well-formed
+//!   session-down packet), sent with any source address and TTL, and floods;
 //! - [`table`]: test tables as `key: value` rows (bgp-proto's rules.txt format).
 //!
 //! The `wren-peer` binary offers the same for manual use.
 
+pub mod bfd;
 pub mod error;
 pub mod observe;
 pub mod probe;

@@ -48,7 +48,7 @@ template bgp generator {{
   passive on;{session}
   hold time {hold_time};
   keepalive time {keepalive};
-  ipv4 {{ import all; export {generator_export}; }};
+  ipv4 {{ import all; export {generator_export}; }};{bfd_on}
 }}
 
 protocol bgp monitor {{
@@ -60,8 +60,20 @@ protocol bgp monitor {{
   ipv4 {{ import none; export all; }};
 }}
 ",
-        monitor = config.monitor
+        monitor = config.monitor,
+        // BIRD waits a minute after a session error before it starts again; with BFD
+        // (the `bfd` scenario takes sessions down on purpose) 1 s, as FRR and Wren do.
+        bfd_on = if config.bfd {
+            "\n  bfd on;\n  error wait time 1, 5;"
+        } else {
+            ""
+        },
     );
+    if config.bfd {
+        text.push_str(
+            "\nprotocol bfd {\n  interface \"*\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };\n}\n",
+        );
+    }
     if !config.networks.is_empty() {
         text.push_str("\nprotocol static {\n  ipv4;\n");
         for network in &config.networks {

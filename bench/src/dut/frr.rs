@@ -10,9 +10,18 @@ use anyhow::Result;
 use super::{DUT_ASN, DutConfig, MONITOR_ASN};
 use crate::topology::Slot;
 
-/// Starts zebra, staticd and bgpd in the slot's namespace.
+/// Starts zebra, staticd and bgpd (and bfdd with BFD) in the slot's namespace.
 pub fn start(slot: &Slot, config: &DutConfig) -> Result<lab::Frr> {
-    Ok(lab::Frr::start(slot.netns(), &config_text(config))?)
+    let daemons: &[&str] = if config.bfd {
+        &["bgpd", "bfdd"]
+    } else {
+        &["bgpd"]
+    };
+    Ok(lab::Frr::start_daemons(
+        slot.netns(),
+        &config_text(config),
+        daemons,
+    )?)
 }
 
 /// The integrated frr.conf.
@@ -55,6 +64,10 @@ router bgp {DUT_ASN}
  neighbor {monitor} advertisement-interval 0
 "
     );
+    if config.bfd {
+        // bfdd's defaults: 300 ms, 300 ms, 3.
+        let _ = writeln!(text, " neighbor GEN bfd");
+    }
     for peer in &config.peers {
         let _ = writeln!(text, " neighbor {peer} peer-group GEN");
     }

@@ -127,6 +127,9 @@ pub struct DutConfig {
     /// iBGP only: the generator peers are route reflector clients (RFC 4456), so every
     /// peer's routes go to every other peer.
     pub reflector: bool,
+    /// BFD with every generator peer at 300 ms × 3 (the `bfd` scenario): Wren's `bfd =
+    /// true`, FRR's `neighbor GEN bfd` with bfdd, BIRD's `bfd on` with `protocol bfd`.
+    pub bfd: bool,
 }
 
 impl DutConfig {
@@ -141,6 +144,7 @@ impl DutConfig {
             hold_time: HOLD_TIME,
             networks: Vec::new(),
             reflector: false,
+            bfd: false,
         }
     }
 
@@ -222,6 +226,19 @@ impl Dut {
                 .find(|d| d.name().starts_with("frr-bgpd"))
                 .map(lab::Daemon::pid),
             _ => self.pids().first().copied(),
+        }
+    }
+
+    /// The processes that run BFD: FRR's bfdd; the daemon itself for the others.
+    pub fn bfd_pids(&self) -> Vec<u32> {
+        match &self.process {
+            Some(Process::Frr(frr)) => frr
+                .daemons()
+                .iter()
+                .filter(|d| d.name().starts_with("frr-bfdd"))
+                .map(lab::Daemon::pid)
+                .collect(),
+            _ => self.pids(),
         }
     }
 
@@ -481,6 +498,7 @@ mod tests {
             hold_time: HOLD_TIME,
             networks: Vec::new(),
             reflector: false,
+            bfd: true,
         };
         let dir = ready.dir();
         let checks: [(&str, String, Vec<&str>); 3] = [

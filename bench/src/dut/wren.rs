@@ -142,7 +142,9 @@ passive = true
 hold_time = {hold_time}
 keepalive = {keepalive}
 {client}
-"#
+{bfd}
+"#,
+            bfd = if config.bfd { "bfd = true\n" } else { "" },
         );
     }
     for network in &config.networks {

@@ -9,8 +9,10 @@
 //! The harness drives it from its own thread: [`Generator::peer`] starts a peer task,
 //! [`Peer::send`] hands it pre-encoded UPDATEs (encode them with [`updates`] before the
 //! clock starts) and returns the instant the write began, [`Peer::close`] drops the
-//! connection as a killed process would.
+//! connection as a killed process would; [`Generator::bfd`] runs the BFD far end of
+//! peers ([`bfd_responder`]).
 
+pub mod bfd_responder;
 pub mod session;
 pub mod updates;
 
@@ -87,6 +89,18 @@ impl Generator {
             requests,
             shared,
         }
+    }
+}
+
+impl Generator {
+    /// Starts the BFD side of `peers` (generator addresses) towards `daemon`: one
+    /// session each, on the generator's runtime ([`bfd_responder`]).
+    pub fn bfd(
+        &self,
+        daemon: std::net::Ipv4Addr,
+        peers: &[std::net::Ipv4Addr],
+    ) -> Result<bfd_responder::Responder> {
+        bfd_responder::Responder::start(&self.handle, daemon, peers)
     }
 }
 

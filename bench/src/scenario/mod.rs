@@ -1,4 +1,4 @@
-//! The scenarios of issue 7 (and `k8s-join`, issue 14; `metrics`, issue 16; `bulk-unpinned`, issue 18) and what they share: options (full or `--quick` sizes, runs,
+//! The scenarios of issue 7 (and `k8s-join`, issue 14; `metrics`, issue 16; `bulk-unpinned`, issue 18; `bfd`, issue 17) and what they share: options (full or `--quick` sizes, runs,
 //! daemons), progress lines, and the rule for failures — an anchor daemon (BIRD, FRR,
 //! GoBGP) that fails fails the scenario loudly; Wren failing (while its bgpd is being
 //! written) makes it "not available: <reason>" in the table, unless `--require-wren`.
@@ -6,6 +6,7 @@
 //! Each scenario runs every daemon once per run, runs interleaved (run 1 of every daemon,
 //! then run 2, ...), so slow drifts of the machine spread over all daemons alike.
 
+mod bfd;
 mod bulk;
 mod bulk_unpinned;
 mod churn;
@@ -34,7 +35,7 @@ use crate::topology::Bench;
 pub const SCALE: [&str; 3] = ["scale-mesh", "scale-reflector", "scale-ipam"];
 
 /// Every scenario, in the order `all` runs them.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "propagation",
     "mesh",
     "bulk",
@@ -44,6 +45,7 @@ pub const NAMES: [&str; 9] = [
     "ipam",
     "k8s-join",
     "metrics",
+    "bfd",
 ];
 
 /// The remark on GoBGP's timings of its routing table.
@@ -193,6 +195,7 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         "scale-mesh" => scale_mesh::run(&context),
         "scale-reflector" => scale_reflector::run(&context),
         "scale-ipam" => ipam_contention::run(&context),
+        "bfd" => bfd::run(&context),
         _ => k8s_join::run(&context),
     }?;
     context.progress(format!(

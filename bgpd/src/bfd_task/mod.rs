@@ -30,7 +30,8 @@
 //!   are counted per reason and logged at most once a minute.
 //!
 //! - [`BfdHandle::sessions`] answers `show bfd` and the metrics: every session with
-//!   its negotiated timers and packet counters, from the task itself (one question).
+//!   its negotiated timers and packet counters, from the task itself (one question);
+//!   [`BfdHandle::dropped`] the metrics' received packets dropped, by reason.
 //!
 //! Files: `socket` (the sockets, TTL and packet info), `table` (the sessions,
 //! their keys and discriminators, and the demultiplexing of received packets).
@@ -38,6 +39,7 @@
 mod socket;
 mod table;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -76,6 +78,10 @@ enum Request {
     /// `show bfd` and the metrics: every session now.
     Sessions {
         reply: oneshot::Sender<Vec<control_proto::BfdSession>>,
+    },
+    /// The metrics: received packets dropped since the start, by reason.
+    Dropped {
+        reply: oneshot::Sender<BTreeMap<String, u64>>,
     },
 }
 
@@ -128,6 +134,21 @@ impl BfdHandle {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Sessions { reply })
+            .await
+            .map_err(|_| "the BFD task is not running".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the BFD task did not answer".to_owned())
+    }
+}
+
+impl BfdHandle {
+    /// Received packets dropped since the task started, by reason (every reason, 0
+    /// included).
+    pub async fn dropped(&self) -> Result<BTreeMap<String, u64>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Dropped { reply })
             .await
             .map_err(|_| "the BFD task is not running".to_owned())?;
         answer
@@ -250,6 +271,9 @@ impl Task {
             }
             Request::Sessions { reply } => {
                 let _ = reply.send(self.table.sessions(Instant::now()));
+            }
+            Request::Dropped { reply } => {
+                let _ = reply.send(self.table.dropped());
             }
         }
     }

@@ -53,7 +53,14 @@ pub struct Table {
     counter: u64,
     /// Drops since they were last taken, by reason.
     drops: BTreeMap<&'static str, u64>,
+    /// Drops since the task started, by reason (`wren_bfd_packets_dropped_total`).
+    dropped: BTreeMap<&'static str, u64>,
 }
+
+/// The drop reasons of the transport, beside the `bfd` crate's [`DropReason::NAMES`]:
+/// a single hop datagram whose TTL is not 255, and a packet naming a session by its
+/// discriminator from another address or interface than the session's.
+const TRANSPORT_DROPS: [&str; 2] = ["ttl", "wrong_source"];
 
 impl Table {
     pub fn new() -> Table {
@@ -63,6 +70,11 @@ impl Table {
             random: RandomState::new(),
             counter: 0,
             drops: BTreeMap::new(),
+            dropped: DropReason::NAMES
+                .iter()
+                .chain(TRANSPORT_DROPS.iter())
+                .map(|reason| (*reason, 0))
+                .collect(),
         }
     }
 
@@ -179,6 +191,7 @@ impl Table {
     pub fn received(&mut self, now: Instant, datagram: Datagram) {
         if let Err(reason) = self.deliver(now, &datagram) {
             *self.drops.entry(reason).or_default() += 1;
+            *self.dropped.entry(reason).or_default() += 1;
         }
     }
 
@@ -244,6 +257,14 @@ impl Table {
         sessions
             .sort_by(|a, b| (a.peer, &a.interface, a.local).cmp(&(b.peer, &b.interface, b.local)));
         sessions
+    }
+
+    /// Every drop since the task started, by reason (every reason listed, 0 included).
+    pub fn dropped(&self) -> BTreeMap<String, u64> {
+        self.dropped
+            .iter()
+            .map(|(reason, count)| ((*reason).to_owned(), *count))
+            .collect()
     }
 
     /// The drops since the last call, as `reason: count, ...`; `None` when none.

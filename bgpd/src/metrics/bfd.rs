@@ -9,13 +9,18 @@
 //!   `neighbor_signaled_session_down`, `administratively_down`, ...);
 //! - `wren_bfd_packets_received_total{peer}`, `wren_bfd_packets_sent_total{peer}`;
 //! - `wren_bfd_detection_time_seconds{peer}`: the negotiated detection time (only
-//!   once the peer is heard).
+//!   once the peer is heard);
+//! - `wren_bfd_packets_dropped_total{reason}`: received packets dropped since bgpd
+//!   started, by reason (`truncated`, `version`, `zero_detect_mult`, `ttl`,
+//!   `no_session`, `wrong_source`, ...: the `bfd` crate's drop reasons and the
+//!   transport's), every reason listed.
 //!
 //! Counters count since the session was made: a session nobody follows any more is
 //! removed, and its series with it. Without any BFD session the BFD families are
 //! there without series; if the task does not answer, they are left out (the
 //! scrape goes on without them).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use control_proto::BfdSession;
@@ -28,6 +33,8 @@ use super::series::{self, Labels};
 #[derive(Clone, Debug)]
 pub struct BfdSample {
     pub sessions: Vec<BfdSession>,
+    /// Received packets dropped, by reason.
+    pub dropped: BTreeMap<String, u64>,
 }
 
 fn peer(session: &BfdSession) -> Labels {
@@ -87,6 +94,14 @@ impl Collector for BfdSample {
                 let millis = session.detection_time_ms?;
                 Some((peer(session), millis as f64 / 1000.0))
             }),
+        )?;
+        series::counters(
+            &mut encoder,
+            "wren_bfd_packets_dropped",
+            "Received BFD packets dropped, by reason.",
+            self.dropped
+                .iter()
+                .map(|(reason, count)| (vec![("reason", reason.clone())], *count)),
         )?;
         Ok(())
     }

@@ -66,7 +66,19 @@ impl Sources {
         match tokio::time::timeout(HEALTH_TIMEOUT, self.handler.bfd.sessions()).await {
             // Without a session the families are there, without series.
             Ok(Ok(sessions)) => {
-                registry.register_collector(Box::new(bfd::BfdSample { sessions }));
+                let dropped =
+                    match tokio::time::timeout(HEALTH_TIMEOUT, self.handler.bfd.dropped()).await {
+                        Ok(Ok(dropped)) => dropped,
+                        Ok(Err(error)) => {
+                            tracing::debug!("metrics: bfd: {error}");
+                            Default::default()
+                        }
+                        Err(_) => {
+                            tracing::debug!("metrics: bfd: no drops within {HEALTH_TIMEOUT:?}");
+                            Default::default()
+                        }
+                    };
+                registry.register_collector(Box::new(bfd::BfdSample { sessions, dropped }));
             }
             Ok(Err(error)) => tracing::debug!("metrics: bfd: {error}"),
             Err(_) => tracing::debug!("metrics: bfd: no answer within {HEALTH_TIMEOUT:?}"),
