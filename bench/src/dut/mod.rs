@@ -377,6 +377,24 @@ fn launch_again(
     }
 }
 
+/// For tests that run Wren's bgpd: lets the debug build the suite makes do, and says
+/// whether one is there. Without one the test fails under `WREN_REQUIRE_LAB=1` and
+/// is skipped, saying so, otherwise.
+#[cfg(test)]
+pub(crate) fn wren_for_test(test: &str) -> bool {
+    accept_debug_builds();
+    match Kind::Wren.available() {
+        Ok(()) => true,
+        Err(reason) if std::env::var("WREN_REQUIRE_LAB").is_ok_and(|v| v == "1") => {
+            panic!("{test}: bgpd is needed (build it: cargo build -p bgpd): {reason}")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED {test}: {reason}");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
@@ -478,12 +496,7 @@ mod tests {
         let Some(_ready) = lab::require!(Root) else {
             return;
         };
-        crate::dut::accept_debug_builds();
-        if let Err(reason) = Kind::Wren.available() {
-            if std::env::var("WREN_REQUIRE_LAB").is_ok_and(|v| v == "1") {
-                panic!("bgpd is needed (build it: cargo build -p bgpd): {reason}");
-            }
-            eprintln!("SKIPPED wren_installs_and_readvertises: {reason}");
+        if !wren_for_test("wren_installs_and_readvertises") {
             return;
         }
         battery(Kind::Wren);

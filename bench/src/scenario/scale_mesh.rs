@@ -339,12 +339,7 @@ mod tests {
         let Some(_ready) = lab::require!(Root) else {
             return;
         };
-        crate::dut::accept_debug_builds();
-        if let Err(reason) = Kind::Wren.available() {
-            if std::env::var("WREN_REQUIRE_LAB").is_ok_and(|v| v == "1") {
-                panic!("bgpd is needed (build it: cargo build -p bgpd): {reason}");
-            }
-            eprintln!("SKIPPED quick_mesh_delivers_every_block_with_wren: {reason}");
+        if !crate::dut::wren_for_test("quick_mesh_delivers_every_block_with_wren") {
             return;
         }
         let options = Options {
