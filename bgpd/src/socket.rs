@@ -85,12 +85,14 @@ pub fn listen(address: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Connections the kernel queues before bgpd accepts them (capped by
-/// net.core.somaxconn): a route reflector or a node mesh of hundreds of peers that
-/// all connect at once must not see SYNs dropped (with 128, 7 of 150 simultaneous
-/// connections were dropped in the bench's mesh scenario and came back a second
-/// later).
-const LISTEN_BACKLOG: u32 = 4096;
+/// Connections the kernel queues before bgpd accepts them: a route reflector or a
+/// node mesh of hundreds of peers that all connect at once must not see SYNs dropped
+/// (with 128, 7 of 150 simultaneous connections were dropped in the bench's mesh
+/// scenario and came back a second later). The kernel caps it at
+/// `net.core.somaxconn` (4096 by default, per network namespace), so asking for the
+/// most lets an operator raise that sysctl without a new bgpd (README, "Large
+/// clusters": 5000 nodes connecting at once overflowed 4096 in the bench).
+const LISTEN_BACKLOG: u32 = 65535;
 
 /// Connects to `peer` from `local` (if given) with `options`, giving up after
 /// `timeout`. The MD5 key and TTLs are set before the SYN leaves.

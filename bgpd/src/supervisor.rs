@@ -540,7 +540,7 @@ impl Task {
         &mut self,
         settings: NeighborSettings,
         history: History,
-    ) -> Option<mpsc::Sender<SessionCommand>> {
+    ) -> Option<crate::session::CommandSender> {
         let address = settings.address;
         let next = &mut self.next_id;
         let peer = *self.ids.entry(address).or_insert_with(|| {

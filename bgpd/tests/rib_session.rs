@@ -362,7 +362,10 @@ async fn the_rib_task_over_its_channels() {
         .iter()
         .all(|u: &bgp_proto::Update| u.end_of_rib_family().is_none())
     {
-        match tokio::time::timeout(Duration::from_secs(30), outbound.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(30), outbound.recv())
+            .await
+            .map(|item| item.map(|item| *item))
+        {
             Ok(Some(bgpd::tasks::Outbound::Updates(bytes))) => {
                 updates.extend(decode_updates(&bytes, &info.context));
             }

@@ -60,7 +60,7 @@ impl Scenario {
 /// The loaded state: the RIB and the receivers that must stay alive.
 pub struct Loaded {
     pub rib: Rib,
-    pub outbound: Vec<mpsc::Receiver<Outbound>>,
+    pub outbound: Vec<mpsc::Receiver<Box<Outbound>>>,
 }
 
 /// A RIB with the scenario's sessions up, and the UPDATEs to feed it (generated as
@@ -111,7 +111,7 @@ pub fn peer_up(
     address: [u8; 4],
     remote_asn: u32,
     capacity: usize,
-) -> mpsc::Receiver<Outbound> {
+) -> mpsc::Receiver<Box<Outbound>> {
     let (sender, receiver) = mpsc::channel(capacity);
     let info = PeerInfo {
         address: IpAddr::from(address),

@@ -383,10 +383,10 @@ impl Rib {
         let (Some(session), Some(close)) = (&peer.session, peer.close_pending.take()) else {
             return;
         };
-        match session.outbound.try_send(close) {
+        match session.outbound.try_send(Box::new(close)) {
             Ok(()) => {}
             Err(tokio::sync::mpsc::error::TrySendError::Full(close)) => {
-                peer.close_pending = Some(close);
+                peer.close_pending = Some(*close);
                 if let Some(session) = &mut peer.session {
                     session.blocked = true;
                 }

@@ -79,7 +79,7 @@ impl Rib {
                 self.fill::<Ipv6Net>(idx, &mut buf);
             }
             if !buf.is_empty() {
-                permit.send(Outbound::Updates(buf.freeze()));
+                permit.send(Box::new(Outbound::Updates(buf.freeze())));
             }
         }
     }

@@ -69,7 +69,7 @@ pub struct Peer {
 /// An established session.
 #[derive(Debug)]
 pub struct Session {
-    pub outbound: mpsc::Sender<Outbound>,
+    pub outbound: mpsc::Sender<Box<Outbound>>,
     /// The outbound channel was full: wait for `Drained`.
     pub blocked: bool,
     /// Per family: End-of-RIB still to send once the initial dump is out.

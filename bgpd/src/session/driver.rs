@@ -35,12 +35,13 @@ pub(super) struct Driver {
     settings: NeighborSettings,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
-    commands: mpsc::Receiver<SessionCommand>,
+    commands: mpsc::Receiver<Box<SessionCommand>>,
     status: watch::Sender<NeighborStatus>,
     counters: Arc<MessageCounters>,
     events: Events,
     primary: Slot,
-    secondary: Option<Slot>,
+    /// Boxed: a collision is rare, and the task's future carries the Driver.
+    secondary: Option<Box<Slot>>,
     /// Our connection attempt in flight (the primary's).
     connecting: Option<Connecting>,
     /// The Established session, if any (on the slot whose `up` is set).
@@ -79,7 +80,7 @@ struct Slot {
 
 /// The Established session.
 struct Up {
-    outbound: mpsc::Receiver<Outbound>,
+    outbound: mpsc::Receiver<Box<Outbound>>,
     /// The rib task dropped its sender (it ended): stop polling.
     outbound_closed: bool,
     negotiated: Box<bgp_proto::fsm::Negotiated>,
@@ -153,7 +154,7 @@ impl Driver {
         settings: NeighborSettings,
         speaker: Arc<SpeakerSettings>,
         rib: mpsc::Sender<RibInput>,
-        commands: mpsc::Receiver<SessionCommand>,
+        commands: mpsc::Receiver<Box<SessionCommand>>,
         status: watch::Sender<NeighborStatus>,
         counters: Arc<MessageCounters>,
         events: Events,
@@ -190,22 +191,47 @@ impl Driver {
 
     /// The task: runs until stopped, or (dynamic neighbors) until the connection
     /// is gone.
-    pub(super) async fn run(mut self) {
+    ///
+    /// The future of this task lives as long as the session, and there are thousands
+    /// of sessions in a large mesh or at a route reflector: it holds the `Driver` and
+    /// the wait, while what a wake-up does (`turn`, and the start and the end) runs
+    /// boxed, allocated for that turn only. Inline, their nested futures made each
+    /// session's task about four times larger (issue 18's memory per session).
+    ///
+    /// Not an `async fn`: rustc gives an `async fn`'s by-value argument room twice in
+    /// its future (the argument, and the local it is moved into), so an `async move`
+    /// block that uses the captured Driver in place holds one copy instead of two.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
+    pub(super) fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            Box::pin(self.start()).await;
+            loop {
+                let turn = {
+                    let wake = self.wait().await;
+                    Box::pin(self.turn(wake))
+                };
+                turn.await;
+                if self.finished() {
+                    break;
+                }
+            }
+            Box::pin(self.finish()).await;
+        }
+    }
+
+    async fn start(&mut self) {
         self.follow_bfd_now().await;
         if !self.admin_down {
             self.feed(Which::Primary, Event::ManualStart).await;
         }
         self.publish();
-        loop {
-            let wake = self.wait().await;
-            self.process(wake).await;
-            self.after_batch().await;
-            self.publish();
-            if self.finished() {
-                break;
-            }
-        }
-        self.finish().await;
+    }
+
+    /// What one wake-up does.
+    async fn turn(&mut self, wake: Wake) {
+        self.process(wake).await;
+        self.after_batch().await;
+        self.publish();
     }
 
     async fn wait(&mut self) -> Wake {
@@ -222,7 +248,7 @@ impl Driver {
         } = self;
         let secondary_conn = secondary.as_mut().and_then(|slot| slot.conn.as_mut());
         tokio::select! {
-            command = commands.recv() => Wake::Command(command),
+            command = commands.recv() => Wake::Command(command.map(|command| *command)),
             event = connection_event(primary.conn.as_mut()) => event.wake(Which::Primary),
             event = connection_event(secondary_conn) => event.wake(Which::Secondary),
             result = poll_connecting(connecting.as_mut()) => Wake::Connected(result),
@@ -428,7 +454,7 @@ impl Driver {
             self.had_connection = true;
             let mut slot = Slot::new(self.primary.fsm.secondary());
             slot.conn = Some(conn);
-            self.secondary = Some(slot);
+            self.secondary = Some(Box::new(slot));
             self.feed(Which::Secondary, Event::TcpConnected(Initiator::Remote))
                 .await;
         } else {
@@ -513,13 +539,14 @@ impl Driver {
                     tracing::info!(neighbor = %self.settings.address, "connection collision: keeping the existing connection");
                     self.feed(Which::Secondary, Event::CollisionDump).await;
                     if let Some(slot) = self.secondary.take() {
-                        self.drop_slot(slot);
+                        self.drop_slot(*slot);
                     }
                 }
                 Some(Loser::Primary) => {
                     tracing::info!(neighbor = %self.settings.address, "connection collision: keeping the new connection");
                     self.feed(Which::Primary, Event::CollisionDump).await;
-                    if let Some(mut slot) = self.secondary.take() {
+                    if let Some(slot) = self.secondary.take() {
+                        let mut slot = *slot;
                         slot.fsm.promote(&self.primary.fsm);
                         let old = std::mem::replace(&mut self.primary, slot);
                         self.connecting = None;
@@ -594,19 +621,19 @@ impl Driver {
     fn slot(&self, which: Which) -> Option<&Slot> {
         match which {
             Which::Primary => Some(&self.primary),
-            Which::Secondary => self.secondary.as_ref(),
+            Which::Secondary => self.secondary.as_deref(),
         }
     }
 
     fn slot_mut(&mut self, which: Which) -> Option<&mut Slot> {
         match which {
             Which::Primary => Some(&mut self.primary),
-            Which::Secondary => self.secondary.as_mut(),
+            Which::Secondary => self.secondary.as_deref_mut(),
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let timers = [Some(&self.primary), self.secondary.as_ref()]
+        let timers = [Some(&self.primary), self.secondary.as_deref()]
             .into_iter()
             .flatten()
             .flat_map(|slot| slot.timers.iter().flatten().copied());
@@ -620,7 +647,7 @@ impl Driver {
         if up.outbound_closed {
             return false;
         }
-        [Some(&self.primary), self.secondary.as_ref()]
+        [Some(&self.primary), self.secondary.as_deref()]
             .into_iter()
             .flatten()
             .find(|slot| slot.up)
@@ -660,11 +687,9 @@ async fn connection_event(conn: Option<&mut Connection>) -> ConnectionEvent {
     let Connection { reader, writer, .. } = conn;
     tokio::select! {
         frame = futures::StreamExt::next(reader) => ConnectionEvent::Frame(frame),
-        progress = writer.progress.recv() => match progress {
-            Some(()) => ConnectionEvent::Progress,
-            // The writer ended (its socket failed): the reader will tell.
-            None => ConnectionEvent::Frame(futures::StreamExt::next(reader).await),
-        },
+        // A writer that ended (its socket failed) makes no more progress; the reader
+        // will tell.
+        () = writer.progressed() => ConnectionEvent::Progress,
     }
 }
 
@@ -684,7 +709,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 async fn recv_outbound(up: Option<&mut Up>) -> Option<Outbound> {
     match up {
-        Some(up) => up.outbound.recv().await,
+        Some(up) => up.outbound.recv().await.map(|item| *item),
         None => std::future::pending().await,
     }
 }

@@ -91,11 +91,34 @@ pub enum SessionCommand {
     },
 }
 
+/// The way to queue [`SessionCommand`]s to one session. They travel boxed: a tokio
+/// channel allocates a block of 32 slots when it is made, 32 × 8 bytes this way
+/// against 32 × 48 for the commands themselves, in each of thousands of sessions
+/// (issue 18's memory per session); commands are rare, so their boxes cost nothing.
+#[derive(Clone, Debug)]
+pub struct CommandSender(mpsc::Sender<Box<SessionCommand>>);
+
+/// The session task has ended (or, from `try_send`, its queue is full).
+#[derive(Debug)]
+pub struct NotQueued;
+
+impl CommandSender {
+    /// Queues `command`, waiting for room.
+    pub async fn send(&self, command: SessionCommand) -> Result<(), NotQueued> {
+        self.0.send(Box::new(command)).await.map_err(|_| NotQueued)
+    }
+
+    /// Queues `command` if there is room now.
+    pub fn try_send(&self, command: SessionCommand) -> Result<(), NotQueued> {
+        self.0.try_send(Box::new(command)).map_err(|_| NotQueued)
+    }
+}
+
 /// The supervisor's hold on one session task.
 #[derive(Debug)]
 pub struct SessionHandle {
     pub peer: PeerId,
-    pub commands: mpsc::Sender<SessionCommand>,
+    pub commands: CommandSender,
     pub status: watch::Receiver<NeighborStatus>,
     pub counters: Arc<MessageCounters>,
     /// The task, in the supervisor's `JoinSet` (its id names it when it ends).
@@ -145,7 +168,7 @@ pub fn spawn(
     let task = tasks.spawn(driver.run());
     Ok(SessionHandle {
         peer,
-        commands,
+        commands: CommandSender(commands),
         status,
         counters,
         task,

@@ -248,7 +248,7 @@ async fn active_session_carries_updates_both_ways() {
 
     // Us to the peer: UPDATEs the rib encoded.
     up.outbound
-        .send(Outbound::Updates(update("10.2.0.0/24", &context)))
+        .send(Box::new(Outbound::Updates(update("10.2.0.0/24", &context))))
         .await
         .unwrap();
     match next_non_keepalive(&mut peer).await {
@@ -357,7 +357,7 @@ async fn rib_close_and_drained() {
     let mut sent = 0;
     while up
         .outbound
-        .try_send(Outbound::Updates(batch.clone()))
+        .try_send(Box::new(Outbound::Updates(batch.clone())))
         .is_ok()
     {
         sent += 1;
@@ -369,10 +369,10 @@ async fn rib_close_and_drained() {
     ));
     // max_prefixes: the rib closes the session with Cease/1.
     up.outbound
-        .send(Outbound::Close {
+        .send(Box::new(Outbound::Close {
             notification: Notification::new(6, 1, Vec::new()),
             idle_for: Some(Duration::from_secs(60)),
-        })
+        }))
         .await
         .unwrap();
     loop {
@@ -511,7 +511,7 @@ async fn a_peer_that_stops_reading_is_dropped_by_the_send_hold_timer() {
         for _ in 0..64 {
             if up
                 .outbound
-                .send(Outbound::Updates(batch.clone()))
+                .send(Box::new(Outbound::Updates(batch.clone())))
                 .await
                 .is_err()
             {

@@ -33,7 +33,7 @@ pub fn config(rest: &str) -> Arc<Config> {
 pub struct TestPeer {
     pub id: PeerId,
     pub info: Arc<PeerInfo>,
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub outbound: mpsc::Receiver<Box<Outbound>>,
 }
 
 /// What a neighbor received, decoded.
@@ -306,7 +306,7 @@ impl Harness {
         let ctx = peer.info.context;
         let mut received = Received::default();
         while let Ok(outbound) = peer.outbound.try_recv() {
-            match outbound {
+            match *outbound {
                 Outbound::Updates(bytes) => {
                     received.batches += 1;
                     received.updates.extend(decode_updates(&bytes, &ctx));

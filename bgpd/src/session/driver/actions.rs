@@ -432,7 +432,7 @@ impl Driver {
     /// Publishes the state of the most advanced state machine (only when something
     /// shown changed: this runs after every message).
     pub(super) fn publish(&mut self) {
-        let shown = match &self.secondary {
+        let shown = match self.secondary.as_deref() {
             Some(secondary) if secondary.fsm.state() > self.primary.fsm.state() => secondary,
             _ => &self.primary,
         };

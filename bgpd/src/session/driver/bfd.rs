@@ -63,7 +63,7 @@ impl Driver {
     pub(super) async fn follow_bfd_now(&mut self) {
         let established = [&self.primary]
             .into_iter()
-            .chain(self.secondary.as_ref())
+            .chain(self.secondary.as_deref())
             .find(|slot| slot.up)
             .and_then(|slot| slot.conn.as_ref())
             .map(|conn| canonical(conn.local.ip()));
