@@ -9,12 +9,14 @@
 //! The harness drives it from its own thread: [`Generator::peer`] starts a peer task,
 //! [`Peer::send`] hands it pre-encoded UPDATEs (encode them with [`updates`] before the
 //! clock starts) and returns the instant the write began, [`Peer::close`] drops the
-//! connection as a killed process would; [`Generator::bfd`] runs the BFD far end of
+//! connection as a killed process would; [`Generator::watching_peer`] starts one that also
+//! follows a few prefixes one by one ([`watch`]); [`Generator::bfd`] runs the BFD far end of
 //! peers ([`bfd_responder`]).
 
 pub mod bfd_responder;
 pub mod session;
 pub mod updates;
+pub mod watch;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use session::Request;
 pub use session::{PeerShared, PeerSpec, State};
+pub use watch::{Seen, Watch};
 
 use crate::system;
 
@@ -76,6 +79,11 @@ impl Generator {
 
     /// Starts a simulated peer; it connects at once.
     pub fn peer(&self, spec: PeerSpec) -> Peer {
+        self.watching_peer(spec, None)
+    }
+
+    /// [`Generator::peer`], following the prefixes of `watch` one by one ([`watch`]).
+    pub fn watching_peer(&self, spec: PeerSpec, watch: Option<Arc<Watch>>) -> Peer {
         // Unbounded on purpose: the benchmark's scenario (a synchronous thread) sends
         // a bounded script of announcements and withdrawals; a bounded channel would
         // make it block on the generator it measures.
@@ -83,7 +91,7 @@ impl Generator {
         let shared = Arc::new(PeerShared::default());
         let local = spec.local;
         self.handle
-            .spawn(session::run(spec, receiver, shared.clone()));
+            .spawn(session::run(spec, watch, receiver, shared.clone()));
         Peer {
             local,
             requests,
@@ -154,6 +162,11 @@ impl Peer {
     /// Its state now.
     pub fn state(&self) -> State {
         self.shared.state()
+    }
+
+    /// What it saw of its watched prefixes (see [`Generator::watching_peer`]).
+    pub fn seen<T>(&self, look: impl FnOnce(&Seen) -> T) -> T {
+        self.shared.seen(look)
     }
 
     /// Waits until a session is Established (the `n`th one, counting from 1); returns when

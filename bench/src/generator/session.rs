@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::updates;
+use super::watch::{Seen, Watch};
 use crate::routelog::{Key, RouteLog};
 
 /// Time allowed for the OPEN and KEEPALIVE exchange.
@@ -95,9 +96,21 @@ pub struct State {
 pub struct PeerShared {
     state: Mutex<State>,
     changed: Condvar,
+    /// What it saw of its [`Watch`]'s prefixes (empty without one).
+    seen: Mutex<Seen>,
 }
 
 impl PeerShared {
+    /// What the peer saw of its watched prefixes, under their lock.
+    pub fn seen<T>(&self, look: impl FnOnce(&Seen) -> T) -> T {
+        look(
+            &self
+                .seen
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
     /// A copy of the state now.
     pub fn state(&self) -> State {
         self.lock().clone()
@@ -153,12 +166,13 @@ impl PeerShared {
 /// `reconnect`.
 pub async fn run(
     spec: PeerSpec,
+    watch: Option<Arc<Watch>>,
     mut requests: mpsc::UnboundedReceiver<Request>,
     shared: Arc<PeerShared>,
 ) {
     let mut first_attempts = 0;
     loop {
-        let outcome = session(&spec, &mut requests, &shared).await;
+        let outcome = session(&spec, watch.as_ref(), &mut requests, &shared).await;
         shared.update(|state| {
             state.established = false;
             state.established_at = None;
@@ -209,6 +223,7 @@ enum End {
 
 async fn session(
     spec: &PeerSpec,
+    watch: Option<&Arc<Watch>>,
     requests: &mut mpsc::UnboundedReceiver<Request>,
     shared: &Arc<PeerShared>,
 ) -> Result<End> {
@@ -267,6 +282,7 @@ async fn session(
     let reader_task = tokio::spawn(read_loop(
         reader,
         spec.monitor.clone(),
+        watch.cloned(),
         shared.clone(),
         ended,
     ));
@@ -329,6 +345,7 @@ async fn write_loop(
 async fn read_loop(
     mut reader: FramedRead<OwnedReadHalf, BgpCodec>,
     monitor: Option<Arc<RouteLog>>,
+    watch: Option<Arc<Watch>>,
     shared: Arc<PeerShared>,
     ended: tokio::sync::oneshot::Sender<anyhow::Error>,
 ) {
@@ -353,6 +370,18 @@ async fn read_loop(
                             state.last_withdrawn_at = Some(at);
                         }
                     });
+                    if let Some(watch) = &watch {
+                        shared
+                            .seen
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .record(
+                                watch,
+                                at,
+                                update.withdrawn.iter().map(|p| &p.net),
+                                update.nlri.iter().map(|p| &p.net),
+                            );
+                    }
                 }
                 if let Some(log) = &monitor {
                     let at = Instant::now();

@@ -18,6 +18,7 @@ mod metrics;
 mod propagation;
 mod restart;
 mod scale;
+mod scale_churn;
 mod scale_mesh;
 mod scale_reflector;
 
@@ -32,7 +33,10 @@ use crate::topology::Bench;
 
 /// The `scale` family (issue 18), run by `scale` and by name, not by `all`: its sizes
 /// take longer than the rest together.
-pub const SCALE: [&str; 3] = ["scale-mesh", "scale-reflector", "scale-ipam"];
+pub const SCALE: [&str; 4] = ["scale-mesh", "scale-reflector", "scale-churn", "scale-ipam"];
+
+/// The scenarios `--hold-time` and `--sizes` apply to (the ones with BGP sessions).
+pub const SCALE_SESSION_SCENARIOS: [&str; 3] = ["scale-mesh", "scale-reflector", "scale-churn"];
 
 /// Every scenario, in the order `all` runs them.
 pub const NAMES: [&str; 10] = [
@@ -63,6 +67,11 @@ pub struct Options {
     pub daemons: Vec<Kind>,
     /// A Wren failure fails the scenario instead of marking Wren not available.
     pub require_wren: bool,
+    /// The `scale` family's session hold time, when not its default
+    /// ([`scale::DEFAULT_HOLD_TIME`]); its results then go to files named with it.
+    pub hold_time: Option<u16>,
+    /// The `scale` family's sizes (N), when not its scenarios' own.
+    pub sizes: Option<Vec<usize>>,
 }
 
 /// What a scenario gets.
@@ -194,6 +203,7 @@ pub fn run(name: &str, options: &Options, bench: &Bench) -> Result<Table> {
         "metrics" => metrics::run(&context),
         "scale-mesh" => scale_mesh::run(&context),
         "scale-reflector" => scale_reflector::run(&context),
+        "scale-churn" => scale_churn::run(&context),
         "scale-ipam" => ipam_contention::run(&context),
         "bfd" => bfd::run(&context),
         _ => k8s_join::run(&context),

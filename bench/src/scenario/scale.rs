@@ -16,15 +16,37 @@ use ipnet::Ipv4Net;
 use super::Context;
 use crate::dut::{DUT_ASN, DutConfig, Kind};
 use crate::generator::updates::{self, Role};
-use crate::generator::{Peer, PeerSpec};
+use crate::generator::{Peer, PeerSpec, Watch};
 use crate::report::{Collector, Unit};
 use crate::routelog::{Key, RouteLog};
 use crate::topology::Slot;
 
-/// Hold time of every session in the scale scenarios: the short one of the issue (9 s;
-/// keepalives every 3 s), so a peer or daemon that falls behind under load loses its
-/// session within the run and the run says so.
-pub const HOLD_TIME: u16 = 9;
+/// Hold time of every session in the scale scenarios unless `--hold-time` says otherwise:
+/// the short one of the issue (9 s; keepalives every 3 s), so a peer or daemon that falls
+/// behind under load loses its session within the run and the run says so.
+pub const DEFAULT_HOLD_TIME: u16 = 9;
+
+/// The hold time of this run's sessions.
+pub fn hold_time(context: &Context) -> u16 {
+    context.options.hold_time.unwrap_or(DEFAULT_HOLD_TIME)
+}
+
+/// The sizes (N) to run: `--sizes`, or the scenario's full or `--quick` ones.
+pub fn sizes(context: &Context, full: &[usize], quick: &[usize]) -> Vec<usize> {
+    match &context.options.sizes {
+        Some(sizes) => sizes.clone(),
+        None => context.size(full, quick).to_vec(),
+    }
+}
+
+/// The file name of a scale scenario's results: its name, followed by the hold time when
+/// it is not the default (`scale-reflector-hold90`).
+pub fn result_name(context: &Context, scenario: &str) -> String {
+    match hold_time(context) {
+        DEFAULT_HOLD_TIME => scenario.to_owned(),
+        hold => format!("{scenario}-hold{hold}"),
+    }
+}
 
 /// The figure names of one size of a scale scenario.
 pub trait SizeFigures {
@@ -122,11 +144,11 @@ pub fn node_keys(count: usize) -> Vec<Key> {
 }
 
 /// A daemon configured as one more iBGP member among the slot's peers, originating its
-/// own block, every session with [`HOLD_TIME`].
-pub fn internal_config(slot: &Slot) -> DutConfig {
+/// own block, every session with the run's [`hold_time`].
+pub fn internal_config(context: &Context, slot: &Slot) -> DutConfig {
     DutConfig {
         peer_asn: DUT_ASN,
-        hold_time: HOLD_TIME,
+        hold_time: hold_time(context),
         networks: vec![own_block()],
         ..DutConfig::for_slot(slot)
     }
@@ -145,15 +167,28 @@ pub fn start_node(
     i: usize,
     initial: bytes::Bytes,
 ) -> Peer {
-    context.bench.generator().peer(PeerSpec {
+    start_watching_node(context, slot, remote, i, initial, None)
+}
+
+/// [`start_node`], the node following the prefixes of `watch` one by one.
+pub fn start_watching_node(
+    context: &Context,
+    slot: &Slot,
+    remote: Ipv4Addr,
+    i: usize,
+    initial: bytes::Bytes,
+    watch: Option<std::sync::Arc<Watch>>,
+) -> Peer {
+    let spec = PeerSpec {
         local: slot.peer(i),
         remote,
         asn: DUT_ASN,
-        hold_time: HOLD_TIME,
+        hold_time: hold_time(context),
         initial,
         reconnect: false,
         monitor: None,
-    })
+    };
+    context.bench.generator().watching_peer(spec, watch)
 }
 
 /// Fails when this process may not open the sockets of `sessions` peers (the generator
@@ -245,4 +280,18 @@ pub fn lost_sessions(peers: &[Peer]) -> (usize, Option<String>) {
 /// mostly the generator).
 pub fn own_rss() -> Result<u64> {
     Ok(crate::system::usage(std::process::id())?.rss)
+}
+
+/// A test's look at a table: the first run of `figure` for `subject` (panics when there is
+/// none, with the reason the cell gives).
+#[cfg(test)]
+pub fn first_run(table: &crate::report::Table, figure: &str, subject: &str) -> f64 {
+    let Some(row) = table.rows.iter().find(|r| r.label == figure) else {
+        panic!("no row {figure:?}");
+    };
+    match row.cells.get(subject) {
+        Some(crate::report::Cell::Runs(values)) if !values.is_empty() => values[0],
+        Some(crate::report::Cell::Missing(reason)) => panic!("{figure}: {reason}"),
+        other => panic!("{figure}: {subject}: {other:?}"),
+    }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::scale::{self, HOLD_TIME, SizeFigures};
+use super::scale::{self, SizeFigures};
 use super::{Context, daemon_columns, list, mib, seconds};
 use crate::dut::{Dut, Kind};
 use crate::generator::{Peer, wait_all_established};
@@ -26,14 +26,15 @@ use crate::report::{Collector, Table, Unit};
 use crate::routelog::Key;
 
 pub fn run(context: &Context) -> Result<Table> {
-    let sizes: Vec<usize> = context.size(vec![100, 500, 1000, 2500, 5000], vec![50]);
+    let sizes = scale::sizes(context, &[100, 500, 1000, 2500, 5000], &[50]);
     let limit = context.size(Duration::from_secs(180), Duration::from_secs(60));
     let idle = idle_period(context);
+    let hold = scale::hold_time(context);
     let mut collector = Collector::default();
     let kinds = scale::kinds(context, &mut collector)?;
     let largest = sizes.iter().copied().max().unwrap_or(0);
     scale::check_open_files(largest + 1)?;
-    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n, idle)).collect();
+    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n, idle, hold)).collect();
     scale::measure_all(
         context,
         &mut collector,
@@ -44,14 +45,14 @@ pub fn run(context: &Context) -> Result<Table> {
     )?;
     let (subjects, ratios) = daemon_columns();
     Ok(Table {
-        scenario: "scale-mesh".into(),
+        scenario: scale::result_name(context, "scale-mesh"),
         title: format!(
             "scale-mesh: one daemon among {} simulated iBGP mesh nodes",
             list(&sizes)
         ),
         notes: vec![format!(
             "One daemon (AS 64512) configured with every simulated node as a passive iBGP \
-             neighbor, hold time {HOLD_TIME} s; the nodes are generator peers in one process \
+             neighbor, hold time {hold} s; the nodes are generator peers in one process \
              on the generator CPU, each from its own address on one veth, each announcing one \
              /26 and keeping only counters and time stamps of what it receives. The daemon \
              originates its own /26. Times run from the generator opening every session at \
@@ -74,7 +75,7 @@ pub fn run(context: &Context) -> Result<Table> {
 /// Keepalives only, after convergence: three hold times (`--quick`: a little more than
 /// one, which a node or daemon that sends no keepalive does not survive either).
 fn idle_period(context: &Context) -> Duration {
-    let hold = u64::from(HOLD_TIME);
+    let hold = u64::from(scale::hold_time(context));
     Duration::from_secs(context.size(hold * 3, hold + 3))
 }
 
@@ -95,7 +96,7 @@ struct Figures {
 }
 
 impl Figures {
-    fn new(n: usize, idle: Duration) -> Figures {
+    fn new(n: usize, idle: Duration, hold: u16) -> Figures {
         Figures {
             size: n,
             kernel: format!("{n} nodes: every block in the kernel"),
@@ -106,7 +107,7 @@ impl Figures {
             per_session: format!("{n} nodes: RSS per session"),
             cpu: format!("{n} nodes: CPU to converge"),
             idle_cpu: format!("{n} nodes: idle CPU over {} s", idle.as_secs()),
-            lost: format!("{n} nodes: sessions lost (hold time {HOLD_TIME} s)"),
+            lost: format!("{n} nodes: sessions lost (hold time {hold} s)"),
             drops: format!("{n} nodes: connections dropped by a full accept queue"),
             simulator: format!("{n} nodes: simulator RSS (the harness process)"),
         }
@@ -227,7 +228,7 @@ fn measure(
     let bench = context.bench;
     // One more node than the mesh: the one that joins after convergence.
     let slot = bench.slot(&format!("{}{size}", kind.slug()), size + 1)?;
-    let config = scale::internal_config(&slot);
+    let config = scale::internal_config(context, &slot);
     let initial: Vec<bytes::Bytes> = (0..=size)
         .map(|i| scale::node_update(&slot, i))
         .collect::<Result<_>>()?;
@@ -326,7 +327,6 @@ fn measure(
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::report::Cell;
     use crate::scenario::Options;
     use crate::topology::Bench;
 
@@ -347,17 +347,14 @@ mod tests {
             runs: 1,
             daemons: vec![Kind::Wren],
             require_wren: true,
+            hold_time: None,
+            sizes: None,
         };
         let bench = Bench::new().unwrap();
         let table = crate::scenario::run("scale-mesh", &options, &bench).unwrap();
-        let figures = Figures::new(50, Duration::from_secs(u64::from(HOLD_TIME) + 3));
-        let value = |figure: &str| {
-            let row = table.rows.iter().find(|r| r.label == figure).unwrap();
-            match &row.cells["Wren"] {
-                Cell::Runs(values) => values[0],
-                Cell::Missing(reason) => panic!("{figure}: {reason}"),
-            }
-        };
+        let hold = scale::DEFAULT_HOLD_TIME;
+        let figures = Figures::new(50, Duration::from_secs(u64::from(hold) + 3), hold);
+        let value = |figure: &str| scale::first_run(&table, figure, "Wren");
         assert!(value(&figures.kernel) > 0.0);
         assert!(value(&figures.own_block) > 0.0);
         assert!(value(&figures.join) > 0.0);

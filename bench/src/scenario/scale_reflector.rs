@@ -1,6 +1,7 @@
 //! `scale-reflector` (issue 18): two real route reflectors of one kind and N = 1000, 2500
 //! and 5000 simulated clients (`--quick`: 50), every client a session to each reflector
-//! (its own address on each reflector's link), announcing its /26. Hold time 9 s.
+//! (its own address on each reflector's link), announcing its /26. Hold time 9 s (or
+//! `--hold-time`).
 //!
 //! Figures per N: time from opening the sessions until every client session has every
 //! other client's block (N × (N − 1) deliveries per reflector, counted at the clients);
@@ -9,13 +10,17 @@
 //! until every client has its block (through either reflector); the same client withdrawing
 //! it: time until it has left every client (through both); one reflector killed: clients
 //! whose routes through the other one changed within a hold time and two seconds (should
-//! be none), and sessions lost on the other one.
+//! be none), and sessions lost (on either reflector before the kill, on the other one
+//! after it).
+//!
+//! The pair of reflectors and their clients' sessions ([`Side`], [`start_pair`],
+//! [`wait_converged`], [`finish`]) are shared with `scale-churn`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::scale::{self, HOLD_TIME, SizeFigures};
+use super::scale::{self, SizeFigures};
 use super::{Context, daemon_columns, list, mib, seconds};
 use crate::dut::{Dut, Kind};
 use crate::generator::{Peer, updates};
@@ -23,13 +28,14 @@ use crate::report::{Collector, Table, Unit};
 use crate::topology::Slot;
 
 pub fn run(context: &Context) -> Result<Table> {
-    let sizes: Vec<usize> = context.size(vec![1000, 2500, 5000], vec![50]);
+    let sizes = scale::sizes(context, &[1000, 2500, 5000], &[50]);
     let limit = context.size(Duration::from_secs(180), Duration::from_secs(60));
+    let hold = scale::hold_time(context);
     let mut collector = Collector::default();
     let kinds = scale::kinds(context, &mut collector)?;
     let largest = sizes.iter().copied().max().unwrap_or(0);
     scale::check_open_files(2 * (largest + 1))?;
-    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n)).collect();
+    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n, hold)).collect();
     scale::measure_all(
         context,
         &mut collector,
@@ -40,14 +46,14 @@ pub fn run(context: &Context) -> Result<Table> {
     )?;
     let (subjects, ratios) = daemon_columns();
     Ok(Table {
-        scenario: "scale-reflector".into(),
+        scenario: scale::result_name(context, "scale-reflector"),
         title: format!(
             "scale-reflector: two route reflectors, {} simulated clients",
             list(&sizes)
         ),
         notes: vec![format!(
             "Two daemons of one kind (AS 64512), each in its own namespace, every simulated \
-             client a passive iBGP route reflector client of both (hold time {HOLD_TIME} s); \
+             client a passive iBGP route reflector client of both (hold time {hold} s); \
              the reflectors do not peer with each other. Clients are generator peers in one \
              process on the generator CPU (two sessions each), announcing one /26, counting \
              what they receive. Times run from the generator opening every session at once. \
@@ -80,7 +86,7 @@ struct Figures {
 }
 
 impl Figures {
-    fn new(n: usize) -> Figures {
+    fn new(n: usize, hold: u16) -> Figures {
         Figures {
             size: n,
             converged: format!("{n} clients: every client has every block"),
@@ -91,7 +97,7 @@ impl Figures {
             join: format!("{n} clients: a joining client's block at every client"),
             withdraw: format!("{n} clients: a withdrawn block gone from every client"),
             changed: format!("{n} clients: clients whose routes changed after one reflector died"),
-            lost: format!("{n} clients: sessions lost (hold time {HOLD_TIME} s)"),
+            lost: format!("{n} clients: sessions lost (hold time {hold} s)"),
         }
     }
 }
@@ -145,17 +151,8 @@ struct After {
 impl Outcome {
     fn record(self, collector: &mut Collector, f: &Figures, kind: Kind, context: &Context) {
         let subject = kind.name();
-        match self.converged {
-            Ok(s) => collector.add(&f.converged, Unit::Seconds, subject, s),
-            Err(n) => {
-                let what = format!(
-                    "{n} of {} client sessions had every block after {} s",
-                    2 * f.size,
-                    self.limit.as_secs()
-                );
-                scale::short(context, collector, &f.converged, subject, what);
-            }
-        }
+        let converged = (f.converged.as_str(), f.size, self.limit);
+        record_converged(context, collector, converged, subject, self.converged);
         collector.add(&f.updates, Unit::Count, subject, self.updates as f64);
         collector.add(&f.prefixes, Unit::Count, subject, self.prefixes as f64);
         collector.add(&f.rss, Unit::MiB, subject, mib(self.rss));
@@ -169,24 +166,53 @@ impl Outcome {
     }
 }
 
-/// One reflector and its clients' sessions to it.
-struct Side {
-    // Dropped in this order: sessions, daemon, namespace.
-    peers: Vec<Peer>,
-    dut: Option<Dut>,
-    slot: Slot,
+/// Records the convergence figure `figure` of `size` clients: seconds, or how many of the
+/// client sessions had every block at `limit`.
+pub(super) fn record_converged(
+    context: &Context,
+    collector: &mut Collector,
+    (figure, size, limit): (&str, usize, Duration),
+    subject: &str,
+    converged: Result<f64, usize>,
+) {
+    match converged {
+        Ok(s) => collector.add(figure, Unit::Seconds, subject, s),
+        Err(n) => {
+            let what = format!(
+                "{n} of {} client sessions had every block after {} s",
+                2 * size,
+                limit.as_secs()
+            );
+            scale::short(context, collector, figure, subject, what);
+        }
+    }
 }
 
-fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Result<Outcome> {
-    let bench = context.bench;
+/// One reflector and its clients' sessions to it.
+pub(super) struct Side {
+    // Dropped in this order: sessions, daemon, namespace.
+    pub peers: Vec<Peer>,
+    pub dut: Option<Dut>,
+    pub slot: Slot,
+}
+
+/// Starts two reflectors of `kind` (slots named with `tag`), each with room for `clients`
+/// client addresses; no client session yet.
+pub(super) fn start_pair(
+    context: &Context,
+    kind: Kind,
+    tag: &str,
+    clients: usize,
+) -> Result<Vec<Side>> {
     let mut sides = Vec::new();
     for name in ["a", "b"] {
-        // One more client than N: the one that joins after convergence.
-        let slot = bench.slot(&format!("{}r{name}{size}", kind.slug()), size + 1)?;
+        let slot = context
+            .bench
+            .slot(&format!("{}{tag}{name}{clients}", kind.slug()), clients)?;
         let config = crate::dut::DutConfig {
             reflector: true,
             networks: Vec::new(),
-            ..scale::internal_config(&slot)
+            ..scale::internal_config(context, &slot)
         };
         let dut = Dut::start(kind, &slot, &config)?;
         sides.push(Side {
@@ -195,21 +221,63 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
             slot,
         });
     }
-    let initial: Vec<Vec<bytes::Bytes>> = sides
+    Ok(sides)
+}
+
+/// The pre-encoded UPDATEs of clients `0..size`, per side.
+pub(super) fn client_updates(sides: &[Side], size: usize) -> Result<Vec<Vec<bytes::Bytes>>> {
+    sides
         .iter()
         .map(|side| {
             (0..size)
                 .map(|i| scale::node_update(&side.slot, i))
                 .collect::<Result<_>>()
         })
-        .collect::<Result<_>>()?;
-    let usage = |sides: &[Side]| -> Result<crate::system::Usage> {
-        let mut pids = Vec::new();
-        for side in sides {
-            pids.extend(side.dut.as_ref().map(Dut::pids).unwrap_or_default());
+        .collect()
+}
+
+/// Both reflectors' resources together (the live ones).
+pub(super) fn usage(sides: &[Side]) -> Result<crate::system::Usage> {
+    let mut pids = Vec::new();
+    for side in sides {
+        pids.extend(side.dut.as_ref().map(Dut::pids).unwrap_or_default());
+    }
+    crate::system::usage_sum(&pids)
+}
+
+/// Waits until every client session of every side has received `blocks` prefixes; the
+/// latest instant one got there, or how many client sessions had at `deadline`.
+pub(super) fn wait_converged(
+    sides: &[Side],
+    blocks: u64,
+    deadline: Instant,
+) -> Result<Instant, usize> {
+    let mut converged_at: Result<Option<Instant>, ()> = Ok(None);
+    let mut reached = 0;
+    for side in sides {
+        match scale::wait_all_received(&side.peers, blocks, deadline) {
+            Ok(at) => {
+                reached += side.peers.len();
+                if let Ok(last) = &mut converged_at {
+                    *last = Some(last.map_or(at, |l| l.max(at)));
+                }
+            }
+            Err(n) => {
+                reached += n;
+                converged_at = Err(());
+            }
         }
-        crate::system::usage_sum(&pids)
-    };
+    }
+    match converged_at {
+        Ok(Some(at)) => Ok(at),
+        _ => Err(reached),
+    }
+}
+
+fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Result<Outcome> {
+    // One more client than N: the one that joins after convergence.
+    let mut sides = start_pair(context, kind, "r", size + 1)?;
+    let initial = client_updates(&sides, size)?;
     let cpu_before = usage(&sides)?.cpu_seconds;
     let start = Instant::now();
     let deadline = start + limit;
@@ -221,25 +289,7 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
         }
     }
     let target = size as u64 - 1;
-    let mut converged_at: Result<Instant, usize> = Ok(start);
-    let mut reached = 0;
-    for side in &sides {
-        match scale::wait_all_received(&side.peers, target, deadline) {
-            Ok(at) => {
-                reached += side.peers.len();
-                if let Ok(last) = &mut converged_at {
-                    *last = (*last).max(at);
-                }
-            }
-            Err(n) => {
-                reached += n;
-                converged_at = Err(0);
-            }
-        }
-    }
-    let converged = converged_at
-        .map(|at| seconds(start, at))
-        .map_err(|_| reached);
+    let converged = wait_converged(&sides, target, deadline).map(|at| seconds(start, at));
     let counted = |sides: &[Side]| {
         sides
             .iter()
@@ -322,6 +372,12 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
         }
     }
     drop(joining);
+    let (lost_before, first) = scale::lost_sessions(&sides[0].peers);
+    if let Some(first) = first {
+        context.progress(format!(
+            "{lost_before} sessions lost on the first reflector, first {first}"
+        ));
+    }
     // One reflector dies: the clients' routes through the other must not change.
     let survivor: Vec<(u64, u64)> = sides[1]
         .peers
@@ -334,7 +390,9 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
     if let Some(dut) = sides[0].dut.take() {
         dut.kill();
     }
-    std::thread::sleep(Duration::from_secs(u64::from(HOLD_TIME) + 2));
+    std::thread::sleep(Duration::from_secs(
+        u64::from(scale::hold_time(context)) + 2,
+    ));
     let changed = sides[1]
         .peers
         .iter()
@@ -357,7 +415,7 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
         join: seconds(joined, join_last),
         withdraw: seconds(sent, withdraw_last),
         changed,
-        lost,
+        lost: lost_before + lost,
     });
     finish(sides);
     Ok(outcome)
@@ -365,7 +423,7 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
 
 /// Closes every session, then kills the reflectors (no graceful stop with thousands of
 /// routes), then removes the namespaces.
-fn finish(sides: Vec<Side>) {
+pub(super) fn finish(sides: Vec<Side>) {
     for mut side in sides {
         side.peers.clear();
         if let Some(dut) = side.dut.take() {
