@@ -51,8 +51,10 @@ pub enum Action {
         reason: Option<DownReason>,
     },
     /// The session is up: switch the codec to `context`, give the speaker the
-    /// parameters; it may now send UPDATEs on this connection.
-    Established(Box<Negotiated>),
+    /// parameters; it may now send UPDATEs on this connection. Shared with the state
+    /// machine, which keeps it for the session's life (one copy of both OPENs per
+    /// session, not two).
+    Established(std::sync::Arc<Negotiated>),
     /// The Established session is gone: the speaker stops sending, and withdraws the
     /// peer's routes (or keeps them as stale under graceful restart).
     SessionDown(DownReason),

@@ -37,7 +37,7 @@ pub struct Fsm {
     connect_retry_counter: u32,
     /// Failures since the session was last stable: the restart backoff exponent.
     failures: u32,
-    pub(super) negotiated: Option<Box<Negotiated>>,
+    pub(super) negotiated: Option<std::sync::Arc<Negotiated>>,
     last_error: Option<DownReason>,
 }
 

@@ -107,7 +107,7 @@ impl Fsm {
             self.arm(Timer::Hold, hold, out);
             self.arm(Timer::Keepalive, keepalive, out);
         }
-        self.negotiated = Some(Box::new(negotiated));
+        self.negotiated = Some(std::sync::Arc::new(negotiated));
         self.set_state(State::OpenConfirm, None, out);
     }
 

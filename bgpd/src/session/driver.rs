@@ -83,7 +83,7 @@ struct Up {
     outbound: mpsc::Receiver<Box<Outbound>>,
     /// The rib task dropped its sender (it ended): stop polling.
     outbound_closed: bool,
-    negotiated: Box<bgp_proto::fsm::Negotiated>,
+    negotiated: Arc<bgp_proto::fsm::Negotiated>,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;

@@ -132,7 +132,7 @@ impl Driver {
     }
 
     /// The session is up: PeerUp to the rib task with a fresh outbound channel.
-    async fn established(&mut self, which: Which, negotiated: Box<Negotiated>) {
+    async fn established(&mut self, which: Which, negotiated: std::sync::Arc<Negotiated>) {
         if self.up.is_some() {
             // The other connection was up (cannot happen with the collision
             // procedure; kept consistent anyway).
