@@ -71,6 +71,10 @@ struct Cli {
     /// Where results go (default bench/results, or bench/results-quick with --quick).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// scale-ipam only: how many simulated nodes claim (default 5000, or 200 with
+    /// --quick).
+    #[arg(long)]
+    nodes: Option<usize>,
 }
 
 fn main() {
@@ -114,6 +118,14 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
     }
+    if let Some(nodes) = cli.nodes {
+        if nodes == 0 {
+            bail!("--nodes must be at least 1");
+        }
+        if scenarios.iter().any(|name| name != "scale-ipam") {
+            bail!("--nodes applies to scale-ipam alone; run it by itself with --nodes");
+        }
+    }
     let options = Options {
         quick: cli.quick,
         runs,
@@ -123,6 +135,7 @@ fn run(cli: Cli) -> Result<()> {
         sizes: cli
             .sizes
             .map(|sizes| sizes.into_iter().map(|n| n as usize).collect()),
+        nodes: cli.nodes,
     };
     let out = cli.out.clone().unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(if cli.quick {

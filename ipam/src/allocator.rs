@@ -444,7 +444,7 @@ impl<S: Datastore> Ipam<S> {
         }
         Ok(
             match self
-                .claim_block(request.node, pools, &attempt.affinities)
+                .claim_block(request.node, pools, &attempt.affinities, true)
                 .await?
             {
                 Claim::Claimed(_) => Step::Progress,
@@ -670,7 +670,7 @@ impl<S: Datastore> Ipam<S> {
 
     /// Of `pools`, the enabled ones of a family whose selector matches the node's
     /// labels.
-    async fn select_pools(
+    pub(crate) async fn select_pools(
         &self,
         pools: Vec<Pool>,
         node: &str,
@@ -696,14 +696,6 @@ impl<S: Datastore> Ipam<S> {
     ) -> Result<Vec<Pool>, IpamError> {
         let pools = self.pools().await?;
         self.select_pools(pools, node, family).await
-    }
-
-    /// Confirmed affinities only.
-    pub(crate) fn confirmed(affinities: &[(Affinity, Entry)]) -> impl Iterator<Item = &Affinity> {
-        affinities
-            .iter()
-            .filter(|(a, _)| a.state == AffinityState::Confirmed)
-            .map(|(a, _)| a)
     }
 }
 

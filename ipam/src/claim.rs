@@ -22,7 +22,9 @@
 //! Where a claim looks for a free block: it probes a few candidate CIDRs at places
 //! drawn from a hash of the node name (the first at the hash's block, as Calico's
 //! random block generator starts at one seeded by the host name), reading their block
-//! keys in one round trip, and takes the first whose block is absent. So nodes claiming
+//! keys as many at once as the store reads in one round trip (all of a window on
+//! SQLite and etcd, two GETs on Kubernetes) and stopping at the first batch with an
+//! absent block, which it takes. So nodes claiming
 //! at once usually pick different blocks, and a claim reads O(1) keys however many
 //! blocks the store holds (listing every block and affinity for each claim made 5000
 //! claims read 25 million records). Only when [`PROBE_WINDOWS`] windows of
@@ -55,46 +57,58 @@ pub(crate) enum Claim {
 
 impl<S: Datastore> Ipam<S> {
     /// Claims a free block for `node` from the first of `pools` that has one.
-    /// `known` are the node's affinities the caller found full: when the node gained
-    /// another one since (a concurrent process claimed it), this returns `Conflict` so
+    /// `known` are the node's affinities as the caller read them. With `recheck` (the
+    /// caller read them earlier in a longer operation and found those blocks full),
+    /// they are read again with the first candidates, and when the node gained
+    /// another one since (a concurrent process claimed it) this returns `Conflict` so
     /// that the caller uses that block instead of claiming yet another.
+    ///
+    /// The candidates are read [`Datastore::keys_per_round_trip`] at a time, and the
+    /// first batch holding a free block ends the search (one round trip of eight keys
+    /// on SQLite and etcd; on Kubernetes, where each key is a request, usually one
+    /// round trip of two).
     pub(crate) async fn claim_block(
         &self,
         node: &str,
         pools: &[Pool],
         known: &[(Affinity, Entry)],
+        recheck: bool,
     ) -> Result<Claim, IpamError> {
         let seed = node_seed(node);
-        let mut first = true;
+        let batch = self.store.keys_per_round_trip().max(1);
+        let mut recheck = recheck;
         for pool in pools {
             for window in 0..PROBE_WINDOWS {
                 let candidates: Vec<IpNet> = probe_candidates(pool, seed, window)
                     .into_iter()
                     .filter(|cidr| !known.iter().any(|(k, _)| k.cidr == *cidr))
                     .collect();
-                let mut reads = Vec::with_capacity(candidates.len() + 1);
-                if first {
-                    // Whether a concurrent process gave the node another block since
-                    // the caller read its affinities, in the same round trip.
-                    reads.push(Read::Prefix(keys::node_affinities(node)));
-                }
-                reads.extend(candidates.iter().map(|cidr| Read::Key(keys::block(cidr))));
-                let mut results = self.store.read(reads).await?.into_iter();
-                if std::mem::take(&mut first) {
-                    for entry in results.next().unwrap_or_default() {
-                        let affinity: Affinity = crate::records::decode(self.store.url(), &entry)?;
-                        if !known.iter().any(|(k, _)| k.cidr == affinity.cidr) {
-                            return Ok(Claim::Conflict);
+                for candidates in candidates.chunks(batch) {
+                    let mut reads = Vec::with_capacity(candidates.len() + 1);
+                    if recheck {
+                        // Whether a concurrent process gave the node another block
+                        // since the caller read its affinities, in the same round trip.
+                        reads.push(Read::Prefix(keys::node_affinities(node)));
+                    }
+                    reads.extend(candidates.iter().map(|cidr| Read::Key(keys::block(cidr))));
+                    let mut results = self.store.read(reads).await?.into_iter();
+                    if std::mem::take(&mut recheck) {
+                        for entry in results.next().unwrap_or_default() {
+                            let affinity: Affinity =
+                                crate::records::decode(self.store.url(), &entry)?;
+                            if !known.iter().any(|(k, _)| k.cidr == affinity.cidr) {
+                                return Ok(Claim::Conflict);
+                            }
                         }
                     }
-                }
-                let free = candidates
-                    .iter()
-                    .zip(results)
-                    .find(|(_, found)| found.is_empty())
-                    .map(|(cidr, _)| *cidr);
-                if let Some(cidr) = free {
-                    return self.claim_cidr(node, cidr).await;
+                    let free = candidates
+                        .iter()
+                        .zip(results)
+                        .find(|(_, found)| found.is_empty())
+                        .map(|(cidr, _)| *cidr);
+                    if let Some(cidr) = free {
+                        return self.claim_cidr(node, cidr).await;
+                    }
                 }
             }
         }

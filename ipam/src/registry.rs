@@ -15,7 +15,7 @@ use crate::keys;
 use crate::pool::Pool;
 use crate::records::{Affinity, BlockUsers, IpamConfig, Node, NodeAllocations};
 use crate::snapshot::decode_pools;
-use crate::store::{Datastore, Expect, Read, Watch};
+use crate::store::{Datastore, Entry, Expect, Read, Watch};
 
 impl<S: Datastore> Ipam<S> {
     // ---- pools ----
@@ -300,49 +300,111 @@ impl<S: Datastore> Ipam<S> {
     /// Makes sure `node` owns a block of each family that has a usable pool (bgpd calls
     /// this at start, so the node has a block before its first pod). Returns the
     /// node's blocks afterwards.
+    ///
+    /// One attempt reads the pools and the node's affinities together, the affinities
+    /// the first time from the store's cache (`Read::PrefixFromCache`: on Kubernetes
+    /// the API server's watch cache rather than a LIST of every affinity from etcd),
+    /// after anything lost or repaired from the store itself. Then the blocks of the
+    /// affinities, by key: an affinity whose block is gone or another node's is
+    /// dropped (`drop_stale_affinity`, which reads the block again; one that the cache
+    /// still showed after its deletion loses that compare-and-swap) and the attempt
+    /// starts over. Then each family without a block claims one, taking the
+    /// affinities just read as they are. A claim's writes are compare-and-swaps
+    /// whatever was read, so a stale read can cost a retry, never a block owned twice.
     pub async fn ensure_blocks(&self, node: &str) -> Result<BTreeSet<IpNet>, IpamError> {
         keys::validate_node(node)?;
-        for family in [Family::Ipv4, Family::Ipv6] {
-            let mut backoff = Backoff::new(self.store.url());
-            loop {
-                let pools = self.usable_pools(node, family).await?;
-                if pools.is_empty() {
-                    break;
+        let mut backoff = Backoff::new(self.store.url());
+        let mut from_cache = true;
+        'attempt: loop {
+            let (pools, affinities) = self.pools_and_affinities(node, from_cache).await?;
+            from_cache = false;
+            if self.repair_affinities(node, &affinities).await? {
+                backoff.wait().await?;
+                continue;
+            }
+            let mut owned = self.blocks_named(node, &affinities).await?;
+            let mut stale = false;
+            for (affinity, entry) in &affinities {
+                if !owned.contains(&affinity.cidr) {
+                    self.drop_stale_affinity(affinity, entry).await?;
+                    stale = true;
                 }
-                let affinities = self.node_affinities(node).await?;
-                if self.repair_affinities(node, &affinities).await? {
-                    backoff.wait().await?;
+            }
+            if stale {
+                backoff.wait().await?;
+                continue;
+            }
+            for family in [Family::Ipv4, Family::Ipv6] {
+                let pools = self.select_pools(pools.clone(), node, family).await?;
+                if pools.is_empty()
+                    || owned
+                        .iter()
+                        .any(|cidr| pools.iter().any(|p| p.cidr.contains(&cidr.network())))
+                {
                     continue;
                 }
-                if Self::confirmed(&affinities)
-                    .any(|a| pools.iter().any(|p| p.cidr.contains(&a.cidr.network())))
-                {
-                    break;
-                }
-                match self.claim_block(node, &pools, &affinities).await? {
-                    Claim::Claimed(_) => break,
-                    Claim::Conflict => backoff.wait().await?,
+                match self.claim_block(node, &pools, &affinities, false).await? {
+                    Claim::Claimed(cidr) => {
+                        owned.insert(cidr);
+                    }
+                    Claim::Conflict => {
+                        backoff.wait().await?;
+                        continue 'attempt;
+                    }
                     Claim::Exhausted => {
                         tracing::warn!(node, %family, "no free block to claim; the node will borrow addresses");
-                        break;
                     }
                 }
             }
+            return Ok(owned);
         }
-        self.owned_blocks(node).await
     }
 
-    /// The blocks `node` owns: of its affinities, those whose block names it, read by
-    /// key (O(the node's blocks); [`Ipam::node_allocations`] reads every block on the
-    /// stores that cannot select a node's, for the addresses it borrowed).
-    async fn owned_blocks(&self, node: &str) -> Result<BTreeSet<IpNet>, IpamError> {
-        let reads = self
-            .node_affinities(node)
+    /// Every pool (from the store) and `node`'s affinities (sorted by CIDR; from the
+    /// store's cache with `from_cache`), in one round trip.
+    async fn pools_and_affinities(
+        &self,
+        node: &str,
+        from_cache: bool,
+    ) -> Result<(Vec<Pool>, Vec<(Affinity, Entry)>), IpamError> {
+        let prefix = keys::node_affinities(node);
+        let affinities = if from_cache {
+            Read::PrefixFromCache(prefix)
+        } else {
+            Read::Prefix(prefix)
+        };
+        let mut results = self
+            .store
+            .read(vec![Read::Prefix(keys::POOLS.to_string()), affinities])
             .await?
+            .into_iter();
+        let url = self.store.url();
+        let mut pools = decode_pools(url, &results.next().unwrap_or_default())?;
+        pools.sort_by_key(|a| a.cidr);
+        let mut affinities = Vec::new();
+        for entry in results.next().unwrap_or_default() {
+            affinities.push((crate::records::decode::<Affinity>(url, &entry)?, entry));
+        }
+        affinities.sort_by_key(|a| a.0.cidr);
+        Ok((pools, affinities))
+    }
+
+    /// Of `affinities`' blocks, those that name `node`, read by key (O(the node's
+    /// blocks); [`Ipam::node_allocations`] reads every block on the stores that cannot
+    /// select a node's, for the addresses it borrowed).
+    async fn blocks_named(
+        &self,
+        node: &str,
+        affinities: &[(Affinity, Entry)],
+    ) -> Result<BTreeSet<IpNet>, IpamError> {
+        let mut blocks = BTreeSet::new();
+        if affinities.is_empty() {
+            return Ok(blocks);
+        }
+        let reads = affinities
             .iter()
             .map(|(affinity, _)| Read::Key(keys::block(&affinity.cidr)))
             .collect();
-        let mut blocks = BTreeSet::new();
         for entry in self.store.read(reads).await?.into_iter().flatten() {
             let block = self.decode_block(&entry)?;
             if block.affinity.as_deref() == Some(node) {

@@ -4,6 +4,11 @@
 //! - per pod-address assignment and per release ([`OPERATIONS`] of each on a node that
 //!   already owns its block); the figures are printed, and the test fails above a
 //!   budget;
+//! - per claim of a node's first block (`ensure_blocks`, bgpd's first IPAM step;
+//!   [`CLAIMS`] new nodes): the requests, within a budget, and where the API server
+//!   served the LISTs of the node's affinities from: its watch cache, never etcd
+//!   (`apiserver_storage_list_total` by `storage`); a node's
+//!   second call, on the same store, sees its own block and writes nothing;
 //! - for a node's reader (what bgpd's IPAM task runs: `watch_node`, `watch_nodes`,
 //!   and on each notification the node's allocations, the pools and the nodes): other
 //!   nodes' pods never wake it, its own do, and over an idle period it sends no write
@@ -26,6 +31,12 @@ const OPERATIONS: u64 = 20;
 const ASSIGN_BUDGET: u64 = 7;
 /// Requests one release of a handle of one address may send at most.
 const RELEASE_BUDGET: u64 = 6;
+
+const CLAIMS: u64 = 20;
+/// Requests one claim of a node's first block may send at most: LIST ippools and
+/// LIST blockaffinities (from the watch cache) together, two candidate blocks (GET),
+/// the pending affinity (POST), the block (POST), the confirmed affinity (PUT).
+const CLAIM_BUDGET: u64 = 7;
 
 /// The requests of the IPAM store: its resources and the Nodes (no kubelet runs).
 fn ipam_requests(kind: &RequestKind) -> bool {
@@ -64,28 +75,88 @@ async fn requests_per_assign_and_release() {
         assert_eq!(released.len(), 1);
     }
     let releases = count().since(&before).only(ipam_requests);
+    within_budget("assign", &assigns, OPERATIONS, ASSIGN_BUDGET);
+    within_budget("release", &releases, OPERATIONS, RELEASE_BUDGET);
+}
+
+/// Prints the requests of `operations` operations (`what`) and fails when they sent
+/// more than `budget` each.
+fn within_budget(what: &str, requests: &RequestCounts, operations: u64, budget: u64) {
     println!(
-        "per assign: {:.2} requests ({:.2} writes) [{OPERATIONS} assigns: {}]",
-        assigns.total() as f64 / OPERATIONS as f64,
-        assigns.writes() as f64 / OPERATIONS as f64,
-        assigns.render()
-    );
-    println!(
-        "per release: {:.2} requests ({:.2} writes) [{OPERATIONS} releases: {}]",
-        releases.total() as f64 / OPERATIONS as f64,
-        releases.writes() as f64 / OPERATIONS as f64,
-        releases.render()
+        "per {what}: {:.2} requests ({:.2} writes) [{operations} of them: {}]",
+        requests.total() as f64 / operations as f64,
+        requests.writes() as f64 / operations as f64,
+        requests.render()
     );
     assert!(
-        assigns.total() <= ASSIGN_BUDGET * OPERATIONS,
-        "{}",
-        assigns.render()
+        requests.total() <= budget * operations,
+        "{what}: {}",
+        requests.render()
     );
-    assert!(
-        releases.total() <= RELEASE_BUDGET * OPERATIONS,
-        "{}",
-        releases.render()
+}
+
+/// The API server's LISTs of block affinities so far: (from its watch cache, from
+/// etcd), its `apiserver_storage_list_total` of the resource by `storage`.
+fn affinity_lists(control_plane: &lab::kube::ControlPlane) -> (u64, u64) {
+    let text = control_plane
+        .kubectl(&["get", "--raw", "/metrics"])
+        .unwrap();
+    let sum = |storage: &str| -> u64 {
+        text.lines()
+            .filter(|line| {
+                line.starts_with("apiserver_storage_list_total{")
+                    && line.contains("resource=\"blockaffinities\"")
+                    && line.contains(&format!("storage=\"{storage}\""))
+            })
+            .map(|line| {
+                let value = line.rsplit_once(' ').unwrap().1;
+                value.parse::<f64>().unwrap() as u64
+            })
+            .sum()
+    };
+    (sum("watchcache"), sum("etcd"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_claim_and_lists_from_the_watch_cache() {
+    let Some((store, guard)) = support::kubernetes().await else {
+        return;
+    };
+    let control_plane = guard.control_plane().unwrap();
+    let ipam = Ipam::new(store);
+    let mut pool = Pool::new("10.92.0.0/16".parse().unwrap());
+    pool.block_size = 26;
+    ipam.add_pool(pool).await.unwrap();
+    // Once the watch cache of the just created resources has started (before, it
+    // answers 429 and the store lists from etcd).
+    ipam.ensure_blocks("node-warm").await.unwrap();
+
+    let count = || RequestCounts::read(control_plane).unwrap();
+    let before = count();
+    let (cached_before, etcd_before) = affinity_lists(control_plane);
+    for i in 0..CLAIMS {
+        let blocks = ipam.ensure_blocks(&format!("node-{i:02}")).await.unwrap();
+        assert_eq!(blocks.len(), 1, "node-{i:02}: {blocks:?}");
+    }
+    let claims = count().since(&before).only(ipam_requests);
+    let (cached, etcd) = affinity_lists(control_plane);
+    let (cached, etcd) = (cached - cached_before, etcd - etcd_before);
+    println!("LISTs of blockaffinities: {cached} from the watch cache, {etcd} from etcd");
+    within_budget("claim", &claims, CLAIMS, CLAIM_BUDGET);
+    assert_eq!(claims.writes(), 3 * CLAIMS, "{}", claims.render());
+    assert_eq!(
+        cached, CLAIMS,
+        "LISTs of blockaffinities from the watch cache"
     );
+    assert_eq!(etcd, 0, "LISTs of blockaffinities from etcd");
+
+    // Again for a node that has its block: the store's own writes are in what the
+    // cache serves it, so it finds the block and writes nothing.
+    let first = ipam.node_allocations("node-00").await.unwrap().blocks;
+    let before = count();
+    assert_eq!(ipam.ensure_blocks("node-00").await.unwrap(), first);
+    let again = count().since(&before).only(ipam_requests);
+    assert_eq!(again.writes(), 0, "{}", again.render());
 }
 
 /// How long the reader is watched with nothing else running.

@@ -33,6 +33,10 @@ impl<S: Datastore> Datastore for StopAfter<S> {
         self.inner.multi_key_transactions()
     }
 
+    fn keys_per_round_trip(&self) -> usize {
+        self.inner.keys_per_round_trip()
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         self.inner.get(key).await
     }

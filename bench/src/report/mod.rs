@@ -21,6 +21,8 @@ pub enum Unit {
     KiB,
     Bytes,
     Count,
+    /// A count averaged over something (per claim, per run), with its decimals.
+    Average,
     PerSecond,
 }
 
@@ -34,7 +36,7 @@ impl Unit {
             Unit::MiB => "MiB",
             Unit::KiB => "KiB",
             Unit::Bytes => "B",
-            Unit::Count => "",
+            Unit::Count | Unit::Average => "",
             Unit::PerSecond => "/s",
         }
     }
@@ -225,6 +227,7 @@ mod tests {
         assert_eq!(Unit::Milliseconds.format(0.4567), "0.457");
         assert_eq!(Unit::Bytes.format(917.4), "917");
         assert_eq!(Unit::Count.format(3.0), "3");
+        assert_eq!(Unit::Average.format(7.395), "7.39");
     }
 
     #[test]

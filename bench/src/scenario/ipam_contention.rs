@@ -8,12 +8,15 @@
 //!
 //! Three stores, each fresh for every run: etcd (one local member), the Kubernetes
 //! datastore (custom resources through a real kube-apiserver over its own etcd, the
-//! shipped CRDs applied) and SQLite (one file on this host, for reference). Figures per
+//! shipped CRDs applied, the claims started once its watch caches of the listed
+//! resources serve LISTs) and SQLite (one file on this host, for reference). Figures per
 //! store: the p50 and p99 of one node's claim, the time until every node has claimed,
 //! store operations per claim (`ipam::store::operations`: every operation of the
 //! process over the claims, connections left out), conflicts (writes whose
 //! compare-and-swap failed) and retries (`ipam::retries`: attempts that backed off and
-//! read again).
+//! read again); where the time goes: the CPU per claim of the claimers (this process),
+//! of etcd and of kube-apiserver (/proc), and on Kubernetes the API server's own
+//! count of the requests it served (`apiserver_request_total`), LISTs apart.
 //!
 //! Afterwards the run fails unless `ipam check` (the audit `bgpctl ipam check` prints)
 //! finds no problem, every node owns exactly one block, and no block is affine to two
@@ -31,6 +34,7 @@ use ipam::block::Block;
 use ipam::store::operations::{self, Operation, OperationResult};
 use ipam::{Affinity, AffinityState, Datastore, Pool};
 use ipnet::IpNet;
+use lab::kube_metrics::RequestCounts;
 
 use super::Context;
 use crate::report::{Collector, Table, Unit};
@@ -54,12 +58,38 @@ const RATE: &str = "claims per second";
 const OPERATIONS: &str = "store operations per claim";
 const CONFLICTS: &str = "writes that lost a compare-and-swap";
 const RETRIES: &str = "attempts retried";
+const REQUESTS: &str = "API server requests per claim";
+const LISTS: &str = "API server LISTs per claim";
+const CLAIMERS_CPU: &str = "claimers' CPU per claim";
+const ETCD_CPU: &str = "etcd CPU per claim";
+const APISERVER_CPU: &str = "kube-apiserver CPU per claim";
 const PROBLEMS: &str = "ipam check: problems";
 const TWO_NODES: &str = "blocks affine to two nodes (calico#6001)";
 
 pub fn run(context: &Context) -> Result<Table> {
-    let nodes = context.size(5000, 200);
+    let nodes = context
+        .options
+        .nodes
+        .unwrap_or_else(|| context.size(5000, 200));
     let mut collector = Collector::default();
+    for (figure, unit) in [
+        (P50, Unit::Milliseconds),
+        (P99, Unit::Milliseconds),
+        (ALL, Unit::Seconds),
+        (RATE, Unit::PerSecond),
+        (OPERATIONS, Unit::Average),
+        (REQUESTS, Unit::Average),
+        (LISTS, Unit::Average),
+        (CONFLICTS, Unit::Count),
+        (RETRIES, Unit::Count),
+        (CLAIMERS_CPU, Unit::Milliseconds),
+        (ETCD_CPU, Unit::Milliseconds),
+        (APISERVER_CPU, Unit::Milliseconds),
+        (PROBLEMS, Unit::Count),
+        (TWO_NODES, Unit::Count),
+    ] {
+        collector.declare(figure, unit);
+    }
     for figure in [P50, P99] {
         collector.chart(figure);
     }
@@ -79,7 +109,7 @@ pub fn run(context: &Context) -> Result<Table> {
             ));
             let fresh = Fresh::start(store)?;
             let result = runtime
-                .block_on(contend(&fresh.url, nodes))
+                .block_on(contend(&fresh, nodes))
                 .with_context(|| format!("{nodes} nodes claiming on {store}"))?;
             context.progress(format!(
                 "{store}: p50 {:.1} ms, p99 {:.1} ms, all in {:.1} s, {:.1} operations and \
@@ -90,6 +120,9 @@ pub fn run(context: &Context) -> Result<Table> {
                 result.operations,
                 result.retries as f64 / nodes as f64
             ));
+            if let Some(requests) = &result.requests {
+                context.progress(format!("{store}: API server requests: {requests}"));
+            }
             result.add_to(&mut collector, store, nodes);
             result.verdict(store)?;
         }
@@ -106,8 +139,11 @@ pub fn run(context: &Context) -> Result<Table> {
                  every node has claimed. One pool, {POOL} with /{BLOCK_SIZE} blocks. Each store \
                  is fresh for each run: etcd (one local member), the Kubernetes datastore \
                  (custom resources through a real kube-apiserver and its etcd) and SQLite (one \
-                 file, for reference). The claimers run on the harness CPU with 2 runtime \
-                 threads; etcd and kube-apiserver run unpinned, on both CPUs."
+                 file, for reference). On Kubernetes the claims start once the API server's \
+                 watch caches of the pools and affinities serve LISTs, as in a cluster whose \
+                 resources were installed before its nodes joined. The claimers run on the \
+                 harness CPU with 2 runtime threads; etcd and kube-apiserver run unpinned, on \
+                 both CPUs."
             ),
             String::from(
                 "Store operations are every operation the process made during the claims \
@@ -117,6 +153,12 @@ pub fn run(context: &Context) -> Result<Table> {
                  every node owns exactly one block, and no block is affine to two nodes, \
                  counted from the stored blocks and confirmed affinities (Calico's failure, \
                  calico#6001). No other IPAM runs here, so there are no ratio columns.",
+            ),
+            String::from(
+                "Where the time goes: CPU per claim of the claimers (this process), of etcd \
+                 and of kube-apiserver, from /proc over the claims; on Kubernetes the requests \
+                 the API server counted (`apiserver_request_total`, the IPAM resources and \
+                 Nodes), LISTs apart.",
             ),
         ],
         rows: collector.rows(&subjects, "does not apply"),
@@ -129,8 +171,8 @@ pub fn run(context: &Context) -> Result<Table> {
 /// A fresh store and what keeps it alive (stopped, or its file removed, on drop).
 struct Fresh {
     url: String,
-    _etcd: Option<lab::Etcd>,
-    _control_plane: Option<lab::kube::ControlPlane>,
+    etcd: Option<lab::Etcd>,
+    control_plane: Option<lab::kube::ControlPlane>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -138,15 +180,15 @@ impl Fresh {
     fn start(store: &str) -> Result<Fresh> {
         let mut fresh = Fresh {
             url: String::new(),
-            _etcd: None,
-            _control_plane: None,
+            etcd: None,
+            control_plane: None,
             _dir: None,
         };
         match store {
             ETCD => {
                 let etcd = system::on_every_cpu(|| lab::Etcd::on_host().context("starting etcd"))?;
                 fresh.url = etcd.endpoint().replace("http://", "etcd://");
-                fresh._etcd = Some(etcd);
+                fresh.etcd = Some(etcd);
             }
             KUBERNETES => {
                 let control_plane = system::on_every_cpu(|| {
@@ -155,8 +197,9 @@ impl Fresh {
                 control_plane
                     .apply_deploy()
                     .context("applying deploy/crds.yaml and deploy/wren.yaml")?;
+                wait_for_watch_caches(&control_plane)?;
                 fresh.url = format!("kubernetes://{}", control_plane.kubeconfig().display());
-                fresh._control_plane = Some(control_plane);
+                fresh.control_plane = Some(control_plane);
             }
             _ => {
                 let dir = tempfile::tempdir().context("a directory for the SQLite store")?;
@@ -165,6 +208,89 @@ impl Fresh {
             }
         }
         Ok(fresh)
+    }
+
+    /// The store's server processes: etcd's, and kube-apiserver's on Kubernetes.
+    fn servers(&self) -> (Option<u32>, Option<u32>) {
+        match &self.control_plane {
+            Some(control_plane) => (
+                Some(control_plane.etcd().daemon().pid()),
+                Some(control_plane.apiserver().pid()),
+            ),
+            None => (self.etcd.as_ref().map(|etcd| etcd.daemon().pid()), None),
+        }
+    }
+
+    /// The API server's count of the requests it served, on Kubernetes.
+    fn requests(&self) -> Result<Option<RequestCounts>> {
+        self.control_plane
+            .as_ref()
+            .map(|control_plane| {
+                RequestCounts::read(control_plane).context("reading the API server's /metrics")
+            })
+            .transpose()
+    }
+}
+
+/// The IPAM resources whose LISTs the claims send.
+const LISTED: [&str; 2] = ["ippools", "blockaffinities"];
+
+/// Waits until the API server's watch caches of [`LISTED`] serve LISTs, as in a
+/// cluster whose resources were installed before its nodes joined (a LIST from a
+/// cache still starting is refused with 429, and the store lists from etcd instead).
+fn wait_for_watch_caches(control_plane: &lab::kube::ControlPlane) -> Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    for resource in LISTED {
+        let path = format!(
+            "/apis/{}/v1alpha1/{resource}?resourceVersion=0",
+            ipam::kubernetes::GROUP
+        );
+        loop {
+            match control_plane.kubectl(&["get", "--raw", &path]) {
+                Ok(_) => break,
+                Err(error) if Instant::now() > deadline => {
+                    bail!(
+                        "the API server's watch cache of {resource} did not start within 60 s: {error}"
+                    )
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// CPU seconds so far of the claimers (this process), etcd and kube-apiserver.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    claimers: f64,
+    etcd: Option<f64>,
+    apiserver: Option<f64>,
+}
+
+impl Cpu {
+    fn read(fresh: &Fresh) -> Result<Cpu> {
+        let (etcd, apiserver) = fresh.servers();
+        let cpu = |pid: Option<u32>| -> Result<Option<f64>> {
+            pid.map(|pid| system::usage(pid).map(|u| u.cpu_seconds))
+                .transpose()
+        };
+        Ok(Cpu {
+            claimers: system::usage(std::process::id())?.cpu_seconds,
+            etcd: cpu(etcd)?,
+            apiserver: cpu(apiserver)?,
+        })
+    }
+
+    /// Milliseconds per claim since `before`.
+    fn per_claim(&self, before: &Cpu, nodes: usize) -> Cpu {
+        let per = |now: f64, then: f64| (now - then) * 1000.0 / nodes.max(1) as f64;
+        let both = |now: Option<f64>, then: Option<f64>| Some(per(now?, then?));
+        Cpu {
+            claimers: per(self.claimers, before.claimers),
+            etcd: both(self.etcd, before.etcd),
+            apiserver: both(self.apiserver, before.apiserver),
+        }
     }
 }
 
@@ -176,6 +302,10 @@ struct Contention {
     operations: f64,
     conflicts: u64,
     retries: u64,
+    /// CPU per claim, milliseconds.
+    cpu: Cpu,
+    /// The API server's requests over the claims (Kubernetes).
+    requests: Option<Requests>,
     problems: usize,
     check: String,
     two_nodes: Vec<String>,
@@ -193,9 +323,21 @@ impl Contention {
             store,
             nodes as f64 / self.all.max(1e-6),
         );
-        collector.add(OPERATIONS, Unit::Count, store, self.operations);
+        collector.add(OPERATIONS, Unit::Average, store, self.operations);
         collector.add(CONFLICTS, Unit::Count, store, self.conflicts as f64);
         collector.add(RETRIES, Unit::Count, store, self.retries as f64);
+        if let Some(requests) = &self.requests {
+            let per = |count: u64| count as f64 / nodes.max(1) as f64;
+            collector.add(REQUESTS, Unit::Average, store, per(requests.counts.total()));
+            collector.add(LISTS, Unit::Average, store, per(requests.lists()));
+        }
+        collector.add(CLAIMERS_CPU, Unit::Milliseconds, store, self.cpu.claimers);
+        if let Some(etcd) = self.cpu.etcd {
+            collector.add(ETCD_CPU, Unit::Milliseconds, store, etcd);
+        }
+        if let Some(apiserver) = self.cpu.apiserver {
+            collector.add(APISERVER_CPU, Unit::Milliseconds, store, apiserver);
+        }
         collector.add(PROBLEMS, Unit::Count, store, self.problems as f64);
         collector.add(TWO_NODES, Unit::Count, store, self.two_nodes.len() as f64);
     }
@@ -223,8 +365,31 @@ impl Contention {
     }
 }
 
-/// `nodes` nodes claim their first block on the store at `url`, [`IN_FLIGHT`] at once.
-async fn contend(url: &str, nodes: usize) -> Result<Contention> {
+/// The API server's requests of the IPAM resources and Nodes over the claims.
+struct Requests {
+    counts: RequestCounts,
+}
+
+impl Requests {
+    fn lists(&self) -> u64 {
+        self.counts
+            .0
+            .iter()
+            .filter(|(kind, _)| kind.verb == "LIST")
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+impl std::fmt::Display for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.counts.render())
+    }
+}
+
+/// `nodes` nodes claim their first block on the `fresh` store, [`IN_FLIGHT`] at once.
+async fn contend(fresh: &Fresh, nodes: usize) -> Result<Contention> {
+    let url = fresh.url.as_str();
     let admin = ipam::connect(url)
         .await
         .with_context(|| format!("opening {url}"))?;
@@ -240,6 +405,8 @@ async fn contend(url: &str, nodes: usize) -> Result<Contention> {
         );
     }
     let next = Arc::new(AtomicUsize::new(0));
+    let requests_before = fresh.requests()?;
+    let cpu_before = Cpu::read(fresh)?;
     let operations_before = operations::snapshot();
     let retries_before = ipam::retries();
     let started = Instant::now();
@@ -277,6 +444,15 @@ async fn contend(url: &str, nodes: usize) -> Result<Contention> {
     let all = started.elapsed().as_secs_f64();
     let retries = ipam::retries() - retries_before;
     let (count, conflicts) = operations_since(&operations_before);
+    let cpu = Cpu::read(fresh)?.per_claim(&cpu_before, nodes);
+    let requests = match (fresh.requests()?, requests_before) {
+        (Some(after), Some(before)) => Some(Requests {
+            counts: after
+                .since(&before)
+                .only(|kind| kind.group == ipam::kubernetes::GROUP || kind.resource == "nodes"),
+        }),
+        _ => None,
+    };
 
     let mut not_one_block: Vec<String> = (0..nodes)
         .map(node_name)
@@ -297,6 +473,8 @@ async fn contend(url: &str, nodes: usize) -> Result<Contention> {
         operations: count as f64 / nodes.max(1) as f64,
         conflicts,
         retries,
+        cpu,
+        requests,
         problems: report.problems,
         check: report.render(),
         two_nodes,

@@ -72,6 +72,8 @@ pub struct Options {
     pub hold_time: Option<u16>,
     /// The `scale` family's sizes (N), when not its scenarios' own.
     pub sizes: Option<Vec<usize>>,
+    /// scale-ipam's claimers instead of its full or `--quick` size (`--nodes`).
+    pub nodes: Option<usize>,
 }
 
 /// What a scenario gets.

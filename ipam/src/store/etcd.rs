@@ -220,7 +220,7 @@ impl Datastore for EtcdStore {
             .iter()
             .map(|read| match read {
                 Read::Key(key) => TxnOp::get(key.as_str(), None),
-                Read::Prefix(prefix) => {
+                Read::Prefix(prefix) | Read::PrefixFromCache(prefix) => {
                     TxnOp::get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
                 }
                 Read::NodeBlocks(_) => {

@@ -10,7 +10,14 @@
 //! request in flight holds a connection): a GET by name for a key, a LIST for a
 //! prefix, narrowed by label where
 //! the store sets them (a node's affinities by `wren.io/node`; a node's blocks,
-//! `Read::NodeBlocks`, by owner and borrower labels: `blocks.rs`). A watch is one API
+//! `Read::NodeBlocks`, by owner and borrower labels: `blocks.rs`). A LIST is served
+//! from etcd, which reads every object of the kind whatever the label selector (so a
+//! LIST of one node's affinities costs the API server O(every affinity)), except for
+//! `Read::PrefixFromCache`: a LIST from the API server's watch cache, not older than
+//! the latest object of that kind this store wrote (`resourceVersion` of that write,
+//! `resourceVersionMatch=NotOlderThan`; `0`, any, before the first), so the store
+//! never misses its own writes; when the cache cannot answer (504: it did not reach
+//! that version in time) the LIST goes to etcd. A watch is one API
 //! watch per kind, re-listed after `410 Gone` (`watch.rs`); the watch of who uses
 //! the blocks filters what it reports (`blocks::Users`). The node registry is the
 //! cluster's Node objects (`nodes.rs`).
@@ -22,11 +29,13 @@ mod watch;
 
 pub use names::{object_name, safe_name};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, ObjectMeta, PostParams,
-    Preconditions,
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, ObjectList, ObjectMeta, PostParams,
+    Preconditions, VersionMatch,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
@@ -77,6 +86,11 @@ impl Kind {
             Kind::Handle => keys::HANDLES,
             Kind::Config => keys::CONFIG,
         }
+    }
+
+    /// The kind's place in [`Kind::ALL`].
+    fn index(self) -> usize {
+        self as usize
     }
 
     fn of_key(key: &str) -> Option<Kind> {
@@ -147,6 +161,20 @@ pub struct KubernetesStore {
     client: Client,
     /// The API server's URL, named in every error.
     server: String,
+    /// Per kind ([`Kind::index`]), the `resourceVersion` of the latest object this
+    /// store (or a clone) created, replaced or deleted: a list from the watch cache
+    /// asks for a state not older than it, so it never misses the store's own writes.
+    written: Arc<[AtomicU64; Kind::ALL.len()]>,
+}
+
+/// Where a LIST is served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// From etcd, at its current revision (a consistent read).
+    Latest,
+    /// From the API server's watch cache, not older than the store's own latest
+    /// write of the kind (`Read::PrefixFromCache`).
+    Cached,
 }
 
 impl std::fmt::Debug for KubernetesStore {
@@ -206,6 +234,7 @@ impl KubernetesStore {
             url: url.to_string(),
             client,
             server,
+            written: Arc::default(),
         };
         store.current_revision().await?;
         Ok(store)
@@ -299,7 +328,43 @@ impl KubernetesStore {
         }
     }
 
-    async fn list_entries(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+    /// One LIST of `kind`; from the watch cache when `freshness` allows and the cache
+    /// answers (it waits up to a few seconds to reach the store's own latest write of
+    /// the kind, then refuses with 504, and a LIST from etcd follows).
+    async fn list_kind(
+        &self,
+        kind: Kind,
+        params: &ListParams,
+        freshness: Freshness,
+    ) -> Result<ObjectList<DynamicObject>, StoreError> {
+        let api = self.api(kind);
+        if freshness == Freshness::Cached {
+            let written = self.written[kind.index()].load(Ordering::Relaxed);
+            let cached = params
+                .clone()
+                .at(&written.to_string())
+                .matching(VersionMatch::NotOlderThan);
+            match api.list(&cached).await {
+                Ok(list) => return Ok(list),
+                // 504: the cache did not reach the write in time; 410: the version is
+                // compacted away; 429: the cache is still starting.
+                Err(kube::Error::Api(status)) if matches!(status.code, 504 | 410 | 429) => {}
+                Err(e) => return Err(self.error(kind, e)),
+            }
+        }
+        api.list(params).await.map_err(|e| self.error(kind, e))
+    }
+
+    /// Records `revision` as the latest write of `kind` (see `written`).
+    fn wrote(&self, kind: Kind, revision: u64) {
+        self.written[kind.index()].fetch_max(revision, Ordering::Relaxed);
+    }
+
+    async fn list_entries(
+        &self,
+        prefix: &str,
+        freshness: Freshness,
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
         if keys::NODES.starts_with(prefix) || prefix.starts_with(keys::NODES) {
             out.extend(self.list_nodes(prefix).await?);
@@ -318,11 +383,7 @@ impl KubernetesStore {
             {
                 params = params.labels(&format!("{NODE_LABEL}={}", label_value(node)));
             }
-            let list = self
-                .api(kind)
-                .list(&params)
-                .await
-                .map_err(|e| self.error(kind, e))?;
+            let list = self.list_kind(kind, &params, freshness).await?;
             for object in &list.items {
                 if let Some(entry) = self.entry(kind, object)?
                     && entry.key.starts_with(prefix)
@@ -409,9 +470,9 @@ impl KubernetesStore {
         let conflict =
             |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 409 || s.code == 404);
         let committed = |meta: &ObjectMeta| -> Result<Outcome, StoreError> {
-            Ok(Outcome::Committed {
-                revision: self.revision_of(meta)?,
-            })
+            let revision = self.revision_of(meta)?;
+            self.wrote(kind, revision);
+            Ok(Outcome::Committed { revision })
         };
         match (op.action, op.expect) {
             (Action::Check, expect) => {
@@ -492,6 +553,31 @@ impl KubernetesStore {
     }
 }
 
+impl KubernetesStore {
+    /// The reads of a `Datastore::read`: independent requests, [`READS_IN_FLIGHT`] in
+    /// flight together, in order. Each request in flight takes a connection of its own
+    /// (HTTP/1.1): 200 nodes claiming at once with a claim's nine reads all in flight
+    /// opened 1800 TLS connections at once, and the API server refused some (bench
+    /// scale-ipam). `Read::PrefixFromCache` is served from the watch cache.
+    async fn read_all(&self, reads: Vec<Read>) -> Result<Vec<Vec<Entry>>, StoreError> {
+        use futures::{StreamExt as _, TryStreamExt as _};
+        futures::stream::iter(reads)
+            .map(|read| async move {
+                Ok::<_, StoreError>(match read {
+                    Read::Key(key) => self.get_entry(&key).await?.into_iter().collect(),
+                    Read::Prefix(prefix) => self.list_entries(&prefix, Freshness::Latest).await?,
+                    Read::PrefixFromCache(prefix) => {
+                        self.list_entries(&prefix, Freshness::Cached).await?
+                    }
+                    Read::NodeBlocks(node) => self.node_blocks(&node).await?,
+                })
+            })
+            .buffered(READS_IN_FLIGHT)
+            .try_collect()
+            .await
+    }
+}
+
 impl crate::store::Datastore for KubernetesStore {
     fn url(&self) -> &str {
         &self.url
@@ -506,7 +592,7 @@ impl crate::store::Datastore for KubernetesStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
-        self.list_entries(prefix).await
+        self.list_entries(prefix, Freshness::Latest).await
     }
 
     async fn commit(&self, mut txn: Txn) -> Result<Outcome, StoreError> {
@@ -523,22 +609,11 @@ impl crate::store::Datastore for KubernetesStore {
     }
 
     async fn read(&self, reads: Vec<Read>) -> Result<Vec<Vec<Entry>>, StoreError> {
-        use futures::{StreamExt as _, TryStreamExt as _};
-        // Independent requests, [`READS_IN_FLIGHT`] in flight together, in order. Each
-        // request in flight takes a connection of its own (HTTP/1.1): 200 nodes
-        // claiming at once with a claim's nine reads all in flight opened 1800 TLS
-        // connections at once, and the API server refused some (bench scale-ipam).
-        futures::stream::iter(reads)
-            .map(|read| async move {
-                Ok::<_, StoreError>(match read {
-                    Read::Key(key) => self.get_entry(&key).await?.into_iter().collect(),
-                    Read::Prefix(prefix) => self.list_entries(&prefix).await?,
-                    Read::NodeBlocks(node) => self.node_blocks(&node).await?,
-                })
-            })
-            .buffered(READS_IN_FLIGHT)
-            .try_collect()
-            .await
+        self.read_all(reads).await
+    }
+
+    fn keys_per_round_trip(&self) -> usize {
+        READS_IN_FLIGHT
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {

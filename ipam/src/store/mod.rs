@@ -157,6 +157,14 @@ pub enum Read {
     Key(String),
     /// Every key under a prefix, sorted by key.
     Prefix(String),
+    /// [`Read::Prefix`], which the store may serve from a cache it keeps current by
+    /// watching (the Kubernetes API server's watch cache): it can lag behind the
+    /// latest writes of other processes, never behind the writes made through this
+    /// store (or a clone of it). For reads whose staleness the caller's next
+    /// compare-and-swap catches (a claim's first look at the node's own affinities);
+    /// a caller that lost a compare-and-swap re-reads with [`Read::Prefix`]. SQLite
+    /// and etcd read it as [`Read::Prefix`].
+    PrefixFromCache(String),
     /// The blocks (under `keys::BLOCKS`) whose record names this node as its
     /// `affinity` or as an allocation's `borrower`, sorted by key: what a node
     /// advertises. The Kubernetes store lists them by label (see `kubernetes.rs`),
@@ -282,6 +290,15 @@ pub trait Datastore: Send + Sync + 'static {
         &self,
         reads: Vec<Read>,
     ) -> impl Future<Output = Result<Vec<Vec<Entry>>, StoreError>> + Send;
+
+    /// How many [`Read::Key`] reads of one [`Datastore::read`] take one round trip: a
+    /// caller looking for the first of several keys that is absent reads them in
+    /// batches of this size and stops at the first batch that has one. SQLite and etcd
+    /// read any number at once; the Kubernetes store sends a request per key, a few in
+    /// flight at a time.
+    fn keys_per_round_trip(&self) -> usize {
+        usize::MAX
+    }
 
     /// The store's current revision (its change counter).
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
@@ -425,6 +442,14 @@ impl Datastore for AnyStore {
             }
         })
         .await
+    }
+
+    fn keys_per_round_trip(&self) -> usize {
+        match self {
+            AnyStore::Sqlite(s) => s.keys_per_round_trip(),
+            AnyStore::Etcd(s) => s.keys_per_round_trip(),
+            AnyStore::Kubernetes(s) => s.keys_per_round_trip(),
+        }
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {

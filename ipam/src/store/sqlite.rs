@@ -109,7 +109,9 @@ impl Datastore for SqliteStore {
                 for read in &reads {
                     out.push(match read {
                         Read::Key(key) => get_blocking(&tx, key)?.into_iter().collect(),
-                        Read::Prefix(prefix) => list_blocking(&tx, prefix)?,
+                        Read::Prefix(prefix) | Read::PrefixFromCache(prefix) => {
+                            list_blocking(&tx, prefix)?
+                        }
                         Read::NodeBlocks(node) => {
                             super::node_blocks(list_blocking(&tx, crate::keys::BLOCKS)?, node)
                         }

@@ -25,6 +25,10 @@ impl<S: Datastore> Datastore for Counting<S> {
         self.store.multi_key_transactions()
     }
 
+    fn keys_per_round_trip(&self) -> usize {
+        self.store.keys_per_round_trip()
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let found = self.store.get(key).await?;
         self.entries

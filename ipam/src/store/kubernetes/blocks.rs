@@ -12,7 +12,7 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use super::names::label_value;
-use super::{Kind, KubernetesStore, NODE_LABEL};
+use super::{Freshness, Kind, KubernetesStore, NODE_LABEL};
 use crate::block::Block;
 use crate::store::{Entry, StoreError, block_names_node};
 
@@ -127,14 +127,16 @@ impl KubernetesStore {
     /// sent together, each block once, sorted by key.
     pub(super) async fn node_blocks(&self, node: &str) -> Result<Vec<Entry>, StoreError> {
         let kind = Kind::Block;
-        let api = self.api(kind);
         let [owner, borrower] = selectors(node);
+        let (owner, borrower) = (
+            ListParams::default().labels(&owner),
+            ListParams::default().labels(&borrower),
+        );
         let (owned, borrowed) = futures::future::try_join(
-            api.list(&ListParams::default().labels(&owner)),
-            api.list(&ListParams::default().labels(&borrower)),
+            self.list_kind(kind, &owner, Freshness::Latest),
+            self.list_kind(kind, &borrower, Freshness::Latest),
         )
-        .await
-        .map_err(|e| self.error(kind, e))?;
+        .await?;
         let mut out: Vec<Entry> = Vec::new();
         for object in owned.items.iter().chain(&borrowed.items) {
             if let Some(entry) = self.entry(kind, object)?
