@@ -65,16 +65,13 @@ struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u16).range(3..=65535))]
     hold_time: Option<u16>,
     /// Sizes (N simulated nodes) of scale-mesh, scale-reflector and scale-churn,
-    /// comma-separated, instead of their own (e.g. 1000,2500).
+    /// comma-separated, instead of their own (e.g. 1000,2500); scale-ipam takes one:
+    /// the nodes that claim.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(10..=10000))]
     sizes: Option<Vec<u64>>,
     /// Where results go (default bench/results, or bench/results-quick with --quick).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// scale-ipam only: how many simulated nodes claim (default 5000, or 200 with
-    /// --quick).
-    #[arg(long)]
-    nodes: Option<usize>,
 }
 
 fn main() {
@@ -104,27 +101,29 @@ fn run(cli: Cli) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let scale_options = [
-        ("--hold-time", cli.hold_time.is_some()),
-        ("--sizes", cli.sizes.is_some()),
+        (
+            "--hold-time",
+            cli.hold_time.is_some(),
+            &SCALE_SESSION_SCENARIOS[..],
+        ),
+        ("--sizes", cli.sizes.is_some(), &SCALE[..]),
     ];
-    for (option, given) in scale_options {
+    for (option, given, applies) in scale_options {
         if let Some(other) = scenarios
             .iter()
-            .find(|s| given && !SCALE_SESSION_SCENARIOS.contains(&s.as_str()))
+            .find(|s| given && !applies.contains(&s.as_str()))
         {
             bail!(
                 "{option} applies to {} only, not to {other}",
-                SCALE_SESSION_SCENARIOS.join(", ")
+                applies.join(", ")
             );
         }
     }
-    if let Some(nodes) = cli.nodes {
-        if nodes == 0 {
-            bail!("--nodes must be at least 1");
-        }
-        if scenarios.iter().any(|name| name != "scale-ipam") {
-            bail!("--nodes applies to scale-ipam alone; run it by itself with --nodes");
-        }
+    if let Some(sizes) = &cli.sizes
+        && sizes.len() > 1
+        && scenarios.iter().any(|s| s == "scale-ipam")
+    {
+        bail!("--sizes: scale-ipam runs one size (the nodes that claim), not {sizes:?}");
     }
     let options = Options {
         quick: cli.quick,
@@ -135,7 +134,6 @@ fn run(cli: Cli) -> Result<()> {
         sizes: cli
             .sizes
             .map(|sizes| sizes.into_iter().map(|n| n as usize).collect()),
-        nodes: cli.nodes,
     };
     let out = cli.out.clone().unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(if cli.quick {

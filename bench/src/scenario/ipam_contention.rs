@@ -67,10 +67,13 @@ const PROBLEMS: &str = "ipam check: problems";
 const TWO_NODES: &str = "blocks affine to two nodes (calico#6001)";
 
 pub fn run(context: &Context) -> Result<Table> {
-    let nodes = context
-        .options
-        .nodes
-        .unwrap_or_else(|| context.size(5000, 200));
+    let nodes = match context.options.sizes.as_deref() {
+        None => context.size(5000, 200),
+        Some(&[nodes]) => nodes,
+        Some(sizes) => {
+            bail!("--sizes: scale-ipam runs one size (the nodes that claim), not {sizes:?}")
+        }
+    };
     let mut collector = Collector::default();
     for (figure, unit) in [
         (P50, Unit::Milliseconds),

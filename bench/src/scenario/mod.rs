@@ -70,10 +70,9 @@ pub struct Options {
     /// The `scale` family's session hold time, when not its default
     /// ([`scale::DEFAULT_HOLD_TIME`]); its results then go to files named with it.
     pub hold_time: Option<u16>,
-    /// The `scale` family's sizes (N), when not its scenarios' own.
+    /// The `scale` family's sizes (N), when not its scenarios' own (scale-ipam takes
+    /// one: its claimers).
     pub sizes: Option<Vec<usize>>,
-    /// scale-ipam's claimers instead of its full or `--quick` size (`--nodes`).
-    pub nodes: Option<usize>,
 }
 
 /// What a scenario gets.

@@ -349,7 +349,6 @@ mod tests {
             require_wren: true,
             hold_time: None,
             sizes: None,
-            nodes: None,
         };
         let bench = Bench::new().unwrap();
         let table = crate::scenario::run("scale-mesh", &options, &bench).unwrap();
