@@ -169,6 +169,9 @@ struct Scratch {
     hops_before: Vec<FibNextHop>,
     hops_after: Vec<FibNextHop>,
     slots: Vec<u32>,
+    /// Where a peer's batch of UPDATEs is encoded before it is copied out at its
+    /// length (see `adj_rib_out::flush_peer`).
+    batch: bytes::BytesMut,
 }
 
 impl Rib {
