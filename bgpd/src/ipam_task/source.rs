@@ -112,8 +112,9 @@ struct Source {
     /// The store revision of the last synchronisation (a re-read at the same
     /// revision is skipped).
     revision: Option<u64>,
-    /// The error being reported, and when it was last logged.
-    failing: Option<(String, Instant)>,
+    /// The error being reported, when it was last logged, and whether it was an API
+    /// server outage that `ipam::outage` tells (then its return is told there too).
+    failing: Option<(String, Instant, bool)>,
     /// This node was missing from the registry at the last mesh read (said once).
     unregistered: bool,
     /// The pools the node's VXLAN tunnel endpoints were last made for.
@@ -155,8 +156,15 @@ impl Source {
         self.sync_dataplane(&ipam).await?;
         self.handle.set_client(Some(ipam.clone()));
         self.handle.set_reachable(Ok(()));
-        if let Some((error, _)) = self.failing.take() {
-            tracing::info!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
+        match self.failing.take() {
+            // `ipam::outage` says once that the API server is back.
+            Some((error, _, true)) => {
+                tracing::debug!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
+            }
+            Some((error, _, false)) => {
+                tracing::info!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
+            }
+            None => {}
         }
         let mut resync = tokio::time::interval(self.settings.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -575,7 +583,7 @@ impl Source {
         let text = error.to_string();
         let now = Instant::now();
         let repeat = match &self.failing {
-            Some((last, at)) => *last != text || now.duration_since(*at) >= REPEAT_ERROR,
+            Some((last, at, _)) => *last != text || now.duration_since(*at) >= REPEAT_ERROR,
             None => true,
         };
         if repeat {
@@ -585,15 +593,15 @@ impl Source {
                 "no IPAM block is advertised yet"
             };
             // An API server outage is told once, by `ipam::outage`.
-            if ipam::outage::failing_servers()
+            let outage = ipam::outage::failing_servers()
                 .iter()
-                .any(|server| text.contains(server.as_str()))
-            {
+                .any(|server| text.contains(server.as_str()));
+            if outage {
                 tracing::debug!("ipam: {text}; {what}; retrying");
             } else {
                 tracing::error!("ipam: {text}; {what}; retrying");
             }
-            self.failing = Some((text, now));
+            self.failing = Some((text, now, outage));
         }
     }
 }
