@@ -42,7 +42,8 @@ pub async fn run(mut inputs: Inputs) {
     let mut peers = PeerTimes::default();
     let mut written: Option<WrenNodeStatus> = None;
     let mut last_write: Option<Instant> = None;
-    let mut failing: Option<String> = None;
+    // The error being reported, and whether it was logged as a warning.
+    let mut failing: Option<(String, bool)> = None;
     let mut converging = true;
     let mut ipam_running = true;
     let mut look = tokio::time::interval(LOOK_INTERVAL);
@@ -70,22 +71,33 @@ pub async fn run(mut inputs: Inputs) {
             .await
         {
             Ok(()) => {
-                if let Some(error) = failing.take() {
-                    tracing::info!(node = %inputs.node, "WrenNode status written again (was: {error})");
+                match failing.take() {
+                    Some((error, true)) => {
+                        tracing::info!(node = %inputs.node, "WrenNode status written again (was: {error})");
+                    }
+                    Some((error, false)) => {
+                        tracing::debug!(node = %inputs.node, "WrenNode status written again (was: {error})");
+                    }
+                    None => {}
                 }
                 written = Some(status);
                 last_write = Some(Instant::now());
             }
             Err(error) => {
                 let text = error.to_string();
-                if failing.as_deref() != Some(text.as_str()) {
-                    // An outage is told once, by `ipam::outage`.
-                    if ipam::outage::is_failing(&inputs.api_server) {
+                // An outage is told once, by `ipam::outage`; a first failure may come
+                // before the watches have noticed one (they fail at the same moment),
+                // so it is a warning from its second sighting in a row.
+                let outage = ipam::outage::is_failing(&inputs.api_server);
+                let told = matches!(&failing, Some((last, logged)) if *last == text && (*logged || outage));
+                if !told {
+                    let quiet = outage || failing.is_none();
+                    if quiet {
                         tracing::debug!("{text}; trying again in {LOOK_INTERVAL:?}");
                     } else {
                         tracing::warn!("{text}; trying again in {LOOK_INTERVAL:?}");
                     }
-                    failing = Some(text);
+                    failing = Some((text, !quiet));
                 }
             }
         }

@@ -112,8 +112,8 @@ struct Source {
     /// The store revision of the last synchronisation (a re-read at the same
     /// revision is skipped).
     revision: Option<u64>,
-    /// The error being reported, when it was last logged, and whether it was an API
-    /// server outage that `ipam::outage` tells (then its return is told there too).
+    /// The error being reported, when it was last seen, and whether it was logged as
+    /// an error (not when `ipam::outage` tells it: then its return is told there too).
     failing: Option<(String, Instant, bool)>,
     /// This node was missing from the registry at the last mesh read (said once).
     unregistered: bool,
@@ -157,12 +157,12 @@ impl Source {
         self.handle.set_client(Some(ipam.clone()));
         self.handle.set_reachable(Ok(()));
         match self.failing.take() {
-            // `ipam::outage` says once that the API server is back.
             Some((error, _, true)) => {
-                tracing::debug!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
-            }
-            Some((error, _, false)) => {
                 tracing::info!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
+            }
+            // Not logged as an error: `ipam::outage` says once that it is back.
+            Some((error, _, false)) => {
+                tracing::debug!(datastore = %self.settings.datastore, "ipam: datastore reachable again (was: {error})");
             }
             None => {}
         }
@@ -578,12 +578,19 @@ impl Source {
         }
     }
 
-    /// Logs a datastore error: once, again when it changes, and once a minute.
+    /// Logs a datastore error: once, again when it changes, and once a minute. An
+    /// API server outage is told once, by `ipam::outage`, so an API server's error
+    /// is logged here only when that module does not tell it, and only from its
+    /// second sighting in a row: the first may come before the watches have noticed
+    /// the outage (this task's request and the watches fail at the same moment).
     fn report(&mut self, error: &IpamError) {
         let text = error.to_string();
         let now = Instant::now();
+        let first = self.failing.is_none();
         let repeat = match &self.failing {
-            Some((last, at, _)) => *last != text || now.duration_since(*at) >= REPEAT_ERROR,
+            Some((last, at, logged)) => {
+                *last != text || now.duration_since(*at) >= REPEAT_ERROR || !logged
+            }
             None => true,
         };
         if repeat {
@@ -592,16 +599,16 @@ impl Source {
             } else {
                 "no IPAM block is advertised yet"
             };
-            // An API server outage is told once, by `ipam::outage`.
             let outage = ipam::outage::failing_servers()
                 .iter()
                 .any(|server| text.contains(server.as_str()));
-            if outage {
+            let quiet = outage || (first && text.contains("API server "));
+            if quiet {
                 tracing::debug!("ipam: {text}; {what}; retrying");
             } else {
                 tracing::error!("ipam: {text}; {what}; retrying");
             }
-            self.failing = Some((text, now, outage));
+            self.failing = Some((text, now, !quiet));
         }
     }
 }
