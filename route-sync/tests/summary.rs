@@ -27,10 +27,29 @@ fn addr(text: &str) -> IpAddr {
 
 /// The summary equals what the snapshot lists; returns the routes per
 /// (IPv6, kind).
+///
+/// The task keeps working between the snapshot and the summary (a link event of
+/// the fresh veth makes it dump the kernel again, which counts a resync), so the
+/// two are compared only when the summary read before the snapshot equals the
+/// one read after it: the counters only grow, so the task published nothing in
+/// between and the snapshot shows that same moment.
 async fn agree(fib: &FibHandle) -> Result<BTreeMap<(bool, String), u64>> {
     fib.sync().await?;
-    let snapshot = fib.snapshot().await?;
-    let summary = fib.summary()?;
+    let mut attempts = 0;
+    let (snapshot, summary) = loop {
+        let before = fib.summary()?;
+        let snapshot = fib.snapshot().await?;
+        let after = fib.summary()?;
+        if before == after {
+            break (snapshot, after);
+        }
+        attempts += 1;
+        ensure!(
+            attempts < 50,
+            "the summary changed across each of 50 snapshots: {before:?}, then {after:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let mut listed = BTreeMap::new();
     for route in &snapshot.installed {
         *listed
