@@ -13,13 +13,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use ipnet::Ipv4Net;
 
-use super::Context;
+use super::{Context, daemon_columns};
 use crate::dut::{DUT_ASN, DutConfig, Kind};
 use crate::generator::updates::{self, Role};
 use crate::generator::{Peer, PeerSpec, Watch};
-use crate::report::{Collector, Unit};
+use crate::report::{Collector, Table};
 use crate::routelog::{Key, RouteLog};
 use crate::topology::Slot;
+
+mod figures;
+mod recorder;
+
+pub use figures::{Figure, SizeFigures};
+pub use recorder::Recorder;
 
 /// Hold time of every session in the scale scenarios unless `--hold-time` says otherwise:
 /// the short one of the issue (9 s; keepalives every 3 s), so a peer or daemon that falls
@@ -48,18 +54,6 @@ pub fn result_name(context: &Context, scenario: &str) -> String {
     }
 }
 
-/// The figure names of one size of a scale scenario.
-pub trait SizeFigures {
-    /// N.
-    fn size(&self) -> usize;
-    /// The figure charted against N on the time chart (seconds).
-    fn time(&self) -> &str;
-    /// The figure charted against N on the memory chart.
-    fn memory(&self) -> &str;
-    /// Every figure but [`SizeFigures::time`], with its unit, in table order.
-    fn rest(&self) -> Vec<(&str, Unit)>;
-}
-
 /// The daemons to run: GoBGP is left out (its FIB does not work here, and these
 /// scenarios time the kernel and originate a block).
 pub fn kinds(context: &Context, collector: &mut Collector) -> Result<Vec<Kind>> {
@@ -74,39 +68,49 @@ pub fn kinds(context: &Context, collector: &mut Collector) -> Result<Vec<Kind>> 
     Ok(kinds)
 }
 
-/// Declares every size's figures (the time rows first, so they lead the table) and marks
-/// the charted ones; then measures every kind at every size, runs interleaved, sizes
-/// in order, kinds alternating within a size.
-pub fn measure_all<F: SizeFigures, O>(
+/// What a scale scenario measured of one kind at one size, recorded into that size's
+/// figures `F`.
+pub trait Measurement<F> {
+    fn record(self, figures: &F, recorder: &mut Recorder);
+}
+
+/// Names every size's figures with `name` and declares them (the time rows first, so
+/// they lead the table), marking the charted ones; then measures every kind at every
+/// size, runs interleaved, sizes in order, kinds alternating within a size.
+pub fn measure_all<F, M: Measurement<F>>(
     context: &Context,
     collector: &mut Collector,
     kinds: &[Kind],
-    figures: &[F],
-    mut measure: impl FnMut(Kind, usize) -> Result<O>,
-    mut record: impl FnMut(O, &mut Collector, &F, Kind),
+    sizes: &[usize],
+    name: impl Fn(&mut SizeFigures) -> F,
+    mut measure: impl FnMut(Kind, usize) -> Result<M>,
 ) -> Result<()> {
-    for f in figures {
-        collector.chart(f.time());
-        collector.declare(f.time(), Unit::Seconds);
+    let figures: Vec<(SizeFigures, F)> = sizes
+        .iter()
+        .map(|&size| {
+            let mut all = SizeFigures::new(size);
+            let figures = name(&mut all);
+            (all, figures)
+        })
+        .collect();
+    for (all, _) in &figures {
+        all.declare_time(collector);
     }
-    for f in figures {
-        for (figure, unit) in f.rest() {
-            collector.declare(figure, unit);
-        }
-        collector.chart(f.memory());
+    for (all, _) in &figures {
+        all.declare_rest(collector);
     }
     for run in 1..=context.runs() {
-        for f in figures {
+        for (all, f) in &figures {
+            let size = all.size();
             for &kind in kinds {
                 context.progress(format!(
-                    "{} run {run}/{}: N = {}",
+                    "{} run {run}/{}: N = {size}",
                     kind.name(),
                     context.runs(),
-                    f.size()
                 ));
-                let outcome = context.attempt(collector, kind, || measure(kind, f.size()))?;
+                let outcome = context.attempt(collector, kind, || measure(kind, size))?;
                 if let Some(outcome) = outcome {
-                    record(outcome, collector, f, kind);
+                    outcome.record(f, &mut Recorder::new(context, collector, size, kind));
                 }
             }
         }
@@ -114,18 +118,26 @@ pub fn measure_all<F: SizeFigures, O>(
     Ok(())
 }
 
-/// Records that `subject` fell short on `figure` (a count instead of a time): progress
-/// line, remark, and the cell's reason.
-pub fn short(
+/// A scale scenario's table: the rows of `collector` with a column per daemon and Wren's
+/// ratios, named by [`result_name`] of `scenario`, with one paragraph of notes.
+pub fn table(
     context: &Context,
-    collector: &mut Collector,
-    figure: &str,
-    subject: &str,
-    what: String,
-) {
-    context.progress(format!("{subject}: {figure}: {what}"));
-    collector.not_applicable(figure, subject, what.clone());
-    collector.remark(figure, subject, what);
+    collector: &Collector,
+    scenario: &str,
+    title: String,
+    note: String,
+    chart_axis: &str,
+) -> Table {
+    let (subjects, ratios) = daemon_columns();
+    Table {
+        scenario: result_name(context, scenario),
+        title,
+        notes: vec![note],
+        rows: collector.rows(&subjects, "does not apply"),
+        subjects,
+        ratios,
+        chart_axis: chart_axis.to_owned(),
+    }
 }
 
 /// The block of node `i`.
@@ -282,16 +294,42 @@ pub fn own_rss() -> Result<u64> {
     Ok(crate::system::usage(std::process::id())?.rss)
 }
 
-/// A test's look at a table: the first run of `figure` for `subject` (panics when there is
-/// none, with the reason the cell gives).
+/// A test's run of `scenario` with `--quick` against a real bgpd (the debug build CI
+/// makes) alone; `None` when the lab or bgpd is missing and `WREN_REQUIRE_LAB` is not 1.
 #[cfg(test)]
-pub fn first_run(table: &crate::report::Table, figure: &str, subject: &str) -> f64 {
+#[allow(clippy::unwrap_used)] // tests may unwrap
+pub fn quick_with_wren(scenario: &str) -> Option<Table> {
+    let _ready = lab::require!(Root)?;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    if !crate::dut::wren_for_test(&test) {
+        return None;
+    }
+    let options = super::Options {
+        quick: true,
+        runs: 1,
+        daemons: vec![Kind::Wren],
+        require_wren: true,
+        hold_time: None,
+        sizes: None,
+    };
+    let bench = crate::topology::Bench::new().unwrap();
+    Some(super::run(scenario, &options, &bench).unwrap())
+}
+
+/// A test's look at a table: Wren's first run of `figure` (panics when there is none,
+/// with the reason the cell gives).
+#[cfg(test)]
+pub fn wren_first_run(table: &Table, figure: &Figure) -> f64 {
+    let figure = figure.name();
     let Some(row) = table.rows.iter().find(|r| r.label == figure) else {
         panic!("no row {figure:?}");
     };
-    match row.cells.get(subject) {
+    match row.cells.get(Kind::Wren.name()) {
         Some(crate::report::Cell::Runs(values)) if !values.is_empty() => values[0],
         Some(crate::report::Cell::Missing(reason)) => panic!("{figure}: {reason}"),
-        other => panic!("{figure}: {subject}: {other:?}"),
+        other => panic!("{figure}: Wren: {other:?}"),
     }
 }

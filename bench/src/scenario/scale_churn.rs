@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::scale::{self, SizeFigures};
+use super::scale::{self, Figure, Recorder, SizeFigures};
 use super::scale_reflector::{self as reflector, Side};
-use super::{Context, daemon_columns, list, seconds};
+use super::{Context, list, seconds};
 use crate::dut::Kind;
 use crate::generator::Watch;
 use crate::report::{Collector, Table, Unit};
@@ -40,24 +40,25 @@ pub fn run(context: &Context) -> Result<Table> {
     let kinds = scale::kinds(context, &mut collector)?;
     let largest = sizes.iter().copied().max().unwrap_or(0);
     scale::check_open_files(2 * largest)?;
-    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n, hold)).collect();
+    let name = |all: &mut SizeFigures| Figures::new(all, hold);
     scale::measure_all(
         context,
         &mut collector,
         &kinds,
-        &figures,
+        &sizes,
+        name,
         |kind, size| measure(context, kind, size, limit, period),
-        |outcome, collector, f, kind| outcome.record(collector, f, kind, context),
     )?;
-    let (subjects, ratios) = daemon_columns();
-    Ok(Table {
-        scenario: scale::result_name(context, "scale-churn"),
-        title: format!(
+    Ok(scale::table(
+        context,
+        &collector,
+        "scale-churn",
+        format!(
             "scale-churn: two route reflectors, {} simulated clients, a tenth flapping over {} s",
             list(&sizes),
             period.as_secs()
         ),
-        notes: vec![format!(
+        format!(
             "Two daemons of one kind (AS 64512) as in scale-reflector (every client a passive \
              iBGP route reflector client of both, hold time {hold} s). Once every client has \
              every block, one client in {FLAPPING_ONE_IN} flaps, one after another spread over \
@@ -72,76 +73,61 @@ pub fn run(context: &Context) -> Result<Table> {
             period.as_secs(),
             DOWN.as_secs(),
             limit.as_secs()
-        )],
-        rows: collector.rows(&subjects, "does not apply"),
-        subjects,
-        ratios,
-        chart_axis: "seconds a stable client waits for a flapped block; CPU seconds".into(),
-    })
+        ),
+        "seconds a stable client waits for a flapped block; CPU seconds",
+    ))
 }
 
-/// The figure names of one size.
+/// The figures of one size.
 struct Figures {
-    size: usize,
-    converged: String,
-    worst: String,
-    median: String,
-    p99: String,
-    cpu: String,
-    churn: String,
-    stable_withdrawn: String,
-    missing: String,
-    lost: String,
+    converged: Figure,
+    worst: Figure,
+    median: Figure,
+    p99: Figure,
+    cpu: Figure,
+    churn: Figure,
+    stable_withdrawn: Figure,
+    missing: Figure,
+    lost: Figure,
 }
 
 impl Figures {
-    fn new(n: usize, hold: u16) -> Figures {
+    fn new(all: &mut SizeFigures, hold: u16) -> Figures {
+        let n = all.size();
         let flapping = n / FLAPPING_ONE_IN;
+        let flaps = format!("{n} clients, {flapping} flapping");
         Figures {
-            size: n,
-            converged: format!("{n} clients: every client has every block (before the churn)"),
-            worst: format!("{n} clients, {flapping} flapping: worst wait for a flapped block"),
-            median: format!("{n} clients, {flapping} flapping: median wait for a flapped block"),
-            p99: format!("{n} clients, {flapping} flapping: p99 wait for a flapped block"),
-            cpu: format!("{n} clients, {flapping} flapping: CPU of both reflectors"),
-            churn: format!(
-                "{n} clients, {flapping} flapping: first flap to every block back everywhere"
+            worst: all.time(format!("{flaps}: worst wait for a flapped block")),
+            p99: all.add(
+                format!("{flaps}: p99 wait for a flapped block"),
+                Unit::Seconds,
             ),
-            stable_withdrawn: format!(
-                "{n} clients, {flapping} flapping: stable blocks withdrawn from stable clients"
+            median: all.add(
+                format!("{flaps}: median wait for a flapped block"),
+                Unit::Seconds,
             ),
-            missing: format!(
-                "{n} clients, {flapping} flapping: flapped blocks missing at stable clients"
+            churn: all.add(
+                format!("{flaps}: first flap to every block back everywhere"),
+                Unit::Seconds,
             ),
-            lost: format!("{n} clients: stable sessions lost (hold time {hold} s)"),
+            converged: all.add(
+                format!("{n} clients: every client has every block (before the churn)"),
+                Unit::Seconds,
+            ),
+            cpu: all.memory(format!("{flaps}: CPU of both reflectors"), Unit::CpuSeconds),
+            stable_withdrawn: all.add(
+                format!("{flaps}: stable blocks withdrawn from stable clients"),
+                Unit::Count,
+            ),
+            missing: all.add(
+                format!("{flaps}: flapped blocks missing at stable clients"),
+                Unit::Count,
+            ),
+            lost: all.add(
+                format!("{n} clients: stable sessions lost (hold time {hold} s)"),
+                Unit::Count,
+            ),
         }
-    }
-}
-
-impl SizeFigures for Figures {
-    fn size(&self) -> usize {
-        self.size
-    }
-
-    fn time(&self) -> &str {
-        &self.worst
-    }
-
-    fn memory(&self) -> &str {
-        &self.cpu
-    }
-
-    fn rest(&self) -> Vec<(&str, Unit)> {
-        vec![
-            (self.p99.as_str(), Unit::Seconds),
-            (self.median.as_str(), Unit::Seconds),
-            (self.churn.as_str(), Unit::Seconds),
-            (self.converged.as_str(), Unit::Seconds),
-            (self.cpu.as_str(), Unit::CpuSeconds),
-            (self.stable_withdrawn.as_str(), Unit::Count),
-            (self.missing.as_str(), Unit::Count),
-            (self.lost.as_str(), Unit::Count),
-        ]
     }
 }
 
@@ -166,11 +152,9 @@ struct Churn {
     lost: usize,
 }
 
-impl Outcome {
-    fn record(self, collector: &mut Collector, f: &Figures, kind: Kind, context: &Context) {
-        let subject = kind.name();
-        let converged = (f.converged.as_str(), f.size, self.limit);
-        reflector::record_converged(context, collector, converged, subject, self.converged);
+impl scale::Measurement<Figures> for Outcome {
+    fn record(self, f: &Figures, recorder: &mut Recorder) {
+        reflector::record_converged(recorder, &f.converged, self.limit, self.converged);
         let Some(churn) = self.churn else {
             return;
         };
@@ -178,18 +162,18 @@ impl Outcome {
             let quantiles = [(&f.median, 0.5), (&f.p99, 0.99), (&f.worst, 1.0)];
             for (figure, q) in quantiles {
                 if let Some(value) = percentile(&churn.waits, q) {
-                    collector.add(figure, Unit::Seconds, subject, value);
+                    recorder.add(figure, value);
                 }
             }
-            collector.add(&f.churn, Unit::Seconds, subject, churn.took);
+            recorder.add(&f.churn, churn.took);
             if churn.kept > 0 {
                 let what = format!(
                     "{} (stable session, flapped block) pairs kept the block through its flap \
                      (never withdrawn), left out of the waits",
                     churn.kept
                 );
-                context.progress(format!("{subject}: {what}"));
-                collector.remark(&f.worst, subject, what);
+                recorder.progress(&what);
+                recorder.remark(&f.worst, what);
             }
         } else {
             let what = format!(
@@ -198,14 +182,13 @@ impl Outcome {
                 churn.missing, churn.took
             );
             for figure in [&f.median, &f.p99, &f.worst, &f.churn] {
-                scale::short(context, collector, figure, subject, what.clone());
+                recorder.short(figure, what.clone());
             }
         }
-        collector.add(&f.cpu, Unit::CpuSeconds, subject, churn.cpu);
-        let withdrawn = churn.stable_withdrawn as f64;
-        collector.add(&f.stable_withdrawn, Unit::Count, subject, withdrawn);
-        collector.add(&f.missing, Unit::Count, subject, churn.missing as f64);
-        collector.add(&f.lost, Unit::Count, subject, churn.lost as f64);
+        recorder.add(&f.cpu, churn.cpu);
+        recorder.add(&f.stable_withdrawn, churn.stable_withdrawn as f64);
+        recorder.add(&f.missing, churn.missing as f64);
+        recorder.add(&f.lost, churn.lost as f64);
     }
 }
 
@@ -401,8 +384,6 @@ fn all_back(peer: &crate::generator::Peer, watch: &Watch, flaps: &[Flap]) -> boo
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::scenario::Options;
-    use crate::topology::Bench;
 
     #[test]
     fn one_client_in_ten_flaps() {
@@ -415,24 +396,11 @@ mod tests {
     /// client, no stable block is withdrawn, no stable session is lost.
     #[test]
     fn quick_churn_brings_every_flapped_block_back_with_wren() {
-        let Some(_ready) = lab::require!(Root) else {
+        let Some(table) = scale::quick_with_wren("scale-churn") else {
             return;
         };
-        if !crate::dut::wren_for_test("quick_churn_brings_every_flapped_block_back_with_wren") {
-            return;
-        }
-        let options = Options {
-            quick: true,
-            runs: 1,
-            daemons: vec![Kind::Wren],
-            require_wren: true,
-            hold_time: None,
-            sizes: None,
-        };
-        let bench = Bench::new().unwrap();
-        let table = crate::scenario::run("scale-churn", &options, &bench).unwrap();
-        let figures = Figures::new(50, scale::DEFAULT_HOLD_TIME);
-        let value = |figure: &str| scale::first_run(&table, figure, "Wren");
+        let figures = Figures::new(&mut SizeFigures::new(50), scale::DEFAULT_HOLD_TIME);
+        let value = |figure| scale::wren_first_run(&table, figure);
         assert_eq!(value(&figures.missing), 0.0);
         assert_eq!(value(&figures.stable_withdrawn), 0.0);
         assert_eq!(value(&figures.lost), 0.0);

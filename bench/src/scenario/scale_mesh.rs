@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::scale::{self, SizeFigures};
-use super::{Context, daemon_columns, list, mib, seconds};
+use super::scale::{self, Figure, Recorder, SizeFigures};
+use super::{Context, list, mib, seconds};
 use crate::dut::{Dut, Kind};
 use crate::generator::{Peer, wait_all_established};
 use crate::report::{Collector, Table, Unit};
@@ -34,23 +34,24 @@ pub fn run(context: &Context) -> Result<Table> {
     let kinds = scale::kinds(context, &mut collector)?;
     let largest = sizes.iter().copied().max().unwrap_or(0);
     scale::check_open_files(largest + 1)?;
-    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n, idle, hold)).collect();
+    let name = |all: &mut SizeFigures| Figures::new(all, idle, hold);
     scale::measure_all(
         context,
         &mut collector,
         &kinds,
-        &figures,
+        &sizes,
+        name,
         |kind, size| measure(context, kind, size, limit, idle),
-        |outcome, collector, f, kind| outcome.record(collector, f, kind, context),
     )?;
-    let (subjects, ratios) = daemon_columns();
-    Ok(Table {
-        scenario: scale::result_name(context, "scale-mesh"),
-        title: format!(
+    Ok(scale::table(
+        context,
+        &collector,
+        "scale-mesh",
+        format!(
             "scale-mesh: one daemon among {} simulated iBGP mesh nodes",
             list(&sizes)
         ),
-        notes: vec![format!(
+        format!(
             "One daemon (AS 64512) configured with every simulated node as a passive iBGP \
              neighbor, hold time {hold} s; the nodes are generator peers in one process \
              on the generator CPU, each from its own address on one veth, each announcing one \
@@ -64,12 +65,9 @@ pub fn run(context: &Context) -> Result<Table> {
              bench/src/scenario/scale_mesh.rs.",
             idle.as_secs(),
             limit.as_secs()
-        )],
-        rows: collector.rows(&subjects, "does not apply"),
-        subjects,
-        ratios,
-        chart_axis: "seconds to every block in the kernel; KiB RSS per session".into(),
-    })
+        ),
+        "seconds to every block in the kernel; KiB RSS per session",
+    ))
 }
 
 /// Keepalives only, after convergence: three hold times (`--quick`: a little more than
@@ -79,67 +77,58 @@ fn idle_period(context: &Context) -> Duration {
     Duration::from_secs(context.size(hold * 3, hold + 3))
 }
 
-/// The figure names of one size.
+/// The figures of one size.
 struct Figures {
-    size: usize,
-    kernel: String,
-    established: String,
-    own_block: String,
-    join: String,
-    rss: String,
-    per_session: String,
-    cpu: String,
-    idle_cpu: String,
-    lost: String,
-    drops: String,
-    simulator: String,
+    kernel: Figure,
+    established: Figure,
+    own_block: Figure,
+    join: Figure,
+    rss: Figure,
+    per_session: Figure,
+    cpu: Figure,
+    idle_cpu: Figure,
+    lost: Figure,
+    drops: Figure,
+    simulator: Figure,
 }
 
 impl Figures {
-    fn new(n: usize, idle: Duration, hold: u16) -> Figures {
+    fn new(all: &mut SizeFigures, idle: Duration, hold: u16) -> Figures {
+        let n = all.size();
         Figures {
-            size: n,
-            kernel: format!("{n} nodes: every block in the kernel"),
-            established: format!("{n} nodes: every session Established"),
-            own_block: format!("{n} nodes: the daemon's block at every node"),
-            join: format!("{n} nodes: a joining node's block in the kernel"),
-            rss: format!("{n} nodes: RSS"),
-            per_session: format!("{n} nodes: RSS per session"),
-            cpu: format!("{n} nodes: CPU to converge"),
-            idle_cpu: format!("{n} nodes: idle CPU over {} s", idle.as_secs()),
-            lost: format!("{n} nodes: sessions lost (hold time {hold} s)"),
-            drops: format!("{n} nodes: connections dropped by a full accept queue"),
-            simulator: format!("{n} nodes: simulator RSS (the harness process)"),
+            kernel: all.time(format!("{n} nodes: every block in the kernel")),
+            established: all.add(
+                format!("{n} nodes: every session Established"),
+                Unit::Seconds,
+            ),
+            own_block: all.add(
+                format!("{n} nodes: the daemon's block at every node"),
+                Unit::Seconds,
+            ),
+            join: all.add(
+                format!("{n} nodes: a joining node's block in the kernel"),
+                Unit::Seconds,
+            ),
+            rss: all.add(format!("{n} nodes: RSS"), Unit::MiB),
+            per_session: all.memory(format!("{n} nodes: RSS per session"), Unit::KiB),
+            cpu: all.add(format!("{n} nodes: CPU to converge"), Unit::CpuSeconds),
+            idle_cpu: all.add(
+                format!("{n} nodes: idle CPU over {} s", idle.as_secs()),
+                Unit::CpuSeconds,
+            ),
+            lost: all.add(
+                format!("{n} nodes: sessions lost (hold time {hold} s)"),
+                Unit::Count,
+            ),
+            drops: all.add(
+                format!("{n} nodes: connections dropped by a full accept queue"),
+                Unit::Count,
+            ),
+            simulator: all.add(
+                format!("{n} nodes: simulator RSS (the harness process)"),
+                Unit::MiB,
+            ),
         }
-    }
-}
-
-impl SizeFigures for Figures {
-    fn size(&self) -> usize {
-        self.size
-    }
-
-    fn time(&self) -> &str {
-        &self.kernel
-    }
-
-    fn memory(&self) -> &str {
-        &self.per_session
-    }
-
-    fn rest(&self) -> Vec<(&str, Unit)> {
-        vec![
-            (self.established.as_str(), Unit::Seconds),
-            (self.own_block.as_str(), Unit::Seconds),
-            (self.join.as_str(), Unit::Seconds),
-            (self.rss.as_str(), Unit::MiB),
-            (self.per_session.as_str(), Unit::KiB),
-            (self.cpu.as_str(), Unit::CpuSeconds),
-            (self.idle_cpu.as_str(), Unit::CpuSeconds),
-            (self.lost.as_str(), Unit::Count),
-            (self.drops.as_str(), Unit::Count),
-            (self.simulator.as_str(), Unit::MiB),
-        ]
     }
 }
 
@@ -159,62 +148,48 @@ struct Outcome {
     limit: Duration,
 }
 
-impl Outcome {
-    fn record(self, collector: &mut Collector, f: &Figures, kind: Kind, context: &Context) {
-        let subject = kind.name();
-        let short = |collector: &mut Collector, figure: &str, what: String| {
-            scale::short(context, collector, figure, subject, what);
-        };
+impl scale::Measurement<Figures> for Outcome {
+    fn record(self, f: &Figures, recorder: &mut Recorder) {
+        let size = recorder.size();
         let limit = self.limit.as_secs();
         match self.kernel {
-            Ok(s) => collector.add(&f.kernel, Unit::Seconds, subject, s),
-            Err(n) => short(
-                collector,
+            Ok(s) => recorder.add(&f.kernel, s),
+            Err(n) => recorder.short(
                 &f.kernel,
-                format!("{n} of {} blocks in the kernel after {limit} s", f.size),
+                format!("{n} of {size} blocks in the kernel after {limit} s"),
             ),
         }
         match self.established {
-            Ok(s) => collector.add(&f.established, Unit::Seconds, subject, s),
-            Err(n) => short(
-                collector,
+            Ok(s) => recorder.add(&f.established, s),
+            Err(n) => recorder.short(
                 &f.established,
-                format!("{n} of {} sessions Established after {limit} s", f.size),
+                format!("{n} of {size} sessions Established after {limit} s"),
             ),
         }
         match self.own_block {
-            Ok(s) => collector.add(&f.own_block, Unit::Seconds, subject, s),
-            Err(n) => short(
-                collector,
+            Ok(s) => recorder.add(&f.own_block, s),
+            Err(n) => recorder.short(
                 &f.own_block,
-                format!(
-                    "{n} of {} nodes had the daemon's block after {limit} s",
-                    f.size
-                ),
+                format!("{n} of {size} nodes had the daemon's block after {limit} s"),
             ),
         }
         if let Some(s) = self.join {
-            collector.add(&f.join, Unit::Seconds, subject, s);
+            recorder.add(&f.join, s);
         }
-        collector.add(&f.rss, Unit::MiB, subject, mib(self.rss));
-        collector.add(
-            &f.per_session,
-            Unit::KiB,
-            subject,
-            self.rss as f64 / 1024.0 / f.size as f64,
-        );
-        collector.add(&f.cpu, Unit::CpuSeconds, subject, self.cpu);
+        recorder.add(&f.rss, mib(self.rss));
+        recorder.add(&f.per_session, self.rss as f64 / 1024.0 / size as f64);
+        recorder.add(&f.cpu, self.cpu);
         if let Some(cpu) = self.idle_cpu {
-            collector.add(&f.idle_cpu, Unit::CpuSeconds, subject, cpu);
+            recorder.add(&f.idle_cpu, cpu);
         }
         if let Some((lost, first)) = self.lost {
-            collector.add(&f.lost, Unit::Count, subject, lost as f64);
+            recorder.add(&f.lost, lost as f64);
             if let Some(first) = first {
-                context.progress(format!("{subject}: {lost} sessions lost, first {first}"));
+                recorder.progress(format!("{lost} sessions lost, first {first}"));
             }
         }
-        collector.add(&f.drops, Unit::Count, subject, self.drops as f64);
-        collector.add(&f.simulator, Unit::MiB, subject, mib(self.simulator));
+        recorder.add(&f.drops, self.drops as f64);
+        recorder.add(&f.simulator, mib(self.simulator));
     }
 }
 
@@ -327,8 +302,6 @@ fn measure(
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::scenario::Options;
-    use crate::topology::Bench;
 
     /// The `--quick` mesh against a real bgpd (the debug build CI makes): every node's
     /// block reaches the kernel, the daemon's block reaches every node, no session is
@@ -336,25 +309,16 @@ mod tests {
     /// any of these; the test checks the figures are there.
     #[test]
     fn quick_mesh_delivers_every_block_with_wren() {
-        let Some(_ready) = lab::require!(Root) else {
+        let Some(table) = scale::quick_with_wren("scale-mesh") else {
             return;
         };
-        if !crate::dut::wren_for_test("quick_mesh_delivers_every_block_with_wren") {
-            return;
-        }
-        let options = Options {
-            quick: true,
-            runs: 1,
-            daemons: vec![Kind::Wren],
-            require_wren: true,
-            hold_time: None,
-            sizes: None,
-        };
-        let bench = Bench::new().unwrap();
-        let table = crate::scenario::run("scale-mesh", &options, &bench).unwrap();
         let hold = scale::DEFAULT_HOLD_TIME;
-        let figures = Figures::new(50, Duration::from_secs(u64::from(hold) + 3), hold);
-        let value = |figure: &str| scale::first_run(&table, figure, "Wren");
+        let figures = Figures::new(
+            &mut SizeFigures::new(50),
+            Duration::from_secs(u64::from(hold) + 3),
+            hold,
+        );
+        let value = |figure| scale::wren_first_run(&table, figure);
         assert!(value(&figures.kernel) > 0.0);
         assert!(value(&figures.own_block) > 0.0);
         assert!(value(&figures.join) > 0.0);

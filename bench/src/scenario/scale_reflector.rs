@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::scale::{self, SizeFigures};
-use super::{Context, daemon_columns, list, mib, seconds};
+use super::scale::{self, Figure, Recorder, SizeFigures};
+use super::{Context, list, mib, seconds};
 use crate::dut::{Dut, Kind};
 use crate::generator::{Peer, updates};
 use crate::report::{Collector, Table, Unit};
@@ -35,23 +35,24 @@ pub fn run(context: &Context) -> Result<Table> {
     let kinds = scale::kinds(context, &mut collector)?;
     let largest = sizes.iter().copied().max().unwrap_or(0);
     scale::check_open_files(2 * (largest + 1))?;
-    let figures: Vec<Figures> = sizes.iter().map(|&n| Figures::new(n, hold)).collect();
+    let name = |all: &mut SizeFigures| Figures::new(all, hold);
     scale::measure_all(
         context,
         &mut collector,
         &kinds,
-        &figures,
+        &sizes,
+        name,
         |kind, size| measure(context, kind, size, limit),
-        |outcome, collector, f, kind| outcome.record(collector, f, kind, context),
     )?;
-    let (subjects, ratios) = daemon_columns();
-    Ok(Table {
-        scenario: scale::result_name(context, "scale-reflector"),
-        title: format!(
+    Ok(scale::table(
+        context,
+        &collector,
+        "scale-reflector",
+        format!(
             "scale-reflector: two route reflectors, {} simulated clients",
             list(&sizes)
         ),
-        notes: vec![format!(
+        format!(
             "Two daemons of one kind (AS 64512), each in its own namespace, every simulated \
              client a passive iBGP route reflector client of both (hold time {hold} s); \
              the reflectors do not peer with each other. Clients are generator peers in one \
@@ -63,69 +64,56 @@ pub fn run(context: &Context) -> Result<Table> {
              does not converge within {} s gets the count it reached. See \
              bench/src/scenario/scale_reflector.rs.",
             limit.as_secs()
-        )],
-        rows: collector.rows(&subjects, "does not apply"),
-        subjects,
-        ratios,
-        chart_axis: "seconds until every client has every block".into(),
-    })
+        ),
+        "seconds until every client has every block",
+    ))
 }
 
-/// The figure names of one size.
+/// The figures of one size.
 struct Figures {
-    size: usize,
-    converged: String,
-    updates: String,
-    prefixes: String,
-    rss: String,
-    cpu: String,
-    join: String,
-    withdraw: String,
-    changed: String,
-    lost: String,
+    converged: Figure,
+    updates: Figure,
+    prefixes: Figure,
+    rss: Figure,
+    cpu: Figure,
+    join: Figure,
+    withdraw: Figure,
+    changed: Figure,
+    lost: Figure,
 }
 
 impl Figures {
-    fn new(n: usize, hold: u16) -> Figures {
+    fn new(all: &mut SizeFigures, hold: u16) -> Figures {
+        let n = all.size();
         Figures {
-            size: n,
-            converged: format!("{n} clients: every client has every block"),
-            updates: format!("{n} clients: UPDATEs the reflectors sent"),
-            prefixes: format!("{n} clients: prefixes delivered"),
-            rss: format!("{n} clients: RSS of both reflectors"),
-            cpu: format!("{n} clients: CPU of both reflectors to converge"),
-            join: format!("{n} clients: a joining client's block at every client"),
-            withdraw: format!("{n} clients: a withdrawn block gone from every client"),
-            changed: format!("{n} clients: clients whose routes changed after one reflector died"),
-            lost: format!("{n} clients: sessions lost (hold time {hold} s)"),
+            converged: all.time(format!("{n} clients: every client has every block")),
+            updates: all.add(
+                format!("{n} clients: UPDATEs the reflectors sent"),
+                Unit::Count,
+            ),
+            prefixes: all.add(format!("{n} clients: prefixes delivered"), Unit::Count),
+            rss: all.memory(format!("{n} clients: RSS of both reflectors"), Unit::MiB),
+            cpu: all.add(
+                format!("{n} clients: CPU of both reflectors to converge"),
+                Unit::CpuSeconds,
+            ),
+            join: all.add(
+                format!("{n} clients: a joining client's block at every client"),
+                Unit::Seconds,
+            ),
+            withdraw: all.add(
+                format!("{n} clients: a withdrawn block gone from every client"),
+                Unit::Seconds,
+            ),
+            changed: all.add(
+                format!("{n} clients: clients whose routes changed after one reflector died"),
+                Unit::Count,
+            ),
+            lost: all.add(
+                format!("{n} clients: sessions lost (hold time {hold} s)"),
+                Unit::Count,
+            ),
         }
-    }
-}
-
-impl SizeFigures for Figures {
-    fn size(&self) -> usize {
-        self.size
-    }
-
-    fn time(&self) -> &str {
-        &self.converged
-    }
-
-    fn memory(&self) -> &str {
-        &self.rss
-    }
-
-    fn rest(&self) -> Vec<(&str, Unit)> {
-        vec![
-            (self.updates.as_str(), Unit::Count),
-            (self.prefixes.as_str(), Unit::Count),
-            (self.rss.as_str(), Unit::MiB),
-            (self.cpu.as_str(), Unit::CpuSeconds),
-            (self.join.as_str(), Unit::Seconds),
-            (self.withdraw.as_str(), Unit::Seconds),
-            (self.changed.as_str(), Unit::Count),
-            (self.lost.as_str(), Unit::Count),
-        ]
     }
 }
 
@@ -148,42 +136,39 @@ struct After {
     lost: usize,
 }
 
-impl Outcome {
-    fn record(self, collector: &mut Collector, f: &Figures, kind: Kind, context: &Context) {
-        let subject = kind.name();
-        let converged = (f.converged.as_str(), f.size, self.limit);
-        record_converged(context, collector, converged, subject, self.converged);
-        collector.add(&f.updates, Unit::Count, subject, self.updates as f64);
-        collector.add(&f.prefixes, Unit::Count, subject, self.prefixes as f64);
-        collector.add(&f.rss, Unit::MiB, subject, mib(self.rss));
-        collector.add(&f.cpu, Unit::CpuSeconds, subject, self.cpu);
+impl scale::Measurement<Figures> for Outcome {
+    fn record(self, f: &Figures, recorder: &mut Recorder) {
+        record_converged(recorder, &f.converged, self.limit, self.converged);
+        recorder.add(&f.updates, self.updates as f64);
+        recorder.add(&f.prefixes, self.prefixes as f64);
+        recorder.add(&f.rss, mib(self.rss));
+        recorder.add(&f.cpu, self.cpu);
         if let Some(after) = self.after {
-            collector.add(&f.join, Unit::Seconds, subject, after.join);
-            collector.add(&f.withdraw, Unit::Seconds, subject, after.withdraw);
-            collector.add(&f.changed, Unit::Count, subject, after.changed as f64);
-            collector.add(&f.lost, Unit::Count, subject, after.lost as f64);
+            recorder.add(&f.join, after.join);
+            recorder.add(&f.withdraw, after.withdraw);
+            recorder.add(&f.changed, after.changed as f64);
+            recorder.add(&f.lost, after.lost as f64);
         }
     }
 }
 
-/// Records the convergence figure `figure` of `size` clients: seconds, or how many of the
-/// client sessions had every block at `limit`.
+/// Records the convergence figure `figure`: seconds, or how many of the client sessions
+/// had every block at `limit`.
 pub(super) fn record_converged(
-    context: &Context,
-    collector: &mut Collector,
-    (figure, size, limit): (&str, usize, Duration),
-    subject: &str,
+    recorder: &mut Recorder,
+    figure: &Figure,
+    limit: Duration,
     converged: Result<f64, usize>,
 ) {
     match converged {
-        Ok(s) => collector.add(figure, Unit::Seconds, subject, s),
+        Ok(s) => recorder.add(figure, s),
         Err(n) => {
             let what = format!(
                 "{n} of {} client sessions had every block after {} s",
-                2 * size,
+                2 * recorder.size(),
                 limit.as_secs()
             );
-            scale::short(context, collector, figure, subject, what);
+            recorder.short(figure, what);
         }
     }
 }
