@@ -14,7 +14,7 @@ mod bfd_support;
 use std::time::Duration;
 
 use bfd_support::{PREFIX, block, drop_and_measure, unblock, wait_wren_bfd_up, wren_bfd_session};
-use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
+use lab::fixture::{Wren, frr_bfd_peer, frr_with_bfdd, kernel_route, pair, wren_config};
 use lab::metrics::Samples;
 use lab::{Frr, Netns, TIMEOUT, Veth};
 use serde_json::Value;
@@ -24,44 +24,7 @@ const METRICS: &str = "127.0.0.1:9464";
 
 /// A text-format scrape of bgpd's metrics in `netns`, checked by promtool.
 fn scrape(netns: &Netns) -> Samples {
-    let answer = lab::metrics::get(netns, METRICS.parse().unwrap(), "/metrics", None).unwrap();
-    assert_eq!(answer.status, 200, "{answer:?}");
-    if let Err(error) = lab::metrics::promtool_check(&answer.body) {
-        panic!("{error}\n{}", answer.body);
-    }
-    Samples::parse(&answer.body).unwrap()
-}
-
-/// FRR (bgpd and bfdd, AS 65001) in `netns` with `neighbor_lines` inside `router
-/// bgp`, announcing `prefixes`.
-fn frr_with_bfdd(netns: &Netns, router_id: &str, neighbor_lines: &str, prefixes: &[&str]) -> Frr {
-    let networks: Vec<String> = prefixes
-        .iter()
-        .map(|prefix| format!("  network {prefix}"))
-        .collect();
-    Frr::start_daemons(
-        netns,
-        &frr_config(
-            65001,
-            router_id,
-            neighbor_lines,
-            &networks.join("\n"),
-            "",
-            prefixes,
-        ),
-        &["bgpd", "bfdd"],
-    )
-    .unwrap()
-}
-
-/// FRR's BFD peer `address` from `show bfd peers json`.
-fn frr_bfd_peer(frr: &Frr, address: &str) -> Option<Value> {
-    let peers = frr.vtysh_json("show bfd peers json").ok()?;
-    peers
-        .as_array()?
-        .iter()
-        .find(|peer| peer["peer"] == address)
-        .cloned()
+    lab::metrics::checked_scrape(netns, METRICS.parse().unwrap()).unwrap()
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Test fixtures around Wren's own binaries, shared by bgpd's tests and the cross-crate
 //! tests of the top-level `tests` package: bgpd started from the built binary as a
 //! [`Daemon`] inside a namespace, bgpctl against its control socket, its kernel routes, the
-//! config texts of bgpd and of FRR and GoBGP as its peers, and two namespaces joined by a link.
+//! config texts of bgpd and of FRR and GoBGP as its peers (FRR with bfdd started, its BFD
+//! peers), and two namespaces joined by a link.
 //!
 //! Unlike the rest of the library these are assertions: every function panics, with what
 //! it was doing and bgpd's log tail, when the daemon or a command does not do what the test
@@ -383,6 +384,41 @@ hostname frr
  exit-address-family
 "
     )
+}
+
+/// FRR (bgpd and bfdd, AS 65001) in `netns` with `neighbor_lines` inside `router bgp`,
+/// announcing `prefixes` (IPv4).
+#[track_caller]
+pub fn frr_with_bfdd(
+    netns: &Netns,
+    router_id: &str,
+    neighbor_lines: &str,
+    prefixes: &[&str],
+) -> Frr {
+    let networks: Vec<String> = prefixes
+        .iter()
+        .map(|prefix| format!("  network {prefix}"))
+        .collect();
+    let config = frr_config(
+        65001,
+        router_id,
+        neighbor_lines,
+        &networks.join("\n"),
+        "",
+        prefixes,
+    );
+    Frr::start_daemons(netns, &config, &["bgpd", "bfdd"])
+        .unwrap_or_else(|error| panic!("FRR with bfdd in {}: {error}", netns.name()))
+}
+
+/// FRR's BFD peer `address` from `show bfd peers json`, if it has one.
+pub fn frr_bfd_peer(frr: &Frr, address: &str) -> Option<Value> {
+    let peers = frr.vtysh_json("show bfd peers json").ok()?;
+    peers
+        .as_array()?
+        .iter()
+        .find(|peer| peer["peer"] == address)
+        .cloned()
 }
 
 /// GoBGP as a peer: AS `asn`, router id `router_id`, one neighbor `neighbor` of AS

@@ -157,6 +157,22 @@ pub fn promtool_check(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// A text-format scrape of `/metrics` at `address` in `netns`, checked by promtool, as
+/// samples; `Err` says which status or what promtool found, with the scrape.
+pub fn checked_scrape(netns: &Netns, address: SocketAddr) -> Result<Samples> {
+    let answer = get(netns, address, "/metrics", None)?;
+    let what = || format!("the scrape of http://{address}/metrics in {}", netns.name());
+    if answer.status != 200 {
+        return Err(Error::invalid(
+            what(),
+            format!("status {}: {}", answer.status, answer.body),
+        ));
+    }
+    promtool_check(&answer.body)
+        .map_err(|error| Error::invalid(what(), format!("{error}\n{}", answer.body)))?;
+    Samples::parse(&answer.body)
+}
+
 /// One sample as a parser saw it.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct ParsedSample {

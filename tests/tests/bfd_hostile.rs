@@ -16,9 +16,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
+use lab::fixture::{Wren, frr_bfd_peer, frr_with_bfdd, kernel_route, pair, wren_config};
 use lab::metrics::Samples;
-use lab::{Frr, Netns, TIMEOUT};
+use lab::{Netns, TIMEOUT};
 use peer::bfd::{BfdSender, Hostile, Target, flood, session_down};
 use serde_json::Value;
 
@@ -32,12 +32,7 @@ const FLOOD_PER_SOURCE: u32 = 10;
 
 /// A scrape of bgpd's metrics, checked by promtool.
 fn scrape(netns: &Netns) -> Samples {
-    let answer = lab::metrics::get(netns, METRICS.parse().unwrap(), "/metrics", None).unwrap();
-    assert_eq!(answer.status, 200, "{answer:?}");
-    if let Err(error) = lab::metrics::promtool_check(&answer.body) {
-        panic!("{error}\n{}", answer.body);
-    }
-    Samples::parse(&answer.body).unwrap()
+    lab::metrics::checked_scrape(netns, METRICS.parse().unwrap()).unwrap()
 }
 
 fn dropped(samples: &Samples, reason: &str) -> u64 {
@@ -45,16 +40,6 @@ fn dropped(samples: &Samples, reason: &str) -> u64 {
         .value("wren_bfd_packets_dropped_total", &[("reason", reason)])
         .unwrap_or_else(|| panic!("no wren_bfd_packets_dropped_total{{reason={reason}}}"))
         as u64
-}
-
-/// FRR's BFD peer `address` from `show bfd peers json`.
-fn frr_bfd_peer(frr: &Frr, address: &str) -> Option<Value> {
-    let peers = frr.vtysh_json("show bfd peers json").ok()?;
-    peers
-        .as_array()?
-        .iter()
-        .find(|peer| peer["peer"] == address)
-        .cloned()
 }
 
 /// bgpd's BFD sessions (`bgpctl show bfd --json`).
@@ -71,19 +56,12 @@ fn hostile_bfd_packets_change_nothing() {
         return;
     };
     let pair = pair("wbfh", "10.95.1", "fd00:95");
-    let frr = Frr::start_daemons(
+    let frr = frr_with_bfdd(
         &pair.b,
-        &frr_config(
-            65001,
-            "10.95.1.2",
-            " neighbor 10.95.1.1 remote-as 64512\n neighbor 10.95.1.1 timers 30 90\n neighbor 10.95.1.1 bfd",
-            &format!("  network {PREFIX}"),
-            "",
-            &[PREFIX],
-        ),
-        &["bgpd", "bfdd"],
-    )
-    .unwrap();
+        "10.95.1.2",
+        " neighbor 10.95.1.1 remote-as 64512\n neighbor 10.95.1.1 timers 30 90\n neighbor 10.95.1.1 bfd",
+        &[PREFIX],
+    );
     let socket = Wren::socket_path(&pair.a);
     let wren = Wren::start(
         &pair.a,
