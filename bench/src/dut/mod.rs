@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::generator::PeerSpec;
 use crate::routelog::RouteLog;
 use crate::system::{self, Usage};
 use crate::topology::Slot;
@@ -156,6 +157,32 @@ impl DutConfig {
     /// The keepalive interval, a third of the hold time.
     pub fn keepalive(&self) -> u16 {
         self.hold_time / 3
+    }
+}
+
+/// Generator peer `i` of `slot` as [`DutConfig::for_slot`] configures it (AS
+/// [`PEER_ASN`], hold time [`HOLD_TIME`]), sending `initial` once Established; it does
+/// not reconnect and records nothing.
+pub fn peer_spec(slot: &Slot, i: usize, initial: bytes::Bytes) -> PeerSpec {
+    PeerSpec {
+        local: slot.peer(i),
+        remote: slot.daemon(),
+        asn: PEER_ASN,
+        hold_time: HOLD_TIME,
+        initial,
+        reconnect: false,
+        monitor: None,
+    }
+}
+
+/// The monitor peer of `slot` (AS [`MONITOR_ASN`]), recording in `log` what the daemon
+/// advertises; it announces nothing and does not reconnect.
+pub fn monitor_spec(slot: &Slot, log: Arc<RouteLog>) -> PeerSpec {
+    PeerSpec {
+        local: slot.monitor(),
+        asn: MONITOR_ASN,
+        monitor: Some(log),
+        ..peer_spec(slot, 0, bytes::Bytes::new())
     }
 }
 
@@ -401,7 +428,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::generator::{PeerSpec, check_nothing_received, updates, wait_all_established};
+    use crate::generator::{check_nothing_received, updates, wait_all_established};
     use crate::topology::Bench;
 
     /// The same battery for every daemon: routes from two generator peers reach the table
@@ -412,29 +439,16 @@ mod tests {
         let slot = bench.slot(kind.slug(), 2).unwrap();
         let dut = Dut::start(kind, &slot, &DutConfig::for_slot(&slot)).unwrap();
         let monitor_log = Arc::new(RouteLog::new("monitor"));
-        let _monitor = bench.generator().peer(PeerSpec {
-            local: slot.monitor(),
-            remote: slot.daemon(),
-            asn: MONITOR_ASN,
-            hold_time: HOLD_TIME,
-            initial: bytes::Bytes::new(),
-            reconnect: false,
-            monitor: Some(monitor_log.clone()),
-        });
+        let _monitor = bench
+            .generator()
+            .peer(monitor_spec(&slot, monitor_log.clone()));
         let nets = [updates::prefixes(0..50), updates::prefixes(50..100)];
         let peers: Vec<_> = nets
             .iter()
             .enumerate()
             .map(|(p, nets)| {
-                bench.generator().peer(PeerSpec {
-                    local: slot.peer(p),
-                    remote: slot.daemon(),
-                    asn: PEER_ASN,
-                    hold_time: HOLD_TIME,
-                    initial: updates::announce(slot.peer(p), PEER_ASN, nets).unwrap(),
-                    reconnect: false,
-                    monitor: None,
-                })
+                let initial = updates::announce(slot.peer(p), PEER_ASN, nets).unwrap();
+                bench.generator().peer(peer_spec(&slot, p, initial))
             })
             .collect();
         wait_all_established(&peers, Duration::from_secs(60)).unwrap();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use super::{Context, daemon_columns};
-use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN};
+use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN, peer_spec};
 use crate::generator::bfd_responder::Responder;
 use crate::generator::{Peer, PeerSpec, updates};
 use crate::report::{Collector, Table, Unit};
@@ -70,11 +70,7 @@ pub fn run(context: &Context) -> Result<Table> {
     let mut nft_times = Vec::new();
     for run in 1..=context.runs() {
         for &kind in &kinds {
-            context.progress(format!(
-                "{} run {run}/{}: {trials} detections",
-                kind.name(),
-                context.runs()
-            ));
+            context.progress_run(kind.name(), run, format!("{trials} detections"));
             if let Some((times, nft)) = context.attempt(&mut collector, kind, || {
                 detections(context, kind, lanes, rounds)
             })? {
@@ -93,12 +89,8 @@ pub fn run(context: &Context) -> Result<Table> {
             }
         }
         for &kind in &kinds {
-            context.progress(format!(
-                "{} run {run}/{}: CPU with {sessions} sessions over {} s",
-                kind.name(),
-                context.runs(),
-                idle.as_secs()
-            ));
+            let step = format!("CPU with {sessions} sessions over {} s", idle.as_secs());
+            context.progress_run(kind.name(), run, step);
             if let Some(seconds) = context.attempt(&mut collector, kind, || {
                 cpu_time(context, kind, sessions, idle)
             })? {
@@ -153,13 +145,8 @@ fn start(context: &Context, kind: Kind, peers: usize) -> Result<(Slot, Dut)> {
 /// A generator peer of `slot` announcing `initial`.
 fn peer(context: &Context, slot: &Slot, index: usize, initial: bytes::Bytes) -> Peer {
     context.bench.generator().peer(PeerSpec {
-        local: slot.peer(index),
-        remote: slot.daemon(),
-        asn: PEER_ASN,
-        hold_time: HOLD_TIME,
-        initial,
         reconnect: true,
-        monitor: None,
+        ..peer_spec(slot, index, initial)
     })
 }
 

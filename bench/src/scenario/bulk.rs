@@ -15,8 +15,8 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{Context, daemon_columns, mib, remark_table, seconds, timeout_for};
-use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN};
-use crate::generator::{PeerSpec, check_nothing_received, updates, wait_all_established};
+use crate::dut::{Dut, DutConfig, Kind, PEER_ASN, peer_spec};
+use crate::generator::{check_nothing_received, updates, wait_all_established};
 use crate::poller::Poller;
 use crate::report::{Collector, Table, Unit};
 use crate::system;
@@ -96,11 +96,7 @@ pub fn run(context: &Context) -> Result<Table> {
         for load in &loads {
             let name = load.name();
             for &kind in &kinds {
-                context.progress(format!(
-                    "{} run {run}/{}: {name}",
-                    kind.name(),
-                    context.runs()
-                ));
+                context.progress_run(kind.name(), run, &name);
                 let figures = context.attempt(&mut collector, kind, || {
                     once(context, kind, *load, Placement::Pinned)
                 })?;
@@ -112,7 +108,7 @@ pub fn run(context: &Context) -> Result<Table> {
                 (IP_BATCH, Floor::IpBatch),
                 (NETLINK_BATCH, Floor::RouteSync),
             ] {
-                context.progress(format!("{subject} run {run}/{}: {name}", context.runs()));
+                context.progress_run(subject, run, &name);
                 let (time, spread) = floor_once(context, floor, *load)
                     .with_context(|| format!("{subject} floor, {name}"))?;
                 collector.add(&time_figure(&name), Unit::Seconds, subject, time);
@@ -249,15 +245,9 @@ pub(super) fn once(
     };
     let peers: Vec<_> = (0..load.peers)
         .map(|p| {
-            bench.generator().peer(PeerSpec {
-                local: slot.peer(p),
-                remote: slot.daemon(),
-                asn: PEER_ASN,
-                hold_time: HOLD_TIME,
-                initial: bytes::Bytes::new(),
-                reconnect: false,
-                monitor: None,
-            })
+            bench
+                .generator()
+                .peer(peer_spec(&slot, p, bytes::Bytes::new()))
         })
         .collect();
     wait_all_established(&peers, Duration::from_secs(120))?;

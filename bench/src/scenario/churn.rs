@@ -17,10 +17,8 @@ use anyhow::{Result, anyhow, bail};
 use bytes::Bytes;
 
 use super::{Context, daemon_columns, remark_table, seconds, timeout_for};
-use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN};
-use crate::generator::{
-    Peer, PeerSpec, PendingSend, check_nothing_received, updates, wait_all_established,
-};
+use crate::dut::{Dut, DutConfig, Kind, PEER_ASN, peer_spec};
+use crate::generator::{Peer, PendingSend, check_nothing_received, updates, wait_all_established};
 use crate::report::{Collector, Table, Unit};
 use crate::routelog::{Key, Mark};
 use crate::system::Usage;
@@ -46,10 +44,7 @@ pub fn run(context: &Context) -> Result<Table> {
     let mut prepared = Vec::new();
     for run in 1..=runs {
         for &kind in &kinds {
-            context.progress(format!(
-                "{} run {run}/{runs}: {routes} routes up",
-                kind.name()
-            ));
+            context.progress_run(kind.name(), run, format!("{routes} routes up"));
             if let Some(daemon) =
                 context.attempt(&mut collector, kind, || prepare(context, kind, &plan))?
             {
@@ -65,10 +60,8 @@ pub fn run(context: &Context) -> Result<Table> {
     let (last_announce, errors) = flap(&plan, &daemons);
     for ((run, daemon), error) in prepared.into_iter().zip(errors) {
         let kind = daemon.dut.kind();
-        context.progress(format!(
-            "{} run {run}/{runs}: killing a peer with {half} routes",
-            kind.name()
-        ));
+        let step = format!("killing a peer with {half} routes");
+        context.progress_run(kind.name(), run, step);
         let figures =
             context.attempt(&mut collector, kind, || daemon.finish(last_announce, error))?;
         if let Some(figures) = figures {
@@ -196,15 +189,8 @@ fn prepare(context: &Context, kind: Kind, plan: &Plan) -> Result<Prepared> {
         .iter()
         .enumerate()
         .map(|(p, nets)| {
-            Ok(bench.generator().peer(PeerSpec {
-                local: slot.peer(p),
-                remote: slot.daemon(),
-                asn: PEER_ASN,
-                hold_time: HOLD_TIME,
-                initial: updates::announce(slot.peer(p), PEER_ASN, nets)?,
-                reconnect: false,
-                monitor: None,
-            }))
+            let initial = updates::announce(slot.peer(p), PEER_ASN, nets)?;
+            Ok(bench.generator().peer(peer_spec(&slot, p, initial)))
         })
         .collect::<Result<Vec<_>>>()?;
     wait_all_established(&peers, Duration::from_secs(120))?;

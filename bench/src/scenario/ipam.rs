@@ -35,10 +35,7 @@ pub fn run(context: &Context) -> Result<Table> {
     }
     for run in 1..=context.runs() {
         for nodes in [1usize, 3] {
-            context.progress(format!(
-                "SQLite run {run}/{}: {nodes} node(s)",
-                context.runs()
-            ));
+            context.progress_run(SQLITE, run, format!("{nodes} node(s)"));
             let dir = tempfile::tempdir().context("a directory for the SQLite store")?;
             let url = format!("sqlite://{}/ipam.db", dir.path().display());
             let (rate, p99) = runtime.block_on(measure(&url, nodes, sqlite_pairs))?;
@@ -46,10 +43,7 @@ pub fn run(context: &Context) -> Result<Table> {
             collector.add(&p99_figure(nodes), Unit::Milliseconds, SQLITE, p99);
 
             if let Some(etcd) = &etcd {
-                context.progress(format!(
-                    "etcd run {run}/{}: {nodes} node(s)",
-                    context.runs()
-                ));
+                context.progress_run(ETCD, run, format!("{nodes} node(s)"));
                 // The same throw-away etcd, emptied: a clean store each time.
                 etcd.etcdctl(&["del", "", "--from-key"])?;
                 let url = etcd.endpoint().replace("http://", "etcd://");

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 
 use super::{Context, daemon_columns, list, mib, remark_table, seconds};
-use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN};
-use crate::generator::{Peer, PeerSpec, check_nothing_received, updates, wait_all_established};
+use crate::dut::{Dut, DutConfig, Kind, PEER_ASN, peer_spec};
+use crate::generator::{Peer, check_nothing_received, updates, wait_all_established};
 use crate::report::{Collector, Table, Unit};
 use crate::topology::Slot;
 
@@ -46,12 +46,8 @@ pub fn run(context: &Context) -> Result<Table> {
         for &kind in &kinds {
             let mut rss_by_size = Vec::new();
             for &size in &sizes {
-                context.progress(format!(
-                    "{} run {run}/{}: {size} peers ({} idle daemons waiting)",
-                    kind.name(),
-                    context.runs(),
-                    idling.len()
-                ));
+                let step = format!("{size} peers ({} idle daemons waiting)", idling.len());
+                context.progress_run(kind.name(), run, step);
                 let converged =
                     context.attempt(&mut collector, kind, || converge(context, kind, size))?;
                 let Some(converged) = converged else { break };
@@ -201,17 +197,7 @@ fn converge(context: &Context, kind: Kind, size: usize) -> Result<Converged> {
     let peers: Vec<Peer> = initial
         .into_iter()
         .enumerate()
-        .map(|(i, initial)| {
-            bench.generator().peer(PeerSpec {
-                local: slot.peer(i),
-                remote: slot.daemon(),
-                asn: PEER_ASN,
-                hold_time: HOLD_TIME,
-                initial,
-                reconnect: false,
-                monitor: None,
-            })
-        })
+        .map(|(i, initial)| bench.generator().peer(peer_spec(&slot, i, initial)))
         .collect();
     let established = wait_all_established(&peers, Duration::from_secs(300))?;
     table.wait_all_present(Duration::from_secs(300), &keys)?;

@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow};
 
 use super::{Context, timeout_for};
-use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, PEER_ASN};
-use crate::generator::{PeerSpec, updates, wait_all_established};
+use crate::dut::{Dut, DutConfig, Kind, PEER_ASN, peer_spec};
+use crate::generator::{updates, wait_all_established};
 use crate::report::{Collector, Table, Unit};
 use crate::scraper::{self, Scrape, Scraper};
 use crate::stats::percentile;
@@ -78,10 +78,8 @@ pub fn run(context: &Context) -> Result<Table> {
     }
     for run in 1..=context.runs() {
         for (subject, every) in [(ALONE, None), (SCRAPED, Some(Duration::from_secs(1)))] {
-            context.progress(format!(
-                "{subject} run {run}/{}: propagation, {peers} peers, {cycles} cycles",
-                context.runs()
-            ));
+            let step = format!("propagation, {peers} peers, {cycles} cycles");
+            context.progress_run(subject, run, step);
             let samples = context.attempt(&mut collector, Kind::Wren, || {
                 super::propagation::once(context, Kind::Wren, peers, cycles, every)
             })?;
@@ -203,19 +201,12 @@ fn with_peers_up(context: &Context, peers: usize) -> Result<Vec<Scrape>> {
     let (slot, dut, address) = start(context, peers)?;
     let generators: Vec<_> = (0..peers)
         .map(|i| -> Result<_> {
-            Ok(bench.generator().peer(PeerSpec {
-                local: slot.peer(i),
-                remote: slot.daemon(),
-                asn: PEER_ASN,
-                hold_time: HOLD_TIME,
-                initial: updates::announce(
-                    slot.peer(i),
-                    PEER_ASN,
-                    &updates::prefixes(i as u32..i as u32 + 1),
-                )?,
-                reconnect: false,
-                monitor: None,
-            }))
+            let initial = updates::announce(
+                slot.peer(i),
+                PEER_ASN,
+                &updates::prefixes(i as u32..i as u32 + 1),
+            )?;
+            Ok(bench.generator().peer(peer_spec(&slot, i, initial)))
         })
         .collect::<Result<_>>()?;
     wait_all_established(&generators, Duration::from_secs(120)).context("generator peers")?;
@@ -237,15 +228,9 @@ fn with_routes(context: &Context, routes: usize) -> Result<(Vec<Scrape>, Vec<Scr
     let nets = updates::prefixes(0..routes as u32);
     let message = updates::announce(slot.peer(0), PEER_ASN, &nets)?;
     let keys = updates::keys(&nets);
-    let peer = bench.generator().peer(PeerSpec {
-        local: slot.peer(0),
-        remote: slot.daemon(),
-        asn: PEER_ASN,
-        hold_time: HOLD_TIME,
-        initial: bytes::Bytes::new(),
-        reconnect: false,
-        monitor: None,
-    });
+    let peer = bench
+        .generator()
+        .peer(peer_spec(&slot, 0, bytes::Bytes::new()));
     wait_all_established(std::slice::from_ref(&peer), Duration::from_secs(120))?;
     let scraper = Scraper::start(bench.netns(), address, Duration::from_millis(100))?;
     peer.start_send(message)?.wait(timeout_for(routes))?;

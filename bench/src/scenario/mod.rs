@@ -96,6 +96,12 @@ impl Context<'_> {
         );
     }
 
+    /// A progress line for run `run` of `subject` (a daemon, a store, a floor):
+    /// `SUBJECT run R/N: STEP`.
+    pub fn progress_run(&self, subject: &str, run: usize, step: impl Display) {
+        self.progress(format!("{subject} run {run}/{}: {step}", self.runs()));
+    }
+
     /// The number of runs.
     pub fn runs(&self) -> usize {
         self.options.runs

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow};
 
 use super::{Context, daemon_columns, remark_table, seconds};
-use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, MONITOR_ASN, PEER_ASN};
-use crate::generator::{PeerSpec, check_nothing_received, updates, wait_all_established};
+use crate::dut::{Dut, DutConfig, Kind, PEER_ASN, monitor_spec, peer_spec};
+use crate::generator::{check_nothing_received, updates, wait_all_established};
 use crate::report::{Collector, Table, Unit};
 use crate::routelog::{Key, RouteLog};
 use crate::scraper::{self, Scrape, Scraper};
@@ -37,11 +37,8 @@ pub fn run(context: &Context) -> Result<Table> {
     }
     for run in 1..=context.runs() {
         for &kind in &kinds {
-            context.progress(format!(
-                "{} run {run}/{}: {peers} peers, {cycles} announce/withdraw cycles",
-                kind.name(),
-                context.runs()
-            ));
+            let step = format!("{peers} peers, {cycles} announce/withdraw cycles");
+            context.progress_run(kind.name(), run, step);
             let samples = context.attempt(&mut collector, kind, || {
                 once(context, kind, peers, cycles, None).map(|(samples, _)| samples)
             })?;
@@ -122,29 +119,13 @@ pub fn once(
 
     let dut = Dut::start(kind, &slot, &config)?;
     let monitor_log = Arc::new(RouteLog::new(format!("monitor peer of {}", kind.name())));
-    let monitor = bench.generator().peer(PeerSpec {
-        local: slot.monitor(),
-        remote: slot.daemon(),
-        asn: MONITOR_ASN,
-        hold_time: HOLD_TIME,
-        initial: bytes::Bytes::new(),
-        reconnect: false,
-        monitor: Some(monitor_log.clone()),
-    });
+    let monitor = bench
+        .generator()
+        .peer(monitor_spec(&slot, monitor_log.clone()));
     let generators: Vec<_> = initial
         .into_iter()
         .enumerate()
-        .map(|(i, initial)| {
-            bench.generator().peer(PeerSpec {
-                local: slot.peer(i),
-                remote: slot.daemon(),
-                asn: PEER_ASN,
-                hold_time: HOLD_TIME,
-                initial,
-                reconnect: false,
-                monitor: None,
-            })
-        })
+        .map(|(i, initial)| bench.generator().peer(peer_spec(&slot, i, initial)))
         .collect();
     wait_all_established(&generators, Duration::from_secs(120)).context("generator peers")?;
     monitor.wait_established(std::time::Instant::now() + Duration::from_secs(120), 1)?;

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, anyhow};
 
 use super::{Context, daemon_columns, remark_table, seconds, timeout_for};
-use crate::dut::{Dut, DutConfig, HOLD_TIME, Kind, MONITOR_ASN, PEER_ASN, TableKind};
+use crate::dut::{Dut, DutConfig, Kind, PEER_ASN, TableKind, monitor_spec, peer_spec};
 use crate::generator::{PeerSpec, updates};
 use crate::report::{Collector, Table, Unit};
 use crate::routelog::RouteLog;
@@ -38,11 +38,8 @@ pub fn run(context: &Context) -> Result<Table> {
     }
     for run in 1..=context.runs() {
         for &kind in &kinds {
-            context.progress(format!(
-                "{} run {run}/{}: restart with {routes} routes",
-                kind.name(),
-                context.runs()
-            ));
+            let step = format!("restart with {routes} routes");
+            context.progress_run(kind.name(), run, step);
             if let Some((count, time)) =
                 context.attempt(&mut collector, kind, || once(context, kind, routes))?
             {
@@ -87,22 +84,12 @@ fn once(context: &Context, kind: Kind, routes: usize) -> Result<(usize, f64)> {
     let mut dut = Dut::start(kind, &slot, &config)?;
     let monitor_log = Arc::new(RouteLog::new(format!("monitor peer of {}", kind.name())));
     let monitor = bench.generator().peer(PeerSpec {
-        local: slot.monitor(),
-        remote: slot.daemon(),
-        asn: MONITOR_ASN,
-        hold_time: HOLD_TIME,
-        initial: bytes::Bytes::new(),
         reconnect: true,
-        monitor: Some(monitor_log.clone()),
+        ..monitor_spec(&slot, monitor_log.clone())
     });
     let peer = bench.generator().peer(PeerSpec {
-        local: slot.peer(0),
-        remote: slot.daemon(),
-        asn: PEER_ASN,
-        hold_time: HOLD_TIME,
-        initial,
         reconnect: true,
-        monitor: None,
+        ..peer_spec(&slot, 0, initial)
     });
     let limit = timeout_for(routes) * 2;
     let deadline = Instant::now() + limit;

@@ -103,11 +103,7 @@ pub fn measure_all<F, M: Measurement<F>>(
         for (all, f) in &figures {
             let size = all.size();
             for &kind in kinds {
-                context.progress(format!(
-                    "{} run {run}/{}: N = {size}",
-                    kind.name(),
-                    context.runs(),
-                ));
+                context.progress_run(kind.name(), run, format!("N = {size}"));
                 let outcome = context.attempt(collector, kind, || measure(kind, size))?;
                 if let Some(outcome) = outcome {
                     outcome.record(f, &mut Recorder::new(context, collector, size, kind));
