@@ -133,7 +133,20 @@ fn malformed_updates_and_notifications_are_counted() {
         Handshake::Established(_) => {}
         other => panic!("not established again: {other:?}"),
     }
-    let samples = scrape(&bench);
+    // Our side is Established once bgpd's KEEPALIVE arrives, which bgpd sends on our
+    // OPEN, before it reads ours: wait for the scrape to say Established too (the
+    // state and the transitions come from one snapshot of the neighbor).
+    let samples = {
+        let mut last = None;
+        wait_until(TIMEOUT, "the session up again in the scrape", || {
+            let samples = scrape(&bench);
+            let established = samples.value("wren_bgp_session_up", &up) == Some(1.0);
+            last = Some(samples);
+            established
+        })
+        .unwrap();
+        last.unwrap()
+    };
     assert_eq!(malformed(&samples, &name, "session-reset"), 1.0);
     assert_eq!(
         samples.value(
