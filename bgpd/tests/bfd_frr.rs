@@ -231,16 +231,12 @@ fn multihop_bfd_with_frr_across_a_router() {
         " neighbor 10.95.2.1 remote-as 64512\n neighbor 10.95.2.1 ebgp-multihop 2\n neighbor 10.95.2.1 update-source 10.95.1.1\n neighbor 10.95.2.1 timers 30 90\n neighbor 10.95.2.1 bfd",
         &[PREFIX],
     );
-    let socket = Wren::socket_path(&right);
-    let wren = Wren::start(
+    let wren = Wren::start_with_config(
         &right,
-        &wren_config(
-            "10.95.2.1",
-            &socket,
-            true,
-            &format!(
-                "[metrics]\nlisten = \"{METRICS}\"\n\n[[bgp.neighbor]]\naddress = \"10.95.1.1\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nmultihop = 2\nbfd = true\n"
-            ),
+        "10.95.2.1",
+        true,
+        &format!(
+            "[metrics]\nlisten = \"{METRICS}\"\n\n[[bgp.neighbor]]\naddress = \"10.95.1.1\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nmultihop = 2\nbfd = true\n"
         ),
     );
     wren.wait_established(&["10.95.1.1"]);

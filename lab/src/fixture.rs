@@ -113,6 +113,14 @@ impl Wren {
         Wren::start_with_env(netns, config, &[])
     }
 
+    /// [`Wren::start`] with [`wren_config`]: router id `router_id`, the control socket at
+    /// [`Wren::socket_path`], its FIB on when `fib`, and `rest` (neighbors, networks...).
+    #[track_caller]
+    pub fn start_with_config(netns: &Netns, router_id: &str, fib: bool, rest: &str) -> Wren {
+        let config = wren_config(router_id, &Wren::socket_path(netns), fib, rest);
+        Wren::start(netns, &config)
+    }
+
     /// [`Wren::start`] with these environment variables set for bgpd (`NODENAME`).
     #[track_caller]
     pub fn start_with_env(netns: &Netns, config: &str, env: &[(&str, &str)]) -> Wren {

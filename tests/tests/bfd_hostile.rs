@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use lab::fixture::{Wren, frr_bfd_peer, frr_with_bfdd, kernel_route, pair, wren_config};
+use lab::fixture::{Wren, frr_bfd_peer, frr_with_bfdd, kernel_route, pair};
 use lab::metrics::Samples;
 use lab::{Netns, TIMEOUT};
 use peer::bfd::{BfdSender, Hostile, Target, flood, session_down};
@@ -62,16 +62,12 @@ fn hostile_bfd_packets_change_nothing() {
         " neighbor 10.95.1.1 remote-as 64512\n neighbor 10.95.1.1 timers 30 90\n neighbor 10.95.1.1 bfd",
         &[PREFIX],
     );
-    let socket = Wren::socket_path(&pair.a);
-    let wren = Wren::start(
+    let wren = Wren::start_with_config(
         &pair.a,
-        &wren_config(
-            "10.95.1.1",
-            &socket,
-            true,
-            &format!(
-                "[metrics]\nlisten = \"{METRICS}\"\n\n[[bgp.neighbor]]\naddress = \"10.95.1.2\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nbfd = true\n"
-            ),
+        "10.95.1.1",
+        true,
+        &format!(
+            "[metrics]\nlisten = \"{METRICS}\"\n\n[[bgp.neighbor]]\naddress = \"10.95.1.2\"\nremote_asn = 65001\nhold_time = 90\nconnect_retry = 1\nbfd = true\n"
         ),
     );
     wren.wait_established(&["10.95.1.2"]);

@@ -20,7 +20,7 @@
 use std::process::Command;
 
 use lab::TIMEOUT;
-use lab::fixture::{Wren, frr_config, kernel_route, pair, wren_config};
+use lab::fixture::{Wren, frr_config, kernel_route, pair};
 use lab::{Frr, Netns, wait_until};
 use serde_json::Value;
 
@@ -131,15 +131,11 @@ fn ipv6_link_local_next_hops_are_installed_and_forward() {
         ),
     )
     .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
+    let wren = Wren::start_with_config(
         &net.b,
-        &wren_config(
-            "10.43.0.2",
-            &socket,
-            true,
-            &neighbor("fd00:43::1", 65001, ""),
-        ),
+        "10.43.0.2",
+        true,
+        &neighbor("fd00:43::1", 65001, ""),
     );
     frr.wait_established(TIMEOUT, &["fd00:43::2"]).unwrap();
     wren.wait_established(&["fd00:43::1"]);
@@ -165,31 +161,22 @@ fn ipv6_link_local_next_hops_are_installed_and_forward() {
 
     // The global next hop becomes reachable (a route to it through FRR's global
     // address): route-sync moves the route to it; gone again, back to the link-local.
-    net.b
-        .ip(&[
+    let route_to_global = |command: &str| {
+        let route = [
             "-6",
             "route",
-            "add",
+            command,
             "fd00:dead::/64",
             "via",
             "fd00:43::1",
             "dev",
             "eth1",
-        ])
-        .unwrap();
+        ];
+        net.b.ip(&route).unwrap();
+    };
+    route_to_global("add");
     wait_kernel_route(&net.b, "fd00:a1::/64", "fd00:43::1", "eth1");
-    net.b
-        .ip(&[
-            "-6",
-            "route",
-            "del",
-            "fd00:dead::/64",
-            "via",
-            "fd00:43::1",
-            "dev",
-            "eth1",
-        ])
-        .unwrap();
+    route_to_global("del");
     wait_kernel_route(&net.b, "fd00:a1::/64", &frr_link_local, "eth1");
 
     // FRR withdraws: the route leaves the kernel.
@@ -229,21 +216,17 @@ fn ipv4_routes_over_an_ipv6_only_link_use_ipv6_next_hops() {
         ),
     )
     .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
+    let wren = Wren::start_with_config(
         &net.b,
-        &wren_config(
-            "10.44.0.2",
-            &socket,
-            true,
-            &format!(
-                "{}[[bgp.network]]\nprefix = \"10.202.0.1/32\"\n",
-                neighbor(
-                    "fd00:44::1",
-                    65001,
-                    "families = [\"ipv4\", \"ipv6\"]\nextended_next_hop = true"
-                )
-            ),
+        "10.44.0.2",
+        true,
+        &format!(
+            "{}[[bgp.network]]\nprefix = \"10.202.0.1/32\"\n",
+            neighbor(
+                "fd00:44::1",
+                65001,
+                "families = [\"ipv4\", \"ipv6\"]\nextended_next_hop = true"
+            )
         ),
     );
     frr.wait_established(TIMEOUT, &["fd00:44::2"]).unwrap();
@@ -306,21 +289,17 @@ fn a_session_over_link_local_addresses_installs_routes_through_the_interface() {
         ),
     )
     .unwrap();
-    let socket = Wren::socket_path(&net.b);
-    let wren = Wren::start(
+    let wren = Wren::start_with_config(
         &net.b,
-        &wren_config(
-            "10.45.0.2",
-            &socket,
-            true,
-            &format!(
-                "{}[[bgp.network]]\nprefix = \"10.206.0.1/32\"\n[[bgp.network]]\nprefix = \"fd00:b6::1/128\"\n",
-                neighbor(
-                    &frr_link_local,
-                    65001,
-                    "interface = \"eth1\"\nfamilies = [\"ipv4\", \"ipv6\"]\nextended_next_hop = true"
-                )
-            ),
+        "10.45.0.2",
+        true,
+        &format!(
+            "{}[[bgp.network]]\nprefix = \"10.206.0.1/32\"\n[[bgp.network]]\nprefix = \"fd00:b6::1/128\"\n",
+            neighbor(
+                &frr_link_local,
+                65001,
+                "interface = \"eth1\"\nfamilies = [\"ipv4\", \"ipv6\"]\nextended_next_hop = true"
+            )
         ),
     );
     frr.wait_established(TIMEOUT, &[wren_link_local.as_str()])
