@@ -26,10 +26,9 @@ fn find<'a>(json: &'a Value, field: &str, value: &str) -> Vec<&'a Value> {
 
 #[test]
 fn add_wires_two_dual_stack_pods_that_reach_each_other_and_del_removes_them() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4, POOL_V6]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4, POOL_V6]);
     let (one, two) = (pod(), pod());
     let result = node.add(&one);
     let second = node.add(&two);
@@ -166,6 +165,43 @@ fn add_wires_two_dual_stack_pods_that_reach_each_other_and_del_removes_them() {
     );
 }
 
+/// What ADD gives a pod: the gateway's permanent neighbour entry, its route and the
+/// default route through it (`ip` arguments).
+const GATEWAY_NEIGHBOUR: [&str; 9] = [
+    "neigh",
+    "replace",
+    "169.254.1.1",
+    "lladdr",
+    "ee:ee:ee:ee:ee:ee",
+    "dev",
+    "eth0",
+    "nud",
+    "permanent",
+];
+const GATEWAY_ROUTE: [&str; 7] = [
+    "route",
+    "replace",
+    "169.254.1.1",
+    "dev",
+    "eth0",
+    "scope",
+    "link",
+];
+const DEFAULT_ROUTE: [&str; 7] = [
+    "route",
+    "replace",
+    "default",
+    "via",
+    "169.254.1.1",
+    "dev",
+    "eth0",
+];
+
+/// `ip -n NETNS ARGS...` as arguments.
+fn ip_in<'a>(netns: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    [&["-n", netns][..], args].concat()
+}
+
 /// The configuration with `prevResult` set to `result`.
 fn with_prev(node: &Node, result: &Value) -> String {
     node.config_with(|config| config["prevResult"] = result.clone())
@@ -173,10 +209,9 @@ fn with_prev(node: &Node, result: &Value) -> String {
 
 #[test]
 fn check_names_what_differs() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let one = pod();
     let result = node.add(&one);
     let link = host_link(&one);
@@ -185,80 +220,36 @@ fn check_names_what_differs() {
     assert!(check().success, "{}", check().text());
 
     // Each change below is undone before the next, so each CHECK sees one difference.
+    let (pod_ns, node_ns) = (one.name(), node.netns.name());
     let cases: Vec<(Vec<&str>, Vec<&str>, String)> = vec![
         (
-            vec![
-                "-n",
-                one.name(),
-                "neigh",
-                "del",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ],
-            vec![
-                "-n",
-                one.name(),
-                "neigh",
-                "add",
-                "169.254.1.1",
-                "lladdr",
-                "ee:ee:ee:ee:ee:ee",
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ],
+            ip_in(pod_ns, &["neigh", "del", "169.254.1.1", "dev", "eth0"]),
+            ip_in(pod_ns, &GATEWAY_NEIGHBOUR),
             String::from(
                 "pod has no permanent neighbour 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0",
             ),
         ),
         (
-            vec!["-n", one.name(), "route", "del", "default"],
-            vec![
-                "-n",
-                one.name(),
-                "route",
-                "add",
-                "default",
-                "via",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ],
+            ip_in(pod_ns, &["route", "del", "default"]),
+            ip_in(pod_ns, &DEFAULT_ROUTE),
             String::from("pod has no route default via 169.254.1.1 dev eth0"),
         ),
         (
-            vec!["-n", node.netns.name(), "link", "set", &link, "mtu", "1400"],
-            vec!["-n", node.netns.name(), "link", "set", &link, "mtu", "1440"],
+            ip_in(node_ns, &["link", "set", &link, "mtu", "1400"]),
+            ip_in(node_ns, &["link", "set", &link, "mtu", "1440"]),
             format!("host link {link} has MTU 1400, not {MTU}"),
         ),
         (
-            vec![
-                "-n",
-                node.netns.name(),
-                "route",
-                "del",
-                &address,
-                "dev",
-                &link,
-            ],
-            vec![
-                "-n",
-                node.netns.name(),
-                "route",
-                "add",
-                &address,
-                "dev",
-                &link,
-                "scope",
-                "link",
-            ],
+            ip_in(node_ns, &["route", "del", &address, "dev", &link]),
+            ip_in(
+                node_ns,
+                &["route", "add", &address, "dev", &link, "scope", "link"],
+            ),
             format!("host has no route {address}/32 dev {link} scope link"),
         ),
         (
-            vec!["-n", one.name(), "link", "set", "eth0", "down"],
-            vec!["-n", one.name(), "link", "set", "eth0", "up"],
+            ip_in(pod_ns, &["link", "set", "eth0", "down"]),
+            ip_in(pod_ns, &["link", "set", "eth0", "up"]),
             String::from("pod interface eth0 is down"),
         ),
     ];
@@ -271,42 +262,8 @@ fn check_names_what_differs() {
         // The routes and neighbour entries (permanent ones too) went with the link
         // going down; put them back too.
         if expected.ends_with("is down") {
-            for again in [
-                &[
-                    "neigh",
-                    "replace",
-                    "169.254.1.1",
-                    "lladdr",
-                    "ee:ee:ee:ee:ee:ee",
-                    "dev",
-                    "eth0",
-                    "nud",
-                    "permanent",
-                ][..],
-                &[
-                    "route",
-                    "replace",
-                    "169.254.1.1",
-                    "dev",
-                    "eth0",
-                    "scope",
-                    "link",
-                ][..],
-                &[
-                    "route",
-                    "replace",
-                    "default",
-                    "via",
-                    "169.254.1.1",
-                    "dev",
-                    "eth0",
-                ][..],
-            ] {
-                support::run(
-                    std::process::Command::new("ip")
-                        .args(["-n", one.name()])
-                        .args(again),
-                );
+            for again in [&GATEWAY_NEIGHBOUR[..], &GATEWAY_ROUTE, &DEFAULT_ROUTE] {
+                support::run(std::process::Command::new("ip").args(ip_in(pod_ns, again)));
             }
         }
         assert!(
@@ -354,25 +311,20 @@ fn check_names_what_differs() {
 
 #[test]
 fn add_of_an_existing_interface_fails_and_releases_the_addresses() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let one = pod();
     one.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
     ])
     .unwrap();
     let output = node.invoke(invocation("ADD", &one), &node.config());
-    let (code, message) = error(&output);
-    assert_eq!(code, 100);
-    assert_eq!(
-        message,
-        format!(
-            "eth0 exists already in pod network namespace {}",
-            one.path().display()
-        )
+    let expected = format!(
+        "eth0 exists already in pod network namespace {}",
+        one.path().display()
     );
+    assert_eq!(error(&output), (100, expected));
     node.assert_nothing_of(&one);
     // The pod's own eth0 is untouched.
     assert_eq!(
@@ -383,10 +335,9 @@ fn add_of_an_existing_interface_fails_and_releases_the_addresses() {
 
 #[test]
 fn a_host_link_name_collision_is_one_error_and_leaves_the_first_pod_alone() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let (one, two) = (pod(), pod());
     let result = node.add(&one);
     // Another container claiming to be the same Kubernetes pod.
@@ -414,10 +365,9 @@ fn a_host_link_name_collision_is_one_error_and_leaves_the_first_pod_alone() {
 
 #[test]
 fn a_namespace_deleted_during_add_is_one_error_and_leaves_nothing() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let one = pod();
     // An IPAM plugin that deletes the pod's namespace (as a runtime tearing the sandbox
     // down would) before handing over to wren-ipam.
@@ -444,25 +394,20 @@ fn a_namespace_deleted_during_add_is_one_error_and_leaves_nothing() {
     .unwrap();
     let invocation = invocation("ADD", &one).path(vec![dir.clone()]);
     let output = node.invoke_with_path(invocation, &node.config());
-    let (code, message) = error(&output);
-    assert_eq!(code, 3, "{message}");
-    assert_eq!(
-        message,
-        format!(
-            "pod network namespace {}: was deleted during ADD",
-            one.path().display()
-        )
+    let expected = format!(
+        "pod network namespace {}: was deleted during ADD",
+        one.path().display()
     );
+    assert_eq!(error(&output), (3, expected));
     node.assert_nothing_of(&one);
     assert!(node.ip(&["route", "show"]).as_array().unwrap().is_empty());
 }
 
 #[test]
 fn gc_removes_what_no_valid_attachment_holds() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let (keep, drop) = (pod(), pod());
     let kept = node.add(&keep);
     let dropped = node.add(&drop);
@@ -524,10 +469,9 @@ fn gc_removes_what_no_valid_attachment_holds() {
 
 #[test]
 fn status_tells_whether_pods_can_be_added() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let status = |config: &str| node.invoke(lab::cni::CniInvocation::new("STATUS", "", ""), config);
     assert!(
         status(&node.config()).success,
@@ -535,7 +479,7 @@ fn status_tells_whether_pods_can_be_added() {
         status(&node.config()).text()
     );
     // No pool selects the node.
-    let empty = Node::new(&[]);
+    let empty = Node::new(&[]).unwrap();
     let (code, message) = error(&empty.invoke(
         lab::cni::CniInvocation::new("STATUS", "", ""),
         &empty.config(),
@@ -561,10 +505,9 @@ fn status_tells_whether_pods_can_be_added() {
 
 #[test]
 fn the_mtu_comes_from_the_config_or_the_file_and_a_missing_file_adds_nothing() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let one = pod();
     // Explicit "mtu" wins over the file.
     let explicit = node.config_with(|c| c["mtu"] = Value::from(1300));
@@ -604,10 +547,9 @@ fn the_mtu_comes_from_the_config_or_the_file_and_a_missing_file_adds_nothing() {
 
 #[test]
 fn versions_are_negotiated_as_the_spec_says() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let version = node.invoke(
         lab::cni::CniInvocation::new("VERSION", "", ""),
         "{\"cniVersion\":\"1.1.0\"}",
@@ -642,10 +584,9 @@ fn versions_are_negotiated_as_the_spec_says() {
 
 #[test]
 fn pods_without_kubernetes_arguments_are_named_after_the_container() {
-    let Some(_ready) = lab::require!(Root) else {
+    let Some(node) = Node::new(&[POOL_V4]) else {
         return;
     };
-    let node = Node::new(&[POOL_V4]);
     let one = pod();
     let plain = lab::cni::CniInvocation::new("ADD", one.name(), one.path());
     let output = node.invoke(plain, &node.config());

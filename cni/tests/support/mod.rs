@@ -1,7 +1,8 @@
 //! A node for the plugin's tests: a network namespace (the plugin runs in it, as a
 //! runtime on that node would run it), a SQLite IPAM datastore with the given pools, an
 //! MTU file as bgpd writes it, and pods (namespaces) attached through `wren` with
-//! `lab::cni::CniInvocation`. Everything is removed on drop.
+//! `lab::cni::CniInvocation`. `Node::new` checks the lab first (`lab::require!`), so a
+//! test starts with it. Everything is removed on drop.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -24,11 +25,14 @@ pub struct Node {
     runtime: tokio::runtime::Runtime,
     ipam: Ipam<SqliteStore>,
     dir: tempfile::TempDir,
+    _ready: lab::Ready,
 }
 
 impl Node {
-    /// A node with `pools` (CIDRs) in its datastore.
-    pub fn new(pools: &[&str]) -> Node {
+    /// A node with `pools` (CIDRs) in its datastore; `None` when the lab is missing (see
+    /// `lab::require!`).
+    pub fn new(pools: &[&str]) -> Option<Node> {
+        let ready = lab::require!(Root)?;
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/ipam.db", dir.path().display());
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -49,7 +53,7 @@ impl Node {
         let netns = lab::Netns::new("wren-node").unwrap();
         netns.lo_up().unwrap();
         let ipam_binary = lab::fixture::wren_binary("wren-ipam");
-        Node {
+        Some(Node {
             netns,
             url,
             mtu_file,
@@ -58,7 +62,8 @@ impl Node {
             runtime,
             ipam,
             dir,
-        }
+            _ready: ready,
+        })
     }
 
     /// A scratch path of this node.
