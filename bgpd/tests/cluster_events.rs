@@ -15,27 +15,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lab::fixture::{Wren, wren_config};
+use lab::fixture::{Wren, kubectl_apply, wren_config};
 use lab::kube::ControlPlane;
 use lab::netns::Netns;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(40);
 const NAMESPACE: &str = "wren-system";
-
-/// Polls `probe` until it returns `Some` (lab's wait: fails early if bgpd exits, with
-/// its log tail).
-fn wait<T>(wren: &Wren, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    wren.daemon
-        .wait_for(WAIT, what, || probe().ok_or("not yet"))
-        .unwrap_or_else(|error| panic!("{error}"))
-}
-
-fn apply(control: &ControlPlane, object: &Value) {
-    if let Err(error) = control.kubectl_input(&["apply", "-f", "-"], &object.to_string()) {
-        panic!("kubectl apply {object}: {error}");
-    }
-}
 
 fn object(kind: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": "wren.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})
@@ -80,7 +66,7 @@ fn refused_resources_get_one_warning_event_each() {
     control
         .apply_deploy()
         .expect("deploy/crds.yaml and deploy/wren.yaml");
-    apply(
+    kubectl_apply(
         &control,
         &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-e"}}),
     );
@@ -99,14 +85,14 @@ fn refused_resources_get_one_warning_event_each() {
         ),
     );
     let mut wren = Wren::start_with_env(&netns, &config, &[("NODENAME", "node-e")]);
-    wait(&wren, "the collector's Lease held", || {
+    wren.wait_for(WAIT, "the collector's Lease held", || {
         wren.daemon
             .log()
             .contains("IPAM collector: holds the Lease")
             .then_some(())
     });
     // The file's pool, as the store wrote it: the shape of the bad ones.
-    let good: Value = wait(&wren, "the file's IPPool", || {
+    let good: Value = wren.wait_for(WAIT, "the file's IPPool", || {
         let text = control.kubectl(&["get", "ippools", "-o", "json"]).ok()?;
         let list: Value = serde_json::from_str(&text).ok()?;
         list["items"].as_array()?.first().cloned()
@@ -116,19 +102,19 @@ fn refused_resources_get_one_warning_event_each() {
         spec["cidr"] = cidr.into();
         spec
     };
-    apply(
+    kubectl_apply(
         &control,
         &object("IPPool", "bad-cidr", pool("10.250.0.0/33")),
     );
-    apply(
+    kubectl_apply(
         &control,
         &object("IPPool", "overlap-a", pool("10.96.0.0/16")),
     );
-    apply(
+    kubectl_apply(
         &control,
         &object("IPPool", "overlap-b", pool("10.96.128.0/17")),
     );
-    apply(
+    kubectl_apply(
         &control,
         &object(
             "BGPPeer",
@@ -136,7 +122,7 @@ fn refused_resources_get_one_warning_event_each() {
             json!({"node": "node-e", "nodeSelector": {}, "peerIP": "10.73.0.7", "asNumber": 65007}),
         ),
     );
-    apply(
+    kubectl_apply(
         &control,
         &object(
             "BGPPeer",
@@ -144,7 +130,7 @@ fn refused_resources_get_one_warning_event_each() {
             json!({"peerIP": "10.73.0.300", "asNumber": 65008}),
         ),
     );
-    apply(
+    kubectl_apply(
         &control,
         &object(
             "BGPPeer",
@@ -153,7 +139,7 @@ fn refused_resources_get_one_warning_event_each() {
                    "password": {"secretKeyRef": {"name": "bgp", "key": "missing"}}}),
         ),
     );
-    apply(
+    kubectl_apply(
         &control,
         &object(
             "BGPConfiguration",
@@ -181,7 +167,7 @@ fn refused_resources_get_one_warning_event_each() {
             .map(|(kind, name, reason, _)| (kind.to_string(), name.to_string(), reason.to_string()))
             .collect()
     };
-    let posted = wait(&wren, "an Event for each refusal", || {
+    let posted = wren.wait_for(WAIT, "an Event for each refusal", || {
         let posted = events(&control);
         (posted.keys().cloned().collect::<Vec<_>>() == keys(&expected)).then_some(posted)
     });
@@ -226,7 +212,7 @@ fn refused_resources_get_one_warning_event_each() {
 
     // bgpd runs on, its own pool untouched: the refusals touched nothing else.
     assert!(wren.daemon.is_alive());
-    wait(&wren, "bgpctl health: ready", || {
+    wren.wait_for(WAIT, "bgpctl health: ready", || {
         wren.bgpctl(&["health"]).status.success().then_some(())
     });
 
@@ -236,7 +222,7 @@ fn refused_resources_get_one_warning_event_each() {
         .kubectl(&["label", "node", "node-e", "wren.io/touched=yes"])
         .expect("label node-e");
     wren.daemon.restart().expect("bgpd restarted");
-    wait(&wren, "the Lease held again", || {
+    wren.wait_for(WAIT, "the Lease held again", || {
         (wren
             .daemon
             .log()
@@ -256,7 +242,7 @@ fn refused_resources_get_one_warning_event_each() {
             r#"{"spec":{"peerIP":"10.73.0.301"}}"#,
         ])
         .expect("patch bad-ip");
-    let posted = wait(&wren, "the edit's Event", || {
+    let posted = wren.wait_for(WAIT, "the edit's Event", || {
         let posted = events(&control);
         let key = ("BGPPeer".into(), "bad-ip".into(), "InvalidPeerIP".into());
         (posted.get(&key).map(Vec::len) == Some(2)).then_some(posted)

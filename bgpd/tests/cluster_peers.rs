@@ -14,17 +14,11 @@ use std::time::Duration;
 
 use cluster::resources::{BgpConfiguration, BgpPeer};
 use kube::CustomResourceExt;
-use lab::fixture::{Wren, pair, peer_of_a, wren_config};
+use lab::fixture::{Wren, apply_crds, kubectl_apply, pair, peer_of_a, wren_config};
 use lab::kube::ControlPlane;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn apply(control: &ControlPlane, object: &Value) {
-    control
-        .kubectl_input(&["apply", "-f", "-"], &object.to_string())
-        .unwrap_or_else(|error| panic!("kubectl apply {object}: {error}"));
-}
 
 fn peer(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "wren.io/v1alpha1", "kind": "BGPPeer", "metadata": {"name": name}, "spec": spec})
@@ -48,20 +42,6 @@ fn established_count(wren: &Wren, address: &str) -> u64 {
         .unwrap_or_else(|| panic!("no established_count: {}", neighbor(wren, address)))
 }
 
-/// Polls `probe` until it returns `Some`, or panics naming `what` with bgpd's log.
-fn wait<T>(wren: &Wren, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let until = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        if std::time::Instant::now() > until {
-            panic!("{what}: not within {WAIT:?}\n{}", wren.daemon.log_tail(40));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
     let Some(_ready) = lab::require!(Root, KubeApiserver) else {
@@ -70,25 +50,14 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
     let pair = pair("clpeer", "10.71.0", "fd00:71");
     let control = ControlPlane::in_netns(&pair.a, "127.0.0.1".parse().expect("ip"))
         .expect("control plane in namespace a");
-    for crd in [BgpPeer::crd(), BgpConfiguration::crd()] {
-        apply(&control, &serde_json::to_value(&crd).expect("crd"));
-    }
-    control
-        .kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/bgppeers.wren.io",
-            "crd/bgpconfigurations.wren.io",
-        ])
-        .expect("CRDs established");
-    apply(
+    apply_crds(&control, &[BgpPeer::crd(), BgpConfiguration::crd()]);
+    kubectl_apply(
         &control,
         &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "labels": {"rack": "1"}}}),
     );
     let peers = [("tor", "10.71.0.2"), ("tor6", "fd00:71::2")];
     for (name, address) in peers {
-        apply(
+        kubectl_apply(
             &control,
             &peer(
                 name,
@@ -98,7 +67,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         );
     }
     // Selects another rack only: never a session here.
-    apply(
+    kubectl_apply(
         &control,
         &peer(
             "rack2",
@@ -128,7 +97,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
     }
 
     // NetworkUnavailable=False, reason WrenIsUp, as kubectl sees it.
-    let condition = wait(&a, "NetworkUnavailable=False on node-a", || {
+    let condition = a.wait_for(WAIT, "NetworkUnavailable=False on node-a", || {
         let text = control
             .kubectl(&[
                 "get",
@@ -149,11 +118,11 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         established_count(&a, "fd00:71::2"),
     );
     patch_tor(&control, r#"{"spec":{"holdTime":60}}"#);
-    wait(&a, "tor's hold time 60", || {
+    a.wait_for(WAIT, "tor's hold time 60", || {
         (neighbor(&a, "10.71.0.2")["detail"]["timers"]["hold_time"] == 60).then_some(())
     });
     a.wait_established(&["10.71.0.2"]);
-    wait(&a, "tor's session re-established", || {
+    a.wait_for(WAIT, "tor's session re-established", || {
         (established_count(&a, "10.71.0.2") > before.0).then_some(())
     });
     assert_eq!(
@@ -176,7 +145,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
     std::fs::write(&b.config_path, b_config).expect("b's config");
     b.bgpctl_json(&["reload"]);
     for (wren, peer) in [(&a, "10.71.0.2"), (&b, "10.71.0.1")] {
-        wait(wren, &format!("BFD with {peer} Up"), || {
+        wren.wait_for(WAIT, &format!("BFD with {peer} Up"), || {
             wren.bgpctl_json(&["show", "bfd"])
                 .as_array()?
                 .iter()
@@ -185,7 +154,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         });
     }
     // b detects with a's multiplier: 5 × 300 ms.
-    let session = wait(&b, "b's detection time from a's multiplier 5", || {
+    let session = b.wait_for(WAIT, "b's detection time from a's multiplier 5", || {
         b.bgpctl_json(&["show", "bfd"])
             .as_array()?
             .iter()
@@ -201,14 +170,14 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
         established_count(&a, "10.71.0.2"),
         established_count(&a, "fd00:71::2"),
     );
-    apply(
+    kubectl_apply(
         &control,
         &peer(
             "bad",
             json!({"node": "node-a", "nodeSelector": {}, "peerIP": "10.71.0.7", "asNumber": 65007}),
         ),
     );
-    let message = wait(&a, "bad BGPPeer refused in its status", || {
+    let message = a.wait_for(WAIT, "bad BGPPeer refused in its status", || {
         let text = control
             .kubectl(&[
                 "get",
@@ -226,7 +195,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
     );
     assert!(a.neighbor("10.71.0.7").is_none());
     // Its Warning Event, once (no Lease without [ipam]: this node posts it).
-    let reasons = wait(&a, "bad BGPPeer's Event", || {
+    let reasons = a.wait_for(WAIT, "bad BGPPeer's Event", || {
         let text = control
             .kubectl(&[
                 "get",
@@ -254,7 +223,7 @@ fn bgp_peers_follow_the_resources_and_the_node_becomes_available() {
     control
         .kubectl(&["delete", "bgppeer", "tor6"])
         .expect("delete tor6");
-    wait(&a, "tor6 removed", || {
+    a.wait_for(WAIT, "tor6 removed", || {
         a.neighbor("fd00:71::2").is_none().then_some(())
     });
     assert_eq!(established_count(&a, "10.71.0.2"), before.0);

@@ -12,20 +12,14 @@
 //! Namespace a: the control plane and bgpd `node-a` (IPAM on SQLite). Namespace b: a
 //! second bgpd peering with a over IPv4 and IPv6.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipam::{AnyStore, Family, Ipam};
-use lab::fixture::{Wren, pair, peer_of_a, wren_config};
+use lab::fixture::{Wren, apply_crds, kubectl_apply, pair, peer_of_a, wren_config};
 use lab::kube::ControlPlane;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(40);
-
-fn apply(control: &ControlPlane, object: &Value) {
-    control
-        .kubectl_input(&["apply", "-f", "-"], &object.to_string())
-        .unwrap_or_else(|error| panic!("kubectl apply {object}: {error}"));
-}
 
 /// `node-a`'s WrenNode as JSON, when it exists.
 fn wren_node(control: &ControlPlane) -> Option<Value> {
@@ -43,22 +37,6 @@ fn ready(object: &Value) -> Option<&str> {
         .as_str()
 }
 
-/// Polls `probe` until it returns `Some`, or panics naming `what` with bgpd's log.
-fn wait<T>(wren: &Wren, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < until,
-            "{what}: not within {WAIT:?}\n{}",
-            wren.daemon.log_tail(40)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn wren_node_status_and_the_collector() {
     let Some(_ready) = lab::require!(Root, KubeApiserver) else {
@@ -67,22 +45,12 @@ fn wren_node_status_and_the_collector() {
     let pair = pair("clstat", "10.72.0", "fd00:72");
     let control = ControlPlane::in_netns(&pair.a, "127.0.0.1".parse().expect("ip"))
         .expect("control plane in namespace a");
-    for crd in cluster::crds() {
-        apply(&control, &serde_json::to_value(&crd).expect("crd"));
-    }
-    control
-        .kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/wrennodes.wren.io",
-        ])
-        .expect("CRDs established");
-    apply(
+    apply_crds(&control, &cluster::crds());
+    kubectl_apply(
         &control,
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "wren-system"}}),
     );
-    apply(
+    kubectl_apply(
         &control,
         &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}}),
     );
@@ -145,7 +113,7 @@ fn wren_node_status_and_the_collector() {
     let node_uid = control
         .kubectl(&["get", "node", "node-a", "-o", "jsonpath={.metadata.uid}"])
         .expect("node uid");
-    let object = wait(&a, "WrenNode node-a Ready with 2 peers up", || {
+    let object = a.wait_for(WAIT, "WrenNode node-a Ready with 2 peers up", || {
         let object = wren_node(&control)?;
         (ready(&object) == Some("True") && object["status"]["peersUp"] == 2).then_some(object)
     });
@@ -217,13 +185,13 @@ fn wren_node_status_and_the_collector() {
     );
 
     // BGPConfiguration communities reach the block's route, as b receives it.
-    apply(
+    kubectl_apply(
         &control,
         &json!({"apiVersion": "wren.io/v1alpha1", "kind": "BGPConfiguration",
                 "metadata": {"name": "default"}, "spec": {"communities": ["64512:100"]}}),
     );
-    wait(
-        &a,
+    a.wait_for(
+        WAIT,
         "the block's route with community 64512:100 at b",
         || {
             let routes = b.bgpctl_json(&["show", "routes"]);
@@ -248,7 +216,7 @@ fn wren_node_status_and_the_collector() {
     assert_eq!(before, after, "bgpd wrote its status with nothing changed");
 
     // The collector (bgpd holds its Lease: the only candidate) releases node-gone.
-    wait(&a, "node-gone released by the collector", || {
+    a.wait_for(WAIT, "node-gone released by the collector", || {
         let nodes = runtime.block_on(store.nodes()).ok()?;
         (!nodes.iter().any(|n| n.name == "node-gone")).then_some(())
     });
@@ -266,7 +234,7 @@ fn wren_node_status_and_the_collector() {
 
     // A peer goes down: the status follows within seconds.
     drop(b);
-    wait(&a, "peersUp 0 in the WrenNode", || {
+    a.wait_for(WAIT, "peersUp 0 in the WrenNode", || {
         let object = wren_node(&control)?;
         (object["status"]["peersUp"] == 0).then_some(())
     });

@@ -9,7 +9,7 @@
 //! One namespace: the control plane (etcd, kube-apiserver on its 127.0.0.1) and bgpd
 //! as node `node-t` (NODENAME).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lab::fixture::{Wren, wren_config};
 use lab::kube::ControlPlane;
@@ -17,20 +17,6 @@ use lab::netns::Netns;
 
 const WAIT: Duration = Duration::from_secs(30);
 const NAMESPACE: &str = "wren-system";
-
-/// Polls `probe` until it returns `Some`, or panics naming `what` with bgpd's log.
-fn wait<T>(wren: &Wren, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        if Instant::now() > until {
-            panic!("{what}: not within {WAIT:?}\n{}", wren.daemon.log_tail(40));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn bgpd_with_the_node_token_keeps_the_cni_token_fresh() {
@@ -67,7 +53,7 @@ fn bgpd_with_the_node_token_keeps_the_cni_token_fresh() {
     );
     let wren = Wren::start_with_env(&netns, &config, &[("NODENAME", "node-t")]);
 
-    wait(&wren, "the CNI kubeconfig written", || {
+    wren.wait_for(WAIT, "the CNI kubeconfig written", || {
         cni.exists().then_some(())
     });
     assert_eq!(
@@ -79,7 +65,7 @@ fn bgpd_with_the_node_token_keeps_the_cni_token_fresh() {
     control
         .kubectl_as(&cni, &["get", "ipamblocks.wren.io"])
         .expect("the CNI token reads IPAM blocks");
-    let condition = wait(&wren, "NetworkUnavailable=False on node-t", || {
+    let condition = wren.wait_for(WAIT, "NetworkUnavailable=False on node-t", || {
         let text = control
             .kubectl(&[
                 "get",
@@ -94,7 +80,7 @@ fn bgpd_with_the_node_token_keeps_the_cni_token_fresh() {
     assert_eq!(condition.trim(), "False WrenIsUp");
     // On the Kubernetes datastore with the same token: the file's pool is created, the
     // node registers (its Node's wren.io/asn), and bgpd is ready.
-    wait(&wren, "bgpctl health: ready", || {
+    wren.wait_for(WAIT, "bgpctl health: ready", || {
         wren.bgpctl(&["health"]).status.success().then_some(())
     });
     let pools = control

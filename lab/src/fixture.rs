@@ -15,11 +15,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::daemon::Daemon;
 use crate::frr::Frr;
+use crate::kube::ControlPlane;
 use crate::link::Veth;
 use crate::netns::Netns;
 use crate::route::Family;
@@ -195,6 +197,20 @@ impl Wren {
             .iter()
             .find(|n| n["address"] == address)
             .cloned()
+    }
+
+    /// Polls `probe` until it gives `Some` (at most `timeout`); panics naming `what`
+    /// with bgpd's log tail, at once when bgpd exits.
+    #[track_caller]
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
+        self.daemon
+            .wait_for(timeout, what, || probe().ok_or("not yet"))
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// Waits until every neighbor listed is Established (seen by bgpd).
@@ -447,6 +463,34 @@ pub fn gobgp_config(asn: u32, router_id: &str, neighbor: &str, peer_as: u32) -> 
     keepalive-interval = 3
 "#
     )
+}
+
+/// `kubectl apply -f -` of one `object` on `control`'s API server.
+#[track_caller]
+pub fn kubectl_apply(control: &ControlPlane, object: &Value) {
+    if let Err(error) = control.kubectl_input(&["apply", "-f", "-"], &object.to_string()) {
+        panic!("kubectl apply {object}: {error}");
+    }
+}
+
+/// Applies CustomResourceDefinitions and waits until the API server serves them.
+#[track_caller]
+pub fn apply_crds(control: &ControlPlane, crds: &[impl serde::Serialize]) {
+    let mut names = Vec::new();
+    for crd in crds {
+        let crd = serde_json::to_value(crd)
+            .unwrap_or_else(|error| panic!("a CustomResourceDefinition as JSON: {error}"));
+        kubectl_apply(control, &crd);
+        names.push(format!(
+            "crd/{}",
+            crd["metadata"]["name"].as_str().unwrap_or_default()
+        ));
+    }
+    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+    wait.extend(names.iter().map(String::as_str));
+    if let Err(error) = control.kubectl(&wait) {
+        panic!("{names:?} not Established: {error}");
+    }
 }
 
 /// FRR's view of neighbor `address` (`show bgp neighbors ADDR json`).
