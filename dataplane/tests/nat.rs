@@ -59,16 +59,6 @@ fn table(netns: &Netns) -> Option<String> {
         .ok()
 }
 
-fn iptables_state(netns: &Netns) -> String {
-    let rules = netns.exec(&["iptables-nft", "-t", "nat", "-S"]).unwrap()
-        + &netns.exec(&["iptables-nft", "-S"]).unwrap();
-    let tables = netns.exec(&["nft", "-a", "list", "tables"]).unwrap();
-    let nat = netns
-        .exec(&["nft", "-a", "list", "table", "ip", "nat"])
-        .unwrap();
-    format!("{rules}\n{tables}\n{nat}")
-}
-
 #[test]
 fn the_table_follows_the_pools_and_nodes() {
     let Some(_ready) = lab::require!(Root, Nft, Iptables) else {
@@ -76,29 +66,8 @@ fn the_table_follows_the_pools_and_nodes() {
     };
     let netns = Netns::new("wd-nat").unwrap();
     // kube-proxy's kind of rules, in iptables-nft's tables.
-    let masquerade = [
-        "iptables-nft",
-        "-t",
-        "nat",
-        "-A",
-        "POSTROUTING",
-        "-s",
-        "192.168.99.0/24",
-        "-j",
-        "MASQUERADE",
-    ];
-    netns.exec(&masquerade).unwrap();
-    let forward = [
-        "iptables-nft",
-        "-A",
-        "FORWARD",
-        "-s",
-        "10.244.0.0/16",
-        "-j",
-        "ACCEPT",
-    ];
-    netns.exec(&forward).unwrap();
-    let iptables = iptables_state(&netns);
+    lab::netfilter::add_kube_proxy_rules(&netns, "10.244.0.0/16").unwrap();
+    let iptables = lab::netfilter::others_state(&netns).unwrap();
 
     // No nat_outgoing pool: no table.
     let plain = snapshot(&[("10.244.0.0/16", false)], &["192.0.2.1"]);
@@ -188,7 +157,7 @@ fn the_table_follows_the_pools_and_nodes() {
     assert_eq!(sync(&netns, &plain).unwrap(), Change::None);
 
     assert_eq!(
-        iptables_state(&netns),
+        lab::netfilter::others_state(&netns).unwrap(),
         iptables,
         "iptables-nft's rules changed"
     );

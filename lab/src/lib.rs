@@ -17,6 +17,8 @@
 //!   builds, with BFD), [`ExaBgp`], each in its namespace with readiness
 //!   waits and query helpers; [`Family`] and kernel route queries ([`Netns::routes`]);
 //! - [`cni`]: one CNI plugin run as a runtime runs it (pods, the IPAM tests);
+//! - [`netfilter`]: what is not Wren's in iptables-nft and nftables (kube-proxy's kind of
+//!   rules, a snapshot of the rest) for the NAT tests;
 //! - [`fixture`]: test fixtures around Wren's binaries (bgpd in a namespace, bgpctl, config
 //!   texts), shared by bgpd's tests and the top-level `tests` package; they panic instead
 //!   of returning errors;
@@ -43,6 +45,7 @@ pub mod kube_metrics;
 mod link;
 pub mod metrics;
 mod names;
+pub mod netfilter;
 pub mod netns;
 mod prereq;
 mod route;

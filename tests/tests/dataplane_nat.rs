@@ -56,22 +56,6 @@ fn source_seen(server: &Netns, address: &str, client: &Netns) -> Option<IpAddr> 
     Some(peer.ip())
 }
 
-fn iptables_state(netns: &Netns) -> String {
-    let rules = netns.exec(&["iptables-nft", "-t", "nat", "-S"]).unwrap()
-        + &netns.exec(&["iptables-nft", "-S"]).unwrap();
-    // The other tables with their handles (a table made again gets a new one).
-    let tables = netns.exec_json(&["nft", "-j", "list", "tables"]).unwrap();
-    let others: Vec<String> = tables["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|object| object.get("table"))
-        .filter(|table| table["name"] != "wren")
-        .map(|table| format!("{} {} {}", table["family"], table["name"], table["handle"]))
-        .collect();
-    format!("{rules}\n{others:?}")
-}
-
 fn table(netns: &Netns) -> Option<String> {
     netns
         .exec(&["nft", "-a", "list", "table", "inet", "wren"])
@@ -98,21 +82,8 @@ fn pods_reach_the_internet_masqueraded_and_nothing_else_is() {
     forwarding(&node);
 
     // kube-proxy's kind of rules, before bgpd.
-    let masquerade = [
-        "iptables-nft",
-        "-t",
-        "nat",
-        "-A",
-        "POSTROUTING",
-        "-s",
-        "192.168.99.0/24",
-        "-j",
-        "MASQUERADE",
-    ];
-    node.exec(&masquerade).unwrap();
-    node.exec(&["iptables-nft", "-A", "FORWARD", "-s", POOL, "-j", "ACCEPT"])
-        .unwrap();
-    let iptables = iptables_state(&node);
+    lab::netfilter::add_kube_proxy_rules(&node, POOL).unwrap();
+    let iptables = lab::netfilter::others_state(&node).unwrap();
 
     // Another node in the registry.
     let url = format!("sqlite://{}", ready.dir().join("ipam.db").display());
@@ -191,7 +162,7 @@ fn pods_reach_the_internet_masqueraded_and_nothing_else_is() {
     );
     assert_eq!(table(&node).unwrap(), before, "handles changed");
     assert_eq!(
-        iptables_state(&node),
+        lab::netfilter::others_state(&node).unwrap(),
         iptables,
         "iptables-nft's rules changed"
     );
@@ -208,7 +179,7 @@ fn pods_reach_the_internet_masqueraded_and_nothing_else_is() {
         .unwrap();
     assert_eq!(table(&node), None);
     assert_eq!(
-        iptables_state(&node),
+        lab::netfilter::others_state(&node).unwrap(),
         iptables,
         "iptables-nft's rules changed"
     );
