@@ -417,3 +417,113 @@ fn non_transitive_extended_communities_stay_in_the_as() {
         vec![transitive, non_transitive]
     );
 }
+
+#[test]
+fn reflected_routes_are_built_once_yet_right_for_each_client() {
+    // Clients without a filter or next_hop_self share one export of each route; the
+    // one with next_hop_self, and the eBGP neighbor with a filter, get their own.
+    let neighbors = r#"
+        [[bgp.neighbor]]
+        address = "10.0.0.3"
+        remote_asn = 64512
+        route_reflector_client = true
+        [[bgp.neighbor]]
+        address = "10.0.0.4"
+        remote_asn = 64512
+        route_reflector_client = true
+        [[bgp.neighbor]]
+        address = "10.0.0.5"
+        remote_asn = 64512
+        route_reflector_client = true
+        [[bgp.neighbor]]
+        address = "10.0.0.6"
+        remote_asn = 64512
+        route_reflector_client = true
+        next_hop_self = true
+        [[bgp.neighbor]]
+        address = "10.0.0.7"
+        remote_asn = 65007
+        export = "everything"
+        [[policy.filter]]
+        name = "everything"
+        default = "accept"
+        "#;
+    let cluster = |id: &str| config(&format!("cluster_id = \"{id}\"\n{neighbors}"));
+    let mut h = Harness::new(cluster("10.255.255.1"));
+    let client_a = h.up(Session::v4("10.0.0.3", ASN)
+        .router_id("3.3.3.3")
+        .graceful_restart());
+    let client_b = h.up(Session::v4("10.0.0.4", ASN).router_id("4.4.4.4"));
+    let client_c = h.up(Session::v4("10.0.0.5", ASN).router_id("5.5.5.5"));
+    let self_client = h.up(Session::v4("10.0.0.6", ASN).router_id("6.6.6.6"));
+    let external = h.up(Session::v4("10.0.0.7", 65007).router_id("7.7.7.7"));
+    let ours = Some(Ipv4Addr::new(10, 0, 0, 1));
+    let mut internal = attrs(&[], "10.0.0.3");
+    internal.as_path = Some(bgp_proto::AsPath::new());
+    internal.local_pref = Some(100);
+    h.update(client_a, announce(&["10.3.0.0/26"], internal.clone()));
+    let sent = |h: &mut Harness, peer| {
+        let routes = announced(h, peer);
+        assert_eq!(routes.len(), 1, "peer {peer}: {routes:?}");
+        let attrs = &routes[0].1;
+        (
+            attrs.originator_id,
+            attrs.next_hop,
+            attrs.cluster_list.clone(),
+        )
+    };
+    let reflected = |originator: [u8; 4], cluster: [u8; 4]| {
+        (
+            Some(Ipv4Addr::from(originator)),
+            Some(Ipv4Addr::new(10, 0, 0, 3)),
+            vec![Ipv4Addr::from(cluster)],
+        )
+    };
+    assert_eq!(
+        sent(&mut h, client_b),
+        reflected([3, 3, 3, 3], [10, 255, 255, 1])
+    );
+    assert_eq!(
+        sent(&mut h, client_c),
+        reflected([3, 3, 3, 3], [10, 255, 255, 1])
+    );
+    let (originator, next_hop, _) = sent(&mut h, self_client);
+    assert_eq!(
+        (originator, next_hop),
+        (Some(Ipv4Addr::new(3, 3, 3, 3)), ours)
+    );
+    let routes = announced(&mut h, external);
+    assert_eq!(routes.len(), 1);
+    let attrs = &routes[0].1;
+    assert_eq!((attrs.originator_id, attrs.next_hop), (None, ours));
+    assert!(attrs.cluster_list.is_empty() && attrs.local_pref.is_none());
+    assert_eq!(attrs.as_path.as_ref().unwrap().to_string(), "64512");
+
+    // The client restarts (graceful restart: its route stays, stale, so its index is
+    // kept) and returns with another router id: a route it announces now is sent on
+    // with the new ORIGINATOR_ID, though its attributes are those of the first.
+    h.down(client_a, Some(std::time::Duration::from_secs(120)));
+    h.up_as(
+        client_a,
+        Session::v4("10.0.0.3", ASN)
+            .router_id("3.3.3.33")
+            .graceful_restart(),
+    );
+    h.update(client_a, announce(&["10.3.0.64/26"], internal));
+    for peer in [client_b, client_c] {
+        let routes = announced(&mut h, peer);
+        assert_eq!(routes.len(), 1, "peer {peer}: {routes:?}");
+        assert_eq!(routes[0].0, net("10.3.0.64/26"));
+        assert_eq!(routes[0].1.originator_id, Some(Ipv4Addr::new(3, 3, 3, 33)));
+    }
+
+    // A new cluster id: every client is sent the route again with it.
+    h.input(bgpd::tasks::RibInput::Reconfigure(cluster("10.255.255.2")));
+    for peer in [client_b, client_c] {
+        let routes = announced(&mut h, peer);
+        assert_eq!(routes.len(), 2, "peer {peer}: {routes:?}");
+        for (_, attrs) in routes {
+            assert_eq!(attrs.cluster_list, vec![Ipv4Addr::new(10, 255, 255, 2)]);
+        }
+    }
+}

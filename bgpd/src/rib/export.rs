@@ -23,7 +23,10 @@
 //!
 //! Results are cached per neighbor and family, keyed by (source peer, accepted
 //! attributes, applied filter rules), so exporting a million prefixes that share
-//! attributes computes them once.
+//! attributes computes them once. What every iBGP neighbor without an export filter
+//! or `next_hop_self` is sent of a route from another neighbor does not depend on the
+//! neighbor (see [`shares_export`]): that is cached once per source instead, so a
+//! route reflector builds each client's route once, not once per client.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -35,6 +38,10 @@ use super::peer::{FilterRef, Peer};
 use super::table::{Net, Path, PeerIdx};
 use crate::policy::{Applied, Candidate, Direction, RouteSource, Verdict};
 use crate::tasks::PeerInfo;
+
+/// Most entries of one source's shared exports before they are emptied: one per
+/// attribute set it sends (a node: one; a full table: thousands).
+const SHARED_EXPORTS_MAX: usize = 4096;
 
 /// Most entries of one export cache before it is emptied. Small: the cache pays
 /// when many routes share a source and attributes (a node mesh, a full table from
@@ -84,6 +91,19 @@ pub fn may_export(dest_idx: PeerIdx, dest: &Peer, source: SourceFacts, facts: Fa
     }
 }
 
+/// True when what `dest` is sent of a route from `source` whose next hop is not
+/// ours depends only on the route and on whether `dest` negotiated the extended next
+/// hop: an iBGP neighbor without an export filter or `next_hop_self`, and a route
+/// from a neighbor. `build_export` then reads nothing else of `dest` (no next hop
+/// self, no AS prepended, no filter) and everything else it reads (the source's
+/// router id, the cluster id) is the same for every destination.
+fn shares_export(dest: &Peer, source: SourceFacts) -> bool {
+    !dest.ebgp()
+        && dest.settings.export == FilterRef::None
+        && !dest.settings.next_hop_self
+        && source.source != RouteSource::Local
+}
+
 impl Rib {
     /// The attributes `dest` is sent for `net` whose best path is `best`, or None.
     pub(super) fn export<K: Net>(&mut self, dest: PeerIdx, net: K, best: Path) -> Option<AttrId> {
@@ -92,6 +112,17 @@ impl Rib {
         let peer = self.peer(dest)?;
         if !may_export(dest, peer, source, facts) {
             return None;
+        }
+        if shares_export(peer, source)
+            && self.attrs.get(best.accepted).next_hop != RouteNextHop::Local
+        {
+            let extended_next_hop = peer
+                .info
+                .as_ref()?
+                .context
+                .extended_next_hop
+                .contains(K::FAMILY);
+            return self.export_shared::<K>(dest, source, best, extended_next_hop);
         }
         let applied = match &peer.settings.export {
             FilterRef::None => Applied::NONE,
@@ -128,6 +159,44 @@ impl Rib {
         match self.peer_mut(dest) {
             Some(peer) => {
                 peer.export_cache[K::INDEX].insert(key, out);
+            }
+            None => {
+                self.attrs.release(best.accepted);
+                self.attrs.release(out);
+                return None;
+            }
+        }
+        (out != NO_ATTR).then_some(out)
+    }
+
+    /// [`Rib::export`] for a destination that [`shares_export`]: from the source's
+    /// shared exports, built for `dest` the first time.
+    fn export_shared<K: Net>(
+        &mut self,
+        dest: PeerIdx,
+        source: SourceFacts,
+        best: Path,
+        extended_next_hop: bool,
+    ) -> Option<AttrId> {
+        let key = (best.accepted, K::INDEX as u8, extended_next_hop);
+        if let Some(&out) = self.peer(best.peer)?.shared_exports.get(&key) {
+            return (out != NO_ATTR).then_some(out);
+        }
+        let out = self
+            .build_export(dest, K::FAMILY, source, best, &Applied::NONE)
+            .map_or(NO_ATTR, |attrs| self.attrs.intern(attrs));
+        // The new entry's references first: emptying a full map must not free `out`.
+        self.attrs.retain(best.accepted);
+        self.attrs.retain(out);
+        if self
+            .peer(best.peer)
+            .is_some_and(|p| p.shared_exports.len() >= SHARED_EXPORTS_MAX)
+        {
+            self.clear_shared_exports(best.peer);
+        }
+        match self.peer_mut(best.peer) {
+            Some(peer) => {
+                peer.shared_exports.insert(key, out);
             }
             None => {
                 self.attrs.release(best.accepted);

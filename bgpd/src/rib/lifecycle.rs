@@ -120,7 +120,7 @@ impl Rib {
         };
         // Settings or identifiers may differ from the last session.
         self.clear_import_cache(idx);
-        self.clear_export_caches();
+        self.forget_source(idx);
         if had_stale {
             // RFC 4724 4.2: stale routes of a family the peer no longer preserves
             // forwarding state for (or no longer negotiates) go now.

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use super::attrs::{AttrTable, RouteAttrs, RouteNextHop};
+use super::attrs::{AttrId, AttrTable, RouteAttrs, RouteNextHop};
 use super::decision::{Candidate, select};
 use super::export::{SourceFacts, may_export};
 use super::peer::{LOCAL_SOURCES, Peer};
@@ -81,7 +81,7 @@ impl Rib {
                 self.drop_caches(peer);
             }
             // Export caches are keyed by source index, which may now be reused.
-            self.clear_export_caches();
+            self.forget_source(idx);
         }
     }
 
@@ -97,16 +97,76 @@ impl Rib {
                 self.attrs.release(value);
             }
         }
-    }
-
-    /// Empties every peer's export cache.
-    pub(super) fn clear_export_caches(&mut self) {
-        for idx in 0..self.peers.len() {
-            self.clear_export_cache(idx as PeerIdx);
+        for ((key, _, _), value) in peer.shared_exports.drain() {
+            self.attrs.release(key);
+            self.attrs.release(value);
         }
     }
 
+    /// Empties every peer's export cache and shared exports.
+    pub(super) fn clear_export_caches(&mut self) {
+        for idx in 0..self.peers.len() {
+            self.clear_export_cache(idx as PeerIdx);
+            self.clear_shared_exports(idx as PeerIdx);
+        }
+    }
+
+    /// Forgets every export computed from routes of `idx` (its router id, settings or
+    /// identity may have changed: a new session, or the index reused), and its own
+    /// export cache: O(peers), not O(peers²) as emptying every cache would be when
+    /// each of thousands of sessions comes up.
+    pub(super) fn forget_source(&mut self, idx: PeerIdx) {
+        self.clear_export_cache(idx);
+        self.clear_shared_exports(idx);
+        let mut released = Vec::new();
+        for peer in self.peers.iter_mut().flatten() {
+            for cache in &mut peer.export_cache {
+                if cache.is_empty() {
+                    continue;
+                }
+                cache.retain(|&(source, key, _), &mut value| {
+                    let keep = source != idx;
+                    if !keep {
+                        released.push((key, value));
+                    }
+                    keep
+                });
+            }
+        }
+        for (key, value) in released {
+            self.attrs.release(key);
+            self.attrs.release(value);
+        }
+    }
+
+    /// Empties the exports shared by every destination of `idx`'s routes.
+    pub(super) fn clear_shared_exports(&mut self, idx: PeerIdx) {
+        self.release_cached(idx, |peer| {
+            peer.shared_exports
+                .drain()
+                .map(|((key, _, _), value)| (key, value))
+                .collect()
+        });
+    }
+
+    /// Empties `idx`'s export cache (what it is sent).
     pub(super) fn clear_export_cache(&mut self, idx: PeerIdx) {
+        self.release_cached(idx, |peer| {
+            peer.export_cache
+                .iter_mut()
+                .flat_map(|cache| cache.drain())
+                .map(|((_, key, _), value)| (key, value))
+                .collect()
+        });
+    }
+
+    /// Releases the (key, value) references that `take` empties out of `idx`'s caches
+    /// (nothing is allocated when they are empty).
+    fn release_cached(
+        &mut self,
+        idx: PeerIdx,
+        take: impl FnOnce(&mut Peer) -> Vec<(AttrId, AttrId)>,
+    ) {
         let Some(peer) = self
             .peers
             .get_mut(usize::from(idx))
@@ -114,12 +174,7 @@ impl Rib {
         else {
             return;
         };
-        let drained: Vec<_> = peer
-            .export_cache
-            .iter_mut()
-            .flat_map(|cache| cache.drain().collect::<Vec<_>>())
-            .collect();
-        for ((_, key, _), value) in drained {
+        for (key, value) in take(peer) {
             self.attrs.release(key);
             self.attrs.release(value);
         }

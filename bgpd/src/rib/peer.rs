@@ -58,6 +58,11 @@ pub struct Peer {
     /// Per family: (source peer, accepted attributes, applied export rules) ->
     /// attributes sent to this peer, or NO_ATTR for "not sent".
     pub export_cache: [HashMap<(PeerIdx, AttrId, Applied), AttrId>; 2],
+    /// This peer's routes as every iBGP neighbor without an export filter or
+    /// `next_hop_self` is sent them (see `export::Shared`): computed once for all of
+    /// them, not once per neighbor. (accepted attributes, family index, extended next
+    /// hop negotiated) -> attributes sent, or NO_ATTR for "not sent".
+    pub shared_exports: HashMap<(AttrId, u8, bool), AttrId>,
     /// Over max_prefixes: the session is being closed; its UPDATEs are ignored.
     pub closing: bool,
     /// A Close that did not fit into the outbound channel yet.
@@ -184,6 +189,7 @@ impl Peer {
             disabled: [false; 2],
             import_cache: HashMap::new(),
             export_cache: Default::default(),
+            shared_exports: HashMap::new(),
             closing: false,
             close_pending: None,
             warned: [false; 2],
