@@ -14,6 +14,8 @@ mod claims;
 mod repair;
 mod support;
 
+use support::battery;
+
 use administration::*;
 use assignment::*;
 use claims::*;
@@ -50,48 +52,30 @@ async fn assert_no_blocks<S: Datastore>(ipam: &Ipam<S>, node: &str) {
     assert!(blocks.is_empty(), "{node} still holds {blocks:?}");
 }
 
-macro_rules! battery {
-    ($store:ident, $($test:ident),* $(,)?) => {
-        mod $store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some((store, _guard)) = super::support::$store().await else { return };
-                    super::$test(ipam::Ipam::new(store)).await;
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! batteries {
-    ($($test:ident),* $(,)?) => {
-        battery!(sqlite, $($test),*);
-        battery!(etcd, $($test),*);
-        battery!(kubernetes, $($test),*);
-    };
-}
-
-batteries!(
-    bad_pools_are_refused,
-    assign_from_the_nodes_block,
-    assign_many_claims_more_blocks,
-    stale_release_cannot_free_a_reused_address,
-    borrowing_when_no_block_is_free,
-    exhausted_pool_is_a_clear_error_and_writes_nothing,
-    max_blocks_per_node,
-    assign_a_given_address,
-    release_of_a_deleted_node,
-    crash_between_claim_phases_is_repaired,
-    check_finds_each_inconsistency,
-    ipv6_pools,
-    concurrent_assigns_are_distinct,
-    check_is_consistent_under_concurrent_assignments,
-    node_selector_disabled_and_delete,
-    usage_table,
-    node_registry_and_watches,
-    bad_names_are_refused,
-    pods_are_named_in_handle_records,
-    a_claim_reads_a_few_blocks_not_every_block,
-    a_nearly_full_pool_gives_its_last_block,
+battery!(
+    [sqlite, etcd, kubernetes],
+    |store| ipam::Ipam::new(store),
+    [
+        bad_pools_are_refused,
+        assign_from_the_nodes_block,
+        assign_many_claims_more_blocks,
+        stale_release_cannot_free_a_reused_address,
+        borrowing_when_no_block_is_free,
+        exhausted_pool_is_a_clear_error_and_writes_nothing,
+        max_blocks_per_node,
+        assign_a_given_address,
+        release_of_a_deleted_node,
+        crash_between_claim_phases_is_repaired,
+        check_finds_each_inconsistency,
+        ipv6_pools,
+        concurrent_assigns_are_distinct,
+        check_is_consistent_under_concurrent_assignments,
+        node_selector_disabled_and_delete,
+        usage_table,
+        node_registry_and_watches,
+        bad_names_are_refused,
+        pods_are_named_in_handle_records,
+        a_claim_reads_a_few_blocks_not_every_block,
+        a_nearly_full_pool_gives_its_last_block,
+    ]
 );

@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::battery;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -336,41 +338,23 @@ async fn batched_reads_of_keys_and_prefixes<S: Datastore>(s: &S) {
     assert!(s.read(Vec::new()).await.unwrap().is_empty());
 }
 
-macro_rules! battery {
-    ($store:ident, $($test:ident),* $(,)?) => {
-        mod $store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some((store, _guard)) = super::support::$store().await else { return };
-                    super::$test(&store).await;
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! batteries {
-    ($($test:ident),* $(,)?) => {
-        battery!(sqlite, $($test),*);
-        battery!(etcd, $($test),*);
-        battery!(kubernetes, $($test),*);
-    };
-}
-
-batteries!(
-    get_missing_is_none,
-    create_then_read_back,
-    create_twice_conflicts,
-    compare_and_swap_on_revision,
-    delete_with_revision,
-    transaction_of_several_keys,
-    check_only_operations,
-    blind_writes,
-    list_is_by_prefix_and_sorted,
-    revisions_increase,
-    concurrent_increments_lose_nothing,
-    watch_reports_puts_and_deletes_under_prefix,
-    shared_handles_see_each_other,
-    batched_reads_of_keys_and_prefixes,
+battery!(
+    [sqlite, etcd, kubernetes],
+    |store| &store,
+    [
+        get_missing_is_none,
+        create_then_read_back,
+        create_twice_conflicts,
+        compare_and_swap_on_revision,
+        delete_with_revision,
+        transaction_of_several_keys,
+        check_only_operations,
+        blind_writes,
+        list_is_by_prefix_and_sorted,
+        revisions_increase,
+        concurrent_increments_lose_nothing,
+        watch_reports_puts_and_deletes_under_prefix,
+        shared_handles_see_each_other,
+        batched_reads_of_keys_and_prefixes,
+    ]
 );

@@ -8,6 +8,8 @@
 
 mod support;
 
+use support::battery;
+
 use std::collections::BTreeMap;
 
 use ipam::store::Datastore;
@@ -175,29 +177,12 @@ async fn a_second_vxlan_pool_of_a_family_takes_the_first_ones_vni_and_port<S: Da
     assert_eq!(ipam.pools().await.unwrap().len(), 4);
 }
 
-macro_rules! battery {
-    ($store:ident, $($test:ident),* $(,)?) => {
-        mod $store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let Some((store, _guard)) = super::support::$store().await else { return };
-                    super::$test(ipam::Ipam::new(store)).await;
-                }
-            )*
-        }
-    };
-}
-
 battery!(
-    sqlite,
-    tunnel_address_comes_from_a_vxlan_pool_block,
-    one_tunnel_address_per_node_and_family_under_concurrency,
-    a_second_vxlan_pool_of_a_family_takes_the_first_ones_vni_and_port
-);
-battery!(
-    etcd,
-    tunnel_address_comes_from_a_vxlan_pool_block,
-    one_tunnel_address_per_node_and_family_under_concurrency,
-    a_second_vxlan_pool_of_a_family_takes_the_first_ones_vni_and_port
+    [sqlite, etcd],
+    |store| ipam::Ipam::new(store),
+    [
+        tunnel_address_comes_from_a_vxlan_pool_block,
+        one_tunnel_address_per_node_and_family_under_concurrency,
+        a_second_vxlan_pool_of_a_family_takes_the_first_ones_vni_and_port,
+    ]
 );

@@ -154,3 +154,29 @@ pub fn create_nodes(url: &str, names: &[&str]) {
         .unwrap();
     assert!(child.wait().unwrap().success(), "kubectl apply of Nodes");
 }
+
+/// Each async test fn of `tests` once per datastore of `kinds` (a module per kind, the
+/// test named as the fn: `sqlite::create_then_read_back`), given `argument` made from
+/// the fresh store `store` (`ipam::Ipam::new(store)`, `&store`); a kind the machine
+/// lacks skips or fails as its fixture above says.
+///
+/// `battery!([sqlite, etcd], |store| &store, [get_missing_is_none, ...]);`
+#[allow(unused_macros)] // only the battery files use it
+macro_rules! battery {
+    ([$($kind:ident),* $(,)?], |$store:ident| $argument:expr, $tests:tt $(,)?) => {
+        $( battery!(@kind $kind, |$store| $argument, $tests); )*
+    };
+    (@kind $kind:ident, |$store:ident| $argument:expr, [$($test:ident),* $(,)?]) => {
+        mod $kind {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(($store, _guard)) = super::support::$kind().await else { return };
+                    super::$test($argument).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)] // only the battery files use it
+pub(crate) use battery;
