@@ -35,22 +35,11 @@ async fn ptp_pod_gets_an_address_and_a_route() {
     let ips = result["ips"].as_array().unwrap();
     assert_eq!(ips.len(), 2, "{result}");
     let pod = attached.netns();
-    let address: IpAddr = ips[0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let address6: IpAddr = ips[1]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host = |ip: &serde_json::Value| -> IpAddr {
+        let cidr: ipnet::IpNet = ip["address"].as_str().unwrap().parse().unwrap();
+        cidr.addr()
+    };
+    let (address, address6) = (host(&ips[0]), host(&ips[1]));
 
     // The address is from node-a's block.
     let blocks = ipam.node_allocations("node-a").await.unwrap().blocks;
