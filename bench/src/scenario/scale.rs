@@ -74,17 +74,29 @@ pub trait Measurement<F> {
     fn record(self, figures: &F, recorder: &mut Recorder);
 }
 
-/// Names every size's figures with `name` and declares them (the time rows first, so
-/// they lead the table), marking the charted ones; then measures every kind at every
-/// size, runs interleaved, sizes in order, kinds alternating within a size.
+/// How long a kind gets to converge at one size before its cell says how far it got:
+/// 180 s (`--quick`: 60 s).
+pub fn limit(context: &Context) -> Duration {
+    context.size(Duration::from_secs(180), Duration::from_secs(60))
+}
+
+/// Picks the kinds to run ([`kinds`]) and checks that the generator may open
+/// `sessions(N)` sockets at the largest N ([`check_open_files`]); names every size's
+/// figures with `name` and declares them (the time rows first, so they lead the table),
+/// marking the charted ones; then measures every kind at every size, runs interleaved,
+/// sizes in order, kinds alternating within a size. Returns what was recorded.
 pub fn measure_all<F, M: Measurement<F>>(
     context: &Context,
-    collector: &mut Collector,
-    kinds: &[Kind],
     sizes: &[usize],
+    sessions: impl Fn(usize) -> usize,
     name: impl Fn(&mut SizeFigures) -> F,
     mut measure: impl FnMut(Kind, usize) -> Result<M>,
-) -> Result<()> {
+) -> Result<Collector> {
+    let mut recorded = Collector::default();
+    let collector = &mut recorded;
+    let kinds = kinds(context, collector)?;
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    check_open_files(sessions(largest))?;
     let figures: Vec<(SizeFigures, F)> = sizes
         .iter()
         .map(|&size| {
@@ -102,7 +114,7 @@ pub fn measure_all<F, M: Measurement<F>>(
     for run in 1..=context.runs() {
         for (all, f) in &figures {
             let size = all.size();
-            for &kind in kinds {
+            for &kind in &kinds {
                 context.progress_run(kind.name(), run, format!("N = {size}"));
                 let outcome = context.attempt(collector, kind, || measure(kind, size))?;
                 if let Some(outcome) = outcome {
@@ -111,7 +123,7 @@ pub fn measure_all<F, M: Measurement<F>>(
             }
         }
     }
-    Ok(())
+    Ok(recorded)
 }
 
 /// A scale scenario's table: the rows of `collector` with a column per daemon and Wren's

@@ -22,7 +22,7 @@ use super::scale_reflector::{self as reflector, Side};
 use super::{Context, list, seconds};
 use crate::dut::Kind;
 use crate::generator::Watch;
-use crate::report::{Collector, Table, Unit};
+use crate::report::{Table, Unit};
 use crate::stats::percentile;
 
 /// How long a flapping client stays down.
@@ -33,20 +33,14 @@ const FLAPPING_ONE_IN: usize = 10;
 
 pub fn run(context: &Context) -> Result<Table> {
     let sizes = scale::sizes(context, &[5000], &[50]);
-    let limit = context.size(Duration::from_secs(180), Duration::from_secs(60));
+    let limit = scale::limit(context);
     let period = context.size(Duration::from_secs(60), Duration::from_secs(5));
     let hold = scale::hold_time(context);
-    let mut collector = Collector::default();
-    let kinds = scale::kinds(context, &mut collector)?;
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    scale::check_open_files(2 * largest)?;
-    let name = |all: &mut SizeFigures| Figures::new(all, hold);
-    scale::measure_all(
+    let collector = scale::measure_all(
         context,
-        &mut collector,
-        &kinds,
         &sizes,
-        name,
+        |largest| 2 * largest,
+        |all| Figures::new(all, hold),
         |kind, size| measure(context, kind, size, limit, period),
     )?;
     Ok(scale::table(

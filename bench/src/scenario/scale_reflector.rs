@@ -24,24 +24,18 @@ use super::scale::{self, Figure, Recorder, SizeFigures};
 use super::{Context, list, mib, seconds};
 use crate::dut::{Dut, Kind};
 use crate::generator::{Peer, updates};
-use crate::report::{Collector, Table, Unit};
+use crate::report::{Table, Unit};
 use crate::topology::Slot;
 
 pub fn run(context: &Context) -> Result<Table> {
     let sizes = scale::sizes(context, &[1000, 2500, 5000], &[50]);
-    let limit = context.size(Duration::from_secs(180), Duration::from_secs(60));
+    let limit = scale::limit(context);
     let hold = scale::hold_time(context);
-    let mut collector = Collector::default();
-    let kinds = scale::kinds(context, &mut collector)?;
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    scale::check_open_files(2 * (largest + 1))?;
-    let name = |all: &mut SizeFigures| Figures::new(all, hold);
-    scale::measure_all(
+    let collector = scale::measure_all(
         context,
-        &mut collector,
-        &kinds,
         &sizes,
-        name,
+        |largest| 2 * (largest + 1),
+        |all| Figures::new(all, hold),
         |kind, size| measure(context, kind, size, limit),
     )?;
     Ok(scale::table(
