@@ -136,12 +136,7 @@ impl Runner<'_> {
             self.session = Some((kind, peer));
         }
         let (_, peer) = self.session.as_ref().expect("session");
-        let probe = Probe {
-            peer,
-            daemon: &self.bench.observer,
-            kernel: true,
-            timeout: CASE_TIMEOUT,
-        };
+        let probe = self.probe(peer);
         let marker = 10_000 + u32::from(self.next_number());
         let victims = [
             Victim {
@@ -296,12 +291,7 @@ impl Runner<'_> {
         let (ignored_prefix, ignored) = self.sentinel(kind, family);
         let (sentinel_prefix, sentinel) = self.sentinel(kind, family.other());
         let (_, peer) = self.session.as_ref().expect("session");
-        let probe = Probe {
-            peer,
-            daemon: &self.bench.observer,
-            kernel: true,
-            timeout: CASE_TIMEOUT,
-        };
+        let probe = self.probe(peer);
         let outcome = match probe.run(&ignored, &sentinel, sentinel_prefix, &[]) {
             Ok(observation) if observation.session == Session::Up => {
                 match probe.has_route(ignored_prefix) {
@@ -342,12 +332,7 @@ impl Runner<'_> {
             peer.send(&wire::end_of_rib(afi, safi))
                 .map_err(|error| format!("End-of-RIB: {error}"))?;
         }
-        let probe = Probe {
-            peer: &peer,
-            daemon: &self.bench.observer,
-            kernel: true,
-            timeout: CASE_TIMEOUT,
-        };
+        let probe = self.probe(&peer);
         let deadline = Instant::now() + CASE_TIMEOUT;
         loop {
             let states = probe.states(victims).map_err(|error| error.to_string())?;
@@ -386,6 +371,17 @@ impl Runner<'_> {
                     wire::announce_v6(&[net], &kind.attributes(None), V6_NEXT_HOP, None),
                 )
             }
+        }
+    }
+
+    /// A probe of `peer` that checks the daemon and its kernel, each wait bounded by
+    /// [`CASE_TIMEOUT`].
+    fn probe<'p>(&'p self, peer: &'p Peer) -> Probe<'p> {
+        Probe {
+            peer,
+            daemon: &self.bench.observer,
+            kernel: true,
+            timeout: CASE_TIMEOUT,
         }
     }
 
