@@ -99,6 +99,17 @@ pub struct Decoded {
     pub errors: Vec<DecodeError>,
 }
 
+/// A message decoded without any problem.
+impl From<Message> for Decoded {
+    fn from(message: Message) -> Decoded {
+        Decoded {
+            message,
+            action: Action::None,
+            errors: Vec::new(),
+        }
+    }
+}
+
 impl Decoded {
     /// The families to disable (the `AfiSafiDisable` problems).
     pub fn disabled_families(&self) -> impl Iterator<Item = crate::Family> + '_ {
@@ -187,13 +198,7 @@ pub fn decode_message(frame: &[u8], ctx: &SessionContext) -> Result<Decoded, Mal
             &length_field,
         ));
     }
-    let plain = |message| {
-        Ok(Decoded {
-            message,
-            action: Action::None,
-            errors: Vec::new(),
-        })
-    };
+    let plain = |message: Message| Ok(Decoded::from(message));
     match message_type {
         MessageType::Keepalive => plain(Message::Keepalive),
         MessageType::Open => match Open::decode_body(body) {
@@ -234,11 +239,7 @@ pub fn decode_message(frame: &[u8], ctx: &SessionContext) -> Result<Decoded, Mal
         MessageType::Update => {
             // Filled in place: an Update is a few hundred octets, and moving it through
             // several return values costs more than decoding a small one.
-            let mut decoded = Decoded {
-                message: Message::Update(Update::default()),
-                action: Action::None,
-                errors: Vec::new(),
-            };
+            let mut decoded = Decoded::from(Message::Update(Update::default()));
             let Message::Update(update) = &mut decoded.message else {
                 return Err(header_error(
                     header_subcode::BAD_MESSAGE_TYPE,

@@ -35,8 +35,8 @@ use bgp_proto::fsm::{
     collision,
 };
 use bgp_proto::{
-    Capability, Decoded, Family, FramingError, GracefulRestart, Message, Notification, Open,
-    RouteRefresh, decode_message,
+    Capability, Family, FramingError, GracefulRestart, Message, Notification, Open, RouteRefresh,
+    decode_message,
 };
 
 #[path = "fsm_scripts_lifecycle.rs"]
@@ -217,11 +217,7 @@ fn peer_open(args: &[String]) -> Open {
 }
 
 fn decoded(message: Message) -> Event {
-    Event::Received(Ok(Decoded {
-        message,
-        action: bgp_proto::Action::None,
-        errors: Vec::new(),
-    }))
+    Event::Received(Ok(message.into()))
 }
 
 /// A valid UPDATE: 198.51.100.0/24 from AS 65002 via 192.0.2.1.

@@ -14,8 +14,7 @@ use bgp_proto::fsm::{
     Timer, collision,
 };
 use bgp_proto::{
-    Capability, Decoded, Family, FramingError, Message, Notification, Open, RouteRefresh,
-    decode_message,
+    Capability, Family, FramingError, Message, Notification, Open, RouteRefresh, decode_message,
 };
 use proptest::prelude::*;
 
@@ -126,11 +125,7 @@ fn peer_open(asn: u32, id: Ipv4Addr, hold: u16, version: u8, as4: bool) -> Open 
 }
 
 fn decoded(message: Message) -> Event {
-    Event::Received(Ok(Decoded {
-        message,
-        action: bgp_proto::Action::None,
-        errors: Vec::new(),
-    }))
+    Event::Received(Ok(message.into()))
 }
 
 const UPDATE: &str = "ffffffffffffffffffffffffffffffff002f02000000144001010040020602010000fdea400304c000020118c63364";
