@@ -8,6 +8,8 @@
 
 mod support;
 
+use support::battery;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -331,32 +333,8 @@ async fn first_address<S: Datastore>(ipam: &Ipam<S>, handle: &str) -> IpAddr {
     ipam.addresses_of(handle).await.unwrap()[0].address
 }
 
-mod sqlite {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn claim_assign_and_release() {
-        let Some((store, _guard)) = super::support::sqlite().await else {
-            return;
-        };
-        super::claim_assign_and_release(store).await;
-    }
-}
-
-mod kubernetes {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn claim_assign_and_release() {
-        let Some((store, _guard)) = super::support::kubernetes().await else {
-            return;
-        };
-        super::claim_assign_and_release(store).await;
-    }
-}
-
-mod etcd {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn claim_assign_and_release() {
-        let Some((store, _guard)) = super::support::etcd().await else {
-            return;
-        };
-        super::claim_assign_and_release(store).await;
-    }
-}
+battery!(
+    [sqlite, kubernetes, etcd],
+    |store| store,
+    [claim_assign_and_release]
+);
