@@ -19,6 +19,7 @@ use crate::dut::{Dut, DutConfig, Kind, PEER_ASN, peer_spec};
 use crate::generator::{check_nothing_received, updates, wait_all_established};
 use crate::poller::Poller;
 use crate::report::{Collector, Table, Unit};
+use crate::routelog::{Mark, RouteLog};
 use crate::system;
 use crate::topology::Slot;
 
@@ -277,12 +278,7 @@ pub(super) fn once(
     dut.check_alive()?;
     table.check_complete()?;
     check_nothing_received(&peers)?;
-    let first = table
-        .first_since(mark, |e| e.added)
-        .ok_or_else(|| anyhow!("no route events"))?;
-    let last = table
-        .last_since(mark, |e| e.added)
-        .ok_or_else(|| anyhow!("no route events"))?;
+    let (first, last) = added_span(table, mark)?;
     let routes = load.routes() as f64;
     let per_route = |peak: u64, resident: u64| peak.saturating_sub(resident) as f64 / routes;
     let frr = kind == Kind::Frr;
@@ -362,14 +358,16 @@ fn floor_once(context: &Context, floor: Floor, load: Load) -> Result<(f64, f64)>
     };
     table.wait_all_present(timeout_for(routes.len()), &keys)?;
     table.check_complete()?;
-    let first = table
-        .first_since(mark, |e| e.added)
-        .ok_or_else(|| anyhow!("no route events"))?;
-    let last = table
-        .last_since(mark, |e| e.added)
-        .ok_or_else(|| anyhow!("no route events"))?;
+    let (first, last) = added_span(&table, mark)?;
     drop(slot);
     Ok((seconds(start, last), seconds(first, last)))
+}
+
+/// When the first and the last route since `mark` were added to `table`.
+fn added_span(table: &RouteLog, mark: Mark) -> Result<(Instant, Instant)> {
+    let first = table.first_since(mark, |e| e.added);
+    let last = table.last_since(mark, |e| e.added);
+    first.zip(last).ok_or_else(|| anyhow!("no route events"))
 }
 
 fn ip_batch(slot: &Slot, routes: &[(Ipv4Net, std::net::Ipv4Addr)]) -> Result<Instant> {
