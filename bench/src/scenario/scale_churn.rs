@@ -127,7 +127,7 @@ impl Figures {
 
 struct Outcome {
     /// Seconds until every client session had every block, or how many had at the limit.
-    converged: Result<f64, usize>,
+    converged: Result<f64, reflector::Shortfall>,
     churn: Option<Churn>,
     limit: Duration,
 }

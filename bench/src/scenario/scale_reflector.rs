@@ -112,8 +112,8 @@ impl Figures {
 }
 
 struct Outcome {
-    /// Seconds until every client session had every block, or how many had at the limit.
-    converged: Result<f64, usize>,
+    /// Seconds until every client session had every block, or how far it got.
+    converged: Result<f64, Shortfall>,
     updates: u64,
     prefixes: u64,
     rss: u64,
@@ -146,22 +146,37 @@ impl scale::Measurement<Figures> for Outcome {
     }
 }
 
+/// How far a convergence that did not complete got.
+pub(super) struct Shortfall {
+    /// Client sessions that had every block.
+    reached: usize,
+    /// Client sessions that ended before, and the first one's error: the wait stops
+    /// at the first session that ends, before the limit.
+    ended: Option<(usize, String)>,
+}
+
 /// Records the convergence figure `figure`: seconds, or how many of the client sessions
-/// had every block at `limit`.
+/// had every block at `limit` or when a session ended.
 pub(super) fn record_converged(
     recorder: &mut Recorder,
     figure: &Figure,
     limit: Duration,
-    converged: Result<f64, usize>,
+    converged: Result<f64, Shortfall>,
 ) {
     match converged {
         Ok(s) => recorder.add(figure, s),
-        Err(n) => {
-            let what = format!(
-                "{n} of {} client sessions had every block after {} s",
-                2 * recorder.size(),
-                limit.as_secs()
-            );
+        Err(Shortfall { reached, ended }) => {
+            let sessions = 2 * recorder.size();
+            let what = match ended {
+                None => format!(
+                    "{reached} of {sessions} client sessions had every block after {} s",
+                    limit.as_secs()
+                ),
+                Some((lost, first)) => format!(
+                    "{reached} of {sessions} client sessions had every block when {lost} \
+                     had ended (the first: {first})"
+                ),
+            };
             recorder.short(figure, what);
         }
     }
@@ -230,7 +245,7 @@ pub(super) fn wait_converged(
     sides: &[Side],
     blocks: u64,
     deadline: Instant,
-) -> Result<Instant, usize> {
+) -> Result<Instant, Shortfall> {
     let mut converged_at: Result<Option<Instant>, ()> = Ok(None);
     let mut reached = 0;
     for side in sides {
@@ -249,7 +264,25 @@ pub(super) fn wait_converged(
     }
     match converged_at {
         Ok(Some(at)) => Ok(at),
-        _ => Err(reached),
+        _ => {
+            // Sessions that ended (or never opened), with an error; not those still
+            // opening at the limit.
+            let errors: Vec<String> = sides
+                .iter()
+                .flat_map(|side| &side.peers)
+                .filter_map(|peer| {
+                    let state = peer.state();
+                    (state.stopped || state.sessions > 1 || state.error.is_some()).then(|| {
+                        let error = state.error.unwrap_or_else(|| "no error recorded".into());
+                        format!("{}: {error}", peer.address())
+                    })
+                })
+                .collect();
+            Err(Shortfall {
+                reached,
+                ended: errors.first().map(|first| (errors.len(), first.clone())),
+            })
+        }
     }
 }
 

@@ -382,7 +382,10 @@ mod tests {
         let vectored = |batches: &Batches| {
             let mut slices = [io::IoSlice::new(&[]); 8];
             let filled = batches.chunks_vectored(&mut slices);
-            slices[..filled].iter().map(|s| s.to_vec()).collect::<Vec<_>>()
+            slices[..filled]
+                .iter()
+                .map(|s| s.to_vec())
+                .collect::<Vec<_>>()
         };
         assert_eq!(batches.remaining(), 9);
         assert_eq!(vectored(&batches), [&b"abc"[..], b"de", b"fghi"]);
