@@ -320,6 +320,10 @@ impl Peer {
     /// KEEPALIVE and waits for the daemon's. When established, KEEPALIVEs are sent every
     /// third of the negotiated hold time and UPDATEs are decoded with the negotiated
     /// session context.
+    ///
+    /// Established is this side's view: the daemon sends its KEEPALIVE on our OPEN,
+    /// before it has read ours, so it may still be in OpenConfirm when this returns.
+    /// Wait for the daemon's own view (bgpctl, a scrape) before asserting on it.
     pub fn establish(&self, open: &[u8], timeout: Duration) -> Result<Handshake> {
         self.send(open)?;
         let daemon_open = self.wait_for(timeout, "the daemon's OPEN", |seen| {
