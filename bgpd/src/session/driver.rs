@@ -28,6 +28,11 @@ use super::status::{MessageCounters, NeighborStatus};
 use crate::events::Events;
 use crate::tasks::{Outbound, PeerId, RibInput};
 use bgp_proto::FramingError;
+use futures::FutureExt;
+
+/// Most frames and progress reports taken at once before a hold or send hold timer
+/// expires (see `Driver::take_arrived`).
+const ARRIVED_EVENTS: usize = 64;
 
 /// The state machines of one neighbor and what each one holds.
 pub(super) struct Driver {
@@ -272,14 +277,7 @@ impl Driver {
                 self.stop(notification, done).await;
             }
             Wake::Frame(which, item) => {
-                let event = match item {
-                    Some(Ok((bytes, decoded))) => {
-                        self.received(&bytes, &decoded);
-                        Event::Received(decoded)
-                    }
-                    Some(Err(error)) => Event::FramingError(error),
-                    None => Event::TcpFailed,
-                };
+                let event = self.frame_event(item);
                 self.feed(which, event).await;
             }
             Wake::Connected(result) => {
@@ -488,6 +486,44 @@ impl Driver {
     }
 
     /// Feeds every timer that expired, one at a time (each may stop others).
+    /// The state machine's event for what the reader yielded.
+    fn frame_event(&mut self, item: Option<Result<Frame, FramingError>>) -> Event {
+        match item {
+            Some(Ok((bytes, decoded))) => {
+                self.received(&bytes, &decoded);
+                Event::Received(decoded)
+            }
+            Some(Err(error)) => Event::FramingError(error),
+            None => Event::TcpFailed,
+        }
+    }
+
+    /// Takes what a connection has already received or written (up to
+    /// [`ARRIVED_EVENTS`] frames and progress reports), without waiting; true when
+    /// there was something. A hold timer (or send hold timer) that falls due while
+    /// the task was busy elsewhere (waiting for room in the rib's channel, or on a
+    /// starved runtime) must not expire with the peer's KEEPALIVE unread in the
+    /// socket: the wake-up that brings the timer may bring the frame too, and
+    /// `select!` picks one of them at random.
+    async fn take_arrived(&mut self, which: Which) -> bool {
+        let mut any = false;
+        for _ in 0..ARRIVED_EVENTS {
+            let Some(conn) = self.slot_mut(which).and_then(|slot| slot.conn.as_mut()) else {
+                break;
+            };
+            let Some(arrived) = connection_event(Some(conn)).now_or_never() else {
+                break;
+            };
+            any = true;
+            let event = match arrived {
+                ConnectionEvent::Frame(item) => self.frame_event(item),
+                ConnectionEvent::Progress => Event::OutputProgressed,
+            };
+            self.feed(which, event).await;
+        }
+        any
+    }
+
     async fn timers(&mut self) {
         loop {
             let now = Instant::now();
@@ -509,6 +545,11 @@ impl Driver {
             let Some((which, index)) = due else {
                 return;
             };
+            let watchdog = matches!(Timer::ALL[index], Timer::Hold | Timer::SendHold);
+            if watchdog && self.take_arrived(which).await {
+                // Look again: what arrived restarted the timer, or ended the session.
+                continue;
+            }
             if let Some(slot) = self.slot_mut(which) {
                 slot.timers[index] = None;
             }

@@ -600,3 +600,52 @@ async fn a_returning_peer_cuts_the_restart_delay_short() {
     let mut peer = peer_connects(&harness).await;
     assert!(matches!(next_message(&mut peer).await, Message::Open(_)));
 }
+
+/// A session that could not read for longer than its hold time (its task waited for
+/// room in the rib's channel) reads what arrived before its hold timer may expire:
+/// the peer's KEEPALIVEs were on time, they were only unread. Before the fix the
+/// timer and the waiting frames were ready together and `select!` picked one at
+/// random: this test failed 1 run in 6 then.
+#[tokio::test]
+async fn hold_timer_reads_what_arrived_while_the_session_was_busy() {
+    let (mut harness, mut peer) = connected(|port| {
+        let mut settings = settings(port, false);
+        settings.session.hold_time = HoldTime::new(3).unwrap();
+        settings
+    })
+    .await;
+    let context = open_session(&mut peer, false).await;
+    let RibInput::PeerUp(_up) = next_rib(&mut harness.rib).await else {
+        panic!("expected PeerUp")
+    };
+    wait_state(&harness.handle, bgp_proto::fsm::State::Established).await;
+
+    // More UPDATEs than the rib's channel holds (64): the session task waits for room.
+    let sent = 80;
+    for i in 0..sent {
+        peer.send(update(&format!("10.1.{i}.0/24"), &context))
+            .await
+            .unwrap();
+    }
+    // The peer's KEEPALIVEs keep coming on time, for twice the hold time.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        peer.send(Message::Keepalive).await.unwrap();
+    }
+    // Room again: the session reads its backlog, every UPDATE reaches the rib, and
+    // the session stays up.
+    for _ in 0..sent {
+        match next_rib(&mut harness.rib).await {
+            RibInput::Update { .. } => {}
+            other => panic!("expected Update, got {other:?}"),
+        }
+    }
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(message) = tokio::time::timeout_at(quiet, next_message(&mut peer)).await {
+        assert_eq!(message, Message::Keepalive, "the session ended");
+    }
+    assert_eq!(
+        harness.handle.status.borrow().state,
+        bgp_proto::fsm::State::Established
+    );
+}
