@@ -30,17 +30,36 @@ const MAX_KEPT_BATCH_BUFFER: usize = 1 << 20;
 
 impl Rib {
     /// Sends every peer what is pending for it, as far as its channel takes it.
+    /// Only the peers marked ready are visited; those that still can take something
+    /// (a closed channel: PeerDown follows) stay ready.
     pub fn flush(&mut self) {
-        for idx in 0..self.peers.len() {
-            self.flush_peer(idx as PeerIdx);
+        let mut ready = std::mem::take(&mut self.scratch.ready);
+        ready.clear();
+        self.ready.take(usize::MAX, &mut ready);
+        for &idx in &ready {
+            let Ok(idx) = PeerIdx::try_from(idx) else {
+                continue;
+            };
+            self.flush_peer(idx);
+            if self.can_send(idx) {
+                self.ready.insert(u32::from(idx));
+            }
         }
+        self.scratch.ready = ready;
         self.collect_zombies::<Ipv4Net>();
         self.collect_zombies::<Ipv6Net>();
     }
 
     /// True when some peer has something pending that it can take now.
     pub fn has_pending(&self) -> bool {
-        self.peers.iter().flatten().any(|peer| {
+        self.ready
+            .iter()
+            .any(|idx| PeerIdx::try_from(idx).is_ok_and(|idx| self.can_send(idx)))
+    }
+
+    /// True when `idx` has something pending that it can take now.
+    fn can_send(&self, idx: PeerIdx) -> bool {
+        self.peer(idx).is_some_and(|peer| {
             peer.session.as_ref().is_some_and(|s| {
                 !s.blocked
                     && !peer.closing

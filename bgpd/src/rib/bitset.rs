@@ -89,7 +89,6 @@ impl Bitset {
     }
 
     /// Every slot in the set, in order.
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.words
             .iter()

@@ -137,6 +137,8 @@ impl Rib {
             }
             self.update_stale_timer(idx);
         }
+        // End-of-RIB is due even with nothing to dump.
+        self.ready.insert(u32::from(idx));
         self.dump::<Ipv4Net>(idx);
         self.dump::<Ipv6Net>(idx);
         if self.convergence.waiting.contains(&info.address) {
@@ -170,16 +172,16 @@ impl Rib {
             Some(keep) => {
                 self.mark_stale::<Ipv4Net>(idx);
                 self.mark_stale::<Ipv6Net>(idx);
-                if let Some(record) = self.peer_mut(idx) {
-                    record.stale_until = (record.routes() > 0).then(|| now + keep);
-                }
+                let until = self
+                    .peer(idx)
+                    .is_some_and(|record| record.routes() > 0)
+                    .then(|| now + keep);
+                self.set_stale_until(idx, until);
             }
             None => {
                 self.remove_paths_of(idx, 0, false);
                 self.remove_paths_of(idx, 1, false);
-                if let Some(record) = self.peer_mut(idx) {
-                    record.stale_until = None;
-                }
+                self.set_stale_until(idx, None);
             }
         }
         self.release_peer_if_unused(idx);
@@ -245,6 +247,7 @@ impl Rib {
         };
         if let Some(session) = self.peer_mut(idx).and_then(|p| p.session.as_mut()) {
             session.blocked = false;
+            self.ready.insert(u32::from(idx));
         }
         self.send_close(idx);
     }
@@ -316,32 +319,43 @@ impl Rib {
 
     /// The next time [`Rib::on_timer`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let stale = self.peers.iter().flatten().filter_map(|p| p.stale_until);
+        let stale = self.stale_deadlines.first().map(|&(until, _)| until);
         let convergence = (!self.convergence.done).then_some(self.convergence.deadline);
-        stale.chain(convergence).min()
+        stale.into_iter().chain(convergence).min()
     }
 
     /// Stale routes whose time ran out go; the convergence timeout passes.
     pub fn on_timer(&mut self, now: Instant) {
-        for idx in 0..self.peers.len() {
-            let idx = idx as PeerIdx;
-            if self
-                .peer(idx)
-                .and_then(|p| p.stale_until)
-                .is_some_and(|until| until <= now)
-            {
-                if let Some(address) = self.peer(idx).and_then(|p| p.address()) {
-                    tracing::info!(neighbor = %address, "graceful restart: stale routes time out");
-                }
-                self.remove_paths_of(idx, 0, true);
-                self.remove_paths_of(idx, 1, true);
-                if let Some(record) = self.peer_mut(idx) {
-                    record.stale_until = None;
-                }
-                self.release_peer_if_unused(idx);
+        let mut due: Vec<PeerIdx> = self
+            .stale_deadlines
+            .range(..=(now, PeerIdx::MAX))
+            .map(|&(_, idx)| idx)
+            .collect();
+        due.sort_unstable();
+        for idx in due {
+            if let Some(address) = self.peer(idx).and_then(|p| p.address()) {
+                tracing::info!(neighbor = %address, "graceful restart: stale routes time out");
             }
+            self.remove_paths_of(idx, 0, true);
+            self.remove_paths_of(idx, 1, true);
+            self.set_stale_until(idx, None);
+            self.release_peer_if_unused(idx);
         }
         self.check_convergence(now);
+    }
+
+    /// Sets when the stale routes of `idx` go, keeping `stale_deadlines` in step.
+    fn set_stale_until(&mut self, idx: PeerIdx, until: Option<Instant>) {
+        let Some(record) = self.peer_mut(idx) else {
+            return;
+        };
+        let old = std::mem::replace(&mut record.stale_until, until);
+        if let Some(old) = old {
+            self.stale_deadlines.remove(&(old, idx));
+        }
+        if let Some(until) = until {
+            self.stale_deadlines.insert((until, idx));
+        }
     }
 
     /// Marks the first full convergence when it is reached.
@@ -399,6 +413,7 @@ impl Rib {
         }
         if let Some(peer) = self.peer_mut(idx) {
             peer.out[K::INDEX] = out;
+            self.ready.insert(u32::from(idx));
         }
     }
 
@@ -465,9 +480,7 @@ impl Rib {
             .peer(idx)
             .is_some_and(|p| p.stale_until.is_some() && p.counters.iter().all(|c| c.stale == 0));
         if done {
-            if let Some(record) = self.peer_mut(idx) {
-                record.stale_until = None;
-            }
+            self.set_stale_until(idx, None);
         }
     }
 }

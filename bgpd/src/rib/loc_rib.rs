@@ -78,6 +78,9 @@ impl Rib {
                 if let Some(id) = peer.id {
                     self.by_id.remove(&id);
                 }
+                if let Some(until) = peer.stale_until {
+                    self.stale_deadlines.remove(&(until, idx));
+                }
                 self.drop_caches(peer);
             }
             // Export caches are keyed by source index, which may now be reused.
@@ -408,6 +411,7 @@ impl Rib {
             let out = &mut peer.out[K::INDEX];
             if wanted || out.advertised.contains(slot) {
                 out.pending.insert(slot);
+                self.ready.insert(idx as u32);
             }
         }
     }

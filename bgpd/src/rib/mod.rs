@@ -80,7 +80,7 @@ mod query;
 mod table;
 mod task;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -93,6 +93,7 @@ pub use peer::max_prefixes_notification;
 pub use task::{MAX_BATCH, run};
 
 use attrs::AttrTable;
+use bitset::Bitset;
 use decision::Candidate;
 use lifecycle::Convergence;
 use peer::{LOCAL_SOURCES, Peer, PeerSettings};
@@ -127,6 +128,13 @@ pub struct Rib {
     /// path changes; the tables also hold prefixes without paths, waiting for their
     /// withdrawals to be sent).
     routed: [u64; 2],
+    /// Peers that may have something to send: every peer that has pending prefixes
+    /// or an End-of-RIB due and can take them is here (marked where pending work
+    /// appears or a peer is unblocked), so a flush visits these, not every peer.
+    ready: Bitset,
+    /// Every peer's `stale_until` (graceful restart), ordered: the next deadline
+    /// and the due ones without walking the peers.
+    stale_deadlines: BTreeSet<(Instant, PeerIdx)>,
 }
 
 /// Settings of the whole RIB, from the configuration.
@@ -169,6 +177,8 @@ struct Scratch {
     hops_before: Vec<FibNextHop>,
     hops_after: Vec<FibNextHop>,
     slots: Vec<u32>,
+    /// The ready peers of one flush.
+    ready: Vec<u32>,
     /// Where a peer's batch of UPDATEs is encoded before it is copied out at its
     /// length (see `adj_rib_out::flush_peer`).
     batch: bytes::BytesMut,
@@ -192,6 +202,8 @@ impl Rib {
             convergence: Convergence::new(&config, now),
             scratch: Scratch::default(),
             routed: [0; 2],
+            ready: Bitset::default(),
+            stale_deadlines: BTreeSet::new(),
         };
         rib.local_change(crate::local::config_routes(&config));
         rib.check_convergence(now);

@@ -46,7 +46,8 @@ pub struct Peer {
     pub info: Option<Arc<PeerInfo>>,
     pub session: Option<Session>,
     pub settings: PeerSettings,
-    /// Stale routes (graceful restart) are dropped at this time.
+    /// Stale routes (graceful restart) are dropped at this time (set through
+    /// `Rib::set_stale_until`, which keeps the ordered deadlines in step).
     pub stale_until: Option<Instant>,
     /// Per family (IPv4, IPv6).
     pub counters: [FamilyCounters; 2],
