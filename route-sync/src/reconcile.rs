@@ -456,25 +456,23 @@ impl State {
     }
 
     /// The counts for metrics, from what is kept ([`crate::census`]): the
-    /// installed routes per family and kernel form (a few forms, however many
-    /// routes), named here.
-    pub(crate) fn summary(&self, batch_durations: Histogram) -> Summary {
-        let mut routes: Vec<RouteCount> = Vec::new();
-        for (ipv6, kind, count) in self.tables.census().installed() {
-            let kind = self
-                .kinds
-                .get(kind)
-                .map_or_else(|| String::from("unknown"), observe::kind_name);
-            match routes.iter_mut().find(|r| r.ipv6 == ipv6 && r.kind == kind) {
-                Some(entry) => entry.routes += count,
-                None => routes.push(RouteCount {
-                    ipv6,
-                    kind,
-                    routes: count,
-                }),
-            }
-        }
-        routes.sort();
+    /// installed routes per family and kind (a few kinds, however many routes and
+    /// kernel forms; each form is named once, at the first summary after it
+    /// appears).
+    pub(crate) fn summary(&mut self, batch_durations: Histogram) -> Summary {
+        let kinds = &self.kinds;
+        let name = |form: u32| {
+            kinds
+                .get(form)
+                .map_or_else(|| String::from("unknown"), observe::kind_name)
+        };
+        let routes: Vec<RouteCount> = self
+            .tables
+            .census_mut()
+            .kinds(name)
+            .into_iter()
+            .map(|(ipv6, kind, routes)| RouteCount { ipv6, kind, routes })
+            .collect();
         Summary {
             converged: self.converged,
             routes,

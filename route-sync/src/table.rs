@@ -176,6 +176,11 @@ impl Tables {
         &self.census
     }
 
+    /// The counts, for a summary (which names the kernel forms new since the last).
+    pub(crate) fn census_mut(&mut self) -> &mut Census {
+        &mut self.census
+    }
+
     /// Gives memory back after many routes went away: hash tables at most
     /// a quarter full and empty queues are shrunk.
     pub(crate) fn shrink(&mut self) {

@@ -88,7 +88,7 @@ impl Syncer {
     /// Returns the task with the receiving side of its [`Summary`].
     pub(crate) async fn start(
         config: Config,
-        state: State,
+        mut state: State,
     ) -> Result<(Syncer, tokio::sync::watch::Receiver<Summary>), Error> {
         let socket = RequestSocket::open()?;
         let watch = WatchSocket::open(socket.portid())?;
@@ -112,7 +112,7 @@ impl Syncer {
 
     /// Publishes the counts as they are now (a few counts per family and kind,
     /// however many routes).
-    fn publish(&self) {
+    fn publish(&mut self) {
         self.summary
             .send_replace(self.state.summary(self.batch_durations.clone()));
     }
