@@ -10,7 +10,7 @@
 //! and sessions),
 //! the IPAM task (with `[ipam]`), the cluster task (with `[kubernetes]`), the CNI
 //! token task (with `[kubernetes] cni_kubeconfig`), the control socket, the metrics
-//! listener (with `[metrics]`).
+//! listener (with `[metrics]`), the allocator's trimmer (`memory`).
 //!
 //! Signals: SIGHUP reloads the configuration file (like `bgpctl reload`).
 //! SIGTERM and SIGINT stop: the rib task goes first (with graceful restart or
@@ -104,6 +104,7 @@ pub const TASKS: &[(&str, Start)] = &[
     ("cni_token", start_cni_token),
     ("control", start_control),
     ("metrics", start_metrics),
+    ("memory", start_memory),
 ];
 
 /// What the tasks hand each other while the daemon starts.
@@ -530,4 +531,10 @@ fn start_metrics(wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<Joi
             crate::metrics::http::spawn(metrics.listen, sources).await?,
         ))
     })
+}
+
+/// The allocator's trims after bursts (see [`crate::memory`]), last: it only watches
+/// the process.
+fn start_memory(_wiring: &mut Wiring) -> BoxFuture<'_, anyhow::Result<Option<JoinHandle<()>>>> {
+    Box::pin(async move { Ok(crate::memory::spawn()) })
 }

@@ -19,6 +19,8 @@
 //! - [`control`]: the control socket's server (answers typed by `control-proto`,
 //!   `show routes` streamed in chunks); [`metrics`]: the Prometheus endpoint and
 //!   health checks over HTTP; [`daemon`]: wiring the tasks together, signals.
+//! - [`memory`]: the allocator policy (glibc malloc's thresholds at start, free heap
+//!   pages given back after a burst); [`limits`]: the limit of open files.
 
 pub mod bfd_task;
 pub mod cluster_task;
@@ -34,6 +36,7 @@ pub mod ipam_task;
 pub mod limits;
 pub mod listener;
 pub mod local;
+pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod rib;

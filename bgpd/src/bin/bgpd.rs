@@ -29,6 +29,8 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (see bgpd::memory); said once logging is up.
+    let allocator = bgpd::memory::configure();
     let cli = Cli::parse();
     if let Some(path) = &cli.check_config {
         return match Config::load(path) {
@@ -58,6 +60,9 @@ fn main() -> ExitCode {
         None => config.log.format,
     };
     bgpd::daemon::init_logging(format, config.log.level.as_deref());
+    if let Err(error) = allocator {
+        tracing::warn!("allocator policy: {error}; glibc's defaults stay");
+    }
     open_files(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
