@@ -280,4 +280,8 @@ pub enum EncodeError {
     /// An UPDATE announcing IPv4 prefixes in the classic NLRI field needs a NEXT_HOP.
     #[error("IPv4 NLRI without a NEXT_HOP attribute")]
     MissingNextHop,
+    /// Pre-encoded attributes were made for another family or for a session that
+    /// encodes attributes otherwise (AS width, RFC 8950 next hop).
+    #[error("attributes encoded for {0} on another kind of session")]
+    EncodedForAnotherSession(Family),
 }

@@ -52,7 +52,7 @@ pub use message::{
 };
 pub use notification::Notification;
 pub use open::{AS_TRANS, Open, OpenLayout, check_hold_time};
-pub use pack::UpdatePacker;
+pub use pack::{EncodedAttributes, UpdatePacker};
 pub use route_refresh::RouteRefresh;
 pub use update::{
     Ipv4Prefix, Ipv6Prefix, Layout, MpReach, MpUnreach, NextHop, Nlri, Prefix, Update,

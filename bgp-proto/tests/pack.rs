@@ -252,3 +252,179 @@ fn attributes_too_large_for_any_prefix_are_refused() {
         Err(EncodeError::MissingNextHop)
     );
 }
+
+/// Every way an UPDATE's attributes are encoded: classic IPv4, IPv6 and IPv4 with an
+/// IPv6 next hop (RFC 8950) in MP_REACH_NLRI; announcing `prefixes` (all of one
+/// family) with `announce_*` directly.
+fn announce_direct(
+    ctx: &SessionContext,
+    family: Family,
+    next_hop: Option<&NextHop>,
+    prefixes: &[Prefix],
+) -> BytesMut {
+    let packer = UpdatePacker::new(ctx);
+    let mut out = BytesMut::new();
+    match next_hop {
+        None => packer.announce_ipv4(
+            &attributes(),
+            prefixes.iter().map(|p| match p {
+                Prefix::V4(p) => *p,
+                Prefix::V6(_) => panic!("IPv6 prefix in the classic NLRI"),
+            }),
+            &mut out,
+        ),
+        Some(next_hop) => packer.announce_mp(
+            &attributes(),
+            family,
+            next_hop,
+            prefixes.iter().copied(),
+            &mut out,
+        ),
+    }
+    .unwrap();
+    out
+}
+
+/// The same through `encode_*` once and `announce_encoded`, the encoding made by
+/// the packer of `encoded_by`.
+fn encode(
+    encoded_by: &SessionContext,
+    family: Family,
+    next_hop: Option<&NextHop>,
+) -> Result<EncodedAttributes, EncodeError> {
+    let packer = UpdatePacker::new(encoded_by);
+    match next_hop {
+        None => packer.encode_ipv4(&attributes()),
+        Some(next_hop) => packer.encode_mp(&attributes(), family, next_hop),
+    }
+}
+
+#[test]
+fn pre_encoded_attributes_give_the_same_updates() {
+    let both: FamilySet = [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+        .into_iter()
+        .collect();
+    let four_octet = SessionContext {
+        extended_next_hop: [Family::IPV4_UNICAST].into_iter().collect(),
+        ..SessionContext::default()
+    };
+    // Sessions that encode attributes alike but pack differently: 4096 or 65535
+    // octets (extended message), with add-path or without.
+    let packing = [
+        four_octet,
+        SessionContext {
+            extended_message: true,
+            ..four_octet
+        },
+        SessionContext {
+            add_path_send: both,
+            add_path_receive: both,
+            ..four_octet
+        },
+    ];
+    let v6_next_hop = NextHop::Ipv6 {
+        global: "2001:db8::1".parse().unwrap(),
+        link_local: Some("fe80::1".parse().unwrap()),
+    };
+    let v4: Vec<Prefix> = v4_prefixes(20_000).into_iter().map(Prefix::V4).collect();
+    let v6: Vec<Prefix> = v6_prefixes(20_000).into_iter().map(Prefix::V6).collect();
+    let cases: [(Family, Option<&NextHop>, &[Prefix]); 3] = [
+        (Family::IPV4_UNICAST, None, &v4),
+        (Family::IPV6_UNICAST, Some(&v6_next_hop), &v6),
+        (Family::IPV4_UNICAST, Some(&v6_next_hop), &v4),
+    ];
+    for (family, next_hop, prefixes) in cases {
+        for encoded_by in &packing {
+            let encoded = encode(encoded_by, family, next_hop).unwrap();
+            assert_eq!(encoded.family(), family);
+            for ctx in &packing {
+                assert!(encoded.fits(ctx, family));
+                for count in [1, 3, 700, 20_000] {
+                    let prefixes = &prefixes[..count];
+                    let direct = announce_direct(ctx, family, next_hop, prefixes);
+                    let mut reused = BytesMut::new();
+                    // Twice into one buffer: the encoding is not used up.
+                    for _ in 0..2 {
+                        UpdatePacker::new(ctx)
+                            .announce_encoded(&encoded, prefixes.iter().copied(), &mut reused)
+                            .unwrap();
+                    }
+                    assert_eq!(reused.len(), 2 * direct.len());
+                    assert_eq!(&reused[..direct.len()], &direct[..]);
+                    assert_eq!(&reused[direct.len()..], &direct[..]);
+                    // Split as the size allows, every prefix there once.
+                    let messages = decode_all(&direct, ctx);
+                    let max = ctx.max_message_len();
+                    assert!(messages.iter().all(|(length, _)| *length <= max));
+                    if count == 20_000 {
+                        assert!(messages.len() > 1, "{family} {max}: one message");
+                    }
+                    let got: usize = messages
+                        .iter()
+                        .map(|(_, u)| u.announcements().count())
+                        .sum();
+                    assert_eq!(got, count);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pre_encoded_attributes_only_fit_sessions_that_encode_alike() {
+    let ctx = SessionContext {
+        extended_next_hop: [Family::IPV4_UNICAST].into_iter().collect(),
+        ..SessionContext::default()
+    };
+    let two_octet = SessionContext {
+        four_octet_as: false,
+        ..ctx
+    };
+    let no_rfc8950 = SessionContext::default();
+    let v6_next_hop = NextHop::Ipv6 {
+        global: "2001:db8::1".parse().unwrap(),
+        link_local: None,
+    };
+    let v4: Vec<Prefix> = v4_prefixes(3).into_iter().map(Prefix::V4).collect();
+    let v6: Vec<Prefix> = v6_prefixes(3).into_iter().map(Prefix::V6).collect();
+    let mut out = BytesMut::from(&b"kept"[..]);
+    let refused = |encoded: &EncodedAttributes,
+                   session: &SessionContext,
+                   prefixes: &[Prefix],
+                   out: &mut BytesMut| {
+        UpdatePacker::new(session)
+            .announce_encoded(encoded, prefixes.iter().copied(), out)
+            .unwrap_err()
+    };
+
+    // AS width: the AS_PATH (and AS4_PATH) differ.
+    let classic = encode(&ctx, Family::IPV4_UNICAST, None).unwrap();
+    assert!(!classic.fits(&two_octet, Family::IPV4_UNICAST));
+    assert_eq!(
+        refused(&classic, &two_octet, &v4, &mut out),
+        EncodeError::EncodedForAnotherSession(Family::IPV4_UNICAST)
+    );
+    // Another family.
+    assert!(!classic.fits(&ctx, Family::IPV6_UNICAST));
+    // IPv4 with an IPv6 next hop needs RFC 8950 on the session packing too.
+    let rfc8950 = encode(&ctx, Family::IPV4_UNICAST, Some(&v6_next_hop)).unwrap();
+    assert!(!rfc8950.fits(&no_rfc8950, Family::IPV4_UNICAST));
+    assert_eq!(
+        refused(&rfc8950, &no_rfc8950, &v4, &mut out),
+        EncodeError::EncodedForAnotherSession(Family::IPV4_UNICAST)
+    );
+    // IPv6 does not need it.
+    let ipv6 = encode(&ctx, Family::IPV6_UNICAST, Some(&v6_next_hop)).unwrap();
+    assert!(ipv6.fits(&no_rfc8950, Family::IPV6_UNICAST));
+    // Prefixes of another family are refused.
+    assert_eq!(
+        refused(&classic, &ctx, &v6, &mut out),
+        EncodeError::FamilyMismatch(Family::IPV4_UNICAST)
+    );
+    assert_eq!(
+        refused(&ipv6, &ctx, &v4, &mut out),
+        EncodeError::FamilyMismatch(Family::IPV6_UNICAST)
+    );
+    // Nothing was appended by the refusals.
+    assert_eq!(&out[..], b"kept");
+}

@@ -169,31 +169,19 @@ impl Rib {
         let mut failed: Vec<(u32, bool)> = Vec::new();
         let mut prefixes: Vec<Prefix> = Vec::new();
         for group in announce.chunk_by(|a, b| a.0 == b.0) {
-            let attrs = self.attrs.get(group[0].0);
             prefixes.clear();
             prefixes.extend(
                 group
                     .iter()
                     .map(|&(_, slot, _)| K::table(&self.tables).entry(slot).net.wire()),
             );
-            let result = match (K::FAMILY, attrs.next_hop.to_wire()) {
-                (Family::IPV4_UNICAST, Some(bgp_proto::NextHop::Ipv4(_))) => packer.announce_ipv4(
-                    &attrs.path,
-                    prefixes.iter().filter_map(|p| match p {
-                        Prefix::V4(p) => Some(*p),
-                        Prefix::V6(_) => None,
-                    }),
-                    buf,
-                ),
-                (family, Some(next_hop)) => packer.announce_mp(
-                    &attrs.path,
-                    family,
-                    &next_hop,
-                    prefixes.iter().copied(),
-                    buf,
-                ),
-                (_, None) => Err(bgp_proto::EncodeError::MissingNextHop),
-            };
+            // Encoded once for every session it fits (see `AttrTable::encoded`).
+            let result = self
+                .attrs
+                .encoded(group[0].0, &info.context, K::FAMILY)
+                .and_then(|encoded| {
+                    packer.announce_encoded(encoded, prefixes.iter().copied(), buf)
+                });
             if let Err(error) = result {
                 tracing::warn!(
                     neighbor = %info.address,

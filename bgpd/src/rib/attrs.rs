@@ -5,13 +5,18 @@
 //! cost one entry here. Entries are reference counted by their holders (paths of the
 //! tables, the import and export caches); an entry whose count drops to zero is freed
 //! and its id reused. The facts the decision process compares are computed once per
-//! entry ([`Facts`]).
+//! entry ([`Facts`]), and so is the wire encoding of an attribute set that is sent
+//! ([`AttrTable::encoded`]): a route reflector sends one route's attributes to
+//! thousands of clients, encoded once and dropped with the entry.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
 
-use bgp_proto::{Community, NextHop, Origin, PathAttributes};
+use bgp_proto::{
+    Community, EncodeError, EncodedAttributes, Family, NextHop, Origin, PathAttributes,
+    SessionContext, UpdatePacker,
+};
 use hashbrown::DefaultHashBuilder;
 
 /// The name of an interned attribute set.
@@ -159,6 +164,8 @@ struct Slot {
     attrs: Option<Arc<RouteAttrs>>,
     refs: u32,
     facts: Facts,
+    /// The attributes as last sent (see [`AttrTable::encoded`]).
+    encoded: Option<Box<EncodedAttributes>>,
 }
 
 static EMPTY: LazyLock<RouteAttrs> = LazyLock::new(RouteAttrs::default);
@@ -191,6 +198,7 @@ impl AttrTable {
             attrs: Some(attrs.clone()),
             refs: 0,
             facts,
+            encoded: None,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -243,6 +251,7 @@ impl AttrTable {
         if let Some(slot) = self.slots.get_mut(id as usize)
             && let Some(attrs) = slot.attrs.take()
         {
+            slot.encoded = None;
             self.index.remove(&*attrs);
             self.free.push(id);
         }
@@ -254,6 +263,39 @@ impl AttrTable {
             .get(id as usize)
             .and_then(|slot| slot.attrs.as_deref())
             .unwrap_or(&EMPTY)
+    }
+
+    /// The path attributes of `id` as a session of `ctx` sends them with prefixes
+    /// of `family` (for [`UpdatePacker::announce_encoded`]): encoded at the first
+    /// use and kept with the entry until it goes, so every session they fit (same
+    /// family, AS width and RFC 8950 next hop) shares one encoding. One encoding is
+    /// kept per entry; a session that encodes otherwise replaces it.
+    pub fn encoded(
+        &mut self,
+        id: AttrId,
+        ctx: &SessionContext,
+        family: Family,
+    ) -> Result<&EncodedAttributes, EncodeError> {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return Err(EncodeError::MissingNextHop);
+        };
+        let Some(attrs) = slot.attrs.as_deref() else {
+            return Err(EncodeError::MissingNextHop);
+        };
+        if !slot
+            .encoded
+            .as_deref()
+            .is_some_and(|encoded| encoded.fits(ctx, family))
+        {
+            let packer = UpdatePacker::new(ctx);
+            let encoded = match (family, attrs.next_hop.to_wire()) {
+                (Family::IPV4_UNICAST, Some(NextHop::Ipv4(_))) => packer.encode_ipv4(&attrs.path),
+                (family, Some(next_hop)) => packer.encode_mp(&attrs.path, family, &next_hop),
+                (_, None) => Err(EncodeError::MissingNextHop),
+            }?;
+            slot.encoded = Some(Box::new(encoded));
+        }
+        slot.encoded.as_deref().ok_or(EncodeError::MissingNextHop)
     }
 
     /// A shared handle on the attributes of `id`.
@@ -334,5 +376,55 @@ mod tests {
         let d = table.intern(attrs(&[65002], [10, 0, 0, 3]));
         assert!(d == a || d == c, "a freed id is reused");
         assert_eq!(table.facts(d).neighbor_as, Some(65002));
+    }
+
+    /// The UPDATEs `ctx` sends for `id` and one prefix, the attributes encoded by
+    /// the table (`encoded`) or by the packer directly.
+    fn update(table: &mut AttrTable, id: AttrId, ctx: &SessionContext, cached: bool) -> Vec<u8> {
+        let prefix = bgp_proto::Ipv4Prefix::new("10.1.0.0/26".parse().unwrap());
+        let packer = UpdatePacker::new(ctx);
+        let mut out = bytes::BytesMut::new();
+        if cached {
+            let encoded = table.encoded(id, ctx, Family::IPV4_UNICAST).unwrap();
+            packer.announce_encoded(encoded, [bgp_proto::Prefix::V4(prefix)], &mut out)
+        } else {
+            packer.announce_ipv4(&table.get(id).path, [prefix], &mut out)
+        }
+        .unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn encodings_are_kept_per_session_kind_and_go_with_their_entry() {
+        let mut table = AttrTable::new();
+        // A 4-octet AS beyond 65535: a 2-octet session gets AS_TRANS and AS4_PATH.
+        let a = table.intern(attrs(&[4_200_000_000], [10, 0, 0, 1]));
+        table.retain(a);
+        let four = SessionContext::default();
+        let two = SessionContext {
+            four_octet_as: false,
+            ..SessionContext::default()
+        };
+        let first = update(&mut table, a, &four, true);
+        assert_eq!(first, update(&mut table, a, &four, false));
+        assert_eq!(first, update(&mut table, a, &four, true));
+        // Another AS width: encoded again, and right.
+        let narrow = update(&mut table, a, &two, true);
+        assert_ne!(narrow, first);
+        assert_eq!(narrow, update(&mut table, a, &two, false));
+        assert_eq!(first, update(&mut table, a, &four, true));
+        // IPv6 prefixes with an IPv4 next hop cannot be sent: an error, not a panic.
+        assert!(table.encoded(a, &four, Family::IPV6_UNICAST).is_err());
+        // The encoding goes with its entry; the reused id encodes its new attributes.
+        table.release(a);
+        assert!(table.encoded(a, &four, Family::IPV4_UNICAST).is_err());
+        let b = table.intern(attrs(&[65002], [10, 0, 0, 2]));
+        table.retain(b);
+        assert_eq!(b, a, "the freed id is reused");
+        assert_eq!(
+            update(&mut table, b, &four, true),
+            update(&mut table, b, &four, false)
+        );
+        assert_ne!(update(&mut table, b, &four, true), first);
     }
 }

@@ -47,7 +47,8 @@
 //!
 //! # Files
 //!
-//! - `attrs`: interned attribute sets (next hop included) with reference counts;
+//! - `attrs`: interned attribute sets (next hop included) with reference counts,
+//!   and each one's wire encoding as sent (shared by every session it fits);
 //! - `table`: the compact per-family prefix tables (24-octet IPv4 entries);
 //! - `bitset`: per-peer slot sets for adj_rib_out;
 //! - `decision`: the decision process and the ECMP set, as a pure function;
