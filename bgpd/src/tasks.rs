@@ -114,12 +114,13 @@ pub const RIB_INPUT_CAPACITY: usize = 1024;
 /// Capacity of the rib task's questions channel: [`RibQuery`]s that jump the
 /// [`RibInput`] queue (see `rib::run`).
 pub const QUESTION_CAPACITY: usize = 64;
-/// Capacity of each session's outbound channel (in batches of encoded UPDATEs). Small:
-/// what a peer has not taken yet waits as bits of its Adj-RIB-Out, and goes out in
-/// one bigger batch when it takes more. With 64, a route reflector encoded a batch
-/// for every client at every round, and its clients' writes cost it twice the CPU
-/// (issue 18, `bench scale-reflector`).
-pub const OUTBOUND_CAPACITY: usize = 8;
+/// Capacity of each session's outbound channel (in batches of encoded UPDATEs). One:
+/// what a peer has not taken yet waits as bits of its Adj-RIB-Out, and is encoded
+/// when the session takes the batch before it (see `rib::adj_rib_out`). With 64, a
+/// route reflector encoded a batch for every client at every round, and its clients'
+/// writes cost it twice the CPU; with 8, it held most of every slow client's table
+/// encoded (issue 18, `bench scale-reflector`).
+pub const OUTBOUND_CAPACITY: usize = 1;
 /// Capacity of the channel from the rib task toward the FIB.
 pub const FIB_CAPACITY: usize = 1024;
 

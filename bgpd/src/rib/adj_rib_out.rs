@@ -11,6 +11,14 @@
 //! (`try_reserve`): when the channel is full the rest stays pending and the peer is
 //! resumed on `Drained`. Nothing is lost and nothing blocks. After the initial dump of
 //! a family (pending empty for the first time), End-of-RIB follows.
+//!
+//! Encoded UPDATEs are made only as fast as peers take them: a batch is about
+//! [`Rib::batch_bytes`] long, a share of [`OUTBOUND_BYTES`] per established session,
+//! and a peer holds at most [`OUTBOUND_CAPACITY`] of them in its channel (plus its
+//! writer's queue). What a slow peer has not taken stays a pending bit, not bytes: a
+//! route reflector whose 5000 clients read slower than it encodes held every client's
+//! whole table encoded (884 MiB at 5000 clients, issue 18's `bench scale-reflector`),
+//! where BIRD encodes when the socket can take more.
 
 use bgp_proto::{Family, Prefix, UpdatePacker};
 use bytes::{Bytes, BytesMut};
@@ -20,10 +28,25 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::Rib;
 use super::attrs::AttrId;
 use super::table::{Net, PeerIdx};
-use crate::tasks::Outbound;
+use crate::session::connection::UPDATE_QUEUE;
+use crate::tasks::{OUTBOUND_CAPACITY, Outbound};
 
-/// Pending prefixes examined per batch (one `Outbound::Updates`).
+/// Most pending prefixes examined at once (one call of `fill`).
 const BATCH_PREFIXES: usize = 2048;
+/// Encoded UPDATEs the rib lets wait toward all peers together, at most: each
+/// session's batches are this shared out over the established sessions and their
+/// pipeline depth (see [`Rib::batch_bytes`]).
+pub const OUTBOUND_BYTES: usize = 32 << 20;
+/// Batches in flight toward one peer at most: its outbound channel, its writer's
+/// queue and the write under way.
+const PIPELINE_DEPTH: usize = OUTBOUND_CAPACITY + UPDATE_QUEUE + 1;
+/// The smallest batch (a few dozen small UPDATEs: fewer per batch would cost more in
+/// hand-overs than in encoding).
+const MIN_BATCH_BYTES: usize = 4 << 10;
+/// The largest batch (one peer alone: a table dump in few hand-overs).
+const MAX_BATCH_BYTES: usize = 256 << 10;
+/// First guess of encoded bytes per prefix, before a batch has been measured.
+const FIRST_BYTES_PER_PREFIX: usize = 32;
 /// The largest encoding buffer kept between batches (a bigger one, from a batch of
 /// many small UPDATEs, is freed).
 const MAX_KEPT_BATCH_BUFFER: usize = 1 << 20;
@@ -102,10 +125,9 @@ impl Rib {
             // slack for 80 MB of UPDATEs (heaptrack, bench scale-reflector).
             let mut buf = std::mem::take(&mut self.scratch.batch);
             buf.clear();
-            self.fill::<Ipv4Net>(idx, &mut buf);
-            if buf.len() < 16 * 1024 {
-                self.fill::<Ipv6Net>(idx, &mut buf);
-            }
+            let target = self.batch_bytes();
+            self.fill_up::<Ipv4Net>(idx, &mut buf, target);
+            self.fill_up::<Ipv6Net>(idx, &mut buf, target);
             if !buf.is_empty() {
                 let batch = Bytes::copy_from_slice(&buf);
                 permit.send(Box::new(Outbound::Updates(batch)));
@@ -116,13 +138,59 @@ impl Rib {
         }
     }
 
-    /// Appends UPDATEs for up to [`BATCH_PREFIXES`] pending prefixes of family `K`
-    /// (and End-of-RIB when the initial dump is complete).
-    fn fill<K: Net>(&mut self, idx: PeerIdx, buf: &mut BytesMut) {
+    /// The length a batch of UPDATEs is filled to: [`OUTBOUND_BYTES`] over the
+    /// established sessions and their [`PIPELINE_DEPTH`], within
+    /// [`MIN_BATCH_BYTES`]..=[`MAX_BATCH_BYTES`].
+    pub(super) fn batch_bytes(&self) -> usize {
+        (self.outbound_bytes / (self.sessions.max(1) * PIPELINE_DEPTH))
+            .clamp(MIN_BATCH_BYTES, MAX_BATCH_BYTES)
+    }
+
+    /// Sets what may wait encoded toward all peers together ([`OUTBOUND_BYTES`] by
+    /// default): tests use a small one to see batches of a few KiB with few peers.
+    pub fn set_outbound_bytes(&mut self, bytes: usize) {
+        self.outbound_bytes = bytes;
+    }
+
+    /// Appends UPDATEs of family `K` to `buf` until it holds `target` bytes or
+    /// nothing of `K` is pending; End-of-RIB when the initial dump is complete. How
+    /// many prefixes to take for the room left is guessed from the bytes per prefix
+    /// of the last fill, so a batch overshoots `target` by one fill at most.
+    fn fill_up<K: Net>(&mut self, idx: PeerIdx, buf: &mut BytesMut, target: usize) {
+        loop {
+            let Some(peer) = self.peer(idx) else {
+                return;
+            };
+            let pending = !peer.out[K::INDEX].pending.is_empty();
+            let eor_due = peer.session.as_ref().is_some_and(|s| s.eor_due[K::INDEX]);
+            if !pending && !eor_due || buf.len() >= target && pending {
+                return;
+            }
+            let per_prefix = self.scratch.bytes_per_prefix[K::INDEX];
+            let per_prefix = if per_prefix == 0 {
+                FIRST_BYTES_PER_PREFIX
+            } else {
+                per_prefix
+            };
+            let room = target.saturating_sub(buf.len());
+            let want = (room / per_prefix).clamp(1, BATCH_PREFIXES);
+            let before = buf.len();
+            let taken = self.fill::<K>(idx, buf, want);
+            if taken == 0 {
+                // Only End-of-RIB (or nothing) was left.
+                return;
+            }
+            self.scratch.bytes_per_prefix[K::INDEX] = ((buf.len() - before) / taken).max(1);
+        }
+    }
+
+    /// Appends UPDATEs for up to `max` pending prefixes of family `K` (and
+    /// End-of-RIB when the initial dump is complete); returns how many it took.
+    fn fill<K: Net>(&mut self, idx: PeerIdx, buf: &mut BytesMut, max: usize) -> usize {
         let mut slots = std::mem::take(&mut self.scratch.slots);
         slots.clear();
         let Some(peer) = self.peer_mut(idx) else {
-            return;
+            return 0;
         };
         let info = match peer.info.clone() {
             Some(info) if peer.takes(K::FAMILY, K::INDEX) => info,
@@ -131,10 +199,11 @@ impl Rib {
                 if let Some(session) = &mut peer.session {
                     session.eor_due[K::INDEX] = false;
                 }
-                return;
+                return 0;
             }
         };
-        peer.out[K::INDEX].pending.take(BATCH_PREFIXES, &mut slots);
+        peer.out[K::INDEX].pending.take(max, &mut slots);
+        let taken = slots.len();
 
         // What each pending prefix is now: announced with an attribute set (retained
         // until encoded), or withdrawn.
@@ -218,7 +287,7 @@ impl Rib {
             }
         }
         let Some(peer) = self.peer_mut(idx) else {
-            return;
+            return taken;
         };
         let done = peer.out[K::INDEX].pending.is_empty();
         if let Some(session) = &mut peer.session
@@ -230,6 +299,7 @@ impl Rib {
                 tracing::warn!(neighbor = %info.address, "End-of-RIB not sent: {error}");
             }
         }
+        taken
     }
 
     /// Prefixes advertised to a peer, per family.

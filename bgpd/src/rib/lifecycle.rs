@@ -96,7 +96,7 @@ impl Rib {
         let info = up.info;
         let families = info.context.families;
         let settings = self.settings.peer_settings(info.address);
-        let had_stale = {
+        let (had_stale, replaced) = {
             let Some(peer) = self.peer_mut(idx) else {
                 return;
             };
@@ -107,6 +107,7 @@ impl Rib {
             peer.disabled = [false; 2];
             peer.warned = [false; 2];
             peer.out = Default::default();
+            let replaced = peer.session.is_some();
             peer.session = Some(Session {
                 outbound: up.outbound,
                 blocked: false,
@@ -116,8 +117,11 @@ impl Rib {
                 ],
                 eor_received: [false; 2],
             });
-            peer.stale_until.is_some()
+            (peer.stale_until.is_some(), replaced)
         };
+        if !replaced {
+            self.sessions += 1;
+        }
         // Settings or identifiers may differ from the last session.
         self.clear_import_cache(idx);
         self.forget_source(idx);
@@ -163,10 +167,13 @@ impl Rib {
         let Some(record) = self.peer_mut(idx) else {
             return;
         };
-        record.session = None;
+        let ended = record.session.take().is_some();
         record.out = Default::default();
         record.closing = false;
         record.close_pending = None;
+        if ended {
+            self.sessions -= 1;
+        }
         self.clear_export_cache(idx);
         match stale_for.filter(|d| !d.is_zero()) {
             Some(keep) => {

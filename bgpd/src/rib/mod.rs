@@ -136,6 +136,12 @@ pub struct Rib {
     /// Every peer's `stale_until` (graceful restart), ordered: the next deadline
     /// and the due ones without walking the peers.
     stale_deadlines: BTreeSet<(Instant, PeerIdx)>,
+    /// Established sessions (peers with a `Session`): a batch of UPDATEs is a share
+    /// of what may wait toward all of them (see `adj_rib_out`).
+    sessions: usize,
+    /// Encoded UPDATEs that may wait toward all peers together
+    /// (`adj_rib_out::OUTBOUND_BYTES` unless a test sets it).
+    outbound_bytes: usize,
 }
 
 /// Settings of the whole RIB, from the configuration.
@@ -183,6 +189,9 @@ struct Scratch {
     /// Where a peer's batch of UPDATEs is encoded before it is copied out at its
     /// length (see `adj_rib_out::flush_peer`).
     batch: bytes::BytesMut,
+    /// Encoded bytes per prefix of the last batch filled, per family (0: none yet);
+    /// how many prefixes fill the next one (see `adj_rib_out::fill_up`).
+    bytes_per_prefix: [usize; 2],
 }
 
 impl Rib {
@@ -202,6 +211,8 @@ impl Rib {
             best_routes: None,
             convergence: Convergence::new(&config, now),
             scratch: Scratch::default(),
+            sessions: 0,
+            outbound_bytes: adj_rib_out::OUTBOUND_BYTES,
             routed: [0; 2],
             ready: Bitset::default(),
             stale_deadlines: BTreeSet::new(),

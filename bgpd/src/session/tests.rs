@@ -255,6 +255,11 @@ async fn active_session_carries_updates_both_ways() {
         Message::Update(update) => assert_eq!(update.nlri[0].net.to_string(), "10.2.0.0/24"),
         other => panic!("expected UPDATE, got {other:?}"),
     }
+    // The channel holds one batch: taking it asks the rib for the next.
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::Drained { peer: 7 }
+    ));
 
     // The peer asks for a refresh; we ask the peer for one.
     peer.send(&Message::RouteRefresh(RouteRefresh::request(

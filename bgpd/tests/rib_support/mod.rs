@@ -42,6 +42,8 @@ pub struct Received {
     pub updates: Vec<Update>,
     pub closes: Vec<(Notification, Option<Duration>)>,
     pub batches: usize,
+    /// The longest batch, in octets.
+    pub longest_batch: usize,
 }
 
 impl Received {
@@ -309,6 +311,7 @@ impl Harness {
             match *outbound {
                 Outbound::Updates(bytes) => {
                     received.batches += 1;
+                    received.longest_batch = received.longest_batch.max(bytes.len());
                     received.updates.extend(decode_updates(&bytes, &ctx));
                 }
                 Outbound::Close {
