@@ -99,7 +99,7 @@ pub fn may_export(dest_idx: PeerIdx, dest: &Peer, source: SourceFacts, facts: Fa
 /// router id, the cluster id) is the same for every destination.
 fn shares_export(dest: &Peer, source: SourceFacts) -> bool {
     !dest.ebgp()
-        && dest.settings.export == FilterRef::None
+        && matches!(dest.settings.export, FilterRef::None)
         && !dest.settings.next_hop_self
         && source.source != RouteSource::Local
 }
