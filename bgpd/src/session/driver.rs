@@ -88,6 +88,13 @@ struct Up {
     outbound: mpsc::Receiver<Box<Outbound>>,
     /// The rib task dropped its sender (it ended): stop polling.
     outbound_closed: bool,
+    /// A batch was taken from a full channel and the rib's input channel had no
+    /// room for the `Drained` that says so: it is sent from `wait` when there is.
+    /// A session parked there holds its small waiting future; parked inside a turn
+    /// it held the turn's boxed future (5.4 KB), and a route reflector's thousands
+    /// of clients asking for their next batch at once held 27 MB of them (issue 18,
+    /// heaptrack at 5000 clients).
+    drained_owed: bool,
     negotiated: Arc<bgp_proto::fsm::Negotiated>,
 }
 
@@ -110,6 +117,8 @@ enum Wake {
     Progress(Which),
     Timers,
     Outbound(Option<Outbound>),
+    /// The `Drained` owed to the rib was sent (or the rib is gone).
+    DrainedTold,
     /// The followed BFD session changed.
     Bfd,
 }
@@ -242,7 +251,10 @@ impl Driver {
     async fn wait(&mut self) -> Wake {
         let deadline = self.next_deadline();
         let outbound_ready = self.outbound_ready();
+        let drained_owed = self.up.as_ref().is_some_and(|up| up.drained_owed);
         let Driver {
+            peer,
+            rib,
             commands,
             primary,
             secondary,
@@ -259,6 +271,12 @@ impl Driver {
             result = poll_connecting(connecting.as_mut()) => Wake::Connected(result),
             () = sleep_until(deadline) => Wake::Timers,
             item = recv_outbound(up.as_mut()), if outbound_ready => Wake::Outbound(item),
+            permit = rib.reserve(), if drained_owed => {
+                if let Ok(permit) = permit {
+                    permit.send(RibInput::Drained { peer: *peer });
+                }
+                Wake::DrainedTold
+            }
             () = bfd::changed(bfd_subscription.as_mut()) => Wake::Bfd,
         }
     }
@@ -293,6 +311,11 @@ impl Driver {
             Wake::Progress(which) => self.feed(which, Event::OutputProgressed).await,
             Wake::Timers => self.timers().await,
             Wake::Outbound(item) => self.outbound(item).await,
+            Wake::DrainedTold => {
+                if let Some(up) = &mut self.up {
+                    up.drained_owed = false;
+                }
+            }
             Wake::Bfd => self.bfd_changed().await,
         }
     }

@@ -654,3 +654,67 @@ async fn hold_timer_reads_what_arrived_while_the_session_was_busy() {
         bgp_proto::fsm::State::Established
     );
 }
+
+/// A session that takes a batch while the rib's channel is full owes the rib its
+/// `Drained` and goes on meanwhile (reading, writing, answering commands), sending it
+/// when there is room; it used to wait for that room inside the turn.
+#[tokio::test]
+async fn drained_waits_for_room_in_the_rib_without_stopping_the_session() {
+    let (mut harness, mut peer) = connected(|port| settings(port, false)).await;
+    let context = open_session(&mut peer, false).await;
+    let RibInput::PeerUp(up) = next_rib(&mut harness.rib).await else {
+        panic!("expected PeerUp")
+    };
+    wait_state(&harness.handle, bgp_proto::fsm::State::Established).await;
+
+    // The peer's UPDATEs fill the rib's channel (64), which nobody reads for now.
+    let capacity = harness.rib.max_capacity();
+    for i in 0..capacity {
+        peer.send(update(&format!("10.1.{i}.0/24"), &context))
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while harness.rib.len() < capacity {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the channel never filled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A batch from the rib goes out to the peer, and a command is answered, while
+    // the Drained it owes waits.
+    up.outbound
+        .send(Box::new(Outbound::Updates(update("10.2.0.0/24", &context))))
+        .await
+        .unwrap();
+    match next_non_keepalive(&mut peer).await {
+        Message::Update(update) => assert_eq!(update.nlri[0].net.to_string(), "10.2.0.0/24"),
+        other => panic!("expected UPDATE, got {other:?}"),
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    harness
+        .handle
+        .commands
+        .send(SessionCommand::Refresh { reply })
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, answer)
+        .await
+        .expect("the session answered no command while it owed the rib")
+        .unwrap()
+        .unwrap();
+
+    // Room again: the UPDATEs, then the Drained.
+    for _ in 0..capacity {
+        match next_rib(&mut harness.rib).await {
+            RibInput::Update { .. } => {}
+            other => panic!("expected Update, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        next_rib(&mut harness.rib).await,
+        RibInput::Drained { peer: 7 }
+    ));
+}

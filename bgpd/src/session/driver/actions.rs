@@ -169,6 +169,7 @@ impl Driver {
         self.up = Some(Up {
             outbound: receiver,
             outbound_closed: false,
+            drained_owed: false,
             negotiated,
         });
         self.tell_rib(RibInput::PeerUp(PeerUp {
@@ -330,7 +331,17 @@ impl Driver {
                     conn.send_updates(bytes);
                 }
                 if was_full {
-                    self.tell_rib(RibInput::Drained { peer: self.peer }).await;
+                    match self.rib.try_send(RibInput::Drained { peer: self.peer }) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            if let Some(up) = &mut self.up {
+                                up.drained_owed = true;
+                            }
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            tracing::debug!("the rib task is gone");
+                        }
+                    }
                 }
             }
             Some(Outbound::Close {
