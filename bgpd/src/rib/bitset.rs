@@ -84,7 +84,10 @@ impl Bitset {
             }
         }
         if self.count == 0 {
-            self.low = 0;
+            // A peer's pending set empties after every flush; its words (a bit per
+            // slot of the table, 625 octets at 5000 prefixes) would otherwise stay
+            // with each of a route reflector's thousands of clients (issue 18).
+            *self = Bitset::default();
         }
     }
 
@@ -134,6 +137,7 @@ mod tests {
         set.take(10, &mut out);
         assert_eq!(out, vec![3, 64, 1, 200]);
         assert!(set.is_empty());
+        assert_eq!(set.words.capacity(), 0, "taking the last slot frees the words");
         assert!(!set.remove(200));
         assert!(set.insert(7) && set.remove(7) && set.is_empty());
     }
