@@ -52,16 +52,21 @@ pub fn run(context: &Context) -> Result<Table> {
              the reflectors do not peer with each other. Clients are generator peers in one \
              process on the generator CPU (two sessions each), announcing one /26, counting \
              what they receive. Times run from the generator opening every session at once. \
-             RSS is both reflectors' VmRSS after convergence (FRR: bgpd + zebra), CPU both \
+             RSS is both reflectors' VmRSS after convergence (FRR: bgpd + zebra), and again \
+             {settle} s after a client joined and left, with no change since; CPU both \
              reflectors' user + system time. UPDATEs and prefixes are counted at the clients \
              until convergence. The joining client is configured from the start. A kind that \
              does not converge within {} s gets the count it reached. See \
              bench/src/scenario/scale_reflector.rs.",
-            limit.as_secs()
+            limit.as_secs(),
+            settle = SETTLE.as_secs(),
         ),
         "seconds until every client has every block",
     ))
 }
+
+/// How long after the last change the settled RSS is read.
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// The figures of one size.
 struct Figures {
@@ -69,6 +74,7 @@ struct Figures {
     updates: Figure,
     prefixes: Figure,
     rss: Figure,
+    settled: Figure,
     cpu: Figure,
     join: Figure,
     withdraw: Figure,
@@ -87,6 +93,13 @@ impl Figures {
             ),
             prefixes: all.add(format!("{n} clients: prefixes delivered"), Unit::Count),
             rss: all.memory(format!("{n} clients: RSS of both reflectors"), Unit::MiB),
+            settled: all.add(
+                format!(
+                    "{n} clients: RSS of both reflectors, settled ({} s later)",
+                    SETTLE.as_secs()
+                ),
+                Unit::MiB,
+            ),
             cpu: all.add(
                 format!("{n} clients: CPU of both reflectors to converge"),
                 Unit::CpuSeconds,
@@ -124,6 +137,8 @@ struct Outcome {
 }
 
 struct After {
+    /// RSS of both reflectors once nothing has changed for [`SETTLE`].
+    settled: u64,
     join: f64,
     withdraw: f64,
     changed: usize,
@@ -138,6 +153,7 @@ impl scale::Measurement<Figures> for Outcome {
         recorder.add(&f.rss, mib(self.rss));
         recorder.add(&f.cpu, self.cpu);
         if let Some(after) = self.after {
+            recorder.add(&f.settled, mib(after.settled));
             recorder.add(&f.join, after.join);
             recorder.add(&f.withdraw, after.withdraw);
             recorder.add(&f.changed, after.changed as f64);
@@ -384,6 +400,11 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
         }
     }
     drop(joining);
+    // Memory once the bursts are over, as an operator sees it between changes (a
+    // daemon may give back what a burst took; bgpd trims glibc's free pages when
+    // quiet).
+    std::thread::sleep(SETTLE);
+    let settled = usage(&sides)?.rss;
     let (lost_before, first) = scale::lost_sessions(&sides[0].peers);
     if let Some(first) = first {
         context.progress(format!(
@@ -424,6 +445,7 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
         dut.check_alive()?;
     }
     outcome.after = Some(After {
+        settled,
         join: seconds(joined, join_last),
         withdraw: seconds(sent, withdraw_last),
         changed,
@@ -441,5 +463,33 @@ pub(super) fn finish(sides: Vec<Side>) {
         if let Some(dut) = side.dut.take() {
             dut.kill();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    /// The `--quick` reflectors against real bgpds (the debug build CI makes): every
+    /// client gets every block through both, a joining client's block and its
+    /// withdrawal reach every client, killing one reflector changes no client's routes
+    /// and no session is lost. The scenario fails on a shortfall of the joins; the test
+    /// checks the rest from the figures.
+    #[test]
+    fn quick_reflectors_deliver_every_block_with_wren() {
+        let Some(table) = scale::quick_with_wren("scale-reflector") else {
+            return;
+        };
+        let figures = Figures::new(&mut SizeFigures::new(50), scale::DEFAULT_HOLD_TIME);
+        let value = |figure| scale::wren_first_run(&table, figure);
+        assert!(value(&figures.converged) > 0.0);
+        assert_eq!(value(&figures.prefixes), 2.0 * 50.0 * 49.0);
+        assert!(value(&figures.join) > 0.0);
+        assert!(value(&figures.withdraw) > 0.0);
+        assert_eq!(value(&figures.changed), 0.0);
+        assert_eq!(value(&figures.lost), 0.0);
+        assert!(value(&figures.rss) > 0.0);
+        assert!(value(&figures.settled) > 0.0);
     }
 }

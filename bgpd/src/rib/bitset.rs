@@ -137,7 +137,11 @@ mod tests {
         set.take(10, &mut out);
         assert_eq!(out, vec![3, 64, 1, 200]);
         assert!(set.is_empty());
-        assert_eq!(set.words.capacity(), 0, "taking the last slot frees the words");
+        assert_eq!(
+            set.words.capacity(),
+            0,
+            "taking the last slot frees the words"
+        );
         assert!(!set.remove(200));
         assert!(set.insert(7) && set.remove(7) && set.is_empty());
     }
