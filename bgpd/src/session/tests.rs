@@ -22,7 +22,7 @@ use tokio_util::codec::Framed;
 
 use super::*;
 use crate::config::{Asn, FamilyName, GracefulRestartConfig, HoldTime, SessionOptions};
-use crate::tasks::{Outbound, RibInput};
+use crate::tasks::{Outbound, PeerUp, RibInput};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -99,6 +99,23 @@ async fn next_rib(rib: &mut mpsc::Receiver<RibInput>) -> RibInput {
         .await
         .expect("rib waited too long")
         .expect("session gone")
+}
+
+/// Hands the session a batch from the rib announcing `prefix`; the peer receives it.
+async fn batch_reaches_the_peer(
+    up: &PeerUp,
+    peer: &mut Peer,
+    prefix: &str,
+    context: &SessionContext,
+) {
+    up.outbound
+        .send(Box::new(Outbound::Updates(update(prefix, context))))
+        .await
+        .unwrap();
+    match next_non_keepalive(peer).await {
+        Message::Update(update) => assert_eq!(update.nlri[0].net.to_string(), prefix),
+        other => panic!("expected UPDATE, got {other:?}"),
+    }
 }
 
 /// Opens the session from the peer's side of an accepted connection; returns the
@@ -247,14 +264,7 @@ async fn active_session_carries_updates_both_ways() {
     ));
 
     // Us to the peer: UPDATEs the rib encoded.
-    up.outbound
-        .send(Box::new(Outbound::Updates(update("10.2.0.0/24", &context))))
-        .await
-        .unwrap();
-    match next_non_keepalive(&mut peer).await {
-        Message::Update(update) => assert_eq!(update.nlri[0].net.to_string(), "10.2.0.0/24"),
-        other => panic!("expected UPDATE, got {other:?}"),
-    }
+    batch_reaches_the_peer(&up, &mut peer, "10.2.0.0/24", &context).await;
     // The channel holds one batch: taking it asks the rib for the next.
     assert!(matches!(
         next_rib(&mut harness.rib).await,
@@ -685,14 +695,7 @@ async fn drained_waits_for_room_in_the_rib_without_stopping_the_session() {
 
     // A batch from the rib goes out to the peer, and a command is answered, while
     // the Drained it owes waits.
-    up.outbound
-        .send(Box::new(Outbound::Updates(update("10.2.0.0/24", &context))))
-        .await
-        .unwrap();
-    match next_non_keepalive(&mut peer).await {
-        Message::Update(update) => assert_eq!(update.nlri[0].net.to_string(), "10.2.0.0/24"),
-        other => panic!("expected UPDATE, got {other:?}"),
-    }
+    batch_reaches_the_peer(&up, &mut peer, "10.2.0.0/24", &context).await;
     let (reply, answer) = tokio::sync::oneshot::channel();
     harness
         .handle
