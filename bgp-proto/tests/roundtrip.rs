@@ -76,7 +76,8 @@ fn capability() -> impl Strategy<Value = Capability> {
                 })
             }
         ),
-        any::<u32>().prop_map(|asn| Capability::FourOctetAs { asn }),
+        // RFC 7607: AS 0 is refused on decode (tests/data/rules.txt), so it is not generated.
+        (1..=u32::MAX).prop_map(|asn| Capability::FourOctetAs { asn }),
         vec((family(), any::<u8>()), 0..20).prop_map(|entries| Capability::AddPath {
             entries: entries
                 .into_iter()
@@ -96,9 +97,11 @@ fn capability() -> impl Strategy<Value = Capability> {
     ]
 }
 
+/// OPENs that decode without an error: AS 0 (RFC 7607) is refused on decode, so
+/// `my_as` and the 4-octet AS start at 1 (tests/data/rules.txt checks the refusal).
 fn open() -> impl Strategy<Value = Open> {
     (
-        any::<u16>(),
+        1..=u16::MAX,
         any::<u16>(),
         any::<u32>(),
         vec(capability(), 0..12),
@@ -176,6 +179,8 @@ fn unicast_v6() -> impl Strategy<Value = Ipv6Addr> {
     })
 }
 
+/// AS 0 in a path is treat-as-withdraw (RFC 7607, tests/data/rules.txt), so the ASNs
+/// start at 1.
 fn as_path(max_asn: u32, confed: bool) -> impl Strategy<Value = AsPath> {
     let kinds = if confed {
         vec![
@@ -187,7 +192,7 @@ fn as_path(max_asn: u32, confed: bool) -> impl Strategy<Value = AsPath> {
     } else {
         vec![SegmentType::Sequence, SegmentType::Set]
     };
-    vec((select(kinds), vec(0..=max_asn, 1..8)), 0..4).prop_map(|segments| {
+    vec((select(kinds), vec(1..=max_asn, 1..8)), 0..4).prop_map(|segments| {
         let mut path = AsPath::new();
         for (kind, asns) in segments {
             path.push_segment(kind, &asns);
@@ -230,7 +235,7 @@ fn attributes(ctx: SessionContext) -> impl Strategy<Value = PathAttributes> {
         proptest::option::of(unicast_v4()),
         proptest::option::of(any::<u32>()),
         any::<bool>(),
-        proptest::option::of((0..=max_asn, any::<u32>())),
+        proptest::option::of((1..=max_asn, any::<u32>())),
         vec(any::<u32>(), 0..10),
         vec(any::<[u8; 8]>(), 0..5),
         vec((any::<u32>(), any::<u32>(), any::<u32>()), 0..5),
@@ -244,7 +249,7 @@ fn attributes(ctx: SessionContext) -> impl Strategy<Value = PathAttributes> {
     );
     let as4 = (
         proptest::option::of(as_path(u32::MAX, false)),
-        proptest::option::of((any::<u32>(), any::<u32>())),
+        proptest::option::of((1..=u32::MAX, any::<u32>())),
     );
     (base, ibgp_only, as4).prop_map(move |(base, ibgp_only, as4)| {
         let (
