@@ -22,7 +22,10 @@ COPY . .
 # The commit wren_build_info reports: docker build --build-arg WREN_COMMIT=$(git rev-parse --short HEAD) .
 ARG WREN_COMMIT=unknown
 ENV WREN_COMMIT=$WREN_COMMIT
-RUN cargo build --release --locked -p bgpd -p bgpctl -p ipam -p cni -p cluster --bins \
+# bgpd on its own: its link puts the functions of bgpd/hot-functions.txt first, names
+# that hold for `cargo build -p bgpd` alone (scripts/hot-functions).
+RUN cargo build --release --locked -p bgpd --bins \
+ && cargo build --release --locked -p bgpctl -p ipam -p cni -p cluster --bins \
  && install -D -m 0755 target/release/bgpd target/release/bgpctl target/release/wren-install \
       -t /out/usr/local/bin \
  && install -D -m 0755 target/release/wren target/release/wren-ipam -t /out/usr/lib/cni
