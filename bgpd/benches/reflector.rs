@@ -21,16 +21,16 @@ use std::time::{Duration, Instant};
 
 use bgp_proto::{Ipv4Prefix, Origin, PathAttributes, Update};
 use bgpd::config::Config;
+use bgpd::queue;
 use bgpd::rib::{MAX_BATCH, Rib};
 use bgpd::tasks::{Outbound, RibInput};
 use criterion::{BatchSize, Criterion, Throughput};
 use ipnet::Ipv4Net;
 use support::{ASN, peer_up};
-use tokio::sync::mpsc;
 
 /// The reflector with `clients` sessions up, their receivers, and each client's
 /// UPDATE (not yet fed).
-fn setup(clients: u32) -> (Rib, Vec<mpsc::Receiver<Box<Outbound>>>, Vec<RibInput>) {
+fn setup(clients: u32) -> (Rib, Vec<queue::Receiver<Box<Outbound>>>, Vec<RibInput>) {
     let config: Config = toml::from_str(&format!(
         "[bgp]\nasn = {ASN}\nrouter_id = \"10.255.0.1\"\nlisten = []\n\n\
          [[bgp.listen_range]]\nprefix = \"10.0.0.0/8\"\nremote_asn = {ASN}\n\
@@ -71,7 +71,7 @@ fn setup(clients: u32) -> (Rib, Vec<mpsc::Receiver<Box<Outbound>>>, Vec<RibInput
 /// messages sent (End-of-RIB included).
 fn load(
     rib: &mut Rib,
-    receivers: &mut [mpsc::Receiver<Box<Outbound>>],
+    receivers: &mut [queue::Receiver<Box<Outbound>>],
     updates: Vec<RibInput>,
 ) -> u64 {
     let now = Instant::now();

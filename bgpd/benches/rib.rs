@@ -36,7 +36,6 @@ use bgp_proto::SessionContext;
 use bgpd::config::Config;
 use bgpd::tasks::{PeerInfo, PeerUp, RibInput};
 use support::{ASN, Scenario, load, setup, updates};
-use tokio::sync::mpsc;
 
 /// VmRSS and VmHWM of this process, in octets.
 fn memory() -> (u64, u64) {
@@ -118,7 +117,7 @@ fn to_kernel(prefixes: u32) {
                 .unwrap();
                 let (rib, _questions, rib_task) =
                     bgpd::rib::spawn(Arc::new(config), Some(fib), Default::default());
-                let (sender, mut receiver) = mpsc::channel(64);
+                let (sender, mut receiver) = bgpd::queue::channel(64);
                 // A session would drain its channel; this one has nothing to send to.
                 tokio::spawn(async move { while receiver.recv().await.is_some() {} });
                 let info = PeerInfo {

@@ -39,6 +39,7 @@ pub mod local;
 pub mod memory;
 pub mod metrics;
 pub mod policy;
+pub mod queue;
 pub mod rib;
 pub mod session;
 pub mod socket;

@@ -84,7 +84,8 @@
 //!   `show neighbors`' counters) go on the rib task's own bounded channel of
 //!   [`RibQuery`] ([`QUESTION_CAPACITY`]), answered before any queued input and
 //!   between two inputs of a batch; `show routes` chunks stay on `RibInput`.
-//! - `Outbound` is one bounded mpsc per established session, created by the session
+//! - `Outbound` is one bounded `crate::queue` per established session (as are a
+//!   session's commands: a tokio channel costs about 800 bytes), created by the session
 //!   and handed over in [`PeerUp`]. The rib task never blocks on it: it uses
 //!   `try_send`, keeps what did not fit as pending changes in that peer's
 //!   adj_rib_out, and resumes when the session reports [`RibInput::Drained`].
@@ -105,7 +106,7 @@ use std::time::Duration;
 use bgp_proto::{Family, Notification, SessionContext, Update};
 use bytes::Bytes;
 use ipnet::IpNet;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use control_proto::{FamilyName, RouteLine, RouteQuery};
 
@@ -168,11 +169,10 @@ pub enum RibInput {
 pub struct PeerUp {
     pub peer: PeerId,
     pub info: Arc<PeerInfo>,
-    /// Encoded UPDATEs for this session; see the channel rules above. Boxed: a
-    /// tokio channel allocates a block of 32 slots when it is made, and there is
-    /// one per session (32 × 8 bytes this way, 32 × 48 inline; issue 18's memory
-    /// per session), against one allocation per batch of UPDATEs.
-    pub outbound: mpsc::Sender<Box<Outbound>>,
+    /// Encoded UPDATEs for this session; see the channel rules above. A
+    /// [`crate::queue`], not a tokio channel (about 800 bytes each, one per session:
+    /// issue 18's memory per session); boxed, one allocation per batch of UPDATEs.
+    pub outbound: crate::queue::Sender<Box<Outbound>>,
 }
 
 /// Facts about an established session that decision and export depend on.

@@ -283,7 +283,7 @@ fn best_routes_from_the_rib_task_reach_the_kernel() {
             bgpd::rib::spawn(config("max_paths = 4\n"), Some(fib), events);
         let mut sessions = Vec::new();
         for (id, address) in [(1, "10.0.0.2"), (2, "10.0.0.3")] {
-            let (sender, receiver) = mpsc::channel(16);
+            let (sender, receiver) = bgpd::queue::channel(16);
             sessions.push(receiver);
             let info = Session::v4(address, 65001).info();
             rib.send(RibInput::PeerUp(bgpd::tasks::PeerUp {

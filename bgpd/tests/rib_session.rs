@@ -393,7 +393,7 @@ async fn the_rib_task_over_its_channels() {
     assert_eq!(fib.recv().await, Some(FibChange::Converged));
 
     // A session: the table dump arrives as encoded UPDATEs.
-    let (outbound_sender, mut outbound) = tokio::sync::mpsc::channel(8);
+    let (outbound_sender, mut outbound) = bgpd::queue::channel(8);
     let info = Session::v4("10.0.0.2", 65001).info();
     rib.send(RibInput::PeerUp(bgpd::tasks::PeerUp {
         peer: 7,

@@ -13,7 +13,6 @@ use bgpd::config::Config;
 use bgpd::rib::{MAX_BATCH, Rib};
 use bgpd::tasks::{Outbound, PeerInfo, PeerUp, RibInput};
 use ipnet::Ipv4Net;
-use tokio::sync::mpsc;
 
 /// Prefixes per UPDATE: a 4096-octet UPDATE holds about 800 /26 prefixes.
 pub const PER_UPDATE: u32 = 800;
@@ -60,7 +59,7 @@ impl Scenario {
 /// The loaded state: the RIB and the receivers that must stay alive.
 pub struct Loaded {
     pub rib: Rib,
-    pub outbound: Vec<mpsc::Receiver<Box<Outbound>>>,
+    pub outbound: Vec<bgpd::queue::Receiver<Box<Outbound>>>,
 }
 
 /// A RIB with the scenario's sessions up, and the UPDATEs to feed it (generated as
@@ -111,8 +110,8 @@ pub fn peer_up(
     address: [u8; 4],
     remote_asn: u32,
     capacity: usize,
-) -> mpsc::Receiver<Box<Outbound>> {
-    let (sender, receiver) = mpsc::channel(capacity);
+) -> bgpd::queue::Receiver<Box<Outbound>> {
+    let (sender, receiver) = bgpd::queue::channel(capacity);
     let info = PeerInfo {
         address: IpAddr::from(address),
         local_address: IpAddr::from([10, 0, 0, 1]),

@@ -385,13 +385,13 @@ impl Rib {
         };
         match session.outbound.try_send(Box::new(close)) {
             Ok(()) => {}
-            Err(tokio::sync::mpsc::error::TrySendError::Full(close)) => {
+            Err(crate::queue::TrySendError::Full(close)) => {
                 peer.close_pending = Some(*close);
                 if let Some(session) = &mut peer.session {
                     session.blocked = true;
                 }
             }
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {}
+            Err(crate::queue::TrySendError::Closed(_)) => {}
         }
     }
 

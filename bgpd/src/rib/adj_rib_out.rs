@@ -20,10 +20,10 @@
 //! whole table encoded (884 MiB at 5000 clients, issue 18's `bench scale-reflector`),
 //! where BIRD encodes when the socket can take more.
 
+use crate::queue::TrySendError;
 use bgp_proto::{Family, Prefix, UpdatePacker};
 use bytes::{Bytes, BytesMut};
 use ipnet::{Ipv4Net, Ipv6Net};
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::Rib;
 use super::attrs::AttrId;
@@ -107,7 +107,7 @@ impl Rib {
             if !work {
                 return;
             }
-            let permit = match session.outbound.clone().try_reserve_owned() {
+            let permit = match session.outbound.try_reserve() {
                 Ok(permit) => permit,
                 Err(TrySendError::Full(_)) => {
                     if let Some(session) = self.peer_mut(idx).and_then(|p| p.session.as_mut()) {

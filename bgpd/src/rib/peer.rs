@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use bgp_proto::{Family, Notification};
 use hashbrown::DefaultHashBuilder;
-use tokio::sync::mpsc;
 
 use super::attrs::AttrId;
 use super::bitset::Bitset;
@@ -81,7 +80,7 @@ pub struct Peer {
 /// An established session.
 #[derive(Debug)]
 pub struct Session {
-    pub outbound: mpsc::Sender<Box<Outbound>>,
+    pub outbound: crate::queue::Sender<Box<Outbound>>,
     /// The outbound channel was full: wait for `Drained`.
     pub blocked: bool,
     /// Per family: End-of-RIB still to send once the initial dump is out.

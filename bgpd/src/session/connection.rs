@@ -28,10 +28,14 @@
 //!   reading lets at most one KEEPALIVE per keepalive interval pile up until the
 //!   send hold timer (RFC 9687, `send_hold_time`) closes the connection, and every
 //!   other message there is one per state change.
-//! - Reading starts with a [`READ_BUFFER`]-byte buffer, which grows to the frame being
-//!   read (bgp-proto's codec reserves a whole frame once its header is in): most
-//!   sessions of a large mesh only ever read an OPEN, a few small UPDATEs and
-//!   KEEPALIVEs.
+//! - Reading ([`Reader`]) holds no buffer while the socket has nothing to read: once
+//!   the socket is readable it takes a [`READ_BUFFER`]-byte buffer, which grows to the
+//!   frame being read (bgp-proto's codec reserves a whole frame once its header is
+//!   in), and gives it back when every byte read was decoded. A session waits for
+//!   its next KEEPALIVE almost all the time, and thousands of them each held a
+//!   buffer for it (issue 18's memory per session).
+//! - The queues give their memory back once empty: they hold a KEEPALIVE or a batch
+//!   for a moment, then nothing until the next one.
 //! - Closing: [`Connection::close`] with flush writes the urgent queue (the
 //!   NOTIFICATION last; at most [`FLUSH_TIMEOUT`]) then shuts the socket down; abort
 //!   drops the queues and closes at once.
@@ -40,13 +44,14 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bgp_proto::codec::BgpCodec;
 use bgp_proto::{Decoded, FramingError, Malformed, SessionContext, decode_message, frame_length};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
@@ -58,7 +63,8 @@ pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 /// UPDATE batches queued toward the writer: the one it may take next while it
 /// writes, and one more so the session can take the rib's next batch meanwhile.
 pub const UPDATE_QUEUE: usize = 2;
-/// The read buffer's first size (bytes); it grows to the longest frame read.
+/// The read buffer's size (bytes) when the socket becomes readable; it grows to the
+/// frame being read, and is given back once everything read is decoded.
 pub const READ_BUFFER: usize = 1024;
 
 /// A received frame: its bytes and what they decode to.
@@ -107,10 +113,63 @@ impl Decoder for SessionCodec {
 /// A connection in use by a state machine.
 #[derive(Debug)]
 pub struct Connection {
-    pub reader: FramedRead<OwnedReadHalf, SessionCodec>,
+    pub reader: Reader,
     pub writer: Writer,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+}
+
+/// The reading side: frames decoded from a buffer that exists only while there is
+/// something to decode.
+#[derive(Debug)]
+pub struct Reader {
+    framed: FramedRead<OwnedReadHalf, SessionCodec>,
+}
+
+impl Reader {
+    fn new(read: OwnedReadHalf, codec: SessionCodec) -> Reader {
+        Reader {
+            framed: FramedRead::with_capacity(read, codec, 0),
+        }
+    }
+
+    /// The next frame; `None` when the peer closed the connection. Cancel-safe: what
+    /// was read stays in the buffer for the next call.
+    pub async fn next_frame(&mut self) -> Option<Result<Frame, FramingError>> {
+        if self.framed.read_buffer().is_empty() {
+            // Nothing half-read: no buffer while the socket has nothing to read.
+            std::future::poll_fn(|context| self.poll_readable(context)).await;
+            if self.framed.read_buffer().capacity() == 0 {
+                *self.framed.read_buffer_mut() = BytesMut::with_capacity(READ_BUFFER);
+            }
+        }
+        self.framed.next().await
+    }
+
+    /// Ready when the socket has bytes, its end or an error to read (the read that
+    /// follows tells which); the buffer is given back while it has none.
+    fn poll_readable(&mut self, context: &mut Context<'_>) -> Poll<()> {
+        let mut byte = [0; 1];
+        let mut peeked = ReadBuf::new(&mut byte);
+        match self.framed.get_mut().poll_peek(context, &mut peeked) {
+            Poll::Ready(_) => Poll::Ready(()),
+            Poll::Pending => {
+                if self.framed.read_buffer().capacity() > 0 {
+                    // The frames read keep their own part of it.
+                    *self.framed.read_buffer_mut() = BytesMut::new();
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn codec(&self) -> &SessionCodec {
+        self.framed.decoder()
+    }
+
+    fn codec_mut(&mut self) -> &mut SessionCodec {
+        self.framed.decoder_mut()
+    }
 }
 
 /// The way to a connection's writer task.
@@ -185,6 +244,7 @@ impl WriteQueue {
             for bytes in queued.updates.drain(..) {
                 batches.push(bytes);
             }
+            release(&mut queued.updates);
         }
     }
 
@@ -194,12 +254,14 @@ impl WriteQueue {
             {
                 let mut queued = self.lock();
                 if let Some(item) = queued.urgent.pop_front() {
+                    release(&mut queued.urgent);
                     return Some(item);
                 }
                 if queued.dropped {
                     return None;
                 }
                 if let Some(bytes) = queued.updates.pop_front() {
+                    release(&mut queued.updates);
                     return Some(WriteItem::Bytes(bytes));
                 }
             }
@@ -207,6 +269,14 @@ impl WriteQueue {
             // wake-up is lost.
             self.wake_writer.notified().await;
         }
+    }
+}
+
+/// Gives an emptied queue's memory back: a connection's queues are empty nearly all
+/// the time, and thousands of connections each kept the room of their busiest moment.
+fn release<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        *queue = VecDeque::new();
     }
 }
 
@@ -274,7 +344,7 @@ impl Connection {
         let queue = Arc::new(WriteQueue::default());
         let task = tokio::spawn(write_loop(write, queue.clone()));
         Ok(Connection {
-            reader: FramedRead::with_capacity(read, SessionCodec::new(context), READ_BUFFER),
+            reader: Reader::new(read, SessionCodec::new(context)),
             writer: Writer {
                 queue: SessionEnd(queue),
                 task,
@@ -286,13 +356,13 @@ impl Connection {
 
     /// The next frame; `None` when the peer closed the connection.
     pub async fn next_frame(&mut self) -> Option<Result<Frame, FramingError>> {
-        self.reader.next().await
+        self.reader.next_frame().await
     }
 
     /// Sets the context the next message is decoded with.
     pub fn set_context(&mut self, context: SessionContext) {
-        if *self.reader.decoder().context() != context {
-            self.reader.decoder_mut().set_context(context);
+        if *self.reader.codec().context() != context {
+            self.reader.codec_mut().set_context(context);
         }
     }
 
@@ -356,6 +426,7 @@ async fn write_loop(mut write: OwnedWriteHalf, queue: Arc<WriteQueue>) {
                     tracing::debug!("write failed: {error}");
                     return;
                 }
+                release(&mut batches.queued);
                 queue.progress.notify_one();
             }
             WriteItem::Close => {
@@ -372,6 +443,7 @@ async fn write_loop(mut write: OwnedWriteHalf, queue: Arc<WriteQueue>) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
     use tokio::io::AsyncReadExt;
 
     #[test]
@@ -425,5 +497,62 @@ mod tests {
         peer.read_exact(&mut received).await.unwrap();
         assert_eq!(received, expected);
         connection.writer.progressed().await;
+    }
+
+    fn keepalive() -> Vec<u8> {
+        let mut bytes = vec![0xff; 16];
+        bytes.extend_from_slice(&[0, 19, 4]);
+        bytes
+    }
+
+    async fn pair() -> (Connection, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stream, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        let connection = Connection::new(stream.unwrap(), SessionContext::default()).unwrap();
+        (connection, accepted.unwrap().0)
+    }
+
+    /// A connection waiting for its peer holds no read buffer, and reads what comes
+    /// next all the same, a frame split across writes too.
+    #[tokio::test]
+    async fn an_idle_reader_holds_no_buffer() {
+        let (mut connection, mut peer) = pair().await;
+        assert_eq!(connection.reader.framed.read_buffer().capacity(), 0);
+        peer.write_all(&keepalive()).await.unwrap();
+        let (bytes, decoded) = connection.next_frame().await.unwrap().unwrap();
+        assert_eq!(bytes.as_ref(), keepalive().as_slice());
+        assert!(decoded.is_ok());
+        assert!(connection.next_frame().now_or_never().is_none());
+        assert_eq!(connection.reader.framed.read_buffer().capacity(), 0);
+
+        let second = keepalive();
+        peer.write_all(&second[..10]).await.unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), connection.next_frame())
+                .await
+                .is_err()
+        );
+        peer.write_all(&second[10..]).await.unwrap();
+        let (bytes, _) = connection.next_frame().await.unwrap().unwrap();
+        assert_eq!(bytes.as_ref(), second.as_slice());
+        drop(peer);
+        assert!(connection.next_frame().await.is_none());
+    }
+
+    /// The writer's queues hold no memory once what was queued is written.
+    #[tokio::test]
+    async fn written_queues_give_their_memory_back() {
+        let (connection, mut peer) = pair().await;
+        connection.send_updates(Bytes::from("update "));
+        connection.send_urgent(Bytes::from("urgent "));
+        let mut received = vec![0; 14];
+        peer.read_exact(&mut received).await.unwrap();
+        assert_eq!(received, b"urgent update ");
+        let queued = connection.writer.queue.lock();
+        assert_eq!(
+            (queued.urgent.capacity(), queued.updates.capacity()),
+            (0, 0)
+        );
     }
 }

@@ -26,6 +26,7 @@ use super::connection::{Connection, Frame};
 use super::settings::{NeighborSettings, SpeakerSettings};
 use super::status::{MessageCounters, NeighborStatus};
 use crate::events::Events;
+use crate::queue;
 use crate::tasks::{Outbound, PeerId, RibInput};
 use bgp_proto::FramingError;
 use futures::FutureExt;
@@ -40,7 +41,7 @@ pub(super) struct Driver {
     settings: NeighborSettings,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
-    commands: mpsc::Receiver<Box<SessionCommand>>,
+    commands: queue::Receiver<Box<SessionCommand>>,
     status: watch::Sender<NeighborStatus>,
     counters: Arc<MessageCounters>,
     events: Events,
@@ -85,7 +86,7 @@ struct Slot {
 
 /// The Established session.
 struct Up {
-    outbound: mpsc::Receiver<Box<Outbound>>,
+    outbound: queue::Receiver<Box<Outbound>>,
     /// The rib task dropped its sender (it ended): stop polling.
     outbound_closed: bool,
     /// A batch was taken from a full channel and the rib's input channel had no
@@ -168,7 +169,7 @@ impl Driver {
         settings: NeighborSettings,
         speaker: Arc<SpeakerSettings>,
         rib: mpsc::Sender<RibInput>,
-        commands: mpsc::Receiver<Box<SessionCommand>>,
+        commands: queue::Receiver<Box<SessionCommand>>,
         status: watch::Sender<NeighborStatus>,
         counters: Arc<MessageCounters>,
         events: Events,
@@ -750,7 +751,7 @@ async fn connection_event(conn: Option<&mut Connection>) -> ConnectionEvent {
     };
     let Connection { reader, writer, .. } = conn;
     tokio::select! {
-        frame = futures::StreamExt::next(reader) => ConnectionEvent::Frame(frame),
+        frame = reader.next_frame() => ConnectionEvent::Frame(frame),
         // A writer that ended (its socket failed) makes no more progress; the reader
         // will tell.
         () = writer.progressed() => ConnectionEvent::Progress,

@@ -16,7 +16,6 @@ use bgpd::config::Config;
 use bgpd::rib::Rib;
 use bgpd::tasks::{FibChange, Outbound, PeerId, PeerInfo, PeerUp, RibInput};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use tokio::sync::mpsc;
 
 /// Our AS and router id in every test config.
 pub const ASN: u32 = 64512;
@@ -33,7 +32,7 @@ pub fn config(rest: &str) -> Arc<Config> {
 pub struct TestPeer {
     pub id: PeerId,
     pub info: Arc<PeerInfo>,
-    pub outbound: mpsc::Receiver<Box<Outbound>>,
+    pub outbound: bgpd::queue::Receiver<Box<Outbound>>,
 }
 
 /// What a neighbor received, decoded.
@@ -267,7 +266,7 @@ impl Harness {
     /// Brings a session up under a given id (a returning peer).
     pub fn up_as(&mut self, id: PeerId, session: Session) {
         let info = session.info();
-        let (sender, receiver) = mpsc::channel(session.capacity);
+        let (sender, receiver) = bgpd::queue::channel(session.capacity);
         self.peers.insert(
             id,
             TestPeer {

@@ -164,7 +164,7 @@ impl Driver {
             ),
             graceful_restart: negotiated.peer_graceful_restart.clone(),
         });
-        let (outbound, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
+        let (outbound, receiver) = crate::queue::channel(OUTBOUND_CAPACITY);
         self.stale_deadline = None;
         self.up = Some(Up {
             outbound: receiver,
