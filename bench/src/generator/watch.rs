@@ -55,8 +55,8 @@ impl Watch {
 /// What one peer saw of a watch's prefixes, over all its sessions.
 #[derive(Debug, Default)]
 pub struct Seen {
-    /// Per watched prefix, its latest announcement ([`Watch::stamp`]).
-    announced: Vec<u32>,
+    /// Per watched prefix, its latest announcement or withdrawal ([`Watch::stamp`]).
+    changed: Vec<u32>,
     /// Per watched prefix, whether it is announced now.
     present: Vec<bool>,
     /// Withdrawals of every other prefix.
@@ -72,20 +72,23 @@ impl Seen {
         withdrawn: impl Iterator<Item = &'a Ipv4Net>,
         announced: impl Iterator<Item = &'a Ipv4Net>,
     ) {
-        if self.announced.len() != watch.len() {
-            self.announced = vec![0; watch.len()];
+        if self.changed.len() != watch.len() {
+            self.changed = vec![0; watch.len()];
             self.present = vec![false; watch.len()];
         }
+        let stamp = watch.stamp(at);
         for net in withdrawn {
             match watch.position(net) {
-                Some(i) => self.present[i] = false,
+                Some(i) => {
+                    self.present[i] = false;
+                    self.changed[i] = stamp;
+                }
                 None => self.other_withdrawn += 1,
             }
         }
-        let stamp = watch.stamp(at);
         for net in announced {
             if let Some(i) = watch.position(net) {
-                self.announced[i] = stamp;
+                self.changed[i] = stamp;
                 self.present[i] = true;
             }
         }
@@ -96,7 +99,15 @@ impl Seen {
         if !self.present.get(i).copied().unwrap_or(false) {
             return None;
         }
-        watch.instant(self.announced.get(i).copied().unwrap_or(0))
+        watch.instant(self.changed.get(i).copied().unwrap_or(0))
+    }
+
+    /// Watched prefix `i`: when it was withdrawn, if it was announced once and is not now.
+    pub fn withdrawn_since(&self, watch: &Watch, i: usize) -> Option<Instant> {
+        if self.present.get(i).copied().unwrap_or(true) {
+            return None;
+        }
+        watch.instant(self.changed.get(i).copied().unwrap_or(0))
     }
 }
 
@@ -118,10 +129,13 @@ mod tests {
         let later = at + Duration::from_millis(7);
         seen.record(&watch, later, [watched[1], other].iter(), [].iter());
         assert_eq!(seen.present_since(&watch, 1), None);
+        assert_eq!(seen.withdrawn_since(&watch, 1), Some(later));
+        assert_eq!(seen.withdrawn_since(&watch, 0), None);
         assert_eq!(seen.other_withdrawn, 1);
         let back = later + Duration::from_millis(3);
         seen.record(&watch, back, [watched[1]].iter(), [watched[1]].iter());
         assert_eq!(seen.present_since(&watch, 1), Some(back));
+        assert_eq!(seen.withdrawn_since(&watch, 1), None);
         assert_eq!(seen.present_since(&watch, 7), None);
     }
 }

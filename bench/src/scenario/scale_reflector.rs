@@ -7,7 +7,8 @@
 //! other client's block (N × (N − 1) deliveries per reflector, counted at the clients);
 //! UPDATEs the reflectors sent (counted at the clients) and prefixes delivered; the
 //! reflectors' RSS (both) and CPU to converge; a client joining after convergence: time
-//! until every client has its block (through either reflector); the same client withdrawing
+//! until every client has its block (the first of its two sessions; both must get it, the
+//! block followed by prefix, not counted); the same client withdrawing
 //! it: time until it has left every client (through both); one reflector killed: clients
 //! whose routes through the other one changed within a hold time and two seconds (should
 //! be none), and sessions lost (on either reflector before the kill, on the other one
@@ -16,13 +17,15 @@
 //! The pair of reflectors and their clients' sessions ([`Side`], [`start_pair`],
 //! [`wait_converged`], [`finish`]) are shared with `scale-churn`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, anyhow};
 
 use super::scale::{self, Figure, Recorder, SizeFigures};
 use super::{Context, list, mib, seconds};
 use crate::dut::{Dut, Kind};
+use crate::generator::watch::Watch;
 use crate::generator::{Peer, updates};
 use crate::report::{Table, Unit};
 use crate::topology::Slot;
@@ -309,10 +312,19 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
     let cpu_before = usage(&sides)?.cpu_seconds;
     let start = Instant::now();
     let deadline = start + limit;
+    // Every client follows the joining client's block one by one (a few octets each).
+    let watch = Arc::new(Watch::new(&[scale::node_block(size)]));
     for i in 0..size {
         for (side, initial) in sides.iter_mut().zip(&initial) {
             let remote = side.slot.daemon();
-            let peer = scale::start_node(context, &side.slot, remote, i, initial[i].clone());
+            let peer = scale::start_watching_node(
+                context,
+                &side.slot,
+                remote,
+                i,
+                initial[i].clone(),
+                Some(watch.clone()),
+            );
             side.peers.push(peer);
         }
     }
@@ -349,7 +361,9 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
         return Ok(outcome);
     }
 
-    // A client joins: its block at every client, through either reflector.
+    // A client joins: its block at every client through both reflectors; the figure is
+    // when each client first had it, through either. Followed by prefix, not counted, so
+    // a reflector that sends a block twice does not pass for one that sent the new one.
     let joined = Instant::now();
     let joining: Vec<Peer> = sides
         .iter()
@@ -369,34 +383,30 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
     for i in 0..size {
         let mut first: Option<Instant> = None;
         for side in &sides {
-            let state = side.peers[i].wait_for(
-                join_deadline,
-                "receiving the joining client's block",
-                |s| s.received > target,
-            )?;
-            let at = state.last_received_at.unwrap_or(joined);
+            let peer = &side.peers[i];
+            let at = wait_watched(peer, &watch, join_deadline, true).with_context(|| {
+                format!(
+                    "peer {} receiving the joining client's block",
+                    peer.address()
+                )
+            })?;
             first = Some(first.map_or(at, |f| f.min(at)));
         }
         join_last = join_last.max(first.unwrap_or(joined));
     }
     // It withdraws its block: gone from every client through both reflectors.
     let withdrawal = updates::withdraw(&[scale::node_block(size)])?;
-    let withdrawn_before: Vec<Vec<u64>> = sides
-        .iter()
-        .map(|side| side.peers.iter().map(|p| p.state().withdrawn).collect())
-        .collect();
     let sent = Instant::now();
     for peer in &joining {
         peer.send(withdrawal.clone())?;
     }
     let withdraw_deadline = Instant::now() + limit;
     let mut withdraw_last = sent;
-    for (side, before) in sides.iter().zip(&withdrawn_before) {
-        for (peer, before) in side.peers.iter().zip(before) {
-            let state = peer.wait_for(withdraw_deadline, "the withdrawal", |s| {
-                s.withdrawn > *before
-            })?;
-            withdraw_last = withdraw_last.max(state.last_withdrawn_at.unwrap_or(sent));
+    for side in &sides {
+        for peer in &side.peers {
+            let at = wait_watched(peer, &watch, withdraw_deadline, false)
+                .with_context(|| format!("peer {} the withdrawal", peer.address()))?;
+            withdraw_last = withdraw_last.max(at);
         }
     }
     drop(joining);
@@ -453,6 +463,27 @@ fn measure(context: &Context, kind: Kind, size: usize, limit: Duration) -> Resul
     });
     finish(sides);
     Ok(outcome)
+}
+
+/// Waits until `peer` has the watched block (`present`), or had it and no longer has it;
+/// returns when it was announced or withdrawn (looked at every millisecond).
+fn wait_watched(peer: &Peer, watch: &Watch, deadline: Instant, present: bool) -> Result<Instant> {
+    loop {
+        let at = peer.seen(|seen| {
+            if present {
+                seen.present_since(watch, 0)
+            } else {
+                seen.withdrawn_since(watch, 0)
+            }
+        });
+        if let Some(at) = at {
+            return Ok(at);
+        }
+        if Instant::now() >= deadline {
+            return Err(anyhow!("timed out"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Closes every session, then kills the reflectors (no graceful stop with thousands of
