@@ -157,10 +157,6 @@ impl Driver {
             remote_asn: negotiated.peer_as,
             remote_router_id: negotiated.peer_id,
             context: negotiated.context,
-            neighbor: self.settings.range.map_or_else(
-                || self.settings.address.to_string(),
-                |range| range.to_string(),
-            ),
             graceful_restart: negotiated.peer_graceful_restart.clone(),
         });
         let (outbound, receiver) = crate::queue::channel(OUTBOUND_CAPACITY);
