@@ -544,7 +544,7 @@ fn established_carries_the_negotiated_parameters() {
         panic!("{actions:?}");
     };
     assert_eq!(negotiated.peer_open, peer);
-    assert_eq!(negotiated.local_open, *open);
+    assert_eq!(*negotiated.local_open, *open);
     assert_eq!(negotiated.peer_as, 65002);
     assert_eq!(negotiated.initiator, Initiator::Local);
     assert_eq!(negotiated.families, vec![Family::IPV6_UNICAST]);

@@ -130,7 +130,6 @@ fn to_kernel(prefixes: u32) {
                     remote_asn: 65001,
                     remote_router_id: Ipv4Addr::new(10, 0, 0, 2),
                     context: SessionContext::default(),
-                    neighbor: "10.0.0.2".into(),
                     graceful_restart: None,
                 };
                 rib.send(RibInput::PeerUp(PeerUp {

@@ -270,7 +270,7 @@ pub fn spawn(
     let configured: Vec<_> = task.config.bgp.neighbors.clone();
     for neighbor in &configured {
         task.start_session(
-            NeighborSettings::from_neighbor(neighbor),
+            Arc::new(NeighborSettings::from_neighbor(neighbor)),
             History::default(),
         );
     }
@@ -310,7 +310,8 @@ struct Task {
 }
 
 struct Neighbor {
-    settings: NeighborSettings,
+    /// Shared with the neighbor's session task.
+    settings: Arc<NeighborSettings>,
     handle: SessionHandle,
 }
 
@@ -343,7 +344,7 @@ impl Task {
                     .neighbors
                     .iter()
                     .map(|(address, neighbor)| NeighborSnapshot {
-                        status: neighbor.handle.status.borrow().clone(),
+                        status: neighbor.handle.status.get(),
                         sent: neighbor.handle.counters.sent(),
                         received: neighbor.handle.counters.received(),
                         kind: self.kind_of(*address, &neighbor.settings),
@@ -486,7 +487,7 @@ impl Task {
             }
         }
         let settings = NeighborSettings::from_range(&range, address);
-        if let Some(handle) = self.start_session(settings, History::default()) {
+        if let Some(handle) = self.start_session(Arc::new(settings), History::default()) {
             tracing::info!(peer = %address, range = %range.prefix, "dynamic neighbor");
             let _ = handle.try_send(SessionCommand::Incoming(accepted.stream));
         }
@@ -538,7 +539,7 @@ impl Task {
     /// Starts a session going on from `history`; returns its command sender.
     fn start_session(
         &mut self,
-        settings: NeighborSettings,
+        settings: Arc<NeighborSettings>,
         history: History,
     ) -> Option<crate::session::CommandSender> {
         let address = settings.address;
@@ -550,7 +551,7 @@ impl Task {
         });
         match session::spawn(
             peer,
-            settings.clone(),
+            Arc::clone(&settings),
             self.speaker.clone(),
             self.rib.clone(),
             self.events.clone(),
@@ -646,12 +647,12 @@ impl Task {
                         );
                     }
                     if new.range.is_none() {
-                        self.start_session(new, history);
+                        self.start_session(Arc::new(new), history);
                     }
                     summary.reset.push(address);
                 }
                 Some(new) => {
-                    let changed = new != neighbor.settings;
+                    let changed = new != *neighbor.settings;
                     if !changed && !speaker_changed {
                         summary.unchanged += 1;
                         continue;
@@ -661,9 +662,10 @@ impl Task {
                     } else {
                         summary.updated.push(address);
                     }
-                    neighbor.settings = new.clone();
+                    let new = Arc::new(new);
+                    neighbor.settings = Arc::clone(&new);
                     let command = SessionCommand::Reconfigure {
-                        settings: Box::new(new),
+                        settings: new,
                         speaker: speaker.clone(),
                     };
                     if neighbor.handle.commands.send(command).await.is_err() {
@@ -675,7 +677,7 @@ impl Task {
         for neighbor in &config.bgp.neighbors {
             if !self.neighbors.contains_key(&neighbor.address) {
                 self.start_session(
-                    NeighborSettings::from_neighbor(neighbor),
+                    Arc::new(NeighborSettings::from_neighbor(neighbor)),
                     History::default(),
                 );
                 summary.added.push(neighbor.address);

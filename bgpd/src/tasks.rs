@@ -196,8 +196,6 @@ pub struct PeerInfo {
     pub remote_router_id: Ipv4Addr,
     /// The negotiated context every encode for this peer uses.
     pub context: SessionContext,
-    /// The neighbor's config entry name (its address, or the listen range it came from).
-    pub neighbor: String,
     /// The peer's graceful restart capability, if it sent one.
     pub graceful_restart: Option<bgp_proto::GracefulRestart>,
 }

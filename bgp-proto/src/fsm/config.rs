@@ -26,7 +26,7 @@ pub const DEFAULT_OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
 pub const MIN_DEFAULT_SEND_HOLD_TIME: Duration = Duration::from_secs(480);
 
 /// Which AS the peer may have.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PeerAs {
     /// Exactly this AS (a configured neighbor).
     Exact(u32),
@@ -51,7 +51,7 @@ impl PeerAs {
 /// The delay before an automatic restart after the session failed: `initial`, doubled
 /// after every failure up to `max`, back to `initial` once a session stayed
 /// Established for `reset_after`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Backoff {
     /// The first delay.
     pub initial: Duration,
@@ -84,7 +84,7 @@ impl Backoff {
 }
 
 /// What to do with an UPDATE whose RFC 7606 action is AFI/SAFI disable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum FamilyErrorPolicy {
     /// Reset the session with the error's NOTIFICATION (what RFC 7606 allows a speaker
     /// that cannot disable a family to do).
@@ -99,7 +99,7 @@ pub enum FamilyErrorPolicy {
 }
 
 /// The capabilities we advertise (RFC 5492), in the order they are sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LocalCapabilities {
     /// Multiprotocol families (RFC 4760); one capability each.
     pub families: Vec<Family>,
@@ -186,7 +186,7 @@ impl LocalCapabilities {
 }
 
 /// The configuration of one session.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SessionConfig {
     /// Our AS.
     pub local_as: u32,

@@ -2,6 +2,7 @@
 //! the [`Action`]s, following RFC 4271 section 8.2.2 with the deviations listed in the
 //! module documentation of [`crate::fsm`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::SessionContext;
@@ -11,6 +12,7 @@ use crate::fsm::event::Event;
 use crate::fsm::negotiated::Negotiated;
 use crate::fsm::reason::DownReason;
 use crate::fsm::state::{Initiator, Role, State};
+use crate::fsm::template::Template;
 use crate::fsm::timer::{Timer, TimerSet};
 use crate::message::Message;
 use crate::notification::{Notification, cease_subcode, code};
@@ -20,8 +22,10 @@ use crate::open::Open;
 /// the calling contract).
 #[derive(Clone, Debug)]
 pub struct Fsm {
-    pub(super) config: SessionConfig,
-    pub(super) local_open: Open,
+    /// Shared with the other state machines of the same [`Template`].
+    pub(super) config: Arc<SessionConfig>,
+    /// Shared likewise, and with [`Negotiated::local_open`].
+    pub(super) local_open: Arc<Open>,
     pub(super) state: State,
     role: Role,
     /// Administratively started (a manual start since the last manual stop).
@@ -37,7 +41,7 @@ pub struct Fsm {
     connect_retry_counter: u32,
     /// Failures since the session was last stable: the restart backoff exponent.
     failures: u32,
-    pub(super) negotiated: Option<std::sync::Arc<Negotiated>>,
+    pub(super) negotiated: Option<Arc<Negotiated>>,
     last_error: Option<DownReason>,
 }
 
@@ -57,9 +61,12 @@ pub(super) enum Restart {
 impl Fsm {
     /// A primary state machine in Idle, waiting for [`Event::ManualStart`].
     pub fn new(config: SessionConfig) -> Result<Fsm, ConfigError> {
-        config.validate()?;
-        let local_open = config.local_open();
-        Ok(Fsm::idle(config, local_open))
+        Ok(Fsm::from_template(&Template::new(config)?))
+    }
+
+    /// A primary state machine in Idle on a shared, already checked configuration.
+    pub fn from_template(template: &Template) -> Fsm {
+        Fsm::idle(Arc::clone(&template.config), Arc::clone(&template.open))
     }
 
     /// A secondary state machine for a second connection of this peer, opened by the
@@ -202,9 +209,10 @@ impl Fsm {
         self.state == State::Idle && !self.timers.is_armed(Timer::IdleHold)
     }
 
-    /// What both OPENs settled (from OpenConfirm on).
-    pub fn negotiated(&self) -> Option<&Negotiated> {
-        self.negotiated.as_deref()
+    /// What both OPENs settled (from OpenConfirm on), shared: whoever keeps it for
+    /// the session's lifetime holds no copy.
+    pub fn negotiated(&self) -> Option<&Arc<Negotiated>> {
+        self.negotiated.as_ref()
     }
 
     /// The context to decode received messages and encode sent ones with: the
@@ -239,7 +247,7 @@ impl Fsm {
     // Transitions, by event.
 
     /// A primary in Idle, not started.
-    fn idle(config: SessionConfig, local_open: Open) -> Fsm {
+    fn idle(config: Arc<SessionConfig>, local_open: Arc<Open>) -> Fsm {
         let passive = config.passive;
         Fsm {
             config,
@@ -346,9 +354,9 @@ impl Fsm {
 
     /// Sends our OPEN and waits for the peer's (OpenSent).
     fn send_open(&mut self, out: &mut Vec<Action>) {
-        out.push(Action::Send(Box::new(Message::Open(
-            self.local_open.clone(),
-        ))));
+        out.push(Action::Send(Box::new(Message::Open(Open::clone(
+            &self.local_open,
+        )))));
         self.stop(Timer::ConnectRetry, out);
         self.arm(Timer::Hold, self.config.open_hold_time, out);
         self.set_state(State::OpenSent, None, out);

@@ -6,9 +6,11 @@
 //!
 //! **One state machine per connection.** The driver keeps a *primary* [`Fsm`] per peer
 //! for as long as the peer is configured, made with [`Fsm::new`] from a
-//! [`SessionConfig`], and at most one *secondary* for a second, colliding connection
-//! (see "Collisions" below). Everything runs in one task: feed an [`Event`] with
-//! [`Fsm::handle`], execute the returned actions in order, then feed the next event.
+//! [`SessionConfig`] (or with [`Fsm::from_template`] from a [`Template`] that
+//! sessions configured alike share), and at most one *secondary* for a second,
+//! colliding connection (see "Collisions" below). Everything runs in one task: feed
+//! an [`Event`] with [`Fsm::handle`], execute the returned actions in order, then
+//! feed the next event.
 //!
 //! **Events, and who produces them.**
 //! - The operator or the daemon: [`Event::ManualStart`] (or
@@ -146,6 +148,7 @@ mod open_check;
 mod reason;
 mod receive;
 mod state;
+mod template;
 mod timer;
 
 pub use action::{Action, CloseMode, ReceivedUpdate};
@@ -160,4 +163,5 @@ pub use negotiated::Negotiated;
 pub use open_check::{OpenRefusal, check_open};
 pub use reason::DownReason;
 pub use state::{Initiator, Role, State};
+pub use template::Template;
 pub use timer::Timer;

@@ -2,6 +2,7 @@
 //! Established, and what `show neighbor` prints.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capability::{Capability, GracefulRestart, capability_code};
@@ -15,8 +16,8 @@ use crate::open::Open;
 pub struct Negotiated {
     /// The decode / encode context: give it to the codec and the update packer.
     pub context: SessionContext,
-    /// The OPEN we sent.
-    pub local_open: Open,
+    /// The OPEN we sent (shared with the state machine that sent it).
+    pub local_open: Arc<Open>,
     /// The OPEN the peer sent.
     pub peer_open: Open,
     /// The peer's AS (from the 4-octet AS capability when present).
@@ -50,10 +51,19 @@ pub struct Negotiated {
     pub peer_hostname: Option<(String, String)>,
 }
 
+/// A copy of the peer's OPEN that holds no spare room: it is kept for the session's
+/// lifetime, and the decoder's list of capabilities may have grown past its length.
+fn compact(open: &Open) -> Open {
+    let mut open = open.clone();
+    open.capabilities.shrink_to_fit();
+    open.layout.grouping.shrink_to_fit();
+    open
+}
+
 impl Negotiated {
     /// Builds the negotiated parameters from both OPENs.
     pub(crate) fn new(
-        local_open: &Open,
+        local_open: &Arc<Open>,
         peer_open: &Open,
         ibgp: bool,
         initiator: Initiator,
@@ -68,7 +78,7 @@ impl Negotiated {
             .into_iter()
             .filter(|family| peer_families.contains(family))
             .collect();
-        let graceful_notification = [local_open, peer_open].iter().all(|open| {
+        let graceful_notification = [&**local_open, peer_open].iter().all(|open| {
             open.capabilities.iter().any(|capability| {
                 matches!(capability, Capability::GracefulRestart(gr) if gr.notification())
             })
@@ -92,8 +102,8 @@ impl Negotiated {
             });
         Negotiated {
             context: SessionContext::negotiate(local_open, peer_open, ibgp),
-            local_open: local_open.clone(),
-            peer_open: peer_open.clone(),
+            local_open: Arc::clone(local_open),
+            peer_open: compact(peer_open),
             peer_as: peer_open.asn(),
             peer_id: peer_open.bgp_identifier,
             initiator,

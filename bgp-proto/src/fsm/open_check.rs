@@ -5,6 +5,8 @@
 //! hold time 1-2, optional parameters other than capabilities); this module checks
 //! again so that an `Open` built by hand is held to the same rules.
 
+use std::sync::Arc;
+
 use crate::capability::Capability;
 use crate::fsm::config::{PeerAs, SessionConfig};
 use crate::fsm::negotiated::Negotiated;
@@ -24,7 +26,7 @@ pub struct OpenRefusal {
 /// Checks the peer's OPEN; on success, the negotiated parameters.
 pub fn check_open(
     config: &SessionConfig,
-    local_open: &Open,
+    local_open: &Arc<Open>,
     peer: &Open,
     initiator: Initiator,
 ) -> Result<Negotiated, OpenRefusal> {
@@ -216,7 +218,7 @@ mod tests {
         };
         check_open(
             config,
-            &config.local_open(),
+            &Arc::new(config.local_open()),
             &peer.local_open(),
             Initiator::Local,
         )
@@ -246,8 +248,8 @@ mod tests {
             ..peer
         }
         .local_open();
-        let negotiated =
-            check_open(&two_octet, &two_octet.local_open(), &open, Initiator::Local).unwrap();
+        let local_open = Arc::new(two_octet.local_open());
+        let negotiated = check_open(&two_octet, &local_open, &open, Initiator::Local).unwrap();
         assert_eq!(negotiated.context.first_as, Some(u32::from(AS_TRANS)));
     }
 }

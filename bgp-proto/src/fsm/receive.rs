@@ -38,9 +38,9 @@ impl Fsm {
                     return;
                 };
                 if let Some(negotiated) = self.accept_open(&open, initiator, out) {
-                    out.push(Action::Send(Box::new(Message::Open(
-                        self.local_open.clone(),
-                    ))));
+                    out.push(Action::Send(Box::new(Message::Open(Open::clone(
+                        &self.local_open,
+                    )))));
                     self.open_confirm(negotiated, out);
                 }
             }

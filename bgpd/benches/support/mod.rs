@@ -125,7 +125,6 @@ pub fn peer_up(
             ibgp: remote_asn == ASN,
             ..SessionContext::default()
         },
-        neighbor: Ipv4Addr::from(address).to_string(),
         graceful_restart: None,
     };
     rib.handle(

@@ -20,6 +20,7 @@ use crate::events::Events;
 use crate::fib::FibView;
 use crate::ipam_task::IpamHandle;
 use crate::session::addresses::canonical;
+use crate::session::status::{ConnectionEnds, negotiated_info};
 use crate::supervisor::{NeighborSnapshot, Supervisor};
 use crate::tasks::{PeerCounters, RibInput, RibQuery};
 
@@ -229,8 +230,8 @@ fn detail_of(snapshot: &NeighborSnapshot, counters: PeerCounters, now: Instant) 
             keepalive: status.keepalive,
             connect_retry: status.connect_retry,
         },
-        connection: status.connection.clone(),
-        negotiated: status.negotiated.clone(),
+        connection: status.connection.as_ref().map(ConnectionEnds::info),
+        negotiated: status.negotiated.as_deref().map(negotiated_info),
         messages_sent: snapshot.sent,
         messages_received: snapshot.received,
         prefixes: counters,

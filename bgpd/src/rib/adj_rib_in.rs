@@ -368,10 +368,10 @@ impl Rib {
             "max_prefixes exceeded: closing the session with Cease/Maximum Number of Prefixes Reached"
         );
         peer.closing = true;
-        peer.close_pending = Some(Outbound::Close {
+        peer.close_pending = Some(Box::new(Outbound::Close {
             notification: max_prefixes_notification(K::FAMILY, limit),
             idle_for: Some(Duration::from_secs(u64::from(max.restart_secs))),
-        });
+        }));
         self.send_close(idx);
     }
 
@@ -383,10 +383,10 @@ impl Rib {
         let (Some(session), Some(close)) = (&peer.session, peer.close_pending.take()) else {
             return;
         };
-        match session.outbound.try_send(Box::new(close)) {
+        match session.outbound.try_send(close) {
             Ok(()) => {}
             Err(crate::queue::TrySendError::Full(close)) => {
-                peer.close_pending = Some(*close);
+                peer.close_pending = Some(close);
                 if let Some(session) = &mut peer.session {
                     session.blocked = true;
                 }

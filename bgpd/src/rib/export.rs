@@ -339,7 +339,6 @@ mod tests {
             remote_asn: 65001,
             remote_router_id: Ipv4Addr::new(192, 0, 2, 2),
             context: SessionContext::default(),
-            neighbor: "192.0.2.2".into(),
             graceful_restart: None,
         }
     }

@@ -51,6 +51,12 @@ impl Rib {
         {
             Some(free) => free + LOCAL_SOURCES.len(),
             None => {
+                if self.peers.len() == self.peers.capacity() {
+                    // An eighth more room at a time, not twice as much: a record is
+                    // large, and doubling left a route reflector with 5000 clients
+                    // 3000 empty ones (issue 18's memory per session).
+                    self.peers.reserve_exact(self.peers.len() / 8 + 1);
+                }
                 self.peers.push(None);
                 self.peers.len() - 1
             }

@@ -71,8 +71,9 @@ pub struct Peer {
     pub shared_exports: Cache<(AttrId, u8, bool)>,
     /// Over max_prefixes: the session is being closed; its UPDATEs are ignored.
     pub closing: bool,
-    /// A Close that did not fit into the outbound channel yet.
-    pub close_pending: Option<Outbound>,
+    /// A Close that did not fit into the outbound channel yet (boxed, as it travels:
+    /// it is rare, and every neighbor's record would carry its room).
+    pub close_pending: Option<Box<Outbound>>,
     /// max_prefixes warning logged (warning_only), per family.
     pub warned: [bool; 2],
 }

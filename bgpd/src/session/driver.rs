@@ -18,13 +18,13 @@ use bgp_proto::Notification;
 use bgp_proto::fsm::{Event, Fsm, Initiator, Loser, State, Timer, collision};
 use bgp_proto::notification::cease_subcode;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::SessionCommand;
 use super::connection::{Connection, Frame};
 use super::settings::{NeighborSettings, SpeakerSettings};
-use super::status::{MessageCounters, NeighborStatus};
+use super::status::{MessageCounters, NeighborStatus, SharedStatus};
 use crate::events::Events;
 use crate::queue;
 use crate::tasks::{Outbound, PeerId, RibInput};
@@ -38,11 +38,12 @@ const ARRIVED_EVENTS: usize = 64;
 /// The state machines of one neighbor and what each one holds.
 pub(super) struct Driver {
     peer: PeerId,
-    settings: NeighborSettings,
+    /// Shared with the supervisor's entry of the neighbor.
+    settings: Arc<NeighborSettings>,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
     commands: queue::Receiver<Box<SessionCommand>>,
-    status: watch::Sender<NeighborStatus>,
+    status: SharedStatus,
     counters: Arc<MessageCounters>,
     events: Events,
     primary: Slot,
@@ -135,6 +136,16 @@ impl Slot {
     }
 }
 
+/// A primary state machine for `settings`, on the template of the sessions
+/// configured alike.
+fn state_machine(
+    settings: &NeighborSettings,
+    speaker: &SpeakerSettings,
+) -> Result<Fsm, bgp_proto::fsm::ConfigError> {
+    let config = settings.session_config(speaker, Instant::now());
+    Ok(Fsm::from_template(&super::templates::template(config)?))
+}
+
 fn timer_index(timer: Timer) -> usize {
     Timer::ALL.iter().position(|t| *t == timer).unwrap_or(0)
 }
@@ -166,16 +177,16 @@ impl Driver {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         peer: PeerId,
-        settings: NeighborSettings,
+        settings: Arc<NeighborSettings>,
         speaker: Arc<SpeakerSettings>,
         rib: mpsc::Sender<RibInput>,
         commands: queue::Receiver<Box<SessionCommand>>,
-        status: watch::Sender<NeighborStatus>,
+        status: SharedStatus,
         counters: Arc<MessageCounters>,
         events: Events,
         bfd: Option<crate::bfd_task::BfdHandle>,
     ) -> Result<Driver, bgp_proto::fsm::ConfigError> {
-        let fsm = Fsm::new(settings.session_config(&speaker, Instant::now()))?;
+        let fsm = state_machine(&settings, &speaker)?;
         let admin_down = settings.shutdown;
         Ok(Driver {
             peer,
@@ -264,21 +275,18 @@ impl Driver {
             bfd_subscription,
             ..
         } = self;
-        let secondary_conn = secondary.as_mut().and_then(|slot| slot.conn.as_mut());
+        let mut seldom = seldom(
+            secondary.as_mut().and_then(|slot| slot.conn.as_mut()),
+            drained_owed.then_some((&*rib, *peer)),
+            bfd_subscription.as_mut(),
+        );
         tokio::select! {
             command = commands.recv() => Wake::Command(command.map(|command| *command)),
             event = connection_event(primary.conn.as_mut()) => event.wake(Which::Primary),
-            event = connection_event(secondary_conn) => event.wake(Which::Secondary),
             result = poll_connecting(connecting.as_mut()) => Wake::Connected(result),
             () = sleep_until(deadline) => Wake::Timers,
             item = recv_outbound(up.as_mut()), if outbound_ready => Wake::Outbound(item),
-            permit = rib.reserve(), if drained_owed => {
-                if let Ok(permit) = permit {
-                    permit.send(RibInput::Drained { peer: *peer });
-                }
-                Wake::DrainedTold
-            }
-            () = bfd::changed(bfd_subscription.as_mut()) => Wake::Bfd,
+            wake = poll_seldom(seldom.as_mut()) => wake,
         }
     }
 
@@ -352,13 +360,17 @@ impl Driver {
                 let _ = reply.send(self.refresh());
             }
             SessionCommand::Reconfigure { settings, speaker } => {
-                self.reconfigure(*settings, speaker).await;
+                self.reconfigure(settings, speaker).await;
             }
             SessionCommand::Stop { notification, done } => self.stop(notification, done).await,
         }
     }
 
-    async fn reconfigure(&mut self, settings: NeighborSettings, speaker: Arc<SpeakerSettings>) {
+    async fn reconfigure(
+        &mut self,
+        settings: Arc<NeighborSettings>,
+        speaker: Arc<SpeakerSettings>,
+    ) {
         let now = Instant::now();
         let new_open = self.settings.needs_new_open(&settings)
             || speaker.local_asn != self.speaker.local_asn
@@ -422,7 +434,7 @@ impl Driver {
 
     /// A new primary state machine from the current settings, started.
     async fn rebuild_and_start(&mut self) {
-        match Fsm::new(self.settings.session_config(&self.speaker, Instant::now())) {
+        match state_machine(&self.settings, &self.speaker) {
             Ok(fsm) => {
                 if let Some(conn) = self.primary.conn.take() {
                     if let Some(handle) = conn.close(false) {
@@ -755,6 +767,48 @@ async fn connection_event(conn: Option<&mut Connection>) -> ConnectionEvent {
         // A writer that ended (its socket failed) makes no more progress; the reader
         // will tell.
         () = writer.progressed() => ConnectionEvent::Progress,
+    }
+}
+
+/// What wakes a session seldom: the secondary connection of a collision, room in the
+/// rib's channel for the `Drained` owed, a change of the followed BFD session. Their
+/// futures are boxed for one wait, and only while one of them is there (a session
+/// that follows BFD allocates it at each wait, as it does each turn): inline, they
+/// made every session's task about 440 bytes larger (issue 18's memory per session).
+type Seldom<'a> = Pin<Box<dyn Future<Output = Wake> + Send + 'a>>;
+
+fn seldom<'a>(
+    secondary: Option<&'a mut Connection>,
+    drained: Option<(&'a mpsc::Sender<RibInput>, PeerId)>,
+    bfd: Option<&'a mut crate::bfd_task::Subscription>,
+) -> Option<Seldom<'a>> {
+    if secondary.is_none() && drained.is_none() && bfd.is_none() {
+        return None;
+    }
+    Some(Box::pin(async move {
+        tokio::select! {
+            event = connection_event(secondary) => event.wake(Which::Secondary),
+            () = tell_drained(drained) => Wake::DrainedTold,
+            () = bfd::changed(bfd) => Wake::Bfd,
+        }
+    }))
+}
+
+async fn poll_seldom(seldom: Option<&mut Seldom<'_>>) -> Wake {
+    match seldom {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends the `Drained` owed once the rib's channel has room (or the rib is gone);
+/// forever without one.
+async fn tell_drained(drained: Option<(&mpsc::Sender<RibInput>, PeerId)>) {
+    let Some((rib, peer)) = drained else {
+        return std::future::pending().await;
+    };
+    if let Ok(permit) = rib.reserve().await {
+        permit.send(RibInput::Drained { peer });
     }
 }
 

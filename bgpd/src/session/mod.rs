@@ -9,8 +9,8 @@
 //! # Calling contract
 //!
 //! - [`spawn`] starts a session for one neighbor and returns a [`SessionHandle`]: a
-//!   command sender ([`SessionCommand`]), the neighbor's [`NeighborStatus`] in a
-//!   watch channel and its message counters. The supervisor owns the handle.
+//!   command sender ([`SessionCommand`]), the neighbor's [`NeighborStatus`] (a
+//!   [`SharedStatus`]) and its message counters. The supervisor owns the handle.
 //! - Connections a listener accepted from the neighbor's address arrive as
 //!   [`SessionCommand::Incoming`]; the session decides whether its state machine
 //!   takes them, a second state machine resolves a collision, or they are closed.
@@ -30,16 +30,18 @@
 //!   `JoinSet` given to [`spawn`] (the supervisor's), which tells its owner of every
 //!   end, expected or not (a panic, in builds that unwind).
 //!
-//! Files: `settings` (config to state machine configuration), `connection` (reading
-//! and writing apart), `driver` (the task; its child `actions` executes the state
-//! machine's actions), `status`, `addresses` (our addresses on the session's
-//! interface).
+//! Files: `settings` (config to state machine configuration), `templates` (the state
+//! machine configurations and OPENs, one shared by the sessions configured alike),
+//! `connection` (reading and writing apart), `driver` (the task; its child `actions`
+//! executes the state machine's actions), `status` (a [`SharedStatus`], the message
+//! counters), `addresses` (our addresses on the session's interface).
 
 pub mod addresses;
 pub mod connection;
 mod driver;
 pub mod settings;
 pub mod status;
+mod templates;
 #[cfg(test)]
 mod tests;
 
@@ -47,11 +49,11 @@ use std::sync::Arc;
 
 use bgp_proto::Notification;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 
 pub use settings::{NeighborSettings, SpeakerSettings};
-pub use status::{History, MessageCounters, NeighborStatus};
+pub use status::{History, MessageCounters, NeighborStatus, SharedStatus};
 
 use crate::bfd_task::BfdHandle;
 use crate::events::Events;
@@ -81,7 +83,7 @@ pub enum SessionCommand {
     /// session with Cease / Other Configuration Change (6/6); the rest apply in
     /// place.
     Reconfigure {
-        settings: Box<NeighborSettings>,
+        settings: Arc<NeighborSettings>,
         speaker: Arc<SpeakerSettings>,
     },
     /// Send `notification` (when the session got that far), close, and end the task;
@@ -119,7 +121,7 @@ impl CommandSender {
 pub struct SessionHandle {
     pub peer: PeerId,
     pub commands: CommandSender,
-    pub status: watch::Receiver<NeighborStatus>,
+    pub status: SharedStatus,
     pub counters: Arc<MessageCounters>,
     /// The task, in the supervisor's `JoinSet` (its id names it when it ends).
     pub task: AbortHandle,
@@ -130,7 +132,7 @@ impl SessionHandle {
     pub fn history(&self) -> History {
         History {
             counters: self.counters.clone(),
-            established_count: self.status.borrow().established_count,
+            established_count: self.status.read(|status| status.established_count),
         }
     }
 }
@@ -141,7 +143,7 @@ impl SessionHandle {
 #[allow(clippy::too_many_arguments)] // what the task owns, each from its own owner
 pub fn spawn(
     peer: PeerId,
-    settings: NeighborSettings,
+    settings: Arc<NeighborSettings>,
     speaker: Arc<SpeakerSettings>,
     rib: mpsc::Sender<RibInput>,
     events: Events,
@@ -153,14 +155,14 @@ pub fn spawn(
     let counters = history.counters;
     let mut initial = driver::initial_status(peer, &settings);
     initial.established_count = history.established_count;
-    let (status_tx, status) = watch::channel(initial);
+    let status = SharedStatus::new(initial);
     let driver = driver::Driver::new(
         peer,
         settings,
         speaker,
         rib,
         receiver,
-        status_tx,
+        status.clone(),
         counters.clone(),
         events,
         bfd,

@@ -1,6 +1,5 @@
 //! What a session tells the rest of the daemon about itself: a [`NeighborStatus`]
-//! published in a `tokio::sync::watch` channel (state, timers, negotiated
-//! capabilities, last error) and [`MessageCounters`] (atomics, updated per message
+//! in a [`SharedStatus`] (state, timers, negotiated capabilities, last error) and [`MessageCounters`] (atomics, updated per message
 //! without waking anyone: messages by type, NOTIFICATIONs by code and subcode,
 //! malformed UPDATEs by RFC 7606 action). The control server reads both for
 //! `show neighbors`, the metrics task for `/metrics`.
@@ -10,12 +9,12 @@
 //! every counter only grows.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
-use bgp_proto::fsm::{Negotiated, State};
+use bgp_proto::fsm::{Initiator, Negotiated, State};
 use bgp_proto::{Action as ErrorAction, Capability, MessageType, Notification};
 pub use control_proto::{ConnectionInfo, LastError, MessageCount, NegotiatedInfo};
 use ipnet::IpNet;
@@ -45,13 +44,64 @@ pub struct NeighborStatus {
     pub keepalive: Option<u16>,
     pub connect_retry: u16,
     /// The connection in use.
-    pub connection: Option<ConnectionInfo>,
-    /// What the OPENs settled, while OpenConfirm or Established.
-    pub negotiated: Option<NegotiatedInfo>,
+    pub connection: Option<ConnectionEnds>,
+    /// What the OPENs settled, while OpenConfirm or Established: the session's own,
+    /// shared (rendered as a [`NegotiatedInfo`] by [`negotiated_info`] when asked).
+    pub negotiated: Option<Arc<Negotiated>>,
     /// Times the session reached Established.
     pub established_count: u64,
     /// Why the session last went down, and when.
     pub last_error: Option<LastError>,
+}
+
+/// The connection a session uses: its two ends and who opened it (rendered as a
+/// [`ConnectionInfo`] when asked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionEnds {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub initiator: Option<Initiator>,
+}
+
+impl ConnectionEnds {
+    /// The form `show neighbor` prints.
+    pub fn info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            local: self.local,
+            remote: self.remote,
+            initiator: self
+                .initiator
+                .map_or_else(String::new, |initiator| initiator.to_string()),
+        }
+    }
+}
+
+/// A neighbor's [`NeighborStatus`], written by its session and read by the supervisor
+/// (for `show neighbors`, the metrics and the `WrenNode` status). Nobody waits for a
+/// change, so it is no tokio `watch`, whose lists of waiters cost about 300 bytes per
+/// session (issue 18).
+#[derive(Clone, Debug)]
+pub struct SharedStatus(Arc<Mutex<NeighborStatus>>);
+
+impl SharedStatus {
+    pub fn new(status: NeighborStatus) -> SharedStatus {
+        SharedStatus(Arc::new(Mutex::new(status)))
+    }
+
+    /// A copy of the status as it is now.
+    pub fn get(&self) -> NeighborStatus {
+        self.read(NeighborStatus::clone)
+    }
+
+    /// What `read` takes from the status as it is now.
+    pub fn read<R>(&self, read: impl FnOnce(&NeighborStatus) -> R) -> R {
+        read(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Changes the status with `modify`, returning what it returns.
+    pub fn modify<R>(&self, modify: impl FnOnce(&mut NeighborStatus) -> R) -> R {
+        modify(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// The negotiated parameters, in the form `show neighbor` prints them.

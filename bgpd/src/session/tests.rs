@@ -168,7 +168,7 @@ fn start(settings: NeighborSettings) -> Harness {
     let mut tasks = tokio::task::JoinSet::new();
     let handle = spawn(
         7,
-        settings,
+        Arc::new(settings),
         speaker(),
         rib_tx,
         crate::events::Events::new(),
@@ -181,11 +181,14 @@ fn start(settings: NeighborSettings) -> Harness {
 }
 
 async fn wait_state(handle: &SessionHandle, state: bgp_proto::fsm::State) {
-    let mut status = handle.status.clone();
-    tokio::time::timeout(WAIT, status.wait_for(|s| s.state == state))
+    let reached = async {
+        while handle.status.read(|s| s.state) != state {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, reached)
         .await
-        .unwrap_or_else(|_| panic!("state {state} not reached"))
-        .unwrap();
+        .unwrap_or_else(|_| panic!("state {state} not reached"));
 }
 
 /// Starts a session with `settings(port)` toward a scripted peer listening on
@@ -332,7 +335,7 @@ async fn active_session_carries_updates_both_ways() {
             stale_for: None
         }
     ));
-    let status = harness.handle.status.borrow().clone();
+    let status = harness.handle.status.get();
     assert!(status.admin_down);
     assert!(status.last_error.unwrap().reason.contains("6/2"));
 }
@@ -473,8 +476,8 @@ async fn collision_keeps_the_connection_of_the_higher_identifier() {
         panic!("expected PeerUp")
     };
     wait_state(&harness.handle, bgp_proto::fsm::State::Established).await;
-    let status = harness.handle.status.borrow().clone();
-    assert_eq!(status.connection.unwrap().initiator, "remote");
+    let status = harness.handle.status.get();
+    assert_eq!(status.connection.unwrap().info().initiator, "remote");
 }
 
 #[tokio::test]
@@ -542,7 +545,7 @@ async fn a_peer_that_stops_reading_is_dropped_by_the_send_hold_timer() {
             other => panic!("expected PeerDown, got {other:?}"),
         }
     }
-    let status = harness.handle.status.borrow().clone();
+    let status = harness.handle.status.get();
     let reason = status.last_error.unwrap().reason;
     assert!(reason.contains("send hold timer expired"), "{reason}");
     keepalives.abort();
@@ -573,7 +576,7 @@ async fn rfc7606_treat_as_withdraw_and_session_reset() {
         other => panic!("expected a treat-as-withdraw Update, got {other:?}"),
     }
     assert_eq!(
-        harness.handle.status.borrow().state,
+        harness.handle.status.read(|s| s.state),
         bgp_proto::fsm::State::Established
     );
 
@@ -660,7 +663,7 @@ async fn hold_timer_reads_what_arrived_while_the_session_was_busy() {
         assert_eq!(message, Message::Keepalive, "the session ended");
     }
     assert_eq!(
-        harness.handle.status.borrow().state,
+        harness.handle.status.read(|s| s.state),
         bgp_proto::fsm::State::Established
     );
 }

@@ -207,7 +207,6 @@ impl Session {
             remote_asn: self.remote_asn,
             remote_router_id: self.router_id,
             context,
-            neighbor: self.address.to_string(),
             graceful_restart,
         })
     }

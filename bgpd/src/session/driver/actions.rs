@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::{Driver, Up, Which, timer_index};
 use crate::events::Event as DaemonEvent;
 use crate::session::addresses::{canonical, local_addresses, scoped};
-use crate::session::status::{ConnectionInfo, Direction, LastError, negotiated_info};
+use crate::session::status::{ConnectionEnds, Direction, LastError};
 use crate::tasks::{OUTBOUND_CAPACITY, Outbound, PeerInfo, PeerUp, RibInput};
 
 /// Malformed-message log lines per session and minute; the rest are counted.
@@ -126,8 +126,7 @@ impl Driver {
             self.set_last_error(reason.to_string());
         }
         if to == State::Established {
-            self.status
-                .send_modify(|status| status.established_count += 1);
+            self.status.modify(|status| status.established_count += 1);
         }
     }
 
@@ -158,10 +157,6 @@ impl Driver {
             remote_asn: negotiated.peer_as,
             remote_router_id: negotiated.peer_id,
             context: negotiated.context,
-            neighbor: self.settings.range.map_or_else(
-                || self.settings.address.to_string(),
-                |range| range.to_string(),
-            ),
             graceful_restart: negotiated.peer_graceful_restart.clone(),
         });
         let (outbound, receiver) = crate::queue::channel(OUTBOUND_CAPACITY);
@@ -430,7 +425,7 @@ impl Driver {
     }
 
     pub(super) fn set_last_error(&mut self, reason: String) {
-        self.status.send_modify(|status| {
+        self.status.modify(|status| {
             status.last_error = Some(LastError {
                 reason,
                 unix_time: SystemTime::now()
@@ -460,29 +455,20 @@ impl Driver {
             return;
         }
         self.published = Some(signature);
-        let connection = shown.conn.as_ref().map(|conn| ConnectionInfo {
+        let connection = shown.conn.as_ref().map(|conn| ConnectionEnds {
             local: conn.local,
             remote: conn.remote,
-            initiator: shown
-                .fsm
-                .initiator()
-                .map_or_else(String::new, |initiator| initiator.to_string()),
+            initiator: shown.fsm.initiator(),
         });
         let negotiated = match &self.up {
-            Some(up) => Some(negotiated_info(&up.negotiated)),
-            None => shown.fsm.negotiated().map(negotiated_info),
+            Some(up) => Some(Arc::clone(&up.negotiated)),
+            None => shown.fsm.negotiated().cloned(),
         };
         let settings = &self.settings;
         let admin_down = self.admin_down;
         let (peer, address) = (self.peer, settings.address);
         let events = &self.events;
-        self.status.send_if_modified(|status| {
-            let before = (
-                status.state,
-                status.admin_down,
-                status.negotiated.clone(),
-                status.connection.clone(),
-            );
+        self.status.modify(|status| {
             if status.state != state {
                 let from = status.state;
                 status.state = state;
@@ -504,13 +490,6 @@ impl Driver {
             status.hold_time = settings.hold_time.seconds();
             status.keepalive = settings.keepalive;
             status.connect_retry = settings.connect_retry;
-            before
-                != (
-                    status.state,
-                    status.admin_down,
-                    status.negotiated.clone(),
-                    status.connection.clone(),
-                )
         });
     }
 
