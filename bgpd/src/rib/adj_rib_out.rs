@@ -1,9 +1,10 @@
 //! Adj-RIB-Out: sending each peer what is pending for it, packed into as few
 //! UPDATEs as the session allows, without ever waiting for a peer.
 //!
-//! A peer's adj_rib_out is two bitsets per family over the table's slots (see
-//! `peer::AdjRibOut`): `advertised` (what it has from us) and `pending` (what may
-//! have changed for it). [`Rib::flush`] turns pending slots into UPDATEs: for each it
+//! A peer's adj_rib_out is two sets per family of the table's slots (see
+//! `peer::AdjRibOut`): `advertised` (what it has from us: a bit per slot, or the few
+//! slots it lacks when it has nearly all, as a reflector's clients do) and `pending`
+//! (what may have changed for it, a bit per slot). [`Rib::flush`] turns pending slots into UPDATEs: for each it
 //! computes the export of the current best path (see `export`), groups the prefixes
 //! by outgoing attribute set and packs each group with bgp-proto's `UpdatePacker`;
 //! what stopped being exportable and was advertised is withdrawn. Each batch goes out

@@ -1,5 +1,6 @@
-//! A growable set of table slots, one bit each: what a peer was sent (adj_rib_out)
-//! and what it still has to be sent (pending). A million slots cost 125 KiB.
+//! A growable set of table slots, one bit each: what a peer still has to be sent
+//! (its adj_rib_out's pending slots, taken lowest first). A million slots cost
+//! 125 KiB. What it was sent is a [`super::slot_set::SlotSet`].
 
 /// A set of `u32` slots.
 #[derive(Clone, Debug, Default)]
@@ -30,29 +31,10 @@ impl Bitset {
         true
     }
 
-    /// Removes `slot`; true when it was there.
-    #[inline]
-    pub fn remove(&mut self, slot: u32) -> bool {
-        let (word, bit) = position(slot);
-        match self.words.get_mut(word) {
-            Some(value) if *value & bit != 0 => {
-                *value &= !bit;
-                self.count -= 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
     #[inline]
     pub fn contains(&self, slot: u32) -> bool {
         let (word, bit) = position(slot);
         self.words.get(word).is_some_and(|value| value & bit != 0)
-    }
-
-    /// Number of slots in the set.
-    pub fn len(&self) -> usize {
-        self.count
     }
 
     pub fn is_empty(&self) -> bool {
@@ -120,19 +102,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insert_remove_take() {
+    fn insert_take() {
         let mut set = Bitset::default();
         assert!(set.insert(200));
         assert!(set.insert(3));
         assert!(!set.insert(3));
         assert!(set.insert(64));
-        assert_eq!(set.len(), 3);
         assert!(set.contains(64) && !set.contains(65));
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![3, 64, 200]);
         let mut out = Vec::new();
         set.take(2, &mut out);
         assert_eq!(out, vec![3, 64]);
-        assert_eq!(set.len(), 1);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![200]);
         assert!(set.insert(1));
         set.take(10, &mut out);
         assert_eq!(out, vec![3, 64, 1, 200]);
@@ -142,7 +123,5 @@ mod tests {
             0,
             "taking the last slot frees the words"
         );
-        assert!(!set.remove(200));
-        assert!(set.insert(7) && set.remove(7) && set.is_empty());
     }
 }

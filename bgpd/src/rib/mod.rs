@@ -78,6 +78,7 @@ mod lifecycle;
 mod loc_rib;
 mod peer;
 mod query;
+mod slot_set;
 mod table;
 mod task;
 

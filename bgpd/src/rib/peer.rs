@@ -15,6 +15,7 @@ use hashbrown::DefaultHashBuilder;
 
 use super::attrs::AttrId;
 use super::bitset::Bitset;
+use super::slot_set::SlotSet;
 use super::table::PeerIdx;
 use crate::config::{Config, MaxPrefixes};
 use crate::policy::{Applied, Filter, Policy, RouteSource};
@@ -107,7 +108,7 @@ pub struct FamilyCounters {
 /// derived from the Loc-RIB when needed, never stored per prefix.
 #[derive(Debug, Default)]
 pub struct AdjRibOut {
-    pub advertised: Bitset,
+    pub advertised: SlotSet,
     pub pending: Bitset,
 }
 
