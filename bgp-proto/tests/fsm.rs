@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use bgp_proto::capability::GracefulRestartFamily;
 use bgp_proto::fsm::{
-    Action, Event, FamilyErrorPolicy, Fsm, Initiator, Loser, PeerAs, SessionConfig, State, Timer,
-    collision,
+    Action, ConfigError, Event, FamilyErrorPolicy, Fsm, Initiator, Loser, PeerAs, SessionConfig,
+    State, Template, Timer, collision,
 };
 use bgp_proto::{
     Capability, Family, FramingError, GracefulRestart, Message, Notification, Open, RouteRefresh,
@@ -570,4 +570,27 @@ fn invalid_configurations_are_refused() {
         Fsm::new(config).unwrap_err().to_string(),
         "hold time 1 s is refused: use 0 or at least 3"
     );
+}
+
+/// State machines started on one `Template` share its configuration and OPEN; a
+/// template no state machine holds says so; a refused configuration makes none.
+#[test]
+fn state_machines_share_the_template() {
+    let config = SessionConfig::new(64512, Ipv4Addr::new(10, 0, 0, 1), PeerAs::Exact(64512));
+    let template = Template::new(config.clone()).unwrap();
+    assert!(!template.is_shared());
+    assert_eq!(*template.open(), config.local_open());
+    let fsm = Fsm::from_template(&template);
+    assert!(template.is_shared());
+    assert_eq!(fsm.config(), &config);
+    assert!(std::ptr::eq(fsm.local_open(), template.open()));
+    let secondary = fsm.secondary();
+    assert!(std::ptr::eq(secondary.config(), template.config()));
+    drop((fsm, secondary));
+    assert!(!template.is_shared());
+    let refused = SessionConfig {
+        hold_time: 2,
+        ..config
+    };
+    assert_eq!(Template::new(refused), Err(ConfigError::HoldTime(2)));
 }

@@ -44,33 +44,3 @@ impl Template {
         Arc::strong_count(&self.config) > 1
     }
 }
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use std::net::Ipv4Addr;
-
-    use super::*;
-    use crate::fsm::{Fsm, PeerAs};
-
-    #[test]
-    fn state_machines_share_the_template() {
-        let config = SessionConfig::new(64512, Ipv4Addr::new(10, 0, 0, 1), PeerAs::Exact(64512));
-        let template = Template::new(config.clone()).unwrap();
-        assert!(!template.is_shared());
-        assert_eq!(*template.open(), config.local_open());
-        let fsm = Fsm::from_template(&template);
-        assert!(template.is_shared());
-        assert_eq!(fsm.config(), &config);
-        assert!(std::ptr::eq(fsm.local_open(), template.open()));
-        let secondary = fsm.secondary();
-        assert!(std::ptr::eq(secondary.config(), template.config()));
-        drop((fsm, secondary));
-        assert!(!template.is_shared());
-        let refused = SessionConfig {
-            hold_time: 2,
-            ..config
-        };
-        assert_eq!(Template::new(refused), Err(ConfigError::HoldTime(2)));
-    }
-}
