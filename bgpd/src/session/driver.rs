@@ -6,6 +6,7 @@
 
 mod actions;
 mod bfd;
+mod wait;
 
 use std::future::Future;
 use std::io;
@@ -30,6 +31,10 @@ use crate::queue;
 use crate::tasks::{Outbound, PeerId, RibInput};
 use bgp_proto::FramingError;
 use futures::FutureExt;
+use wait::{
+    ConnectionEvent, connection_event, poll_connecting, poll_seldom, recv_outbound, seldom,
+    sleep_until,
+};
 
 /// Most frames and progress reports taken at once before a hold or send hold timer
 /// expires (see `Driver::take_arrived`).
@@ -738,97 +743,5 @@ impl Driver {
             SocketAddr::new(self.settings.address, self.settings.port),
             self.settings.local_address,
         )
-    }
-}
-
-/// What a connection has to say: a frame (or its end), or write progress.
-#[allow(clippy::large_enum_variant)]
-enum ConnectionEvent {
-    Frame(Option<Result<Frame, FramingError>>),
-    Progress,
-}
-
-impl ConnectionEvent {
-    fn wake(self, which: Which) -> Wake {
-        match self {
-            ConnectionEvent::Frame(frame) => Wake::Frame(which, frame),
-            ConnectionEvent::Progress => Wake::Progress(which),
-        }
-    }
-}
-
-async fn connection_event(conn: Option<&mut Connection>) -> ConnectionEvent {
-    let Some(conn) = conn else {
-        return std::future::pending().await;
-    };
-    let Connection { reader, writer, .. } = conn;
-    tokio::select! {
-        frame = reader.next_frame() => ConnectionEvent::Frame(frame),
-        // A writer that ended (its socket failed) makes no more progress; the reader
-        // will tell.
-        () = writer.progressed() => ConnectionEvent::Progress,
-    }
-}
-
-/// What wakes a session seldom: the secondary connection of a collision, room in the
-/// rib's channel for the `Drained` owed, a change of the followed BFD session. Their
-/// futures are boxed for one wait, and only while one of them is there (a session
-/// that follows BFD allocates it at each wait, as it does each turn): inline, they
-/// made every session's task about 440 bytes larger (issue 18's memory per session).
-type Seldom<'a> = Pin<Box<dyn Future<Output = Wake> + Send + 'a>>;
-
-fn seldom<'a>(
-    secondary: Option<&'a mut Connection>,
-    drained: Option<(&'a mpsc::Sender<RibInput>, PeerId)>,
-    bfd: Option<&'a mut crate::bfd_task::Subscription>,
-) -> Option<Seldom<'a>> {
-    if secondary.is_none() && drained.is_none() && bfd.is_none() {
-        return None;
-    }
-    Some(Box::pin(async move {
-        tokio::select! {
-            event = connection_event(secondary) => event.wake(Which::Secondary),
-            () = tell_drained(drained) => Wake::DrainedTold,
-            () = bfd::changed(bfd) => Wake::Bfd,
-        }
-    }))
-}
-
-async fn poll_seldom(seldom: Option<&mut Seldom<'_>>) -> Wake {
-    match seldom {
-        Some(future) => future.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Sends the `Drained` owed once the rib's channel has room (or the rib is gone);
-/// forever without one.
-async fn tell_drained(drained: Option<(&mpsc::Sender<RibInput>, PeerId)>) {
-    let Some((rib, peer)) = drained else {
-        return std::future::pending().await;
-    };
-    if let Ok(permit) = rib.reserve().await {
-        permit.send(RibInput::Drained { peer });
-    }
-}
-
-async fn poll_connecting(connecting: Option<&mut Connecting>) -> io::Result<TcpStream> {
-    match connecting {
-        Some(future) => future.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_outbound(up: Option<&mut Up>) -> Option<Outbound> {
-    match up {
-        Some(up) => up.outbound.recv().await.map(|item| *item),
-        None => std::future::pending().await,
     }
 }
