@@ -1,15 +1,16 @@
-//! glibc malloc's tuning calls as safe functions: [`set`] (`mallopt`) and [`trim`]
-//! (`malloc_trim`), for bgpd's allocator policy (`bgpd::memory` says which values and
-//! why).
+//! glibc malloc's tuning calls as safe functions: [`set`] (`mallopt`), [`trim`]
+//! (`malloc_trim`) and [`in_use`] (`mallinfo2`), for bgpd's allocator policy
+//! (`bgpd::memory` says which values and why).
 //!
-//! This is the one crate of the workspace with `unsafe` code: two foreign calls that
-//! take plain integers, touch no memory of the caller and have no precondition
-//! (glibc documents both as MT-Safe). No crate offers them safely; the `libc` crate
-//! declares them `unsafe` like every foreign function. Each call allows
-//! `unsafe_code` for itself alone; the rest of the crate denies it.
+//! This is the one crate of the workspace with `unsafe` code: three foreign calls that
+//! take plain integers or nothing, return plain values, touch no memory of the caller
+//! and have no precondition (glibc documents them as MT-Safe). No crate offers them
+//! safely; the `libc` crate declares them `unsafe` like every foreign function. Each
+//! call allows `unsafe_code` for itself alone; the rest of the crate denies it.
 //!
-//! On a target without glibc (musl, other systems) both are no-ops that say so:
-//! [`set`] returns [`Error::Unsupported`] and [`trim`] reports nothing released.
+//! On a target without glibc (musl, other systems) they are no-ops that say so:
+//! [`set`] returns [`Error::Unsupported`], [`trim`] reports nothing released and
+//! [`in_use`] knows nothing.
 
 /// A `mallopt` parameter bgpd sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +89,27 @@ pub fn trim() -> bool {
     // state under its arena locks, and has no precondition.
     let released = unsafe { libc::malloc_trim(0) };
     released == 1
+}
+
+/// Bytes the program holds from malloc now (`mallinfo2`: `uordblks`, in use in the
+/// arenas, plus `hblkhd`, in blocks mapped on their own); `None` without glibc.
+///
+/// It walks the free lists of every arena under that arena's lock: seldom, not per
+/// allocation.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn in_use() -> Option<u64> {
+    #[allow(unsafe_code)]
+    // SAFETY: mallinfo2 takes no argument and returns a struct by value; it reads only
+    // malloc's own state, under its arena locks (glibc 2.33 and later; MT-Safe).
+    let info = unsafe { libc::mallinfo2() };
+    let bytes = info.uordblks.saturating_add(info.hblkhd);
+    Some(u64::try_from(bytes).unwrap_or(u64::MAX))
+}
+
+/// Bytes in use: not known without glibc.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn in_use() -> Option<u64> {
+    None
 }
 
 /// Gives free pages back: nothing to do without glibc.

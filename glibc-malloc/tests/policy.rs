@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use glibc_malloc::{Parameter, set, trim};
+use glibc_malloc::{Parameter, in_use, set, trim};
 
 /// Held by each test: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -72,4 +72,25 @@ fn blocks_above_the_mmap_threshold_go_back_when_freed() {
         "RssAnon {full} KiB with the blocks, {after} KiB once freed: not 28 MiB less"
     );
     assert!(small.iter().all(|block| block.len() == 64));
+}
+
+#[test]
+fn in_use_counts_the_blocks_held_and_not_those_freed() {
+    let _one = ONE_AT_A_TIME.lock().unwrap();
+    let before = in_use().unwrap();
+    // 16 MiB in blocks of 16 KiB, from a heap, and one 8 MiB block mapped on its own.
+    let blocks: Vec<Vec<u8>> = (0..1024).map(|i| vec![i as u8 | 1; 16 * 1024]).collect();
+    let mapped = vec![1u8; 8 << 20];
+    let held = in_use().unwrap();
+    assert!(
+        held >= before + (24 << 20),
+        "{before} bytes in use before, {held} with 24 MiB more held"
+    );
+    drop(blocks);
+    drop(mapped);
+    let after = in_use().unwrap();
+    assert!(
+        after + (23 << 20) <= held,
+        "{held} bytes in use with the blocks, {after} once they are freed"
+    );
 }
