@@ -2,8 +2,8 @@
 //!
 //! One typed, bounded stream ([`Events`], a `tokio::sync::broadcast` of
 //! [`EVENT_CAPACITY`]) that the tasks write and any number of readers subscribe to:
-//! metrics, `bgpctl monitor` (the control server's `control::monitor`), the
-//! Kubernetes status writer. Readers never reach into a task's state, and a task
+//! `bgpctl monitor` (the control server's `control::monitor`) and the Kubernetes
+//! status writer. Readers never reach into a task's state, and a task
 //! never waits for a reader:
 //!
 //! - sending never blocks; with nobody subscribed an event is not even built
