@@ -23,7 +23,8 @@
 //! burst is over) or at least [`GROWTH`] of what is resident is free (`mallinfo2`:
 //! resident anonymous memory less the bytes malloc has handed out). A trim walks and
 //! locks every arena, for a millisecond or two at 50 MB; it runs at most once per
-//! [`GROWTH`] of growth, so a daemon whose memory does not grow never trims.
+//! [`GROWTH`] of growth, so a daemon whose memory does not grow never trims, and a
+//! busy one asks malloc what is free at most once per [`GROWTH`] of growth too.
 //!
 //! Why the second condition: a route reflector of 5000 clients is busy for the whole
 //! of its convergence (50 s; its keepalives alone are about 4% of a core after it), and
@@ -76,6 +77,10 @@ pub struct Trimmer {
     baseline: u64,
     /// The process' CPU time at the last tick.
     cpu: Duration,
+    /// Resident anonymous bytes when malloc was last asked what is free while busy:
+    /// it is asked again only after [`GROWTH`] more, not at every busy tick (the
+    /// question walks every arena's free chunks under its lock).
+    asked: u64,
 }
 
 impl Trimmer {
@@ -84,6 +89,7 @@ impl Trimmer {
         Trimmer {
             baseline: resident,
             cpu,
+            asked: 0,
         }
     }
 
@@ -102,13 +108,21 @@ impl Trimmer {
         if resident < self.baseline.saturating_add(GROWTH) {
             return false;
         }
-        used <= QUIET_CPU || free().is_some_and(|free| free >= GROWTH)
+        if used <= QUIET_CPU {
+            return true;
+        }
+        if resident < self.asked.saturating_add(GROWTH) {
+            return false;
+        }
+        self.asked = resident;
+        free().is_some_and(|free| free >= GROWTH)
     }
 
     /// After a trim: its result is the new baseline, so a trim that gave nothing back
     /// (the memory is live) is not repeated until memory grows again.
     pub fn trimmed(&mut self, resident: u64) {
         self.baseline = resident;
+        self.asked = 0;
     }
 }
 
@@ -261,9 +275,14 @@ mod tests {
         assert!(!trimmer.tick(50 * MIB, ms(1800), || panic!("asked without growth")));
         // Grown again, but only 2 MiB free: the memory is live, no trim.
         assert!(!trimmer.tick(53 * MIB, ms(2700), || Some(2 * MIB)));
+        // Not asked again before 8 MiB more growth.
+        assert!(!trimmer.tick(60 * MIB, ms(3600), || panic!("asked again too soon")));
         // Malloc cannot say: busy means no trim, as before.
-        assert!(!trimmer.tick(60 * MIB, ms(3600), unknown));
-        assert!(trimmer.tick(60 * MIB, ms(4500), || Some(8 * MIB)));
+        assert!(!trimmer.tick(61 * MIB, ms(4500), unknown));
+        assert!(trimmer.tick(69 * MIB, ms(5400), || Some(8 * MIB)));
+        trimmer.trimmed(50 * MIB);
+        // After a trim, growth counts from it again.
+        assert!(trimmer.tick(58 * MIB, ms(6300), || Some(8 * MIB)));
     }
 
     #[test]
