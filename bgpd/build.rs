@@ -8,11 +8,11 @@
 //!   Packed, they take 13 kB.
 //! - **Hot functions first** (`--symbol-ordering-file`, lld: Rust's default linker on
 //!   x86_64-unknown-linux-gnu since 1.90). The kernel maps a binary's code 64 KiB
-//!   around each page a process touches, from the page cache. bgpd's code is 15.8 MB
+//!   around each page a process touches, from the page cache. bgpd's code is 15.9 MB
 //!   (the Kubernetes, etcd and HTTP clients, mostly untouched on most nodes), and the
-//!   3 MB or so it runs were spread over all of it, so a daemon with 100 sessions had
-//!   twice the code resident that it ran. `hot-functions.txt` lists the functions on the
-//!   code pages that bgpd touched in the bench's `scale-mesh` and `scale-reflector`
+//!   1.3 MB it runs was spread over all of it, so a daemon with 100 sessions had three
+//!   times the code resident that it ran. `hot-functions.txt` lists the functions that
+//!   ran, under valgrind's callgrind, in the bench's `scale-mesh` and `scale-reflector`
 //!   runs; the linker puts them first and together. It is a profile, like PGO's: a
 //!   name it no longer finds (a dependency, or the features of the build, changed: build
 //!   bgpd with a cargo command of its own) is skipped without a word,
