@@ -2,11 +2,12 @@
 //! (`malloc_trim`) and [`in_use`] (`mallinfo2`), for bgpd's allocator policy
 //! (`bgpd::memory` says which values and why).
 //!
-//! This is the one crate of the workspace with `unsafe` code: three foreign calls that
-//! take plain integers or nothing, return plain values, touch no memory of the caller
-//! and have no precondition (glibc documents them as MT-Safe). No crate offers them
-//! safely; the `libc` crate declares them `unsafe` like every foreign function. Each
-//! call allows `unsafe_code` for itself alone; the rest of the crate denies it.
+//! One of the two crates of the workspace with `unsafe` code (`libm-symbols` is the
+//! other): three foreign calls that take plain integers or nothing, return plain
+//! values, touch no memory of the caller and have no precondition (glibc documents them
+//! as MT-Safe). No crate offers them safely; the `libc` crate declares them `unsafe`
+//! like every foreign function. Each call allows `unsafe_code` for itself alone; the
+//! rest of the crate denies it.
 //!
 //! On a target without glibc (musl, other systems) they are no-ops that say so:
 //! [`set`] returns [`Error::Unsupported`], [`trim`] reports nothing released and

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use bgpd::config::{Config, LogFormat};
 use clap::{Parser, ValueEnum};
+// C's pow and log, defined in this binary so that libm.so.6 is not mapped (see there).
+use libm_symbols as _;
 
 /// Wren's BGP speaker.
 #[derive(Debug, Parser)]
